@@ -1,0 +1,13 @@
+/** Read a required environment variable at module load; fail with its name so a bad deploy is obvious. */
+export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[name];
+  if (value === undefined || value === '') {
+    throw new Error(`missing required environment variable ${name}`);
+  }
+  return value;
+}
+
+export function optionalEnv(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
+}

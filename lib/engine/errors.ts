@@ -1,0 +1,52 @@
+/**
+ * Engine errors. Retry intent lives in the type (Temporal's ApplicationFailure habit): the engine
+ * decides from `retryable`, never from a message.
+ */
+export class SwitchyardError extends Error {
+  override name = 'SwitchyardError';
+  readonly retryable: boolean = true;
+  readonly runId: string | undefined;
+  readonly node: string | undefined;
+  constructor(message: string, options: ErrorOptions & { runId?: string; node?: string } = {}) {
+    super(message, options);
+    this.runId = options.runId;
+    this.node = options.node;
+  }
+}
+
+/** A failure that retrying cannot fix (bad input, permission refused, a 4xx from an API). */
+export class NonRetryableError extends SwitchyardError {
+  override name = 'NonRetryableError';
+  override readonly retryable = false;
+}
+
+/** A node took longer than its timeout. Retryable by default, like any transient failure. */
+export class StepTimeoutError extends SwitchyardError {
+  override name = 'StepTimeoutError';
+}
+
+/** The workflow or node named does not exist. */
+export class UnknownWorkflowError extends NonRetryableError {
+  override name = 'UnknownWorkflowError';
+}
+
+/** A start was refused by the subject's concurrency policy (`reject`). */
+export class RunConflictError extends NonRetryableError {
+  override name = 'RunConflictError';
+  constructor(
+    message: string,
+    readonly activeRunId: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A signal that does not fit the run's state (approve a run that is not at a gate, retry a live run). */
+export class InvalidSignalError extends NonRetryableError {
+  override name = 'InvalidSignalError';
+}
+
+/** An approval given for something other than what the gate now shows (the plan changed). */
+export class StaleApprovalError extends InvalidSignalError {
+  override name = 'StaleApprovalError';
+}

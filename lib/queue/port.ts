@@ -1,0 +1,28 @@
+/** Messages the worker consumes. A message names a step slot; stale or duplicate ones are no-ops. */
+export type WorkMessage =
+  | { kind: 'step'; runId: string; seq: number }
+  | { kind: 'report'; runId: string; version: number };
+
+export interface Outgoing {
+  message: WorkMessage;
+  /** Delivery delay. SQS caps it at 900 s; the worker re-delays messages that arrive early. */
+  delaySeconds?: number;
+}
+
+/** The queue port: the SQS adapter in AWS, the in-process adapter locally and in tests. */
+export interface WorkQueue {
+  send(batch: Outgoing[]): Promise<void>;
+}
+
+export const MAX_DELAY_SECONDS = 900;
+
+export function parseWorkMessage(body: string): WorkMessage {
+  const m = JSON.parse(body) as Partial<WorkMessage>;
+  if (m.kind === 'step' && typeof m.runId === 'string' && typeof m.seq === 'number') {
+    return { kind: 'step', runId: m.runId, seq: m.seq };
+  }
+  if (m.kind === 'report' && typeof m.runId === 'string' && typeof m.version === 'number') {
+    return { kind: 'report', runId: m.runId, version: m.version };
+  }
+  throw new Error(`not a work message: ${body.slice(0, 200)}`);
+}

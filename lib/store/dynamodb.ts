@@ -1,0 +1,783 @@
+import {
+  type AttributeValue,
+  CreateTableCommand,
+  type DynamoDBClient,
+  ResourceInUseException,
+  TransactionCanceledException,
+  UpdateTimeToLiveCommand,
+  waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
+import { ConcurrencyError, RunNotFoundError, StoreError, SubjectLockedError, ThrottledError } from './errors.ts';
+import type {
+  CommitInput,
+  CreateRunInput,
+  CreateRunResult,
+  KvItem,
+  ListRunsQuery,
+  ReportState,
+  RunStore,
+} from './port.ts';
+import { DEFAULT_RETENTION_DAYS, INDEXES, TABLE_KEYS } from './schema.ts';
+
+type Item = Record<string, unknown>;
+
+const RUN_SK = 'RUN';
+const REPORT_SK = 'REPORT';
+const runPk = (id: string) => `RUN#${id}`;
+const eventSk = (seq: number) => `EVT#${String(seq).padStart(8, '0')}`;
+const month = (iso: string) => iso.slice(0, 7);
+
+/** Fields of the item that are index keys or bookkeeping, not part of the Run. */
+const NON_RUN_FIELDS = new Set([
+  'pk',
+  'sk',
+  'gsi1pk',
+  'gsi1sk',
+  'gsi2pk',
+  'gsi2sk',
+  'gsi3pk',
+  'gsi3sk',
+  'gsi4pk',
+  'gsi4sk',
+]);
+
+export interface DynamoRunStoreOptions {
+  tableName: string;
+  /** Finished runs and history are kept this long (DynamoDB TTL). */
+  retentionDays?: number;
+  now?: () => Date;
+  /** Called with the consumed capacity of every write (the bench reads write units from it). */
+  onConsumedCapacity?: (op: string, writeUnits: number) => void;
+}
+
+/**
+ * The DynamoDB adapter of the RunStore port. One table (see schema.ts); every run write is
+ * conditional on its version; history events go in the same TransactWriteItems as the state
+ * change; no Scan anywhere. SDK exceptions become domain errors here and nowhere else.
+ */
+export class DynamoRunStore implements RunStore {
+  readonly doc: DynamoDBDocumentClient;
+  readonly tableName: string;
+  private readonly retentionSeconds: number;
+  private readonly now: () => Date;
+  private readonly onCapacity: ((op: string, units: number) => void) | undefined;
+
+  constructor(client: DynamoDBClient, opts: DynamoRunStoreOptions) {
+    this.doc = DynamoDBDocumentClient.from(client, {
+      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+    });
+    this.tableName = opts.tableName;
+    this.retentionSeconds = (opts.retentionDays ?? DEFAULT_RETENTION_DAYS) * 86_400;
+    this.now = opts.now ?? (() => new Date());
+    this.onCapacity = opts.onConsumedCapacity;
+  }
+
+  private get capacityMode() {
+    return this.onCapacity ? ('TOTAL' as const) : undefined;
+  }
+
+  private record(op: string, cc: { CapacityUnits?: number | undefined }[] | { CapacityUnits?: number | undefined } | undefined) {
+    if (!this.onCapacity || !cc) return;
+    const list = Array.isArray(cc) ? cc : [cc];
+    this.onCapacity(op, list.reduce((n, c) => n + (c.CapacityUnits ?? 0), 0));
+  }
+
+  private expiresAt(): number {
+    return Math.floor(this.now().getTime() / 1000) + this.retentionSeconds;
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.now().getTime() / 1000);
+  }
+
+  toItem(run: Run): Item {
+    const sortKey = `${run.createdAt}#${run.id}`;
+    return {
+      ...run,
+      pk: runPk(run.id),
+      sk: RUN_SK,
+      // Every write keeps the run in the sparse active index; retire() takes it out once the run
+      // is finished AND reported, so the sweeper also finds finished-but-unreported runs.
+      gsi1pk: 'ACTIVE',
+      gsi1sk: sortKey,
+      gsi2pk: `SUBJ#${run.subject.key}`,
+      gsi2sk: sortKey,
+      gsi4pk: `RUNS#${month(run.createdAt)}`,
+      gsi4sk: sortKey,
+      ...(run.subject.repo ? { gsi3pk: `REPO#${run.subject.repo}`, gsi3sk: sortKey } : {}),
+    };
+  }
+
+  fromItem(item: Item): Run {
+    const run: Item = {};
+    for (const [k, v] of Object.entries(item)) if (!NON_RUN_FIELDS.has(k)) run[k] = v;
+    return run as unknown as Run;
+  }
+
+  private eventItems(run: Run, events: NewEvent[], firstSeq: number): Item[] {
+    const at = run.updatedAt;
+    const ttl = this.expiresAt();
+    return events.map((e, i) => ({
+      pk: runPk(run.id),
+      sk: eventSk(firstSeq + i),
+      seq: firstSeq + i,
+      at: e.at ?? at,
+      type: e.type,
+      ...(e.node !== undefined ? { node: e.node } : {}),
+      ...(e.by !== undefined ? { by: e.by } : {}),
+      detail: e.detail,
+      ttl,
+    }));
+  }
+
+  async createRun(input: CreateRunInput): Promise<CreateRunResult> {
+    const { run, events, idempotencyKey, lockKey } = input;
+    const stored: Run = { ...run, eventSeq: run.eventSeq + events.length };
+    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [];
+    let idemIndex = -1;
+    let lockIndex = -1;
+    if (idempotencyKey !== undefined) {
+      idemIndex = items.length;
+      items.push({
+        Put: {
+          TableName: this.tableName,
+          Item: { pk: `IDEM#${idempotencyKey}`, sk: 'IDEM', runId: run.id, ttl: this.expiresAt() },
+          ConditionExpression: 'attribute_not_exists(pk)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      });
+    }
+    if (lockKey !== undefined) {
+      lockIndex = items.length;
+      items.push({
+        Put: {
+          TableName: this.tableName,
+          Item: { pk: `LOCK#${lockKey}`, sk: 'LOCK', runId: run.id },
+          ConditionExpression: 'attribute_not_exists(pk)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      });
+    }
+    items.push({
+      Put: { TableName: this.tableName, Item: this.toItem(stored), ConditionExpression: 'attribute_not_exists(pk)' },
+    });
+    for (const e of this.eventItems(stored, events, run.eventSeq)) {
+      items.push({ Put: { TableName: this.tableName, Item: e } });
+    }
+
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const out = await this.doc.send(
+          new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
+        );
+        this.record('createRun', out.ConsumedCapacity);
+        return { outcome: 'created', run: stored };
+      } catch (err) {
+        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
+        const reasons = err.CancellationReasons ?? [];
+        const failed = (i: number) => i >= 0 && reasons[i]?.Code === 'ConditionalCheckFailed';
+        if (failed(idemIndex)) {
+          const old = oldItem(reasons[idemIndex]);
+          const existingId = typeof old?.runId === 'string' ? old.runId : await this.keyTarget(idempotencyKey!);
+          const existing = existingId ? await this.getRun(existingId) : null;
+          if (existing) return { outcome: 'duplicate', run: existing };
+          throw new StoreError(`idempotency key ${idempotencyKey} points to a run that no longer exists`);
+        }
+        if (failed(lockIndex)) {
+          const old = oldItem(reasons[lockIndex]);
+          const activeRunId =
+            typeof old?.runId === 'string' ? old.runId : (await this.lockHolder(lockKey!)) ?? undefined;
+          if (activeRunId) return { outcome: 'locked', activeRunId };
+        }
+        // A conflict with a concurrent transaction on the same items: try again shortly.
+        if (attempt < 8 && reasons.some((r) => r.Code === 'TransactionConflict' || r.Code === 'None')) {
+          await backoff(attempt);
+          continue;
+        }
+        throw new ConcurrencyError(`could not create run ${run.id}: ${describe(reasons)}`, run.id, { cause: err });
+      }
+    }
+  }
+
+  private async keyTarget(key: string): Promise<string | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: `IDEM#${key}`, sk: 'IDEM' }, ConsistentRead: true }),
+    );
+    return typeof out.Item?.runId === 'string' ? out.Item.runId : undefined;
+  }
+
+  private async lockHolder(lockKey: string): Promise<string | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: `LOCK#${lockKey}`, sk: 'LOCK' }, ConsistentRead: true }),
+    );
+    return typeof out.Item?.runId === 'string' ? out.Item.runId : undefined;
+  }
+
+  async rememberKey(idempotencyKey: string, runId: string): Promise<string> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: `IDEM#${idempotencyKey}`, sk: 'IDEM', runId, ttl: this.expiresAt() },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return runId;
+    } catch (err) {
+      if (isConditionalFailure(err)) return (await this.keyTarget(idempotencyKey)) ?? runId;
+      throw this.translate(err, runId);
+    }
+  }
+
+  async getRun(id: string): Promise<Run | null> {
+    try {
+      const out = await this.doc.send(
+        new GetCommand({ TableName: this.tableName, Key: { pk: runPk(id), sk: RUN_SK }, ConsistentRead: true }),
+      );
+      if (!out.Item || this.expired(out.Item)) return null;
+      return this.fromItem(out.Item);
+    } catch (err) {
+      throw this.translate(err, id);
+    }
+  }
+
+  private expired(item: Item): boolean {
+    return typeof item.ttl === 'number' && item.ttl < this.nowSeconds();
+  }
+
+  async commit(input: CommitInput): Promise<Run> {
+    const { run, expectedVersion, events } = input;
+    if (run.version !== expectedVersion + 1) {
+      throw new StoreError(`commit of run ${run.id} must bump version ${expectedVersion} by one`);
+    }
+    const stored: Run = { ...run, eventSeq: run.eventSeq + events.length };
+    if (isTerminal(stored.status) && stored.ttl === undefined) stored.ttl = this.expiresAt();
+    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: this.toItem(stored),
+          ConditionExpression: '#v = :expected',
+          ExpressionAttributeNames: { '#v': 'version' },
+          ExpressionAttributeValues: { ':expected': expectedVersion },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      },
+      ...this.eventItems(stored, events, run.eventSeq).map((Item) => ({
+        Put: { TableName: this.tableName, Item, ConditionExpression: 'attribute_not_exists(pk)' },
+      })),
+    ];
+    if (input.releaseLock !== undefined) {
+      items.push({
+        Delete: {
+          TableName: this.tableName,
+          Key: { pk: `LOCK#${input.releaseLock}`, sk: 'LOCK' },
+          ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
+          ExpressionAttributeValues: { ':me': run.id },
+        },
+      });
+    }
+    let lockIndex = -1;
+    if (input.acquireLock !== undefined) {
+      lockIndex = items.length;
+      items.push({
+        Put: {
+          TableName: this.tableName,
+          Item: { pk: `LOCK#${input.acquireLock}`, sk: 'LOCK', runId: run.id },
+          ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
+          ExpressionAttributeValues: { ':me': run.id },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      });
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const out = await this.doc.send(
+          new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
+        );
+        this.record('commit', out.ConsumedCapacity);
+        return stored;
+      } catch (err) {
+        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
+        const reasons = err.CancellationReasons ?? [];
+        if (reasons[0]?.Code === 'ConditionalCheckFailed') {
+          throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, run.id, {
+            cause: err,
+          });
+        }
+        if (lockIndex >= 0 && reasons[lockIndex]?.Code === 'ConditionalCheckFailed') {
+          const old = oldItem(reasons[lockIndex]) ?? {};
+          throw new SubjectLockedError(
+            `subject ${input.acquireLock} already has an active run ${String(old.runId)}`,
+            String(old.runId),
+          );
+        }
+        if (attempt < 8 && reasons.some((r) => r.Code === 'TransactionConflict')) {
+          await backoff(attempt);
+          continue;
+        }
+        throw new ConcurrencyError(`could not commit run ${run.id}: ${describe(reasons)}`, run.id, { cause: err });
+      }
+    }
+  }
+
+  async update(run: Run, expectedVersion: number): Promise<Run> {
+    try {
+      const out = await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: this.toItem(run),
+          ConditionExpression: '#v = :expected',
+          ExpressionAttributeNames: { '#v': 'version' },
+          ExpressionAttributeValues: { ':expected': expectedVersion },
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('update', out.ConsumedCapacity);
+      return run;
+    } catch (err) {
+      if (isConditionalFailure(err)) {
+        throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, run.id, { cause: err });
+      }
+      throw this.translate(err, run.id);
+    }
+  }
+
+  async retire(run: Run): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(run.id), sk: RUN_SK },
+          UpdateExpression: 'REMOVE gsi1pk, gsi1sk',
+          ConditionExpression: '#v = :v',
+          ExpressionAttributeNames: { '#v': 'version' },
+          ExpressionAttributeValues: { ':v': run.version },
+        }),
+      );
+    } catch (err) {
+      if (isConditionalFailure(err)) return; // it moved on (e.g. retried); it is active again
+      throw this.translate(err, run.id);
+    }
+  }
+
+  async appendEvent(runId: string, event: NewEvent): Promise<void> {
+    const run = await this.getRun(runId);
+    if (!run) throw new RunNotFoundError(runId);
+    const at = event.at ?? this.now().toISOString();
+    const last = run.eventSeq - 1;
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: runPk(runId),
+            // Sorts after the last committed event and before the next one.
+            sk: `${eventSk(last)}#${at}#${Math.random().toString(36).slice(2, 8)}`,
+            seq: last,
+            audit: true,
+            at,
+            type: event.type,
+            ...(event.node !== undefined ? { node: event.node } : {}),
+            ...(event.by !== undefined ? { by: event.by } : {}),
+            detail: event.detail,
+            ttl: this.expiresAt(),
+          },
+        }),
+      );
+    } catch (err) {
+      throw this.translate(err, runId);
+    }
+  }
+
+  async listEvents(runId: string, opts: { limit?: number; after?: number } = {}): Promise<RunEvent[]> {
+    const items = await this.queryAll(
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+        ExpressionAttributeValues: {
+          ':pk': runPk(runId),
+          ':from': eventSk(opts.after === undefined ? 0 : opts.after + 1),
+          // '~' sorts after '#', so audit events after the last committed one are included
+          ':to': 'EVT#~',
+        },
+        ConsistentRead: true,
+      },
+      opts.limit,
+    );
+    return items
+      .filter((i) => !this.expired(i))
+      .map((i) => ({
+        seq: i.seq as number,
+        at: i.at as string,
+        type: i.type as string,
+        ...(i.node !== undefined ? { node: i.node as string } : {}),
+        ...(i.by !== undefined ? { by: i.by as string } : {}),
+        detail: (i.detail ?? {}) as Record<string, unknown>,
+      }));
+  }
+
+  async listRuns(query: ListRunsQuery): Promise<Run[]> {
+    const limit = Math.min(Math.max(query.limit ?? 50, 1), 500);
+    const wanted = (r: Run) =>
+      (query.status === undefined || r.status === query.status) &&
+      (query.repo === undefined || r.subject.repo === query.repo) &&
+      (query.subject === undefined || r.subject.key === query.subject);
+
+    let partitions: Array<{ index: string; pkName: string; pk: string }>;
+    if (query.subject !== undefined) {
+      partitions = [{ index: INDEXES.subject.name, pkName: 'gsi2pk', pk: `SUBJ#${query.subject}` }];
+    } else if (query.repo !== undefined) {
+      partitions = [{ index: INDEXES.repo.name, pkName: 'gsi3pk', pk: `REPO#${query.repo}` }];
+    } else if (query.status !== undefined && !isTerminal(query.status)) {
+      partitions = [{ index: INDEXES.active.name, pkName: 'gsi1pk', pk: 'ACTIVE' }];
+    } else {
+      // Newest first across monthly partitions of the "recent" index, back as far as retention.
+      const months: string[] = [];
+      const d = this.now();
+      const count = Math.ceil(this.retentionSeconds / (86_400 * 28)) + 1;
+      for (let i = 0; i < count; i++) {
+        months.push(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - i, 1)).toISOString().slice(0, 7));
+      }
+      partitions = months.map((m) => ({ index: INDEXES.recent.name, pkName: 'gsi4pk', pk: `RUNS#${m}` }));
+    }
+
+    const out: Run[] = [];
+    for (const p of partitions) {
+      let startKey: Record<string, unknown> | undefined;
+      // Bounded paging: a filter (status) may skip items, but never read without limit.
+      for (let page = 0; page < 20 && out.length < limit; page++) {
+        const res = await this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: p.index,
+            KeyConditionExpression: '#pk = :pk',
+            ExpressionAttributeNames: { '#pk': p.pkName },
+            ExpressionAttributeValues: { ':pk': p.pk },
+            ScanIndexForward: false,
+            Limit: Math.min(100, limit * 2),
+            ExclusiveStartKey: startKey,
+          }),
+        );
+        const runs = await this.batchGetRuns((res.Items ?? []).map((i) => i.pk as string));
+        for (const r of runs) if (wanted(r) && out.length < limit) out.push(r);
+        startKey = res.LastEvaluatedKey;
+        if (!startKey) break;
+      }
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async listActive(limit = 1000): Promise<Run[]> {
+    const keys = await this.queryAll(
+      {
+        TableName: this.tableName,
+        IndexName: INDEXES.active.name,
+        KeyConditionExpression: 'gsi1pk = :a',
+        ExpressionAttributeValues: { ':a': 'ACTIVE' },
+      },
+      limit,
+    );
+    return this.batchGetRuns(keys.map((k) => k.pk as string));
+  }
+
+  /** Read runs by partition key, in the order given (index order), 100 at a time. */
+  private async batchGetRuns(pks: string[]): Promise<Run[]> {
+    const found = new Map<string, Item>();
+    for (let i = 0; i < pks.length; i += 100) {
+      let keys: Item[] | undefined = pks.slice(i, i + 100).map((pk) => ({ pk, sk: RUN_SK }));
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        const res = await this.doc.send(
+          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        for (const item of res.Responses?.[this.tableName] ?? []) found.set(item.pk as string, item);
+        keys = res.UnprocessedKeys?.[this.tableName]?.Keys as Item[] | undefined;
+        if (keys?.length) await backoff(attempt);
+      }
+    }
+    const out: Run[] = [];
+    for (const pk of pks) {
+      const item = found.get(pk);
+      if (item && !this.expired(item)) out.push(this.fromItem(item));
+    }
+    return out;
+  }
+
+  private async queryAll(input: QueryCommandInput, limit?: number): Promise<Item[]> {
+    const out: Item[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new QueryCommand({
+          ...input,
+          ExclusiveStartKey: startKey,
+          ...(limit !== undefined ? { Limit: limit - out.length } : {}),
+        }),
+      );
+      out.push(...(res.Items ?? []));
+      startKey = res.LastEvaluatedKey;
+    } while (startKey && (limit === undefined || out.length < limit));
+    return out;
+  }
+
+  async getReportState(runId: string): Promise<ReportState> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: runPk(runId), sk: REPORT_SK }, ConsistentRead: true }),
+    );
+    return {
+      reported: typeof out.Item?.reported === 'number' ? out.Item.reported : 0,
+      ...(typeof out.Item?.claimUntil === 'string' ? { claimUntil: out.Item.claimUntil } : {}),
+    };
+  }
+
+  async claimReport(runId: string, version: number, owner: string, until: string, now: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(runId), sk: REPORT_SK },
+          UpdateExpression: 'SET claimOwner = :o, claimUntil = :u, #ttl = :ttl',
+          ConditionExpression:
+            '(attribute_not_exists(reported) OR reported < :v) AND (attribute_not_exists(claimUntil) OR claimUntil < :now)',
+          ExpressionAttributeNames: { '#ttl': TABLE_KEYS.ttl },
+          ExpressionAttributeValues: { ':o': owner, ':u': until, ':v': version, ':now': now, ':ttl': this.expiresAt() },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionalFailure(err)) return false;
+      throw this.translate(err, runId);
+    }
+  }
+
+  async completeReport(runId: string, version: number, owner: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(runId), sk: REPORT_SK },
+          UpdateExpression: 'SET reported = :v REMOVE claimOwner, claimUntil',
+          ConditionExpression: 'claimOwner = :o',
+          ExpressionAttributeValues: { ':v': version, ':o': owner },
+        }),
+      );
+    } catch (err) {
+      if (isConditionalFailure(err)) return; // our claim lapsed; whoever holds it now reports
+      throw this.translate(err, runId);
+    }
+  }
+
+  async getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: runPk(runId), sk: `FX#${key}` },
+        ConsistentRead: true,
+      }),
+    );
+    return out.Item ? { result: out.Item.result } : undefined;
+  }
+
+  async putEffect(runId: string, key: string, result: unknown): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: runPk(runId), sk: `FX#${key}`, result: result ?? null, ttl: this.expiresAt() },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionalFailure(err)) return false;
+      throw this.translate(err, runId);
+    }
+  }
+
+  async kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { pk: `KV#${group}`, sk: key }, ConsistentRead: true }),
+    );
+    if (!out.Item || this.expired(out.Item)) return undefined;
+    return toKv<T>(out.Item);
+  }
+
+  async kvPut<T>(
+    group: string,
+    key: string,
+    value: T,
+    opts: { expectedVersion?: number; ttl?: number } = {},
+  ): Promise<boolean> {
+    const expected = opts.expectedVersion;
+    const version = (expected ?? 0) + 1;
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: `KV#${group}`,
+            sk: key,
+            value,
+            version,
+            ...(opts.ttl !== undefined ? { ttl: opts.ttl } : {}),
+          },
+          ...(expected === undefined
+            ? {}
+            : expected === 0
+              ? // "must not exist" also accepts an item whose TTL has passed but is not yet deleted
+                {
+                  ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+                  ExpressionAttributeNames: { '#ttl': TABLE_KEYS.ttl },
+                  ExpressionAttributeValues: { ':now': this.nowSeconds() },
+                }
+              : {
+                  ConditionExpression: '#v = :v',
+                  ExpressionAttributeNames: { '#v': 'version' },
+                  ExpressionAttributeValues: { ':v': expected },
+                }),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionalFailure(err)) return false;
+      throw this.translate(err, `${group}/${key}`);
+    }
+  }
+
+  async kvDelete(group: string, key: string, opts: { expectedVersion?: number } = {}): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: `KV#${group}`, sk: key },
+          ...(opts.expectedVersion !== undefined
+            ? {
+                ConditionExpression: '#v = :v',
+                ExpressionAttributeNames: { '#v': 'version' },
+                ExpressionAttributeValues: { ':v': opts.expectedVersion },
+              }
+            : {}),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionalFailure(err)) return false;
+      throw this.translate(err, `${group}/${key}`);
+    }
+  }
+
+  async kvList<T>(group: string, opts: { limit?: number; prefix?: string } = {}): Promise<Array<{ key: string } & KvItem<T>>> {
+    const items = await this.queryAll(
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: opts.prefix ? 'pk = :pk AND begins_with(sk, :p)' : 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `KV#${group}`, ...(opts.prefix ? { ':p': opts.prefix } : {}) },
+        ConsistentRead: true,
+      },
+      opts.limit,
+    );
+    return items.filter((i) => !this.expired(i)).map((i) => ({ key: i.sk as string, ...toKv<T>(i) }));
+  }
+
+  /** Turn SDK exceptions into domain errors (the one place that knows SDK error names). */
+  private translate(err: unknown, id: string): Error {
+    if (err instanceof StoreError) return err;
+    const name = (err as { name?: string }).name ?? '';
+    if (
+      name === 'ProvisionedThroughputExceededException' ||
+      name === 'ThrottlingException' ||
+      name === 'RequestLimitExceeded'
+    ) {
+      return new ThrottledError(`DynamoDB throttled a request for ${id} after retries`, { cause: err });
+    }
+    return err instanceof Error ? err : new StoreError(String(err));
+  }
+}
+
+function toKv<T>(item: Item): KvItem<T> {
+  return {
+    value: item.value as T,
+    version: typeof item.version === 'number' ? item.version : 0,
+    ...(typeof item.ttl === 'number' ? { ttl: item.ttl } : {}),
+  };
+}
+
+/** The item a failed condition saw (ReturnValuesOnConditionCheckFailure: ALL_OLD), spares a re-read. */
+function oldItem(reason: { Item?: Record<string, AttributeValue> | undefined } | undefined): Item | undefined {
+  return reason?.Item ? unmarshall(reason.Item) : undefined;
+}
+
+function isConditionalFailure(err: unknown): boolean {
+  return (err as { name?: string }).name === 'ConditionalCheckFailedException';
+}
+
+function describe(reasons: Array<{ Code?: string | undefined }>): string {
+  return reasons.map((r) => r.Code ?? '?').join(',');
+}
+
+async function backoff(attempt: number): Promise<void> {
+  const ms = Math.min(200, 5 * 2 ** attempt) * (0.5 + Math.random());
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+/** Create the table with its GSIs and TTL if it is missing (the local stack and tests). */
+export async function createTable(client: DynamoDBClient, tableName: string): Promise<'created' | 'exists'> {
+  const indexes = Object.values(INDEXES);
+  let outcome: 'created' | 'exists' = 'created';
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: tableName,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: TABLE_KEYS.partitionKey, AttributeType: 'S' },
+          { AttributeName: TABLE_KEYS.sortKey, AttributeType: 'S' },
+          ...indexes.flatMap((i) => [
+            { AttributeName: i.partitionKey, AttributeType: 'S' as const },
+            { AttributeName: i.sortKey, AttributeType: 'S' as const },
+          ]),
+        ],
+        KeySchema: [
+          { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
+          { AttributeName: TABLE_KEYS.sortKey, KeyType: 'RANGE' },
+        ],
+        GlobalSecondaryIndexes: indexes.map((i) => ({
+          IndexName: i.name,
+          KeySchema: [
+            { AttributeName: i.partitionKey, KeyType: 'HASH' as const },
+            { AttributeName: i.sortKey, KeyType: 'RANGE' as const },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' as const },
+        })),
+      }),
+    );
+  } catch (err) {
+    if (!(err instanceof ResourceInUseException)) throw err;
+    outcome = 'exists';
+  }
+  await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: tableName });
+  if (outcome === 'created') {
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: tableName,
+        TimeToLiveSpecification: { AttributeName: TABLE_KEYS.ttl, Enabled: true },
+      }),
+    );
+  }
+  return outcome;
+}

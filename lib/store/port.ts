@@ -1,0 +1,98 @@
+import type { NewEvent, Run, RunEvent, RunStatus } from '../engine/types.ts';
+
+/** What a second start does while a run of the same workflow is active on the same subject. */
+export type ConcurrencyPolicy = 'reject' | 'attach' | 'supersede';
+
+export interface CreateRunInput {
+  run: Run;
+  events: NewEvent[];
+  /** Delivery id or interaction id: the same key returns the existing run. */
+  idempotencyKey?: string;
+  /** Subject lock key (subject#workflow). Absent: no per-subject concurrency control. */
+  lockKey?: string;
+}
+
+export type CreateRunResult =
+  | { outcome: 'created'; run: Run }
+  /** The idempotency key was seen before: this is the run it made (or attached to). */
+  | { outcome: 'duplicate'; run: Run }
+  /** Another run holds the subject lock. */
+  | { outcome: 'locked'; activeRunId: string };
+
+export interface CommitInput {
+  /** The new state; its `version` must be `expectedVersion + 1`. */
+  run: Run;
+  expectedVersion: number;
+  events: NewEvent[];
+  /** Release the subject lock held by this run (terminal commits). */
+  releaseLock?: string;
+  /** Take the subject lock for this run (a retried run becomes active again). */
+  acquireLock?: string;
+}
+
+export interface ListRunsQuery {
+  status?: RunStatus;
+  repo?: string;
+  subject?: string;
+  limit?: number;
+}
+
+export interface ReportState {
+  reported: number;
+  claimUntil?: string;
+}
+
+/** A small keyed record for other modules (guards, tokens, caches, work items). */
+export interface KvItem<T = unknown> {
+  value: T;
+  version: number;
+  /** Epoch seconds. Expired items are never returned, even before DynamoDB TTL removes them. */
+  ttl?: number;
+}
+
+/**
+ * The run store port. The DynamoDB adapter is the real one; every implementation passes the
+ * same contract suite (test/store/contract.ts).
+ */
+export interface RunStore {
+  createRun(input: CreateRunInput): Promise<CreateRunResult>;
+  /** Map an idempotency key to a run created earlier (used when a start attaches). */
+  rememberKey(idempotencyKey: string, runId: string): Promise<string>;
+  getRun(id: string): Promise<Run | null>;
+  /** Conditional write of the new state plus its events, in one transaction. Throws ConcurrencyError. */
+  commit(input: CommitInput): Promise<Run>;
+  /** Conditional update of the run without history (leases, report marks). Throws ConcurrencyError. */
+  update(run: Run, expectedVersion: number): Promise<Run>;
+  /**
+   * An audit event outside a state change (a refusal, a dry-run call): written after the run's
+   * latest event without touching the run item, so it never races a step's commit.
+   */
+  appendEvent(runId: string, event: NewEvent): Promise<void>;
+  listEvents(runId: string, opts?: { limit?: number; after?: number }): Promise<RunEvent[]>;
+  listRuns(query: ListRunsQuery): Promise<Run[]>;
+  /** Runs not yet finished-and-reported (the sparse active index). Used by the sweeper. */
+  listActive(limit?: number): Promise<Run[]>;
+  /** Take the run out of the active index once it is terminal and reported. */
+  retire(run: Run): Promise<void>;
+
+  /** The highest run version reported to GitHub/Discord, and any live claim on reporting it. */
+  getReportState(runId: string): Promise<ReportState>;
+  /** Claim the right to report `version` (only one reporter at a time, only forward). False if not granted. */
+  claimReport(runId: string, version: number, owner: string, until: string, now: string): Promise<boolean>;
+  /** Mark `version` reported and drop the claim. */
+  completeReport(runId: string, version: number, owner: string): Promise<void>;
+
+  /** Effect journal: the recorded result of a side effect, or undefined if not done yet. */
+  getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined>;
+  /** Record a side effect's result. Returns false if it was already recorded (someone else did it). */
+  putEffect(runId: string, key: string, result: unknown): Promise<boolean>;
+
+  /** Small keyed records for other modules (guards, tokens, caches, work items): pk `KV#<group>`, sk key. */
+  kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined>;
+  /** Conditional put: `expectedVersion` 0 means "must not exist"; undefined means unconditional. False if the condition failed. */
+  kvPut<T>(group: string, key: string, value: T, opts?: { expectedVersion?: number; ttl?: number }): Promise<boolean>;
+  /** Conditional delete (when `expectedVersion` is given). False if the condition failed. */
+  kvDelete(group: string, key: string, opts?: { expectedVersion?: number }): Promise<boolean>;
+  /** Items of one group in key order, optionally only keys starting with `prefix`. */
+  kvList<T>(group: string, opts?: { limit?: number; prefix?: string }): Promise<Array<{ key: string } & KvItem<T>>>;
+}

@@ -1,0 +1,37 @@
+/**
+ * The one DynamoDB table behind Switchyard. The CDK stack (infra/) and the local stack
+ * (scripts/local-stack.ts) both create it from this description, so they cannot drift.
+ *
+ * Items (pk / sk):
+ *   RUN#<id>      / RUN              the run (versioned; every write conditional)
+ *   RUN#<id>      / EVT#<seq:8>      append-only history, written in the same transaction as the run
+ *   RUN#<id>      / FX#<key>         effect journal: a side effect already done for a step
+ *   RUN#<id>      / DISCORD          interaction token for follow-ups (TTL 15 min)
+ *   IDEM#<key>    / IDEM             idempotency key -> run id (delivery id, interaction id)
+ *   LOCK#<subject>#<workflow> / LOCK the active run of a subject (exists only while one is active)
+ *   other modules add their own prefixes (GUARD#, WORK#, CFG#, CB#) through the KV port.
+ *
+ * GSIs (all KEYS_ONLY, written once at creation except gsi1 which is removed when a run is
+ * finished and reported; so a transition never pays for index writes):
+ *   gsi1 active:  gsi1pk = "ACTIVE" (sparse)        gsi1sk = <createdAt>#<id>
+ *   gsi2 subject: gsi2pk = "SUBJ#<subject key>"     gsi2sk = <createdAt>#<id>
+ *   gsi3 repo:    gsi3pk = "REPO#<owner/name>"      gsi3sk = <createdAt>#<id>
+ *   gsi4 recent:  gsi4pk = "RUNS#<yyyy-mm>"         gsi4sk = <createdAt>#<id>
+ */
+export const TABLE_KEYS = { partitionKey: 'pk', sortKey: 'sk', ttl: 'ttl' } as const;
+
+export interface IndexDefinition {
+  name: string;
+  partitionKey: string;
+  sortKey: string;
+}
+
+export const INDEXES = {
+  active: { name: 'gsi1-active', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+  subject: { name: 'gsi2-subject', partitionKey: 'gsi2pk', sortKey: 'gsi2sk' },
+  repo: { name: 'gsi3-repo', partitionKey: 'gsi3pk', sortKey: 'gsi3sk' },
+  recent: { name: 'gsi4-recent', partitionKey: 'gsi4pk', sortKey: 'gsi4sk' },
+} as const satisfies Record<string, IndexDefinition>;
+
+/** Finished runs (and their history) are kept this long, then DynamoDB TTL removes them. */
+export const DEFAULT_RETENTION_DAYS = 90;
