@@ -11,13 +11,31 @@ import {
   StepTimeoutError,
   UnknownWorkflowError,
 } from './errors.ts';
-import { isTerminal, type NewEvent, type Run, type RunEvent, type RunStatus, type Subject, type Trigger } from './types.ts';
-import type { NodeResult, ResolvedNode, RetryPolicy, StepContext, Workflow, WorkflowRegistry } from './workflow.ts';
+import {
+  isTerminal,
+  type NewEvent,
+  type Run,
+  type RunEvent,
+  type RunStatus,
+  type Subject,
+  type Trigger,
+} from './types.ts';
+import type {
+  NodeResult,
+  ResolvedNode,
+  RetryPolicy,
+  StepContext,
+  Workflow,
+  WorkflowRegistry,
+} from './workflow.ts';
 
 /** Something that shows a run's state where people look (GitHub comment, Discord message). */
 export interface Reporter {
   name: string;
-  report(run: Run, ctx: { events: RunEvent[]; workflow: Workflow<unknown> | undefined; store: RunStore }): Promise<void>;
+  report(
+    run: Run,
+    ctx: { events: RunEvent[]; workflow: Workflow<unknown> | undefined; store: RunStore },
+  ): Promise<void>;
 }
 
 export interface EngineOptions<S> {
@@ -70,13 +88,7 @@ export type Signal =
       ok?: boolean;
     };
 
-export type StepOutcome =
-  | 'committed'
-  | 'stale'
-  | 'busy'
-  | 'deferred'
-  | 'lost'
-  | 'missing';
+export type StepOutcome = 'committed' | 'stale' | 'busy' | 'deferred' | 'lost' | 'missing';
 
 export interface SweepReport {
   examined: number;
@@ -275,9 +287,12 @@ export class Engine<S = unknown> {
       }
       case 'retry': {
         if (run.status !== 'failed' && run.status !== 'expired') {
-          throw new InvalidSignalError(`run ${run.id} is ${run.status}; only failed or expired runs can be retried`, {
-            runId: run.id,
-          });
+          throw new InvalidSignalError(
+            `run ${run.id} is ${run.status}; only failed or expired runs can be retried`,
+            {
+              runId: run.id,
+            },
+          );
         }
         if (!wf) throw new UnknownWorkflowError(`unknown workflow ${run.workflow}`);
         const node = run.node && wf.nodes.has(run.node) ? run.node : wf.start;
@@ -312,9 +327,12 @@ export class Engine<S = unknown> {
       case 'reject': {
         const gate = run.gate;
         if (run.status !== 'waiting' || !gate || (gate.kind !== 'approval' && gate.kind !== 'escalation')) {
-          throw new InvalidSignalError(`run ${run.id} is not waiting for an approval (status ${run.status})`, {
-            runId: run.id,
-          });
+          throw new InvalidSignalError(
+            `run ${run.id} is not waiting for an approval (status ${run.status})`,
+            {
+              runId: run.id,
+            },
+          );
         }
         if (!wf) throw new UnknownWorkflowError(`unknown workflow ${run.workflow}`);
         if (signal.type === 'approve') {
@@ -331,12 +349,24 @@ export class Engine<S = unknown> {
               { runId: run.id, node: gate.node },
             );
           }
-          const approval = { by: signal.by, at, binding: gate.binding ?? null, bound: signal.binding !== undefined };
+          const approval = {
+            by: signal.by,
+            at,
+            binding: gate.binding ?? null,
+            bound: signal.binding !== undefined,
+          };
           return this.advance(run, wf, gate.node, { output: { approval }, edge: 'approved' }, [sigEvent], at);
         }
         const reason = `rejected by ${signal.by}${signal.reason ? `: ${signal.reason}` : ''}`;
         if (wf.hasEdge(gate.node, 'rejected')) {
-          return this.advance(run, wf, gate.node, { output: { rejection: { by: signal.by, reason } }, edge: 'rejected' }, [sigEvent], at);
+          return this.advance(
+            run,
+            wf,
+            gate.node,
+            { output: { rejection: { by: signal.by, reason } }, edge: 'rejected' },
+            [sigEvent],
+            at,
+          );
         }
         return this.finish(run, 'failed', reason, [sigEvent], at);
       }
@@ -346,16 +376,23 @@ export class Engine<S = unknown> {
           throw new InvalidSignalError(`run ${run.id} is not waiting for an agent result`, { runId: run.id });
         }
         if (gate.correlation !== undefined && signal.correlation !== gate.correlation) {
-          throw new InvalidSignalError(`result for ${signal.correlation} does not match ${gate.correlation}`, {
-            runId: run.id,
-          });
+          throw new InvalidSignalError(
+            `result for ${signal.correlation} does not match ${gate.correlation}`,
+            {
+              runId: run.id,
+            },
+          );
         }
         if (!wf) throw new UnknownWorkflowError(`unknown workflow ${run.workflow}`);
         const ok = signal.ok !== false;
         const edge = signal.edge ?? (ok ? undefined : 'failed');
         if (!ok && !(edge && wf.hasEdge(gate.node, edge))) {
           const reason = `${gate.node} reported failure${typeof signal.payload.summary === 'string' ? `: ${signal.payload.summary}` : ''}`;
-          return this.finish(run, 'failed', reason, [sigEvent], at, { name: 'AgentFailed', message: reason, node: gate.node });
+          return this.finish(run, 'failed', reason, [sigEvent], at, {
+            name: 'AgentFailed',
+            message: reason,
+            node: gate.node,
+          });
         }
         return this.advance(
           run,
@@ -388,8 +425,12 @@ export class Engine<S = unknown> {
     const base: Run = { ...run, data, updatedAt: at, version: run.version + 1 };
     delete base.gate;
     delete base.lease;
-    const all: NewEvent[] = [...events, { type: 'node.completed', node, detail: { edge: result.edge ?? null } }];
-    if (nextNode === null) return this.finish(base, 'succeeded', `completed at ${node}`, all, at, undefined, true);
+    const all: NewEvent[] = [
+      ...events,
+      { type: 'node.completed', node, detail: { edge: result.edge ?? null } },
+    ];
+    if (nextNode === null)
+      return this.finish(base, 'succeeded', `completed at ${node}`, all, at, undefined, true);
     const seq = (run.step?.seq ?? run.version) + 1;
     const next: Run = {
       ...base,
@@ -432,7 +473,14 @@ export class Engine<S = unknown> {
     const saved = await this.store.commit({
       run: next,
       expectedVersion,
-      events: [...events, { type: `run.${status}`, ...(run.node ? { node: run.node } : {}), detail: { reason, ...(error ? { error } : {}) } }],
+      events: [
+        ...events,
+        {
+          type: `run.${status}`,
+          ...(run.node ? { node: run.node } : {}),
+          detail: { reason, ...(error ? { error } : {}) },
+        },
+      ],
       releaseLock: lockKeyOf(run),
     });
     await this.enqueue(saved, []);
@@ -459,7 +507,12 @@ export class Engine<S = unknown> {
     const dueIn = Date.parse(step.notBefore) - now.getTime();
     if (dueIn > 1_000) {
       // Arrived early (SQS caps delays at 15 min): put it back for the rest of the wait.
-      await this.queue.send([{ message: { kind: 'step', runId, seq }, delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(dueIn / 1000)) }]);
+      await this.queue.send([
+        {
+          message: { kind: 'step', runId, seq },
+          delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(dueIn / 1000)),
+        },
+      ]);
       return 'deferred';
     }
     if (run.lease && run.lease.seq === seq && Date.parse(run.lease.until) > now.getTime()) return 'busy';
@@ -474,7 +527,13 @@ export class Engine<S = unknown> {
           run,
           'failed',
           `${node.name} did not finish after ${step.attempt} attempts (the worker stopped each time)`,
-          [{ type: 'step.failed', node: node.name, detail: { attempt: step.attempt, error: 'lease expired' } }],
+          [
+            {
+              type: 'step.failed',
+              node: node.name,
+              detail: { attempt: step.attempt, error: 'lease expired' },
+            },
+          ],
           at,
           { name: 'LeaseExpired', message: 'worker stopped mid-step', node: node.name, retryable: false },
         );
@@ -490,7 +549,11 @@ export class Engine<S = unknown> {
       version: run.version + 1,
       updatedAt: at,
       step: { ...step, attempt },
-      lease: { owner: this.owner, seq, until: new Date(now.getTime() + node.timeoutMs + this.leaseGraceMs).toISOString() },
+      lease: {
+        owner: this.owner,
+        seq,
+        until: new Date(now.getTime() + node.timeoutMs + this.leaseGraceMs).toISOString(),
+      },
     };
     try {
       await this.store.update(leased, run.version);
@@ -505,7 +568,11 @@ export class Engine<S = unknown> {
     let result: NodeResult | undefined;
     let failure: unknown;
     if (node.gateDisabled) {
-      result = { edge: 'approved', output: {}, events: [{ type: 'gate.skipped', node: node.name, detail: { reason: 'disabled by config' } }] };
+      result = {
+        edge: 'approved',
+        output: {},
+        events: [{ type: 'gate.skipped', node: node.name, detail: { reason: 'disabled by config' } }],
+      };
     } else {
       try {
         result = await this.runHandler(leased, node, attempt, now);
@@ -556,14 +623,20 @@ export class Engine<S = unknown> {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         controller.abort();
-        reject(new StepTimeoutError(`${node.name} timed out after ${node.timeoutMs} ms`, { runId: run.id, node: node.name }));
+        reject(
+          new StepTimeoutError(`${node.name} timed out after ${node.timeoutMs} ms`, {
+            runId: run.id,
+            node: node.name,
+          }),
+        );
       }, node.timeoutMs);
     });
     try {
       const result = await Promise.race([node.handler(ctx), timeout]);
       return emitted.length > 0 ? { ...result, events: [...emitted, ...(result.events ?? [])] } : result;
     } catch (err) {
-      if (emitted.length > 0 && err instanceof Error) (err as Error & { events?: NewEvent[] }).events = emitted;
+      if (emitted.length > 0 && err instanceof Error)
+        (err as Error & { events?: NewEvent[] }).events = emitted;
       throw err;
     } finally {
       clearTimeout(timer);
@@ -609,7 +682,13 @@ export class Engine<S = unknown> {
       }
       const nextNode = wf.next(node.name, result.edge, data);
       if (nextNode === null) {
-        const done: Run = { ...base, data, status: 'succeeded', reason: `completed at ${node.name}`, finishedAt: at };
+        const done: Run = {
+          ...base,
+          data,
+          status: 'succeeded',
+          reason: `completed at ${node.name}`,
+          finishedAt: at,
+        };
         delete done.step;
         const saved = await this.store.commit({
           run: done,
@@ -638,19 +717,30 @@ export class Engine<S = unknown> {
 
     const error = toRunError(failure, node.name);
     const emitted = (failure as { events?: NewEvent[] } | undefined)?.events ?? [];
-    if (error.retryable && attempt < node.retry.maxAttempts && !node.retry.nonRetryable.includes(error.name)) {
+    if (
+      error.retryable &&
+      attempt < node.retry.maxAttempts &&
+      !node.retry.nonRetryable.includes(error.name)
+    ) {
       const delayMs = backoffDelay(node.retry, attempt, this.random);
       const next: Run = {
         ...base,
         status: 'running',
-        step: { node: node.name, seq: seq + 1, attempt: attempt + 1, notBefore: new Date(Date.parse(at) + delayMs).toISOString() },
+        step: {
+          node: node.name,
+          seq: seq + 1,
+          attempt: attempt + 1,
+          notBefore: new Date(Date.parse(at) + delayMs).toISOString(),
+        },
       };
       const saved = await this.store.commit({
         run: next,
         expectedVersion: leased.version,
         events: [...emitted, { type: 'step.retry', node: node.name, detail: { attempt, error, delayMs } }],
       });
-      await this.enqueueAfterCommit(saved, [{ ...this.stepMessage(saved), delaySeconds: Math.ceil(delayMs / 1000) }]);
+      await this.enqueueAfterCommit(saved, [
+        { ...this.stepMessage(saved), delaySeconds: Math.ceil(delayMs / 1000) },
+      ]);
       return saved;
     }
     const reason =
@@ -690,8 +780,10 @@ export class Engine<S = unknown> {
   /** Send the next step (if any) and a report of the new state, in one batch. */
   private async enqueue(run: Run, steps: Outgoing[]): Promise<void> {
     const batch = [...steps];
-    if (this.reporters.length > 0) batch.push({ message: { kind: 'report', runId: run.id, version: run.version } });
-    else if (isTerminal(run.status)) batch.push({ message: { kind: 'report', runId: run.id, version: run.version } });
+    if (this.reporters.length > 0)
+      batch.push({ message: { kind: 'report', runId: run.id, version: run.version } });
+    else if (isTerminal(run.status))
+      batch.push({ message: { kind: 'report', runId: run.id, version: run.version } });
     if (batch.length > 0) await this.queue.send(batch);
   }
 
@@ -778,20 +870,42 @@ export class Engine<S = unknown> {
     if (wf?.deadlineMs !== undefined && Date.parse(run.createdAt) + wf.deadlineMs < nowMs) {
       report.stuck++;
       report.expired++;
-      await this.finish(run, 'expired', `deadline of ${wf.deadlineMs} ms passed at ${run.node ?? 'start'}`, [
-        { type: 'sweeper.deadline', ...(run.node ? { node: run.node } : {}), by: 'sweeper', detail: { deadlineMs: wf.deadlineMs } },
-      ], at);
+      await this.finish(
+        run,
+        'expired',
+        `deadline of ${wf.deadlineMs} ms passed at ${run.node ?? 'start'}`,
+        [
+          {
+            type: 'sweeper.deadline',
+            ...(run.node ? { node: run.node } : {}),
+            by: 'sweeper',
+            detail: { deadlineMs: wf.deadlineMs },
+          },
+        ],
+        at,
+      );
       return;
     }
     if (run.status === 'waiting' && run.gate) {
       if (Date.parse(run.gate.expiresAt) > nowMs) return;
       report.expired++;
       const gate = run.gate;
-      const ev: NewEvent = { type: 'gate.expired', node: gate.node, by: 'sweeper', detail: { expiresAt: gate.expiresAt, kind: gate.kind } };
+      const ev: NewEvent = {
+        type: 'gate.expired',
+        node: gate.node,
+        by: 'sweeper',
+        detail: { expiresAt: gate.expiresAt, kind: gate.kind },
+      };
       if (wf?.hasEdge(gate.node, 'expired')) {
         await this.advance(run, wf, gate.node, { edge: 'expired' }, [ev], at);
       } else {
-        await this.finish(run, 'expired', `${gate.node} expired at ${gate.expiresAt} without a ${gate.kind === 'agent' ? 'result' : 'decision'}`, [ev], at);
+        await this.finish(
+          run,
+          'expired',
+          `${gate.node} expired at ${gate.expiresAt} without a ${gate.kind === 'agent' ? 'result' : 'decision'}`,
+          [ev],
+          at,
+        );
       }
       return;
     }
@@ -842,7 +956,12 @@ function signalDetail(signal: Signal): Record<string, unknown> {
     case 'retry':
       return {};
     case 'result':
-      return { correlation: signal.correlation ?? null, ok: signal.ok !== false, edge: signal.edge ?? null, payload: signal.payload };
+      return {
+        correlation: signal.correlation ?? null,
+        ok: signal.ok !== false,
+        edge: signal.edge ?? null,
+        payload: signal.payload,
+      };
   }
 }
 
@@ -860,7 +979,11 @@ export function toRunError(err: unknown, node: string): NonNullable<Run['error']
 }
 
 /** Exponential backoff with full jitter, capped. */
-export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  policy: RetryPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const exp = policy.initialDelayMs * policy.backoffCoefficient ** (attempt - 1);
   const capped = Math.min(policy.maxDelayMs, exp);
   return Math.round(capped / 2 + (random() * capped) / 2);

@@ -1,8 +1,21 @@
 /** The run model shared by the engine, the store, the API and the reporters. */
 
-export const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
+export const RUN_STATUSES = [
+  'queued',
+  'running',
+  'waiting',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'expired',
+] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
-export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['succeeded', 'failed', 'cancelled', 'expired']);
+export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
+  'succeeded',
+  'failed',
+  'cancelled',
+  'expired',
+]);
 export const isTerminal = (s: RunStatus): boolean => TERMINAL_STATUSES.has(s);
 
 /** What a run is about: `owner/name#issue`, or any string (for runs not tied to an issue). */
@@ -114,6 +127,8 @@ export function toPublicRun(run: Run): Record<string, unknown> {
     ...(run.reason !== undefined ? { reason: run.reason } : {}),
     ...(run.error ? { error: run.error } : {}),
     ...(run.finishedAt ? { finishedAt: run.finishedAt } : {}),
-    ...(run.step && !isTerminal(run.status) ? { step: { node: run.step.node, attempt: run.step.attempt } } : {}),
+    ...(run.step && !isTerminal(run.status)
+      ? { step: { node: run.step.node, attempt: run.step.attempt } }
+      : {}),
   };
 }

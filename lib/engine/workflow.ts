@@ -207,4 +207,3 @@ export class WorkflowRegistry<S = unknown> {
     return [...this.byName.keys()];
   }
 }
-

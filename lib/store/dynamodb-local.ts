@@ -37,7 +37,9 @@ export async function freePort(): Promise<number> {
 }
 
 /** Start DynamoDB Local in memory (or on disk with `path`) and wait until it answers. */
-export async function startDynamoDbLocal(opts: { port?: number; path?: string } = {}): Promise<DynamoDbLocal> {
+export async function startDynamoDbLocal(
+  opts: { port?: number; path?: string } = {},
+): Promise<DynamoDbLocal> {
   assertJava();
   const port = opts.port ?? (await freePort());
   const child = spawn({ port, ...(opts.path ? { path: opts.path } : {}), stdio: 'pipe' });
@@ -50,7 +52,9 @@ export async function startDynamoDbLocal(opts: { port?: number; path?: string } 
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) {
-      throw new StoreUnavailableError(`DynamoDB Local exited with code ${child.exitCode}: ${stderr.slice(-500)}`);
+      throw new StoreUnavailableError(
+        `DynamoDB Local exited with code ${child.exitCode}: ${stderr.slice(-500)}`,
+      );
     }
     try {
       // Any HTTP answer means the server is up (it answers 400 to a bare GET).
@@ -59,7 +63,9 @@ export async function startDynamoDbLocal(opts: { port?: number; path?: string } 
     } catch {
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new StoreUnavailableError(`DynamoDB Local did not start on ${endpoint} within 30 s: ${stderr.slice(-500)}`);
+        throw new StoreUnavailableError(
+          `DynamoDB Local did not start on ${endpoint} within 30 s: ${stderr.slice(-500)}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -21,7 +21,13 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
-import { ConcurrencyError, RunNotFoundError, StoreError, SubjectLockedError, ThrottledError } from './errors.ts';
+import {
+  ConcurrencyError,
+  RunNotFoundError,
+  StoreError,
+  SubjectLockedError,
+  ThrottledError,
+} from './errors.ts';
 import type {
   CommitInput,
   CreateRunInput,
@@ -90,10 +96,16 @@ export class DynamoRunStore implements RunStore {
     return this.onCapacity ? ('TOTAL' as const) : undefined;
   }
 
-  private record(op: string, cc: { CapacityUnits?: number | undefined }[] | { CapacityUnits?: number | undefined } | undefined) {
+  private record(
+    op: string,
+    cc: { CapacityUnits?: number | undefined }[] | { CapacityUnits?: number | undefined } | undefined,
+  ) {
     if (!this.onCapacity || !cc) return;
     const list = Array.isArray(cc) ? cc : [cc];
-    this.onCapacity(op, list.reduce((n, c) => n + (c.CapacityUnits ?? 0), 0));
+    this.onCapacity(
+      op,
+      list.reduce((n, c) => n + (c.CapacityUnits ?? 0), 0),
+    );
   }
 
   private expiresAt(): number {
@@ -173,7 +185,11 @@ export class DynamoRunStore implements RunStore {
       });
     }
     items.push({
-      Put: { TableName: this.tableName, Item: this.toItem(stored), ConditionExpression: 'attribute_not_exists(pk)' },
+      Put: {
+        TableName: this.tableName,
+        Item: this.toItem(stored),
+        ConditionExpression: 'attribute_not_exists(pk)',
+      },
     });
     for (const e of this.eventItems(stored, events, run.eventSeq)) {
       items.push({ Put: { TableName: this.tableName, Item: e } });
@@ -192,7 +208,8 @@ export class DynamoRunStore implements RunStore {
         const failed = (i: number) => i >= 0 && reasons[i]?.Code === 'ConditionalCheckFailed';
         if (failed(idemIndex)) {
           const old = oldItem(reasons[idemIndex]);
-          const existingId = typeof old?.runId === 'string' ? old.runId : await this.keyTarget(idempotencyKey!);
+          const existingId =
+            typeof old?.runId === 'string' ? old.runId : await this.keyTarget(idempotencyKey!);
           const existing = existingId ? await this.getRun(existingId) : null;
           if (existing) return { outcome: 'duplicate', run: existing };
           throw new StoreError(`idempotency key ${idempotencyKey} points to a run that no longer exists`);
@@ -200,7 +217,7 @@ export class DynamoRunStore implements RunStore {
         if (failed(lockIndex)) {
           const old = oldItem(reasons[lockIndex]);
           const activeRunId =
-            typeof old?.runId === 'string' ? old.runId : (await this.lockHolder(lockKey!)) ?? undefined;
+            typeof old?.runId === 'string' ? old.runId : ((await this.lockHolder(lockKey!)) ?? undefined);
           if (activeRunId) return { outcome: 'locked', activeRunId };
         }
         // A conflict with a concurrent transaction on the same items: try again shortly.
@@ -208,21 +225,31 @@ export class DynamoRunStore implements RunStore {
           await backoff(attempt);
           continue;
         }
-        throw new ConcurrencyError(`could not create run ${run.id}: ${describe(reasons)}`, run.id, { cause: err });
+        throw new ConcurrencyError(`could not create run ${run.id}: ${describe(reasons)}`, run.id, {
+          cause: err,
+        });
       }
     }
   }
 
   private async keyTarget(key: string): Promise<string | undefined> {
     const out = await this.doc.send(
-      new GetCommand({ TableName: this.tableName, Key: { pk: `IDEM#${key}`, sk: 'IDEM' }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: `IDEM#${key}`, sk: 'IDEM' },
+        ConsistentRead: true,
+      }),
     );
     return typeof out.Item?.runId === 'string' ? out.Item.runId : undefined;
   }
 
   private async lockHolder(lockKey: string): Promise<string | undefined> {
     const out = await this.doc.send(
-      new GetCommand({ TableName: this.tableName, Key: { pk: `LOCK#${lockKey}`, sk: 'LOCK' }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: `LOCK#${lockKey}`, sk: 'LOCK' },
+        ConsistentRead: true,
+      }),
     );
     return typeof out.Item?.runId === 'string' ? out.Item.runId : undefined;
   }
@@ -246,7 +273,11 @@ export class DynamoRunStore implements RunStore {
   async getRun(id: string): Promise<Run | null> {
     try {
       const out = await this.doc.send(
-        new GetCommand({ TableName: this.tableName, Key: { pk: runPk(id), sk: RUN_SK }, ConsistentRead: true }),
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(id), sk: RUN_SK },
+          ConsistentRead: true,
+        }),
       );
       if (!out.Item || this.expired(out.Item)) return null;
       return this.fromItem(out.Item);
@@ -330,7 +361,9 @@ export class DynamoRunStore implements RunStore {
           await backoff(attempt);
           continue;
         }
-        throw new ConcurrencyError(`could not commit run ${run.id}: ${describe(reasons)}`, run.id, { cause: err });
+        throw new ConcurrencyError(`could not commit run ${run.id}: ${describe(reasons)}`, run.id, {
+          cause: err,
+        });
       }
     }
   }
@@ -351,7 +384,9 @@ export class DynamoRunStore implements RunStore {
       return run;
     } catch (err) {
       if (isConditionalFailure(err)) {
-        throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, run.id, { cause: err });
+        throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, run.id, {
+          cause: err,
+        });
       }
       throw this.translate(err, run.id);
     }
@@ -537,7 +572,11 @@ export class DynamoRunStore implements RunStore {
 
   async getReportState(runId: string): Promise<ReportState> {
     const out = await this.doc.send(
-      new GetCommand({ TableName: this.tableName, Key: { pk: runPk(runId), sk: REPORT_SK }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: runPk(runId), sk: REPORT_SK },
+        ConsistentRead: true,
+      }),
     );
     return {
       reported: typeof out.Item?.reported === 'number' ? out.Item.reported : 0,
@@ -545,7 +584,13 @@ export class DynamoRunStore implements RunStore {
     };
   }
 
-  async claimReport(runId: string, version: number, owner: string, until: string, now: string): Promise<boolean> {
+  async claimReport(
+    runId: string,
+    version: number,
+    owner: string,
+    until: string,
+    now: string,
+  ): Promise<boolean> {
     try {
       await this.doc.send(
         new UpdateCommand({
@@ -555,7 +600,13 @@ export class DynamoRunStore implements RunStore {
           ConditionExpression:
             '(attribute_not_exists(reported) OR reported < :v) AND (attribute_not_exists(claimUntil) OR claimUntil < :now)',
           ExpressionAttributeNames: { '#ttl': TABLE_KEYS.ttl },
-          ExpressionAttributeValues: { ':o': owner, ':u': until, ':v': version, ':now': now, ':ttl': this.expiresAt() },
+          ExpressionAttributeValues: {
+            ':o': owner,
+            ':u': until,
+            ':v': version,
+            ':now': now,
+            ':ttl': this.expiresAt(),
+          },
         }),
       );
       return true;
@@ -611,7 +662,11 @@ export class DynamoRunStore implements RunStore {
 
   async kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined> {
     const out = await this.doc.send(
-      new GetCommand({ TableName: this.tableName, Key: { pk: `KV#${group}`, sk: key }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: `KV#${group}`, sk: key },
+        ConsistentRead: true,
+      }),
     );
     if (!out.Item || this.expired(out.Item)) return undefined;
     return toKv<T>(out.Item);
@@ -681,7 +736,10 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  async kvList<T>(group: string, opts: { limit?: number; prefix?: string } = {}): Promise<Array<{ key: string } & KvItem<T>>> {
+  async kvList<T>(
+    group: string,
+    opts: { limit?: number; prefix?: string } = {},
+  ): Promise<Array<{ key: string } & KvItem<T>>> {
     const items = await this.queryAll(
       {
         TableName: this.tableName,
@@ -718,7 +776,9 @@ function toKv<T>(item: Item): KvItem<T> {
 }
 
 /** The item a failed condition saw (ReturnValuesOnConditionCheckFailure: ALL_OLD), spares a re-read. */
-function oldItem(reason: { Item?: Record<string, AttributeValue> | undefined } | undefined): Item | undefined {
+function oldItem(
+  reason: { Item?: Record<string, AttributeValue> | undefined } | undefined,
+): Item | undefined {
   return reason?.Item ? unmarshall(reason.Item) : undefined;
 }
 

@@ -90,9 +90,17 @@ export interface RunStore {
   /** Small keyed records for other modules (guards, tokens, caches, work items): pk `KV#<group>`, sk key. */
   kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined>;
   /** Conditional put: `expectedVersion` 0 means "must not exist"; undefined means unconditional. False if the condition failed. */
-  kvPut<T>(group: string, key: string, value: T, opts?: { expectedVersion?: number; ttl?: number }): Promise<boolean>;
+  kvPut<T>(
+    group: string,
+    key: string,
+    value: T,
+    opts?: { expectedVersion?: number; ttl?: number },
+  ): Promise<boolean>;
   /** Conditional delete (when `expectedVersion` is given). False if the condition failed. */
   kvDelete(group: string, key: string, opts?: { expectedVersion?: number }): Promise<boolean>;
   /** Items of one group in key order, optionally only keys starting with `prefix`. */
-  kvList<T>(group: string, opts?: { limit?: number; prefix?: string }): Promise<Array<{ key: string } & KvItem<T>>>;
+  kvList<T>(
+    group: string,
+    opts?: { limit?: number; prefix?: string },
+  ): Promise<Array<{ key: string } & KvItem<T>>>;
 }

@@ -18,7 +18,8 @@ export async function harness<S = Record<string, never>>(
   opts: Partial<EngineOptions<S>> & { autoConsume?: boolean; reporters?: Reporter[] } = {},
 ): Promise<Harness<S>> {
   const store = opts.store ? (opts.store as DynamoRunStore) : await createTestStore();
-  const queue = (opts.queue as InMemoryQueue | undefined) ?? new InMemoryQueue({ timeScale: 0.001, redeliveryMs: 5 });
+  const queue =
+    (opts.queue as InMemoryQueue | undefined) ?? new InMemoryQueue({ timeScale: 0.001, redeliveryMs: 5 });
   const engine = new Engine<S>({
     store,
     queue,

@@ -1,0 +1,56 @@
+import { writeFileSync } from 'node:fs';
+import { startDynamoDbLocal } from '../lib/store/dynamodb-local.ts';
+
+/**
+ * `npm run bench`: every benchmark, one DynamoDB Local for all, a Markdown table on stdout and
+ * `bench/results.json` (an object keyed by benchmark name, each value an object of numbers).
+ * Figures that depend on this noisy machine are also given as ratios to a baseline measured in
+ * the same run; compare those across runs, not the milliseconds.
+ */
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+
+type Results = Record<string, Record<string, number>>;
+
+const SUITES: Array<[string, () => Promise<Results>]> = [
+  ['engine', async () => (await import('./engine.ts')).benchEngine()],
+  ['github', async () => (await import('./github.ts')).benchGitHub()],
+  ['discord', async () => (await import('./discord.ts')).benchDiscord()],
+  ['functions', async () => (await import('./functions.ts')).benchFunctions()],
+];
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const db = process.env.DYNAMODB_ENDPOINT ? undefined : await startDynamoDbLocal();
+  if (db) process.env.DYNAMODB_ENDPOINT = db.endpoint;
+  const results: Results = {};
+  const failures: string[] = [];
+  try {
+    for (const [name, run] of SUITES) {
+      if (only.length > 0 && !only.includes(name)) continue;
+      const started = Date.now();
+      try {
+        Object.assign(results, await run());
+        console.error(`bench ${name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      } catch (err) {
+        failures.push(`${name}: ${(err as Error).stack ?? err}`);
+      }
+    }
+  } finally {
+    await db?.stop();
+  }
+  const rows = ['| benchmark | figure | value |', '|---|---|---|'];
+  for (const [bench, figures] of Object.entries(results)) {
+    for (const [k, v] of Object.entries(figures)) {
+      rows.push(`| ${bench} | ${k} | ${Number.isInteger(v) ? v : v.toFixed(3)} |`);
+    }
+  }
+  console.log(rows.join('\n'));
+  writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+  if (failures.length > 0) {
+    console.error(`\n${failures.length} benchmark(s) failed:\n${failures.join('\n')}`);
+    process.exitCode = 1;
+  }
+}
+
+await main();

@@ -1,0 +1,38 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
+import { createWorkerApp } from '../lib/app/worker.ts';
+import { instrumented, logger } from '../lib/common/observability.ts';
+import type { Engine } from '../lib/engine/engine.ts';
+import { parseWorkMessage } from '../lib/queue/port.ts';
+
+/**
+ * SQS worker: one step (or one report) per message. Powertools Batch reports partial failures,
+ * so one failing message is redelivered without redoing the others; stale and duplicate messages
+ * are no-ops inside the engine, which is what makes redelivery safe.
+ */
+export function makeHandler(engine: () => Promise<Engine<unknown>>) {
+  const processor = new BatchProcessor(EventType.SQS);
+  const record = async (r: SQSRecord): Promise<void> => {
+    const message = parseWorkMessage(r.body);
+    logger.appendKeys({ runId: message.runId });
+    try {
+      const outcome = await (await engine()).handle(message);
+      logger.debug('message handled', { kind: message.kind, outcome });
+    } finally {
+      logger.removeKeys(['runId']);
+    }
+  };
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
+    processPartialResponse(event, record, processor, { context });
+}
+
+let app: Promise<Engine<unknown>> | undefined;
+const engine = () => {
+  app ??= createWorkerApp({ store: storeFromEnv(), queue: queueFromEnv() }).then(
+    (a) => a.engine as Engine<unknown>,
+  );
+  return app;
+};
+
+export const handler = instrumented(makeHandler(engine));

@@ -1,0 +1,88 @@
+import { RUN_STATUSES, type RunStatus, toPublicRun } from '../engine/types.ts';
+import { type HttpEvent, type HttpResult, json, problem } from '../http/apigw.ts';
+import type { RunStore } from '../store/port.ts';
+
+export interface RunsApiDeps {
+  store: RunStore;
+  version: string;
+  /** Extra facts for /runs (queue depth, agent workloads) when the agents module provides them. */
+  workloads?: () => Promise<Record<string, unknown>>;
+  now?: () => Date;
+}
+
+/**
+ * GET /health, GET /runs, GET /runs/{id}. On AWS the /runs routes are IAM-authorized at the API;
+ * this code does not repeat that check.
+ */
+export function makeRunsApi(deps: RunsApiDeps): (event: HttpEvent) => Promise<HttpResult> {
+  const now = deps.now ?? (() => new Date());
+  return async (event) => {
+    const method = event.requestContext?.http?.method ?? 'GET';
+    const path = event.rawPath ?? event.requestContext?.http?.path ?? '/';
+    if (method !== 'GET') return problem(405, 'method not allowed');
+
+    if (path === '/health') {
+      try {
+        await deps.store.kvGet('health', 'ping');
+        return json(200, {
+          status: 'ok',
+          version: deps.version,
+          timestamp: now().toISOString(),
+          checks: { store: 'ok' },
+        });
+      } catch (err) {
+        return json(503, {
+          status: 'degraded',
+          version: deps.version,
+          timestamp: now().toISOString(),
+          checks: { store: (err as Error).name },
+        });
+      }
+    }
+
+    if (path === '/runs' || path === '/runs/') {
+      const q = event.queryStringParameters ?? {};
+      const status = q.status || undefined;
+      if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
+        return problem(400, 'invalid status', `status must be one of ${RUN_STATUSES.join(', ')}`);
+      }
+      let limit = 50;
+      if (q.limit !== undefined && q.limit !== '') {
+        limit = Number(q.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+          return problem(400, 'invalid limit', 'limit must be an integer from 1 to 500');
+        }
+      }
+      const repo = q.repo || undefined;
+      if (repo !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(repo)) {
+        return problem(400, 'invalid repo', 'repo must be owner/name');
+      }
+      const runs = await deps.store.listRuns({
+        limit,
+        ...(status ? { status: status as RunStatus } : {}),
+        ...(repo ? { repo } : {}),
+        ...(q.subject ? { subject: q.subject } : {}),
+      });
+      const extra = deps.workloads ? await deps.workloads() : {};
+      return json(200, { runs: runs.map(toPublicRun), ...extra });
+    }
+
+    const m = /^\/runs\/([A-Za-z0-9_-]{1,64})$/.exec(path);
+    if (m?.[1]) {
+      const run = await deps.store.getRun(m[1]);
+      if (!run) return problem(404, 'run not found');
+      const events = await deps.store.listEvents(run.id);
+      return json(200, {
+        run: toPublicRun(run),
+        events: events.map((e) => ({
+          at: e.at,
+          type: e.type,
+          ...(e.node !== undefined ? { node: e.node } : {}),
+          ...(e.by !== undefined ? { by: e.by } : {}),
+          detail: e.detail,
+        })),
+      });
+    }
+    return problem(404, 'not found');
+  };
+}

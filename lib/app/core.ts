@@ -1,0 +1,24 @@
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { requireEnv } from '../common/env.ts';
+import type { WorkQueue } from '../queue/port.ts';
+import { SqsQueue } from '../queue/sqs.ts';
+import { dynamoClient } from '../store/client.ts';
+import { DynamoRunStore } from '../store/dynamodb.ts';
+
+/**
+ * The light part of the composition root: the store and the queue, from the environment.
+ * Every function needs these; only the worker loads the heavy services (lib/app/worker.ts).
+ * A missing variable fails at load with its name.
+ */
+export function storeFromEnv(env: NodeJS.ProcessEnv = process.env): DynamoRunStore {
+  return new DynamoRunStore(dynamoClient(env.DYNAMODB_ENDPOINT), {
+    tableName: requireEnv('TABLE_NAME', env),
+    ...(env.RETENTION_DAYS ? { retentionDays: Number(env.RETENTION_DAYS) } : {}),
+  });
+}
+
+export function queueFromEnv(env: NodeJS.ProcessEnv = process.env): WorkQueue {
+  return new SqsQueue(new SQSClient({}), requireEnv('QUEUE_URL', env));
+}
+
+export const VERSION = process.env.SWITCHYARD_VERSION ?? '0.1.0';

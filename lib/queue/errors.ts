@@ -1,0 +1,4 @@
+export class QueueError extends Error {
+  override name = 'QueueError';
+  readonly retryable = true;
+}

@@ -1,0 +1,184 @@
+import { parseArgs } from 'node:util';
+import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
+import { resolveStoreEnv } from '../lib/app/local-env.ts';
+import { Engine, type Signal } from '../lib/engine/engine.ts';
+import { SwitchyardError } from '../lib/engine/errors.ts';
+import { isTerminal, type Run, type RunEvent, toPublicRun } from '../lib/engine/types.ts';
+import type { Outgoing, WorkQueue } from '../lib/queue/port.ts';
+import { buildRegistry } from '../lib/workflows/index.ts';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const USAGE = `usage: npm run runs -- <command> [--json]
+
+  list [--status S] [--repo owner/name] [--limit N]   runs, newest first
+  start [WORKFLOW] --repo owner/name [--issue N]     start a run by hand (default: issue-pipeline)
+  show ID                                            a run and its history
+  approve ID [--plan VERSION]                        approve the gate the run waits at
+  reject ID [--reason TEXT]                          reject it
+  cancel ID [--reason TEXT]                          cancel a run in any non-terminal state
+  retry ID                                           re-run a failed run from its failed node
+
+Uses DYNAMODB_ENDPOINT / TABLE_NAME, else a running local stack (npm start), else AWS
+(TABLE_NAME and QUEUE_URL of the deployed stack).`;
+
+/**
+ * A queue for the CLI when no SQS queue is configured (the local stack): the signal is committed
+ * to DynamoDB and the stack's sweeper enqueues the next step within its interval.
+ */
+class DeferToSweeper implements WorkQueue {
+  async send(_batch: Outgoing[]): Promise<void> {}
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+function subject(run: Run): string {
+  return run.subject.key;
+}
+
+function describeRun(run: Run, events: RunEvent[]): string {
+  const lines = [
+    `run       ${run.id}`,
+    `workflow  ${run.workflow}`,
+    `status    ${run.status}${run.reason ? ` (${run.reason})` : ''}`,
+    `node      ${run.node ?? '-'}`,
+    `subject   ${subject(run)}`,
+    `trigger   ${run.trigger.source}${run.trigger.actor ? ` by ${run.trigger.actor}` : ''}`,
+    `created   ${run.createdAt}`,
+    `updated   ${run.updatedAt}`,
+  ];
+  if (run.gate) {
+    lines.push(
+      `gate      ${run.gate.kind} at ${run.gate.node} until ${run.gate.expiresAt}${run.gate.binding ? ` (plan ${run.gate.binding})` : ''}`,
+    );
+  }
+  lines.push('', 'history:');
+  for (const e of events) {
+    const detail = JSON.stringify(e.detail);
+    lines.push(
+      `  ${e.at}  ${e.type.padEnd(18)} ${(e.node ?? '').padEnd(10)} ${e.by ?? ''} ${detail.length > 120 ? `${detail.slice(0, 117)}...` : detail}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export async function main(argv: string[], out: (s: string) => void = console.log): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean', default: false },
+      status: { type: 'string' },
+      repo: { type: 'string' },
+      limit: { type: 'string' },
+      reason: { type: 'string' },
+      plan: { type: 'string' },
+      by: { type: 'string' },
+      issue: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [command, id] = positionals;
+  if (values.help || !command) {
+    out(USAGE);
+    return command ? 0 : 2;
+  }
+  const env = resolveStoreEnv();
+  const store = storeFromEnv(env);
+  const queue = env.QUEUE_URL ? queueFromEnv(env) : new DeferToSweeper();
+  const engine = new Engine({ store, queue, workflows: buildRegistry(), services: {} });
+  const by = values.by ?? `cli:${process.env.USER ?? 'operator'}`;
+  const print = (human: string, machine: unknown) =>
+    out(values.json ? JSON.stringify(machine, null, 2) : human);
+
+  if (command === 'list') {
+    const runs = await engine.listRuns({
+      limit: values.limit ? Number(values.limit) : 20,
+      ...(values.status ? { status: values.status as Run['status'] } : {}),
+      ...(values.repo ? { repo: values.repo } : {}),
+    });
+    const rows = [['ID', 'WORKFLOW', 'STATUS', 'NODE', 'SUBJECT', 'UPDATED']];
+    for (const r of runs) rows.push([r.id, r.workflow, r.status, r.node ?? '-', subject(r), r.updatedAt]);
+    print(runs.length === 0 ? 'no runs' : table(rows), { runs: runs.map(toPublicRun) });
+    return 0;
+  }
+  if (command === 'start') {
+    const workflow = id ?? 'issue-pipeline';
+    if (!values.repo || !/^[\w.-]+\/[\w.-]+$/.test(values.repo)) {
+      out(`start needs --repo owner/name\n\n${USAGE}`);
+      return 2;
+    }
+    const issue = values.issue ? Number(values.issue) : undefined;
+    const { run, outcome } = await engine.startRun({
+      workflow,
+      subject: {
+        repo: values.repo,
+        ...(issue ? { issue } : {}),
+        key: issue ? `${values.repo}#${issue}` : values.repo,
+      },
+      trigger: { source: 'cli', actor: by },
+    });
+    print(`${outcome}: run ${run.id} (${run.workflow}) is ${run.status} at ${run.node}`, {
+      outcome,
+      run: toPublicRun(run),
+    });
+    return 0;
+  }
+  if (!id) {
+    out(`${command} needs a run id\n\n${USAGE}`);
+    return 2;
+  }
+  if (command === 'show') {
+    const run = await engine.getRun(id);
+    if (!run) {
+      print(`run ${id} not found`, { error: 'run not found', id });
+      return 1;
+    }
+    const events = await engine.listEvents(id);
+    print(describeRun(run, events), { run: toPublicRun(run), events });
+    return 0;
+  }
+  const signals: Record<string, () => Signal> = {
+    approve: () => ({ type: 'approve', by, ...(values.plan ? { binding: values.plan } : {}) }),
+    reject: () => ({ type: 'reject', by, ...(values.reason ? { reason: values.reason } : {}) }),
+    cancel: () => ({ type: 'cancel', by, ...(values.reason ? { reason: values.reason } : {}) }),
+    retry: () => ({ type: 'retry', by }),
+  };
+  const make = signals[command];
+  if (!make) {
+    out(`unknown command ${command}\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const run = await engine.signal(id, make());
+    const next = isTerminal(run.status) ? run.status : `${run.status} at ${run.node}`;
+    print(`${command}: run ${id} is now ${next}`, { run: toPublicRun(run) });
+    return 0;
+  } catch (err) {
+    if (err instanceof SwitchyardError) {
+      print(`${command} refused: ${err.message}`, { error: err.name, message: err.message });
+      return 1;
+    }
+    throw err;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exit(1);
+    },
+  );
+}
