@@ -21,7 +21,9 @@ export function redact(value: unknown, depth = 0): unknown {
 
 export const logger = new Logger({
   serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME,
-  logLevel: (process.env.POWERTOOLS_LOG_LEVEL ?? process.env.LOG_LEVEL ?? (process.env.VITEST ? 'SILENT' : 'INFO')) as 'INFO',
+  logLevel: (process.env.POWERTOOLS_LOG_LEVEL ??
+    process.env.LOG_LEVEL ??
+    (process.env.VITEST ? 'SILENT' : 'INFO')) as 'INFO',
   jsonReplacerFn: (key: string, value: unknown) => (key && SECRET_KEYS.test(key) ? '[redacted]' : value),
 });
 

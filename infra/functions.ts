@@ -1,0 +1,102 @@
+import type { SecretName } from '../lib/common/secrets.ts';
+
+/**
+ * The Lambda functions, as data: the stack builds them from this table and the bench bundles the
+ * same entries. Permissions are declared here, next to what each function does, so a reviewer
+ * can check least privilege in one place. Pure data: no CDK import, so the bench stays light.
+ */
+export interface FunctionSpec {
+  /** Short name: construct ids, alarm names, bench keys, Powertools `function_name` dimension. */
+  name: string;
+  /** Construct id. */
+  id: string;
+  /** Entry file, relative to the project root; exports `handler`. */
+  entry: string;
+  description: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+  /** DynamoDB access on the run table and its indexes. */
+  table: 'read' | 'readWrite';
+  /** May send messages to the work queue. */
+  sendsWork: boolean;
+  /** Secrets it may read; only these get a `<NAME>_SECRET_ARN` variable and a read grant. */
+  secrets: readonly SecretName[];
+}
+
+export const WORKER_TIMEOUT_SECONDS = 120;
+
+export const FUNCTIONS = [
+  {
+    name: 'discord',
+    id: 'DiscordInteractions',
+    entry: 'functions/discord-interactions.ts',
+    description: 'POST /discord/interactions: verify, answer within 3 s, enqueue slow work',
+    // Discord gives up after 3 s; a longer timeout would only hide a slow path.
+    timeoutSeconds: 5,
+    // More memory means more CPU, which shortens the cold start on the 3 s path.
+    memoryMb: 1024,
+    table: 'readWrite',
+    sendsWork: true,
+    // The first answer is the HTTP response; follow-ups with the bot token happen in the worker.
+    secrets: [],
+  },
+  {
+    name: 'github',
+    id: 'GitHubWebhook',
+    entry: 'functions/github-webhook.ts',
+    description: 'POST /github/webhook: verify the HMAC, record the delivery, answer 202',
+    timeoutSeconds: 10,
+    memoryMb: 512,
+    table: 'readWrite',
+    sendsWork: true,
+    secrets: ['GITHUB_WEBHOOK_SECRET'],
+  },
+  {
+    name: 'runs',
+    id: 'RunsApi',
+    entry: 'functions/runs-api.ts',
+    description: 'GET /health, GET /runs, GET /runs/{id} (IAM-authorized)',
+    timeoutSeconds: 10,
+    memoryMb: 512,
+    table: 'read',
+    sendsWork: false,
+    secrets: [],
+  },
+  {
+    name: 'callbacks',
+    id: 'Callbacks',
+    entry: 'functions/callbacks.ts',
+    description: 'POST /callbacks/{token}: signed results from HTTP executors resume their run',
+    timeoutSeconds: 10,
+    memoryMb: 512,
+    table: 'readWrite',
+    sendsWork: true,
+    secrets: [],
+  },
+  {
+    name: 'worker',
+    id: 'Worker',
+    entry: 'functions/worker.ts',
+    description: 'SQS consumer: runs one workflow step per message, reports to GitHub and Discord',
+    timeoutSeconds: WORKER_TIMEOUT_SECONDS,
+    memoryMb: 1024,
+    table: 'readWrite',
+    sendsWork: true,
+    secrets: ['DISCORD_BOT_TOKEN', 'GITHUB_CREDENTIALS'],
+  },
+  {
+    name: 'sweeper',
+    id: 'Sweeper',
+    entry: 'functions/sweeper.ts',
+    description: 'Every minute: expire gates, resume stalled steps, count stuck runs',
+    timeoutSeconds: 60,
+    memoryMb: 512,
+    table: 'readWrite',
+    // Resumes and reports go through the queue, so the worker stays the only function with
+    // GitHub and Discord credentials.
+    sendsWork: true,
+    secrets: [],
+  },
+] as const satisfies readonly FunctionSpec[];
+
+export type FunctionName = (typeof FUNCTIONS)[number]['name'];

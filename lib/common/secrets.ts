@@ -1,0 +1,89 @@
+/**
+ * Secrets, read the same way everywhere:
+ * - on AWS, `<NAME>_SECRET_ARN` names a Secrets Manager secret; it is fetched with Powertools
+ *   Parameters `getSecret` and cached for 5 minutes, so rotation is picked up without a redeploy;
+ * - locally and in tests, the plain `<NAME>` environment variable holds the value.
+ * The Powertools module (and with it the Secrets Manager client) is imported only when a secret is
+ * actually fetched from AWS, so handlers that never need one do not pay for it at cold start.
+ */
+export type SecretName = 'DISCORD_BOT_TOKEN' | 'GITHUB_WEBHOOK_SECRET' | 'GITHUB_CREDENTIALS';
+
+/** How long a fetched secret is reused before Secrets Manager is asked again. */
+export const SECRET_MAX_AGE_SECONDS = 300;
+
+/** Plain variables accepted as a local stand-in, in order (a GitHub token is a valid GITHUB_CREDENTIALS value). */
+const LOCAL_FALLBACKS: Record<SecretName, readonly string[]> = {
+  DISCORD_BOT_TOKEN: ['DISCORD_BOT_TOKEN'],
+  GITHUB_WEBHOOK_SECRET: ['GITHUB_WEBHOOK_SECRET'],
+  GITHUB_CREDENTIALS: ['GITHUB_CREDENTIALS', 'GITHUB_TOKEN'],
+};
+
+export async function getSecretValue(
+  name: SecretName,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | undefined> {
+  const arn = env[`${name}_SECRET_ARN`];
+  if (arn) {
+    const { getSecret } = await import('@aws-lambda-powertools/parameters/secrets');
+    const value = await getSecret(arn, { maxAge: SECRET_MAX_AGE_SECONDS });
+    if (value === undefined) return undefined;
+    const text = typeof value === 'string' ? value : new TextDecoder().decode(value);
+    return text === '' ? undefined : text;
+  }
+  for (const key of LOCAL_FALLBACKS[name]) {
+    const value = env[key];
+    if (value !== undefined && value !== '') return value;
+  }
+  return undefined;
+}
+
+/**
+ * GITHUB_WEBHOOK_SECRET may hold several secrets so one can be rotated without dropping
+ * deliveries: a JSON array (`["new","old"]`) or a comma-separated list (`new,old`). The first is
+ * the current one; verification accepts any.
+ */
+export function parseWebhookSecrets(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const trimmed = value.trim();
+  if (trimmed.startsWith('[')) {
+    const parsed: unknown = JSON.parse(trimmed);
+    if (!Array.isArray(parsed) || !parsed.every((s) => typeof s === 'string')) {
+      throw new Error('GITHUB_WEBHOOK_SECRET: a JSON value must be an array of strings');
+    }
+    return parsed.map((s: string) => s.trim()).filter((s) => s !== '');
+  }
+  return trimmed
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+export type GitHubCredentials =
+  | { kind: 'token'; token: string }
+  | { kind: 'app'; appId: string; privateKey: string; installationId?: string };
+
+/**
+ * GITHUB_CREDENTIALS is either a token (PAT or fine-grained) as plain text, or a GitHub App as
+ * JSON: `{"token":"..."}` or `{"appId":"123","privateKey":"-----BEGIN ...","installationId":"456"}`
+ * (installationId optional: it can be looked up per repository).
+ */
+export function parseGitHubCredentials(value: string | undefined): GitHubCredentials | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const trimmed = value.trim();
+  if (!trimmed.startsWith('{')) return { kind: 'token', token: trimmed };
+  const parsed = JSON.parse(trimmed) as Record<string, unknown>;
+  if (typeof parsed.token === 'string' && parsed.token !== '') return { kind: 'token', token: parsed.token };
+  const appId = parsed.appId ?? parsed.app_id;
+  const privateKey = parsed.privateKey ?? parsed.private_key;
+  const installationId = parsed.installationId ?? parsed.installation_id;
+  if ((typeof appId !== 'string' && typeof appId !== 'number') || typeof privateKey !== 'string') {
+    throw new Error('GITHUB_CREDENTIALS: JSON must hold "token", or "appId" and "privateKey"');
+  }
+  return {
+    kind: 'app',
+    appId: String(appId),
+    // Keys pasted through a shell often arrive with literal \n; PEM needs real newlines.
+    privateKey: privateKey.replace(/\\n/g, '\n'),
+    ...(installationId !== undefined ? { installationId: String(installationId) } : {}),
+  };
+}
