@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto';
+import { logger } from '../common/observability.ts';
+import type { Reporter } from '../engine/engine.ts';
+import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
+import { EventCollector, type GitHubClient, type GitHubClientFactory } from '../github/client.ts';
+import { GitHubApiError } from '../github/errors.ts';
+import { AgentRegistry } from '../routing/agents.ts';
+import type { SwitchyardConfig } from '../routing/config.ts';
+import type { RunStore } from '../store/port.ts';
+import { ReporterBusyError } from './errors.ts';
+import { renderStatusComment, runMarker, shouldReport } from './status-comment.ts';
+
+/**
+ * Keeps ONE status comment per run on its issue, edited in place as the run moves.
+ *
+ * Find-or-create, safe against crashes and races:
+ * - the comment id lives in KV (`status-comment`/<run id>) with the hash of the last body;
+ * - creating needs a claim (a conditional KV put), so two workers never both create;
+ * - the creator first looks for the hidden marker `<!-- switchyard:run:<id> -->` among the
+ *   issue's comments, so a crash between "created" and "recorded" finds the comment instead of
+ *   making a second one;
+ * - an unchanged body is not sent again.
+ *
+ * In dry-run the would-be request is logged; for a finished run it is also recorded as a run
+ * event (recording one mid-run would bump the run's version under a running step's lease).
+ */
+
+export const STATUS_GROUP = 'status-comment';
+/** A claim older than this is taken to be a crashed creator's, and taken over. */
+const CLAIM_MS = 60_000;
+
+interface StatusRecord {
+  commentId: number | null;
+  hash: string;
+  claimedAt?: string;
+  dryRun?: boolean;
+}
+
+export interface GitHubReporterDeps {
+  github: GitHubClientFactory;
+  /** Config for the reporter's identity (an agent named `reporter` in config narrows its grants). */
+  config?: () => SwitchyardConfig;
+  /** engine.recordEvent: used for dry-run calls of finished runs only. */
+  recordEvent?: (runId: string, event: NewEvent) => Promise<void>;
+  now?: () => Date;
+}
+
+const hashOf = (body: string) => createHash('sha256').update(body).digest('hex').slice(0, 32);
+
+export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
+  const now = deps.now ?? (() => new Date());
+  const identity = () => {
+    const cfg = deps.config?.();
+    return cfg
+      ? new AgentRegistry(cfg).identity('reporter')
+      : { name: 'reporter', permissions: ['read', 'comment'] as const };
+  };
+
+  async function findMarked(client: GitHubClient, repo: string, issue: number, marker: string) {
+    const comments = await client.listIssueComments(repo, issue);
+    return comments?.find((c) => c.body?.includes(marker));
+  }
+
+  async function dryRun(run: Run, store: RunStore, body: string, hash: string): Promise<void> {
+    const item = await store.kvGet<StatusRecord>(STATUS_GROUP, run.id);
+    if (item?.value.hash === hash) return;
+    const collector = new EventCollector();
+    const client = deps.github.forAgent(identity(), { runId: run.id, node: 'report', sink: collector.sink });
+    await client.createComment(run.subject.repo!, run.subject.issue!, body);
+    await store.kvPut<StatusRecord>(STATUS_GROUP, run.id, { commentId: null, hash, dryRun: true });
+    const events = collector.drain();
+    if (isTerminal(run.status) && deps.recordEvent) {
+      for (const e of events) await deps.recordEvent(run.id, { ...e, node: run.node ?? 'report' });
+    } else {
+      for (const e of events) logger.info('github dry-run status comment', { runId: run.id, ...e.detail });
+    }
+  }
+
+  return {
+    name: 'github',
+    async report(run, ctx) {
+      if (!shouldReport(run)) return;
+      const repo = run.subject.repo!;
+      const issue = run.subject.issue!;
+      const body = renderStatusComment(run, ctx.events, ctx.workflow);
+      const hash = hashOf(body);
+      const store = ctx.store;
+      if (deps.github.dryRun) return dryRun(run, store, body, hash);
+
+      const client = deps.github.forAgent(identity(), { runId: run.id, node: 'report' });
+      const item = await store.kvGet<StatusRecord>(STATUS_GROUP, run.id);
+      const id = item?.value.commentId;
+      if (item && id) {
+        if (item.value.hash === hash) return;
+        try {
+          await client.updateComment(repo, id, body);
+        } catch (err) {
+          if (!(err instanceof GitHubApiError && err.status === 404)) throw err;
+          // Someone deleted the comment: forget it and create a new one on the next report.
+          await store.kvDelete(STATUS_GROUP, run.id, { expectedVersion: item.version });
+          throw new ReporterBusyError(`status comment ${id} of run ${run.id} is gone; recreating`, {
+            runId: run.id,
+          });
+        }
+        await store.kvPut<StatusRecord>(
+          STATUS_GROUP,
+          run.id,
+          { commentId: id, hash },
+          { expectedVersion: item.version },
+        );
+        return;
+      }
+
+      // No comment recorded: claim the right to create it.
+      const claimedAt = now().toISOString();
+      const stale =
+        item?.value.claimedAt === undefined || now().getTime() - Date.parse(item.value.claimedAt) > CLAIM_MS;
+      const claimed = item
+        ? stale &&
+          (await store.kvPut<StatusRecord>(
+            STATUS_GROUP,
+            run.id,
+            { commentId: null, hash: '', claimedAt },
+            { expectedVersion: item.version },
+          ))
+        : await store.kvPut<StatusRecord>(
+            STATUS_GROUP,
+            run.id,
+            { commentId: null, hash: '', claimedAt },
+            { expectedVersion: 0 },
+          );
+      if (!claimed)
+        throw new ReporterBusyError(`another worker is creating the status comment of run ${run.id}`, {
+          runId: run.id,
+        });
+      const version = (item?.version ?? 0) + 1;
+
+      const existing = await findMarked(client, repo, issue, runMarker(run.id));
+      let commentId: number;
+      if (existing) {
+        commentId = existing.id;
+        if (existing.body !== body) await client.updateComment(repo, commentId, body);
+      } else {
+        const created = await client.createComment(repo, issue, body);
+        if (!created) throw new ReporterBusyError('comment creation returned nothing', { runId: run.id });
+        commentId = created.id;
+      }
+      await store.kvPut<StatusRecord>(
+        STATUS_GROUP,
+        run.id,
+        { commentId, hash },
+        { expectedVersion: version },
+      );
+    },
+  };
+}

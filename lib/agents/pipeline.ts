@@ -1,0 +1,128 @@
+import type { NodeResult, StepContext } from '../engine/workflow.ts';
+import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
+import { AgentRegistry } from '../routing/agents.ts';
+import { configPath, loadConfigSource } from '../routing/config.ts';
+import { RunBlockedError } from '../routing/errors.ts';
+import { ConfigProvider } from '../routing/repo-config.ts';
+import { eventOf, route } from '../routing/route.ts';
+import type { GitHubServices } from '../routing/services.ts';
+import type { RunStore } from '../store/port.ts';
+import { plan } from './plan.ts';
+import type { Planner } from './planner.ts';
+import { triage } from './triage.ts';
+
+/**
+ * Ready-made handlers for the GitHub half of the issue pipeline (intake → route → plan →
+ * approval), over the functions in lib/routing and lib/agents. The workflow graph should continue
+ * from `route` to `plan` only when `routedToRun(data)` (lib/routing/route.ts) holds: a run that
+ * routing ignores, or hands to triage, ends at `route` as succeeded.
+ *
+ * Blocked (CI guard) and forbidden (policy) runs end `failed` with a RunBlockedError whose message
+ * says why; the guard and policy verdicts are events of the run (committed through `ctx.emit`
+ * even though the step fails). Retry the run once CI is green.
+ */
+
+type Ctx = Pick<StepContext<unknown>, 'run' | 'node' | 'emit' | 'effect'>;
+
+export const DEFAULT_APPROVAL_EXPIRY_MS = 3 * 24 * 3600_000;
+
+export function githubPipelineNodes(services: GitHubServices) {
+  return {
+    /** Check the run has something to work on; warm the repository's config for the next steps. */
+    async intake(ctx: Ctx): Promise<NodeResult> {
+      const ev = eventOf(ctx.run);
+      const repo = ev?.repo?.fullName ?? ctx.run.subject.repo;
+      if (repo) {
+        const client = services.github.forAgent(
+          new AgentRegistry(services.config.central).identity('router'),
+          {
+            runId: ctx.run.id,
+            node: ctx.node,
+            sink: ctx.emit,
+          },
+        );
+        await services.config.forRepo(repo, client);
+      }
+      ctx.emit({
+        type: 'intake.accepted',
+        node: ctx.node,
+        detail: {
+          source: ev ? 'github' : ctx.run.trigger.source,
+          ...(ev ? { event: ev.action ? `${ev.name}.${ev.action}` : ev.name, delivery: ev.delivery } : {}),
+          ...(repo ? { repo } : {}),
+          ...(ctx.run.subject.issue !== undefined ? { issue: ctx.run.subject.issue } : {}),
+        },
+      });
+      return {};
+    },
+
+    async route(ctx: Ctx): Promise<NodeResult> {
+      const { decision } = await route(services, ctx);
+      if (decision.outcome === 'blocked' || decision.outcome === 'forbidden') {
+        const verdicts = [
+          ...decision.guards
+            .filter((g) => g.verdict === 'block')
+            .map((g) => `${g.guard}: ${g.failing.join('; ')}`),
+          ...decision.policies.filter((p) => p.verdict === 'forbid').map((p) => `${p.policy}: ${p.why}`),
+        ];
+        throw new RunBlockedError(decision.reason, verdicts, { runId: ctx.run.id, node: ctx.node });
+      }
+      if (decision.outcome === 'triage') {
+        const t = await triage(services, ctx, decision.agents[0] ? { agent: decision.agents[0] } : {});
+        return {
+          output: {
+            routing: decision,
+            triage: {
+              agent: t.agent,
+              applied: t.applied,
+              refused: t.refused,
+              missing: t.missing.map((m) => m.name),
+              comment: t.comment,
+            },
+          },
+        };
+      }
+      return { output: { routing: decision } };
+    },
+
+    async plan(ctx: Ctx): Promise<NodeResult> {
+      const { plan: p } = await plan(services, ctx);
+      return { output: { plan: p } };
+    },
+
+    /** The approval gate binds to the plan's version: approving an older plan is refused by the engine. */
+    async approval(ctx: Ctx): Promise<NodeResult> {
+      const p = ctx.run.data.plan as { version?: unknown; tasks?: unknown[] } | undefined;
+      const binding = typeof p?.version === 'string' ? p.version : undefined;
+      const tasks = Array.isArray(p?.tasks) ? p.tasks.length : 0;
+      return {
+        wait: {
+          kind: 'approval',
+          ...(binding ? { binding } : {}),
+          expiresInMs: DEFAULT_APPROVAL_EXPIRY_MS,
+          prompt: `Approve plan ${binding ?? '(none)'} (${tasks} task${tasks === 1 ? '' : 's'}).`,
+        },
+      };
+    },
+  };
+}
+
+/** The worker's GitHub services: client factory from the environment (app, token or dry-run), config from SWITCHYARD_CONFIG. */
+export async function createGitHubServices(opts: {
+  store: RunStore;
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  github?: GitHubClientFactory;
+  planner?: Planner;
+  now?: () => Date;
+}): Promise<GitHubServices> {
+  const env = opts.env ?? process.env;
+  const central = await loadConfigSource(opts.configFile ?? configPath(env));
+  return {
+    github: opts.github ?? (await githubClientFactoryFromEnv(env)),
+    store: opts.store,
+    config: new ConfigProvider({ central, store: opts.store, ...(opts.now ? { now: opts.now } : {}) }),
+    ...(opts.planner ? { planner: opts.planner } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+  };
+}

@@ -1,0 +1,136 @@
+import type { Run, RunEvent, RunStatus } from '../engine/types.ts';
+import type { Workflow } from '../engine/workflow.ts';
+import { decisionOf } from '../routing/route.ts';
+import type { GuardVerdict, PolicyVerdict } from '../routing/rules.ts';
+import { renderMermaid } from './mermaid.ts';
+import type { Plan } from './planner.ts';
+
+/**
+ * The body of a run's one status comment: where the run is, the plan, a Mermaid graph with the
+ * current node highlighted, why it stopped (if it did), and a link to the Discord message. A
+ * hidden marker identifies the comment, so it can be found again after a crash.
+ */
+
+export const runMarker = (runId: string) => `<!-- switchyard:run:${runId} -->`;
+
+const STATUS: Record<RunStatus, string> = {
+  queued: '⏳ queued',
+  running: '🔄 running',
+  waiting: '⏸️ waiting',
+  succeeded: '✅ succeeded',
+  failed: '❌ failed',
+  cancelled: '🚫 cancelled',
+  expired: '⌛ expired',
+};
+
+/** Per-task progress an executor may record in run data (`data.taskStatus[taskId]`). */
+type TaskStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped';
+
+/**
+ * Whether the run deserves a comment on its issue: only once routing has chosen to run (or a
+ * guard blocked a matched rule). Runs that routing ignores, forbids or hands to triage stay
+ * silent, so probing a repository's config never leaves noise on an issue.
+ */
+export function shouldReport(run: Run): boolean {
+  if (!run.subject.repo || run.subject.issue === undefined) return false;
+  const routed = run.data.routing as { outcome?: string } | undefined;
+  if (routed) return routed.outcome === 'run' || routed.outcome === 'blocked';
+  const d = decisionOf(run);
+  // Before the route node: a matched rule is worth showing; a probe for repo config is not.
+  return d?.outcome === 'run' && typeof d.rule === 'string';
+}
+
+function isPlan(v: unknown): v is Plan {
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    Array.isArray((v as Plan).tasks) &&
+    typeof (v as Plan).version === 'string'
+  );
+}
+
+export function visitedNodes(events: readonly RunEvent[]): Set<string> {
+  const done = new Set<string>();
+  for (const e of events) {
+    if ((e.type === 'step.succeeded' || e.type === 'node.completed' || e.type === 'gate.skipped') && e.node)
+      done.add(e.node);
+  }
+  return done;
+}
+
+function title(workflow: Workflow<unknown> | undefined, node: string | null): string {
+  if (!node) return '';
+  return workflow?.nodes.get(node)?.title ?? node;
+}
+
+export function renderStatusComment(
+  run: Run,
+  events: readonly RunEvent[],
+  workflow: Workflow<unknown> | undefined,
+): string {
+  const out: string[] = [runMarker(run.id)];
+  const at = run.node ? ` at **${title(workflow, run.node)}**` : '';
+  out.push(`### Switchyard run \`${run.id}\` · ${STATUS[run.status]}${at}`);
+  const trigger = [`workflow \`${run.workflow}\``];
+  const ev = typeof run.trigger.event === 'string' ? run.trigger.event : run.trigger.source;
+  trigger.push(`started by ${run.trigger.actor ? `@${run.trigger.actor}` : run.trigger.source} (${ev})`);
+  const discord = run.data.discordMessageUrl;
+  if (typeof discord === 'string' && /^https:\/\//.test(discord)) trigger.push(`[Discord](${discord})`);
+  out.push(trigger.join(' · '));
+
+  if (run.status === 'waiting' && run.gate) {
+    const g = run.gate;
+    const what =
+      g.kind === 'approval'
+        ? `approval${g.binding ? ` of plan \`${g.binding}\`` : ''}`
+        : g.kind === 'agent'
+          ? 'an agent result'
+          : 'a person';
+    out.push('', `> Waiting for ${what} until ${g.expiresAt}.${g.prompt ? ` ${g.prompt}` : ''}`);
+    if (g.kind === 'approval') {
+      out.push(`> Approve with \`/approve ${run.id}\` in Discord or \`npm run runs -- approve ${run.id}\`.`);
+    }
+  }
+  if (run.reason && run.status !== 'running' && run.status !== 'waiting') out.push('', `> ${run.reason}`);
+
+  const plan = run.data.plan;
+  if (isPlan(plan)) {
+    const progress = (run.data.taskStatus ?? {}) as Record<string, TaskStatus>;
+    out.push('', `#### Plan \`${plan.version}\``);
+    if (plan.summary) out.push(`${plan.summary}`, '');
+    for (const t of plan.tasks) {
+      const st = progress[t.id];
+      const box = t.done || st === 'done' ? 'x' : ' ';
+      const files = t.files.length > 0 ? ` · ${t.files.map((f) => `\`${f}\``).join(', ')}` : '';
+      const tag = st && st !== 'done' && st !== 'pending' ? ` _(${st})_` : '';
+      out.push(`- [${box}] ${t.title} → \`${t.agent}\`${files}${tag}`);
+    }
+  }
+
+  if (workflow) {
+    out.push(
+      '',
+      '```mermaid',
+      renderMermaid(workflow, { current: run.node, status: run.status, visited: visitedNodes(events) }),
+      '```',
+    );
+  }
+
+  const d = decisionOf(run);
+  if (d) {
+    const lines: string[] = [];
+    lines.push(`- ${d.reason || d.outcome}`);
+    if (d.agents.length > 0) lines.push(`- agents: ${d.agents.map((a) => `\`${a}\``).join(', ')}`);
+    for (const g of (d.guards ?? []) as GuardVerdict[]) {
+      lines.push(
+        `- ${g.guard} guard: **${g.verdict}** (CI ${g.state}${g.branch ? ` on ${g.branch}` : ''}${g.confirmed ? ', confirmed' : ''})`,
+      );
+    }
+    for (const p of (d.policies ?? []) as PolicyVerdict[])
+      if (p.verdict !== 'pass') lines.push(`- policy \`${p.policy}\`: ${p.why}`);
+    if (d.prRouting) lines.push(`- PR routing: **${d.prRouting}**`);
+    if (d.requireApproval) lines.push('- approval required by policy');
+    out.push('', '<details><summary>Routing</summary>', '', ...lines, '', '</details>');
+  }
+  return out.join('\n');
+}

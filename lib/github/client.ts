@@ -1,0 +1,567 @@
+import { createAppAuth } from '@octokit/auth-app';
+import { Octokit as OctokitCore } from '@octokit/core';
+import { retry } from '@octokit/plugin-retry';
+import { throttling } from '@octokit/plugin-throttling';
+import { logger, redact } from '../common/observability.ts';
+import { type GitHubCredentials, getSecretValue, parseGitHubCredentials } from '../common/secrets.ts';
+import type { NewEvent } from '../engine/types.ts';
+import {
+  GitHubApiError,
+  GitHubCredentialsError,
+  InstallationNotFoundError,
+  PermissionDeniedError,
+} from './errors.ts';
+import type { AgentIdentity, Permission } from './permissions.ts';
+
+/**
+ * The one way Switchyard talks to GitHub's REST API: @octokit/core with the retry and throttling
+ * plugins, authenticated as a GitHub App (an installation token per repository) or with a token.
+ * Every call goes through a client built for one agent, which checks the agent's permissions
+ * before anything is sent. Without credentials every call is a dry run: nothing is sent, and
+ * the would-be request (method, path, body; never a credential) is recorded as a run event.
+ */
+
+const Octokit = OctokitCore.plugin(retry, throttling);
+type OctokitClient = InstanceType<typeof Octokit>;
+
+export const DEFAULT_GITHUB_API_URL = 'https://api.github.com';
+
+export interface GitHubClientFactoryOptions {
+  credentials?: GitHubCredentials | undefined;
+  /** GITHUB_API_URL: api.github.com, a GHES `/api/v3` base, or a fake on loopback in tests. */
+  baseUrl?: string | undefined;
+  /**
+   * The throttling plugin spaces writes 1 s apart per process (GitHub's advice for content
+   * creation). Tests turn it off to stay fast; production keeps it.
+   */
+  throttle?: boolean;
+  retries?: number;
+  /** Base of the retry plugin's quadratic backoff (ms). */
+  retryAfterBaseValue?: number;
+}
+
+export type GitHubMode = 'app' | 'token' | 'dry-run';
+
+/** Where audit events of a client go: a node's buffer (returned in its result) or a logger. */
+export type EventSink = (event: NewEvent) => void | Promise<void>;
+
+/**
+ * Events raised during a step must travel in the step's result: a separate write to the run
+ * would bump its version under the step's lease and lose the step's commit. Node handlers give
+ * clients this collector's `sink` and return `drain()` as the result's events.
+ */
+export class EventCollector {
+  private events: NewEvent[] = [];
+  readonly sink: EventSink = (e) => {
+    this.events.push(e);
+  };
+  drain(): NewEvent[] {
+    return this.events.splice(0);
+  }
+  peek(): readonly NewEvent[] {
+    return this.events;
+  }
+}
+
+export interface CallContext {
+  runId?: string;
+  node?: string;
+  sink?: EventSink;
+}
+
+export type GitHubResult<T> = { dryRun: false; status: number; data: T } | { dryRun: true; data: undefined };
+
+/** A route's parameters (path placeholders, query, body) as Octokit takes them. */
+export type RequestParams = Record<string, unknown>;
+
+const WRITE_METHODS = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
+
+export function splitRepo(fullName: string): { owner: string; repo: string } {
+  const [owner, repo, ...rest] = fullName.split('/');
+  if (!owner || !repo || rest.length > 0)
+    throw new GitHubApiError(`not a repository: ${fullName}`, { status: 400, method: '', path: '' });
+  return { owner, repo };
+}
+
+export class GitHubClientFactory {
+  readonly mode: GitHubMode;
+  readonly baseUrl: string;
+  private readonly options: GitHubClientFactoryOptions;
+  /** Never sends: only expands routes into method, path and body for refusals and dry runs. */
+  private readonly parser: OctokitCore;
+  private tokenClient: OctokitClient | undefined;
+  private appClient: OctokitClient | undefined;
+  private readonly installationClients = new Map<string, Promise<OctokitClient>>();
+  private readonly installationIds = new Map<string, number>();
+
+  constructor(options: GitHubClientFactoryOptions = {}) {
+    this.options = options;
+    this.baseUrl = (options.baseUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, '');
+    this.mode = options.credentials ? options.credentials.kind : 'dry-run';
+    this.parser = new OctokitCore({ baseUrl: this.baseUrl });
+    const creds = options.credentials;
+    if (creds?.kind === 'app' && !/BEGIN [A-Z ]*PRIVATE KEY/.test(creds.privateKey)) {
+      throw new GitHubCredentialsError('GitHub App private key is not a PEM private key');
+    }
+    if (creds?.kind === 'app' && creds.installationId !== undefined) {
+      const id = Number(creds.installationId);
+      if (!Number.isInteger(id))
+        throw new GitHubCredentialsError('GitHub App installation id must be a number');
+    }
+  }
+
+  get dryRun(): boolean {
+    return this.mode === 'dry-run';
+  }
+
+  /** Installation ids arrive in webhook payloads; remembering them saves a lookup per repository. */
+  rememberInstallation(repo: string, installationId: number): void {
+    this.installationIds.set(repo, installationId);
+  }
+
+  /** A client that acts as `agent`, with its permissions enforced. */
+  forAgent(agent: AgentIdentity, ctx: CallContext = {}): GitHubClient {
+    return new GitHubClient(this, agent, ctx);
+  }
+
+  /** Method, path (relative to the API base) and body of a route, without sending it. */
+  describe(route: string, params: RequestParams): { method: string; path: string; body?: unknown } {
+    const ep = this.parser.request.endpoint(route, params);
+    const url = new URL(ep.url);
+    const base = new URL(this.baseUrl);
+    const basePath = base.pathname.replace(/\/+$/, '');
+    const path = `${url.pathname.startsWith(basePath) ? url.pathname.slice(basePath.length) : url.pathname}${url.search}`;
+    return { method: ep.method, path, ...(ep.body !== undefined ? { body: ep.body } : {}) };
+  }
+
+  private build(auth: Record<string, unknown>): OctokitClient {
+    const retries = this.options.retries ?? 3;
+    return new Octokit({
+      baseUrl: this.baseUrl,
+      userAgent: 'switchyard',
+      ...auth,
+      retry: {
+        retries,
+        ...(this.options.retryAfterBaseValue !== undefined
+          ? { retryAfterBaseValue: this.options.retryAfterBaseValue }
+          : {}),
+      },
+      throttle:
+        this.options.throttle === false
+          ? { enabled: false }
+          : {
+              // Wait out a rate limit a couple of times inside a step; beyond that the step fails retryably.
+              onRateLimit: (
+                after: number,
+                opts: { method: string; url: string },
+                _o: unknown,
+                count: number,
+              ) => {
+                logger.warn('github rate limit', { method: opts.method, url: opts.url, retryAfter: after });
+                return count < 2;
+              },
+              onSecondaryRateLimit: (
+                after: number,
+                opts: { method: string; url: string },
+                _o: unknown,
+                count: number,
+              ) => {
+                logger.warn('github secondary rate limit', {
+                  method: opts.method,
+                  url: opts.url,
+                  retryAfter: after,
+                });
+                return count < 2;
+              },
+            },
+      log: {
+        debug: () => {},
+        info: () => {},
+        warn: (m: string) => logger.warn(m),
+        error: (m: string) => logger.error(m),
+      },
+    });
+  }
+
+  /** The authenticated Octokit for a repository (an installation token in app mode). */
+  async octokitFor(repo: string | undefined): Promise<OctokitClient> {
+    const creds = this.options.credentials;
+    if (!creds) throw new GitHubCredentialsError('no GitHub credentials: dry-run mode');
+    if (creds.kind === 'token') {
+      this.tokenClient ??= this.build({ auth: creds.token });
+      return this.tokenClient;
+    }
+    const fixed = creds.installationId !== undefined ? Number(creds.installationId) : undefined;
+    const known = repo ? this.installationIds.get(repo) : undefined;
+    const installationId = fixed ?? known;
+    const key = installationId !== undefined ? `id:${installationId}` : `repo:${repo ?? ''}`;
+    let client = this.installationClients.get(key);
+    if (!client) {
+      client = this.installationClient(creds, installationId, repo);
+      this.installationClients.set(key, client);
+      // A failed lookup must not be cached forever.
+      client.catch(() => this.installationClients.delete(key));
+    }
+    return client;
+  }
+
+  private async installationClient(
+    creds: Extract<GitHubCredentials, { kind: 'app' }>,
+    installationId: number | undefined,
+    repo: string | undefined,
+  ): Promise<OctokitClient> {
+    let id = installationId;
+    if (id === undefined) {
+      if (!repo)
+        throw new InstallationNotFoundError(
+          'an app-authenticated call needs a repository to find its installation',
+        );
+      this.appClient ??= this.build({
+        authStrategy: createAppAuth,
+        auth: { appId: creds.appId, privateKey: creds.privateKey },
+      });
+      const { owner, repo: name } = splitRepo(repo);
+      try {
+        const res = await this.appClient.request('GET /repos/{owner}/{repo}/installation', {
+          owner,
+          repo: name,
+        });
+        id = (res.data as { id: number }).id;
+      } catch (cause) {
+        throw new InstallationNotFoundError(`the GitHub App is not installed on ${repo}`, { cause });
+      }
+      this.installationIds.set(repo, id);
+    }
+    // auth-app caches installation tokens (and refreshes them before they expire).
+    return this.build({
+      authStrategy: createAppAuth,
+      auth: { appId: creds.appId, privateKey: creds.privateKey, installationId: id },
+    });
+  }
+}
+
+/** The minimal shapes of the REST resources we read. */
+export interface IssueComment {
+  id: number;
+  body?: string | null;
+  html_url?: string;
+  user?: { login: string } | null;
+}
+
+export interface Issue {
+  number: number;
+  title: string;
+  body?: string | null;
+  state?: string;
+  html_url?: string;
+  labels?: Array<string | { name?: string }>;
+  pull_request?: unknown;
+  user?: { login: string } | null;
+}
+
+export interface WorkflowRunSummary {
+  id: number;
+  name?: string | null;
+  workflow_id: number;
+  head_branch: string | null;
+  head_sha?: string;
+  status: string | null;
+  conclusion: string | null;
+  updated_at: string;
+  html_url?: string;
+  event?: string;
+}
+
+export interface CheckSuiteSummary {
+  id: number;
+  app?: { slug?: string; name?: string; id?: number } | null;
+  head_branch: string | null;
+  status: string | null;
+  conclusion: string | null;
+  updated_at?: string | null;
+}
+
+/**
+ * A GitHub client bound to one agent. `request` is the single gate: permission check, then
+ * dry run or a real call; the typed helpers below all go through it.
+ */
+export class GitHubClient {
+  constructor(
+    private readonly factory: GitHubClientFactory,
+    readonly agent: AgentIdentity,
+    private readonly ctx: CallContext,
+  ) {}
+
+  get dryRun(): boolean {
+    return this.factory.dryRun;
+  }
+
+  can(permission: Permission): boolean {
+    return this.agent.permissions.includes(permission);
+  }
+
+  private async emit(type: string, detail: Record<string, unknown>): Promise<void> {
+    const event: NewEvent = { type, by: this.agent.name, detail: { agent: this.agent.name, ...detail } };
+    if (this.ctx.node) event.node = this.ctx.node;
+    if (this.ctx.sink) await this.ctx.sink(event);
+    else logger.info(`github ${type}`, { runId: this.ctx.runId, ...detail });
+  }
+
+  async request<T>(
+    permission: Permission,
+    route: string,
+    params: RequestParams = {},
+  ): Promise<GitHubResult<T>> {
+    const call = this.factory.describe(route, params);
+    if (!this.can(permission)) {
+      await this.emit('github.refused', { permission, method: call.method, path: call.path });
+      throw new PermissionDeniedError(
+        { agent: this.agent.name, permission, method: call.method, path: call.path },
+        {
+          ...(this.ctx.runId ? { runId: this.ctx.runId } : {}),
+          ...(this.ctx.node ? { node: this.ctx.node } : {}),
+        },
+      );
+    }
+    if (this.factory.dryRun) {
+      await this.emit('github.dry-run', {
+        method: call.method,
+        path: call.path,
+        ...(call.body !== undefined ? { body: redact(call.body) } : {}),
+      });
+      return { dryRun: true, data: undefined };
+    }
+    const repo =
+      typeof params.owner === 'string' && typeof params.repo === 'string'
+        ? `${params.owner}/${params.repo}`
+        : undefined;
+    const octokit = await this.factory.octokitFor(repo);
+    try {
+      const res = await octokit.request(route, params);
+      if (WRITE_METHODS.has(call.method)) {
+        await this.emit('github.request', { method: call.method, path: call.path, status: res.status });
+      }
+      return { dryRun: false, status: res.status, data: res.data as T };
+    } catch (err) {
+      const status =
+        typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 0;
+      throw new GitHubApiError(
+        `GitHub ${call.method} ${call.path} failed: ${status || (err as Error).message}`,
+        { status, method: call.method, path: call.path },
+        { cause: err, ...(this.ctx.runId ? { runId: this.ctx.runId } : {}) },
+      );
+    }
+  }
+
+  /** Pages through a list endpoint (100 per page), up to `maxItems`. */
+  async paginate<T>(
+    permission: Permission,
+    route: string,
+    params: RequestParams,
+    maxItems = 1_000,
+    pick?: (d: unknown) => T[],
+  ): Promise<T[] | undefined> {
+    const out: T[] = [];
+    for (let page = 1; out.length < maxItems; page++) {
+      const res = await this.request<unknown>(permission, route, { ...params, per_page: 100, page });
+      if (res.dryRun) return undefined;
+      const items = pick ? pick(res.data) : (res.data as T[]);
+      out.push(...items);
+      if (items.length < 100) break;
+    }
+    return out.slice(0, maxItems);
+  }
+
+  // ---------------------------------------------------------------------------- issues
+
+  async getIssue(repo: string, issue: number): Promise<Issue | undefined> {
+    const res = await this.request<Issue>('read', 'GET /repos/{owner}/{repo}/issues/{issue_number}', {
+      ...splitRepo(repo),
+      issue_number: issue,
+    });
+    return res.data;
+  }
+
+  async listIssueComments(repo: string, issue: number): Promise<IssueComment[] | undefined> {
+    return this.paginate<IssueComment>('read', 'GET /repos/{owner}/{repo}/issues/{issue_number}/comments', {
+      ...splitRepo(repo),
+      issue_number: issue,
+    });
+  }
+
+  async createComment(repo: string, issue: number, body: string): Promise<IssueComment | undefined> {
+    const res = await this.request<IssueComment>(
+      'comment',
+      'POST /repos/{owner}/{repo}/issues/{issue_number}/comments',
+      {
+        ...splitRepo(repo),
+        issue_number: issue,
+        body,
+      },
+    );
+    return res.data;
+  }
+
+  async updateComment(repo: string, commentId: number, body: string): Promise<IssueComment | undefined> {
+    const res = await this.request<IssueComment>(
+      'comment',
+      'PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}',
+      {
+        ...splitRepo(repo),
+        comment_id: commentId,
+        body,
+      },
+    );
+    return res.data;
+  }
+
+  async addLabels(repo: string, issue: number, labels: string[]): Promise<void> {
+    await this.request('apply_labels', 'POST /repos/{owner}/{repo}/issues/{issue_number}/labels', {
+      ...splitRepo(repo),
+      issue_number: issue,
+      labels,
+    });
+  }
+
+  /** Removing a label that is not there is not an error (GitHub answers 404). */
+  async removeLabel(repo: string, issue: number, label: string): Promise<void> {
+    try {
+      await this.request('apply_labels', 'DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name}', {
+        ...splitRepo(repo),
+        issue_number: issue,
+        name: label,
+      });
+    } catch (err) {
+      if (err instanceof GitHubApiError && err.status === 404) return;
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------------ repository
+
+  async getRepository(repo: string): Promise<{ default_branch: string; full_name: string } | undefined> {
+    const res = await this.request<{ default_branch: string; full_name: string }>(
+      'read',
+      'GET /repos/{owner}/{repo}',
+      splitRepo(repo),
+    );
+    return res.data;
+  }
+
+  /** A file's text, `null` when it does not exist, `undefined` in dry-run. */
+  async getFileText(repo: string, path: string, ref?: string): Promise<string | null | undefined> {
+    try {
+      // Slashes stay literal: octokit would send `{path}` as `a%2Fb`, which GitHub answers with
+      // 404 for fine-grained tokens (octokit/octokit.js#2422).
+      const encoded = path.split('/').map(encodeURIComponent).join('/');
+      const res = await this.request<{ content?: string; encoding?: string; type?: string }>(
+        'read',
+        `GET /repos/{owner}/{repo}/contents/${encoded}`,
+        { ...splitRepo(repo), ...(ref ? { ref } : {}) },
+      );
+      if (res.dryRun) return undefined;
+      if (res.data.type !== undefined && res.data.type !== 'file') return null;
+      const content = res.data.content ?? '';
+      return res.data.encoding === 'base64' ? Buffer.from(content, 'base64').toString('utf8') : content;
+    } catch (err) {
+      if (err instanceof GitHubApiError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  async listPullFiles(repo: string, pr: number): Promise<string[] | undefined> {
+    const files = await this.paginate<{ filename: string }>(
+      'read',
+      'GET /repos/{owner}/{repo}/pulls/{pull_number}/files',
+      { ...splitRepo(repo), pull_number: pr },
+      3_000,
+    );
+    return files?.map((f) => f.filename);
+  }
+
+  // --------------------------------------------------------------------------------- CI
+
+  async listWorkflowRuns(
+    repo: string,
+    query: { branch?: string; status?: string; event?: string; perPage?: number } = {},
+  ): Promise<WorkflowRunSummary[] | undefined> {
+    const res = await this.request<{ workflow_runs: WorkflowRunSummary[] }>(
+      'read',
+      'GET /repos/{owner}/{repo}/actions/runs',
+      {
+        ...splitRepo(repo),
+        ...(query.branch ? { branch: query.branch } : {}),
+        ...(query.status ? { status: query.status } : {}),
+        ...(query.event ? { event: query.event } : {}),
+        exclude_pull_requests: true,
+        per_page: query.perPage ?? 50,
+      },
+    );
+    return res.data?.workflow_runs;
+  }
+
+  async listCheckSuites(repo: string, ref: string): Promise<CheckSuiteSummary[] | undefined> {
+    const res = await this.request<{ check_suites: CheckSuiteSummary[] }>(
+      'read',
+      'GET /repos/{owner}/{repo}/commits/{ref}/check-suites',
+      {
+        ...splitRepo(repo),
+        ref,
+        per_page: 100,
+      },
+    );
+    return res.data?.check_suites;
+  }
+
+  async dispatchWorkflow(
+    repo: string,
+    workflow: string,
+    ref: string,
+    inputs: Record<string, string>,
+  ): Promise<void> {
+    await this.request(
+      'dispatch_workflow',
+      'POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches',
+      {
+        ...splitRepo(repo),
+        workflow_id: workflow,
+        ref,
+        inputs,
+      },
+    );
+  }
+
+  async cancelWorkflowRun(repo: string, runId: number): Promise<void> {
+    await this.request('cancel_workflow', 'POST /repos/{owner}/{repo}/actions/runs/{run_id}/cancel', {
+      ...splitRepo(repo),
+      run_id: runId,
+    });
+  }
+}
+
+/**
+ * Build the factory from the environment: GITHUB_APP_ID + GITHUB_APP_PRIVATE_KEY
+ * (+ GITHUB_APP_INSTALLATION_ID), else GITHUB_CREDENTIALS (Secrets Manager on AWS) or GITHUB_TOKEN,
+ * else dry-run. GITHUB_API_URL sets the base.
+ */
+export async function githubClientFactoryFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  extra: Omit<GitHubClientFactoryOptions, 'credentials' | 'baseUrl'> = {},
+): Promise<GitHubClientFactory> {
+  let credentials: GitHubCredentials | undefined;
+  const appId = env.GITHUB_APP_ID;
+  const key = env.GITHUB_APP_PRIVATE_KEY;
+  if (appId && key) {
+    credentials = {
+      kind: 'app',
+      appId,
+      privateKey: key.replace(/\\n/g, '\n'),
+      ...(env.GITHUB_APP_INSTALLATION_ID ? { installationId: env.GITHUB_APP_INSTALLATION_ID } : {}),
+    };
+  } else if (appId || key) {
+    throw new GitHubCredentialsError('set both GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY, or neither');
+  } else {
+    credentials = parseGitHubCredentials(await getSecretValue('GITHUB_CREDENTIALS', env));
+  }
+  return new GitHubClientFactory({ ...extra, credentials, baseUrl: env.GITHUB_API_URL });
+}

@@ -1,0 +1,175 @@
+import { logger } from '../common/observability.ts';
+import { type NormalizedEvent, normalizeEvent } from './events.ts';
+import { verifyGitHubSignature } from './verify.ts';
+
+/**
+ * The GitHub webhook core, written once over raw body and headers. The Lambda handler and the
+ * local HTTP adapter only provide the I/O (octokit/webhooks.js `createMiddleware` habit).
+ *
+ * Checks run in a fixed order: method, content type, size, signature on the raw bytes, then
+ * parse. Bad input gets a 4xx and never reaches the routing hub; only our own failures are 5xx.
+ */
+
+/** GitHub caps payloads at 25 MB, but nothing we route needs more than this. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface WebhookRequest {
+  method: string;
+  /** Header names in any case (API Gateway v2 lowercases them; node:http does too; tests may not). */
+  headers: Record<string, string | string[] | undefined>;
+  body: string | Uint8Array | null | undefined;
+  /** API Gateway may base64-encode the body. */
+  isBase64Encoded?: boolean;
+}
+
+export interface WebhookResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface Delivery {
+  /** `X-GitHub-Event` */
+  name: string;
+  /** `X-GitHub-Delivery` */
+  id: string;
+  event: NormalizedEvent;
+  payload: unknown;
+}
+
+/** What the hub decided for a verified delivery; the body is echoed to GitHub (visible under "Recent Deliveries"). */
+export interface DeliveryOutcome {
+  statusCode: 200 | 202;
+  body: Record<string, unknown>;
+}
+
+export interface WebhookCoreDeps {
+  /** Current secret first, then older ones still accepted while rotating. */
+  secrets: () => readonly string[] | Promise<readonly string[]>;
+  /** Called once per verified, parsed delivery (including ping). */
+  onDelivery: (delivery: Delivery) => Promise<DeliveryOutcome>;
+  maxBodyBytes?: number;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+function respond(
+  statusCode: number,
+  body: Record<string, unknown>,
+  extra: Record<string, string> = {},
+): WebhookResponse {
+  return { statusCode, headers: { ...JSON_HEADERS, ...extra }, body: JSON.stringify(body) };
+}
+
+/** Case-insensitive header lookup; a repeated header counts as its first value. */
+export function header(headers: WebhookRequest['headers'], name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [k, v] of Object.entries(headers)) {
+    if (k.toLowerCase() !== wanted) continue;
+    return Array.isArray(v) ? v[0] : v;
+  }
+  return undefined;
+}
+
+/**
+ * GitHub offers two content types. We accept both: `application/json`, and the
+ * `application/x-www-form-urlencoded` form whose `payload` field holds the JSON. The signature
+ * covers the raw (form-encoded) body either way, so accepting the form costs nothing and saves a
+ * silently broken hook when someone picks the other option in the settings page.
+ */
+type MediaType = 'json' | 'form';
+
+function mediaType(contentType: string | undefined): MediaType | undefined {
+  if (!contentType) return undefined;
+  const essence = contentType.split(';', 1)[0]?.trim().toLowerCase();
+  if (essence === 'application/json') return 'json';
+  if (essence === 'application/x-www-form-urlencoded') return 'form';
+  return undefined;
+}
+
+function rawBytes(req: WebhookRequest): Uint8Array | undefined {
+  const body = req.body;
+  if (body === null || body === undefined) return new Uint8Array(0);
+  if (typeof body === 'string') {
+    if (!req.isBase64Encoded) return Buffer.from(body, 'utf8');
+    // Buffer.from(base64) silently skips bad characters; reject anything that does not round-trip.
+    const bytes = Buffer.from(body, 'base64');
+    const canonical = body.replace(/[\r\n\s]/g, '').replace(/=+$/, '');
+    if (bytes.toString('base64').replace(/=+$/, '') !== canonical) return undefined;
+    return bytes;
+  }
+  return body;
+}
+
+const ID = /^[\w.:-]{1,200}$/;
+
+export async function handleGitHubWebhook(
+  deps: WebhookCoreDeps,
+  req: WebhookRequest,
+): Promise<WebhookResponse> {
+  // 1. method
+  if (req.method.toUpperCase() !== 'POST')
+    return respond(405, { error: 'method not allowed' }, { allow: 'POST' });
+
+  // 2. content type
+  const media = mediaType(header(req.headers, 'content-type'));
+  if (!media) {
+    return respond(400, {
+      error: 'unsupported content type: use application/json or application/x-www-form-urlencoded',
+    });
+  }
+
+  // 3. size (of the decoded bytes: base64 inflates the transport body by a third)
+  const max = deps.maxBodyBytes ?? MAX_BODY_BYTES;
+  const declared = Number(header(req.headers, 'content-length'));
+  if (Number.isFinite(declared) && declared > max * 1.4)
+    return respond(413, { error: `body larger than ${max} bytes` });
+  const bytes = rawBytes(req);
+  if (!bytes) return respond(400, { error: 'body is not valid base64' });
+  if (bytes.byteLength > max) return respond(413, { error: `body larger than ${max} bytes` });
+  if (bytes.byteLength === 0) return respond(400, { error: 'empty body' });
+
+  // 4. signature, over the exact bytes received. GitHub sends UTF-8; a body that is not would
+  //    decode lossily and so cannot match, which fails closed.
+  const raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  const check = await verifyGitHubSignature(
+    await deps.secrets(),
+    raw,
+    header(req.headers, 'x-hub-signature-256'),
+  );
+  if (!check.ok) {
+    logger.warn('github webhook refused', { reason: check.reason });
+    return respond(401, { error: check.reason === 'missing' ? 'missing signature' : 'invalid signature' });
+  }
+
+  // 5. parse
+  const name = header(req.headers, 'x-github-event');
+  const id = header(req.headers, 'x-github-delivery');
+  if (!name || !ID.test(name)) return respond(400, { error: 'missing or malformed X-GitHub-Event' });
+  if (!id || !ID.test(id)) return respond(400, { error: 'missing or malformed X-GitHub-Delivery' });
+  let json = raw;
+  if (media === 'form') {
+    const payload = new URLSearchParams(raw).get('payload');
+    if (payload === null) return respond(400, { error: 'form body has no payload field' });
+    json = payload;
+  }
+  let payload: unknown;
+  try {
+    payload = JSON.parse(json);
+  } catch {
+    return respond(400, { error: 'malformed JSON' });
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    return respond(400, { error: 'payload is not a JSON object' });
+  }
+
+  const event = normalizeEvent(name, id, payload);
+  try {
+    const outcome = await deps.onDelivery({ name, id, event, payload });
+    return respond(outcome.statusCode, { delivery: id, ...outcome.body });
+  } catch (err) {
+    // Our own failure (the table is down, a bug): 5xx so GitHub marks the delivery failed and it can be redelivered.
+    logger.error('github webhook failed', { delivery: id, event: name, error: err as Error });
+    return respond(500, { delivery: id, error: 'internal error' });
+  }
+}
