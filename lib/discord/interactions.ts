@@ -1,0 +1,539 @@
+import type {
+  APIApplicationCommandOptionChoice,
+  APIInteraction,
+  APIInteractionResponse,
+  APIMessageComponentInteraction,
+} from 'discord-api-types/v10';
+import { logger } from '../common/observability.ts';
+import type { Signal, StartRunInput, StartRunResult } from '../engine/engine.ts';
+import { InvalidSignalError, StaleApprovalError, UnknownWorkflowError } from '../engine/errors.ts';
+import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
+import type { ListRunsQuery, RunStore } from '../store/port.ts';
+import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
+import { decodeButtonId, resolveShownBinding } from './custom-id.ts';
+import { DiscordInputError } from './errors.ts';
+import { type Actor, authorize, type CommandName, type DiscordPolicy } from './policy.ts';
+import { InteractionType, Limits, MessageFlags, ResponseType } from './protocol.ts';
+import {
+  type MessageBody,
+  renderRunDetail,
+  renderRunList,
+  renderRunMessage,
+  subjectLabel,
+  textMessage,
+  truncate,
+  type WorkflowView,
+} from './render.ts';
+import { ISSUE_PIPELINE, PLAN_ALL_WORKFLOW, ROUTE_PR_WORKFLOW } from './workflow-names.ts';
+
+/** The part of the engine the interactions endpoint uses. */
+export interface DiscordEnginePort {
+  startRun(input: StartRunInput): Promise<StartRunResult>;
+  signal(runId: string, signal: Signal): Promise<Run>;
+  recordEvent(runId: string, event: NewEvent): Promise<void>;
+  getRun(id: string): Promise<Run | null>;
+  listRuns(query: ListRunsQuery): Promise<Run[]>;
+  listEvents(id: string, opts?: { limit?: number; after?: number }): Promise<RunEvent[]>;
+  workflows: { get(name: string): WorkflowView | undefined };
+}
+
+/** The run store's KV (tokens, bindings, audit) and its sparse index of active runs (one query). */
+export type DiscordStorePort = KvPort & Pick<RunStore, 'listActive'>;
+
+export interface InteractionDeps {
+  engine: DiscordEnginePort;
+  store: DiscordStorePort;
+  /** The Discord section of the config; loaded lazily, so PING never waits for it. */
+  policy: () => Promise<DiscordPolicy>;
+  now?: () => Date;
+}
+
+export const AUDIT_GROUP = 'audit';
+/**
+ * Active runs read per /status or autocomplete (oldest first, from the active index). Each costs a
+ * read of the run item, so keep it to what is shown; more than this is a backlog, shown as "N+".
+ */
+const ACTIVE_LIMIT = 25;
+/** Autocomplete filters what it reads (waiting runs, a typed prefix), so it reads further. */
+const SUGGEST_LIMIT = 100;
+const AUDIT_TTL_SECONDS = 90 * 86_400;
+const REPO = /^[\w.-]+\/[\w.-]+$/;
+
+type Option = { name: string; type: number; value?: unknown; focused?: boolean; options?: Option[] };
+
+/** Command options by name, with a subcommand's options flattened in. */
+function readOptions(options: readonly Option[] | undefined): { sub?: string; values: Map<string, Option> } {
+  const values = new Map<string, Option>();
+  let sub: string | undefined;
+  for (const o of options ?? []) {
+    if (o.options) {
+      sub = o.name;
+      for (const inner of o.options) values.set(inner.name, inner);
+    } else values.set(o.name, o);
+  }
+  return { ...(sub !== undefined ? { sub } : {}), values };
+}
+
+const str = (o: Option | undefined): string | undefined =>
+  typeof o?.value === 'string' && o.value.trim() !== '' ? o.value.trim() : undefined;
+
+function actorOf(i: APIInteraction): Actor & { name: string } {
+  const user = i.member?.user ?? i.user;
+  return { userId: user?.id ?? 'unknown', roles: i.member?.roles ?? [], name: user?.username ?? 'unknown' };
+}
+
+const byOf = (a: Actor) => `discord:${a.userId}`;
+
+const channelIdOf = (i: APIInteraction): string | undefined => i.channel?.id ?? i.channel_id;
+
+export const ephemeral = (content: string): APIInteractionResponse => ({
+  type: ResponseType.ChannelMessageWithSource,
+  data: { ...textMessage(content), flags: MessageFlags.Ephemeral },
+});
+
+const message = (body: MessageBody, opts: { ephemeral?: boolean } = {}): APIInteractionResponse => ({
+  type: ResponseType.ChannelMessageWithSource,
+  data: { ...body, ...(opts.ephemeral ? { flags: MessageFlags.Ephemeral } : {}) },
+});
+
+const deferred = (): APIInteractionResponse => ({ type: ResponseType.DeferredChannelMessageWithSource });
+
+/** `12`, `#12`, `owner/name#12` or a GitHub issue/PR URL. */
+export function parseIssueRef(
+  text: string,
+  defaultRepo: string | undefined,
+): { repo: string; issue: number } {
+  const t = text.trim();
+  let m = /^#?(\d{1,9})$/.exec(t);
+  if (m) {
+    if (!defaultRepo)
+      throw new DiscordInputError(
+        'give the repository (repo option or owner/name#number): no default is configured',
+      );
+    return { repo: defaultRepo, issue: Number(m[1]) };
+  }
+  m = /^([\w.-]+\/[\w.-]+)#(\d{1,9})$/.exec(t);
+  if (m) return { repo: m[1]!, issue: Number(m[2]) };
+  m = /^https:\/\/github\.com\/([\w.-]+\/[\w.-]+)\/(?:issues|pull)\/(\d{1,9})(?:[/?#].*)?$/.exec(t);
+  if (m) return { repo: m[1]!, issue: Number(m[2]) };
+  throw new DiscordInputError(`"${truncate(t, 80)}" is not an issue: use 12, owner/name#12 or an issue URL`);
+}
+
+function repoOption(value: string | undefined, policy: DiscordPolicy): string {
+  const repo = value ?? policy.defaultRepo;
+  if (!repo) throw new DiscordInputError('give a repo (owner/name): no default is configured');
+  if (!REPO.test(repo)) throw new DiscordInputError(`"${truncate(repo, 80)}" is not owner/name`);
+  return repo;
+}
+
+/** What a button stands for, for permissions: Reject is part of approving. */
+const BUTTON_COMMAND: Record<string, CommandName> = {
+  approve: 'approve',
+  reject: 'approve',
+  cancel: 'cancel',
+};
+
+/**
+ * Route one verified interaction to its command. Everything here reads or writes DynamoDB only,
+ * so it answers well inside Discord's 3 seconds; work that touches GitHub is started as a run
+ * and answered with a deferral, which the worker edits later.
+ */
+export function createInteractionRouter(
+  deps: InteractionDeps,
+): (i: APIInteraction) => Promise<APIInteractionResponse> {
+  const now = deps.now ?? (() => new Date());
+  const { engine } = deps;
+  const kv = deps.store;
+
+  /** Active runs, newest first, from one read of the active index (not one query per status). */
+  async function activeRuns(limit: number): Promise<Run[]> {
+    const runs = await deps.store.listActive(limit);
+    return runs.filter((r) => !isTerminal(r.status)).sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+  }
+
+  async function audit(i: APIInteraction, command: string, reason: string, runId?: string): Promise<void> {
+    const actor = actorOf(i);
+    const channelId = channelIdOf(i);
+    const detail = {
+      command,
+      reason,
+      interactionId: i.id,
+      user: actor.userId,
+      roles: [...actor.roles],
+      ...(i.guild_id ? { guildId: i.guild_id } : {}),
+      ...(channelId ? { channelId } : {}),
+    };
+    if (runId) {
+      try {
+        await engine.recordEvent(runId, { type: 'discord.refused', by: byOf(actor), detail });
+        return;
+      } catch {
+        // no such run: the KV audit log below still records the refusal
+      }
+    }
+    const at = now();
+    await kv.kvPut(
+      AUDIT_GROUP,
+      `${at.toISOString()}#${i.id}`,
+      { at: at.toISOString(), type: 'discord.refused', ...detail },
+      {
+        ttl: Math.floor(at.getTime() / 1000) + AUDIT_TTL_SECONDS,
+      },
+    );
+  }
+
+  /** Null when allowed; otherwise the refusal to send (after auditing it). */
+  async function guard(
+    i: APIInteraction,
+    command: CommandName,
+    runId?: string,
+  ): Promise<APIInteractionResponse | null> {
+    const decision = authorize(await deps.policy(), command, actorOf(i));
+    if (decision.allowed) return null;
+    await audit(i, command, decision.reason, runId);
+    return ephemeral(`⛔ ${decision.reason}.`);
+  }
+
+  function trigger(i: APIInteraction): Trigger {
+    const channelId = channelIdOf(i);
+    return {
+      source: 'discord',
+      actor: actorOf(i).userId,
+      interactionId: i.id,
+      applicationId: i.application_id,
+      ...(channelId ? { channelId } : {}),
+      ...(i.guild_id ? { guildId: i.guild_id } : {}),
+    };
+  }
+
+  /** Keep the token (15 min TTL) under the interaction id before any run can report. */
+  async function keepToken(i: APIInteraction): Promise<void> {
+    await saveInteractionToken(
+      kv,
+      i.id,
+      { token: i.token, applicationId: i.application_id },
+      now().getTime(),
+    );
+  }
+
+  async function start(
+    i: APIInteraction,
+    input: StartRunInput,
+  ): Promise<StartRunResult | APIInteractionResponse> {
+    try {
+      return await engine.startRun(input);
+    } catch (err) {
+      if (err instanceof UnknownWorkflowError || err instanceof InvalidSignalError) {
+        await kv.kvDelete(TOKEN_GROUP, i.id);
+        return ephemeral(`⚠️ ${err.message}`);
+      }
+      throw err;
+    }
+  }
+
+  async function findRun(idOrPrefix: string): Promise<Run | null> {
+    const exact = await engine.getRun(idOrPrefix);
+    if (exact) return exact;
+    if (idOrPrefix.length < 4) return null;
+    const recent = await engine.listRuns({ limit: 100 });
+    const matches = recent.filter((r) => r.id.startsWith(idOrPrefix));
+    return matches.length === 1 ? matches[0]! : null;
+  }
+
+  const workflowOf = (run: Run) => engine.workflows.get(run.workflow);
+
+  // ------------------------------------------------------------------------------ commands
+
+  async function plan(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
+    const refused = await guard(i, 'plan');
+    if (refused) return refused;
+    const policy = await deps.policy();
+    const issueText = str(opts.get('issue'));
+    const repoText = str(opts.get('repo'));
+    const target = issueText
+      ? parseIssueRef(issueText, repoText !== undefined ? repoOption(repoText, policy) : policy.defaultRepo)
+      : { repo: repoOption(repoText, policy), issue: undefined };
+    await keepToken(i);
+    const idempotencyKey = `discord:${i.id}`;
+
+    if (target.issue === undefined) {
+      const res = await start(i, {
+        workflow: PLAN_ALL_WORKFLOW,
+        // One plan per interaction: two people planning at once each get their own message.
+        subject: { repo: target.repo, key: `${target.repo}#plan#${i.id}` },
+        trigger: trigger(i),
+        input: {
+          repo: target.repo,
+          label: policy.triggerLabel,
+          ...(policy.notifyRole ? { notifyRole: policy.notifyRole } : {}),
+        },
+        idempotencyKey,
+        concurrency: 'attach',
+      });
+      return 'type' in res ? res : deferred();
+    }
+
+    const res = await start(i, {
+      workflow: ISSUE_PIPELINE,
+      subject: { repo: target.repo, issue: target.issue, key: `${target.repo}#${target.issue}` },
+      trigger: trigger(i),
+      idempotencyKey,
+      concurrency: 'attach',
+    });
+    if ('type' in res) return res;
+    if (res.outcome !== 'attached') return deferred();
+    // Already running: this message becomes the run's live message, starting with its state now.
+    const channelId = channelIdOf(i);
+    await saveBinding(
+      kv,
+      res.run.id,
+      {
+        interactionId: i.id,
+        applicationId: i.application_id,
+        ...(channelId ? { channelId } : {}),
+        ...(i.guild_id ? { guildId: i.guild_id } : {}),
+      },
+      undefined,
+      now().getTime(),
+    );
+    const events = await engine.listEvents(res.run.id);
+    const body = renderRunMessage(res.run, { workflow: workflowOf(res.run), events });
+    return message({ ...body, content: `Already running: attached to \`${res.run.id}\`.` });
+  }
+
+  async function status(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
+    const runText = str(opts.get('run'));
+    const refused = await guard(i, 'status', runText);
+    if (refused) return refused;
+    if (runText) {
+      const run = await findRun(runText);
+      if (!run) return ephemeral(`No run \`${truncate(runText, 80)}\`.`);
+      const events = await engine.listEvents(run.id);
+      return message(renderRunDetail(run, { workflow: workflowOf(run), events }), { ephemeral: true });
+    }
+    const [active, recent] = await Promise.all([activeRuns(ACTIVE_LIMIT), engine.listRuns({ limit: 20 })]);
+    const finished = recent.filter((r) => isTerminal(r.status));
+    return message(renderRunList(active, finished, ACTIVE_LIMIT), { ephemeral: true });
+  }
+
+  async function approve(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
+    const runId = str(opts.get('run'));
+    const shown = str(opts.get('plan'));
+    if (!runId) return ephemeral('Give a run.');
+    const refused = await guard(i, 'approve', runId);
+    if (refused) return refused;
+    const run = await findRun(runId);
+    if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
+    const gate = run.gate;
+    if (run.status !== 'waiting' || !gate || gate.kind === 'agent') {
+      return ephemeral(`Run \`${run.id}\` is not waiting for an approval (it is ${run.status}).`);
+    }
+    const actor = actorOf(i);
+    // Without `plan`, approve what the gate shows now, and record that the approval was unbound.
+    const binding = shown ?? gate.binding;
+    const refusal = await signalOrRefuse(run.id, {
+      type: 'approve',
+      by: byOf(actor),
+      ...(binding !== undefined ? { binding } : {}),
+    });
+    if (refusal) return refusal;
+    if (shown === undefined) {
+      await engine.recordEvent(run.id, {
+        type: 'discord.approve.unbound',
+        node: gate.node,
+        by: byOf(actor),
+        detail: { binding: gate.binding ?? null, interactionId: i.id },
+      });
+    }
+    const version = gate.binding !== undefined ? ` (plan version \`${truncate(gate.binding, 60)}\`)` : '';
+    return message(
+      textMessage(
+        `✅ <@${actor.userId}> approved \`${run.id}\` ${subjectLabel(run)} at ${gate.node}${version}.`,
+      ),
+    );
+  }
+
+  async function cancel(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
+    const runId = str(opts.get('run'));
+    const reason = str(opts.get('reason'));
+    if (!runId) return ephemeral('Give a run.');
+    const refused = await guard(i, 'cancel', runId);
+    if (refused) return refused;
+    const run = await findRun(runId);
+    if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
+    const actor = actorOf(i);
+    const refusal = await signalOrRefuse(run.id, {
+      type: 'cancel',
+      by: byOf(actor),
+      ...(reason ? { reason } : {}),
+    });
+    if (refusal) return refusal;
+    return message(
+      textMessage(
+        `⏹️ <@${actor.userId}> cancelled \`${run.id}\` ${subjectLabel(run)}${reason ? `: ${reason}` : ''}.`,
+      ),
+    );
+  }
+
+  async function route(
+    i: APIInteraction,
+    sub: string | undefined,
+    opts: Map<string, Option>,
+  ): Promise<APIInteractionResponse> {
+    if (sub !== 'pr') return ephemeral('Unknown /route subcommand.');
+    const refused = await guard(i, 'route');
+    if (refused) return refused;
+    const policy = await deps.policy();
+    const repo = repoOption(str(opts.get('repo')), policy);
+    const pr = opts.get('pr')?.value;
+    const enabled = opts.get('enabled')?.value;
+    if (typeof pr !== 'number' || !Number.isInteger(pr) || pr < 1 || typeof enabled !== 'boolean') {
+      return ephemeral('Give a pull request number and enabled true or false.');
+    }
+    await keepToken(i);
+    const res = await start(i, {
+      workflow: ROUTE_PR_WORKFLOW,
+      subject: { repo, issue: pr, key: `${repo}#${pr}#route#${i.id}` },
+      trigger: trigger(i),
+      input: { repo, pr, enabled },
+      idempotencyKey: `discord:${i.id}`,
+      concurrency: 'attach',
+    });
+    return 'type' in res ? res : deferred();
+  }
+
+  /** Send a signal; a signal that does not fit the run's state is an ephemeral explanation. */
+  async function signalOrRefuse(runId: string, signal: Signal): Promise<APIInteractionResponse | null> {
+    try {
+      await engine.signal(runId, signal);
+      return null;
+    } catch (err) {
+      if (err instanceof StaleApprovalError) {
+        return ephemeral(
+          '⚠️ The plan changed after the version you approved, so the approval was refused. Review the current plan and approve again.',
+        );
+      }
+      if (err instanceof InvalidSignalError) return ephemeral(`⚠️ ${err.message}.`);
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------------------- buttons
+
+  async function button(i: APIMessageComponentInteraction): Promise<APIInteractionResponse> {
+    const id = decodeButtonId(i.data.custom_id);
+    if (!id) return ephemeral('This button is not ours (or too old).');
+    const refused = await guard(i, BUTTON_COMMAND[id.action]!, id.runId);
+    if (refused) return refused;
+    const run = await engine.getRun(id.runId);
+    if (!run) return ephemeral(`No run \`${id.runId}\`.`);
+    const by = byOf(actorOf(i));
+    const signal: Signal =
+      id.action === 'approve'
+        ? (() => {
+            const binding = resolveShownBinding(id.binding, run.gate?.binding);
+            return { type: 'approve', by, ...(binding !== undefined ? { binding } : {}) };
+          })()
+        : id.action === 'reject'
+          ? { type: 'reject', by, reason: 'rejected from Discord' }
+          : { type: 'cancel', by, reason: 'cancelled from Discord' };
+    const refusal = await signalOrRefuse(run.id, signal);
+    if (refusal) return refusal;
+    const after = (await engine.getRun(run.id)) ?? run;
+    const events = await engine.listEvents(after.id);
+    return {
+      type: ResponseType.UpdateMessage,
+      data: renderRunMessage(after, { workflow: workflowOf(after), events }),
+    };
+  }
+
+  // -------------------------------------------------------------------------- autocomplete
+
+  async function autocomplete(
+    i: APIInteraction & { data: { name: string; options?: Option[] } },
+  ): Promise<APIInteractionResponse> {
+    const command = i.data.name as CommandName;
+    const { values } = readOptions(i.data.options);
+    const focused = [...values.values()].find((o) => o.focused);
+    const empty: APIInteractionResponse = {
+      type: ResponseType.ApplicationCommandAutocompleteResult,
+      data: { choices: [] },
+    };
+    if (focused?.name !== 'run' || !['status', 'approve', 'cancel'].includes(command)) return empty;
+    // Run ids and repos are not for everyone: no allowlist, no suggestions (and no audit noise).
+    if (!authorize(await deps.policy(), command, actorOf(i)).allowed) return empty;
+    const q = String(focused.value ?? '')
+      .trim()
+      .toLowerCase()
+      .replace(/^#/, '');
+    let runs: Run[];
+    if (command === 'approve') runs = (await activeRuns(SUGGEST_LIMIT)).filter((r) => r.status === 'waiting');
+    else if (command === 'cancel') runs = await activeRuns(SUGGEST_LIMIT);
+    else runs = await engine.listRuns({ limit: 100 });
+    const matches = (r: Run) =>
+      q === '' ||
+      r.id.toLowerCase().startsWith(q) ||
+      (r.subject.repo?.toLowerCase().includes(q) ?? false) ||
+      (r.subject.issue !== undefined &&
+        (String(r.subject.issue) === q || subjectLabel(r).toLowerCase().includes(q))) ||
+      r.workflow.toLowerCase().includes(q);
+    const choices: APIApplicationCommandOptionChoice<string>[] = runs
+      .filter(matches)
+      .slice(0, Limits.autocompleteChoices)
+      .map((r) => ({
+        name: truncate(`${r.id} · ${subjectLabel(r)} · ${r.workflow} · ${r.status}`, Limits.choiceName),
+        value: r.id,
+      }));
+    return { type: ResponseType.ApplicationCommandAutocompleteResult, data: { choices } };
+  }
+
+  // ------------------------------------------------------------------------------ dispatch
+
+  async function dispatch(i: APIInteraction): Promise<APIInteractionResponse> {
+    switch (i.type) {
+      case InteractionType.ApplicationCommand: {
+        const data = i.data as { name: string; options?: Option[] };
+        const { sub, values } = readOptions(data.options);
+        switch (data.name) {
+          case 'plan':
+            return plan(i, values);
+          case 'status':
+            return status(i, values);
+          case 'approve':
+            return approve(i, values);
+          case 'cancel':
+            return cancel(i, values);
+          case 'route':
+            return route(i, sub, values);
+          default:
+            return ephemeral(`Unknown command /${truncate(String(data.name), 32)}.`);
+        }
+      }
+      case InteractionType.MessageComponent:
+        return button(i);
+      case InteractionType.ApplicationCommandAutocomplete:
+        return autocomplete(i as APIInteraction & { data: { name: string; options?: Option[] } });
+      default:
+        return ephemeral('This kind of interaction is not supported.');
+    }
+  }
+
+  return async (i) => {
+    try {
+      return await dispatch(i);
+    } catch (err) {
+      if (err instanceof DiscordInputError) return ephemeral(`⚠️ ${err.message}.`);
+      // Never log the interaction itself: it carries the token.
+      logger.error('discord interaction failed', {
+        interactionId: i.id,
+        type: i.type,
+        error:
+          err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
+      });
+      if (i.type === InteractionType.ApplicationCommandAutocomplete) {
+        return { type: ResponseType.ApplicationCommandAutocompleteResult, data: { choices: [] } };
+      }
+      return ephemeral(`Something went wrong on our side (reference \`${i.id}\`). It has been logged.`);
+    }
+  };
+}

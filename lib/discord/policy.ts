@@ -1,0 +1,126 @@
+/**
+ * Who may use which command. A minimal view of the config's `discord` section (the full schema
+ * lives in lib/routing/config.ts); the Discord function reads only this, so it does not have to
+ * load the config schema library at cold start.
+ */
+export const COMMAND_NAMES = ['plan', 'status', 'approve', 'cancel', 'route'] as const;
+export type CommandName = (typeof COMMAND_NAMES)[number];
+
+export interface Allowlist {
+  users?: string[];
+  roles?: string[];
+}
+
+export interface DiscordPolicy {
+  defaultRepo?: string;
+  /** Role to mention when a run needs a person (approval gates). */
+  notifyRole?: string;
+  /** Issues carrying this label are planned by `/plan` without an issue. */
+  triggerLabel: string;
+  admins: { users: string[]; roles: string[] };
+  permissions: Partial<Record<CommandName, Allowlist>>;
+}
+
+export const DEFAULT_TRIGGER_LABEL = 'ready';
+
+export interface Actor {
+  userId: string;
+  roles: readonly string[];
+}
+
+export type Decision =
+  | { allowed: true; via: 'admin-user' | 'admin-role' | 'user' | 'role' }
+  | { allowed: false; reason: string };
+
+const nonEmpty = (l: Allowlist | undefined): boolean =>
+  Boolean(l && ((l.users?.length ?? 0) > 0 || (l.roles?.length ?? 0) > 0));
+
+/**
+ * Fail closed: admins may use everything; otherwise the command's own allowlist decides, and a
+ * command without an allowlist is for admins only. No config at all means nobody.
+ */
+export function authorize(policy: DiscordPolicy, command: CommandName, actor: Actor): Decision {
+  if (policy.admins.users.includes(actor.userId)) return { allowed: true, via: 'admin-user' };
+  if (actor.roles.some((r) => policy.admins.roles.includes(r))) return { allowed: true, via: 'admin-role' };
+  const list = policy.permissions[command];
+  if (!nonEmpty(list)) return { allowed: false, reason: `/${command} is limited to admins` };
+  if (list?.users?.includes(actor.userId)) return { allowed: true, via: 'user' };
+  if (actor.roles.some((r) => list?.roles?.includes(r))) return { allowed: true, via: 'role' };
+  return { allowed: false, reason: `you are not on the allowlist for /${command}` };
+}
+
+const SNOWFLAKE = /^\d{15,21}$/;
+const REPO = /^[\w.-]+\/[\w.-]+$/;
+
+function idList(value: unknown, path: string, problems: string[]): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    problems.push(`${path} must be a list of Discord ids`);
+    return [];
+  }
+  const out: string[] = [];
+  for (const [i, v] of value.entries()) {
+    // Every real snowflake is above 2^53: as a YAML number it has already lost its last digits.
+    if (typeof v === 'string' && SNOWFLAKE.test(v)) out.push(v);
+    else if (typeof v === 'number')
+      problems.push(`${path}[${i}] must be quoted: as a number the id loses precision`);
+    else problems.push(`${path}[${i}] is not a Discord id`);
+  }
+  return out;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Extract the policy from a parsed config object (validated or raw YAML). Anything malformed is
+ * dropped and reported, which can only take permissions away (fail closed), never add them.
+ */
+export function policyFromConfig(config: unknown): { policy: DiscordPolicy; problems: string[] } {
+  const problems: string[] = [];
+  const root = isRecord(config) ? config : {};
+  const discord = isRecord(root.discord) ? root.discord : {};
+  const routing = isRecord(root.routing) ? root.routing : {};
+  const admins = isRecord(discord.admins) ? discord.admins : {};
+  const permissions: Partial<Record<CommandName, Allowlist>> = {};
+  const rawPerms = isRecord(discord.permissions) ? discord.permissions : {};
+  for (const [name, value] of Object.entries(rawPerms)) {
+    if (!(COMMAND_NAMES as readonly string[]).includes(name)) {
+      problems.push(`discord.permissions.${name} is not a command (${COMMAND_NAMES.join(', ')})`);
+      continue;
+    }
+    if (!isRecord(value)) {
+      problems.push(`discord.permissions.${name} must have users and/or roles`);
+      continue;
+    }
+    permissions[name as CommandName] = {
+      users: idList(value.users, `discord.permissions.${name}.users`, problems),
+      roles: idList(value.roles, `discord.permissions.${name}.roles`, problems),
+    };
+  }
+  const policy: DiscordPolicy = {
+    triggerLabel:
+      typeof routing.triggerLabel === 'string' && routing.triggerLabel !== ''
+        ? routing.triggerLabel
+        : DEFAULT_TRIGGER_LABEL,
+    admins: {
+      users: idList(admins.users, 'discord.admins.users', problems),
+      roles: idList(admins.roles, 'discord.admins.roles', problems),
+    },
+    permissions,
+  };
+  if (typeof discord.defaultRepo === 'string') {
+    if (REPO.test(discord.defaultRepo)) policy.defaultRepo = discord.defaultRepo;
+    else problems.push('discord.defaultRepo must be owner/name');
+  }
+  if (typeof discord.notifyRole === 'string' && SNOWFLAKE.test(discord.notifyRole))
+    policy.notifyRole = discord.notifyRole;
+  return { policy, problems };
+}
+
+/** The policy that allows nothing: used when the config cannot be read. */
+export const DENY_ALL: DiscordPolicy = {
+  triggerLabel: DEFAULT_TRIGGER_LABEL,
+  admins: { users: [], roles: [] },
+  permissions: {},
+};

@@ -1,0 +1,331 @@
+import type {
+  APIActionRowComponent,
+  APIButtonComponent,
+  APIEmbed,
+  APIEmbedField,
+  APIMessageTopLevelComponent,
+} from 'discord-api-types/v10';
+import { isTerminal, type Run, type RunEvent, type RunStatus } from '../engine/types.ts';
+import { encodeButtonId } from './custom-id.ts';
+import { ButtonStyle, ComponentType, Limits } from './protocol.ts';
+
+/** What rendering needs of a workflow: its nodes in checklist order, with titles. */
+export interface WorkflowView {
+  name: string;
+  order(): string[];
+  nodes: ReadonlyMap<string, { title?: string | undefined }>;
+}
+
+/** A message body usable as an interaction response, a webhook edit, or a channel message. */
+export interface MessageBody {
+  content?: string;
+  embeds: APIEmbed[];
+  components: APIMessageTopLevelComponent[];
+  allowed_mentions: { parse: []; roles?: string[] };
+}
+
+export type StepState = 'done' | 'current' | 'waiting' | 'failed' | 'cancelled' | 'pending';
+
+export const STEP_ICON: Record<StepState, string> = {
+  done: '✅',
+  current: '▶️',
+  waiting: '⏸️',
+  failed: '❌',
+  cancelled: '⏹️',
+  pending: '⬜',
+};
+
+const STATUS_ICON: Record<RunStatus, string> = {
+  queued: '🕓',
+  running: '▶️',
+  waiting: '⏸️',
+  succeeded: '✅',
+  failed: '❌',
+  cancelled: '⏹️',
+  expired: '⌛',
+};
+
+const STATUS_COLOR: Record<RunStatus, number> = {
+  queued: 0x95a5a6,
+  running: 0x3498db,
+  waiting: 0xf1c40f,
+  succeeded: 0x2ecc71,
+  failed: 0xe74c3c,
+  cancelled: 0x7f8c8d,
+  expired: 0xe67e22,
+};
+
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/** Discord's own timestamp markup: each viewer sees it in their time zone. */
+export const discordTime = (iso: string, style: 'R' | 'f' = 'R'): string =>
+  `<t:${Math.floor(Date.parse(iso) / 1000)}:${style}>`;
+
+export const issueUrl = (repo: string, issue: number): string => `https://github.com/${repo}/issues/${issue}`;
+
+export function subjectLabel(run: Pick<Run, 'subject'>): string {
+  const { repo, issue, key } = run.subject;
+  if (repo && issue !== undefined) return `${repo}#${issue}`;
+  return repo ?? key;
+}
+
+function subjectLink(run: Run): string {
+  const { repo, issue } = run.subject;
+  return repo && issue !== undefined ? `[${repo}#${issue}](${issueUrl(repo, issue)})` : subjectLabel(run);
+}
+
+/**
+ * Each node's state from the history: a node is done once its step succeeded (or its gate
+ * passed), failed once its step failed; the node the run is at shows the run's state.
+ */
+export function stepStates(
+  run: Run,
+  workflow: WorkflowView | undefined,
+  events: readonly RunEvent[],
+): Array<{ node: string; title: string; state: StepState }> {
+  const order = workflow ? workflow.order() : run.node ? [run.node] : [];
+  const seen = new Map<string, StepState>();
+  for (const e of events) {
+    if (!e.node) continue;
+    if (e.type === 'step.succeeded' || e.type === 'node.completed' || e.type === 'gate.skipped')
+      seen.set(e.node, 'done');
+    else if (e.type === 'gate.opened') seen.set(e.node, 'waiting');
+    else if (e.type === 'step.failed') seen.set(e.node, 'failed');
+  }
+  const currentState: StepState | undefined =
+    run.status === 'succeeded'
+      ? 'done'
+      : run.status === 'waiting'
+        ? 'waiting'
+        : run.status === 'failed' || run.status === 'expired'
+          ? 'failed'
+          : run.status === 'cancelled'
+            ? 'cancelled'
+            : 'current';
+  return order.map((node) => {
+    const title = workflow?.nodes.get(node)?.title ?? node;
+    let state: StepState = seen.get(node) ?? 'pending';
+    if (node === run.node) state = currentState;
+    else if (state === 'waiting') state = 'done'; // a gate passed earlier (its node.completed may be in an older page)
+    return { node, title, state };
+  });
+}
+
+export function checklist(run: Run, workflow: WorkflowView | undefined, events: readonly RunEvent[]): string {
+  return stepStates(run, workflow, events)
+    .map(
+      (s) =>
+        `${STEP_ICON[s.state]} ${s.node === run.node && !isTerminal(run.status) ? `**${s.title}**` : s.title}`,
+    )
+    .join('\n');
+}
+
+/** Approve/Reject while waiting at an approval gate; Cancel while active; links to the issue and the status comment. */
+export function runButtons(run: Run): APIActionRowComponent<APIButtonComponent>[] {
+  const buttons: APIButtonComponent[] = [];
+  const gate = run.gate;
+  if (run.status === 'waiting' && gate && (gate.kind === 'approval' || gate.kind === 'escalation')) {
+    const binding = gate.binding !== undefined ? { binding: gate.binding } : {};
+    buttons.push(
+      {
+        type: ComponentType.Button,
+        style: ButtonStyle.Success,
+        label: 'Approve',
+        custom_id: encodeButtonId({ action: 'approve', runId: run.id, ...binding }),
+      },
+      {
+        type: ComponentType.Button,
+        style: ButtonStyle.Danger,
+        label: 'Reject',
+        custom_id: encodeButtonId({ action: 'reject', runId: run.id, ...binding }),
+      },
+    );
+  }
+  if (!isTerminal(run.status)) {
+    buttons.push({
+      type: ComponentType.Button,
+      style: ButtonStyle.Secondary,
+      label: 'Cancel',
+      custom_id: encodeButtonId({ action: 'cancel', runId: run.id }),
+    });
+  }
+  const { repo, issue } = run.subject;
+  if (repo && issue !== undefined) {
+    buttons.push({
+      type: ComponentType.Button,
+      style: ButtonStyle.Link,
+      label: 'Issue',
+      url: issueUrl(repo, issue),
+    });
+  }
+  const comment = statusCommentUrl(run);
+  if (comment)
+    buttons.push({
+      type: ComponentType.Button,
+      style: ButtonStyle.Link,
+      label: 'Status comment',
+      url: comment,
+    });
+  return buttons.length > 0 ? [{ type: ComponentType.ActionRow, components: buttons.slice(0, 5) }] : [];
+}
+
+function statusCommentUrl(run: Run): string | undefined {
+  const url = run.data.statusCommentUrl;
+  return typeof url === 'string' && /^https:\/\//.test(url) ? url : undefined;
+}
+
+function field(name: string, value: string, inline = false): APIEmbedField {
+  return {
+    name: truncate(name, Limits.embedFieldName),
+    value: truncate(value || '—', Limits.embedFieldValue),
+    inline,
+  };
+}
+
+function gateField(run: Run): APIEmbedField | undefined {
+  const gate = run.gate;
+  if (run.status !== 'waiting' || !gate) return undefined;
+  const lines = [
+    gate.kind === 'agent'
+      ? `Waiting for an agent at **${gate.node}**`
+      : `Waiting for a decision at **${gate.node}**`,
+    ...(gate.prompt ? [truncate(gate.prompt, 400)] : []),
+    ...(gate.binding !== undefined ? [`Plan version: \`${truncate(gate.binding, 80)}\``] : []),
+    `Expires ${discordTime(gate.expiresAt)}`,
+  ];
+  return field('Gate', lines.join('\n'));
+}
+
+/** The one message per run: checklist of steps, current node, gate, links, and its buttons. */
+export function renderRunMessage(
+  run: Run,
+  opts: {
+    workflow?: WorkflowView | undefined;
+    events?: readonly RunEvent[];
+    notifyRole?: string | undefined;
+  } = {},
+): MessageBody {
+  const fields: APIEmbedField[] = [
+    field('Status', `${STATUS_ICON[run.status]} ${run.status}`, true),
+    field('Node', run.node ? `\`${run.node}\`` : '—', true),
+    field('Run', `\`${run.id}\``, true),
+  ];
+  const gate = gateField(run);
+  if (gate) fields.push(gate);
+  if (isTerminal(run.status) && run.reason) fields.push(field('Outcome', run.reason));
+  const links = [
+    ...(run.subject.repo && run.subject.issue !== undefined ? [subjectLink(run)] : []),
+    ...(statusCommentUrl(run) ? [`[status comment](${statusCommentUrl(run)})`] : []),
+  ];
+  if (links.length > 0) fields.push(field('Links', links.join(' · ')));
+
+  const embed: APIEmbed = {
+    title: truncate(`${run.workflow} · ${subjectLabel(run)}`, Limits.embedTitle),
+    description: truncate(checklist(run, opts.workflow, opts.events ?? []) || '—', Limits.embedDescription),
+    color: STATUS_COLOR[run.status],
+    fields,
+    footer: {
+      text: `v${run.version} · started ${new Date(run.createdAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+    },
+    timestamp: run.updatedAt,
+  };
+  const { repo, issue } = run.subject;
+  if (repo && issue !== undefined) embed.url = issueUrl(repo, issue);
+
+  const waitingForPerson = run.status === 'waiting' && run.gate?.kind !== 'agent';
+  const role = waitingForPerson ? opts.notifyRole : undefined;
+  return {
+    ...(role ? { content: `<@&${role}> ${subjectLabel(run)} is waiting for approval` } : {}),
+    embeds: [embed],
+    components: runButtons(run),
+    // Edits never ping; a role is allowed only when named here, and users never.
+    allowed_mentions: role ? { parse: [], roles: [role] } : { parse: [] },
+  };
+}
+
+/** A short, readable view of whatever the planner stored as `data.plan`. */
+export function summarizePlan(plan: unknown): string | undefined {
+  if (plan === undefined || plan === null) return undefined;
+  if (typeof plan === 'string') return truncate(plan, 900);
+  if (typeof plan !== 'object') return String(plan);
+  const p = plan as Record<string, unknown>;
+  const lines: string[] = [];
+  for (const k of ['title', 'summary']) if (typeof p[k] === 'string') lines.push(p[k] as string);
+  const steps = (Array.isArray(p.steps) ? p.steps : Array.isArray(p.tasks) ? p.tasks : []) as unknown[];
+  steps.slice(0, 10).forEach((s, i) => {
+    const text =
+      typeof s === 'string'
+        ? s
+        : typeof s === 'object' && s && 'title' in s
+          ? String((s as { title: unknown }).title)
+          : JSON.stringify(s);
+    lines.push(`${i + 1}. ${text}`);
+  });
+  if (steps.length > 10) lines.push(`… and ${steps.length - 10} more`);
+  if (lines.length === 0) lines.push(`\`${truncate(JSON.stringify(plan), 800)}\``);
+  return truncate(lines.join('\n'), 900);
+}
+
+function eventLine(e: RunEvent): string {
+  return `${discordTime(e.at)} \`${e.type}\`${e.node ? ` at ${e.node}` : ''}${e.by ? ` by ${e.by}` : ''}`;
+}
+
+/** `/status <run>`: the run message plus plan and the latest history. */
+export function renderRunDetail(
+  run: Run,
+  opts: { workflow?: WorkflowView | undefined; events: readonly RunEvent[] },
+): MessageBody {
+  const msg = renderRunMessage(run, { workflow: opts.workflow, events: opts.events });
+  const embed = msg.embeds[0]!;
+  const extra: APIEmbedField[] = [];
+  const plan = summarizePlan(run.data.plan);
+  if (plan) extra.push(field('Plan', plan));
+  const last = opts.events.slice(-5);
+  if (last.length > 0) extra.push(field('Last events', last.map(eventLine).join('\n')));
+  embed.fields = [...(embed.fields ?? []), ...extra].slice(0, Limits.embedFields);
+  return { ...msg, allowed_mentions: { parse: [] } };
+}
+
+function runLine(run: Run): string {
+  return `${STATUS_ICON[run.status]} \`${run.id}\` ${subjectLabel(run)} · ${run.workflow}${run.node && !isTerminal(run.status) ? ` · ${run.node}` : ''} · ${discordTime(run.updatedAt)}`;
+}
+
+/** `/status` without a run: active and recent runs. */
+export function renderRunList(
+  active: readonly Run[],
+  recent: readonly Run[],
+  activeLimit = Number.POSITIVE_INFINITY,
+): MessageBody {
+  const list = (runs: readonly Run[]) =>
+    truncate(runs.map(runLine).join('\n') || 'none', Limits.embedFieldValue);
+  return {
+    embeds: [
+      {
+        title: 'Switchyard runs',
+        color: 0x5865f2,
+        fields: [
+          {
+            name: `Active (${active.length}${active.length >= activeLimit ? '+' : ''})`,
+            value: list(active.slice(0, 10)),
+          },
+          { name: 'Recently finished', value: list(recent.slice(0, 10)) },
+        ],
+        footer: { text: 'Use /status run:<id> for details' },
+      },
+    ],
+    components: [],
+    allowed_mentions: { parse: [] },
+  };
+}
+
+/** A short text message (confirmations and refusals). */
+export function textMessage(content: string): MessageBody {
+  return {
+    content: truncate(content, Limits.content),
+    embeds: [],
+    components: [],
+    allowed_mentions: { parse: [] },
+  };
+}

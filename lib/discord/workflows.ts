@@ -1,0 +1,15 @@
+import type { WorkflowDefinition } from '../engine/workflow.ts';
+import { planAllWorkflow } from './plan-all-workflow.ts';
+import { routePrWorkflow } from './route-pr-workflow.ts';
+import type { DiscordWorkflowServices } from './workflow-services.ts';
+
+/**
+ * The workflows Discord commands start, for `buildRegistry(tuning, extra)`. Their nodes need
+ * `services.discord` (DiscordWorkflowServices), which only the worker provides.
+ */
+export function discordWorkflowDefinitions(): WorkflowDefinition<never>[] {
+  return [
+    planAllWorkflow<DiscordWorkflowServices>(),
+    routePrWorkflow<DiscordWorkflowServices>(),
+  ] as unknown as WorkflowDefinition<never>[];
+}

@@ -1,0 +1,110 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { defaultDeps, makeHandler } from '../../functions/discord-interactions.ts';
+import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
+import { createTestStore, testEndpoint } from '../support/dynamo.ts';
+import { ADMIN, command, makeKeys, ping, STRANGER, signedRequest } from './support.ts';
+
+/** The Lambda entry point: API Gateway HTTP API (payload v2) events in, structured results out. */
+const keys = makeKeys(31);
+let store: DynamoRunStore;
+let handler: ReturnType<typeof makeHandler>;
+
+function apiEvent(req: ReturnType<typeof signedRequest>, method = 'POST'): APIGatewayProxyEventV2 {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k.toLowerCase()] = v;
+  return {
+    version: '2.0',
+    routeKey: 'POST /discord/interactions',
+    rawPath: '/discord/interactions',
+    rawQueryString: '',
+    headers,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abcdef1234',
+      domainName: 'abcdef1234.execute-api.eu-west-1.amazonaws.com',
+      domainPrefix: 'abcdef1234',
+      http: {
+        method,
+        path: '/discord/interactions',
+        protocol: 'HTTP/1.1',
+        sourceIp: '162.159.128.233',
+        userAgent: 'Discord-Interactions/1.0',
+      },
+      requestId: 'Xyz123=',
+      routeKey: 'POST /discord/interactions',
+      stage: '$default',
+      time: '01/Jun/2025:10:00:00 +0000',
+      timeEpoch: Date.now(),
+    },
+    ...(typeof req.body === 'string' ? { body: req.body } : {}),
+    isBase64Encoded: req.isBase64Encoded ?? false,
+  };
+}
+
+beforeAll(async () => {
+  store = await createTestStore();
+  const dir = mkdtempSync(join(tmpdir(), 'sy-discord-'));
+  const config = join(dir, 'switchyard.yml');
+  writeFileSync(
+    config,
+    [
+      'version: 1',
+      'discord:',
+      '  defaultRepo: acme/widgets',
+      '  admins:',
+      `    users: ["${ADMIN.id}"]`,
+      '  permissions:',
+      '    status:',
+      '      roles: []',
+      '',
+    ].join('\n'),
+  );
+  const deps = defaultDeps({
+    TABLE_NAME: store.tableName,
+    DYNAMODB_ENDPOINT: testEndpoint(),
+    QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/switchyard-work',
+    AWS_REGION: 'eu-west-1',
+    DISCORD_PUBLIC_KEY: keys.publicKeyHex,
+    SWITCHYARD_CONFIG: config,
+  });
+  handler = makeHandler(deps);
+});
+
+describe('functions/discord-interactions', () => {
+  it('answers a base64-encoded PING', async () => {
+    const res = await handler(apiEvent(signedRequest(keys, ping(), { base64: true })));
+    expect(res).toMatchObject({ statusCode: 200, body: '{"type":1}' });
+  });
+
+  it('refuses a GET with 405 and an unsigned POST with 401', async () => {
+    expect((await handler(apiEvent(signedRequest(keys, ping()), 'GET'))).statusCode).toBe(405);
+    const unsigned = signedRequest(keys, ping());
+    unsigned.headers['x-signature-ed25519'] = '00'.repeat(64);
+    expect((await handler(apiEvent(unsigned))).statusCode).toBe(401);
+  });
+
+  it('reads permissions from the YAML config: an admin gets /status', async () => {
+    const res = await handler(apiEvent(signedRequest(keys, command('status'))));
+    const body = JSON.parse(res.body ?? '{}') as { type: number; data: { flags: number; embeds: unknown[] } };
+    expect(body.type).toBe(4);
+    expect(body.data.flags).toBe(64);
+    expect(body.data.embeds).toHaveLength(1);
+  });
+
+  it('and refuses it to anyone else (an empty allowlist means admins only)', async () => {
+    const res = await handler(apiEvent(signedRequest(keys, command('status', [], { user: STRANGER }))));
+    expect((JSON.parse(res.body ?? '{}') as { data: { content: string } }).data.content).toBe(
+      '⛔ /status is limited to admins.',
+    );
+  });
+
+  it('names a missing variable', () => {
+    expect(() => defaultDeps({ TABLE_NAME: 't', QUEUE_URL: 'q', AWS_REGION: 'eu-west-1' })).toThrow(
+      /DISCORD_PUBLIC_KEY/,
+    );
+  });
+});
