@@ -234,7 +234,9 @@ export class Engine<S = unknown> {
         const attached = target === active.id ? active : await this.store.getRun(target);
         return { run: attached ?? active, outcome: target === active.id ? 'attached' : 'duplicate' };
       }
-      // supersede: cancel the active run, then create ours.
+      // supersede: cancel the active run, then create ours. Not on the last try: cancelling
+      // without creating after it would leave the subject with no run at all.
+      if (attempt === 4) break;
       if (active && !isTerminal(active.status)) {
         try {
           await this.signal(active.id, {
@@ -622,13 +624,14 @@ export class Engine<S = unknown> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        controller.abort();
+        // Reject before aborting: a handler that returns as soon as it is aborted must not win the race.
         reject(
           new StepTimeoutError(`${node.name} timed out after ${node.timeoutMs} ms`, {
             runId: run.id,
             node: node.name,
           }),
         );
+        controller.abort();
       }, node.timeoutMs);
     });
     try {
@@ -830,6 +833,10 @@ export class Engine<S = unknown> {
       // Only retire if nothing moved on meanwhile (retire is conditional on the version).
       await this.store.retire(run);
     }
+    // A newer version's report was refused while we held the claim (e.g. the run parked at a gate):
+    // nobody else will send it, so report the latest state now.
+    const latest = await this.store.getRun(runId);
+    if (latest && latest.version > run.version) await this.report(runId);
     return 'reported';
   }
 

@@ -233,23 +233,27 @@ export class DynamoRunStore implements RunStore {
   }
 
   private async keyTarget(key: string): Promise<string | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: `IDEM#${key}`, sk: 'IDEM' },
-        ConsistentRead: true,
-      }),
+    const out = await this.read(key, () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: `IDEM#${key}`, sk: 'IDEM' },
+          ConsistentRead: true,
+        }),
+      ),
     );
     return typeof out.Item?.runId === 'string' ? out.Item.runId : undefined;
   }
 
   private async lockHolder(lockKey: string): Promise<string | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: `LOCK#${lockKey}`, sk: 'LOCK' },
-        ConsistentRead: true,
-      }),
+    const out = await this.read(lockKey, () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: `LOCK#${lockKey}`, sk: 'LOCK' },
+          ConsistentRead: true,
+        }),
+      ),
     );
     return typeof out.Item?.runId === 'string' ? out.Item.runId : undefined;
   }
@@ -496,17 +500,19 @@ export class DynamoRunStore implements RunStore {
       let startKey: Record<string, unknown> | undefined;
       // Bounded paging: a filter (status) may skip items, but never read without limit.
       for (let page = 0; page < 20 && out.length < limit; page++) {
-        const res = await this.doc.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: p.index,
-            KeyConditionExpression: '#pk = :pk',
-            ExpressionAttributeNames: { '#pk': p.pkName },
-            ExpressionAttributeValues: { ':pk': p.pk },
-            ScanIndexForward: false,
-            Limit: Math.min(100, limit * 2),
-            ExclusiveStartKey: startKey,
-          }),
+        const res = await this.read('listRuns', () =>
+          this.doc.send(
+            new QueryCommand({
+              TableName: this.tableName,
+              IndexName: p.index,
+              KeyConditionExpression: '#pk = :pk',
+              ExpressionAttributeNames: { '#pk': p.pkName },
+              ExpressionAttributeValues: { ':pk': p.pk },
+              ScanIndexForward: false,
+              Limit: Math.min(100, limit * 2),
+              ExclusiveStartKey: startKey,
+            }),
+          ),
         );
         const runs = await this.batchGetRuns((res.Items ?? []).map((i) => i.pk as string));
         for (const r of runs) if (wanted(r) && out.length < limit) out.push(r);
@@ -537,8 +543,10 @@ export class DynamoRunStore implements RunStore {
     for (let i = 0; i < pks.length; i += 100) {
       let keys: Item[] | undefined = pks.slice(i, i + 100).map((pk) => ({ pk, sk: RUN_SK }));
       for (let attempt = 0; keys && keys.length > 0; attempt++) {
-        const res = await this.doc.send(
-          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+        const res = await this.read('runs', () =>
+          this.doc.send(
+            new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+          ),
         );
         for (const item of res.Responses?.[this.tableName] ?? []) found.set(item.pk as string, item);
         keys = res.UnprocessedKeys?.[this.tableName]?.Keys as Item[] | undefined;
@@ -557,12 +565,14 @@ export class DynamoRunStore implements RunStore {
     const out: Item[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(
-        new QueryCommand({
-          ...input,
-          ExclusiveStartKey: startKey,
-          ...(limit !== undefined ? { Limit: limit - out.length } : {}),
-        }),
+      const res = await this.read(String(input.IndexName ?? input.TableName), () =>
+        this.doc.send(
+          new QueryCommand({
+            ...input,
+            ExclusiveStartKey: startKey,
+            ...(limit !== undefined ? { Limit: limit - out.length } : {}),
+          }),
+        ),
       );
       out.push(...(res.Items ?? []));
       startKey = res.LastEvaluatedKey;
@@ -571,12 +581,14 @@ export class DynamoRunStore implements RunStore {
   }
 
   async getReportState(runId: string): Promise<ReportState> {
-    const out = await this.doc.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: runPk(runId), sk: REPORT_SK },
-        ConsistentRead: true,
-      }),
+    const out = await this.read(runId, () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(runId), sk: REPORT_SK },
+          ConsistentRead: true,
+        }),
+      ),
     );
     return {
       reported: typeof out.Item?.reported === 'number' ? out.Item.reported : 0,
@@ -634,12 +646,14 @@ export class DynamoRunStore implements RunStore {
   }
 
   async getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: runPk(runId), sk: `FX#${key}` },
-        ConsistentRead: true,
-      }),
+    const out = await this.read(runId, () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(runId), sk: `FX#${key}` },
+          ConsistentRead: true,
+        }),
+      ),
     );
     return out.Item ? { result: out.Item.result } : undefined;
   }
@@ -661,12 +675,14 @@ export class DynamoRunStore implements RunStore {
   }
 
   async kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: `KV#${group}`, sk: key },
-        ConsistentRead: true,
-      }),
+    const out = await this.read(`${group}/${key}`, () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: `KV#${group}`, sk: key },
+          ConsistentRead: true,
+        }),
+      ),
     );
     if (!out.Item || this.expired(out.Item)) return undefined;
     return toKv<T>(out.Item);
@@ -750,6 +766,15 @@ export class DynamoRunStore implements RunStore {
       opts.limit,
     );
     return items.filter((i) => !this.expired(i)).map((i) => ({ key: i.sk as string, ...toKv<T>(i) }));
+  }
+
+  /** Reads translate SDK exceptions too (a throttled read is a ThrottledError, like a throttled write). */
+  private async read<T>(id: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      throw this.translate(err, id);
+    }
   }
 
   /** Turn SDK exceptions into domain errors (the one place that knows SDK error names). */

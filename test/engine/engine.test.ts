@@ -22,7 +22,11 @@ const linear: WorkflowDefinition = {
 describe('engine', () => {
   it('runs a graph to its gate, parks, and finishes once approved', async () => {
     const h = await harness([linear]);
-    const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#1', trigger: { source: 'test' } });
+    const { run } = await h.engine.startRun({
+      workflow: 'linear',
+      subject: 'o/r#1',
+      trigger: { source: 'test' },
+    });
     await h.settle();
     const parked = await h.engine.getRun(run.id);
     expect(parked?.status).toBe('waiting');

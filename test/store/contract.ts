@@ -1,0 +1,870 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { NewEvent, Run, RunStatus } from '../../lib/engine/types.ts';
+import { ConcurrencyError, RunNotFoundError, SubjectLockedError } from '../../lib/store/errors.ts';
+import type { RunStore } from '../../lib/store/port.ts';
+
+/** Makes a fresh, empty store; `now` is the store's clock (TTL checks read it). */
+export type MakeStore = (opts?: { now?: () => Date }) => Promise<RunStore>;
+
+const DAY_MS = 86_400_000;
+const unique = (prefix: string) => `${prefix}-${randomBytes(5).toString('hex')}`;
+const epochSeconds = (ms: number) => Math.floor(ms / 1000);
+
+/** Runs are created a few minutes in the past, one second apart, so "newest first" has an answer. */
+let createdClock = Date.now() - 10 * 60_000;
+
+function aRun(opts: { subject?: string; repo?: string; status?: RunStatus; createdAt?: string } = {}): Run {
+  createdClock += 1000;
+  const at = opts.createdAt ?? new Date(createdClock).toISOString();
+  const repo = opts.repo ?? unique('owner/repo');
+  const status = opts.status ?? 'queued';
+  return {
+    id: unique('run'),
+    workflow: 'contract',
+    status,
+    node: 'a',
+    subject: { repo, issue: 1, key: opts.subject ?? `${repo}#1` },
+    trigger: { source: 'test' },
+    createdAt: at,
+    updatedAt: at,
+    version: 1,
+    data: {},
+    ...(status === 'queued' || status === 'running'
+      ? { step: { node: 'a', seq: 1, attempt: 1, notBefore: at } }
+      : {}),
+    eventSeq: 0,
+  };
+}
+
+const created: NewEvent = { type: 'run.created', node: 'a', detail: {} };
+const ev = (type: string): NewEvent => ({ type, node: 'a', detail: { type } });
+
+/** The next version of `run` (what a commit or update writes). */
+function bumped(run: Run, patch: Partial<Run> = {}): Run {
+  return { ...run, ...patch, version: run.version + 1, updatedAt: new Date().toISOString() };
+}
+
+function finished(run: Run, status: RunStatus = 'succeeded', patch: Partial<Run> = {}): Run {
+  const next = bumped(run, {
+    status,
+    reason: `${status} in a test`,
+    finishedAt: new Date().toISOString(),
+    ...patch,
+  });
+  delete next.step;
+  return next;
+}
+
+async function createOrFail(
+  store: RunStore,
+  run: Run,
+  extra: { idempotencyKey?: string; lockKey?: string } = {},
+) {
+  const res = await store.createRun({ run, events: [created], ...extra });
+  if (res.outcome !== 'created') throw new Error(`expected ${run.id} to be created, got ${res.outcome}`);
+  return res.run;
+}
+
+/** A run created and moved to `status` through a commit (terminal runs get there the way the engine does it). */
+async function runWithStatus(
+  store: RunStore,
+  status: RunStatus,
+  opts: { repo?: string; subject?: string } = {},
+) {
+  const run = await createOrFail(store, aRun(opts));
+  if (status === 'queued') return run;
+  const next = status === 'running' || status === 'waiting' ? bumped(run, { status }) : finished(run, status);
+  return store.commit({ run: next, expectedVersion: run.version, events: [ev(`run.${status}`)] });
+}
+
+/**
+ * The RunStore contract. Every adapter runs it (STYLE.md: one contract suite per port); the
+ * DynamoDB adapter runs it against DynamoDB Local.
+ */
+export function runStoreContract(name: string, makeStore: MakeStore): void {
+  describe(`RunStore contract: ${name}`, () => {
+    describe('createRun', () => {
+      it('creates the run with its events and counts them in eventSeq', async () => {
+        const store = await makeStore();
+        const run = aRun();
+
+        const res = await store.createRun({ run, events: [created, ev('extra')] });
+
+        expect(res).toEqual({ outcome: 'created', run: { ...run, eventSeq: 2 } });
+        expect(await store.getRun(run.id)).toEqual({ ...run, eventSeq: 2 });
+        expect((await store.listEvents(run.id)).map((e) => [e.seq, e.type])).toEqual([
+          [0, 'run.created'],
+          [1, 'extra'],
+        ]);
+      });
+
+      it('returns the existing run as a duplicate for an idempotency key seen before', async () => {
+        const store = await makeStore();
+        const first = await createOrFail(store, aRun(), { idempotencyKey: 'delivery-1' });
+        const second = aRun();
+
+        const res = await store.createRun({ run: second, events: [created], idempotencyKey: 'delivery-1' });
+
+        expect(res).toEqual({ outcome: 'duplicate', run: first });
+        expect(await store.getRun(second.id)).toBeNull();
+      });
+
+      it('reports the active run id when the lock key is held', async () => {
+        const store = await makeStore();
+        const first = await createOrFail(store, aRun(), { lockKey: 'o/r#1#wf' });
+        const second = aRun();
+
+        const res = await store.createRun({ run: second, events: [created], lockKey: 'o/r#1#wf' });
+
+        expect(res).toEqual({ outcome: 'locked', activeRunId: first.id });
+        expect(await store.getRun(second.id)).toBeNull();
+        expect(await store.listEvents(second.id)).toEqual([]);
+      });
+
+      it.each([
+        { key: 'idempotency key', losers: 'duplicate', input: { idempotencyKey: 'same-delivery' } },
+        { key: 'lock key', losers: 'locked', input: { lockKey: 'o/r#7#wf' } },
+      ] as const)(
+        'creates exactly one of 10 concurrent runs with the same $key; the others are $losers',
+        async ({ input, losers }) => {
+          const store = await makeStore();
+          const runs = Array.from({ length: 10 }, () => aRun({ subject: 'o/r#7' }));
+
+          const results = await Promise.all(
+            runs.map((run) => store.createRun({ run, events: [created], ...input })),
+          );
+
+          const winners = results.filter((r) => r.outcome === 'created');
+          expect(winners).toHaveLength(1);
+          const winnerId = winners[0]!.run.id;
+          const others = results.filter((r) => r.outcome !== 'created');
+          expect(others.map((r) => r.outcome)).toEqual(Array(9).fill(losers));
+          for (const r of others) expect(r.outcome === 'duplicate' ? r.run.id : r.activeRunId).toBe(winnerId);
+          const stored = await Promise.all(runs.map((r) => store.getRun(r.id)));
+          expect(stored.filter(Boolean).map((r) => r!.id)).toEqual([winnerId]);
+        },
+      );
+    });
+
+    describe('rememberKey', () => {
+      it('maps a new key to the run given and keeps the first mapping afterwards', async () => {
+        const store = await makeStore();
+
+        const first = await store.rememberKey('interaction-1', 'run-a');
+        const second = await store.rememberKey('interaction-1', 'run-b');
+
+        expect([first, second]).toEqual(['run-a', 'run-a']);
+      });
+    });
+
+    describe('getRun', () => {
+      it('returns null for a run that does not exist', async () => {
+        const store = await makeStore();
+
+        expect(await store.getRun('no-such-run')).toBeNull();
+      });
+    });
+
+    describe('commit', () => {
+      it('writes the new state and appends its events after the existing ones', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        const next = bumped(run, { status: 'running', data: { a: 1 } });
+
+        const saved = await store.commit({
+          run: next,
+          expectedVersion: 1,
+          events: [ev('step.succeeded'), ev('x')],
+        });
+
+        expect(saved).toEqual({ ...next, eventSeq: 3 });
+        expect(await store.getRun(run.id)).toEqual(saved);
+        expect((await store.listEvents(run.id)).map((e) => e.seq)).toEqual([0, 1, 2]);
+      });
+
+      it('throws ConcurrencyError and writes nothing when the version moved on', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        const winner = await store.commit({
+          run: bumped(run, { data: { w: 1 } }),
+          expectedVersion: 1,
+          events: [ev('win')],
+        });
+
+        const loser = store.commit({
+          run: bumped(run, { data: { l: 1 } }),
+          expectedVersion: 1,
+          events: [ev('lose')],
+        });
+
+        await expect(loser).rejects.toBeInstanceOf(ConcurrencyError);
+        expect(await store.getRun(run.id)).toEqual(winner);
+        expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 'win']);
+      });
+
+      it('refuses a new state whose version is not the expected version plus one', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+
+        const skip = store.commit({ run: { ...run, version: 3 }, expectedVersion: 1, events: [] });
+
+        await expect(skip).rejects.toThrow(/bump version 1 by one/);
+      });
+
+      it('gives a terminal run a ttl so DynamoDB TTL removes it later', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+
+        const saved = await store.commit({
+          run: finished(run),
+          expectedVersion: 1,
+          events: [ev('run.succeeded')],
+        });
+
+        expect(saved.ttl).toBeGreaterThan(epochSeconds(Date.now()));
+        expect((await store.getRun(run.id))?.ttl).toBe(saved.ttl);
+      });
+
+      it('releases the subject lock so a new run can take it', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun(), { lockKey: 'L' });
+        await store.commit({
+          run: finished(run),
+          expectedVersion: 1,
+          events: [ev('run.succeeded')],
+          releaseLock: 'L',
+        });
+
+        const res = await store.createRun({ run: aRun(), events: [created], lockKey: 'L' });
+
+        expect(res.outcome).toBe('created');
+      });
+
+      it('keeps the subject lock while the run commits without releasing it', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun(), { lockKey: 'L' });
+        await store.commit({
+          run: bumped(run, { status: 'running' }),
+          expectedVersion: 1,
+          events: [ev('step')],
+        });
+
+        const res = await store.createRun({ run: aRun(), events: [created], lockKey: 'L' });
+
+        expect(res).toEqual({ outcome: 'locked', activeRunId: run.id });
+      });
+
+      it('acquires a free subject lock for a run that becomes active again', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun(), { lockKey: 'L' });
+        const done = await store.commit({
+          run: finished(run, 'failed'),
+          expectedVersion: 1,
+          events: [],
+          releaseLock: 'L',
+        });
+        const again = bumped(done, { status: 'running' });
+
+        await store.commit({
+          run: again,
+          expectedVersion: done.version,
+          events: [ev('retry')],
+          acquireLock: 'L',
+        });
+
+        const res = await store.createRun({ run: aRun(), events: [created], lockKey: 'L' });
+        expect(res).toEqual({ outcome: 'locked', activeRunId: run.id });
+      });
+
+      it('refuses to acquire a lock another run holds, naming it, and writes nothing', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun(), { lockKey: 'L' });
+        const done = await store.commit({
+          run: finished(run, 'failed'),
+          expectedVersion: 1,
+          events: [],
+          releaseLock: 'L',
+        });
+        const other = await createOrFail(store, aRun(), { lockKey: 'L' });
+        const again = bumped(done, { status: 'running' });
+
+        const attempt = store.commit({
+          run: again,
+          expectedVersion: done.version,
+          events: [ev('retry')],
+          acquireLock: 'L',
+        });
+
+        await expect(attempt).rejects.toMatchObject({ name: SubjectLockedError.name, activeRunId: other.id });
+        expect(await store.getRun(run.id)).toEqual(done);
+        expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created']);
+      });
+    });
+
+    describe('update', () => {
+      it('writes the new state without any history', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        const leased = bumped(run, {
+          lease: { owner: 'w1', seq: 1, until: new Date(Date.now() + 60_000).toISOString() },
+        });
+
+        await store.update(leased, 1);
+
+        expect(await store.getRun(run.id)).toEqual(leased);
+        expect(await store.listEvents(run.id)).toHaveLength(1);
+      });
+
+      it('throws ConcurrencyError when the version moved on', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.update(bumped(run, { data: { first: true } }), 1);
+
+        const second = store.update(bumped(run, { data: { second: true } }), 1);
+
+        await expect(second).rejects.toBeInstanceOf(ConcurrencyError);
+        expect((await store.getRun(run.id))?.data).toEqual({ first: true });
+      });
+    });
+
+    describe('listActive and retire', () => {
+      it('lists runs until they are retired, finished ones included', async () => {
+        const store = await makeStore();
+        const live = await runWithStatus(store, 'running');
+        const done = await runWithStatus(store, 'succeeded');
+
+        const active = await store.listActive();
+
+        expect(active.map((r) => r.id).sort()).toEqual([live.id, done.id].sort());
+      });
+
+      it('removes a retired run from the active list but keeps it readable', async () => {
+        const store = await makeStore();
+        const done = await runWithStatus(store, 'succeeded');
+
+        await store.retire(done);
+
+        expect(await store.listActive()).toEqual([]);
+        expect(await store.getRun(done.id)).toEqual(done);
+      });
+
+      it('does not retire a run that moved on since the version given', async () => {
+        const store = await makeStore();
+        const done = await runWithStatus(store, 'failed');
+        const again = await store.commit({
+          run: bumped(done, { status: 'running' }),
+          expectedVersion: done.version,
+          events: [],
+        });
+
+        await store.retire(done);
+
+        expect((await store.listActive()).map((r) => r.id)).toEqual([again.id]);
+      });
+
+      it('puts a retired run back in the active list when it is committed again', async () => {
+        const store = await makeStore();
+        const done = await runWithStatus(store, 'failed');
+        await store.retire(done);
+
+        await store.commit({
+          run: bumped(done, { status: 'running' }),
+          expectedVersion: done.version,
+          events: [],
+        });
+
+        expect((await store.listActive()).map((r) => r.id)).toEqual([done.id]);
+      });
+    });
+
+    describe('listEvents', () => {
+      async function runWithHistory(store: RunStore, count: number): Promise<Run> {
+        let run = await createOrFail(store, aRun());
+        for (let i = 1; i < count; i++) {
+          run = await store.commit({ run: bumped(run), expectedVersion: run.version, events: [ev(`e${i}`)] });
+        }
+        return run;
+      }
+
+      it('returns the history in sequence order', async () => {
+        const store = await makeStore();
+        const run = await runWithHistory(store, 12);
+
+        const events = await store.listEvents(run.id);
+
+        expect(events.map((e) => e.seq)).toEqual([...Array(12).keys()]);
+        expect(events.map((e) => e.type)).toEqual([
+          'run.created',
+          ...Array.from({ length: 11 }, (_, i) => `e${i + 1}`),
+        ]);
+      });
+
+      it.each([
+        { after: 0, expected: [1, 2, 3, 4] },
+        { after: 3, expected: [4] },
+        { after: 4, expected: [] },
+      ])('returns only the events after seq $after', async ({ after, expected }) => {
+        const store = await makeStore();
+        const run = await runWithHistory(store, 5);
+
+        const events = await store.listEvents(run.id, { after });
+
+        expect(events.map((e) => e.seq)).toEqual(expected);
+      });
+
+      it('returns at most `limit` events, the oldest first', async () => {
+        const store = await makeStore();
+        const run = await runWithHistory(store, 5);
+
+        const events = await store.listEvents(run.id, { limit: 2, after: 1 });
+
+        expect(events.map((e) => e.seq)).toEqual([2, 3]);
+      });
+
+      it('keeps events of one run out of another', async () => {
+        const store = await makeStore();
+        const a = await runWithHistory(store, 3);
+        const b = await runWithHistory(store, 2);
+
+        expect(await store.listEvents(a.id)).toHaveLength(3);
+        expect(await store.listEvents(b.id)).toHaveLength(2);
+      });
+    });
+
+    describe('appendEvent', () => {
+      it('places an audit event after the last committed event and before the next', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        const first = await store.commit({
+          run: bumped(run),
+          expectedVersion: 1,
+          events: [ev('committed.1')],
+        });
+
+        await store.appendEvent(run.id, { type: 'audit.1', by: 'alice', detail: { why: 'refused' } });
+        await store.appendEvent(run.id, { type: 'audit.2', detail: {} });
+        await store.commit({
+          run: bumped(first),
+          expectedVersion: first.version,
+          events: [ev('committed.2')],
+        });
+
+        const events = await store.listEvents(run.id);
+        expect(events.map((e) => e.type)).toEqual([
+          'run.created',
+          'committed.1',
+          'audit.1',
+          'audit.2',
+          'committed.2',
+        ]);
+        expect(events[2]).toMatchObject({ by: 'alice', detail: { why: 'refused' } });
+      });
+
+      it('does not touch the run, so a commit at the version read before still wins', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+
+        await store.appendEvent(run.id, { type: 'audit', detail: {} });
+
+        await expect(
+          store.commit({ run: bumped(run), expectedVersion: 1, events: [] }),
+        ).resolves.toBeDefined();
+      });
+
+      it('throws RunNotFoundError for a run that does not exist', async () => {
+        const store = await makeStore();
+
+        await expect(store.appendEvent('no-such-run', { type: 'audit', detail: {} })).rejects.toBeInstanceOf(
+          RunNotFoundError,
+        );
+      });
+    });
+
+    describe('listRuns', () => {
+      it.each(['queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled'] as const)(
+        'lists only %s runs when asked for that status',
+        async (status) => {
+          const store = await makeStore();
+          const all = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled'] as const;
+          const runs = new Map<RunStatus, Run>();
+          for (const s of all) runs.set(s, await runWithStatus(store, s));
+
+          const listed = await store.listRuns({ status });
+
+          expect(listed.map((r) => r.id)).toEqual([runs.get(status)!.id]);
+        },
+      );
+
+      it('lists retired terminal runs by status too', async () => {
+        const store = await makeStore();
+        const done = await runWithStatus(store, 'succeeded');
+        await store.retire(done);
+
+        const listed = await store.listRuns({ status: 'succeeded' });
+
+        expect(listed.map((r) => r.id)).toEqual([done.id]);
+      });
+
+      it('lists the runs of one repository, newest first', async () => {
+        const store = await makeStore();
+        const a1 = await runWithStatus(store, 'running', { repo: 'o/a', subject: 'o/a#1' });
+        await runWithStatus(store, 'running', { repo: 'o/b', subject: 'o/b#1' });
+        const a2 = await runWithStatus(store, 'succeeded', { repo: 'o/a', subject: 'o/a#2' });
+
+        const listed = await store.listRuns({ repo: 'o/a' });
+
+        expect(listed.map((r) => r.id)).toEqual([a2.id, a1.id]);
+      });
+
+      it('lists the runs of one subject, newest first', async () => {
+        const store = await makeStore();
+        const s1 = await runWithStatus(store, 'failed', { repo: 'o/a', subject: 'o/a#1' });
+        await runWithStatus(store, 'running', { repo: 'o/a', subject: 'o/a#2' });
+        const s2 = await runWithStatus(store, 'running', { repo: 'o/a', subject: 'o/a#1' });
+
+        const listed = await store.listRuns({ subject: 'o/a#1' });
+
+        expect(listed.map((r) => r.id)).toEqual([s2.id, s1.id]);
+      });
+
+      it('combines a subject with a status', async () => {
+        const store = await makeStore();
+        await runWithStatus(store, 'failed', { repo: 'o/a', subject: 'o/a#1' });
+        const live = await runWithStatus(store, 'running', { repo: 'o/a', subject: 'o/a#1' });
+
+        const listed = await store.listRuns({ subject: 'o/a#1', status: 'running' });
+
+        expect(listed.map((r) => r.id)).toEqual([live.id]);
+      });
+
+      it('lists every run newest first when nothing narrows it', async () => {
+        const store = await makeStore();
+        const runs: Run[] = [];
+        for (const s of ['running', 'succeeded', 'waiting', 'failed'] as const)
+          runs.push(await runWithStatus(store, s));
+
+        const listed = await store.listRuns({});
+
+        expect(listed.map((r) => r.id)).toEqual(runs.map((r) => r.id).reverse());
+      });
+
+      it.each([
+        { query: {}, label: 'all runs' },
+        { query: { repo: 'o/a' }, label: 'a repository' },
+        { query: { subject: 'o/a#1' }, label: 'a subject' },
+        { query: { status: 'running' }, label: 'a status' },
+      ] as const)('returns at most `limit` of $label, the newest', async ({ query }) => {
+        const store = await makeStore();
+        const runs: Run[] = [];
+        for (let i = 0; i < 5; i++)
+          runs.push(await runWithStatus(store, 'running', { repo: 'o/a', subject: 'o/a#1' }));
+
+        const listed = await store.listRuns({ ...query, limit: 2 });
+
+        expect(listed.map((r) => r.id)).toEqual([runs[4]!.id, runs[3]!.id]);
+      });
+    });
+
+    describe('TTL', () => {
+      it('stops returning a run once its ttl has passed, before DynamoDB deletes it', async () => {
+        let clock = Date.now();
+        const store = await makeStore({ now: () => new Date(clock) });
+        const run = await createOrFail(store, aRun({ subject: 'o/ttl#1' }));
+        const done = finished(run, 'succeeded', { ttl: epochSeconds(clock) + 60 });
+        await store.commit({ run: done, expectedVersion: 1, events: [] });
+
+        clock += 120_000;
+
+        expect(await store.getRun(run.id)).toBeNull();
+        expect(await store.listRuns({ subject: 'o/ttl#1' })).toEqual([]);
+        expect(await store.listRuns({ status: 'succeeded' })).toEqual([]);
+        expect(await store.listActive()).toEqual([]);
+      });
+
+      it('keeps returning a run whose ttl has not passed', async () => {
+        let clock = Date.now();
+        const store = await makeStore({ now: () => new Date(clock) });
+        const run = await createOrFail(store, aRun());
+        await store.commit({
+          run: finished(run, 'succeeded', { ttl: epochSeconds(clock) + 60 }),
+          expectedVersion: 1,
+          events: [],
+        });
+
+        clock += 30_000;
+
+        expect(await store.getRun(run.id)).not.toBeNull();
+      });
+
+      it('stops returning the history of a run once its retention has passed', async () => {
+        let clock = Date.now();
+        const store = await makeStore({ now: () => new Date(clock) });
+        const run = await createOrFail(store, aRun());
+        await store.commit({ run: finished(run), expectedVersion: 1, events: [ev('run.succeeded')] });
+
+        clock += 10 * 365 * DAY_MS;
+
+        expect(await store.listEvents(run.id)).toEqual([]);
+      });
+    });
+
+    describe('reports', () => {
+      const t0 = Date.parse('2030-01-01T00:00:00.000Z');
+      const at = (ms: number) => new Date(t0 + ms).toISOString();
+
+      it('starts with nothing reported and no claim', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+
+        expect(await store.getReportState(run.id)).toEqual({ reported: 0 });
+      });
+
+      it('grants a claim to one reporter at a time', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+
+        const first = await store.claimReport(run.id, 1, 'w1', at(30_000), at(0));
+        const second = await store.claimReport(run.id, 1, 'w2', at(31_000), at(1_000));
+
+        expect([first, second]).toEqual([true, false]);
+        expect(await store.getReportState(run.id)).toEqual({ reported: 0, claimUntil: at(30_000) });
+      });
+
+      it('lets another reporter take a claim that has lapsed', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 1, 'w1', at(30_000), at(0));
+
+        const taken = await store.claimReport(run.id, 1, 'w2', at(61_000), at(31_000));
+
+        expect(taken).toBe(true);
+      });
+
+      it('marks the version reported and drops the claim on completion', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 3, 'w1', at(30_000), at(0));
+
+        await store.completeReport(run.id, 3, 'w1');
+
+        expect(await store.getReportState(run.id)).toEqual({ reported: 3 });
+      });
+
+      it.each([
+        { version: 2, granted: false },
+        { version: 3, granted: false },
+        { version: 4, granted: true },
+      ])(
+        'after version 3 is reported, a claim on version $version is granted: $granted',
+        async ({ version, granted }) => {
+          const store = await makeStore();
+          const run = await createOrFail(store, aRun());
+          await store.claimReport(run.id, 3, 'w1', at(30_000), at(0));
+          await store.completeReport(run.id, 3, 'w1');
+
+          expect(await store.claimReport(run.id, version, 'w2', at(40_000), at(10_000))).toBe(granted);
+        },
+      );
+
+      it('ignores a completion from a reporter whose claim was taken over', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 1, 'w1', at(30_000), at(0));
+        await store.claimReport(run.id, 1, 'w2', at(61_000), at(31_000));
+
+        await store.completeReport(run.id, 1, 'w1');
+
+        expect(await store.getReportState(run.id)).toEqual({ reported: 0, claimUntil: at(61_000) });
+      });
+    });
+
+    describe('effects', () => {
+      it('has no record of an effect not done yet', async () => {
+        const store = await makeStore();
+
+        expect(await store.getEffect('run-1', '1:a:mail')).toBeUndefined();
+      });
+
+      it.each([
+        { label: 'an object', result: { id: 42, url: 'https://example.test/1' } },
+        { label: 'a string', result: 'done' },
+        { label: 'null', result: null },
+      ])('records $label once and keeps the first result', async ({ result }) => {
+        const store = await makeStore();
+
+        const first = await store.putEffect('run-1', '1:a:mail', result);
+        const second = await store.putEffect('run-1', '1:a:mail', { other: true });
+
+        expect([first, second]).toEqual([true, false]);
+        expect(await store.getEffect('run-1', '1:a:mail')).toEqual({ result });
+      });
+
+      it('keeps effects of different keys apart', async () => {
+        const store = await makeStore();
+        await store.putEffect('run-1', '1:a:mail', 'one');
+
+        expect(await store.putEffect('run-1', '2:a:mail', 'two')).toBe(true);
+        expect(await store.getEffect('run-2', '1:a:mail')).toBeUndefined();
+      });
+    });
+
+    describe('kv', () => {
+      const nowSeconds = () => epochSeconds(Date.now());
+
+      it('returns undefined for a missing key', async () => {
+        const store = await makeStore();
+
+        expect(await store.kvGet('guards', 'missing')).toBeUndefined();
+      });
+
+      it('stores a value at version 1 with an unconditional put', async () => {
+        const store = await makeStore();
+
+        expect(await store.kvPut('guards', 'k', { n: 1 })).toBe(true);
+
+        expect(await store.kvGet('guards', 'k')).toEqual({ value: { n: 1 }, version: 1 });
+      });
+
+      it('keeps the ttl given', async () => {
+        const store = await makeStore();
+        const ttl = nowSeconds() + 600;
+
+        await store.kvPut('tokens', 'k', 'v', { ttl });
+
+        expect(await store.kvGet('tokens', 'k')).toEqual({ value: 'v', version: 1, ttl });
+      });
+
+      it.each([
+        {
+          label: 'creates a missing item when it must not exist',
+          existing: undefined,
+          expected: 0,
+          ok: true,
+          version: 1,
+        },
+        {
+          label: 'refuses to overwrite when it must not exist',
+          existing: 1,
+          expected: 0,
+          ok: false,
+          version: 1,
+        },
+        {
+          label: 'overwrites at the expected version and bumps it',
+          existing: 1,
+          expected: 1,
+          ok: true,
+          version: 2,
+        },
+        { label: 'refuses a stale expected version', existing: 2, expected: 1, ok: false, version: 2 },
+        {
+          label: 'refuses an expected version for a missing item',
+          existing: undefined,
+          expected: 1,
+          ok: false,
+          version: undefined,
+        },
+      ])('conditional put $label', async ({ existing, expected, ok, version }) => {
+        const store = await makeStore();
+        for (let v = 0; v < (existing ?? 0); v++)
+          await store.kvPut('work', 'k', `old${v}`, { expectedVersion: v });
+
+        const written = await store.kvPut('work', 'k', 'new', { expectedVersion: expected });
+
+        expect(written).toBe(ok);
+        expect((await store.kvGet('work', 'k'))?.version).toBe(version);
+        if (ok) expect((await store.kvGet('work', 'k'))?.value).toBe('new');
+      });
+
+      it('treats an item past its ttl as missing for a must-not-exist put', async () => {
+        const store = await makeStore();
+        await store.kvPut('guards', 'k', 'stale', { ttl: nowSeconds() - 10 });
+
+        const written = await store.kvPut('guards', 'k', 'fresh', {
+          expectedVersion: 0,
+          ttl: nowSeconds() + 60,
+        });
+
+        expect(written).toBe(true);
+        expect((await store.kvGet('guards', 'k'))?.value).toBe('fresh');
+      });
+
+      it('does not return an item past its ttl', async () => {
+        const store = await makeStore();
+
+        await store.kvPut('guards', 'k', 'v', { ttl: nowSeconds() - 1 });
+
+        expect(await store.kvGet('guards', 'k')).toBeUndefined();
+      });
+
+      it('stops returning an item once the clock passes its ttl', async () => {
+        let clock = Date.now();
+        const store = await makeStore({ now: () => new Date(clock) });
+        await store.kvPut('guards', 'k', 'v', { ttl: epochSeconds(clock) + 60 });
+
+        clock += 61_000;
+
+        expect(await store.kvGet('guards', 'k')).toBeUndefined();
+        expect(await store.kvList('guards')).toEqual([]);
+      });
+
+      it.each([
+        { label: 'unconditionally', opts: {}, deleted: true },
+        { label: 'at the expected version', opts: { expectedVersion: 1 }, deleted: true },
+        { label: 'at a stale version', opts: { expectedVersion: 7 }, deleted: false },
+      ])('deletes $label: $deleted', async ({ opts, deleted }) => {
+        const store = await makeStore();
+        await store.kvPut('work', 'k', 'v');
+
+        const res = await store.kvDelete('work', 'k', opts);
+
+        expect(res).toBe(deleted);
+        expect(await store.kvGet('work', 'k')).toEqual(deleted ? undefined : { value: 'v', version: 1 });
+      });
+
+      it('lists a group in key order, without other groups', async () => {
+        const store = await makeStore();
+        for (const k of ['b', 'c', 'a']) await store.kvPut('g1', k, k.toUpperCase());
+        await store.kvPut('g2', 'a', 'other');
+
+        const items = await store.kvList<string>('g1');
+
+        expect(items).toEqual([
+          { key: 'a', value: 'A', version: 1 },
+          { key: 'b', value: 'B', version: 1 },
+          { key: 'c', value: 'C', version: 1 },
+        ]);
+      });
+
+      it('lists only keys with the prefix given', async () => {
+        const store = await makeStore();
+        for (const k of ['WORK#1', 'WORK#2', 'CB#1', 'WORKER']) await store.kvPut('g', k, k);
+
+        const items = await store.kvList('g', { prefix: 'WORK#' });
+
+        expect(items.map((i) => i.key)).toEqual(['WORK#1', 'WORK#2']);
+      });
+
+      it('leaves expired items out of a list', async () => {
+        const store = await makeStore();
+        await store.kvPut('g', 'a', 1, { ttl: nowSeconds() - 5 });
+        await store.kvPut('g', 'b', 2, { ttl: nowSeconds() + 600 });
+        await store.kvPut('g', 'c', 3);
+
+        const items = await store.kvList('g');
+
+        expect(items.map((i) => i.key)).toEqual(['b', 'c']);
+      });
+
+      it('lists at most `limit` items', async () => {
+        const store = await makeStore();
+        for (const k of ['a', 'b', 'c', 'd']) await store.kvPut('g', k, k);
+
+        const items = await store.kvList('g', { limit: 3 });
+
+        expect(items.map((i) => i.key)).toEqual(['a', 'b', 'c']);
+      });
+    });
+  });
+}
