@@ -1,3 +1,4 @@
+import { createAgentDeliveryHook } from '../lib/agents/hooks.ts';
 import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
 import { instrumented } from '../lib/common/observability.ts';
 import { getSecretValue, parseWebhookSecrets } from '../lib/common/secrets.ts';
@@ -56,7 +57,10 @@ export async function createGitHubIngress(opts: {
     services: {},
   });
   const config = new ConfigProvider({ central, store: opts.store });
-  return createDeliveryHandler({ engine, config, store: opts.store });
+  // Agents claim their deliveries first: workflow_run of a dispatched agent resumes its run,
+  // a red default branch starts CI triage, a coverage check starts a coverage report.
+  const hooks = [createAgentDeliveryHook({ engine, config })];
+  return createDeliveryHandler({ engine, config, store: opts.store, hooks });
 }
 
 async function secretsFromEnv(): Promise<readonly string[]> {

@@ -73,7 +73,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   if (!env.GITHUB_WEBHOOK_SECRET) env.GITHUB_WEBHOOK_SECRET = randomBytes(20).toString('hex');
 
   const queue = new InMemoryQueue({ redeliveryMs: 2_000 });
-  const app = await createWorkerApp({ store, queue, env, local: true });
+  // The operator CLI commits signals without a queue of its own; a short grace lets the sweeper
+  // pick its steps up within a couple of seconds.
+  const app = await createWorkerApp({ store, queue, env, local: true, engine: { enqueueGraceMs: 2_000 } });
   queue.consume(async (message) => {
     await app.engine.handle(message);
   });
@@ -156,7 +158,6 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       // Let in-flight steps commit; anything still queued is picked up by the sweeper next start.
       await Promise.race([queue.idle(), new Promise((r) => setTimeout(r, 5_000))]);
       queue.stop();
-      rmSync(LOCAL_STATE_FILE, { force: true });
       await db?.stop();
     },
   };
@@ -173,13 +174,30 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Tell the operator CLI where this stack's table is (tests start stacks without this file).
+  writeFileSync(
+    LOCAL_STATE_FILE,
+    JSON.stringify(
+      {
+        pid: process.pid,
+        endpoint: stack.env.DYNAMODB_ENDPOINT,
+        tableName: stack.env.TABLE_NAME,
+        url: stack.url,
+      },
+      null,
+      2,
+    ),
+  );
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: stopping (waiting for in-flight steps)…`);
     stack.stop().then(
-      () => process.exit(0),
+      () => {
+        rmSync(LOCAL_STATE_FILE, { force: true });
+        process.exit(0);
+      },
       (err: unknown) => {
         console.error(err);
         process.exit(1);

@@ -569,7 +569,7 @@ export class Engine<S = unknown> {
     const started = Date.now();
     let result: NodeResult | undefined;
     let failure: unknown;
-    if (node.gateDisabled) {
+    if (node.gateDisabled && !node.gateRequired?.(leased.data)) {
       result = {
         edge: 'approved',
         output: {},

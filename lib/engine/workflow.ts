@@ -60,6 +60,8 @@ export interface NodeDefinition<S = unknown> {
   timeoutMs?: number;
   /** A gate that config may turn off; when off, the run passes with edge `approved` and an event. */
   optionalGate?: boolean;
+  /** Even when config turns the gate off, keep it for runs whose data says so (a policy requires approval). */
+  gateRequired?: (data: Record<string, unknown>) => boolean;
 }
 
 export interface EdgeDefinition {

@@ -53,9 +53,7 @@ export function decisionOf(
 }
 
 /** Edge condition for the pipeline: continue to planning only when routing said `run`. */
-export function routedToRun(data: Record<string, unknown>): boolean {
-  return (data.routing as { outcome?: unknown } | undefined)?.outcome === 'run';
-}
+export { routedToRun } from '../workflows/issue-pipeline.ts';
 
 /**
  * A run started without a webhook (Discord `/plan`, the CLI) has no event: build one from its

@@ -1,21 +1,33 @@
-import type { Workflow, WorkflowDefinition, WorkflowTuning } from '../engine/workflow.ts';
-import { Workflow as WorkflowClass, WorkflowRegistry } from '../engine/workflow.ts';
+import { discordWorkflowDefinitions } from '../discord/workflows.ts';
+import {
+  Workflow,
+  type WorkflowDefinition,
+  WorkflowRegistry,
+  type WorkflowTuning,
+} from '../engine/workflow.ts';
+import { ciTriageWorkflow } from './ci-triage.ts';
+import { coverageWorkflow } from './coverage.ts';
 import { issuePipeline } from './issue-pipeline.ts';
 
 /**
- * Every workflow Switchyard knows, as graphs (handlers delegate to services the worker injects),
- * tuned by config. Ingress, the CLI and the worker all build the same registry from this list.
+ * Every workflow Switchyard knows, as graphs whose handlers delegate to services the worker
+ * injects. Ingress, the CLI and the worker all build the same registry from this list, so a run
+ * started anywhere can be signalled anywhere.
  */
-export const WORKFLOW_DEFINITIONS: WorkflowDefinition<never>[] = [issuePipeline as WorkflowDefinition<never>];
+export const WORKFLOW_DEFINITIONS: WorkflowDefinition<never>[] = [
+  issuePipeline as WorkflowDefinition<never>,
+  ciTriageWorkflow as WorkflowDefinition<never>,
+  coverageWorkflow as WorkflowDefinition<never>,
+  ...discordWorkflowDefinitions(),
+];
 
 export function buildRegistry<S>(
   tuning: Record<string, WorkflowTuning> = {},
   extra: WorkflowDefinition<never>[] = [],
 ): WorkflowRegistry<S> {
-  const all = [...WORKFLOW_DEFINITIONS, ...extra];
+  const seen = new Set<string>();
+  const all = [...WORKFLOW_DEFINITIONS, ...extra].filter((d) => !seen.has(d.name) && seen.add(d.name));
   return new WorkflowRegistry<S>(
-    all.map(
-      (d) => new WorkflowClass(d as unknown as WorkflowDefinition<S>, tuning[d.name] ?? {}) as Workflow<S>,
-    ),
+    all.map((d) => new Workflow(d as unknown as WorkflowDefinition<S>, tuning[d.name] ?? {})),
   );
 }

@@ -10,6 +10,11 @@ import type { NodeHandler, NodeResult, StepContext, WorkflowDefinition } from '.
  */
 export const ISSUE_PIPELINE = 'issue-pipeline';
 
+/** Continue to planning only when routing decided `run` (mirrors lib/routing/route.ts, kept light here). */
+export function routedToRun(data: Record<string, unknown>): boolean {
+  return (data.routing as { outcome?: unknown } | undefined)?.outcome === 'run';
+}
+
 export type PipelineNode = 'intake' | 'route' | 'plan' | 'approval' | 'execute' | 'report';
 
 export interface PipelineServices {
@@ -35,7 +40,15 @@ export const issuePipeline: WorkflowDefinition<PipelineServices> = {
     intake: { title: 'Intake', handler: delegate('intake'), timeoutMs: 20_000 },
     route: { title: 'Route', handler: delegate('route'), timeoutMs: 20_000 },
     plan: { title: 'Plan', handler: delegate('plan'), timeoutMs: 30_000 },
-    approval: { title: 'Approval', handler: delegate('approval'), timeoutMs: 20_000, optionalGate: true },
+    approval: {
+      title: 'Approval',
+      handler: delegate('approval'),
+      timeoutMs: 20_000,
+      // Config may switch the gate off, but a policy that requires approval switches it back on.
+      optionalGate: true,
+      gateRequired: (data) =>
+        (data.routing as { requireApproval?: unknown } | undefined)?.requireApproval === true,
+    },
     execute: {
       title: 'Execute',
       handler: delegate('execute'),
@@ -46,10 +59,16 @@ export const issuePipeline: WorkflowDefinition<PipelineServices> = {
   },
   edges: [
     { from: 'intake', to: 'route' },
+    // Only a `run` decision continues; an ignored or triaged event ends the run at route.
+    { from: 'route', to: 'plan', when: routedToRun },
     // Rejecting the plan, or letting the gate expire, ends the run (failed / expired) with a report.
-    { from: 'route', to: 'plan' },
     { from: 'plan', to: 'approval' },
     { from: 'approval', to: 'execute', on: 'approved' },
+    // Agent answers, freed slots and retries re-enter execute (`next`); an approved escalation
+    // tries again; an expired agent or queue gate comes back to fail the task with a report.
+    { from: 'execute', to: 'execute', on: 'next' },
+    { from: 'execute', to: 'execute', on: 'approved' },
+    { from: 'execute', to: 'execute', on: 'expired' },
     { from: 'execute', to: 'report' },
   ],
 };

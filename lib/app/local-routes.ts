@@ -1,0 +1,51 @@
+import { makeHandler as callbacksHandler, createCallbackDeps } from '../../functions/callbacks.ts';
+import { makeHandler as discordHandler } from '../../functions/discord-interactions.ts';
+import { createGitHubIngress, makeHandler as githubHandler } from '../../functions/github-webhook.ts';
+import { makeHandler as runsHandler } from '../../functions/runs-api.ts';
+import { parseWebhookSecrets } from '../common/secrets.ts';
+import { policyFromConfig } from '../discord/policy.ts';
+import type { Route } from '../http/local-adapter.ts';
+import type { WorkQueue } from '../queue/port.ts';
+import type { DynamoRunStore } from '../store/dynamodb.ts';
+import { VERSION } from './core.ts';
+import type { WorkerApp } from './worker.ts';
+
+export interface LocalRoutesDeps {
+  store: DynamoRunStore;
+  queue: WorkQueue;
+  env: NodeJS.ProcessEnv;
+  app: WorkerApp;
+}
+
+/**
+ * The routes of ARCHITECTURE.md §1, served by the same handler factories the Lambda functions
+ * export, over the local store and the in-process queue. Ingress engines here share the worker's
+ * engine (graphs and queue are the same; ingress never executes steps).
+ */
+export async function localRoutes(deps: LocalRoutesDeps): Promise<Route[]> {
+  const { store, queue, env, app } = deps;
+  const runs = runsHandler({ store, version: VERSION, workloads: app.agents.workloads });
+  const onDelivery = await createGitHubIngress({
+    store,
+    queue,
+    configFile: env.SWITCHYARD_CONFIG ?? 'config/switchyard.yml',
+  });
+  const secrets = parseWebhookSecrets(env.GITHUB_WEBHOOK_SECRET);
+  const github = githubHandler({ secrets: async () => secrets, onDelivery });
+  const { policy } = policyFromConfig(app.config);
+  const discord = discordHandler({
+    publicKey: env.DISCORD_PUBLIC_KEY ?? '',
+    engine: app.engine,
+    store,
+    policy: async () => policy,
+  });
+  const callbacks = callbacksHandler(createCallbackDeps({ store, queue, env, engine: app.engine }));
+  return [
+    { method: 'POST', path: '/discord/interactions', handler: discord },
+    { method: 'POST', path: '/github/webhook', handler: github },
+    { method: 'POST', path: '/callbacks/{token}', handler: callbacks },
+    { method: 'GET', path: '/health', handler: runs },
+    { method: 'GET', path: '/runs', handler: runs },
+    { method: 'GET', path: '/runs/{id}', handler: runs },
+  ];
+}

@@ -1,0 +1,163 @@
+import { createGitHubReporter } from '../agents/github-reporter.ts';
+import { githubPipelineNodes } from '../agents/pipeline.ts';
+import type { Planner } from '../agents/planner.ts';
+import { type AgentServices, createAgentServices } from '../agents/services.ts';
+import { createDiscordReporter } from '../discord/reporter.ts';
+import type { DiscordRest } from '../discord/rest.ts';
+import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/worker-services.ts';
+import { Engine, type EngineOptions, type Reporter } from '../engine/engine.ts';
+import type { NodeResult, StepContext } from '../engine/workflow.ts';
+import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
+import type { WorkQueue } from '../queue/port.ts';
+import { configPath, loadConfigSource, type SwitchyardConfig, workflowTuning } from '../routing/config.ts';
+import { ConfigProvider } from '../routing/repo-config.ts';
+import type { GitHubServices } from '../routing/services.ts';
+import type { RunStore } from '../store/port.ts';
+import { buildRegistry, WORKFLOW_DEFINITIONS } from '../workflows/index.ts';
+import type { PipelineNode } from '../workflows/issue-pipeline.ts';
+import { withRunMetrics } from './run-metrics.ts';
+
+/**
+ * The worker's composition root: config, the GitHub client factory (app, token or dry-run),
+ * Discord REST, the agents hub, every workflow's services and the reporters, around one Engine.
+ * Only the worker and the sweeper load this; ingress functions build graph-only engines.
+ */
+export interface WorkerAppOptions {
+  store: RunStore;
+  queue: WorkQueue;
+  env?: NodeJS.ProcessEnv;
+  /** The local stack: the base URL for HTTP agents' callbacks comes from it. */
+  local?: boolean;
+  now?: () => Date;
+  owner?: string;
+  /** Overrides for tests. */
+  github?: GitHubClientFactory;
+  discord?: DiscordRest;
+  planner?: Planner;
+  fetch?: typeof fetch;
+  engine?: Partial<
+    Pick<EngineOptions<unknown>, 'leaseGraceMs' | 'enqueueGraceMs' | 'reportClaimMs' | 'faults'>
+  >;
+}
+
+export interface WorkerApp {
+  engine: Engine<unknown>;
+  config: SwitchyardConfig;
+  configProvider: ConfigProvider;
+  github: GitHubClientFactory;
+  discord: DiscordRest;
+  agents: AgentServices;
+  gh: GitHubServices;
+}
+
+type Handler = (ctx: StepContext<unknown>) => Promise<NodeResult>;
+
+export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp> {
+  const env = opts.env ?? process.env;
+  const now = opts.now;
+  const central = await loadConfigSource(configPath(env));
+  const config = central.config;
+  const store = withRunMetrics(opts.store);
+  const github = opts.github ?? (await githubClientFactoryFromEnv(env));
+  const discord = opts.discord ?? discordRestFromEnv(env);
+  const configProvider = new ConfigProvider({ central, store, ...(now ? { now } : {}) });
+  const gh: GitHubServices = {
+    github,
+    store,
+    config: configProvider,
+    ...(opts.planner ? { planner: opts.planner } : {}),
+    ...(now ? { now } : {}),
+  };
+
+  // The engine is built after the services that need it (they start and signal runs).
+  let engine: Engine<unknown> | undefined;
+  const engineRef = () => {
+    if (!engine) throw new Error('engine not built yet');
+    return engine;
+  };
+
+  const publicUrl =
+    env.SWITCHYARD_PUBLIC_URL ||
+    env.API_BASE_URL ||
+    (opts.local && env.PORT ? `http://${env.HOST || '127.0.0.1'}:${env.PORT}` : undefined);
+  const agents = createAgentServices({
+    store,
+    config: configProvider,
+    github,
+    engine: engineRef,
+    discord,
+    env,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    ...(publicUrl ? { publicUrl } : {}),
+    ...(now ? { now } : {}),
+  });
+
+  const nodes = githubPipelineNodes(gh);
+  const pipeline: Record<PipelineNode, Handler> = {
+    intake: nodes.intake,
+    route: nodes.route,
+    plan: nodes.plan,
+    approval: nodes.approval,
+    execute: agents.execute,
+    // The status comment and the Discord message are kept current by the reporters after every
+    // commit; the report node records the outcome of the work for the history.
+    report: async (ctx) => {
+      const work = ctx.run.data.work as { tasks?: Array<{ status?: string }> } | undefined;
+      const tasks = work?.tasks ?? [];
+      const done = tasks.filter((t) => t.status === 'done').length;
+      ctx.emit({
+        type: 'report.summary',
+        node: ctx.node,
+        detail: { tasks: tasks.length, done, failed: tasks.filter((t) => t.status === 'failed').length },
+      });
+      return { output: { summary: { tasks: tasks.length, done } } };
+    },
+  };
+
+  const applicationId = env.DISCORD_APPLICATION_ID || undefined;
+  const services = {
+    pipeline,
+    ciTriage: agents.ciTriage,
+    coverage: agents.coverage,
+    discord: createDiscordWorkerServices({
+      rest: discord,
+      store,
+      applicationId,
+      startRun: (input) => engineRef().startRun(input),
+      github,
+      config,
+    }),
+  };
+
+  const reporters: Reporter[] = [
+    createGitHubReporter({
+      github,
+      config: () => configProvider.central,
+      recordEvent: (id, e) => engineRef().recordEvent(id, e),
+      ...(now ? { now } : {}),
+    }),
+    createDiscordReporter({
+      store,
+      rest: discord,
+      ...(applicationId ? { applicationId } : {}),
+      ...(config.discord.notifyRole ? { notifyRole: config.discord.notifyRole } : {}),
+      ...(now ? { now } : {}),
+    }),
+    agents.reporter,
+  ];
+
+  const tuning = Object.fromEntries(
+    WORKFLOW_DEFINITIONS.map((w) => [w.name, workflowTuning(config, w.name)]),
+  );
+  engine = new Engine<unknown>({
+    store,
+    queue: opts.queue,
+    workflows: buildRegistry(tuning),
+    services,
+    reporters,
+    ...(now ? { now } : {}),
+    ...(opts.owner ? { owner: opts.owner } : {}),
+    ...opts.engine,
+  });
+  return { engine, config, configProvider, github, discord, agents, gh };
+}
