@@ -337,6 +337,16 @@ export class Engine<S = unknown> {
           );
         }
         if (!wf) throw new UnknownWorkflowError(`unknown workflow ${run.workflow}`);
+        if (Date.parse(gate.expiresAt) < Date.parse(at)) {
+          // The sweeper has not reached it yet, but the decision came too late all the same.
+          throw new InvalidSignalError(
+            `the ${gate.node} gate of run ${run.id} expired at ${gate.expiresAt}`,
+            {
+              runId: run.id,
+              node: gate.node,
+            },
+          );
+        }
         if (signal.type === 'approve') {
           if (signal.binding !== undefined && gate.binding !== undefined && signal.binding !== gate.binding) {
             // Bound to what was approved: the plan changed since the approver saw it.
@@ -783,10 +793,10 @@ export class Engine<S = unknown> {
   /** Send the next step (if any) and a report of the new state, in one batch. */
   private async enqueue(run: Run, steps: Outgoing[]): Promise<void> {
     const batch = [...steps];
-    if (this.reporters.length > 0)
+    // Without reporters only the final report matters: it retires the run from the active index.
+    if (this.reporters.length > 0 || isTerminal(run.status)) {
       batch.push({ message: { kind: 'report', runId: run.id, version: run.version } });
-    else if (isTerminal(run.status))
-      batch.push({ message: { kind: 'report', runId: run.id, version: run.version } });
+    }
     if (batch.length > 0) await this.queue.send(batch);
   }
 
@@ -871,6 +881,15 @@ export class Engine<S = unknown> {
         report.reported++;
       }
       return;
+    }
+    // A report of a live run that never landed (its message lost, its reporter crashed after the
+    // claim lapsed): send it again, so a parked run's "waiting for approval" is never missed.
+    if (Date.parse(run.updatedAt) + this.reportClaimMs < nowMs) {
+      const state = await this.store.getReportState(run.id);
+      if (state.reported < run.version && (!state.claimUntil || Date.parse(state.claimUntil) < nowMs)) {
+        await this.queue.send([{ message: { kind: 'report', runId: run.id, version: run.version } }]);
+        report.reported++;
+      }
     }
     const wf = this.workflows.get(run.workflow);
     // A run past its overall deadline ends, with a report, whatever it was doing.

@@ -66,7 +66,8 @@ export class InMemoryQueue implements WorkQueue {
       if (receive >= this.maxReceives) this.deadLetters.push({ message, error });
       else this.schedule(message, this.redeliveryMs, receive + 1);
     } finally {
-      this.inFlight--;
+      // stop() already zeroed the count for deliveries still running when it was called.
+      if (this.inFlight > 0) this.inFlight--;
       if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
   }

@@ -140,20 +140,30 @@ export class DynamoRunStore implements RunStore {
     return run as unknown as Run;
   }
 
+  /**
+   * All events of one commit go in ONE item (`EVT#<first seq>` holding the list), so a commit is
+   * always two items (the run and its events) however many events a step emits: a transaction
+   * bills per item, and a step that routes an issue emits half a dozen events.
+   */
   private eventItems(run: Run, events: NewEvent[], firstSeq: number): Item[] {
+    if (events.length === 0) return [];
     const at = run.updatedAt;
-    const ttl = this.expiresAt();
-    return events.map((e, i) => ({
-      pk: runPk(run.id),
-      sk: eventSk(firstSeq + i),
-      seq: firstSeq + i,
-      at: e.at ?? at,
-      type: e.type,
-      ...(e.node !== undefined ? { node: e.node } : {}),
-      ...(e.by !== undefined ? { by: e.by } : {}),
-      detail: e.detail,
-      ttl,
-    }));
+    return [
+      {
+        pk: runPk(run.id),
+        sk: eventSk(firstSeq),
+        seq: firstSeq,
+        events: events.map((e, i) => ({
+          seq: firstSeq + i,
+          at: e.at ?? at,
+          type: e.type,
+          ...(e.node !== undefined ? { node: e.node } : {}),
+          ...(e.by !== undefined ? { by: e.by } : {}),
+          detail: e.detail,
+        })),
+        ttl: this.expiresAt(),
+      },
+    ];
   }
 
   async createRun(input: CreateRunInput): Promise<CreateRunResult> {
@@ -444,30 +454,42 @@ export class DynamoRunStore implements RunStore {
   }
 
   async listEvents(runId: string, opts: { limit?: number; after?: number } = {}): Promise<RunEvent[]> {
-    const items = await this.queryAll(
-      {
-        TableName: this.tableName,
-        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: {
-          ':pk': runPk(runId),
-          ':from': eventSk(opts.after === undefined ? 0 : opts.after + 1),
-          // '~' sorts after '#', so audit events after the last committed one are included
-          ':to': 'EVT#~',
-        },
-        ConsistentRead: true,
-      },
-      opts.limit,
-    );
-    return items
-      .filter((i) => !this.expired(i))
-      .map((i) => ({
-        seq: i.seq as number,
-        at: i.at as string,
-        type: i.type as string,
-        ...(i.node !== undefined ? { node: i.node as string } : {}),
-        ...(i.by !== undefined ? { by: i.by as string } : {}),
-        detail: (i.detail ?? {}) as Record<string, unknown>,
-      }));
+    const out: RunEvent[] = [];
+    const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const res = await this.read(runId, () =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            // '~' sorts after '#', so audit events after the last committed one are included
+            KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+            ExpressionAttributeValues: { ':pk': runPk(runId), ':from': eventSk(0), ':to': 'EVT#~' },
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of res.Items ?? []) {
+        if (this.expired(item)) continue;
+        // A commit's events are one item with a list; an audit event is an item of its own.
+        const list = Array.isArray(item.events) ? (item.events as Item[]) : [item];
+        for (const e of list) {
+          if (opts.after !== undefined && (e.seq as number) <= opts.after) continue;
+          if (out.length >= limit) return out;
+          out.push({
+            seq: e.seq as number,
+            at: e.at as string,
+            type: e.type as string,
+            ...(e.node !== undefined ? { node: e.node as string } : {}),
+            ...(e.by !== undefined ? { by: e.by as string } : {}),
+            detail: (e.detail ?? {}) as Record<string, unknown>,
+          });
+        }
+      }
+      startKey = res.LastEvaluatedKey;
+    } while (startKey && out.length < limit);
+    return out;
   }
 
   async listRuns(query: ListRunsQuery): Promise<Run[]> {

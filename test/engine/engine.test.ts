@@ -55,3 +55,52 @@ describe('engine', () => {
     expect(active.map((r) => r.id)).not.toContain(run.id);
   });
 });
+
+describe('late and lost signals', () => {
+  it('refuses an approval that arrives after the gate expired, even before the sweeper ran', async () => {
+    let now = new Date('2026-01-01T00:00:00Z');
+    const h = await harness([linear], { now: () => now });
+    const { run } = await h.engine.startRun({
+      workflow: 'linear',
+      subject: 'o/r#2',
+      trigger: { source: 'test' },
+    });
+    await h.settle();
+    now = new Date(now.getTime() + 61_000);
+    await expect(h.engine.signal(run.id, { type: 'approve', by: 'bob', binding: 'v1' })).rejects.toThrow(
+      /expired/,
+    );
+    expect((await h.engine.getRun(run.id))?.status).toBe('waiting');
+  });
+
+  it('re-sends the report of a parked run whose report message was lost', async () => {
+    let now = new Date('2026-01-01T00:00:00Z');
+    const reported: number[] = [];
+    const h = await harness([linear], {
+      now: () => now,
+      reporters: [{ name: 'probe', report: async (r) => void reported.push(r.version) }],
+      autoConsume: false,
+    });
+    const { run } = await h.engine.startRun({
+      workflow: 'linear',
+      subject: 'o/r#3',
+      trigger: { source: 'test' },
+    });
+    // Drive the steps by hand and drop every report message, as if they were lost.
+    for (let i = 0; i < 10; i++) {
+      const r = await h.engine.getRun(run.id);
+      if (!r?.step) break;
+      await h.engine.executeStep(run.id, r.step.seq);
+    }
+    const parked = await h.engine.getRun(run.id);
+    expect(parked?.status).toBe('waiting');
+    expect(reported).toEqual([]);
+    h.queue.pending.splice(0); // the messages are lost
+    now = new Date(now.getTime() + 31_000);
+    h.queue.consume(async (m) => void (await h.engine.handle(m)));
+    const swept = await h.engine.sweep();
+    await h.settle();
+    expect(swept.reported).toBe(1);
+    expect(reported).toEqual([parked?.version]);
+  });
+});
