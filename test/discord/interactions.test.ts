@@ -58,7 +58,7 @@ const policy: DiscordPolicy = {
 const bindings = new Map<number, string>();
 const pipeline: Record<PipelineNode, (ctx: { run: Readonly<Run> }) => Promise<NodeResult>> = {
   intake: async () => ({ output: { intake: { ok: true } } }),
-  route: async () => ({ output: { agents: ['planner'] } }),
+  route: async () => ({ output: { routing: { outcome: 'run', agents: ['planner'] } } }),
   plan: async (ctx) => ({
     output: { plan: { title: `Fix issue ${ctx.run.subject.issue}`, steps: ['reproduce', 'patch', 'test'] } },
   }),
