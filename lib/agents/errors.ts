@@ -70,3 +70,15 @@ export class DispatchError extends AgentError {
     this.retryable = status === 0 || status === 429 || status >= 500;
   }
 }
+
+/** Another ci-triage run holds the claim to create the branch's ci-failure issue; retried shortly. */
+export class CiTriageBusyError extends AgentError {
+  override name = 'CiTriageBusyError';
+  override readonly retryable = true;
+}
+
+/** A coverage-report run without its input. */
+export class CoverageError extends AgentError {
+  override name = 'CoverageError';
+  override readonly retryable = false;
+}

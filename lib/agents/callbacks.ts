@@ -1,0 +1,235 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { logger } from '../common/observability.ts';
+import type { RunStore } from '../store/port.ts';
+
+/**
+ * Signed callbacks from HTTP agents: `POST /callbacks/{token}`.
+ *
+ * The HTTP executor mints, per task, a one-time token (in the callback URL) and, unless the
+ * executor names a configured secret (`secretEnv`), a per-task signing secret sent with the task.
+ * The agent answers once, signing the raw body: `X-Switchyard-Signature: sha256=<hex>` (HMAC-SHA256).
+ *
+ * The token is stored only as its SHA-256 (KV group `callback`), so a table read does not yield a
+ * usable URL. Written once here over raw body and headers; the Lambda handler
+ * (functions/callbacks.ts) and the local HTTP adapter only provide the I/O.
+ *
+ * Checks, in the same fixed order as the other endpoints: method (405), content type (400),
+ * size (413), token (401 malformed, 404 unknown), signature (401), JSON (400); then state:
+ * a used token 409, an expired one 410; then the run is resumed (200), or 410 when the run no
+ * longer waits for this result (it timed out or was cancelled).
+ */
+
+export const CALLBACK_GROUP = 'callback';
+export const SIGNATURE_HEADER = 'x-switchyard-signature';
+export const MAX_CALLBACK_BYTES = 1024 * 1024;
+/** Kept after expiry so a late agent gets 410 (gone), not 404 (never existed). */
+const KEEP_AFTER_EXPIRY_S = 7 * 86_400;
+const TOKEN = /^[A-Za-z0-9_-]{32,128}$/;
+
+export interface CallbackRecord {
+  runId: string;
+  item: string;
+  correlation: string;
+  agent: string;
+  expiresAt: string;
+  /** The per-task signing secret (when the executor has no configured one). */
+  secret?: string;
+  /** The environment variable holding the configured signing secret. */
+  secretEnv?: string;
+  usedAt?: string;
+}
+
+const tokenKey = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export function signBody(secret: string, body: string | Buffer): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/** Constant-time check of `sha256=<hex>` against the body. */
+export function verifySignature(secret: string, body: Buffer, signature: string | undefined): boolean {
+  if (!signature || !/^sha256=[0-9a-f]{64}$/i.test(signature.trim())) return false;
+  const expected = Buffer.from(signBody(secret, body), 'utf8');
+  const given = Buffer.from(signature.trim().toLowerCase(), 'utf8');
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+/** Mint a one-time callback token for a task; with no configured secret, a per-task secret too. */
+export async function issueCallbackToken(
+  store: RunStore,
+  input: Omit<CallbackRecord, 'secret' | 'usedAt'> & { perTaskSecret: boolean },
+): Promise<{ token: string; secret?: string }> {
+  const token = randomBytes(32).toString('base64url');
+  const secret = input.perTaskSecret ? randomBytes(32).toString('base64url') : undefined;
+  const { perTaskSecret: _p, ...rest } = input;
+  const record: CallbackRecord = { ...rest, ...(secret ? { secret } : {}) };
+  const ttl = Math.floor(Date.parse(input.expiresAt) / 1000) + KEEP_AFTER_EXPIRY_S;
+  await store.kvPut(CALLBACK_GROUP, tokenKey(token), record, { expectedVersion: 0, ttl });
+  return { token, ...(secret ? { secret } : {}) };
+}
+
+export interface CallbackRequest {
+  method: string;
+  /** The `{token}` path parameter. */
+  token: string | undefined;
+  headers: Record<string, string | string[] | undefined>;
+  body: string | Uint8Array | null | undefined;
+  isBase64Encoded?: boolean;
+}
+
+export interface CallbackResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** What a callback resumes: the hub's result delivery (it parks a result that arrives mid-step). */
+export type ResumeFn = (result: {
+  runId: string;
+  item: string;
+  correlation: string;
+  ok: boolean;
+  by: string;
+  payload: Record<string, unknown>;
+}) => Promise<'resumed' | 'parked' | 'stale' | 'duplicate'>;
+
+export interface CallbackDeps {
+  store: RunStore;
+  resume: ResumeFn;
+  /** Where configured signing secrets are read (`secretEnv` names a variable here). */
+  env?: NodeJS.ProcessEnv;
+  now?: () => Date;
+  maxBodyBytes?: number;
+}
+
+function respond(statusCode: number, body: Record<string, unknown>, extra: Record<string, string> = {}) {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json', ...extra },
+    body: JSON.stringify(body),
+  };
+}
+
+function header(headers: CallbackRequest['headers'], name: string): string | undefined {
+  for (const [k, v] of Object.entries(headers)) {
+    if (k.toLowerCase() === name) return Array.isArray(v) ? v[0] : v;
+  }
+  return undefined;
+}
+
+function bytesOf(req: CallbackRequest): Buffer | undefined {
+  const b = req.body;
+  if (b === null || b === undefined) return Buffer.alloc(0);
+  if (typeof b !== 'string') return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  if (!req.isBase64Encoded) return Buffer.from(b, 'utf8');
+  const bytes = Buffer.from(b, 'base64');
+  if (bytes.toString('base64').replace(/=+$/, '') !== b.replace(/\s/g, '').replace(/=+$/, ''))
+    return undefined;
+  return bytes;
+}
+
+const SUMMARY_MAX = 2_000;
+const OUTPUT_MAX = 8_000;
+
+/** The agent's JSON reply, reduced to what a run may keep (run data is written on every transition). */
+export function resultPayload(body: Record<string, unknown>): {
+  ok: boolean;
+  payload: Record<string, unknown>;
+} {
+  const conclusion =
+    typeof body.conclusion === 'string'
+      ? body.conclusion
+      : typeof body.status === 'string'
+        ? body.status
+        : body.ok === false
+          ? 'failure'
+          : 'success';
+  const ok = typeof body.ok === 'boolean' ? body.ok : conclusion === 'success';
+  const payload: Record<string, unknown> = { conclusion: ok ? 'success' : conclusion };
+  if (typeof body.summary === 'string') payload.summary = body.summary.slice(0, SUMMARY_MAX);
+  if (typeof body.url === 'string' && /^https?:\/\//.test(body.url)) payload.url = body.url.slice(0, 500);
+  if (body.output !== undefined) {
+    const text = JSON.stringify(body.output);
+    payload.output = text.length <= OUTPUT_MAX ? body.output : `${text.slice(0, OUTPUT_MAX)}…(truncated)`;
+  }
+  // Requests to the hub: a consultation (by specialist type) or an escalation to a person.
+  if (body.consult !== undefined && typeof body.consult === 'object' && body.consult !== null)
+    payload.consult = body.consult;
+  if (typeof body.escalate === 'string') payload.escalate = body.escalate.slice(0, SUMMARY_MAX);
+  return { ok, payload };
+}
+
+export async function handleCallback(deps: CallbackDeps, req: CallbackRequest): Promise<CallbackResponse> {
+  const now = deps.now ?? (() => new Date());
+  // 1. method
+  if (req.method.toUpperCase() !== 'POST')
+    return respond(405, { error: 'method not allowed' }, { allow: 'POST' });
+  // 2. content type
+  const type = header(req.headers, 'content-type')?.split(';', 1)[0]?.trim().toLowerCase();
+  if (type !== 'application/json')
+    return respond(400, { error: 'unsupported content type: use application/json' });
+  // 3. size
+  const max = deps.maxBodyBytes ?? MAX_CALLBACK_BYTES;
+  const declared = Number(header(req.headers, 'content-length'));
+  if (Number.isFinite(declared) && declared > max * 1.4)
+    return respond(413, { error: `body larger than ${max} bytes` });
+  const bytes = bytesOf(req);
+  if (!bytes) return respond(400, { error: 'body is not valid base64' });
+  if (bytes.byteLength > max) return respond(413, { error: `body larger than ${max} bytes` });
+  // 4. token
+  const token = req.token;
+  if (!token || !TOKEN.test(token)) return respond(401, { error: 'missing or malformed callback token' });
+  const key = tokenKey(token);
+  const found = await deps.store.kvGet<CallbackRecord>(CALLBACK_GROUP, key);
+  if (!found) return respond(404, { error: 'unknown callback token' });
+  const record = found.value;
+  // 5. signature
+  const secret =
+    record.secret ?? (record.secretEnv ? (deps.env ?? process.env)[record.secretEnv] : undefined);
+  if (!secret) {
+    // Our misconfiguration (the executor's secret variable is not set here): fail loudly.
+    throw new Error(`callback secret ${record.secretEnv ?? '(per task)'} is not available`);
+  }
+  if (!verifySignature(secret, bytes, header(req.headers, SIGNATURE_HEADER))) {
+    logger.warn('callback refused', { runId: record.runId, reason: 'signature' });
+    return respond(401, { error: 'invalid signature' });
+  }
+  // 6. parse
+  let body: unknown;
+  try {
+    body = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return respond(400, { error: 'malformed JSON' });
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return respond(400, { error: 'the body must be a JSON object' });
+  // 7. state
+  if (record.usedAt) return respond(409, { error: 'callback token already used', run: record.runId });
+  if (Date.parse(record.expiresAt) <= now().getTime())
+    return respond(410, { error: 'callback token expired', run: record.runId });
+  // One use: a conditional write claims the token; of two concurrent deliveries one gets 409.
+  const used: CallbackRecord = { ...record, usedAt: now().toISOString() };
+  const ttl = Math.floor(Date.parse(record.expiresAt) / 1000) + KEEP_AFTER_EXPIRY_S;
+  if (!(await deps.store.kvPut(CALLBACK_GROUP, key, used, { expectedVersion: found.version, ttl })))
+    return respond(409, { error: 'callback token already used', run: record.runId });
+
+  const { ok, payload } = resultPayload(body as Record<string, unknown>);
+  let outcome: Awaited<ReturnType<ResumeFn>>;
+  try {
+    outcome = await deps.resume({
+      runId: record.runId,
+      item: record.item,
+      correlation: record.correlation,
+      ok,
+      by: record.agent,
+      payload: { ...payload, executor: 'http' },
+    });
+  } catch (err) {
+    // Our failure (the store is down): give the token back, so the agent's retry can succeed.
+    await deps.store.kvPut(CALLBACK_GROUP, key, record, { expectedVersion: found.version + 1, ttl });
+    throw err;
+  }
+  logger.info('callback accepted', { runId: record.runId, item: record.item, ok, outcome });
+  if (outcome === 'stale')
+    return respond(410, { error: 'the run no longer waits for this result', run: record.runId });
+  return respond(200, { status: 'accepted', run: record.runId, outcome });
+}

@@ -1,0 +1,721 @@
+import type { EdgeDefinition, NodeResult, StepContext } from '../engine/workflow.ts';
+import type { RegisteredAgent } from '../routing/agents.ts';
+import { ciVerdict, readCiRecord } from '../routing/guards.ts';
+import type { RunStore } from '../store/port.ts';
+import {
+  AgentTimeoutError,
+  DirectAddressError,
+  EscalationExpiredError,
+  NoExecutorError,
+  QueueTimeoutError,
+} from './errors.ts';
+import { type AgentHub, type EscalationRequest, type HubDeps, hubOf } from './hub.ts';
+import type { Plan } from './planner.ts';
+import { RESULT_EDGE } from './results.ts';
+import type { WorkItem } from './work-queue.ts';
+
+/**
+ * The issue pipeline's `execute` node: the plan's tasks, one after the other, each handed to its
+ * agent through the hub.
+ *
+ * For each task: a work item is queued (priority, FIFO within a priority); when its agent and its
+ * repository have a free slot, it is dispatched through the agent's executor (GitHub Actions or
+ * HTTP), and the run waits at an `agent` gate until the answer resumes it. While the item waits for
+ * a slot, the run also waits at an `agent` gate (`queue:<item>`), and the hub resumes it when a
+ * slot frees up: nothing polls. Each answer re-enters this node (edge `next`), which then:
+ *
+ * - marks the task done, or counts a failure and retries it; after `escalation.maxFailures`
+ *   failures it escalates to a person (an `escalation` gate; approve retries, reject fails the run);
+ * - runs a consultation the agent asked for (by specialist type, through the hub), then hands the
+ *   task back to the agent with the answer;
+ * - escalates when the agent asks for a person, or when the CI guard is red before a dispatch.
+ *
+ * An agent that does not answer in time fails the task and the run (the report says the agent
+ * timed out); the work reporter then cancels its workflow run.
+ *
+ * The node's state lives in run data (`work`), so it survives restarts; the executors' side
+ * effects are journaled per work item, so a re-run step does not dispatch twice.
+ */
+
+export type TaskStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped';
+
+export interface TaskState {
+  id: string;
+  title: string;
+  agent: string;
+  files: string[];
+  status: TaskStatus;
+  failures: number;
+  tries: number;
+  /** When the task was first queued: a retry keeps its place in the queue. */
+  since?: string;
+  result?: { conclusion: string; by: string; url?: string; summary?: string };
+  consultations?: Array<{ type: string; agent: string; answer: string; ok: boolean }>;
+  /** A person approved dispatching while the CI guard was red. */
+  guardWaived?: boolean;
+  note?: string;
+}
+
+export interface CurrentItem {
+  item: string;
+  task: string;
+  agent: string;
+  agentType: string;
+  purpose: 'task' | 'consult';
+  state: 'queued' | 'dispatched';
+  /** `queue:<item>` while queued, `<item>` once dispatched: what the gate waits for. */
+  correlation: string;
+  queuedAt: string;
+  expiresAt: string;
+  executor?: string;
+  consult?: { type: string; question: string; from: string };
+}
+
+export interface Escalation extends EscalationRequest {
+  openedAt: string;
+  expiresAt: string;
+  /** The notice went out (a re-wait does not send it again). */
+  notified?: boolean;
+}
+
+export interface WorkState {
+  plan: string | null;
+  tasks: TaskState[];
+  current?: CurrentItem;
+  escalation?: Escalation;
+  escalations: number;
+}
+
+/**
+ * The edges the pipeline needs around its execute node (add them to the workflow graph):
+ * answers, promotions and retries loop back (`next`), an approved escalation tries again
+ * (`approved`), an expired gate comes back to fail the task with a report (`expired`), and
+ * the plain edge moves on when every task is done.
+ */
+export function executeEdges(node = 'execute', then = 'report'): EdgeDefinition[] {
+  return [
+    { from: node, to: node, on: RESULT_EDGE },
+    { from: node, to: node, on: 'approved' },
+    { from: node, to: node, on: 'expired' },
+    { from: node, to: then },
+  ];
+}
+
+type Ctx = StepContext<unknown>;
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+export function planOf(data: Obj): Plan | undefined {
+  const p = data.plan;
+  return isObj(p) && Array.isArray(p.tasks) ? (p as unknown as Plan) : undefined;
+}
+
+function human(ms: number): string {
+  if (ms >= 3600_000) return `${Math.round((ms / 3600_000) * 10) / 10} h`;
+  if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.round(ms / 1000)} s`;
+}
+
+/** Run a side effect once per run and key (the engine's `effect` is once per step slot only). */
+async function once<T>(store: RunStore, runId: string, key: string, fn: () => Promise<T>): Promise<T> {
+  const done = await store.getEffect(runId, key);
+  if (done) return done.result as T;
+  const value = await fn();
+  await store.putEffect(runId, key, value === undefined ? null : value);
+  return value;
+}
+
+export function createExecuteNode(deps: HubDeps | AgentHub): (ctx: Ctx) => Promise<NodeResult> {
+  const hub = hubOf(deps);
+  return (ctx) => new ExecuteStep(hub, ctx).execute();
+}
+
+class ExecuteStep {
+  private state!: WorkState;
+  private readonly now: Date;
+
+  constructor(
+    private readonly hub: AgentHub,
+    private readonly ctx: Ctx,
+  ) {
+    this.now = hub.now();
+  }
+
+  private get run() {
+    return this.ctx.run;
+  }
+
+  private emit(type: string, detail: Obj, by = 'hub'): void {
+    this.ctx.emit({ type, node: this.ctx.node, by, detail });
+  }
+
+  private task(id: string): TaskState {
+    const t = this.state.tasks.find((x) => x.id === id);
+    if (!t) throw new Error(`work state of ${this.run.id} has no task ${id}`);
+    return t;
+  }
+
+  private output(): Obj {
+    return {
+      work: this.state,
+      taskStatus: Object.fromEntries(this.state.tasks.map((t) => [t.id, t.status])),
+    };
+  }
+
+  private init(plan: Plan): WorkState {
+    const registry = this.hub.registry();
+    const tasks: TaskState[] = plan.tasks.map((t) => {
+      const base: TaskState = {
+        id: t.id,
+        title: t.title,
+        agent: t.agent,
+        files: t.files.slice(0, 50),
+        status: 'pending',
+        failures: 0,
+        tries: 0,
+      };
+      if (t.done) return { ...base, status: 'done', note: 'already ticked in the issue' };
+      const agent = registry.get(t.agent);
+      if (!agent) return { ...base, status: 'skipped', note: `no agent ${t.agent}: a task for a person` };
+      if (agent.executor.type === 'builtin')
+        return { ...base, status: 'skipped', note: `${t.agent} is built in: it takes no queued work` };
+      return base;
+    });
+    for (const t of tasks.filter((x) => x.status === 'skipped'))
+      this.emit('work.task.skipped', { task: t.id, agent: t.agent, reason: t.note ?? null });
+    return { plan: plan.version ?? null, tasks, escalations: 0 };
+  }
+
+  async execute(): Promise<NodeResult> {
+    const plan = planOf(this.run.data);
+    const existing = this.run.data.work;
+    if (isObj(existing) && Array.isArray(existing.tasks)) {
+      this.state = structuredClone(existing) as unknown as WorkState;
+    } else {
+      if (!plan) {
+        this.emit('work.none', { reason: 'the run has no plan' });
+        this.state = { plan: null, tasks: [], escalations: 0 };
+        return { output: this.output() };
+      }
+      this.state = this.init(plan);
+    }
+
+    if (this.state.escalation) {
+      const r = this.resolveEscalation();
+      if (r) return r;
+    }
+
+    const cur = this.state.current;
+    if (cur) {
+      const result = await this.freshResult(cur);
+      if (cur.state === 'queued') {
+        if (result?.kind === 'admitted' || (await this.hub.queue.isRunning(cur.item))) return this.dispatch();
+        if (this.now.getTime() >= Date.parse(cur.expiresAt)) return this.queueTimeout(cur);
+        if (await this.hub.pump(cur.item)) return this.dispatch();
+        return this.waitQueued(cur);
+      }
+      if (result && result.kind === 'completed') {
+        await this.complete(cur, result);
+      } else if (this.now.getTime() >= Date.parse(cur.expiresAt)) {
+        return this.agentTimeout(cur);
+      } else {
+        return this.waitAgent(cur);
+      }
+    }
+    return this.advance();
+  }
+
+  /** After an answer: an escalation, a consultation in flight, or the next task. */
+  private async advance(): Promise<NodeResult> {
+    for (let guard = 0; guard < 100; guard++) {
+      if (this.state.escalation) return this.waitEscalation(this.state.escalation);
+      if (this.state.current) return this.enqueue(this.state.current);
+      const task = this.state.tasks.find((t) => t.status === 'pending');
+      if (!task) return this.finish();
+      const agent = this.hub.registry().get(task.agent);
+      if (!agent || agent.executor.type === 'builtin') {
+        task.status = 'skipped';
+        task.note = agent ? `${agent.name} is built in` : `no agent ${task.agent}`;
+        this.emit('work.task.skipped', { task: task.id, agent: task.agent, reason: task.note });
+        continue;
+      }
+      if (!task.guardWaived) {
+        const red = await this.ciRed();
+        if (red) {
+          this.openEscalation({
+            cause: 'guard',
+            task: task.id,
+            reason: `CI on ${red.branch} is red (${red.failing.join(', ')}): approve to dispatch ${task.id} anyway`,
+          });
+          continue;
+        }
+      }
+      this.state.current = this.newItem(task, agent, 'task');
+    }
+    throw new Error('execute: no progress after 100 decisions');
+  }
+
+  private newItem(
+    task: TaskState,
+    agent: RegisteredAgent,
+    purpose: 'task' | 'consult',
+    consult?: CurrentItem['consult'],
+  ): CurrentItem {
+    task.tries++;
+    task.status = 'running';
+    task.since ??= this.now.toISOString();
+    const item = `${this.run.id}.${task.id}.${task.tries}`;
+    return {
+      item,
+      task: task.id,
+      agent: agent.name,
+      agentType: agent.type,
+      purpose,
+      state: 'queued',
+      correlation: `queue:${item}`,
+      queuedAt: this.now.toISOString(),
+      expiresAt: new Date(this.now.getTime() + this.hub.options.queueTimeoutMs).toISOString(),
+      ...(consult ? { consult } : {}),
+    };
+  }
+
+  private priority(agent: string): number {
+    const data = this.run.data;
+    const routing = isObj(data.routing) ? data.routing : undefined;
+    const base = num(data.priority) ?? num(routing?.priority) ?? 0;
+    return base + (this.hub.registry().get(agent)?.priority ?? 0);
+  }
+
+  private workItem(cur: CurrentItem): WorkItem {
+    const task = this.task(cur.task);
+    return {
+      id: cur.item,
+      runId: this.run.id,
+      agent: cur.agent,
+      agentType: cur.agentType,
+      repo: this.run.subject.repo ?? this.run.subject.key,
+      priority: this.priority(cur.agent),
+      createdAt: task.since ?? cur.queuedAt,
+      limit: this.hub.registry().get(cur.agent)?.concurrency ?? 1,
+      task: task.id,
+      title: task.title.slice(0, 120),
+      purpose: cur.purpose,
+    };
+  }
+
+  private async enqueue(cur: CurrentItem): Promise<NodeResult> {
+    const item = this.workItem(cur);
+    const where = await this.hub.queue.enqueue(item);
+    this.emit('work.queued', {
+      item: cur.item,
+      task: cur.task,
+      agent: cur.agent,
+      purpose: cur.purpose,
+      priority: item.priority,
+    });
+    if (where === 'running' || (await this.hub.pump(cur.item))) return this.dispatch();
+    return this.waitQueued(cur);
+  }
+
+  private waitQueued(cur: CurrentItem): NodeResult {
+    return {
+      wait: {
+        kind: 'agent',
+        correlation: cur.correlation,
+        expiresInMs: Math.max(1_000, Date.parse(cur.expiresAt) - this.now.getTime()),
+        prompt: `${cur.task} is queued for ${cur.agent} (waiting for a free slot)`,
+      },
+      output: this.output(),
+    };
+  }
+
+  private waitAgent(cur: CurrentItem): NodeResult {
+    return {
+      wait: {
+        kind: 'agent',
+        correlation: cur.correlation,
+        expiresInMs: Math.max(1_000, Date.parse(cur.expiresAt) - this.now.getTime()),
+        prompt: `waiting for ${cur.agent} (${cur.executor ?? 'agent'}) on ${cur.task}`,
+      },
+      output: this.output(),
+    };
+  }
+
+  /** What the agent is asked to do (the executor filters it through the agent's allowlist). */
+  private taskFor(cur: CurrentItem): Obj {
+    const task = this.task(cur.task);
+    const plan = planOf(this.run.data);
+    const event = isObj(this.run.data.event) ? this.run.data.event : undefined;
+    const subject = event && isObj(event.subject) ? event.subject : undefined;
+    const base: Obj = {
+      run: this.run.id,
+      item: cur.item,
+      purpose: cur.purpose,
+      repo: this.run.subject.repo ?? null,
+      issue: this.run.subject.issue ?? null,
+      ...(str(subject?.url) ? { issueUrl: subject!.url } : {}),
+      plan: plan ? { version: plan.version, title: plan.title, summary: plan.summary } : null,
+      task: { id: task.id, title: task.title, files: task.files },
+      agent: { name: cur.agent, type: cur.agentType },
+      attempt: task.tries,
+      ...(task.failures > 0 && task.result?.summary ? { lastFailure: task.result.summary } : {}),
+      ...(task.consultations?.length ? { consultations: task.consultations } : {}),
+    };
+    if (cur.purpose === 'consult' && cur.consult)
+      return {
+        ...base,
+        question: { from: cur.consult.from, asks: cur.consult.type, text: cur.consult.question },
+      };
+    return base;
+  }
+
+  private async dispatch(): Promise<NodeResult> {
+    const cur = this.state.current!;
+    const agent = this.hub.registry().get(cur.agent);
+    if (!agent) {
+      await this.hub.queue.release(cur.item);
+      throw new NoExecutorError(`agent ${cur.agent} is no longer configured`, { runId: this.run.id });
+    }
+    const executor = this.hub.executorFor(agent);
+    const timeoutMs = this.hub.agentTimeoutMs(agent.name);
+    const expiresAt = new Date(this.now.getTime() + timeoutMs).toISOString();
+    const correlation = cur.item;
+    const queue = this.hub.queue;
+    await queue.putDispatch({
+      runId: this.run.id,
+      item: cur.item,
+      correlation,
+      agent: agent.name,
+      executor: executor.type,
+      state: 'dispatching',
+      startedAt: this.now.toISOString(),
+      expiresAt,
+      ...(this.run.subject.repo ? { repo: this.run.subject.repo } : {}),
+    });
+    let outcome: Awaited<ReturnType<typeof executor.dispatch>>;
+    try {
+      outcome = await once(this.hub.store, this.run.id, `dispatch:${cur.item}`, () =>
+        executor.dispatch({
+          run: this.run,
+          node: this.ctx.node,
+          item: cur.item,
+          agent,
+          task: this.taskFor(cur),
+          correlation,
+          expiresAt,
+          emit: (e) => this.ctx.emit(e),
+        }),
+      );
+    } catch (err) {
+      if ((err as { retryable?: unknown }).retryable === false) {
+        // A refusal (permission, config) will not change on retry: free the slot for others now.
+        this.task(cur.task).status = 'failed';
+        this.emit('work.dispatch.failed', {
+          item: cur.item,
+          agent: agent.name,
+          error: (err as Error).message,
+        });
+        await queue.release(cur.item);
+        await this.hub.pump();
+      }
+      throw err;
+    }
+    await queue.updateDispatch(this.run.id, (d) =>
+      d.item === cur.item && d.state === 'dispatching'
+        ? {
+            ...d,
+            state: 'dispatched',
+            dispatchedAt: this.now.toISOString(),
+            dryRun: outcome.dryRun,
+            ...(outcome.details.repo ? { repo: outcome.details.repo } : {}),
+            ...(outcome.details.workflow ? { workflow: outcome.details.workflow } : {}),
+            ...(outcome.details.ref ? { ref: outcome.details.ref } : {}),
+            ...(outcome.details.url ? { url: outcome.details.url } : {}),
+          }
+        : undefined,
+    );
+    cur.state = 'dispatched';
+    cur.correlation = correlation;
+    cur.expiresAt = expiresAt;
+    cur.executor = executor.type;
+    this.emit(
+      'work.dispatched',
+      {
+        item: cur.item,
+        task: cur.task,
+        purpose: cur.purpose,
+        agent: agent.name,
+        executor: executor.type,
+        dryRun: outcome.dryRun,
+        expiresAt,
+        ...outcome.details,
+      },
+      agent.name,
+    );
+    // An answer may already be here (a fast agent answered before this step committed).
+    const early = await this.freshResult(cur);
+    if (early?.kind === 'completed') {
+      await this.complete(cur, early);
+      return this.advance();
+    }
+    return this.waitAgent(cur);
+  }
+
+  /** The answer (or admission) for the current item: from the resuming signal, else parked. */
+  private async freshResult(cur: CurrentItem): Promise<Obj | undefined> {
+    const raw = this.run.data[`${this.ctx.node}Result`];
+    if (isObj(raw) && raw.correlation === cur.correlation) {
+      if (cur.state === 'queued' ? raw.kind === 'admitted' : raw.kind === 'completed') return raw;
+    }
+    if (cur.state !== 'dispatched') return undefined;
+    const parked = await this.hub.queue.parked(cur.correlation);
+    if (!parked) return undefined;
+    // Left in place (it expires): deleting it before this step commits could lose it in a crash.
+    return {
+      ...parked.payload,
+      kind: 'completed',
+      ok: parked.ok,
+      by: parked.by,
+      item: parked.item,
+      correlation: parked.correlation,
+    };
+  }
+
+  private async complete(cur: CurrentItem, result: Obj): Promise<void> {
+    const queue = this.hub.queue;
+    await queue.release(cur.item);
+    await this.hub.pump();
+    delete this.state.current;
+    const task = this.task(cur.task);
+    const ok = result.ok !== false;
+    const summary = str(result.summary);
+    const url = str(result.url);
+    const conclusion = str(result.conclusion) ?? (ok ? 'success' : 'failure');
+    const by = str(result.by) ?? cur.agent;
+
+    if (cur.purpose === 'consult') {
+      const answer = (summary ?? conclusion).slice(0, 2_000);
+      task.consultations = [
+        ...(task.consultations ?? []),
+        { type: cur.consult?.type ?? cur.agentType, agent: cur.agent, answer, ok },
+      ];
+      task.status = 'pending';
+      this.emit(
+        'hub.consult.answered',
+        {
+          by: cur.agent,
+          type: cur.consult?.type ?? cur.agentType,
+          for: cur.consult?.from ?? null,
+          task: task.id,
+          ok,
+          answer,
+          ...(url ? { url } : {}),
+        },
+        cur.agent,
+      );
+      return;
+    }
+
+    const escalate = str(result.escalate);
+    if (escalate) {
+      task.status = 'pending';
+      this.emit(
+        'agent.escalation.requested',
+        { agent: cur.agent, task: task.id, reason: escalate },
+        cur.agent,
+      );
+      this.openEscalation({
+        cause: 'agent',
+        task: task.id,
+        reason: `${cur.agent} asks for a person: ${escalate}`,
+      });
+      return;
+    }
+
+    let failed = !ok;
+    let failSummary = summary;
+    if (isObj(result.consult)) {
+      const c = result.consult;
+      try {
+        const decision = await this.hub.consult(this.ctx, {
+          from: cur.agent,
+          ...(str(c.type) ? { type: c.type as string } : {}),
+          ...((str(c.to) ?? str(c.agent)) ? { to: (str(c.to) ?? str(c.agent))! } : {}),
+          question: str(c.question) ?? summary ?? '(no question given)',
+        });
+        if (decision.outcome === 'routed') {
+          this.state.current = this.newItem(task, decision.agent, 'consult', {
+            type: decision.agent.type,
+            question: (str(c.question) ?? summary ?? '').slice(0, 2_000),
+            from: cur.agent,
+          });
+          return;
+        }
+        task.status = 'pending';
+        this.openEscalation({ cause: 'consultation', task: task.id, reason: decision.reason });
+        return;
+      } catch (err) {
+        if (!(err instanceof DirectAddressError)) throw err;
+        failed = true;
+        failSummary = `refused: ${err.message}`;
+      }
+    }
+
+    task.result = {
+      conclusion: failed && conclusion === 'success' ? 'refused' : conclusion,
+      by,
+      ...(url ? { url } : {}),
+      ...(failSummary ? { summary: failSummary.slice(0, 2_000) } : {}),
+    };
+    if (!failed) {
+      task.status = 'done';
+      this.emit(
+        'work.task.succeeded',
+        { task: task.id, agent: cur.agent, item: cur.item, conclusion, ...(url ? { url } : {}) },
+        cur.agent,
+      );
+      return;
+    }
+    task.failures++;
+    const max = this.hub.options.maxFailures;
+    this.emit(
+      'work.task.failed',
+      {
+        task: task.id,
+        agent: cur.agent,
+        item: cur.item,
+        conclusion: task.result.conclusion,
+        failures: task.failures,
+        maxFailures: max,
+        ...(url ? { url } : {}),
+        ...(failSummary ? { summary: failSummary.slice(0, 500) } : {}),
+      },
+      cur.agent,
+    );
+    if (task.failures >= max) {
+      task.status = 'failed';
+      this.openEscalation({
+        cause: 'failures',
+        task: task.id,
+        reason: `task ${task.id} (${cur.agent}) failed ${task.failures} times${failSummary ? `; last: ${failSummary.slice(0, 200)}` : ''}`,
+      });
+    } else {
+      task.status = 'pending';
+    }
+  }
+
+  private openEscalation(req: Omit<EscalationRequest, 'binding'>): void {
+    this.state.escalations++;
+    const binding = `escalation-${this.state.escalations}`;
+    const esc: Escalation = {
+      ...req,
+      binding,
+      openedAt: this.now.toISOString(),
+      expiresAt: new Date(this.now.getTime() + this.hub.options.escalationExpiryMs).toISOString(),
+    };
+    this.state.escalation = esc;
+    this.emit('escalation.opened', { ...esc });
+  }
+
+  private async waitEscalation(esc: Escalation): Promise<NodeResult> {
+    if (!esc.notified) {
+      await this.hub.notifyEscalation(this.ctx, esc);
+      esc.notified = true;
+    }
+    return {
+      wait: {
+        kind: 'escalation',
+        binding: esc.binding,
+        expiresInMs: Math.max(1_000, Date.parse(esc.expiresAt) - this.now.getTime()),
+        prompt: `Escalated: ${esc.reason}. Approve to try again, reject to stop the run.`,
+      },
+      output: this.output(),
+    };
+  }
+
+  /** Back at the node with an escalation open: approved (try again), or expired. */
+  private resolveEscalation(): NodeResult | undefined {
+    const esc = this.state.escalation!;
+    const approval = isObj(this.run.data.approval) ? this.run.data.approval : undefined;
+    if (approval?.binding === esc.binding) {
+      this.emit('escalation.approved', { binding: esc.binding, cause: esc.cause, by: approval.by ?? null });
+      const task = esc.task ? this.state.tasks.find((t) => t.id === esc.task) : undefined;
+      if (task) {
+        task.status = 'pending';
+        if (esc.cause === 'failures') task.failures = 0;
+        if (esc.cause === 'guard') task.guardWaived = true;
+      }
+      delete this.state.escalation;
+      return undefined;
+    }
+    if (this.now.getTime() >= Date.parse(esc.expiresAt)) {
+      this.emit('escalation.expired', { binding: esc.binding, cause: esc.cause, reason: esc.reason });
+      throw new EscalationExpiredError(`nobody decided on the escalation in time: ${esc.reason}`, {
+        runId: this.run.id,
+        node: this.ctx.node,
+      });
+    }
+    return undefined;
+  }
+
+  private async queueTimeout(cur: CurrentItem): Promise<never> {
+    await this.hub.queue.release(cur.item);
+    await this.hub.pump();
+    const waited = Date.parse(cur.expiresAt) - Date.parse(cur.queuedAt);
+    this.emit('work.queue.timed-out', { item: cur.item, task: cur.task, agent: cur.agent, waitedMs: waited });
+    throw new QueueTimeoutError(
+      `task ${cur.task} waited ${human(waited)} for a free ${cur.agent} slot and was given up`,
+      { runId: this.run.id, node: this.ctx.node },
+    );
+  }
+
+  private async agentTimeout(cur: CurrentItem): Promise<never> {
+    await this.hub.queue.release(cur.item);
+    await this.hub.pump();
+    const ms = this.hub.agentTimeoutMs(cur.agent);
+    this.emit(
+      'agent.timed-out',
+      { agent: cur.agent, item: cur.item, task: cur.task, executor: cur.executor ?? null, timeoutMs: ms },
+      'hub',
+    );
+    throw new AgentTimeoutError(
+      `agent ${cur.agent} timed out: no result for task ${cur.task} within ${human(ms)}`,
+      { runId: this.run.id, node: this.ctx.node },
+    );
+  }
+
+  private finish(): NodeResult {
+    const count = (s: TaskStatus) => this.state.tasks.filter((t) => t.status === s).length;
+    this.emit('work.completed', {
+      done: count('done'),
+      skipped: count('skipped'),
+      tasks: this.state.tasks.length,
+    });
+    return {
+      output: {
+        ...this.output(),
+        execution: {
+          tasks: this.state.tasks.map((t) => ({
+            id: t.id,
+            agent: t.agent,
+            status: t.status,
+            ...(t.result?.url ? { url: t.result.url } : {}),
+            ...(t.note ? { note: t.note } : {}),
+          })),
+        },
+      },
+    };
+  }
+
+  /** The CI guard's verdict for the run's repository, when red. */
+  private async ciRed(): Promise<{ branch: string; failing: string[] } | undefined> {
+    const repo = this.run.subject.repo;
+    const config = this.hub.config;
+    if (!repo || !config.guards.ci.enabled) return undefined;
+    const verdict = ciVerdict(await readCiRecord(this.hub.store, repo), config);
+    if (verdict.state !== 'red') return undefined;
+    return { branch: verdict.branch ?? 'the default branch', failing: verdict.failing.map((f) => f.name) };
+  }
+}

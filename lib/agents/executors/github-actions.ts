@@ -1,0 +1,75 @@
+import type { GitHubClientFactory } from '../../github/client.ts';
+import { agentPayload, scrub, secretValues } from '../allowlist.ts';
+import { NoExecutorError } from '../errors.ts';
+import type { DispatchOutcome, DispatchRequest, Executor } from './types.ts';
+
+/**
+ * The GitHub Actions executor: a `workflow_dispatch` of the agent's configured workflow, in the
+ * run's repository (or the executor's `repo`), with inputs `switchyard_run` (the run id) and `task`
+ * (a JSON string: the task, filtered by the agent's env allowlist). The workflow puts the run id in
+ * its `run-name`, so its `workflow_run` deliveries carry it in `display_title`, and the completion
+ * resumes the run (workflow-run.ts).
+ *
+ * The call goes through the GitHub client built for the agent: an agent without
+ * `dispatch_workflow` is refused before anything is sent (and the refusal is an event of the
+ * run); without credentials the call is a dry run, recorded as an event.
+ */
+
+/** GitHub caps the inputs of one dispatch at 65,535 characters in total. */
+const MAX_TASK_CHARS = 60_000;
+
+export interface GitHubActionsExecutorDeps {
+  github: GitHubClientFactory;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class GitHubActionsExecutor implements Executor {
+  readonly type = 'github-actions' as const;
+
+  constructor(private readonly deps: GitHubActionsExecutorDeps) {}
+
+  async dispatch(req: DispatchRequest): Promise<DispatchOutcome> {
+    const ex = req.agent.executor;
+    if (ex.type !== 'github-actions')
+      throw new NoExecutorError(`agent ${req.agent.name} has no GitHub Actions executor`, {
+        runId: req.run.id,
+      });
+    const repo = ex.repo ?? req.run.subject.repo;
+    if (!repo)
+      throw new NoExecutorError(`run ${req.run.id} has no repository to dispatch ${ex.workflow} in`, {
+        runId: req.run.id,
+      });
+    const env = this.deps.env ?? process.env;
+    const { payload, refused } = agentPayload(req.agent, req.task, env);
+    if (refused.length > 0) {
+      req.emit({
+        type: 'agent.env.refused',
+        node: req.node,
+        by: 'hub',
+        detail: {
+          agent: req.agent.name,
+          names: refused,
+          reason: 'credential-looking names are never passed to agents',
+        },
+      });
+    }
+    let task = JSON.stringify(payload);
+    if (task.length > MAX_TASK_CHARS) {
+      const { title, id, item, run } = payload as Record<string, unknown>;
+      task = JSON.stringify({ run, item, id, title, truncated: true });
+    }
+    // Extra inputs from config are plain strings, scrubbed like everything else we send.
+    const extra = scrub(ex.inputs ?? {}, secretValues(env)) as Record<string, string>;
+    const inputs: Record<string, string> = { ...extra, switchyard_run: req.run.id, task };
+    const client = this.deps.github.forAgent(
+      { name: req.agent.name, permissions: req.agent.permissions },
+      { runId: req.run.id, node: req.node, sink: req.emit },
+    );
+    await client.dispatchWorkflow(repo, ex.workflow, ex.ref, inputs);
+    return {
+      executor: 'github-actions',
+      dryRun: client.dryRun,
+      details: { repo, workflow: ex.workflow, ref: ex.ref },
+    };
+  }
+}

@@ -1,0 +1,39 @@
+import type { NewEvent, Run } from '../../engine/types.ts';
+import type { RegisteredAgent } from '../../routing/agents.ts';
+
+/** One task (or consultation) handed to an agent's executor. */
+export interface DispatchRequest {
+  run: Readonly<Run>;
+  node: string;
+  /** The work item id (`<runId>.<taskId>.<try>`). */
+  item: string;
+  agent: RegisteredAgent;
+  /** What the agent is asked to do (the executor filters it through the agent's allowlist). */
+  task: Record<string, unknown>;
+  /** What the agent's answer must carry to resume the run (the gate's correlation id). */
+  correlation: string;
+  /** When the run stops waiting for the answer (the task then fails as timed out). */
+  expiresAt: string;
+  /** Audit events, committed with the step (dry-run calls, refusals). */
+  emit: (event: NewEvent) => void;
+}
+
+export interface DispatchOutcome {
+  executor: 'github-actions' | 'http';
+  /** Nothing was sent (no credentials); the call is recorded as an event. */
+  dryRun: boolean;
+  /** Where the task went (repository, workflow and ref; or the URL), for the dispatch record and reports. */
+  details: {
+    repo?: string;
+    workflow?: string;
+    ref?: string;
+    url?: string;
+    status?: number;
+    workflowRunId?: number;
+  };
+}
+
+export interface Executor {
+  readonly type: 'github-actions' | 'http';
+  dispatch(req: DispatchRequest): Promise<DispatchOutcome>;
+}

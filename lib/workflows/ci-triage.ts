@@ -1,0 +1,47 @@
+import type { NodeHandler, NodeResult, StepContext, WorkflowDefinition } from '../engine/workflow.ts';
+
+/**
+ * CI triage: a workflow run failed on a repository's default branch. Collect its failed jobs and
+ * their first error lines, then post (or update) the summary on the branch's `ci-failure` issue.
+ * A later green run of the same workflow resolves its section (and closes the issue when nothing
+ * is failing any more). The graph only; handlers delegate to `services.ciTriage` (lib/agents/ci-triage.ts).
+ */
+export const CI_TRIAGE = 'ci-triage';
+
+export type CiTriageNode = 'collect' | 'post';
+
+export interface CiTriageServices {
+  ciTriage: Record<CiTriageNode, (ctx: StepContext<CiTriageServices>) => Promise<NodeResult>>;
+}
+
+const delegate =
+  (node: CiTriageNode): NodeHandler<CiTriageServices> =>
+  (ctx) => {
+    const impl = ctx.services.ciTriage?.[node];
+    if (!impl) throw new Error(`no implementation of ${CI_TRIAGE}.${node} in this process`);
+    return impl(ctx);
+  };
+
+export const ciTriageWorkflow: WorkflowDefinition<CiTriageServices> = {
+  name: CI_TRIAGE,
+  version: 1,
+  description:
+    'Summarise a failed default-branch CI run (failed jobs, first error lines) on a ci-failure issue.',
+  start: 'collect',
+  deadlineMs: 24 * 3600_000,
+  nodes: {
+    collect: {
+      title: 'Collect failed jobs',
+      handler: delegate('collect'),
+      timeoutMs: 60_000,
+      retry: { maxAttempts: 4, initialDelayMs: 5_000, maxDelayMs: 60_000 },
+    },
+    post: {
+      title: 'Post summary',
+      handler: delegate('post'),
+      timeoutMs: 30_000,
+      retry: { maxAttempts: 6, initialDelayMs: 2_000, maxDelayMs: 60_000 },
+    },
+  },
+  edges: [{ from: 'collect', to: 'post' }],
+};

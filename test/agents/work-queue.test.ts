@@ -1,0 +1,229 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  AgentWorkQueue,
+  formatWorkloads,
+  queueKey,
+  type WorkItem,
+  workloads,
+} from '../../lib/agents/work-queue.ts';
+import { parseConfig } from '../../lib/routing/config.ts';
+import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
+import { createTestStore } from '../support/dynamo.ts';
+
+let seq = 0;
+function item(over: Partial<WorkItem> = {}): WorkItem {
+  seq++;
+  return {
+    id: `r${String(seq).padStart(9, '0')}.t1.1`,
+    runId: `r${String(seq).padStart(9, '0')}`,
+    agent: 'coder',
+    agentType: 'coder',
+    repo: 'acme/app',
+    priority: 0,
+    createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString(),
+    limit: 1,
+    task: 't1',
+    ...over,
+  };
+}
+
+describe('the agent work queue', () => {
+  let store: DynamoRunStore;
+  beforeEach(async () => {
+    store = await createTestStore();
+  });
+
+  it('orders keys by priority, highest first, then by time', () => {
+    const keys = [
+      queueKey({ priority: 0, createdAt: '2026-01-01T00:00:02.000Z', id: 'b' }),
+      queueKey({ priority: 10, createdAt: '2026-01-01T00:00:03.000Z', id: 'c' }),
+      queueKey({ priority: -5, createdAt: '2026-01-01T00:00:00.000Z', id: 'd' }),
+      queueKey({ priority: 0, createdAt: '2026-01-01T00:00:01.000Z', id: 'a' }),
+    ];
+    expect([...keys].sort().map((k) => k.split('#').pop())).toEqual(['c', 'a', 'b', 'd']);
+  });
+
+  it('admits the highest priority first and keeps FIFO order within a priority', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    const low = item({ priority: 1 });
+    const firstHigh = item({ priority: 5 });
+    const secondHigh = item({ priority: 5 });
+    for (const i of [low, secondHigh, firstHigh].reverse()) await q.enqueue(i);
+    const order: string[] = [];
+    for (let n = 0; n < 3; n++) {
+      const [admitted] = await q.admit();
+      order.push(admitted!.id);
+      await q.release(admitted!.id);
+    }
+    expect(order).toEqual([firstHigh.id, secondHigh.id, low.id]);
+  });
+
+  it('never runs more of one agent than its limit', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    for (let n = 0; n < 5; n++) await q.enqueue(item({ limit: 2 }));
+    expect(await q.admit()).toHaveLength(2);
+    expect(await q.admit()).toHaveLength(0);
+    const snap = await q.snapshot();
+    expect(snap.running).toHaveLength(2);
+    expect(snap.waiting).toHaveLength(3);
+  });
+
+  it('never runs more on one repository than the repository limit, across agents', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 2 });
+    await q.enqueue(item({ agent: 'coder', limit: 5 }));
+    await q.enqueue(item({ agent: 'coverage', agentType: 'coverage', limit: 5 }));
+    await q.enqueue(item({ agent: 'reviewer', agentType: 'reviewer', limit: 5 }));
+    await q.enqueue(item({ agent: 'coder', limit: 5, repo: 'acme/other' }));
+    const admitted = await q.admit();
+    expect(admitted.map((a) => a.repo).sort()).toEqual(['acme/app', 'acme/app', 'acme/other']);
+  });
+
+  it('lets other agents pass an agent that is full (no head-of-line blocking)', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    const busy = item({ agent: 'coder', priority: 9 });
+    await q.enqueue(busy);
+    await q.admit();
+    const blocked = item({ agent: 'coder', priority: 9 });
+    const other = item({ agent: 'coverage', agentType: 'coverage', priority: 1 });
+    await q.enqueue(blocked);
+    await q.enqueue(other);
+    expect((await q.admit()).map((a) => a.id)).toEqual([other.id]);
+  });
+
+  it('uses the registry limit over the limit the item was queued with', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10, limitOf: () => 3 });
+    for (let n = 0; n < 4; n++) await q.enqueue(item({ limit: 1 }));
+    expect(await q.admit()).toHaveLength(3);
+  });
+
+  it('frees a slot on release and lets the next item in', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    const a = item();
+    const b = item();
+    await q.enqueue(a);
+    await q.enqueue(b);
+    expect((await q.admit()).map((x) => x.id)).toEqual([a.id]);
+    expect(await q.release(a.id)).toMatchObject({ id: a.id });
+    expect(await q.release(a.id)).toBeUndefined();
+    expect((await q.admit()).map((x) => x.id)).toEqual([b.id]);
+  });
+
+  it('withdraws a waiting item on release', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    const a = item();
+    await q.enqueue(a);
+    await q.release(a.id);
+    expect((await q.snapshot()).waiting).toHaveLength(0);
+  });
+
+  it('is idempotent on enqueue: a running item is not queued again', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    const a = item({ limit: 5 });
+    await q.enqueue(a);
+    await q.admit();
+    expect(await q.enqueue(a)).toBe('running');
+    expect(await q.admit()).toHaveLength(0);
+  });
+
+  it('drops a queue key left behind by a crash after a claim', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    const a = item({ limit: 5 });
+    await q.enqueue(a);
+    await q.admit();
+    // The crash: the item is running, but its queue key is back.
+    await store.kvPut('work', queueKey(a), a);
+    expect(await q.admit()).toHaveLength(0);
+    expect((await q.snapshot()).waiting).toHaveLength(0);
+    expect(await store.kvList('work', { prefix: 'q#' })).toHaveLength(0);
+  });
+
+  it('survives a restart: a new queue object over the same table sees the same state', async () => {
+    const a = item({ limit: 1 });
+    const b = item({ limit: 1 });
+    await new AgentWorkQueue(store).enqueue(a);
+    await new AgentWorkQueue(store).enqueue(b);
+    await new AgentWorkQueue(store).admit();
+    const later = new AgentWorkQueue(store);
+    expect((await later.snapshot()).running.map((r) => r.id)).toEqual([a.id]);
+    expect((await later.snapshot()).waiting.map((r) => r.id)).toEqual([b.id]);
+  });
+
+  it('admits each item once and respects every limit when many workers claim in parallel', async () => {
+    const workers = Array.from({ length: 8 }, () => new AgentWorkQueue(store, { repoLimit: 3 }));
+    const items = [
+      ...Array.from({ length: 6 }, () => item({ agent: 'coder', limit: 2 })),
+      ...Array.from({ length: 6 }, () => item({ agent: 'coverage', agentType: 'coverage', limit: 2 })),
+      ...Array.from({ length: 4 }, () => item({ agent: 'coder', limit: 2, repo: 'acme/other' })),
+    ];
+    await Promise.all(items.map((i, n) => workers[n % workers.length]!.enqueue(i)));
+
+    const admitted = (await Promise.all(workers.map((w) => w.admit()))).flat();
+
+    const ids = admitted.map((a) => a.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const running = (await workers[0]!.snapshot()).running;
+    expect(running.map((r) => r.id).sort()).toEqual([...ids].sort());
+    const count = (f: (r: WorkItem) => boolean) => running.filter(f).length;
+    expect(count((r) => r.agent === 'coder')).toBeLessThanOrEqual(2);
+    expect(count((r) => r.agent === 'coverage')).toBeLessThanOrEqual(2);
+    expect(count((r) => r.repo === 'acme/app')).toBeLessThanOrEqual(3);
+    // In queue order: two coders fill the coder limit, one coverage item fills the app's third
+    // slot; the other repository's items are all coder's, which is full.
+    expect(count((r) => r.agent === 'coder' && r.repo === 'acme/app')).toBe(2);
+    expect(count((r) => r.agent === 'coverage')).toBe(1);
+    expect(running).toHaveLength(3);
+  });
+
+  it('keeps the limits while workers release and claim in parallel, until everything ran once', async () => {
+    const workers = Array.from({ length: 6 }, () => new AgentWorkQueue(store, { repoLimit: 10 }));
+    const items = Array.from({ length: 12 }, () => item({ agent: 'coder', limit: 3 }));
+    for (const i of items) await workers[0]!.enqueue(i);
+    const ran: string[] = [];
+    let maxRunning = 0;
+    await Promise.all(
+      workers.map(async (w) => {
+        for (let round = 0; round < 40 && ran.length < items.length; round++) {
+          const got = await w.admit();
+          const now = (await w.snapshot()).running.length;
+          maxRunning = Math.max(maxRunning, now);
+          for (const g of got) {
+            ran.push(g.id);
+            await w.release(g.id);
+          }
+        }
+      }),
+    );
+    expect(maxRunning).toBeLessThanOrEqual(3);
+    expect([...ran].sort()).toEqual(items.map((i) => i.id).sort());
+  });
+
+  it('reports workloads: queue depth per agent and what each agent is doing', async () => {
+    const config = parseConfig(`
+agents:
+  coder: { type: coder, concurrency: 1 }
+  coverage: { type: coverage, concurrency: 2 }
+`);
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    const a = item({ agent: 'coder', title: 'Fix the parser' });
+    await q.enqueue(a);
+    await q.enqueue(item({ agent: 'coder' }));
+    await q.enqueue(item({ agent: 'coder' }));
+    await q.admit();
+
+    const w = await workloads(store, config);
+
+    expect(w.queue).toEqual({ depth: 2, byAgent: { coder: 2 } });
+    expect(w.agents).toEqual([
+      {
+        name: 'coder',
+        type: 'coder',
+        running: 1,
+        limit: 1,
+        queued: 2,
+        items: [expect.objectContaining({ id: a.id, runId: a.runId, task: 't1', title: 'Fix the parser' })],
+      },
+      { name: 'coverage', type: 'coverage', running: 0, limit: 2, queued: 0, items: [] },
+    ]);
+    expect(formatWorkloads(w)).toContain('coder (coder): 1/1 running, 2 queued');
+  });
+});

@@ -1,0 +1,462 @@
+import { execFile } from 'node:child_process';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
+import { FakeGitHubActions } from '../support/fake-github-actions.ts';
+
+/**
+ * End to end on the local stack (the same handlers behind the local HTTP adapter, the in-process
+ * queue and worker, the sweeper on a timer) with GitHub played by a loopback fake:
+ * label → plan → approve → dispatch → workflow_run completed → report; timeouts; cancellation;
+ * priority under contention; permission refusals; and a restart in the middle of agent work.
+ */
+
+const SECRET = 'e2e-webhook-secret';
+const REPO = 'acme/app';
+const dir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
+
+function configFile(opts: { dispatch?: boolean; approval?: boolean; httpAgent?: string } = {}): string {
+  const permissions =
+    opts.dispatch === false ? '[read, comment]' : '[read, comment, dispatch_workflow, cancel_workflow]';
+  const file = join(dir, `config-${randomBytes(4).toString('hex')}.yml`);
+  writeFileSync(
+    file,
+    `
+version: 1
+routing:
+  rules:
+    - name: ready
+      event: issues
+      action: labeled
+      label: ready
+      workflow: issue-pipeline
+      agents: [planner, coder]
+      priority: 1
+    - name: urgent
+      event: issues
+      action: labeled
+      label: urgent
+      workflow: issue-pipeline
+      agents: [planner, coder]
+      priority: 10
+${
+  opts.httpAgent
+    ? `    - name: review
+      event: issues
+      action: labeled
+      label: review
+      workflow: issue-pipeline
+      agents: [planner, remote]
+`
+    : ''
+}
+repoConfig: { enabled: false }
+agents:
+  planner: { type: planner, permissions: [read] }
+  coder:
+    type: coder
+    executor: actions-agent
+    permissions: ${permissions}
+    concurrency: 1
+    envAllowlist: [SWITCHYARD_AGENT_MODEL, GITHUB_TOKEN]
+${
+  opts.httpAgent
+    ? `  remote:
+    type: reviewer
+    executor: { type: http, url: "${opts.httpAgent}" }
+    permissions: [read]
+    envAllowlist: [SWITCHYARD_AGENT_MODEL]
+`
+    : ''
+}executors:
+  actions-agent: { type: github-actions, workflow: switchyard-agent.yml, ref: main }
+guards: { ci: { enabled: false } }
+${opts.approval === false ? 'workflows:\n  issue-pipeline:\n    disabledGates: [approval]\n' : ''}`,
+  );
+  return file;
+}
+
+const sign = (body: string) => `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('agents at work, end to end', () => {
+  let fake: FakeGitHubActions;
+  let stack: LocalStack | undefined;
+  let table: string;
+
+  beforeAll(async () => {
+    fake = await new FakeGitHubActions().start();
+  });
+  afterAll(async () => {
+    await fake.stop();
+  });
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  async function start(
+    config: string,
+    env: Record<string, string> = {},
+    tableName?: string,
+  ): Promise<LocalStack> {
+    table = tableName ?? `e2e-${randomBytes(6).toString('hex')}`;
+    stack = await startLocalStack({
+      env: {
+        ...process.env,
+        DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
+        TABLE_NAME: table,
+        PORT: '0',
+        GITHUB_API_URL: fake.url,
+        GITHUB_TOKEN: 'e2e-github-token',
+        GITHUB_WEBHOOK_SECRET: SECRET,
+        SWITCHYARD_CONFIG: config,
+        SWITCHYARD_AGENT_MODEL: 'model-x',
+        ...env,
+      },
+      persist: false,
+      sweepIntervalMs: 100,
+      print: () => {},
+    });
+    return stack;
+  }
+
+  async function webhook(
+    event: string,
+    payload: unknown,
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const body = JSON.stringify(payload);
+    const res = await fetch(`${stack!.url}/github/webhook`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': event,
+        'x-github-delivery': randomUUID(),
+        'x-hub-signature-256': sign(body),
+      },
+      body,
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+
+  function labeled(number: number, label = 'ready') {
+    fake.github.addIssue(REPO, {
+      number,
+      title: `Fix the parser (${number})`,
+      body: 'It breaks on `src/parser.ts`.',
+      labels: [label],
+    });
+    return {
+      action: 'labeled',
+      label: { name: label },
+      issue: {
+        number,
+        title: `Fix the parser (${number})`,
+        body: 'It breaks on `src/parser.ts`.',
+        state: 'open',
+        labels: [{ name: label }],
+        user: { login: 'alice' },
+        author_association: 'OWNER',
+        html_url: `https://github.com/${REPO}/issues/${number}`,
+      },
+      repository: {
+        full_name: REPO,
+        name: 'app',
+        owner: { login: 'acme' },
+        default_branch: 'main',
+        private: false,
+      },
+      sender: { login: 'alice', type: 'User' },
+    };
+  }
+
+  async function getRun(
+    id: string,
+  ): Promise<{ run: Record<string, unknown>; events: Array<Record<string, unknown>> }> {
+    const res = await fetch(`${stack!.url}/runs/${id}`);
+    return (await res.json()) as { run: Record<string, unknown>; events: Array<Record<string, unknown>> };
+  }
+
+  async function runFor(issue: number): Promise<string> {
+    return until(`a run for #${issue}`, async () => {
+      const runs = await stack!.store.listRuns({ subject: `${REPO}#${issue}` });
+      return runs[0]?.id;
+    });
+  }
+
+  const waitFor = (id: string, pred: (run: Record<string, unknown>) => boolean, what: string, ms?: number) =>
+    until(
+      what,
+      async () => {
+        const { run } = await getRun(id);
+        return pred(run) ? run : undefined;
+      },
+      ms,
+    );
+
+  const dispatchOf = (runId: string) => fake.dispatches.find((d) => d.inputs.switchyard_run === runId);
+
+  it('label → plan → approve → dispatch → workflow_run completed → report', async () => {
+    await start(configFile());
+    expect((await webhook('issues', labeled(101))).status).toBe(202);
+    const id = await runFor(101);
+    await waitFor(
+      id,
+      (r) => r.status === 'waiting' && (r.gate as { kind?: string })?.kind === 'approval',
+      'the approval gate',
+    );
+
+    await stack!.app.engine.signal(id, { type: 'approve', by: 'alice' });
+    const dispatch = await until('the dispatch', async () => dispatchOf(id));
+    expect(dispatch).toMatchObject({ repo: REPO, workflow: 'switchyard-agent.yml', head_branch: 'main' });
+    const task = JSON.parse(dispatch.inputs.task!);
+    expect(task).toMatchObject({
+      run: id,
+      repo: REPO,
+      issue: 101,
+      env: { SWITCHYARD_AGENT_MODEL: 'model-x' },
+    });
+    expect(JSON.stringify(dispatch.inputs)).not.toContain('e2e-github-token');
+    await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate');
+
+    const list = (await (await fetch(`${stack!.url}/runs`)).json()) as Record<string, unknown>;
+    expect(list).toMatchObject({
+      queue: { depth: 0 },
+      agents: expect.arrayContaining([expect.objectContaining({ name: 'coder', running: 1, limit: 1 })]),
+    });
+
+    expect((await webhook('workflow_run', fake.payload(dispatch, 'requested'))).body).toMatchObject({
+      outcome: 'linked',
+    });
+    fake.finish(dispatch, 'success');
+    expect((await webhook('workflow_run', fake.payload(dispatch))).body).toMatchObject({
+      status: 'agent',
+      runId: id,
+    });
+
+    const done = await waitFor(id, (r) => r.status === 'succeeded', 'the run to succeed');
+    expect(done.node).toBe('report');
+    const types = (await getRun(id)).events.map((e) => e.type);
+    expect(types).toEqual(
+      expect.arrayContaining([
+        'plan.created',
+        'signal.approve',
+        'work.queued',
+        'work.dispatched',
+        'agent.workflow-run.linked',
+        'signal.result',
+        'work.task.succeeded',
+        'work.completed',
+        'run.succeeded',
+      ]),
+    );
+  });
+
+  it('fails the task with a report when the agent times out, and cancels its workflow run', async () => {
+    await start(configFile({ approval: false }), { SWITCHYARD_AGENT_TIMEOUT_MS: '1500' });
+    await webhook('issues', labeled(102));
+    const id = await runFor(102);
+    const dispatch = await until('the dispatch', async () => dispatchOf(id));
+
+    const failed = await waitFor(id, (r) => r.status === 'failed', 'the timeout', 15_000);
+
+    expect(failed.reason).toMatch(/agent coder timed out: no result for task t1/);
+    await until('the cancel', async () => fake.cancelled.includes(dispatch.id));
+    const types = (await getRun(id)).events.map((e) => e.type);
+    expect(types).toEqual(
+      expect.arrayContaining(['gate.expired', 'agent.timed-out', 'agent.workflow-run.cancelled']),
+    );
+  });
+
+  it('cancelling a run cancels its dispatched workflow run', async () => {
+    await start(configFile({ approval: false }));
+    await webhook('issues', labeled(103));
+    const id = await runFor(103);
+    const dispatch = await until('the dispatch', async () => dispatchOf(id));
+    await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate');
+
+    await stack!.app.engine.signal(id, { type: 'cancel', by: 'alice', reason: 'wrong issue' });
+
+    await until('the workflow run to be cancelled', async () => fake.cancelled.includes(dispatch.id));
+    expect(fake.requests.filter((r) => r.path.endsWith(`/actions/runs/${dispatch.id}/cancel`))).toHaveLength(
+      1,
+    );
+    expect((await getRun(id)).run.status).toBe('cancelled');
+  });
+
+  it('runs queued work by priority when the agent is busy', async () => {
+    await start(configFile({ approval: false }));
+    await webhook('issues', labeled(111));
+    const first = await runFor(111);
+    const firstDispatch = await until('the first dispatch', async () => dispatchOf(first));
+
+    await webhook('issues', labeled(112, 'ready')); // priority 1, queued first
+    const low = await runFor(112);
+    await waitFor(
+      low,
+      (r) => String((r.gate as { correlation?: string })?.correlation).startsWith('queue:'),
+      'queued',
+    );
+    await webhook('issues', labeled(113, 'urgent')); // priority 10, queued later
+    const high = await runFor(113);
+    await waitFor(
+      high,
+      (r) => String((r.gate as { correlation?: string })?.correlation).startsWith('queue:'),
+      'queued',
+    );
+    const list = (await (await fetch(`${stack!.url}/runs`)).json()) as {
+      queue: { depth: number; byAgent: Record<string, number> };
+    };
+    expect(list.queue).toEqual({ depth: 2, byAgent: { coder: 2 } });
+
+    fake.finish(firstDispatch, 'success');
+    await webhook('workflow_run', fake.payload(firstDispatch));
+    const next = await until('the next dispatch', async () =>
+      fake.dispatches.find(
+        (d) =>
+          d.inputs.switchyard_run !== first &&
+          (d.inputs.switchyard_run === high || d.inputs.switchyard_run === low),
+      ),
+    );
+    expect(next.inputs.switchyard_run).toBe(high);
+
+    fake.finish(next, 'success');
+    await webhook('workflow_run', fake.payload(next));
+    await until('the low-priority dispatch', async () => dispatchOf(low));
+    await waitFor(high, (r) => r.status === 'succeeded', 'the urgent run to finish');
+  });
+
+  it('refuses a dispatch by an agent without dispatch_workflow, and records the refusal', async () => {
+    await start(configFile({ dispatch: false, approval: false }));
+    await webhook('issues', labeled(121));
+    const id = await runFor(121);
+    const failed = await waitFor(id, (r) => r.status === 'failed', 'the refusal');
+    expect(failed.reason).toContain('lacks permission dispatch_workflow');
+    expect(dispatchOf(id)).toBeUndefined();
+    const refusal = (await getRun(id)).events.find((e) => e.type === 'github.refused');
+    expect(refusal?.detail).toMatchObject({ agent: 'coder', permission: 'dispatch_workflow' });
+  });
+
+  it('loses nothing when the stack restarts mid-task: the completion after the restart finishes the run', async () => {
+    const config = configFile({ approval: false });
+    await start(config);
+    await webhook('issues', labeled(131));
+    const running = await runFor(131);
+    const dispatch = await until('the dispatch', async () => dispatchOf(running));
+    await webhook('issues', labeled(132));
+    const queued = await runFor(132);
+    await waitFor(
+      queued,
+      (r) => String((r.gate as { correlation?: string })?.correlation).startsWith('queue:'),
+      'queued',
+    );
+    const sameTable = table;
+
+    await stack!.stop();
+    stack = undefined;
+    await start(config, {}, sameTable);
+
+    fake.finish(dispatch, 'success');
+    expect((await webhook('workflow_run', fake.payload(dispatch))).body).toMatchObject({ runId: running });
+    await waitFor(running, (r) => r.status === 'succeeded', 'the interrupted run to finish');
+    const second = await until('the queued run to be dispatched', async () => dispatchOf(queued));
+    fake.finish(second, 'success');
+    await webhook('workflow_run', fake.payload(second));
+    await waitFor(queued, (r) => r.status === 'succeeded', 'the queued run to finish');
+  });
+
+  it('in dry-run, records the dispatch and waits; the documented simulator resumes the run', async () => {
+    await start(configFile({ approval: false }), { GITHUB_TOKEN: '', GITHUB_CREDENTIALS: '' });
+    await webhook('issues', labeled(141));
+    const id = await runFor(141);
+    await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate');
+    expect(dispatchOf(id)).toBeUndefined();
+    const dry = (await getRun(id)).events.find(
+      (e) =>
+        e.type === 'github.dry-run' && String((e.detail as { path?: string }).path).endsWith('/dispatches'),
+    );
+    expect(dry?.detail).toMatchObject({
+      method: 'POST',
+      body: { ref: 'main', inputs: { switchyard_run: id } },
+    });
+
+    const { stdout } = await promisify(execFile)(
+      'npx',
+      ['tsx', 'examples/simulate-workflow-run.ts', id, 'success', '--url', stack!.url],
+      { env: { ...process.env, GITHUB_WEBHOOK_SECRET: SECRET } },
+    );
+    expect(stdout).toMatch(/^202 /);
+    await waitFor(id, (r) => r.status === 'succeeded', 'the simulated completion to finish the run');
+  });
+
+  it('an HTTP agent gets the task and a callback; its signed POST /callbacks/{token} finishes the run', async () => {
+    const tasks: Array<Record<string, unknown>> = [];
+    const agent = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        tasks.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>);
+        res.writeHead(202).end();
+      });
+    });
+    await new Promise<void>((r) => agent.listen(0, '127.0.0.1', r));
+    const address = agent.address();
+    const agentUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/tasks`;
+    try {
+      await start(configFile({ approval: false, httpAgent: agentUrl }));
+      await webhook('issues', labeled(151, 'review'));
+      const id = await runFor(151);
+      const task = await until('the HTTP task', async () => tasks[0]);
+      expect(task).toMatchObject({
+        run: id,
+        issue: 151,
+        agent: { name: 'remote' },
+        env: { SWITCHYARD_AGENT_MODEL: 'model-x' },
+      });
+      const callback = task.callback as { url: string; secret: string };
+      // The stack listens on a port chosen at start: send to its URL, on the callback's path.
+      const path = new URL(callback.url).pathname;
+      const body = JSON.stringify({
+        ok: true,
+        summary: 'reviewed',
+        url: 'https://github.com/acme/app/pull/9',
+      });
+      const signature = `sha256=${createHmac('sha256', callback.secret).update(body).digest('hex')}`;
+      const post = () =>
+        fetch(`${stack!.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-switchyard-signature': signature },
+          body,
+        });
+      const unsigned = await fetch(`${stack!.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      expect(unsigned.status).toBe(401);
+      expect((await post()).status).toBe(200);
+      expect((await post()).status).toBe(409);
+      await waitFor(id, (r) => r.status === 'succeeded', 'the run to finish');
+    } finally {
+      await new Promise<void>((r) => agent.close(() => r()));
+    }
+  });
+});
