@@ -1,21 +1,23 @@
-import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
 import { requireEnv } from '../lib/common/env.ts';
 import { MetricName } from '../lib/common/metric-names.ts';
-import { instrumented, logger, metrics } from '../lib/common/observability.ts';
-import { createDiscordHandler, type DiscordHandlerDeps, policyFromYamlFile } from '../lib/discord/handler.ts';
-import { discordWorkflowDefinitions } from '../lib/discord/workflows.ts';
-import { Engine } from '../lib/engine/engine.ts';
+import { instrumented, metrics } from '../lib/common/observability.ts';
+import {
+  createDiscordHandler,
+  type DiscordHandlerDeps,
+  type LazyDiscordHandlerDeps,
+} from '../lib/discord/handler.ts';
 import type { HttpEvent, HttpResult } from '../lib/http/apigw.ts';
-import { buildRegistry } from '../lib/workflows/index.ts';
 
 /**
  * POST /discord/interactions. Thin: adapt the API Gateway v2 event to the transport-independent
- * handler in lib/discord. Only the DynamoDB store and the SQS client are loaded here; anything
- * that touches GitHub runs in the worker after a deferred answer.
+ * handler in lib/discord. Module load imports only the signature check (node:crypto) and the
+ * endpoint, so a cold start and a PING load no AWS SDK. The first command imports the store, the
+ * queue and the engine (lib/discord/runtime.ts) once; anything that touches GitHub runs in the
+ * worker after a deferred answer.
  */
-export function makeHandler(
-  deps: DiscordHandlerDeps | (() => DiscordHandlerDeps),
-): (event: HttpEvent) => Promise<HttpResult> {
+type Deps = DiscordHandlerDeps | LazyDiscordHandlerDeps;
+
+export function makeHandler(deps: Deps | (() => Deps)): (event: HttpEvent) => Promise<HttpResult> {
   let core: ReturnType<typeof createDiscordHandler> | undefined;
   return async (event) => {
     core ??= createDiscordHandler(typeof deps === 'function' ? deps() : deps);
@@ -43,22 +45,19 @@ function withAckLatency(
   };
 }
 
-/** Built on first use, so importing this module (tests, the local stack) needs no environment. */
-export function defaultDeps(env: NodeJS.ProcessEnv = process.env): DiscordHandlerDeps {
-  const store = storeFromEnv(env);
-  const engine = new Engine({
-    store,
-    queue: queueFromEnv(env),
-    // Graphs only: starting and signalling runs needs node names, not the worker's services.
-    workflows: buildRegistry({}, discordWorkflowDefinitions()),
-    services: {},
-  });
-  logger.debug('discord handler ready');
+/** Variables the services read on the first command, checked up front so a bad deploy fails by name. */
+const SERVICE_ENV = ['TABLE_NAME', 'QUEUE_URL'] as const;
+
+/**
+ * Built on first use, so importing this module (tests, the local stack) needs no environment.
+ * The services (AWS SDK clients, engine, policy) are imported on the first command, not here.
+ */
+export function defaultDeps(env: NodeJS.ProcessEnv = process.env): LazyDiscordHandlerDeps {
+  const publicKey = requireEnv('DISCORD_PUBLIC_KEY', env);
+  for (const name of SERVICE_ENV) requireEnv(name, env);
   return {
-    publicKey: requireEnv('DISCORD_PUBLIC_KEY', env),
-    engine,
-    store,
-    policy: policyFromYamlFile(env.SWITCHYARD_CONFIG || 'config/switchyard.yml'),
+    publicKey,
+    services: async () => (await import('../lib/discord/runtime.ts')).servicesFromEnv(env),
   };
 }
 

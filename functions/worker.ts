@@ -1,7 +1,6 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
-import { createWorkerApp } from '../lib/app/worker.ts';
+import { workerAppFromEnv } from '../lib/app/worker.ts';
 import { instrumented, logger } from '../lib/common/observability.ts';
 import type { Engine } from '../lib/engine/engine.ts';
 import { parseWorkMessage } from '../lib/queue/port.ts';
@@ -27,12 +26,4 @@ export function makeHandler(engine: () => Promise<Engine<unknown>>) {
     processPartialResponse(event, record, processor, { context });
 }
 
-let app: Promise<Engine<unknown>> | undefined;
-const engine = () => {
-  app ??= createWorkerApp({ store: storeFromEnv(), queue: queueFromEnv() }).then(
-    (a) => a.engine as Engine<unknown>,
-  );
-  return app;
-};
-
-export const handler = instrumented(makeHandler(engine));
+export const handler = instrumented(makeHandler(() => workerAppFromEnv().then((a) => a.engine)));

@@ -75,7 +75,14 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const queue = new InMemoryQueue({ redeliveryMs: 2_000 });
   // The operator CLI commits signals without a queue of its own; a short grace lets the sweeper
   // pick its steps up within a couple of seconds.
-  const app = await createWorkerApp({ store, queue, env, local: true, engine: { enqueueGraceMs: 2_000 } });
+  let url = '';
+  const app = await createWorkerApp({
+    store,
+    queue,
+    env,
+    publicUrl: () => url || undefined,
+    engine: { enqueueGraceMs: 2_000 },
+  });
   queue.consume(async (message) => {
     await app.engine.handle(message);
   });
@@ -91,16 +98,15 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     server.listen(port, host, () => resolveListen());
   });
   const address = server.address();
-  const url = `http://${host}:${typeof address === 'object' && address ? address.port : port}`;
+  url = `http://${host}:${typeof address === 'object' && address ? address.port : port}`;
 
   const sweepEvery = opts.sweepIntervalMs ?? Number(env.SWEEP_INTERVAL_MS || 5_000);
   let sweeping = false;
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    app.engine
-      .sweep()
-      .then((r) => {
+    Promise.all([app.engine.sweep(), app.agents.hub.reconcile()])
+      .then(([r]) => {
         if (r.reenqueued + r.expired + r.reported > 0) logger.info('sweep', { ...r });
       })
       .catch((err: unknown) => logger.error('sweep failed', { error: err as Error }))

@@ -26,8 +26,8 @@ export interface WorkerAppOptions {
   store: RunStore;
   queue: WorkQueue;
   env?: NodeJS.ProcessEnv;
-  /** The local stack: the base URL for HTTP agents' callbacks comes from it. */
-  local?: boolean;
+  /** Base URL of this deployment, for HTTP agents' callbacks (the local stack knows it only after listening). */
+  publicUrl?: () => string | undefined;
   now?: () => Date;
   owner?: string;
   /** Overrides for tests. */
@@ -58,7 +58,10 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
   const central = await loadConfigSource(configPath(env));
   const config = central.config;
   const store = withRunMetrics(opts.store);
-  const github = opts.github ?? (await githubClientFactoryFromEnv(env));
+  // GITHUB_THROTTLE=off drops the 1 s spacing of writes (tests against a fake GitHub); never in production.
+  const github =
+    opts.github ??
+    (await githubClientFactoryFromEnv(env, env.GITHUB_THROTTLE === 'off' ? { throttle: false } : {}));
   const discord = opts.discord ?? discordRestFromEnv(env);
   const configProvider = new ConfigProvider({ central, store, ...(now ? { now } : {}) });
   const gh: GitHubServices = {
@@ -76,10 +79,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     return engine;
   };
 
-  const publicUrl =
-    env.SWITCHYARD_PUBLIC_URL ||
-    env.API_BASE_URL ||
-    (opts.local && env.PORT ? `http://${env.HOST || '127.0.0.1'}:${env.PORT}` : undefined);
+  const publicUrl = () => env.SWITCHYARD_PUBLIC_URL || env.API_BASE_URL || opts.publicUrl?.();
   const agents = createAgentServices({
     store,
     config: configProvider,
@@ -88,7 +88,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     discord,
     env,
     ...(opts.fetch ? { fetch: opts.fetch } : {}),
-    ...(publicUrl ? { publicUrl } : {}),
+    publicUrl,
     ...(now ? { now } : {}),
   });
 
@@ -160,4 +160,19 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     ...opts.engine,
   });
   return { engine, config, configProvider, github, discord, agents, gh };
+}
+
+let fromEnv: Promise<WorkerApp> | undefined;
+
+/** The worker app of a Lambda container, built once from its environment (a failure is retried next call). */
+export function workerAppFromEnv(): Promise<WorkerApp> {
+  fromEnv ??= import('./core.ts')
+    .then(({ storeFromEnv, queueFromEnv }) =>
+      createWorkerApp({ store: storeFromEnv(), queue: queueFromEnv() }),
+    )
+    .catch((err: unknown) => {
+      fromEnv = undefined;
+      throw err;
+    });
+  return fromEnv;
 }

@@ -1,59 +1,76 @@
 import type { KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { logger } from '../common/observability.ts';
 import { createInteractionEndpoint, type RawRequest, type RawResponse } from './ingress.ts';
-import { createInteractionRouter, type DiscordEnginePort, type DiscordStorePort } from './interactions.ts';
-import { DENY_ALL, type DiscordPolicy, policyFromConfig } from './policy.ts';
+import type { DiscordEnginePort, DiscordStorePort } from './interactions.ts';
+import type { DiscordPolicy } from './policy.ts';
 import { importDiscordPublicKey } from './verify.ts';
 
-export interface DiscordHandlerDeps {
-  /** DISCORD_PUBLIC_KEY (hex) or the key already imported. */
-  publicKey: string | KeyObject;
+/**
+ * This module is on the cold-start path of the Discord function: it imports only verification
+ * (node:crypto) and the endpoint. The command router and everything it needs (store, engine,
+ * AWS SDK) are loaded on the first request that is not a PING, once.
+ */
+
+/** What commands, buttons and autocomplete need; PING and refusals need none of it. */
+export interface DiscordServices {
   engine: DiscordEnginePort;
   /** The run store: its KV (tokens, bindings, audit) and the active-runs index. */
   store: DiscordStorePort;
   /** A policy, or a loader called per command (memoize inside; PING never calls it). */
   policy: DiscordPolicy | (() => Promise<DiscordPolicy>);
+}
+
+export interface DiscordHandlerDeps extends DiscordServices {
+  /** DISCORD_PUBLIC_KEY (hex) or the key already imported. */
+  publicKey: string | KeyObject;
   now?: () => Date;
 }
 
-/** The whole Discord endpoint over raw requests: verification, PING, commands, buttons, autocomplete. */
-export function createDiscordHandler(deps: DiscordHandlerDeps): (req: RawRequest) => Promise<RawResponse> {
-  const publicKey =
-    typeof deps.publicKey === 'string' ? importDiscordPublicKey(deps.publicKey) : deps.publicKey;
-  const policy =
-    typeof deps.policy === 'function'
-      ? deps.policy
-      : (
-          (p: DiscordPolicy) => async () =>
-            p
-        )(deps.policy);
-  const now = deps.now ?? (() => new Date());
-  const dispatch = createInteractionRouter({ engine: deps.engine, store: deps.store, policy, now });
-  return createInteractionEndpoint({ publicKey, dispatch, nowMs: () => now().getTime() });
+/** The same, with the services loaded on the first command (dynamic import), not at module load. */
+export interface LazyDiscordHandlerDeps {
+  publicKey: string | KeyObject;
+  services: () => Promise<DiscordServices>;
+  now?: () => Date;
 }
 
 /**
- * Read the Discord policy from the YAML config, without the config schema (zod) on the 3-second
- * path. Memoized once it loads; a config that cannot be read denies everything (fail closed) and
- * is tried again on the next command.
+ * Memoize an async loader: concurrent callers share one load, so a cold start never loads twice;
+ * a failed load is forgotten, so the next request tries again instead of failing forever.
  */
-export function policyFromYamlFile(path: string): () => Promise<DiscordPolicy> {
-  let loaded: DiscordPolicy | undefined;
-  return async () => {
-    if (loaded) return loaded;
-    try {
-      const [{ parse }, text] = await Promise.all([import('yaml'), readFile(path, 'utf8')]);
-      const { policy, problems } = policyFromConfig(parse(text));
-      if (problems.length > 0) logger.warn('discord policy: entries ignored', { problems });
-      loaded = policy;
-      return policy;
-    } catch (err) {
-      logger.error('discord policy: config unreadable, denying all commands', {
-        path,
-        error: (err as Error).message,
-      });
-      return DENY_ALL;
-    }
+export function loadOnce<T>(load: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => {
+    pending ??= load().catch((err: unknown) => {
+      pending = undefined;
+      throw err;
+    });
+    return pending;
   };
+}
+
+/** The whole Discord endpoint over raw requests: verification, PING, commands, buttons, autocomplete. */
+export function createDiscordHandler(
+  deps: DiscordHandlerDeps | LazyDiscordHandlerDeps,
+): (req: RawRequest) => Promise<RawResponse> {
+  const publicKey =
+    typeof deps.publicKey === 'string' ? importDiscordPublicKey(deps.publicKey) : deps.publicKey;
+  const now = deps.now ?? (() => new Date());
+  const services: () => Promise<DiscordServices> =
+    'services' in deps ? deps.services : async () => deps as DiscordHandlerDeps;
+  const router = loadOnce(async () => {
+    const [{ createInteractionRouter }, { engine, store, policy }] = await Promise.all([
+      import('./interactions.ts'),
+      services(),
+    ]);
+    return createInteractionRouter({
+      engine,
+      store,
+      policy: typeof policy === 'function' ? policy : async () => policy,
+      now,
+    });
+  });
+  return createInteractionEndpoint({
+    publicKey,
+    dispatch: async (interaction) => (await router())(interaction),
+    nowMs: () => now().getTime(),
+  });
 }

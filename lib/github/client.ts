@@ -270,6 +270,18 @@ export interface WorkflowRunSummary {
   updated_at: string;
   html_url?: string;
   event?: string;
+  display_title?: string;
+}
+
+/**
+ * A workflow run dispatched by Switchyard for an agent: its run-name starts with `switchyard `
+ * (examples/switchyard-agent.yml). Its failure is the agent's, never the branch's CI.
+ */
+export function isSwitchyardAgentRun(r: {
+  event?: string | undefined;
+  display_title?: string | undefined;
+}): boolean {
+  return r.event === 'workflow_dispatch' && /^switchyard\s/i.test(r.display_title ?? '');
 }
 
 export interface CheckSuiteSummary {

@@ -1,4 +1,4 @@
-import type { GitHubClient } from '../github/client.ts';
+import { type GitHubClient, isSwitchyardAgentRun } from '../github/client.ts';
 import type { CiSignal, NormalizedEvent } from '../github/events.ts';
 import type { RunStore } from '../store/port.ts';
 import type { SwitchyardConfig } from './config.ts';
@@ -196,6 +196,7 @@ export async function confirmCi(
   };
   for (const r of runs ?? []) {
     if (r.event === 'pull_request' || r.event === 'pull_request_target') continue;
+    if (isSwitchyardAgentRun(r)) continue;
     if (r.head_branch !== branch || !isDeterminative(r.conclusion)) continue;
     put(`workflow:${r.workflow_id}`, {
       name: r.name ?? `workflow ${r.workflow_id}`,

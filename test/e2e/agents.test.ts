@@ -127,6 +127,7 @@ describe('agents at work, end to end', () => {
         PORT: '0',
         GITHUB_API_URL: fake.url,
         GITHUB_TOKEN: 'e2e-github-token',
+        GITHUB_THROTTLE: 'off',
         GITHUB_WEBHOOK_SECRET: SECRET,
         SWITCHYARD_CONFIG: config,
         SWITCHYARD_AGENT_MODEL: 'model-x',
@@ -432,7 +433,8 @@ describe('agents at work, end to end', () => {
         env: { SWITCHYARD_AGENT_MODEL: 'model-x' },
       });
       const callback = task.callback as { url: string; secret: string };
-      // The stack listens on a port chosen at start: send to its URL, on the callback's path.
+      // The callback URL the agent got is the stack's own, known once it listened.
+      expect(callback.url.startsWith(`${stack!.url}/callbacks/`)).toBe(true);
       const path = new URL(callback.url).pathname;
       const body = JSON.stringify({
         ok: true,

@@ -177,6 +177,39 @@ describe('the CI guard', () => {
       expect(gh.calls('GET', /\/actions\/runs\?/)).toHaveLength(1);
     });
 
+    it('does not count a failed Switchyard agent run as the branch going red when confirming', async () => {
+      await deliver(
+        'workflow_run',
+        workflowRun({ conclusion: 'failure', workflowId: 7, at: '2024-05-01T10:00:00Z' }),
+      );
+      gh.workflowRuns.set(REPO, [
+        {
+          id: 72,
+          name: 'Switchyard agent',
+          workflow_id: 9,
+          head_branch: 'main',
+          status: 'completed',
+          conclusion: 'failure',
+          updated_at: '2024-05-01T12:00:00Z',
+          event: 'workflow_dispatch',
+          display_title: 'switchyard rabcdef123456',
+        },
+        {
+          id: 71,
+          name: 'CI',
+          workflow_id: 7,
+          head_branch: 'main',
+          status: 'completed',
+          conclusion: 'success',
+          updated_at: '2024-05-01T11:00:00Z',
+          event: 'push',
+        },
+      ]);
+      const { scope: s } = scope(await startRun(203));
+      const { decision } = await route(services(), s);
+      expect(decision).toMatchObject({ outcome: 'run', guards: [{ verdict: 'pass', state: 'green' }] });
+    });
+
     it('lifts a red state whose green delivery was lost, when the API says the branch is green', async () => {
       await deliver(
         'workflow_run',

@@ -53,6 +53,7 @@ export interface FakeWorkflowRun {
   updated_at: string;
   event: string;
   html_url?: string;
+  display_title?: string;
 }
 
 export interface FakeCheckSuite {

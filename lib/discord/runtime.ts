@@ -1,0 +1,44 @@
+import { queueFromEnv, storeFromEnv } from '../app/core.ts';
+import { logger } from '../common/observability.ts';
+import { Engine } from '../engine/engine.ts';
+import { buildRegistry } from '../workflows/index.ts';
+import type { DiscordServices } from './handler.ts';
+import type { DiscordPolicy } from './policy.ts';
+import { policyFromFile, policyFromJsonFile } from './policy-file.ts';
+import { discordWorkflowDefinitions } from './workflows.ts';
+
+/**
+ * The heavy half of the Discord function: the DynamoDB store, the SQS queue (AWS SDK) and the
+ * engine's graphs. functions/discord-interactions.ts imports this module dynamically on the first
+ * command, so module load and PING never pay for it.
+ */
+export function servicesFromEnv(env: NodeJS.ProcessEnv = process.env): DiscordServices {
+  const store = storeFromEnv(env);
+  const engine = new Engine({
+    store,
+    queue: queueFromEnv(env),
+    // Graphs only: starting and signalling runs needs node names, not the worker's services.
+    workflows: buildRegistry({}, discordWorkflowDefinitions()),
+    services: {},
+  });
+  logger.debug('discord services ready');
+  return { engine, store, policy: policyFromEnv(env) };
+}
+
+/**
+ * DISCORD_POLICY_FILE (JSON, set by the stack); otherwise the YAML config (SWITCHYARD_CONFIG),
+ * for unbundled runs only. The bundle defines SWITCHYARD_BUNDLED, so esbuild drops the YAML branch
+ * and the `yaml` package with it; a bundle without the JSON file denies every command.
+ */
+export function policyFromEnv(env: NodeJS.ProcessEnv = process.env): () => Promise<DiscordPolicy> {
+  if (env.DISCORD_POLICY_FILE) return policyFromJsonFile(env.DISCORD_POLICY_FILE);
+  const path = env.SWITCHYARD_CONFIG || 'config/switchyard.yml';
+  return policyFromFile(
+    path,
+    process.env.SWITCHYARD_BUNDLED
+      ? () => {
+          throw new Error('DISCORD_POLICY_FILE is not set, and the bundle reads no YAML');
+        }
+      : async (text) => (await import('yaml')).parse(text) as unknown,
+  );
+}
