@@ -64,10 +64,9 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
-/** The configured coverage check name, if the config has one (read defensively). */
+/** The configured coverage check name, if any. */
 function checkName(config: SwitchyardConfig): string | undefined {
-  const c = (config as unknown as { coverage?: { checkName?: unknown } }).coverage;
-  return typeof c?.checkName === 'string' ? c.checkName : undefined;
+  return config.coverage?.checkName;
 }
 
 export type CoverageTrigger =

@@ -126,13 +126,11 @@ export class AgentHub {
     this.store = deps.store;
     this.now = deps.now ?? (() => new Date());
     const cfg = deps.config.central;
-    const fromConfig = field<Record<string, unknown>>(cfg, 'workQueue');
     this.options = {
       ...DEFAULT_HUB_OPTIONS,
       maxFailures: cfg.escalation.maxFailures,
-      ...(typeof field(fromConfig, 'repoConcurrency') === 'number'
-        ? { repoConcurrency: field<number>(fromConfig, 'repoConcurrency')! }
-        : {}),
+      // Configs parsed by the schema always have it; hand-built ones in tests may not.
+      ...(cfg.workQueue ? { repoConcurrency: cfg.workQueue.repoConcurrency } : {}),
       ...envOptions(deps.env ?? process.env),
       ...deps.options,
     };

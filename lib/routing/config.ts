@@ -102,6 +102,8 @@ const AgentSchema = z.strictObject({
     .default([]),
   /** Queue priority of this agent's work (higher first). */
   priority: z.int().default(0),
+  /** How long one task of this agent may run before it fails as timed out (default 2 h). */
+  timeoutMs: z.int().min(1_000).optional(),
 });
 export type AgentConfig = z.output<typeof AgentSchema>;
 
@@ -299,8 +301,20 @@ export const SwitchyardConfigSchema = z
       .default({ ci: CiGuardSchema.parse({}) }),
     triage: TriageSchema.default(TriageSchema.parse({})),
     escalation: z
-      .strictObject({ maxFailures: z.int().min(1).default(3), discordRole: z.string().optional() })
+      .strictObject({
+        maxFailures: z.int().min(1).default(3),
+        /** Role mentioned by escalation notices (quote Discord ids: YAML numbers lose digits). */
+        discordRole: z.string().optional(),
+        /** Channel escalation notices go to (else DISCORD_ESCALATION_CHANNEL_ID). */
+        discordChannel: z.string().optional(),
+      })
       .default({ maxFailures: 3 }),
+    /** The agents' work queue: items running at once on one repository, across agents. */
+    workQueue: z
+      .strictObject({ repoConcurrency: z.int().min(1).max(1_000).default(4) })
+      .default({ repoConcurrency: 4 }),
+    /** The coverage agent reads this check's output (default: any check named like "coverage"). */
+    coverage: z.strictObject({ checkName: z.string().optional() }).default({}),
   })
   .superRefine((c, ctx) => {
     const agents = new Set(Object.keys(c.agents));
