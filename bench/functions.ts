@@ -1,6 +1,7 @@
 /**
  * Bundle size and cold import time of every Lambda function, bundled exactly as the CDK stack
- * bundles it (infra/bundling.ts: esbuild, ESM, minified, source maps, AWS SDK included).
+ * bundles it (infra/bundling.ts: esbuild, ESM, minified, source maps, AWS SDK included, then the
+ * same afterBundling commands: config copy, code splitting and the Discord policy as JSON).
  *
  * Cold import: median over fresh `node --enable-source-maps` processes (as on Lambda, where
  * NODE_OPTIONS sets the flag) of the time to `await import()` the bundle, minus the median for an
@@ -8,16 +9,31 @@
  * noise hits all of them alike. The deployed bundle already contains the AWS SDK, so the import
  * measured is the whole cost, not a cost shifted to the runtime's SDK copy.
  *
- *   npx tsx bench/functions.ts     prints a Markdown table
+ * Sizes: `bundleKB` is all the JavaScript in the asset (every chunk); `importKB` is what a cold
+ * start loads: the entry and the chunks it imports statically. They differ only for functions
+ * bundled with code splitting, whose other chunks load on first use (bench/discord.ts measures
+ * that first use: cold first PING and cold first /status).
+ *
+ *   npx tsx bench/functions.ts             prints a Markdown table
+ *   npx tsx bench/functions.ts --modules   also lists the packages each function loads at import
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
-import { CONFIG_IN_BUNDLE, CONFIG_SOURCE, ESBUILD_OPTIONS } from '../infra/bundling.ts';
-import { FUNCTIONS } from '../infra/functions.ts';
+import { build, type Metafile } from 'esbuild';
+import { afterBundlingCommands, CONFIG_SOURCE, ESBUILD_OPTIONS } from '../infra/bundling.ts';
+import { FUNCTIONS, type FunctionSpec } from '../infra/functions.ts';
 
 type Results = Record<string, Record<string, number>>;
 
@@ -50,23 +66,95 @@ function lambdaLikeEnv(configPath: string | undefined): NodeJS.ProcessEnv {
   };
 }
 
-async function bundle(entry: string, outdir: string): Promise<string> {
+export interface Bundle {
+  file: string;
+  /** All JavaScript in the asset, bytes. */
+  totalBytes: number;
+  /** The entry and the chunks it imports statically: what a cold start parses. */
+  importBytes: number;
+  /** Source files and packages in the asset, and those loaded at import. */
+  inputs: string[];
+  importInputs: string[];
+}
+
+function jsBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && /\.m?js$/.test(entry.name))
+      total += statSync(join(entry.parentPath, entry.name)).size;
+  }
+  return total;
+}
+
+/** The outputs loaded at import: the entry and, transitively, its static imports of other outputs. */
+function importClosure(metafile: Metafile): { bytes: number; inputs: string[] } {
+  const outputs = metafile.outputs;
+  // Chunks imported dynamically are entry points too: the function's own entry is index.mjs.
+  const entry = Object.keys(outputs).find((p) => /(^|\/)index\.mjs$/.test(p));
+  const seen = new Set<string>();
+  const stack = entry ? [entry] : [];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    if (seen.has(p) || !outputs[p]) continue;
+    seen.add(p);
+    for (const i of outputs[p].imports) if (i.kind === 'import-statement' && !i.external) stack.push(i.path);
+  }
+  const inputs = new Set<string>();
+  let bytes = 0;
+  for (const p of seen) {
+    bytes += outputs[p]!.bytes;
+    for (const input of Object.keys(outputs[p]!.inputs)) inputs.add(input);
+  }
+  return { bytes, inputs: [...inputs] };
+}
+
+/** As the stack does: esbuild to one file (NodejsFunction), then the afterBundling commands. */
+export async function bundle(
+  spec: Pick<FunctionSpec, 'entry' | 'bundle'>,
+  outdir: string,
+  work: string,
+): Promise<Bundle> {
   mkdirSync(outdir, { recursive: true });
   const outfile = join(outdir, 'index.mjs');
-  await build({
+  const single = await build({
     ...ESBUILD_OPTIONS,
     mainFields: [...ESBUILD_OPTIONS.mainFields],
     external: [...ESBUILD_OPTIONS.external],
-    entryPoints: [entry],
+    entryPoints: [join(ROOT, spec.entry)],
     outfile,
     absWorkingDir: ROOT,
+    metafile: true,
     // Failures are reported once, below, with the function's name.
     logLevel: 'silent',
   });
-  // The stack's afterBundling hook does the same.
-  const config = join(ROOT, CONFIG_SOURCE);
-  if (existsSync(config)) copyFileSync(config, join(outdir, CONFIG_IN_BUNDLE));
-  return outfile;
+  let metafile = single.metafile;
+  if (existsSync(join(ROOT, CONFIG_SOURCE))) {
+    const metafileOut = join(work, `${spec.entry.replace(/\W/g, '_')}.meta.json`);
+    const hook = spawnSync('bash', ['-c', afterBundlingCommands(spec, ROOT, outdir).join(' && ')], {
+      cwd: ROOT,
+      env: { ...process.env, SWITCHYARD_BUNDLE_METAFILE: metafileOut },
+      encoding: 'utf8',
+    });
+    if (hook.status !== 0) throw new Error(`afterBundling commands failed: ${hook.stderr || hook.stdout}`);
+    if (existsSync(metafileOut)) metafile = JSON.parse(readFileSync(metafileOut, 'utf8')) as Metafile;
+  }
+  const loaded = importClosure(metafile);
+  return {
+    file: outfile,
+    totalBytes: jsBytes(outdir),
+    importBytes: loaded.bytes,
+    inputs: Object.keys(metafile.inputs),
+    importInputs: loaded.inputs,
+  };
+}
+
+/** `lib/discord/handler.ts` stays itself; `node_modules/@aws-sdk/client-sqs/dist-es/...` becomes its package. */
+function packages(inputs: string[]): string[] {
+  const names = inputs.map((p) => {
+    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(p);
+    return m ? m[1]! : p;
+  });
+  return [...new Set(names)].sort();
 }
 
 const IMPORT_TIMER = [
@@ -97,20 +185,34 @@ function median(values: number[]): number {
 
 const round = (n: number, digits = 1) => Number(n.toFixed(digits));
 
-export async function benchFunctions(options: { rounds?: number } = {}): Promise<Results> {
+export async function benchFunctions(
+  options: { rounds?: number; printModules?: boolean } = {},
+): Promise<Results> {
   const rounds = options.rounds ?? 7;
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-functions-'));
   try {
     const targets: Target[] = [];
     const figures: Record<string, number> = {};
     let failures = 0;
+    const modules: Record<string, string[]> = {};
     for (const spec of FUNCTIONS) {
       const entry = join(ROOT, spec.entry);
       if (!existsSync(entry)) continue;
       try {
-        const file = await bundle(entry, join(dir, spec.name));
-        figures[`${spec.name}.bundleKB`] = round(statSync(file).size / 1024);
-        targets.push({ name: spec.name, file });
+        const b = await bundle(spec, join(dir, spec.name), dir);
+        figures[`${spec.name}.bundleKB`] = round(b.totalBytes / 1024);
+        figures[`${spec.name}.importKB`] = round(b.importBytes / 1024);
+        modules[spec.name] = packages(b.importInputs);
+        if (spec.name === 'discord') {
+          // Issue 4: the Discord bundle carries no YAML parser, and its cold start loads no AWS SDK.
+          figures['discord.bundleHasYaml'] = b.inputs.some((p) => /node_modules\/yaml\//.test(p)) ? 1 : 0;
+          figures['discord.importHasAwsSdk'] = b.importInputs.some((p) =>
+            /node_modules\/@(aws-sdk|smithy)\//.test(p),
+          )
+            ? 1
+            : 0;
+        }
+        targets.push({ name: spec.name, file: b.file });
       } catch (err) {
         // One broken function should not hide the figures of the others; the count shows it.
         failures++;
@@ -120,9 +222,16 @@ export async function benchFunctions(options: { rounds?: number } = {}): Promise
     figures.bundleFailures = failures;
     const hasDiscord = targets.some((t) => t.name === 'discord');
     if (hasDiscord) {
-      const file = await bundle(join(ROOT, 'bench/naive-discord.ts'), join(dir, NAIVE));
-      figures[`${NAIVE}.bundleKB`] = round(statSync(file).size / 1024);
-      targets.push({ name: NAIVE, file });
+      // The careless variant is one file, as NodejsFunction writes it: no splitting, no policy JSON.
+      const b = await bundle({ entry: 'bench/naive-discord.ts' }, join(dir, NAIVE), dir);
+      figures[`${NAIVE}.bundleKB`] = round(b.totalBytes / 1024);
+      figures[`${NAIVE}.importKB`] = round(b.importBytes / 1024);
+      modules[NAIVE] = packages(b.importInputs);
+      targets.push({ name: NAIVE, file: b.file });
+    }
+    if (options.printModules) {
+      for (const [name, list] of Object.entries(modules))
+        console.error(`${name} loads at import: ${list.join(', ')}`);
     }
     const empty = join(dir, 'empty', 'index.mjs');
     mkdirSync(join(dir, 'empty'));
@@ -160,9 +269,11 @@ function table(results: Results): string {
         .map((k) => k.slice(0, k.indexOf('.'))),
     ),
   ].filter((n) => n !== 'baseline');
-  const rows = ['| function | bundle KB | cold import ms |', '|---|---:|---:|'];
+  const rows = ['| function | bundle KB | loaded at import KB | cold import ms |', '|---|---:|---:|---:|'];
   for (const n of names)
-    rows.push(`| ${n} | ${figures[`${n}.bundleKB`]} | ${figures[`${n}.coldImportMs`]} |`);
+    rows.push(
+      `| ${n} | ${figures[`${n}.bundleKB`]} | ${figures[`${n}.importKB`]} | ${figures[`${n}.coldImportMs`]} |`,
+    );
   rows.push(
     '',
     `Empty-module import (subtracted): ${figures['baseline.importMs']} ms. Node ${process.version}.`,
@@ -172,11 +283,12 @@ function table(results: Results): string {
   if (figures['discord.coldImportRatioToNaive'] !== undefined) {
     rows.push(
       `Discord cold import vs. naive full-SDK variant: ${figures['discord.coldImportRatioToNaive']} (target <= 0.5)`,
+      `Discord bundle has yaml: ${figures['discord.bundleHasYaml']}; loads the AWS SDK at import: ${figures['discord.importHasAwsSdk']}`,
     );
   }
   return rows.join('\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  console.log(table(await benchFunctions()));
+  console.log(table(await benchFunctions({ printModules: process.argv.includes('--modules') })));
 }

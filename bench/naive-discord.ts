@@ -1,7 +1,8 @@
 /**
  * The Discord handler as a careless version would ship it: every AWS SDK v3 client the system
- * uses is imported and constructed at load, whether a request needs it or not. bench/functions.ts
- * measures its cold import next to the real handler's (`functions.discord.coldImportRatioToNaive`).
+ * uses is imported and constructed at load, whether a request needs it or not, in one file (no
+ * code splitting). bench/functions.ts measures its cold import next to the real handler's
+ * (`functions.discord.coldImportRatioToNaive`), and bundles it like the others, yaml-free.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';

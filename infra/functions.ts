@@ -1,4 +1,5 @@
 import type { SecretName } from '../lib/common/secrets.ts';
+import { DISCORD_POLICY_PATH_ON_LAMBDA } from './bundling.ts';
 
 /**
  * The Lambda functions, as data: the stack builds them from this table and the bench bundles the
@@ -21,6 +22,15 @@ export interface FunctionSpec {
   sendsWork: boolean;
   /** Secrets it may read; only these get a `<NAME>_SECRET_ARN` variable and a read grant. */
   secrets: readonly SecretName[];
+  /** Variables only this function reads, on top of the ones every function gets. */
+  env?: Readonly<Record<string, string>>;
+  /** Steps after esbuild beyond copying the config (infra/bundling.ts, afterBundlingCommands). */
+  bundle?: {
+    /** Re-bundle with code splitting: what the entry imports dynamically is not loaded at cold start. */
+    splitting?: boolean;
+    /** Write the Discord policy as JSON next to the entry (DISCORD_POLICY_FILE). */
+    discordPolicy?: boolean;
+  };
 }
 
 export const WORKER_TIMEOUT_SECONDS = 120;
@@ -39,6 +49,10 @@ export const FUNCTIONS = [
     sendsWork: true,
     // The first answer is the HTTP response; follow-ups with the bot token happen in the worker.
     secrets: [],
+    // The policy as JSON (no YAML parser in the bundle); the store, queue and engine (AWS SDK) in
+    // chunks imported on the first command, so a cold start and a PING load neither.
+    env: { DISCORD_POLICY_FILE: DISCORD_POLICY_PATH_ON_LAMBDA },
+    bundle: { splitting: true, discordPolicy: true },
   },
   {
     name: 'github',

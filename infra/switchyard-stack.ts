@@ -36,11 +36,11 @@ import { METRICS_NAMESPACE } from '../lib/common/metric-names.ts';
 import type { SecretName } from '../lib/common/secrets.ts';
 import { INDEXES, TABLE_KEYS } from '../lib/store/schema.ts';
 import {
+  afterBundlingCommands,
   BUNDLE_AWS_SDK,
+  BUNDLE_DEFINE,
   BUNDLE_TARGET,
-  CONFIG_IN_BUNDLE,
   CONFIG_PATH_ON_LAMBDA,
-  CONFIG_SOURCE,
   ESM_REQUIRE_SHIM,
   MAIN_FIELDS,
 } from './bundling.ts';
@@ -380,6 +380,7 @@ export class SwitchyardStack extends Stack {
       logGroup,
       environment: {
         ...opts.env,
+        ...spec.env,
         ...secretEnv,
         // Fixed name for the ColdStart metric's function_name dimension, so the dashboard can find it.
         POWERTOOLS_METRICS_FUNCTION_NAME: spec.name,
@@ -392,6 +393,7 @@ export class SwitchyardStack extends Stack {
         target: BUNDLE_TARGET,
         mainFields: MAIN_FIELDS,
         banner: ESM_REQUIRE_SHIM,
+        define: BUNDLE_DEFINE,
         minify: true,
         sourceMap: true,
         sourceMapMode: SourceMapMode.DEFAULT,
@@ -400,9 +402,8 @@ export class SwitchyardStack extends Stack {
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          afterBundling: (inputDir: string, outputDir: string) => [
-            `cp "${inputDir}/${CONFIG_SOURCE}" "${outputDir}/${CONFIG_IN_BUNDLE}"`,
-          ],
+          afterBundling: (inputDir: string, outputDir: string) =>
+            afterBundlingCommands(spec, inputDir, outputDir),
         },
       },
     });
