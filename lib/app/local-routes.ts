@@ -38,6 +38,10 @@ export async function localRoutes(deps: LocalRoutesDeps): Promise<Route[]> {
     engine: app.engine,
     store,
     policy: async () => policy,
+    workloads: async () => {
+      const { formatWorkloads } = await import('../agents/work-queue.ts');
+      return formatWorkloads(await app.agents.workloads());
+    },
   });
   const callbacks = callbacksHandler(createCallbackDeps({ store, queue, env, engine: app.engine }));
   return [

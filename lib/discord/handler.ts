@@ -17,6 +17,8 @@ export interface DiscordServices {
   store: DiscordStorePort;
   /** A policy, or a loader called per command (memoize inside; PING never calls it). */
   policy: DiscordPolicy | (() => Promise<DiscordPolicy>);
+  /** The agents' queue depth and workloads as text, for /status (lib/agents/work-queue.ts). */
+  workloads?: () => Promise<string>;
 }
 
 export interface DiscordHandlerDeps extends DiscordServices {
@@ -57,7 +59,7 @@ export function createDiscordHandler(
   const services: () => Promise<DiscordServices> =
     'services' in deps ? deps.services : async () => deps as DiscordHandlerDeps;
   const router = loadOnce(async () => {
-    const [{ createInteractionRouter }, { engine, store, policy }] = await Promise.all([
+    const [{ createInteractionRouter }, { engine, store, policy, workloads }] = await Promise.all([
       import('./interactions.ts'),
       services(),
     ]);
@@ -65,6 +67,7 @@ export function createDiscordHandler(
       engine,
       store,
       policy: typeof policy === 'function' ? policy : async () => policy,
+      ...(workloads ? { workloads } : {}),
       now,
     });
   });

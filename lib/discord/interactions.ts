@@ -45,6 +45,8 @@ export interface InteractionDeps {
   store: DiscordStorePort;
   /** The Discord section of the config; loaded lazily, so PING never waits for it. */
   policy: () => Promise<DiscordPolicy>;
+  /** Agent queue depth and what each agent is doing, as text; shown by /status when given. */
+  workloads?: () => Promise<string>;
   now?: () => Date;
 }
 
@@ -311,9 +313,14 @@ export function createInteractionRouter(
       const events = await engine.listEvents(run.id);
       return message(renderRunDetail(run, { workflow: workflowOf(run), events }), { ephemeral: true });
     }
-    const [active, recent] = await Promise.all([activeRuns(ACTIVE_LIMIT), engine.listRuns({ limit: 20 })]);
+    const [active, recent, agents] = await Promise.all([
+      activeRuns(ACTIVE_LIMIT),
+      engine.listRuns({ limit: 20 }),
+      // The workloads are a nice-to-have next to the runs: never fail /status for them.
+      deps.workloads?.().catch(() => undefined),
+    ]);
     const finished = recent.filter((r) => isTerminal(r.status));
-    return message(renderRunList(active, finished, ACTIVE_LIMIT), { ephemeral: true });
+    return message(renderRunList(active, finished, ACTIVE_LIMIT, agents), { ephemeral: true });
   }
 
   async function approve(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {

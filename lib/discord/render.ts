@@ -297,6 +297,7 @@ export function renderRunList(
   active: readonly Run[],
   recent: readonly Run[],
   activeLimit = Number.POSITIVE_INFINITY,
+  agents?: string,
 ): MessageBody {
   const list = (runs: readonly Run[]) =>
     truncate(runs.map(runLine).join('\n') || 'none', Limits.embedFieldValue);
@@ -311,6 +312,7 @@ export function renderRunList(
             value: list(active.slice(0, 10)),
           },
           { name: 'Recently finished', value: list(recent.slice(0, 10)) },
+          ...(agents ? [{ name: 'Agents', value: truncate(agents, Limits.embedFieldValue) }] : []),
         ],
         footer: { text: 'Use /status run:<id> for details' },
       },

@@ -22,7 +22,11 @@ export function servicesFromEnv(env: NodeJS.ProcessEnv = process.env): DiscordSe
     services: {},
   });
   logger.debug('discord services ready');
-  return { engine, store, policy: policyFromEnv(env) };
+  const workloads = async () => {
+    const { formatWorkloads, workloads: read } = await import('../agents/work-queue.ts');
+    return formatWorkloads(await read(store));
+  };
+  return { engine, store, policy: policyFromEnv(env), workloads };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { APIInteraction, APIInteractionResponse } from 'discord-api-types/v10';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatWorkloads, workloads } from '../../lib/agents/work-queue.ts';
 import { logger } from '../../lib/common/observability.ts';
 import { BINDING_GROUP, type DiscordBinding, TOKEN_GROUP } from '../../lib/discord/binding.ts';
 import { encodeButtonId } from '../../lib/discord/custom-id.ts';
@@ -184,7 +185,13 @@ beforeAll(async () => {
     services,
     reporters: [createDiscordReporter({ store, rest, applicationId: APP_ID })],
   });
-  handle = createDiscordHandler({ publicKey: keys.publicKeyHex, engine: h.engine, store, policy });
+  handle = createDiscordHandler({
+    publicKey: keys.publicKeyHex,
+    engine: h.engine,
+    store,
+    policy,
+    workloads: async () => formatWorkloads(await workloads(store)),
+  });
 });
 
 afterAll(async () => {
@@ -265,6 +272,8 @@ describe('/status', () => {
     const text = JSON.stringify(res.data);
     expect(text).toContain('Active (');
     expect(text).toContain('acme/widgets#42');
+    // The agents' queue depth and workloads (issue 5), read from the same store.
+    expect(text).toContain('Agent queue: 0 waiting');
   });
 
   it('shows one run with its plan, gate and last events', async () => {

@@ -281,6 +281,10 @@ describe('agents at work, end to end', () => {
 
     expect(failed.reason).toMatch(/agent coder timed out: no result for task t1/);
     await until('the cancel', async () => fake.cancelled.includes(dispatch.id));
+    // The reporter records the cancel after GitHub answered it: wait for the event, not the call.
+    await until('the cancel event', async () =>
+      (await getRun(id)).events.some((e) => e.type === 'agent.workflow-run.cancelled'),
+    );
     const types = (await getRun(id)).events.map((e) => e.type);
     expect(types).toEqual(
       expect.arrayContaining(['gate.expired', 'agent.timed-out', 'agent.workflow-run.cancelled']),
@@ -390,9 +394,12 @@ describe('agents at work, end to end', () => {
     const id = await runFor(141);
     await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate');
     expect(dispatchOf(id)).toBeUndefined();
-    const dry = (await getRun(id)).events.find(
-      (e) =>
-        e.type === 'github.dry-run' && String((e.detail as { path?: string }).path).endsWith('/dispatches'),
+    // The first agent gate may be the wait for a free slot; the dispatch follows it.
+    const dry = await until('the dry-run dispatch', async () =>
+      (await getRun(id)).events.find(
+        (e) =>
+          e.type === 'github.dry-run' && String((e.detail as { path?: string }).path).endsWith('/dispatches'),
+      ),
     );
     expect(dry?.detail).toMatchObject({
       method: 'POST',
