@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import type { RunStore } from '../store/port.ts';
+import type { AgentResult } from './work-queue.ts';
 
 /**
  * Signed callbacks from HTTP agents: `POST /callbacks/{token}`.
@@ -83,14 +84,7 @@ export interface CallbackResponse {
 }
 
 /** What a callback resumes: the hub's result delivery (it parks a result that arrives mid-step). */
-export type ResumeFn = (result: {
-  runId: string;
-  item: string;
-  correlation: string;
-  ok: boolean;
-  by: string;
-  payload: Record<string, unknown>;
-}) => Promise<'resumed' | 'parked' | 'stale' | 'duplicate'>;
+export type ResumeFn = (result: AgentResult) => Promise<'resumed' | 'parked' | 'stale' | 'duplicate'>;
 
 export interface CallbackDeps {
   store: RunStore;

@@ -1,7 +1,7 @@
 import type { Signal } from '../engine/engine.ts';
 import { InvalidSignalError } from '../engine/errors.ts';
 import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
-import type { AgentWorkQueue } from './work-queue.ts';
+import type { AgentResult, AgentWorkQueue } from './work-queue.ts';
 
 /**
  * Delivering an agent's answer to its run. The run waits at an `agent` gate whose correlation is
@@ -23,15 +23,7 @@ export interface HubEngine {
   readonly workflows: { get(name: string): { hasEdge(from: string, label: string): boolean } | undefined };
 }
 
-export interface AgentResult {
-  runId: string;
-  item: string;
-  correlation: string;
-  ok: boolean;
-  /** Who answered (the agent, `github-actions`, ...). */
-  by: string;
-  payload: Record<string, unknown>;
-}
+export type { AgentResult };
 
 export type DeliveryResult = 'resumed' | 'parked' | 'stale' | 'duplicate';
 

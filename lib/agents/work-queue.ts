@@ -82,14 +82,19 @@ export interface DispatchRecord {
   finishedAt?: string;
 }
 
-/** A result that arrived while its run was still mid-step; it is delivered once the run waits. */
-export interface ParkedResult {
+/** An agent's answer to a work item, as the hub delivers it to the item's run. */
+export interface AgentResult {
   runId: string;
   item: string;
   correlation: string;
   ok: boolean;
+  /** Who answered (the agent, `github-actions`, ...). */
   by: string;
   payload: Record<string, unknown>;
+}
+
+/** A result that arrived while its run was still mid-step; it is delivered once the run waits. */
+export interface ParkedResult extends AgentResult {
   at: string;
 }
 

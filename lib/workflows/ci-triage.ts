@@ -1,4 +1,9 @@
-import type { NodeHandler, NodeResult, StepContext, WorkflowDefinition } from '../engine/workflow.ts';
+import {
+  delegateTo,
+  type NodeResult,
+  type StepContext,
+  type WorkflowDefinition,
+} from '../engine/workflow.ts';
 
 /**
  * CI triage: a workflow run failed on a repository's default branch. Collect its failed jobs and
@@ -14,13 +19,7 @@ export interface CiTriageServices {
   ciTriage: Record<CiTriageNode, (ctx: StepContext<CiTriageServices>) => Promise<NodeResult>>;
 }
 
-const delegate =
-  (node: CiTriageNode): NodeHandler<CiTriageServices> =>
-  (ctx) => {
-    const impl = ctx.services.ciTriage?.[node];
-    if (!impl) throw new Error(`no implementation of ${CI_TRIAGE}.${node} in this process`);
-    return impl(ctx);
-  };
+const delegate = delegateTo<CiTriageServices, 'ciTriage'>('ciTriage', CI_TRIAGE);
 
 export const ciTriageWorkflow: WorkflowDefinition<CiTriageServices> = {
   name: CI_TRIAGE,

@@ -1,4 +1,9 @@
-import type { NodeHandler, NodeResult, StepContext, WorkflowDefinition } from '../engine/workflow.ts';
+import {
+  delegateTo,
+  type NodeResult,
+  type StepContext,
+  type WorkflowDefinition,
+} from '../engine/workflow.ts';
 
 /**
  * Coverage report: a coverage check finished on a pull request. Compare it with the base
@@ -13,13 +18,7 @@ export interface CoverageServices {
   coverage: Record<CoverageNode, (ctx: StepContext<CoverageServices>) => Promise<NodeResult>>;
 }
 
-const delegate =
-  (node: CoverageNode): NodeHandler<CoverageServices> =>
-  (ctx) => {
-    const impl = ctx.services.coverage?.[node];
-    if (!impl) throw new Error(`no implementation of ${COVERAGE}.${node} in this process`);
-    return impl(ctx);
-  };
+const delegate = delegateTo<CoverageServices, 'coverage'>('coverage', COVERAGE);
 
 export const coverageWorkflow: WorkflowDefinition<CoverageServices> = {
   name: COVERAGE,

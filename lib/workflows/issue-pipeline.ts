@@ -1,4 +1,9 @@
-import type { NodeHandler, NodeResult, StepContext, WorkflowDefinition } from '../engine/workflow.ts';
+import {
+  delegateTo,
+  type NodeResult,
+  type StepContext,
+  type WorkflowDefinition,
+} from '../engine/workflow.ts';
 
 /**
  * The issue pipeline: intake → route → plan → approval → execute → report.
@@ -21,13 +26,7 @@ export interface PipelineServices {
   pipeline: Record<PipelineNode, (ctx: StepContext<PipelineServices>) => Promise<NodeResult>>;
 }
 
-const delegate =
-  (node: PipelineNode): NodeHandler<PipelineServices> =>
-  (ctx) => {
-    const impl = ctx.services.pipeline?.[node];
-    if (!impl) throw new Error(`no implementation of ${ISSUE_PIPELINE}.${node} in this process`);
-    return impl(ctx);
-  };
+const delegate = delegateTo<PipelineServices, 'pipeline'>('pipeline', ISSUE_PIPELINE);
 
 export const issuePipeline: WorkflowDefinition<PipelineServices> = {
   name: ISSUE_PIPELINE,

@@ -1,7 +1,7 @@
 import type { GitHubClientFactory } from '../../github/client.ts';
-import { agentPayload, scrub, secretValues } from '../allowlist.ts';
+import { scrub, secretValues } from '../allowlist.ts';
 import { NoExecutorError } from '../errors.ts';
-import type { DispatchOutcome, DispatchRequest, Executor } from './types.ts';
+import { type DispatchOutcome, type DispatchRequest, type Executor, payloadFor } from './types.ts';
 
 /**
  * The GitHub Actions executor: a `workflow_dispatch` of the agent's configured workflow, in the
@@ -40,19 +40,7 @@ export class GitHubActionsExecutor implements Executor {
         runId: req.run.id,
       });
     const env = this.deps.env ?? process.env;
-    const { payload, refused } = agentPayload(req.agent, req.task, env);
-    if (refused.length > 0) {
-      req.emit({
-        type: 'agent.env.refused',
-        node: req.node,
-        by: 'hub',
-        detail: {
-          agent: req.agent.name,
-          names: refused,
-          reason: 'credential-looking names are never passed to agents',
-        },
-      });
-    }
+    const payload = payloadFor(req, env);
     let task = JSON.stringify(payload);
     if (task.length > MAX_TASK_CHARS) {
       const { title, id, item, run } = payload as Record<string, unknown>;

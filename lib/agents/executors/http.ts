@@ -1,9 +1,9 @@
 import { logger } from '../../common/observability.ts';
 import type { RunStore } from '../../store/port.ts';
-import { agentPayload } from '../allowlist.ts';
 import { issueCallbackToken, signBody } from '../callbacks.ts';
 import { DispatchError, NoExecutorError } from '../errors.ts';
 import type { DispatchOutcome, DispatchRequest, Executor } from './types.ts';
+import { payloadFor } from './types.ts';
 
 /**
  * The HTTP executor: POSTs the task to the agent's URL with a callback URL carrying a one-time
@@ -57,19 +57,7 @@ export class HttpExecutor implements Executor {
         runId: req.run.id,
       });
 
-    const { payload, refused } = agentPayload(req.agent, req.task, env);
-    if (refused.length > 0) {
-      req.emit({
-        type: 'agent.env.refused',
-        node: req.node,
-        by: 'hub',
-        detail: {
-          agent: req.agent.name,
-          names: refused,
-          reason: 'credential-looking names are never passed to agents',
-        },
-      });
-    }
+    const payload = payloadFor(req, env);
     const { token, secret } = await issueCallbackToken(this.deps.store, {
       runId: req.run.id,
       item: req.item,

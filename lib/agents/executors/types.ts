@@ -1,5 +1,6 @@
 import type { NewEvent, Run } from '../../engine/types.ts';
 import type { RegisteredAgent } from '../../routing/agents.ts';
+import { agentPayload } from '../allowlist.ts';
 
 /** One task (or consultation) handed to an agent's executor. */
 export interface DispatchRequest {
@@ -36,4 +37,25 @@ export interface DispatchOutcome {
 export interface Executor {
   readonly type: 'github-actions' | 'http';
   dispatch(req: DispatchRequest): Promise<DispatchOutcome>;
+}
+
+/**
+ * What an executor may send: the task filtered by the agent's allowlist. Names that were asked
+ * for but look like credentials are refused, and the refusal is an event of the run.
+ */
+export function payloadFor(req: DispatchRequest, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const { payload, refused } = agentPayload(req.agent, req.task, env);
+  if (refused.length > 0) {
+    req.emit({
+      type: 'agent.env.refused',
+      node: req.node,
+      by: 'hub',
+      detail: {
+        agent: req.agent.name,
+        names: refused,
+        reason: 'credential-looking names are never passed to agents',
+      },
+    });
+  }
+  return payload;
 }
