@@ -91,7 +91,8 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
   const [command, id] = positionals;
   if (values.help || !command) {
     out(USAGE);
-    return command ? 0 : 2;
+    // Asking for help succeeds; a missing command is a usage error.
+    return values.help ? 0 : 2;
   }
   const env = resolveStoreEnv();
   const store = storeFromEnv(env);

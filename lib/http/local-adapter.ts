@@ -100,13 +100,15 @@ export function toHttpEvent(
 export function httpListener(routes: Route[], onError: (err: unknown) => void = () => {}) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
+    let kept = 0;
     req.on('data', (c: Buffer) => {
-      size += c.length;
-      // API Gateway's payload limit is larger than ours; keep reading only what we may need.
-      if (size > MAX_BODY_BYTES + 1) tooLarge = true;
-      else chunks.push(c);
+      // API Gateway's payload limit is larger than ours. Keep the first MAX_BODY_BYTES + 1 bytes:
+      // one byte over is all a handler needs to answer 413, however the body was chunked.
+      const room = MAX_BODY_BYTES + 1 - kept;
+      if (room <= 0) return;
+      const part = c.length > room ? c.subarray(0, room) : c;
+      chunks.push(part);
+      kept += part.length;
     });
     req.on('end', () => {
       void (async () => {
@@ -122,11 +124,9 @@ export function httpListener(routes: Route[], onError: (err: unknown) => void = 
           });
           return;
         }
-        // Keep the oversize signal: the handler answers 413 on a body over the limit.
-        const body = Buffer.concat(chunks);
         const event = toHttpEvent(
           req,
-          tooLarge ? Buffer.concat([body, Buffer.alloc(1)]) : body,
+          Buffer.concat(chunks),
           `${found.route.method} ${found.route.path}`,
           found.params,
         );

@@ -1,0 +1,166 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { makeHandler } from '../../functions/worker.ts';
+import type { Engine } from '../../lib/engine/engine.ts';
+import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
+import type { WorkMessage } from '../../lib/queue/port.ts';
+import { type Harness, harness } from '../support/harness.ts';
+
+const QUEUE_ARN = 'arn:aws:sqs:eu-west-1:123456789012:switchyard-work';
+
+/** A record as Lambda's SQS event source delivers it. */
+function sqsRecord(body: string, receiveCount = 1): SQSRecord {
+  const sent = Date.now() - 1_500;
+  return {
+    messageId: randomUUID(),
+    receiptHandle: `AQEB${Buffer.from(randomUUID()).toString('base64')}`,
+    body,
+    attributes: {
+      ApproximateReceiveCount: String(receiveCount),
+      SentTimestamp: String(sent),
+      SenderId: 'AROAEXAMPLEID:switchyard-worker',
+      ApproximateFirstReceiveTimestamp: String(sent + 20),
+    },
+    messageAttributes: {},
+    md5OfBody: createHash('md5').update(body, 'utf8').digest('hex'),
+    eventSource: 'aws:sqs',
+    eventSourceARN: QUEUE_ARN,
+    awsRegion: 'eu-west-1',
+  };
+}
+
+const sqsEvent = (records: SQSRecord[]): SQSEvent => ({ Records: records });
+
+const context: Context = {
+  callbackWaitsForEmptyEventLoop: true,
+  functionName: 'switchyard-worker',
+  functionVersion: '$LATEST',
+  invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:switchyard-worker',
+  memoryLimitInMB: '512',
+  awsRequestId: randomUUID(),
+  logGroupName: '/aws/lambda/switchyard-worker',
+  logStreamName: '2026/01/01/[$LATEST]0123456789abcdef',
+  getRemainingTimeInMillis: () => 60_000,
+  done: () => {},
+  fail: () => {},
+  succeed: () => {},
+};
+
+/** first → second; counts how often `first` really ran. */
+let firstRuns = 0;
+const TWO_STEPS: WorkflowDefinition<unknown> = {
+  name: 'two-steps',
+  version: 1,
+  start: 'first',
+  nodes: {
+    first: {
+      handler: async () => {
+        firstRuns++;
+        return { output: { first: true } };
+      },
+    },
+    second: { handler: async () => ({ output: { second: true } }) },
+  },
+  edges: [{ from: 'first', to: 'second' }],
+};
+
+describe('worker function', () => {
+  let h: Harness<unknown>;
+  let handler: ReturnType<typeof makeHandler>;
+
+  beforeEach(async () => {
+    firstRuns = 0;
+    // No consumer: what the engine enqueues waits in `pending`, to be handed to the function as SQS would.
+    h = await harness<unknown>([TWO_STEPS], { autoConsume: false });
+    handler = makeHandler(async () => h.engine as Engine<unknown>);
+  });
+
+  /** Start a run and take the step message the engine enqueued for it. */
+  async function startedRun(issue: number): Promise<{ runId: string; body: string }> {
+    const { run } = await h.engine.startRun({
+      workflow: 'two-steps',
+      subject: `acme/app#${issue}`,
+      trigger: { source: 'test' },
+    });
+    const message = h.queue.pending.find((m) => m.runId === run.id);
+    if (!message) throw new Error(`no message enqueued for ${run.id}`);
+    return { runId: run.id, body: JSON.stringify(message) };
+  }
+
+  const nodeOf = async (runId: string) => (await h.store.getRun(runId))?.node;
+
+  it('handles every step message of the batch and reports no failures', async () => {
+    const a = await startedRun(1);
+    const b = await startedRun(2);
+
+    const response = await handler(sqsEvent([sqsRecord(a.body), sqsRecord(b.body)]), context);
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect([await nodeOf(a.runId), await nodeOf(b.runId)]).toEqual(['second', 'second']);
+  });
+
+  it.each([
+    ['text that is not JSON', 'hello from a stranger'],
+    ['an empty body', ''],
+    ['an unknown kind', '{"kind":"nudge","runId":"r1"}'],
+    ['a step without its seq', '{"kind":"step","runId":"r1"}'],
+    ['a report whose version is a string', '{"kind":"report","runId":"r1","version":"3"}'],
+  ])(
+    'reports only a record holding %s as a batch item failure; the others are handled',
+    async (_what, bad) => {
+      const a = await startedRun(1);
+      const b = await startedRun(2);
+      const malformed = sqsRecord(bad);
+
+      const response = await handler(sqsEvent([sqsRecord(a.body), malformed, sqsRecord(b.body)]), context);
+
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: malformed.messageId }] });
+      expect([await nodeOf(a.runId), await nodeOf(b.runId)]).toEqual(['second', 'second']);
+    },
+  );
+
+  it('fails the whole batch when no record of it could be handled', async () => {
+    const event = sqsEvent([sqsRecord('not json'), sqsRecord('{"kind":"step"}')]);
+
+    await expect(handler(event, context)).rejects.toThrow(/All records failed processing/);
+  });
+
+  it('runs a step once when its message comes twice in one batch', async () => {
+    const a = await startedRun(1);
+
+    const response = await handler(sqsEvent([sqsRecord(a.body), sqsRecord(a.body, 2)]), context);
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(firstRuns).toBe(1);
+    const events = await h.store.listEvents(a.runId);
+    expect(events.filter((e) => e.type === 'step.succeeded').map((e) => e.node)).toEqual(['first']);
+  });
+
+  it('treats a message for a step already taken as a no-op, not a failure', async () => {
+    const a = await startedRun(1);
+    await handler(sqsEvent([sqsRecord(a.body)]), context);
+
+    const response = await handler(sqsEvent([sqsRecord(a.body, 2)]), context);
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(firstRuns).toBe(1);
+    expect(await nodeOf(a.runId)).toBe('second');
+  });
+
+  it('handles a report message of a finished run: the run leaves the active index', async () => {
+    const a = await startedRun(1);
+    await handler(sqsEvent([sqsRecord(a.body)]), context);
+    const next = h.queue.pending.find((m) => m.runId === a.runId && m.kind === 'step' && m.seq === 2);
+    await handler(sqsEvent([sqsRecord(JSON.stringify(next))]), context);
+    const reportMessage: WorkMessage | undefined = h.queue.pending.find(
+      (m) => m.runId === a.runId && m.kind === 'report',
+    );
+
+    const response = await handler(sqsEvent([sqsRecord(JSON.stringify(reportMessage))]), context);
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect((await h.store.getRun(a.runId))?.status).toBe('succeeded');
+    expect((await h.store.listActive()).map((r) => r.id)).not.toContain(a.runId);
+  });
+});

@@ -1,0 +1,305 @@
+import { randomBytes } from 'node:crypto';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { QueueError } from '../../lib/queue/errors.ts';
+import { InMemoryQueue } from '../../lib/queue/memory.ts';
+import { type Outgoing, parseWorkMessage, type WorkMessage } from '../../lib/queue/port.ts';
+import { SqsQueue } from '../../lib/queue/sqs.ts';
+import { FakeSqs } from '../support/fake-sqs.ts';
+import type { Arrival } from './contract.ts';
+import { workQueueContract } from './contract.ts';
+
+const step = (runId: string, seq: number): WorkMessage => ({ kind: 'step', runId, seq });
+
+/** A promise the test resolves by hand, to hold a consumer mid-delivery. */
+function latch(): { promise: Promise<void>; open: () => void } {
+  let open = () => {};
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+/** Fails the test instead of hanging it when `promise` does not settle within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ------------------------------------------------------------------------------ the contract
+
+/** 900 s of delay is 90 ms here. */
+const TIME_SCALE = 0.0001;
+
+workQueueContract('InMemoryQueue', async () => {
+  const queue = new InMemoryQueue({ timeScale: TIME_SCALE });
+  const seen: WorkMessage[] = [];
+  queue.consume(async (m) => {
+    seen.push(m);
+  });
+  return {
+    queue,
+    arrivals: async () => {
+      await queue.idle();
+      // The consumer gets the very object that was sent; its entry in `sent` has the delay it was given.
+      return seen.map((message): Arrival => {
+        const out = queue.sent.find((o) => o.message === message);
+        return { message, delaySeconds: out?.delaySeconds ?? 0 };
+      });
+    },
+    close: async () => queue.stop(),
+  };
+});
+
+const fake = new FakeSqs();
+beforeAll(async () => {
+  await fake.start();
+});
+afterAll(async () => {
+  await fake.stop();
+});
+
+function sqsClient(): SQSClient {
+  return new SQSClient({
+    endpoint: fake.url,
+    region: 'local',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+  });
+}
+
+workQueueContract('SqsQueue against a loopback SQS', async () => {
+  const client = sqsClient();
+  const queueUrl = fake.createQueue(`work-${randomBytes(4).toString('hex')}`);
+  return {
+    queue: new SqsQueue(client, queueUrl),
+    // The worker reads bodies with parseWorkMessage: arriving means surviving that round trip.
+    arrivals: async () =>
+      fake.accepted
+        .filter((m) => m.queueUrl === queueUrl)
+        .map((m) => ({ message: parseWorkMessage(m.body), delaySeconds: m.delaySeconds })),
+    close: async () => client.destroy(),
+  };
+});
+
+// ------------------------------------------------------------------------------ SQS specifics
+
+describe('SqsQueue', () => {
+  let client: SQSClient;
+  let queueUrl: string;
+  let queue: SqsQueue;
+
+  beforeEach(() => {
+    fake.reset();
+    client = sqsClient();
+    queueUrl = fake.createQueue(`work-${randomBytes(4).toString('hex')}`);
+    queue = new SqsQueue(client, queueUrl);
+  });
+  afterEach(() => {
+    client.destroy();
+  });
+
+  it('sends one SendMessageBatch in AWS JSON 1.0 to the queue it was given', async () => {
+    await queue.send([{ message: step('r1', 1) }, { message: step('r2', 4), delaySeconds: 3 }]);
+
+    expect(fake.requests).toHaveLength(1);
+    const [request] = fake.requests;
+    expect(request?.headers['x-amz-target']).toBe('AmazonSQS.SendMessageBatch');
+    expect(request?.headers['content-type']).toBe('application/x-amz-json-1.0');
+    expect(request?.body).toEqual({
+      QueueUrl: queueUrl,
+      Entries: [
+        { Id: '0', MessageBody: '{"kind":"step","runId":"r1","seq":1}' },
+        { Id: '1', MessageBody: '{"kind":"step","runId":"r2","seq":4}', DelaySeconds: 3 },
+      ],
+    });
+  });
+
+  it.each([
+    [1200, 900],
+    [900, 900],
+    [30.2, 31],
+    [0.4, 1],
+  ])('sends a delay of %s s as DelaySeconds %s', async (delaySeconds, wire) => {
+    await queue.send([{ message: step('r-delay', 1), delaySeconds }]);
+
+    expect(fake.batches()[0]?.Entries[0]?.DelaySeconds).toBe(wire);
+    expect(fake.accepted.map((m) => m.delaySeconds)).toEqual([wire]);
+  });
+
+  it('leaves DelaySeconds out for a message without a delay, or with a delay of zero', async () => {
+    await queue.send([{ message: step('r-now', 1) }, { message: step('r-now', 2), delaySeconds: 0 }]);
+
+    expect(fake.batches()[0]?.Entries.map((e) => 'DelaySeconds' in e)).toEqual([false, false]);
+  });
+
+  it('splits 25 messages into SendMessageBatch calls of 10, 10 and 5, in order', async () => {
+    const batch: Outgoing[] = Array.from({ length: 25 }, (_, i) => ({ message: step('r-split', i + 1) }));
+
+    await queue.send(batch);
+
+    expect(fake.batches().map((b) => b.Entries.length)).toEqual([10, 10, 5]);
+    expect(fake.accepted.map((m) => parseWorkMessage(m.body))).toEqual(batch.map((o) => o.message));
+  });
+
+  it('resends only the entries SQS refused, until they are accepted', async () => {
+    fake.refuse = (entry, call) => (call === 0 && entry.Id === '1' ? 'InternalError' : undefined);
+    const batch: Outgoing[] = [
+      { message: step('r-partial', 1) },
+      { message: step('r-partial', 2), delaySeconds: 7 },
+      { message: step('r-partial', 3) },
+    ];
+
+    await queue.send(batch);
+
+    const [first, second] = fake.batches();
+    expect(first?.Entries).toHaveLength(3);
+    expect(second?.Entries).toEqual([
+      { Id: '1', MessageBody: JSON.stringify(step('r-partial', 2)), DelaySeconds: 7 },
+    ]);
+    expect(fake.accepted.map((m) => parseWorkMessage(m.body))).toEqual([
+      step('r-partial', 1),
+      step('r-partial', 3),
+      step('r-partial', 2),
+    ]);
+  });
+
+  it('throws a retryable QueueError naming the code when SQS keeps refusing an entry', async () => {
+    fake.refuse = (entry) => (entry.Id === '0' ? 'ServiceUnavailable' : undefined);
+
+    const sending = queue.send([{ message: step('r-refused', 1) }, { message: step('r-ok', 1) }]);
+
+    await expect(sending).rejects.toBeInstanceOf(QueueError);
+    await expect(sending).rejects.toMatchObject({ retryable: true, message: /ServiceUnavailable/ });
+  });
+
+  it('tries a refused entry four times in all, and never resends the accepted ones', async () => {
+    fake.refuse = (entry) => (entry.Id === '0' ? 'ServiceUnavailable' : undefined);
+
+    await queue.send([{ message: step('r-refused', 1) }, { message: step('r-ok', 1) }]).catch(() => {});
+
+    expect(fake.batches().map((b) => b.Entries.map((e) => e.Id))).toEqual([['0', '1'], ['0'], ['0'], ['0']]);
+    expect(fake.accepted.map((m) => parseWorkMessage(m.body))).toEqual([step('r-ok', 1)]);
+  });
+});
+
+// ------------------------------------------------------------------------- in-memory specifics
+
+describe('InMemoryQueue', () => {
+  let queue: InMemoryQueue;
+
+  afterEach(() => {
+    queue.stop();
+  });
+
+  it('holds a delayed message back: one sent after it without a delay arrives first', async () => {
+    queue = new InMemoryQueue({ timeScale: 0.01 }); // 5 s is 50 ms
+    const seen: Array<{ message: WorkMessage; at: number }> = [];
+    queue.consume(async (message) => {
+      seen.push({ message, at: performance.now() });
+    });
+    const sentAt = performance.now();
+
+    await queue.send([{ message: step('r-late', 1), delaySeconds: 5 }]);
+    await queue.send([{ message: step('r-early', 1) }]);
+    await queue.idle();
+
+    expect(seen.map((s) => s.message)).toEqual([step('r-early', 1), step('r-late', 1)]);
+    // Timers may fire up to a millisecond early.
+    expect(seen[1]!.at - sentAt).toBeGreaterThanOrEqual(49);
+  });
+
+  it('keeps what is sent before a consumer attaches, and delivers it once one does', async () => {
+    queue = new InMemoryQueue({ timeScale: TIME_SCALE });
+    await queue.send([{ message: step('r-waiting', 1) }, { message: step('r-waiting', 2) }]);
+    const seen: WorkMessage[] = [];
+
+    queue.consume(async (m) => {
+      seen.push(m);
+    });
+    await queue.idle();
+
+    expect(seen).toEqual([step('r-waiting', 1), step('r-waiting', 2)]);
+    expect(queue.pending).toEqual([]);
+  });
+
+  it('redelivers a message whose consumer threw, and stops once it succeeds', async () => {
+    queue = new InMemoryQueue({ redeliveryMs: 5, maxReceives: 5 });
+    let receives = 0;
+    queue.consume(async () => {
+      receives++;
+      if (receives < 3) throw new Error(`transient failure ${receives}`);
+    });
+
+    await queue.send([{ message: step('r-flaky', 1) }]);
+    await queue.idle();
+
+    expect(receives).toBe(3);
+    expect(queue.deadLetters).toEqual([]);
+  });
+
+  it('parks a message in deadLetters, with the last error, after maxReceives failed receives', async () => {
+    queue = new InMemoryQueue({ redeliveryMs: 5, maxReceives: 3 });
+    let receives = 0;
+    queue.consume(async () => {
+      receives++;
+      throw new Error(`failure ${receives}`);
+    });
+
+    await queue.send([{ message: step('r-poison', 1) }]);
+    await queue.idle();
+
+    expect(receives).toBe(3);
+    expect(queue.deadLetters).toEqual([{ message: step('r-poison', 1), error: new Error('failure 3') }]);
+  });
+
+  it('resolves idle() at once when nothing is scheduled', async () => {
+    queue = new InMemoryQueue();
+    queue.consume(async () => {});
+
+    await expect(within(queue.idle(), 100, 'idle()')).resolves.toBeUndefined();
+  });
+
+  it('resolves idle() only once a delivery in progress has finished', async () => {
+    queue = new InMemoryQueue({ timeScale: TIME_SCALE });
+    const hold = latch();
+    let finished = false;
+    queue.consume(async () => {
+      await hold.promise;
+      finished = true;
+    });
+    await queue.send([{ message: step('r-slow', 1) }]);
+
+    const idle = queue.idle().then(() => finished);
+    hold.open();
+
+    await expect(within(idle, 1_000, 'idle()')).resolves.toBe(true);
+  });
+
+  it('releases idle() when stopped during a delivery, and delivers nothing afterwards', async () => {
+    queue = new InMemoryQueue({ timeScale: TIME_SCALE, redeliveryMs: 1 });
+    const hold = latch();
+    const seen: WorkMessage[] = [];
+    const entered = latch();
+    queue.consume(async (m) => {
+      seen.push(m);
+      entered.open();
+      await hold.promise;
+      throw new Error('fails after stop: must not be redelivered');
+    });
+    await queue.send([{ message: step('r-stopped', 1) }]);
+    await entered.promise;
+    const idle = queue.idle();
+
+    queue.stop();
+    await within(idle, 1_000, 'idle() after stop()');
+    hold.open();
+    await queue.send([{ message: step('r-after-stop', 1) }]);
+    await new Promise((r) => setTimeout(r, 20));
+
+    expect(seen).toEqual([step('r-stopped', 1)]);
+    await expect(within(queue.idle(), 100, 'idle() after the held delivery ended')).resolves.toBeUndefined();
+  });
+});
