@@ -14,13 +14,10 @@ export function makeHandler(engine: () => Promise<Engine<unknown>>) {
   const processor = new BatchProcessor(EventType.SQS);
   const record = async (r: SQSRecord): Promise<void> => {
     const message = parseWorkMessage(r.body);
-    logger.appendKeys({ runId: message.runId });
-    try {
-      const outcome = await (await engine()).handle(message);
-      logger.debug('message handled', { kind: message.kind, outcome });
-    } finally {
-      logger.removeKeys(['runId']);
-    }
+    // Records of a batch are handled concurrently: the run id goes on each line, not on the
+    // shared logger, where concurrent records would overwrite each other's.
+    const outcome = await (await engine()).handle(message);
+    logger.debug('message handled', { runId: message.runId, kind: message.kind, outcome });
   };
   return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
     processPartialResponse(event, record, processor, { context });

@@ -3,7 +3,7 @@ import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
 import { resolveStoreEnv } from '../lib/app/local-env.ts';
 import { Engine, type Signal } from '../lib/engine/engine.ts';
 import { SwitchyardError } from '../lib/engine/errors.ts';
-import { isTerminal, type Run, type RunEvent, toPublicRun } from '../lib/engine/types.ts';
+import { isTerminal, RUN_STATUSES, type Run, type RunEvent, toPublicRun } from '../lib/engine/types.ts';
 import type { Outgoing, WorkQueue } from '../lib/queue/port.ts';
 import { buildRegistry } from '../lib/workflows/index.ts';
 
@@ -103,8 +103,17 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     out(values.json ? JSON.stringify(machine, null, 2) : human);
 
   if (command === 'list') {
+    const limit = values.limit === undefined ? 20 : Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+      out('--limit must be an integer from 1 to 500');
+      return 2;
+    }
+    if (values.status !== undefined && !RUN_STATUSES.includes(values.status as Run['status'])) {
+      out(`--status must be one of ${RUN_STATUSES.join(', ')}`);
+      return 2;
+    }
     const runs = await engine.listRuns({
-      limit: values.limit ? Number(values.limit) : 20,
+      limit,
       ...(values.status ? { status: values.status as Run['status'] } : {}),
       ...(values.repo ? { repo: values.repo } : {}),
     });

@@ -165,6 +165,17 @@ describe('runs CLI', () => {
       ]);
     });
 
+    it.each([
+      [['--limit', 'ten'], /--limit must be/],
+      [['--limit', '0'], /--limit must be/],
+      [['--status', 'finished'], /--status must be one of/],
+    ])('refuses list %j with a usage error instead of printing no runs', async (args, message) => {
+      const { code, out } = await cli('list', ...args);
+
+      expect(code).toBe(2);
+      expect(out).toMatch(message);
+    });
+
     it('prints the runs as JSON with --json', async () => {
       const { code, out } = await cli('list', '--repo', 'list/demo', '--json');
 
