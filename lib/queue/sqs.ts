@@ -20,9 +20,12 @@ export class SqsQueue implements WorkQueue {
           : {}),
       }));
       for (let attempt = 0; entries.length > 0; attempt++) {
-        const out = await this.client.send(
-          new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }),
-        );
+        const out = await this.client
+          .send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }))
+          .catch((cause: unknown) => {
+            // The SDK already retried what it could; the sweeper re-sends what was not sent.
+            throw new QueueError(`SQS SendMessageBatch failed: ${(cause as Error).name}`, { cause });
+          });
         const failed = new Set((out.Failed ?? []).map((f) => f.Id));
         if (failed.size === 0) break;
         if (attempt >= 3) {

@@ -175,6 +175,18 @@ describe('SqsQueue', () => {
     await expect(sending).rejects.toMatchObject({ retryable: true, message: /ServiceUnavailable/ });
   });
 
+  it('turns a whole-request SQS error (a missing queue) into a retryable QueueError', async () => {
+    const missing = new SqsQueue(client, `${queueUrl}-gone`);
+
+    const sending = missing.send([{ message: step('r-nowhere', 1) }]);
+
+    await expect(sending).rejects.toBeInstanceOf(QueueError);
+    await expect(sending).rejects.toMatchObject({
+      retryable: true,
+      message: /NonExistentQueue|QueueDoesNotExist/,
+    });
+  });
+
   it('tries a refused entry four times in all, and never resends the accepted ones', async () => {
     fake.refuse = (entry) => (entry.Id === '0' ? 'ServiceUnavailable' : undefined);
 
