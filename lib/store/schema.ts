@@ -4,12 +4,14 @@
  *
  * Items (pk / sk):
  *   RUN#<id>      / RUN              the run (versioned; every write conditional)
- *   RUN#<id>      / EVT#<seq:8>      append-only history, written in the same transaction as the run
+ *   RUN#<id>      / EVT#<seq:8>      one commit's history events (a list), written in the same
+ *                                    transaction as the run; audit events sort after as EVT#<seq>#...
  *   RUN#<id>      / FX#<key>         effect journal: a side effect already done for a step
- *   RUN#<id>      / DISCORD          interaction token for follow-ups (TTL 15 min)
+ *   RUN#<id>      / REPORT           the highest version reported, and any live claim on reporting
  *   IDEM#<key>    / IDEM             idempotency key -> run id (delivery id, interaction id)
  *   LOCK#<subject>#<workflow> / LOCK the active run of a subject (exists only while one is active)
- *   other modules add their own prefixes (GUARD#, WORK#, CFG#, CB#) through the KV port.
+ *   KV#<group>    / <key>            small records of other modules: guard state, repo config cache,
+ *                                    Discord tokens (15-min TTL) and message bindings, agent work items
  *
  * GSIs (all KEYS_ONLY, written once at creation except gsi1 which is removed when a run is
  * finished and reported; so a transition never pays for index writes):
