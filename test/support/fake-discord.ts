@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type ScriptedResponse, Scripts } from './scripted.ts';
 
 /** One request as the fake received it. */
 export interface RecordedRequest {
@@ -8,21 +9,6 @@ export interface RecordedRequest {
   headers: Record<string, string | string[] | undefined>;
   rawBody: string;
   body: unknown;
-}
-
-export interface ScriptedResponse {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-  /** How many times this answer is used before the default behaviour resumes (default: always). */
-  times?: number;
-}
-
-interface Script {
-  method: string | undefined;
-  path: RegExp;
-  response: ScriptedResponse;
-  used: number;
 }
 
 interface StoredMessage {
@@ -55,7 +41,7 @@ export class FakeDiscord {
   readonly expiredTokens = new Set<string>();
   /** Channel of each interaction's @original, by token (where the slash command was used). */
   readonly interactionChannels = new Map<string, string>();
-  private readonly scripts: Script[] = [];
+  private readonly scripts = new Scripts();
   private server: Server | undefined;
   private nextId = 1_300_000_000_000_000_000n;
   url = '';
@@ -80,12 +66,12 @@ export class FakeDiscord {
 
   /** Answer `method path` with `response` (first matching script wins). */
   script(method: string | undefined, path: RegExp, response: ScriptedResponse): void {
-    this.scripts.push({ method, path, response, used: 0 });
+    this.scripts.add(method, path, response);
   }
 
   reset(): void {
     this.requests.length = 0;
-    this.scripts.length = 0;
+    this.scripts.clear();
   }
 
   /** Requests whose method matches and whose path matches `path`. */
@@ -118,15 +104,8 @@ export class FakeDiscord {
       res.end(payload === undefined ? '' : JSON.stringify(payload));
     };
 
-    for (const s of this.scripts) {
-      if ((s.method === undefined || s.method === method) && s.path.test(fullPath)) {
-        if (s.response.times === undefined || s.used < s.response.times) {
-          s.used++;
-          send(s.response.status, s.response.body, s.response.headers);
-          return;
-        }
-      }
-    }
+    const scripted = this.scripts.take(method, fullPath);
+    if (scripted) return send(scripted.status, scripted.body, scripted.headers);
 
     const path = fullPath.split('?')[0]!;
     const webhook = /^\/webhooks\/(\d+)\/([^/]+)(\/messages\/@original)?$/.exec(path);
@@ -206,3 +185,5 @@ export class FakeDiscord {
     send(404, { message: '404: Not Found', code: 0 });
   }
 }
+
+export type { ScriptedResponse };

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type ScriptedResponse, Scripts } from './scripted.ts';
 
 /** One request as the fake received it. */
 export interface RecordedRequest {
@@ -7,21 +8,6 @@ export interface RecordedRequest {
   path: string;
   headers: Record<string, string | string[] | undefined>;
   body: unknown;
-}
-
-export interface ScriptedResponse {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-  /** How many times this answer is used before the default behaviour resumes (default: always). */
-  times?: number;
-}
-
-interface Script {
-  method: string | undefined;
-  path: RegExp;
-  response: ScriptedResponse;
-  used: number;
 }
 
 export interface FakeIssue {
@@ -84,7 +70,7 @@ export class FakeGitHub {
   readonly cancelled: Array<{ repo: string; runId: number }> = [];
   readonly installations = new Map<string, number>();
   readonly defaultBranches = new Map<string, string>();
-  private readonly scripts: Script[] = [];
+  private readonly scripts = new Scripts();
   private server: Server | undefined;
   private nextCommentId = 1_000;
   url = '';
@@ -132,7 +118,7 @@ export class FakeGitHub {
 
   /** Answer `method` + `path` (a regex over the path with query) with `response`. */
   script(method: string | undefined, path: RegExp, response: ScriptedResponse): void {
-    this.scripts.unshift({ method, path, response, used: 0 });
+    this.scripts.add(method, path, response, true);
   }
 
   calls(method: string, path: RegExp): RecordedRequest[] {
@@ -159,11 +145,9 @@ export class FakeGitHub {
       res.end(payload === undefined ? '' : JSON.stringify(payload));
     };
 
-    for (const s of this.scripts) {
-      if ((s.method && s.method !== method) || !s.path.test(path)) continue;
-      if (s.response.times !== undefined && s.used >= s.response.times) continue;
-      s.used++;
-      send(s.response.status, s.response.body, s.response.headers);
+    const scripted = this.scripts.take(method, path);
+    if (scripted) {
+      send(scripted.status, scripted.body, scripted.headers);
       return;
     }
     const isAppCall = /^\/(app\/|repos\/[^/]+\/[^/]+\/installation$)/.test(path);
@@ -381,3 +365,5 @@ export class FakeGitHub {
     };
   }
 }
+
+export type { ScriptedResponse };
