@@ -5,7 +5,6 @@ import { ConcurrencyError, SubjectLockedError } from '../store/errors.ts';
 import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from '../store/port.ts';
 import {
   InvalidSignalError,
-  NonRetryableError,
   RunConflictError,
   StaleApprovalError,
   StepTimeoutError,
@@ -108,10 +107,6 @@ export function subjectOf(subject: Subject | string): Subject {
     return { key: subject };
   }
   return subject;
-}
-
-export function subjectKey(repo: string, issue?: number): string {
-  return issue === undefined ? repo : `${repo}#${issue}`;
 }
 
 /** Time-sortable, URL-safe run ids: base36 millis + 40 random bits. */
@@ -1014,5 +1009,3 @@ export function backoffDelay(
   const capped = Math.min(policy.maxDelayMs, exp);
   return Math.round(capped / 2 + (random() * capped) / 2);
 }
-
-export { NonRetryableError };
