@@ -159,7 +159,7 @@ export async function benchGitHub(): Promise<Results> {
     const config = new ConfigProvider({ central, store });
     const handler = makeHandler({
       secrets: async () => [SECRET],
-      onDelivery: createDeliveryHandler({ engine, config, store }),
+      onDelivery: createDeliveryHandler({ engine, queue, config, store }),
     });
 
     let counter = 0;

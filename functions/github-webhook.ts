@@ -60,7 +60,7 @@ export async function createGitHubIngress(opts: {
   // Agents claim their deliveries first: workflow_run of a dispatched agent resumes its run,
   // a red default branch starts CI triage, a coverage check starts a coverage report.
   const hooks = [createAgentDeliveryHook({ engine, config })];
-  return createDeliveryHandler({ engine, config, store: opts.store, hooks });
+  return createDeliveryHandler({ engine, queue: opts.queue, config, store: opts.store, hooks });
 }
 
 async function secretsFromEnv(): Promise<readonly string[]> {

@@ -84,7 +84,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     engine: { enqueueGraceMs: 2_000 },
   });
   queue.consume(async (message) => {
-    await app.engine.handle(message);
+    await app.handle(message);
   });
 
   const deps: LocalRoutesDeps = { store, queue, env, app };

@@ -129,15 +129,24 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       return 2;
     }
     const issue = values.issue ? Number(values.issue) : undefined;
-    const { run, outcome } = await engine.startRun({
-      workflow,
-      subject: {
-        repo: values.repo,
-        ...(issue ? { issue } : {}),
-        key: issue ? `${values.repo}#${issue}` : values.repo,
-      },
-      trigger: { source: 'cli', actor: by },
-    });
+    let started: Awaited<ReturnType<typeof engine.startRun>>;
+    try {
+      started = await engine.startRun({
+        workflow,
+        subject: {
+          repo: values.repo,
+          ...(issue ? { issue } : {}),
+          key: issue ? `${values.repo}#${issue}` : values.repo,
+        },
+        trigger: { source: 'cli', actor: by },
+      });
+    } catch (err) {
+      // The workflow needs a field the command line did not give (issue-pipeline: --issue).
+      if (!(err instanceof SwitchyardError)) throw err;
+      print(`start refused: ${err.message}`, { error: err.name, message: err.message });
+      return 1;
+    }
+    const { run, outcome } = started;
     print(`${outcome}: run ${run.id} (${run.workflow}) is ${run.status} at ${run.node}`, {
       outcome,
       run: toPublicRun(run),

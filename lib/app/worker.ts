@@ -8,9 +8,10 @@ import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/work
 import { Engine, type EngineOptions, type Reporter } from '../engine/engine.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
-import type { WorkQueue } from '../queue/port.ts';
+import type { WorkMessage, WorkQueue } from '../queue/port.ts';
 import { configPath, loadConfigSource, type SwitchyardConfig, workflowTuning } from '../routing/config.ts';
 import { ConfigProvider } from '../routing/repo-config.ts';
+import { routeLater } from '../routing/route-later.ts';
 import type { GitHubServices } from '../routing/services.ts';
 import type { RunStore } from '../store/port.ts';
 import { buildRegistry, WORKFLOW_DEFINITIONS } from '../workflows/index.ts';
@@ -48,6 +49,8 @@ export interface WorkerApp {
   discord: DiscordRest;
   agents: AgentServices;
   gh: GitHubServices;
+  /** One queue message: a run's step or report (the engine), or a delivery to route later. */
+  handle(message: WorkMessage): Promise<unknown>;
 }
 
 type Handler = (ctx: StepContext<unknown>) => Promise<NodeResult>;
@@ -159,7 +162,12 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     ...(opts.owner ? { owner: opts.owner } : {}),
     ...opts.engine,
   });
-  return { engine, config, configProvider, github, discord, agents, gh };
+  const built = engine;
+  const handle = (message: WorkMessage): Promise<unknown> =>
+    message.kind === 'route'
+      ? routeLater({ engine: built, config: configProvider, github }, message)
+      : built.handle(message);
+  return { engine, config, configProvider, github, discord, agents, gh, handle };
 }
 
 let fromEnv: Promise<WorkerApp> | undefined;

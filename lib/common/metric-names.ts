@@ -20,6 +20,10 @@ export const MetricName = {
   StepDuration: 'StepDuration',
   /** Time from receiving a Discord interaction to answering it (milliseconds; Discord allows 3 s). */
   AckLatency: 'AckLatency',
+  /** A signed GitHub delivery lacked a field its event needs: answered 2xx, logged, no run (count). */
+  DeliveriesMalformed: 'DeliveriesMalformed',
+  /** A delivery whose routing waits for its repository's config: queued to route later (count). */
+  DeliveriesDeferred: 'DeliveriesDeferred',
   /** Emitted by Powertools `captureColdStartMetric` (count, dimension `function_name`). */
   ColdStart: 'ColdStart',
 } as const;
@@ -34,5 +38,7 @@ export const METRIC_UNITS = {
   RunsStuck: 'Count',
   StepDuration: 'Milliseconds',
   AckLatency: 'Milliseconds',
+  DeliveriesMalformed: 'Count',
+  DeliveriesDeferred: 'Count',
   ColdStart: 'Count',
 } as const satisfies Record<MetricName, 'Count' | 'Milliseconds'>;

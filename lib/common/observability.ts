@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import { METRICS_NAMESPACE, SERVICE_NAME } from './metric-names.ts';
+import { METRICS_NAMESPACE, type MetricName, SERVICE_NAME } from './metric-names.ts';
 
 /**
  * One Powertools Logger and Metrics per process. Structured JSON logs, correlated by run id
@@ -31,6 +31,15 @@ export const metrics = new Metrics({
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE,
   serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME,
 });
+
+/** Counts facts that are not runs (refused deliveries, deferred routing): Powertools here, a recorder in tests. */
+export interface Counter {
+  count(name: MetricName, value?: number): void;
+}
+
+export const metricsCounter: Counter = {
+  count: (name, value = 1) => metrics.addMetric(name, 'Count', value),
+};
 
 /**
  * Wrap a Lambda handler so every entry point gets the same observability: the Lambda context on

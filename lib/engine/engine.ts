@@ -5,6 +5,8 @@ import { ConcurrencyError, SubjectLockedError } from '../store/errors.ts';
 import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from '../store/port.ts';
 import {
   InvalidSignalError,
+  InvalidSubjectError,
+  NonRetryableError,
   RunConflictError,
   StaleApprovalError,
   StepTimeoutError,
@@ -24,6 +26,7 @@ import type {
   ResolvedNode,
   RetryPolicy,
   StepContext,
+  SubjectField,
   Workflow,
   WorkflowRegistry,
 } from './workflow.ts';
@@ -109,6 +112,32 @@ export function subjectOf(subject: Subject | string): Subject {
   return subject;
 }
 
+const SUBJECT_FIELDS: Record<SubjectField, { valid: (s: Subject) => boolean; expected: string }> = {
+  repo: {
+    valid: (s) => typeof s.repo === 'string' && /^[\w.-]+\/[\w.-]+$/.test(s.repo),
+    expected: 'owner/name',
+  },
+  issue: {
+    valid: (s) => Number.isSafeInteger(s.issue) && (s.issue as number) > 0,
+    expected: 'a positive integer',
+  },
+};
+
+/** Refuse a subject without the fields `wf` declares as required (before anything is written). */
+export function checkSubject(wf: Pick<Workflow<unknown>, 'name' | 'requires'>, subject: Subject): void {
+  for (const field of wf.requires) {
+    const rule = SUBJECT_FIELDS[field];
+    if (rule.valid(subject)) continue;
+    const got = subject[field];
+    throw new InvalidSubjectError(
+      `${wf.name} needs subject.${field} (${rule.expected}); ${
+        got === undefined ? 'it is missing' : `got ${JSON.stringify(got)}`
+      } in ${JSON.stringify(subject.key)}`,
+      `subject.${field}`,
+    );
+  }
+}
+
 /** Time-sortable, URL-safe run ids: base36 millis + 40 random bits. */
 export function newRunId(now: Date): string {
   return `r${now.getTime().toString(36)}${randomBytes(5).toString('hex')}`;
@@ -168,6 +197,7 @@ export class Engine<S = unknown> {
     const wf = this.workflow(input.workflow);
     const policy = input.concurrency ?? 'attach';
     const subject = subjectOf(input.subject);
+    checkSubject(wf, subject);
     let superseded = false;
     for (let attempt = 0; attempt < 5; attempt++) {
       const now = this.now();
@@ -498,6 +528,10 @@ export class Engine<S = unknown> {
 
   /** Handle one queue message. Never throws for stale or duplicate messages. */
   async handle(message: WorkMessage): Promise<StepOutcome | 'reported' | 'skipped'> {
+    if (message.kind === 'route') {
+      // No run exists yet: routing it needs GitHub and the config, which the worker app has.
+      throw new NonRetryableError('route messages are handled by the worker app (lib/app/worker.ts)');
+    }
     if (message.kind === 'report') return this.report(message.runId);
     return this.executeStep(message.runId, message.seq);
   }

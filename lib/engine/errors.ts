@@ -50,3 +50,15 @@ export class InvalidSignalError extends NonRetryableError {
 export class StaleApprovalError extends InvalidSignalError {
   override name = 'StaleApprovalError';
 }
+
+/** A run's subject lacks a field its workflow requires (a webhook without an issue number). */
+export class InvalidSubjectError extends NonRetryableError {
+  override name = 'InvalidSubjectError';
+  constructor(
+    message: string,
+    /** The missing or malformed field: `subject.repo`, `subject.issue`. */
+    readonly field: string,
+  ) {
+    super(message);
+  }
+}

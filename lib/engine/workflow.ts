@@ -82,7 +82,12 @@ export interface WorkflowDefinition<S = unknown> {
   edges: EdgeDefinition[];
   /** Overall deadline for a run, from creation. The sweeper ends runs past it. */
   deadlineMs?: number;
+  /** Subject fields a run cannot do without: `startRun` refuses a subject lacking one, naming it. */
+  requires?: readonly SubjectField[];
 }
+
+/** `repo` is `owner/name`; `issue` is a positive integer (an issue or PR number). */
+export type SubjectField = 'repo' | 'issue';
 
 /** Config-level tuning of a workflow (from switchyard.yml): timeouts, retries, which gates apply. */
 export interface WorkflowTuning {
@@ -104,6 +109,7 @@ export class Workflow<S = unknown> {
   readonly version: number;
   readonly start: string;
   readonly deadlineMs: number | undefined;
+  readonly requires: readonly SubjectField[];
   readonly nodes: ReadonlyMap<string, ResolvedNode<S>>;
   readonly edges: readonly EdgeDefinition[];
   readonly definition: WorkflowDefinition<S>;
@@ -114,6 +120,7 @@ export class Workflow<S = unknown> {
     this.version = def.version;
     this.start = def.start;
     this.deadlineMs = tuning.deadlineMs ?? def.deadlineMs;
+    this.requires = def.requires ?? [];
     this.edges = def.edges;
     const nodes = new Map<string, ResolvedNode<S>>();
     for (const [name, node] of Object.entries(def.nodes)) {

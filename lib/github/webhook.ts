@@ -1,5 +1,7 @@
-import { logger } from '../common/observability.ts';
+import { MetricName } from '../common/metric-names.ts';
+import { type Counter, logger, metricsCounter } from '../common/observability.ts';
 import { type NormalizedEvent, normalizeEvent } from './events.ts';
+import { checkPayload } from './payload.ts';
 import { verifyGitHubSignature } from './verify.ts';
 
 /**
@@ -49,6 +51,8 @@ export interface WebhookCoreDeps {
   /** Called once per verified, parsed delivery (including ping). */
   onDelivery: (delivery: Delivery) => Promise<DeliveryOutcome>;
   maxBodyBytes?: number;
+  /** Where refused deliveries are counted (Powertools Metrics by default). */
+  metrics?: Counter;
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
@@ -161,6 +165,26 @@ export async function handleGitHubWebhook(
   }
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
     return respond(400, { error: 'payload is not a JSON object' });
+  }
+
+  // 6. shape: signed is not the same as sane. A delivery lacking a field its event needs is
+  //    answered 2xx (GitHub must not redeliver it) and goes no further: no hook, no run.
+  const shape = checkPayload(name, payload as Record<string, unknown>);
+  if (!shape.ok) {
+    const action = (payload as { action?: unknown }).action;
+    logger.warn('github delivery malformed', {
+      delivery: id,
+      event: typeof action === 'string' ? `${name}.${action}` : name,
+      field: shape.field,
+      reason: shape.reason,
+    });
+    (deps.metrics ?? metricsCounter).count(MetricName.DeliveriesMalformed);
+    return respond(202, {
+      delivery: id,
+      status: 'ignored',
+      reason: `malformed payload: ${shape.reason}`,
+      field: shape.field,
+    });
   }
 
   const event = normalizeEvent(name, id, payload);

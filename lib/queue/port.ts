@@ -1,7 +1,26 @@
+import type { NormalizedEvent } from '../github/events.ts';
+
 /** Messages the worker consumes. A message names a step slot; stale or duplicate ones are no-ops. */
 export type WorkMessage =
   | { kind: 'step'; runId: string; seq: number }
-  | { kind: 'report'; runId: string; version: number };
+  | { kind: 'report'; runId: string; version: number }
+  | RouteMessage;
+
+/**
+ * A GitHub delivery whose routing waits for its repository's own config (lib/routing/route-later.ts):
+ * no run exists yet. It carries the normalised event (bounded: bodies are truncated), and the
+ * delivery id keeps the run it may start idempotent.
+ */
+export interface RouteMessage {
+  kind: 'route';
+  delivery: string;
+  event: NormalizedEvent;
+  /** No run exists yet (declared so code filtering messages by run id reads every kind). */
+  runId?: undefined;
+}
+
+/** The messages the engine itself handles (steps and reports of existing runs). */
+export type RunMessage = Exclude<WorkMessage, RouteMessage>;
 
 export interface Outgoing {
   message: WorkMessage;
@@ -23,6 +42,16 @@ export function parseWorkMessage(body: string): WorkMessage {
   }
   if (m.kind === 'report' && typeof m.runId === 'string' && typeof m.version === 'number') {
     return { kind: 'report', runId: m.runId, version: m.version };
+  }
+  if (
+    m.kind === 'route' &&
+    typeof m.delivery === 'string' &&
+    typeof m.event === 'object' &&
+    m.event !== null &&
+    typeof m.event.name === 'string' &&
+    typeof m.event.delivery === 'string'
+  ) {
+    return { kind: 'route', delivery: m.delivery, event: m.event };
   }
   throw new Error(`not a work message: ${body.slice(0, 200)}`);
 }

@@ -1,10 +1,12 @@
-import { logger } from '../common/observability.ts';
+import { MetricName } from '../common/metric-names.ts';
+import { type Counter, logger, metricsCounter } from '../common/observability.ts';
 import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
-import { RunConflictError } from '../engine/errors.ts';
+import { InvalidSubjectError, RunConflictError } from '../engine/errors.ts';
 import type { Subject } from '../engine/types.ts';
 import type { GitHubClientFactory } from '../github/client.ts';
 import { eventKey, type NormalizedEvent } from '../github/events.ts';
 import type { Delivery, DeliveryOutcome } from '../github/webhook.ts';
+import type { WorkQueue } from '../queue/port.ts';
 import type { RunStore } from '../store/port.ts';
 import { isCiSignal, recordCiSignal } from './guards.ts';
 import type { ConfigProvider } from './repo-config.ts';
@@ -14,7 +16,9 @@ import { decide, type RoutingDecision } from './rules.ts';
  * What a verified GitHub delivery does, inside the webhook request. Everything here is cheap:
  * cached config, one pure routing decision, at most one KV write (guard state) or one
  * `engine.startRun` (one DynamoDB transaction and one queue send). Anything that needs the
- * GitHub API (per-repo config fetch, PR files, CI confirmation) happens in the worker's route node.
+ * GitHub API (per-repo config fetch, PR files, CI confirmation) happens in the worker: in the
+ * run's route node, or, when only a repository's own config could route a delivery, in a
+ * route-later message that starts no run unless something applies (lib/routing/route-later.ts).
  */
 
 /** A hook that may claim a delivery first (e.g. the GitHub Actions executor resuming a run on `workflow_run`). */
@@ -22,15 +26,19 @@ export type DeliveryHook = (delivery: Delivery) => Promise<DeliveryOutcome | und
 
 export interface IngressDeps {
   engine: { startRun(input: StartRunInput): Promise<StartRunResult> };
+  /** Where deliveries waiting for their repository's config are queued (the worker's queue). */
+  queue: Pick<WorkQueue, 'send'>;
   config: ConfigProvider;
   store: RunStore;
   /** Installation ids in payloads spare the worker a lookup. */
   github?: Pick<GitHubClientFactory, 'rememberInstallation'>;
   hooks?: DeliveryHook[];
   now?: () => Date;
+  /** Deferred deliveries are counted here (Powertools Metrics by default). */
+  metrics?: Counter;
 }
 
-/** Events worth a worker-side look when a repository's own config is not cached yet. */
+/** Events worth a worker-side look (route later) when a repository's own config is not cached yet. */
 const PROBE_EVENTS = new Set([
   'issues.opened',
   'issues.labeled',
@@ -101,75 +109,91 @@ export function createDeliveryHandler(deps: IngressDeps): (d: Delivery) => Promi
     }
 
     const repoCfg = await deps.config.cached(ev.repo.fullName);
-    let decision = decide(repoCfg.config, ev, { phase: 'ingress' });
+    const decision = decide(repoCfg.config, ev, { phase: 'ingress' });
     if (
       decision.outcome === 'ignore' &&
       !repoCfg.known &&
       PROBE_EVENTS.has(key) &&
       decision.prRouting !== 'off'
     ) {
-      // The repository's own config may route this; only the worker may fetch it. A run that
-      // then matches nothing ends quietly at its route node (no status comment is posted).
-      decision = {
-        ...decision,
-        outcome: 'run',
-        workflow: repoCfg.config.routing.defaultWorkflow,
-        deferred: ['repository config'],
-        reason: `${ev.repo.fullName} config not cached: routing decided in the worker`,
-      };
+      // The repository's own config may route this, but only the worker may fetch it. No
+      // speculative run: the worker fetches the config, decides, and starts a run only if
+      // something applies (idempotent on the delivery id, like a run started here).
+      await deps.queue.send([{ message: { kind: 'route', delivery: d.id, event: ev } }]);
+      (deps.metrics ?? metricsCounter).count(MetricName.DeliveriesDeferred);
+      const reason = `${ev.repo.fullName} config not cached: routed in the worker`;
+      logger.info('github event deferred', { delivery: d.id, event: key, repo: ev.repo.fullName, reason });
+      return { statusCode: 202, body: { status: 'deferred', reason } };
     }
-    if (decision.outcome === 'ignore' || decision.outcome === 'forbidden' || !decision.workflow) {
-      logger.info('github event ignored', {
-        delivery: d.id,
-        event: key,
-        repo: ev.repo.fullName,
-        reason: decision.reason,
-      });
-      return ignored(decision.reason, { outcome: decision.outcome });
-    }
+    return startRouted(deps, d.id, ev, decision);
+  };
+}
 
-    const { rules: _r, policies: _p, guards: _g, ...ingress } = decision;
-    const input: PipelineInput = { event: ev, ingress };
-    try {
-      const res = await deps.engine.startRun({
-        workflow: decision.workflow,
-        subject: subjectFor(ev),
-        trigger: {
-          source: 'github',
-          ...(ev.sender ? { actor: ev.sender.login } : {}),
-          event: key,
-          delivery: d.id,
-          ...(ev.label ? { label: ev.label } : {}),
-        },
-        input,
-        idempotencyKey: deliveryKey(d.id),
-        concurrency: decision.concurrency,
-      });
-      logger.info('github run started', {
-        delivery: d.id,
+/**
+ * Act on a routing decision for a delivery: ignore it, or start its run idempotently on the
+ * delivery id. Shared by the webhook request and the worker's route-later handler, so a
+ * delivery routed in either place (or both, for a redelivered copy) makes at most one run.
+ */
+export async function startRouted(
+  deps: Pick<IngressDeps, 'engine'>,
+  delivery: string,
+  ev: NormalizedEvent,
+  decision: RoutingDecision,
+): Promise<DeliveryOutcome> {
+  const key = eventKey(ev);
+  const repo = ev.repo?.fullName;
+  if (decision.outcome === 'ignore' || decision.outcome === 'forbidden' || !decision.workflow) {
+    logger.info('github event ignored', { delivery, event: key, repo, reason: decision.reason });
+    return ignored(decision.reason, { outcome: decision.outcome });
+  }
+
+  const { rules: _r, policies: _p, guards: _g, ...ingress } = decision;
+  const input: PipelineInput = { event: ev, ingress };
+  try {
+    const res = await deps.engine.startRun({
+      workflow: decision.workflow,
+      subject: subjectFor(ev),
+      trigger: {
+        source: 'github',
+        ...(ev.sender ? { actor: ev.sender.login } : {}),
         event: key,
-        runId: res.run.id,
+        delivery,
+        ...(ev.label ? { label: ev.label } : {}),
+      },
+      input,
+      idempotencyKey: deliveryKey(delivery),
+      concurrency: decision.concurrency,
+    });
+    logger.info('github run started', {
+      delivery,
+      event: key,
+      runId: res.run.id,
+      outcome: res.outcome,
+      rule: decision.rule,
+    });
+    return {
+      statusCode: 202,
+      body: {
+        status: 'accepted',
+        run: res.run.id,
         outcome: res.outcome,
-        rule: decision.rule,
-      });
+        ...(decision.rule ? { rule: decision.rule } : {}),
+      },
+    };
+  } catch (err) {
+    if (err instanceof RunConflictError) {
+      // The subject's concurrency policy is `reject`: a correct answer, not a failure.
       return {
         statusCode: 202,
-        body: {
-          status: 'accepted',
-          run: res.run.id,
-          outcome: res.outcome,
-          ...(decision.rule ? { rule: decision.rule } : {}),
-        },
+        body: { status: 'rejected', reason: err.message, activeRun: err.activeRunId },
       };
-    } catch (err) {
-      if (err instanceof RunConflictError) {
-        // The subject's concurrency policy is `reject`: a correct answer, not a failure.
-        return {
-          statusCode: 202,
-          body: { status: 'rejected', reason: err.message, activeRun: err.activeRunId },
-        };
-      }
-      throw err;
     }
-  };
+    if (err instanceof InvalidSubjectError) {
+      // A rule sent an event without an issue (a push, a CI run) to a workflow that needs one:
+      // the config's mistake or the sender's, never a run without its subject.
+      logger.warn('github event ignored', { delivery, event: key, repo, reason: err.message });
+      return ignored(err.message, { field: err.field });
+    }
+    throw err;
+  }
 }

@@ -33,6 +33,8 @@ export const issuePipeline: WorkflowDefinition<PipelineServices> = {
   version: 1,
   description: 'Plan an issue, wait for a human to approve the plan, hand it to an agent, report back.',
   start: 'intake',
+  // Everything after intake reads and writes an issue or a PR: a run without one cannot start.
+  requires: ['repo', 'issue'],
   // Nothing waits forever: a run still going after a week ends as expired, with a report.
   deadlineMs: 7 * 24 * 3600_000,
   nodes: {

@@ -16,6 +16,7 @@ import { loadConfigSource, parseConfigSource } from '../../lib/routing/config.ts
 import { createDeliveryHandler } from '../../lib/routing/ingress.ts';
 import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import { routedToRun } from '../../lib/routing/route.ts';
+import { routeLater } from '../../lib/routing/route-later.ts';
 import type { GitHubServices } from '../../lib/routing/services.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { createTestStore } from '../support/dynamo.ts';
@@ -88,8 +89,12 @@ describe('issue pipeline over the webhook, the engine and a fake GitHub', () => 
       services,
       reporters: [createGitHubReporter({ github, config: () => central.config })],
     });
-    queue.consume(async (m) => void (await engine.handle(m)));
-    const onDelivery = createDeliveryHandler({ engine, config, store, github });
+    // The worker app's dispatch (lib/app/worker.ts): deliveries to route later, then steps and reports.
+    queue.consume(async (m) => {
+      if (m.kind === 'route') await routeLater({ engine, config, github }, m);
+      else await engine.handle(m);
+    });
+    const onDelivery = createDeliveryHandler({ engine, queue, config, store, github });
     send = (r) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, r);
   }
 
@@ -223,10 +228,12 @@ describe('issue pipeline over the webhook, the engine and a fake GitHub', () => 
     gh.addIssue(REPO, { number: 15, title: 'Again', labels: ['go'] });
 
     const first = JSON.parse((await send(signedRequest(TEST_SECRET, 'issues', labelled(14, 'go')))).body);
-    expect(first).toMatchObject({ status: 'accepted', outcome: 'created' });
-    expect(first.rule).toBeUndefined(); // not known at ingress yet: probed
+    expect(first).toMatchObject({ status: 'deferred' }); // not known at ingress yet: routed in the worker
+    expect(first.run).toBeUndefined();
     await queue.idle();
-    expect((await engine.getRun(first.run))?.data.routing).toMatchObject({
+    const runs = await engine.listRuns({ repo: REPO });
+    expect(runs.filter((r) => r.subject.issue === 14)).toHaveLength(1);
+    expect(runs.find((r) => r.subject.issue === 14)?.data.routing).toMatchObject({
       outcome: 'run',
       rule: 'go-label',
     });

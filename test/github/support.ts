@@ -107,7 +107,7 @@ export async function testIngress(
     ? parseConfigSource(opts.yaml, 'test.yml')
     : await loadConfigSource('config/switchyard.yml');
   const config = new ConfigProvider({ central, store });
-  const onDelivery = createDeliveryHandler({ engine, config, store });
+  const onDelivery = createDeliveryHandler({ engine, queue, config, store });
   return {
     store,
     queue,

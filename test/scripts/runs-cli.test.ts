@@ -132,15 +132,24 @@ describe('runs CLI', () => {
     });
 
     it('names the operator as the actor when --by is not given', async () => {
-      const { out } = await cli('start', '--repo', 'start/who', '--json');
+      const { out } = await cli('start', '--repo', 'start/who', '--issue', '7', '--json');
 
       expect(JSON.parse(out)).toMatchObject({
         outcome: 'created',
         run: {
-          subject: { repo: 'start/who', key: 'start/who' },
+          subject: { repo: 'start/who', issue: 7, key: 'start/who#7' },
           trigger: { source: 'cli', actor: 'cli:operator1' },
         },
       });
+    });
+
+    it('refuses an issue-pipeline run without --issue, naming the missing field', async () => {
+      const { code, out } = await cli('start', '--repo', 'start/none', '--json');
+
+      expect(code).toBe(1);
+      expect(JSON.parse(out)).toMatchObject({ error: 'InvalidSubjectError' });
+      expect(JSON.parse(out).message).toContain('subject.issue');
+      expect(await h.engine.listRuns({ repo: 'start/none' })).toEqual([]);
     });
   });
 
