@@ -1,9 +1,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGitHubIngress } from '../../functions/github-webhook.ts';
+import { makeHandler as workerFunction } from '../../functions/worker.ts';
 import { createWorkerApp, type WorkerApp } from '../../lib/app/worker.ts';
+import { normalizeEvent } from '../../lib/github/events.ts';
 import { handleGitHubWebhook, type WebhookRequest } from '../../lib/github/webhook.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { parseWorkMessage, type RouteMessage } from '../../lib/queue/port.ts';
@@ -167,5 +170,46 @@ describe('route later: no speculative runs', () => {
     expect(body.length).toBeLessThan(64 * 1024);
     expect(body).not.toContain('"node_id"');
     await queue.idle();
+  });
+
+  it('the SQS worker function routes a deferred delivery, and its redelivery makes no second run', async () => {
+    const repo = 'fresh/lambda';
+    gh.files.set(`${repo}:${OVERLAY}`, ROUTES_NEW_ISSUES);
+    gh.addIssue(repo, { number: 3, title: 'Issue 3', body: 'Something to do.' });
+    const message: RouteMessage = {
+      kind: 'route',
+      delivery: 'sqs-route-3',
+      event: normalizeEvent('issues', 'sqs-route-3', opened(repo, 3)),
+    };
+    const record = (id: string): SQSEvent => ({
+      Records: [
+        {
+          messageId: id,
+          receiptHandle: id,
+          body: JSON.stringify(message),
+          attributes: {
+            ApproximateReceiveCount: '1',
+            SentTimestamp: String(Date.now()),
+            SenderId: 'AROAEXAMPLEID:switchyard-github-webhook',
+            ApproximateFirstReceiveTimestamp: String(Date.now()),
+          },
+          messageAttributes: {},
+          md5OfBody: '',
+          eventSource: 'aws:sqs',
+          eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:switchyard-work',
+          awsRegion: 'eu-west-1',
+        },
+      ],
+    });
+    const handler = workerFunction(async () => app);
+    const context = { functionName: 'switchyard-worker' } as Context;
+
+    expect(await handler(record('m-1'), context)).toEqual({ batchItemFailures: [] });
+    expect(await handler(record('m-2'), context)).toEqual({ batchItemFailures: [] });
+    await queue.idle();
+
+    const runs = await app.engine.listRuns({ repo });
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ subject: { repo, issue: 3 }, trigger: { delivery: 'sqs-route-3' } });
   });
 });
