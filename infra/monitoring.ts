@@ -210,6 +210,11 @@ export class Monitoring extends Construct {
           custom(MetricName.RunsFailed, 'Sum').with({ label: 'failed' }),
           custom(MetricName.RunsStuck, 'Maximum').with({ label: 'stuck (max)' }),
         ],
+        // GitHub deliveries that started no run (issue 15): refused as malformed, or routed later.
+        right: [
+          custom(MetricName.DeliveriesMalformed, 'Sum').with({ label: 'malformed deliveries' }),
+          custom(MetricName.DeliveriesDeferred, 'Sum').with({ label: 'deferred deliveries' }),
+        ],
       }),
       new GraphWidget({
         title: 'Discord ack latency and step duration (ms)',
