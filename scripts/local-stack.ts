@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { LOCAL_DIR, LOCAL_STATE_FILE } from '../lib/app/local-env.ts';
 import { type LocalRoutesDeps, localRoutes } from '../lib/app/local-routes.ts';
+import { recoverySweep } from '../lib/app/recovery.ts';
 import { createWorkerApp, type WorkerApp } from '../lib/app/worker.ts';
 import { logger } from '../lib/common/observability.ts';
 import { httpListener } from '../lib/http/local-adapter.ts';
@@ -105,7 +106,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    Promise.all([app.engine.sweep(), app.agents.hub.reconcile()])
+    Promise.all([app.engine.sweep(), app.agents.hub.reconcile(), recoverySweep(app)])
       .then(([r]) => {
         if (r.reenqueued + r.expired + r.reported > 0) logger.info('sweep', { ...r });
       })

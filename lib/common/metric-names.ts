@@ -22,6 +22,10 @@ export const MetricName = {
   AckLatency: 'AckLatency',
   /** Emitted by Powertools `captureColdStartMetric` (count, dimension `function_name`). */
   ColdStart: 'ColdStart',
+  /** Failed GitHub deliveries the redelivery sweep asked GitHub to send again (count). */
+  WebhooksRedelivered: 'WebhooksRedelivered',
+  /** Agent tasks resumed from a workflow run found through the Actions API, not its webhook (count). */
+  AgentRunsReconciled: 'AgentRunsReconciled',
 } as const;
 
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
@@ -35,4 +39,6 @@ export const METRIC_UNITS = {
   StepDuration: 'Milliseconds',
   AckLatency: 'Milliseconds',
   ColdStart: 'Count',
+  WebhooksRedelivered: 'Count',
+  AgentRunsReconciled: 'Count',
 } as const satisfies Record<MetricName, 'Count' | 'Milliseconds'>;
