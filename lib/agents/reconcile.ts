@@ -109,7 +109,8 @@ export async function reconcileAgentRuns(deps: ReconcileDeps): Promise<Reconcile
         { now: nowFn },
       );
       await record(deps.engine, rec, wr, res);
-      if (res.outcome === 'resumed' || res.outcome === 'parked') report.resumed++;
+      // `parked` means another delivery of the same completion is resuming the run right now.
+      if (res.outcome === 'resumed') report.resumed++;
       else if (!completed) report.pending++;
     } catch (err) {
       report.errors++;
@@ -190,7 +191,7 @@ async function record(
   res: WorkflowRunOutcome,
 ): Promise<void> {
   logger.info('agent run reconciled', { runId: rec.runId, item: rec.item, workflowRunId: wr.id, ...res });
-  if (res.outcome !== 'resumed' && res.outcome !== 'parked') return;
+  if (res.outcome !== 'resumed') return;
   await engine.recordEvent(rec.runId, {
     type: 'agent.workflow-run.reconciled',
     by: 'sweeper',
