@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, request, type Server, type ServerRe
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { recoverySweep } from '../lib/app/recovery.ts';
 import type { FaultPoint } from '../lib/engine/engine.ts';
 import { isTerminal, type Run } from '../lib/engine/types.ts';
 import { QueueError } from '../lib/queue/errors.ts';
@@ -39,7 +40,8 @@ import { FakeGitHubActions } from '../test/support/fake-github-actions.ts';
  *   effects, so the step's lease must lapse and the sweeper must take it over.
  *
  * Only loopback is contacted. Bounded: deliveries are sent at once, then the bench waits for every
- * run to finish or park, up to FAULTS_DEADLINE_MS (default 180 s).
+ * run to finish or park, until nothing has moved for FAULTS_STALL_MS (default 90 s) or at most
+ * FAULTS_DEADLINE_MS (default 300 s) after the last delivery.
  *
  * Figures: `faults.lostRuns` (an issue with an accepted `ready` delivery and no run),
  * `faults.doubledRuns` (extra runs per issue, plus tasks dispatched more than once),
@@ -327,7 +329,8 @@ export async function benchFaults(): Promise<Record<string, Record<string, numbe
   if (!endpoint) throw new Error('bench/faults needs DYNAMODB_ENDPOINT (bench/run.ts starts DynamoDB Local)');
   const seed = Number(process.env.FAULTS_SEED ?? 9);
   const issues = Number(process.env.FAULTS_ISSUES ?? 100);
-  const deadlineMs = Number(process.env.FAULTS_DEADLINE_MS ?? 180_000);
+  const deadlineMs = Number(process.env.FAULTS_DEADLINE_MS ?? 300_000);
+  const stallMs = Number(process.env.FAULTS_STALL_MS ?? 90_000);
   const random = rng(seed);
   const faults = new Counter();
 
@@ -422,11 +425,7 @@ workflows:
   issue-pipeline:
     disabledGates: [approval]
     nodes:
-      intake: { timeoutMs: 8000 }
-      route: { timeoutMs: 8000 }
-      plan: { timeoutMs: 8000 }
-      execute: { timeoutMs: 8000, retry: { maxAttempts: 4, initialDelayMs: 200, maxDelayMs: 2000 } }
-      report: { timeoutMs: 8000 }
+      execute: { retry: { maxAttempts: 4, initialDelayMs: 200, maxDelayMs: 2000 } }
 recovery:
   redelivery: { hook: { org: acme, id: 1 }, everyMinutes: 0.02 }
   reconcile: { afterMinutes: 0.03, everyMinutes: 0.02 }
@@ -585,15 +584,28 @@ recovery:
     return [...seen.values()];
   };
   const settled = (r: Run) => isTerminal(r.status) || (r.status === 'waiting' && r.gate?.kind === 'approval');
+  // Stuck means "no longer moving", not "slow on a loaded machine": the wait ends when everything
+  // settled, when no run has changed for FAULTS_STALL_MS (longer than a lapsed lease plus a few
+  // sweeps), or at the hard deadline.
   const deadline = sentAt + deadlineMs;
   let snapshot = new Map<number, Run[]>();
+  let fingerprint = '';
+  let lastProgress = Date.now();
   for (;;) {
     snapshot = new Map();
     for (let i = 1; i <= issues; i++) snapshot.set(i, await runsOf(i));
     const open = [...snapshot.entries()].filter(
       ([i, runs]) => (accepted.has(i) && runs.length === 0) || runs.some((r) => !settled(r)),
     );
-    if (open.length === 0 || Date.now() > deadline) break;
+    const now = [...snapshot.values()]
+      .flat()
+      .map((r) => `${r.id}@${r.version}`)
+      .join(',');
+    if (now !== fingerprint) {
+      fingerprint = now;
+      lastProgress = Date.now();
+    }
+    if (open.length === 0 || Date.now() > deadline || Date.now() - lastProgress > stallMs) break;
     await new Promise((r) => setTimeout(r, 500));
   }
   const settleMs = Date.now() - sentAt;
@@ -601,6 +613,8 @@ recovery:
   github.enabled = false;
   queue.enabled = false;
   await Promise.allSettled(pendingCompletions);
+  if (process.env.FAULTS_VERBOSE)
+    console.error(`faults: a recovery sweep now: ${JSON.stringify(await recoverySweep(stack.app))}`);
 
   let lostRuns = 0;
   let extraRuns = 0;
@@ -619,6 +633,8 @@ recovery:
       if (!settled(r)) stuckRuns++;
       if (process.env.FAULTS_VERBOSE && (!settled(r) || r.status !== 'succeeded')) {
         const events = await store.listEvents(r.id);
+        if (r.status === 'waiting' && r.gate?.kind === 'agent')
+          console.error(`  dispatch ${JSON.stringify((await store.kvGet('work', `d#${r.id}`))?.value)}`);
         console.error(
           `  ${JSON.stringify({ step: r.step, lease: r.lease, version: r.version })}\n  ${events
             .slice(-8)
