@@ -361,6 +361,9 @@ export async function benchFaults(): Promise<Record<string, Record<string, numbe
   ).start();
 
   const actions = await new FakeGitHubActions().start();
+  // The reference workflow's run-name: the run id and the work item (examples/switchyard-agent.yml).
+  actions.runName = (i) =>
+    `switchyard ${i.switchyard_run ?? ''} ${(JSON.parse(i.task ?? '{}') as { item?: string }).item ?? ''}`.trim();
   const github = await new FaultProxy(
     actions.url,
     () => {

@@ -31,8 +31,13 @@ export const RECONCILE_GROUP = 'reconcile';
 const DISPATCH_PREFIX = 'd#';
 /** How many dispatch records one sweep reads. */
 const LIST_LIMIT = 1_000;
-/** GitHub's clock and ours differ a little: look for runs created a bit before the dispatch. */
-const CLOCK_SKEW_MS = 60_000;
+/**
+ * How far before the recorded dispatch to look for its workflow run. Wide on purpose: a step that
+ * timed out after dispatching is retried, the retry re-uses the journaled dispatch but writes the
+ * record's times again, so the real dispatch may be a few step timeouts older than the record
+ * says. The run-name (run id and work item) is what matches, not the time.
+ */
+const LOOKBACK_MS = 3_600_000;
 
 export interface ReconcileDeps {
   engine: HubEngine & { readonly store: RunStore };
@@ -159,7 +164,7 @@ async function findWorkflowRun(
       throw err;
     }
   }
-  const created = new Date(since - CLOCK_SKEW_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const created = new Date(since - LOOKBACK_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const res = await client.request<{ workflow_runs?: RestWorkflowRun[] }>(
     'read',
     'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs',
