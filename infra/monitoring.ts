@@ -210,6 +210,11 @@ export class Monitoring extends Construct {
           custom(MetricName.RunsFailed, 'Sum').with({ label: 'failed' }),
           custom(MetricName.RunsStuck, 'Maximum').with({ label: 'stuck (max)' }),
         ],
+        // What the sweeper recovered that GitHub never sent again.
+        right: [
+          custom(MetricName.WebhooksRedelivered, 'Sum').with({ label: 'webhooks redelivered' }),
+          custom(MetricName.AgentRunsReconciled, 'Sum').with({ label: 'agent runs reconciled' }),
+        ],
       }),
       new GraphWidget({
         title: 'Discord ack latency and step duration (ms)',
