@@ -90,7 +90,7 @@ const sign = (body: string) => `sha256=${createHmac('sha256', SECRET).update(bod
 async function until<T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
-  timeoutMs = 90_000,
+  timeoutMs = 240_000,
 ): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -101,7 +101,8 @@ async function until<T>(
   }
 }
 
-describe('agents at work, end to end', () => {
+// A whole stack per test: under two busy loops on a loaded 2-core machine one test took 130 s.
+describe('agents at work, end to end', { timeout: 300_000 }, () => {
   let fake: FakeGitHubActions;
   let stack: LocalStack | undefined;
   let table: string;
