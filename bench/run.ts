@@ -17,6 +17,7 @@ const SUITES: Array<[string, () => Promise<Results>]> = [
   ['github', async () => (await import('./github.ts')).benchGitHub()],
   ['discord', async () => (await import('./discord.ts')).benchDiscord()],
   ['functions', async () => (await import('./functions.ts')).benchFunctions()],
+  ['faults', async () => (await import('./faults.ts')).benchFaults()],
 ];
 
 async function main(): Promise<void> {

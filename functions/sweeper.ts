@@ -1,3 +1,4 @@
+import { type RecoveryReport, recoverySweep } from '../lib/app/recovery.ts';
 import { type WorkerApp, workerAppFromEnv } from '../lib/app/worker.ts';
 import { MetricName } from '../lib/common/metric-names.ts';
 import { instrumented, logger, metrics } from '../lib/common/observability.ts';
@@ -5,16 +6,21 @@ import type { SweepReport } from '../lib/engine/engine.ts';
 
 /**
  * Scheduled every minute: moves on runs that a crash, a lost message or the clock left behind,
- * and frees agent slots held by runs that ended without their report.
+ * frees agent slots held by runs that ended without their report, and recovers events GitHub
+ * never sends again (failed webhook deliveries, lost agent completions: lib/app/recovery.ts).
  */
-export function makeHandler(app: () => Promise<Pick<WorkerApp, 'engine' | 'agents'>>) {
-  return async (): Promise<SweepReport & { slotsReleased: number; woken: number }> => {
-    const { engine, agents } = await app();
+export function makeHandler(app: () => Promise<Pick<WorkerApp, 'engine' | 'agents' | 'github' | 'config'>>) {
+  return async (): Promise<
+    SweepReport & { slotsReleased: number; woken: number; recovery: RecoveryReport }
+  > => {
+    const loaded = await app();
+    const { engine, agents } = loaded;
     const report = await engine.sweep();
     const slots = await agents.hub.reconcile();
+    const recovery = await recoverySweep(loaded);
     metrics.addMetric(MetricName.RunsStuck, 'Count', report.stuck);
     logger.info('sweep', { ...report, ...slots });
-    return { ...report, slotsReleased: slots.released, woken: slots.woken };
+    return { ...report, slotsReleased: slots.released, woken: slots.woken, recovery };
   };
 }
 

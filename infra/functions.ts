@@ -102,14 +102,15 @@ export const FUNCTIONS = [
     name: 'sweeper',
     id: 'Sweeper',
     entry: 'functions/sweeper.ts',
-    description: 'Every minute: expire gates, resume stalled steps, count stuck runs',
+    description:
+      'Every minute: expire gates, resume stalled steps, count stuck runs, recover lost GitHub events',
     timeoutSeconds: 60,
     memoryMb: 512,
     table: 'readWrite',
-    // Resumes and reports go through the queue, so the worker stays the only function with
-    // GitHub and Discord credentials.
+    // Resumes and reports go through the queue. GitHub credentials only for the recovery sweep:
+    // listing and redelivering failed webhook deliveries, reading agents' Actions runs.
     sendsWork: true,
-    secrets: [],
+    secrets: ['GITHUB_CREDENTIALS'],
   },
 ] as const satisfies readonly FunctionSpec[];
 

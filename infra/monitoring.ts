@@ -210,10 +210,13 @@ export class Monitoring extends Construct {
           custom(MetricName.RunsFailed, 'Sum').with({ label: 'failed' }),
           custom(MetricName.RunsStuck, 'Maximum').with({ label: 'stuck (max)' }),
         ],
-        // GitHub deliveries that started no run (issue 15): refused as malformed, or routed later.
+        // Deliveries that started no run (malformed, or routed later), and what the sweeper
+        // recovered that GitHub never sent again.
         right: [
           custom(MetricName.DeliveriesMalformed, 'Sum').with({ label: 'malformed deliveries' }),
           custom(MetricName.DeliveriesDeferred, 'Sum').with({ label: 'deferred deliveries' }),
+          custom(MetricName.WebhooksRedelivered, 'Sum').with({ label: 'webhooks redelivered' }),
+          custom(MetricName.AgentRunsReconciled, 'Sum').with({ label: 'agent runs reconciled' }),
         ],
       }),
       new GraphWidget({

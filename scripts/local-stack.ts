@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { LOCAL_DIR, LOCAL_STATE_FILE } from '../lib/app/local-env.ts';
 import { type LocalRoutesDeps, localRoutes } from '../lib/app/local-routes.ts';
-import { createWorkerApp, type WorkerApp } from '../lib/app/worker.ts';
+import { recoverySweep } from '../lib/app/recovery.ts';
+import { createWorkerApp, type WorkerApp, type WorkerAppOptions } from '../lib/app/worker.ts';
 import { logger } from '../lib/common/observability.ts';
 import { httpListener } from '../lib/http/local-adapter.ts';
 import { InMemoryQueue } from '../lib/queue/memory.ts';
@@ -23,6 +24,10 @@ export interface LocalStackOptions {
   sweepIntervalMs?: number;
   /** Quiet mode for tests. */
   print?: (line: string) => void;
+  /** The in-process queue (the fault bench passes one whose sends fail at random). */
+  queue?: InMemoryQueue;
+  /** Engine tuning and fault points (bench/faults.ts kills workers mid-step through them). */
+  engine?: WorkerAppOptions['engine'];
 }
 
 export interface LocalStack {
@@ -72,7 +77,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   }
   if (!env.GITHUB_WEBHOOK_SECRET) env.GITHUB_WEBHOOK_SECRET = randomBytes(20).toString('hex');
 
-  const queue = new InMemoryQueue({ redeliveryMs: 2_000 });
+  const queue = opts.queue ?? new InMemoryQueue({ redeliveryMs: 2_000 });
   // The operator CLI commits signals without a queue of its own; a short grace lets the sweeper
   // pick its steps up within a couple of seconds.
   let url = '';
@@ -81,7 +86,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     queue,
     env,
     publicUrl: () => url || undefined,
-    engine: { enqueueGraceMs: 2_000 },
+    engine: { enqueueGraceMs: 2_000, ...opts.engine },
   });
   queue.consume(async (message) => {
     await app.handle(message);
@@ -105,7 +110,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    Promise.all([app.engine.sweep(), app.agents.hub.reconcile()])
+    Promise.all([app.engine.sweep(), app.agents.hub.reconcile(), recoverySweep(app)])
       .then(([r]) => {
         if (r.reenqueued + r.expired + r.reported > 0) logger.info('sweep', { ...r });
       })

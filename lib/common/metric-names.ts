@@ -26,6 +26,10 @@ export const MetricName = {
   DeliveriesDeferred: 'DeliveriesDeferred',
   /** Emitted by Powertools `captureColdStartMetric` (count, dimension `function_name`). */
   ColdStart: 'ColdStart',
+  /** Failed GitHub deliveries the redelivery sweep asked GitHub to send again (count). */
+  WebhooksRedelivered: 'WebhooksRedelivered',
+  /** Agent tasks resumed from a workflow run found through the Actions API, not its webhook (count). */
+  AgentRunsReconciled: 'AgentRunsReconciled',
 } as const;
 
 export type MetricName = (typeof MetricName)[keyof typeof MetricName];
@@ -41,4 +45,6 @@ export const METRIC_UNITS = {
   DeliveriesMalformed: 'Count',
   DeliveriesDeferred: 'Count',
   ColdStart: 'Count',
+  WebhooksRedelivered: 'Count',
+  AgentRunsReconciled: 'Count',
 } as const satisfies Record<MetricName, 'Count' | 'Milliseconds'>;

@@ -205,6 +205,39 @@ export class GitHubClientFactory {
     return client;
   }
 
+  /**
+   * The Octokit for a webhook's own routes (`…/hook/deliveries`): the App's hook needs the App's
+   * JWT (auth-app signs `/app/*` routes with it), a repository's or organisation's hook the
+   * installation token (or the token). Used by the redelivery sweep (redelivery.ts).
+   */
+  async octokitForHook(
+    hook: 'app' | { repo: string } | { org: string },
+  ): Promise<InstanceType<typeof Octokit>> {
+    const creds = this.options.credentials;
+    if (!creds) throw new GitHubCredentialsError('no GitHub credentials: dry-run mode');
+    if (hook === 'app') {
+      if (creds.kind !== 'app')
+        throw new GitHubCredentialsError("the App's hook deliveries need GitHub App credentials");
+      this.appClient ??= this.build({
+        authStrategy: createAppAuth,
+        auth: { appId: creds.appId, privateKey: creds.privateKey },
+      });
+      return this.appClient;
+    }
+    if ('repo' in hook) return this.octokitFor(hook.repo);
+    if (creds.kind === 'token' || creds.installationId !== undefined) return this.octokitFor(undefined);
+    // An organisation's installation: found once through the App, then cached like a repository's.
+    const key = `org:${hook.org.toLowerCase()}`;
+    let id = this.installationIds.get(key);
+    if (id === undefined) {
+      const app = await this.octokitForHook('app');
+      const res = await app.request('GET /orgs/{org}/installation', { org: hook.org });
+      id = (res.data as { id: number }).id;
+      this.installationIds.set(key, id);
+    }
+    return this.octokitFor(key);
+  }
+
   private async installationClient(
     creds: Extract<GitHubCredentials, { kind: 'app' }>,
     installationId: number | undefined,

@@ -5,6 +5,7 @@ import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
 import { compile } from './cel.ts';
 import { ConfigError, type ConfigIssue, ExpressionError } from './errors.ts';
+import { RecoverySchema } from './recovery-config.ts';
 
 /**
  * The Switchyard config: `config/switchyard.yml` (path from SWITCHYARD_CONFIG), optionally
@@ -315,6 +316,7 @@ export const SwitchyardConfigSchema = z
       .default({ repoConcurrency: 4 }),
     /** The coverage agent reads this check's output (default: any check named like "coverage"). */
     coverage: z.strictObject({ checkName: z.string().optional() }).default({}),
+    recovery: RecoverySchema,
   })
   .superRefine((c, ctx) => {
     const agents = new Set(Object.keys(c.agents));

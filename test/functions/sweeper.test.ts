@@ -11,6 +11,12 @@ import { createTestStore } from '../support/dynamo.ts';
 /** The shipped config; no GitHub or Discord credentials, so every outbound call is a dry run. */
 const ENV: NodeJS.ProcessEnv = { SWITCHYARD_CONFIG: 'config/switchyard.yml' };
 
+/** Without credentials there is nothing to ask GitHub: the recovery sweep says so and does nothing. */
+const DRY_RUN_RECOVERY = {
+  redelivery: expect.objectContaining({ skipped: expect.stringContaining('dry-run'), redelivered: 0 }),
+  reconcile: expect.objectContaining({ skipped: expect.stringContaining('dry-run'), resumed: 0 }),
+};
+
 describe('sweeper function', () => {
   let store: DynamoRunStore;
   let queue: InMemoryQueue;
@@ -61,6 +67,7 @@ describe('sweeper function', () => {
       stuck: 0,
       slotsReleased: 0,
       woken: 0,
+      recovery: DRY_RUN_RECOVERY,
     });
   });
 
@@ -80,6 +87,7 @@ describe('sweeper function', () => {
       stuck: 0,
       slotsReleased: 0,
       woken: 0,
+      recovery: DRY_RUN_RECOVERY,
     });
     expect(queue.pending).toEqual([
       { kind: 'report', runId: run.id, version: run.version },

@@ -89,7 +89,8 @@ describe('secret access', () => {
   it.each([
     ['DISCORD_BOT_TOKEN', ['worker']],
     ['GITHUB_WEBHOOK_SECRET', ['github']],
-    ['GITHUB_CREDENTIALS', ['worker']],
+    // The sweeper's recovery sweep redelivers failed webhooks and reads agents' Actions runs.
+    ['GITHUB_CREDENTIALS', ['sweeper', 'worker']],
   ] as const)(
     'lets only the functions that need %s read it, and tells only them its ARN',
     (name, expected) => {

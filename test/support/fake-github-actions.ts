@@ -143,6 +143,26 @@ export class FakeGitHubActions {
     };
   }
 
+  /** A run as the REST API returns it (the webhook's `workflow_run` has the same fields). */
+  restRun(run: FakeActionsRun) {
+    return {
+      id: run.id,
+      name: run.name,
+      display_title: run.display_title,
+      head_branch: run.head_branch,
+      head_sha: run.head_sha,
+      path: `.github/workflows/${run.workflow}`,
+      event: run.event,
+      status: run.status,
+      conclusion: run.conclusion,
+      workflow_id: 4242,
+      run_number: 1,
+      created_at: run.created_at,
+      updated_at: run.updated_at,
+      html_url: run.html_url,
+    };
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
@@ -243,6 +263,34 @@ export class FakeGitHubActions {
         )
         .sort((a, b) => b.updated_at.localeCompare(a.updated_at))
         .map((r) => ({ ...r, workflow_id: 4242 }));
+      send(200, { total_count: list.length, workflow_runs: list });
+      return;
+    }
+    const one = route('GET', /^runs\/(\d+)$/);
+    if (one) {
+      this.requests.push({ method, path, headers: req.headers, body });
+      const run = this.runs.find((r) => r.id === Number(one[1]) && r.repo === repo);
+      if (!run) return send(404, { message: 'Not Found' });
+      return send(200, this.restRun(run));
+    }
+    const ofWorkflow = route('GET', /^workflows\/([^/]+)\/runs$/);
+    if (repo && ofWorkflow) {
+      this.requests.push({ method, path, headers: req.headers, body });
+      const q = url.searchParams;
+      const workflow = decodeURIComponent(ofWorkflow[1] ?? '');
+      // `created=>=<ISO>` (GitHub's search syntax for dates); other forms are not used by Switchyard.
+      const created = /^>=(.+)$/.exec(q.get('created') ?? '')?.[1];
+      const list = this.runs
+        .filter(
+          (r) =>
+            r.repo === repo &&
+            r.workflow === workflow &&
+            (!q.get('event') || r.event === q.get('event')) &&
+            (!q.get('status') || r.status === q.get('status')) &&
+            (!created || r.created_at >= created),
+        )
+        .sort((a, b) => b.created_at.localeCompare(a.created_at))
+        .map((r) => this.restRun(r));
       send(200, { total_count: list.length, workflow_runs: list });
       return;
     }

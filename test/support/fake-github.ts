@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { FakeHookDeliveries } from './fake-deliveries.ts';
 import { type ScriptedResponse, Scripts } from './scripted.ts';
 
 /** One request as the fake received it. */
@@ -55,7 +56,7 @@ export interface FakeCheckSuite {
  * GitHub's REST API played on loopback (point GITHUB_API_URL at `url`): records every request
  * and answers like GitHub for the endpoints Switchyard uses: issues, comments (list, create,
  * edit), labels, contents, PR files, workflow runs, check suites and runs, combined status,
- * workflow dispatches and cancels, app installations. Anything can be overridden with `script`.
+ * workflow dispatches and cancels, app installations, webhook delivery logs. Anything can be overridden with `script`.
  * With `token` set, requests without `Authorization: token <token>` get 401.
  */
 export class FakeGitHub {
@@ -70,6 +71,8 @@ export class FakeGitHub {
   readonly cancelled: Array<{ repo: string; runId: number }> = [];
   readonly installations = new Map<string, number>();
   readonly defaultBranches = new Map<string, string>();
+  /** Webhook delivery logs (`…/hook/deliveries`) and redelivery requests. */
+  readonly deliveries = new FakeHookDeliveries();
   private readonly scripts = new Scripts();
   private server: Server | undefined;
   private nextCommentId = 1_000;
@@ -154,6 +157,11 @@ export class FakeGitHub {
     const auth = req.headers.authorization ?? '';
     if (this.token && !isAppCall && auth !== `token ${this.token}`) {
       send(401, { message: 'Bad credentials' });
+      return;
+    }
+    const hook = await this.deliveries.route(method, path, this.url);
+    if (hook) {
+      send(hook.status, hook.body, hook.headers);
       return;
     }
     const out = this.route(method, path, body);
