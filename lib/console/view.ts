@@ -44,7 +44,7 @@ export interface RunModel {
 function page(title: string, rights: Rights, body: Html): string {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>${title}</title>
+<meta name="referrer" content="same-origin"><title>${title}</title>
 <link rel="stylesheet" href="${ASSET_PATHS.css}"><script type="module" src="${ASSET_PATHS.js}"></script></head>
 <body><header class="top"><a class="brand" href="/console">Switchyard</a><span class="who">${rights.label}</span></header>
 <main>${body}</main></body></html>`.value;
