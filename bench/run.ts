@@ -17,6 +17,7 @@ const SUITES: Array<[string, () => Promise<Results>]> = [
   ['github', async () => (await import('./github.ts')).benchGitHub()],
   ['discord', async () => (await import('./discord.ts')).benchDiscord()],
   ['functions', async () => (await import('./functions.ts')).benchFunctions()],
+  ['console', async () => (await import('./console.ts')).benchConsole()],
 ];
 
 async function main(): Promise<void> {
