@@ -1,5 +1,9 @@
 import { defineConfig } from '@playwright/test';
 
+// The local stack's logs are noise next to the test list (as in vitest.config.ts).
+process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 /**
  * Browser tests of the run console (test/browser/*.spec.ts; vitest runs test/**\/*.test.ts only).
  * Playwright's own browser download is unreachable here, so they drive Debian's Chromium

@@ -46,6 +46,7 @@ guards: { ci: { enabled: false } }
 
 let fake: FakeGitHubActions;
 let stack: LocalStack;
+const printed: string[] = [];
 
 test.beforeAll(async () => {
   fake = await new FakeGitHubActions().start();
@@ -62,7 +63,7 @@ test.beforeAll(async () => {
     },
     persist: false,
     sweepIntervalMs: 200,
-    print: () => {},
+    print: (line) => printed.push(line),
   });
 });
 
@@ -125,6 +126,10 @@ async function seriousViolations(page: Page) {
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id}: ${v.help}`);
 }
+
+test('npm start prints the console URL', () => {
+  expect(printed.some((line) => line.includes(`${stack.url}/console`))).toBe(true);
+});
 
 test('the list shows a labelled issue’s run, and renders run text as text', async ({ page }) => {
   const id = await labelledRun(201, EVIL);
