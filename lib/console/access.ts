@@ -4,7 +4,8 @@ import type { RunStore } from '../store/port.ts';
 /**
  * Access to the console on AWS: Discord `/status` answers with a link carrying a signed token
  * (HMAC-SHA256, 1 hour, bound to the Discord user); `/console/auth` redeems it once for a session
- * cookie (HttpOnly, Secure, SameSite=Strict) and redirects, so the token leaves the address bar.
+ * cookie (HttpOnly, Secure, SameSite=Strict) and moves on to `/console`, so the token leaves the
+ * address bar.
  *
  * - The token holds only the user id, a nonce and the expiry. The roles Discord reported with the
  *   `/status` interaction are kept server-side under the nonce, and the nonce is deleted when the

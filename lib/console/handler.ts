@@ -26,6 +26,7 @@ import {
   type ListFilters,
   type ListModel,
   type RunModel,
+  renderContinuePage,
   renderListLive,
   renderListPage,
   renderMessagePage,
@@ -45,7 +46,7 @@ import {
  * | `GET /console/runs/{id}/live` | its live part |
  * | `POST /console/runs/{id}/actions` | approve (bound to the plan version shown), reject, cancel, retry |
  * | `GET /console/static/{file}` | the script and the stylesheet (no inline code: strict CSP) |
- * | `GET /console/auth?token=` | redeem a signed Discord link for a session cookie, then redirect |
+ * | `GET /console/auth?token=` | redeem a signed Discord link for a session cookie, then open `/console` |
  *
  * Access is `loopback` (the local stack: requests from and addressed to loopback only, no sign-in)
  * or `session` (AWS: a session from a signed link, else 401 without data). A run the viewer may
@@ -242,8 +243,13 @@ export function makeConsole(deps: ConsoleDeps): (event: HttpEvent) => Promise<Ht
         'This link has expired, was already used, or is not ours. Ask /status again.',
       );
     const { id } = await createSession(deps.store, grant, now());
-    // The token leaves the address bar: the browser follows the redirect to a clean URL.
-    return redirect('/console', { 'set-cookie': sessionCookie(id) });
+    // Not a 303: the link is opened from Discord, and a redirect in that cross-site navigation
+    // would not carry a SameSite=Strict cookie. A same-origin refresh from this page does, and
+    // replaces the URL holding the (now spent) token; no-referrer keeps it out of that request.
+    return htmlResponse(200, renderContinuePage('/console'), {
+      'set-cookie': sessionCookie(id),
+      'referrer-policy': 'no-referrer',
+    });
   }
 
   /** Same-origin checks on top of the CSRF token: a cross-site form post is refused before parsing. */

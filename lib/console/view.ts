@@ -364,3 +364,8 @@ export function renderRunPage(m: RunModel): string {
 export function renderMessagePage(title: string, text: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><link rel="stylesheet" href="${ASSET_PATHS.css}"></head><body><main><h1>${esc(title)}</h1><p>${esc(text)}</p></main></body></html>`;
 }
+
+/** After the link exchange: a same-origin navigation to `to` (no script: the CSP allows none inline). */
+export function renderContinuePage(to: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${esc(to)}"><title>Signed in</title><link rel="stylesheet" href="${ASSET_PATHS.css}"></head><body><main><h1>Signed in</h1><p><a href="${esc(to)}">Continue to the console</a></p></main></body></html>`;
+}
