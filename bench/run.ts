@@ -18,6 +18,7 @@ const SUITES: Array<[string, () => Promise<Results>]> = [
   ['discord', async () => (await import('./discord.ts')).benchDiscord()],
   ['functions', async () => (await import('./functions.ts')).benchFunctions()],
   ['faults', async () => (await import('./faults.ts')).benchFaults()],
+  ['console', async () => (await import('./console.ts')).benchConsole()],
 ];
 
 async function main(): Promise<void> {

@@ -48,7 +48,8 @@ export const FUNCTIONS = [
     table: 'readWrite',
     sendsWork: true,
     // The first answer is the HTTP response; follow-ups with the bot token happen in the worker.
-    secrets: [],
+    // The console link key signs /status's "Open in browser" links (read only when /status asks).
+    secrets: ['CONSOLE_LINK_KEY'],
     // The policy as JSON (no YAML parser in the bundle); the store, queue and engine (AWS SDK) in
     // chunks imported on the first command, so a cold start and a PING load neither.
     env: { DISCORD_POLICY_FILE: DISCORD_POLICY_PATH_ON_LAMBDA },
@@ -86,6 +87,22 @@ export const FUNCTIONS = [
     table: 'readWrite',
     sendsWork: true,
     secrets: [],
+  },
+  {
+    name: 'console',
+    id: 'Console',
+    entry: 'functions/console.ts',
+    description: 'GET /console, /console/{proxy+}: the run console (session from a signed Discord link)',
+    timeoutSeconds: 10,
+    memoryMb: 512,
+    // Sessions and link redemption are KV writes; actions commit signals to the run.
+    table: 'readWrite',
+    // A signal enqueues the run's next step for the worker.
+    sendsWork: true,
+    secrets: ['CONSOLE_LINK_KEY'],
+    // Rights come from the same policy document as the Discord function's.
+    env: { DISCORD_POLICY_FILE: DISCORD_POLICY_PATH_ON_LAMBDA },
+    bundle: { discordPolicy: true },
   },
   {
     name: 'worker',

@@ -144,6 +144,10 @@ export class SwitchyardStack extends Stack {
         'GitHubCredentials',
         'GitHub credentials: a token, or JSON {"appId","privateKey","installationId"}',
       ),
+      CONSOLE_LINK_KEY: secret(
+        'ConsoleLinkKey',
+        'HMAC key(s) of the console links /status sends: random text of 16+ characters, comma-separated newest first',
+      ),
     };
 
     // ---- API. Created before the functions so the worker can be told the callback base URL.
@@ -207,8 +211,9 @@ export class SwitchyardStack extends Stack {
 
     const functions: Partial<Record<FunctionName, NodejsFunction>> = {};
     for (const spec of FUNCTIONS) {
+      // The worker builds callback URLs on it; the Discord function builds console links on it.
       const extraEnv: Record<string, string> =
-        spec.name === 'worker' ? { API_BASE_URL: this.api.apiEndpoint } : {};
+        spec.name === 'worker' || spec.name === 'discord' ? { API_BASE_URL: this.api.apiEndpoint } : {};
       functions[spec.name] = this.createFunction(spec, {
         projectRoot,
         env: { ...plainEnv, ...extraEnv },
@@ -243,6 +248,7 @@ export class SwitchyardStack extends Stack {
         payloadFormatVersion: PayloadFormatVersion.VERSION_2_0,
       });
     const runs = integration('runs');
+    const consoleIntegration = integration('console');
     const iam = new HttpIamAuthorizer();
     const publicRoutes: { routes: HttpRoute[]; why: string }[] = [
       {
@@ -272,6 +278,22 @@ export class SwitchyardStack extends Stack {
           integration: integration('callbacks'),
         }),
         why: 'Called by external HTTP executors that hold no AWS credentials; the handler authenticates each call by the unguessable per-step token in the path.',
+      },
+      {
+        routes: this.api.addRoutes({
+          path: '/console',
+          methods: [HttpMethod.GET],
+          integration: consoleIntegration,
+        }),
+        why: 'The run console in a browser (no IAM credentials there): the handler answers 401 with no data without a session cookie, which only a signed, expiring, single-use Discord link can create.',
+      },
+      {
+        routes: this.api.addRoutes({
+          path: '/console/{proxy+}',
+          methods: [HttpMethod.GET, HttpMethod.POST],
+          integration: consoleIntegration,
+        }),
+        why: 'The console pages, their script and stylesheet, link exchange and actions: every route but the static files and the link exchange needs a session (401 otherwise); actions also need the session CSRF token.',
       },
     ];
     for (const { routes, why } of publicRoutes) {
@@ -324,6 +346,12 @@ export class SwitchyardStack extends Stack {
       'GitHubCredentialsSecretArn',
       this.secrets.GITHUB_CREDENTIALS.secretArn,
       'put-secret-value: GitHub token or App JSON',
+    );
+    output('ConsoleUrl', `${base}/console`, 'Run console (open it from Discord /status)');
+    output(
+      'ConsoleLinkKeySecretArn',
+      this.secrets.CONSOLE_LINK_KEY.secretArn,
+      'put-secret-value: console link HMAC key (16+ random characters)',
     );
     output(
       'RunsApiInvokeArn',

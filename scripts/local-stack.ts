@@ -133,12 +133,13 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     writeFileSync(join(LOCAL_DIR, 'discord-test-key.pem'), discordPrivateKeyPem, { mode: 0o600 });
 
   print(`Switchyard is up at ${url}`);
+  print(`  console       ${url}/console  (loopback only, no sign-in)`);
   print(
     `  DynamoDB      ${db ? `embedded DynamoDB Local at ${env.DYNAMODB_ENDPOINT}` : env.DYNAMODB_ENDPOINT}, table ${env.TABLE_NAME} (${created})`,
   );
   print(`  config        ${env.SWITCHYARD_CONFIG}`);
   print(
-    `  routes        POST /discord/interactions  POST /github/webhook  GET /health  GET /runs  GET /runs/{id}  POST /callbacks/{token}`,
+    `  routes        POST /discord/interactions  POST /github/webhook  GET /health  GET /runs  GET /runs/{id}  POST /callbacks/{token}  GET /console`,
   );
   print(
     `  Discord key   ${env.DISCORD_PUBLIC_KEY}${discordPrivateKeyPem ? ` (generated; private key in ${join(LOCAL_DIR, 'discord-test-key.pem')})` : ''}`,

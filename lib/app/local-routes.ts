@@ -1,4 +1,5 @@
 import { makeHandler as callbacksHandler, createCallbackDeps } from '../../functions/callbacks.ts';
+import { makeHandler as consoleHandler } from '../../functions/console.ts';
 import { makeHandler as discordHandler } from '../../functions/discord-interactions.ts';
 import { createGitHubIngress, makeHandler as githubHandler } from '../../functions/github-webhook.ts';
 import { makeHandler as runsHandler } from '../../functions/runs-api.ts';
@@ -9,6 +10,17 @@ import type { WorkQueue } from '../queue/port.ts';
 import type { DynamoRunStore } from '../store/dynamodb.ts';
 import { VERSION } from './core.ts';
 import type { WorkerApp } from './worker.ts';
+
+/** The console's routes; on AWS one `/console/{proxy+}` route covers them. */
+export const CONSOLE_ROUTES = [
+  '/console',
+  '/console/live',
+  '/console/auth',
+  '/console/static/{file}',
+  '/console/runs/{id}',
+  '/console/runs/{id}/live',
+  '/console/runs/{id}/actions',
+] as const;
 
 export interface LocalRoutesDeps {
   store: DynamoRunStore;
@@ -44,7 +56,20 @@ export async function localRoutes(deps: LocalRoutesDeps): Promise<Route[]> {
     },
   });
   const callbacks = callbacksHandler(createCallbackDeps({ store, queue, env, engine: app.engine }));
+  // The console on loopback, without sign-in (lib/console/handler.ts checks source and Host).
+  const console = consoleHandler({
+    store,
+    engine: app.engine,
+    policy: async () => app.config,
+    access: { mode: 'loopback' },
+    workloads: async () => (await import('../agents/work-queue.ts')).workloads(store, app.config),
+  });
   return [
+    ...CONSOLE_ROUTES.map((path) => ({
+      method: path.endsWith('/actions') ? 'POST' : 'GET',
+      path,
+      handler: console,
+    })),
     { method: 'POST', path: '/discord/interactions', handler: discord },
     { method: 'POST', path: '/github/webhook', handler: github },
     { method: 'POST', path: '/callbacks/{token}', handler: callbacks },

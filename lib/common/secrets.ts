@@ -6,7 +6,12 @@
  * The Powertools module (and with it the Secrets Manager client) is imported only when a secret is
  * actually fetched from AWS, so handlers that never need one do not pay for it at cold start.
  */
-export type SecretName = 'DISCORD_BOT_TOKEN' | 'GITHUB_WEBHOOK_SECRET' | 'GITHUB_CREDENTIALS';
+export type SecretName =
+  | 'DISCORD_BOT_TOKEN'
+  | 'GITHUB_WEBHOOK_SECRET'
+  | 'GITHUB_CREDENTIALS'
+  /** HMAC key(s) of the console's signed Discord links (lib/console/access.ts). */
+  | 'CONSOLE_LINK_KEY';
 
 /** How long a fetched secret is reused before Secrets Manager is asked again. */
 export const SECRET_MAX_AGE_SECONDS = 300;
@@ -16,6 +21,7 @@ const LOCAL_FALLBACKS: Record<SecretName, readonly string[]> = {
   DISCORD_BOT_TOKEN: ['DISCORD_BOT_TOKEN'],
   GITHUB_WEBHOOK_SECRET: ['GITHUB_WEBHOOK_SECRET'],
   GITHUB_CREDENTIALS: ['GITHUB_CREDENTIALS', 'GITHUB_TOKEN'],
+  CONSOLE_LINK_KEY: ['CONSOLE_LINK_KEY'],
 };
 
 export async function getSecretValue(

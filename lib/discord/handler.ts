@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { createInteractionEndpoint, type RawRequest, type RawResponse } from './ingress.ts';
-import type { DiscordEnginePort, DiscordStorePort } from './interactions.ts';
+import type { DiscordEnginePort, DiscordStorePort, InteractionDeps } from './interactions.ts';
 import type { DiscordPolicy } from './policy.ts';
 import { importDiscordPublicKey } from './verify.ts';
 
@@ -19,6 +19,8 @@ export interface DiscordServices {
   policy: DiscordPolicy | (() => Promise<DiscordPolicy>);
   /** The agents' queue depth and workloads as text, for /status (lib/agents/work-queue.ts). */
   workloads?: () => Promise<string>;
+  /** A signed link to the run console for a user (lib/discord/console-link.ts), offered by /status. */
+  consoleLink?: InteractionDeps['consoleLink'];
 }
 
 export interface DiscordHandlerDeps extends DiscordServices {
@@ -59,15 +61,14 @@ export function createDiscordHandler(
   const services: () => Promise<DiscordServices> =
     'services' in deps ? deps.services : async () => deps as DiscordHandlerDeps;
   const router = loadOnce(async () => {
-    const [{ createInteractionRouter }, { engine, store, policy, workloads }] = await Promise.all([
-      import('./interactions.ts'),
-      services(),
-    ]);
+    const [{ createInteractionRouter }, { engine, store, policy, workloads, consoleLink }] =
+      await Promise.all([import('./interactions.ts'), services()]);
     return createInteractionRouter({
       engine,
       store,
       policy: typeof policy === 'function' ? policy : async () => policy,
       ...(workloads ? { workloads } : {}),
+      ...(consoleLink ? { consoleLink } : {}),
       now,
     });
   });

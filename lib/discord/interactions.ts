@@ -10,6 +10,7 @@ import { InvalidSignalError, StaleApprovalError, UnknownWorkflowError } from '..
 import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
 import type { ListRunsQuery, RunStore } from '../store/port.ts';
 import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
+import { consoleLinkRow } from './console-link.ts';
 import { decodeButtonId, resolveShownBinding } from './custom-id.ts';
 import { DiscordInputError } from './errors.ts';
 import { type Actor, authorize, type CommandName, type DiscordPolicy } from './policy.ts';
@@ -47,6 +48,8 @@ export interface InteractionDeps {
   policy: () => Promise<DiscordPolicy>;
   /** Agent queue depth and what each agent is doing, as text; shown by /status when given. */
   workloads?: () => Promise<string>;
+  /** A signed link to the run console for this user (lib/discord/console-link.ts); /status offers it. */
+  consoleLink?: (actor: Actor, channelId?: string) => Promise<string | undefined>;
   now?: () => Date;
 }
 
@@ -307,11 +310,20 @@ export function createInteractionRouter(
     const runText = str(opts.get('run'));
     const refused = await guard(i, 'status', runText);
     if (refused) return refused;
+    // The console link is a convenience next to the answer: never fail /status for it.
+    const link = await deps.consoleLink?.(actorOf(i), channelIdOf(i)).catch((err: unknown) => {
+      logger.warn('console link not made', { error: (err as Error).message });
+      return undefined;
+    });
+    const withLink = (body: MessageBody): MessageBody =>
+      link ? { ...body, components: [...body.components, consoleLinkRow(link)].slice(0, 5) } : body;
     if (runText) {
       const run = await findRun(runText);
       if (!run) return ephemeral(`No run \`${truncate(runText, 80)}\`.`);
       const events = await engine.listEvents(run.id);
-      return message(renderRunDetail(run, { workflow: workflowOf(run), events }), { ephemeral: true });
+      return message(withLink(renderRunDetail(run, { workflow: workflowOf(run), events })), {
+        ephemeral: true,
+      });
     }
     const [active, recent, agents] = await Promise.all([
       activeRuns(ACTIVE_LIMIT),
@@ -320,7 +332,7 @@ export function createInteractionRouter(
       deps.workloads?.().catch(() => undefined),
     ]);
     const finished = recent.filter((r) => isTerminal(r.status));
-    return message(renderRunList(active, finished, ACTIVE_LIMIT, agents), { ephemeral: true });
+    return message(withLink(renderRunList(active, finished, ACTIVE_LIMIT, agents)), { ephemeral: true });
   }
 
   async function approve(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {

@@ -1,7 +1,10 @@
 import { queueFromEnv, storeFromEnv } from '../app/core.ts';
 import { logger } from '../common/observability.ts';
+import { getSecretValue } from '../common/secrets.ts';
+import { parseLinkKeys } from '../console/access.ts';
 import { Engine } from '../engine/engine.ts';
 import { buildRegistry } from '../workflows/index.ts';
+import { makeConsoleLink } from './console-link.ts';
 import type { DiscordServices } from './handler.ts';
 import type { DiscordPolicy } from './policy.ts';
 import { policyFromFile, policyFromJsonFile } from './policy-file.ts';
@@ -26,7 +29,15 @@ export function servicesFromEnv(env: NodeJS.ProcessEnv = process.env): DiscordSe
     const { formatWorkloads, workloads: read } = await import('../agents/work-queue.ts');
     return formatWorkloads(await read(store));
   };
-  return { engine, store, policy: policyFromEnv(env), workloads };
+  // API_BASE_URL is set by the stack; the key is the CONSOLE_LINK_KEY secret, read on first /status.
+  const consoleLink = env.API_BASE_URL
+    ? makeConsoleLink({
+        kv: store,
+        keys: async () => parseLinkKeys(await getSecretValue('CONSOLE_LINK_KEY', env)),
+        baseUrl: env.API_BASE_URL,
+      })
+    : undefined;
+  return { engine, store, policy: policyFromEnv(env), workloads, ...(consoleLink ? { consoleLink } : {}) };
 }
 
 /**

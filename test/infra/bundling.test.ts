@@ -40,9 +40,10 @@ describe('the Discord function reads its policy as JSON', () => {
     expect(variables.get('discord')?.DISCORD_POLICY_FILE).toBe(DISCORD_POLICY_PATH_ON_LAMBDA);
   });
 
-  it('and no other function gets the variable', () => {
+  it('and so does the console (same rights); no other function gets the variable', () => {
+    expect(variables.get('console')?.DISCORD_POLICY_FILE).toBe(DISCORD_POLICY_PATH_ON_LAMBDA);
     for (const [name, env] of variables)
-      if (name !== 'discord') expect(env).not.toHaveProperty('DISCORD_POLICY_FILE');
+      if (name !== 'discord' && name !== 'console') expect(env).not.toHaveProperty('DISCORD_POLICY_FILE');
   });
 });
 
@@ -55,13 +56,13 @@ describe('afterBundling commands', () => {
     }
   });
 
-  it('split and write the policy for the Discord function only', () => {
+  it('split the Discord function only, and write the policy for it and the console', () => {
     for (const spec of FUNCTIONS) {
       const commands = afterBundlingCommands(spec, '/in', '/out').join('\n');
       expect(commands.includes('scripts/bundle-function.ts')).toBe(spec.name === 'discord');
       expect(
         commands.includes(`--discord-policy "/in/config/switchyard.yml" "/out/${DISCORD_POLICY_IN_BUNDLE}"`),
-      ).toBe(spec.name === 'discord');
+      ).toBe(spec.name === 'discord' || spec.name === 'console');
     }
   });
 

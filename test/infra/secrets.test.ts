@@ -50,12 +50,15 @@ describe('no secret value in the template', () => {
     }
   });
 
-  it.each(['DISCORD_BOT_TOKEN', 'GITHUB_TOKEN', 'GITHUB_WEBHOOK_SECRET', 'GITHUB_CREDENTIALS'])(
-    'never sets %s as a plain variable',
-    (name) => {
-      for (const [, env] of environments) expect(env).not.toHaveProperty(name);
-    },
-  );
+  it.each([
+    'DISCORD_BOT_TOKEN',
+    'GITHUB_TOKEN',
+    'GITHUB_WEBHOOK_SECRET',
+    'GITHUB_CREDENTIALS',
+    'CONSOLE_LINK_KEY',
+  ])('never sets %s as a plain variable', (name) => {
+    for (const [, env] of environments) expect(env).not.toHaveProperty(name);
+  });
 
   it('holds no literal that looks like a credential anywhere in the template', () => {
     const text = JSON.stringify(template.toJSON());
@@ -64,7 +67,7 @@ describe('no secret value in the template', () => {
 
   it('creates the secrets with a generated placeholder, never a SecretString', () => {
     const secrets = Object.values(resources).filter((r) => r.Type === 'AWS::SecretsManager::Secret');
-    expect(secrets).toHaveLength(3);
+    expect(secrets).toHaveLength(4);
     for (const secret of secrets) {
       expect(secret.Properties.SecretString).toBeUndefined();
       expect(secret.Properties.GenerateSecretString).toMatchObject({ ExcludePunctuation: true });
@@ -91,6 +94,7 @@ describe('secret access', () => {
     ['GITHUB_WEBHOOK_SECRET', ['github']],
     // The sweeper's recovery sweep redelivers failed webhooks and reads agents' Actions runs.
     ['GITHUB_CREDENTIALS', ['sweeper', 'worker']],
+    ['CONSOLE_LINK_KEY', ['console', 'discord']],
   ] as const)(
     'lets only the functions that need %s read it, and tells only them its ARN',
     (name, expected) => {

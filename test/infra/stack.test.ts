@@ -113,6 +113,9 @@ describe('api', () => {
         'POST /callbacks/{token}',
         'POST /discord/interactions',
         'POST /github/webhook',
+        'GET /console',
+        'GET /console/{proxy+}',
+        'POST /console/{proxy+}',
       ].sort(),
     );
   });
@@ -125,6 +128,10 @@ describe('api', () => {
       'POST /callbacks/{token}': 'NONE',
       'POST /discord/interactions': 'NONE',
       'POST /github/webhook': 'NONE',
+      // The console authenticates by its session cookie (browsers hold no IAM credentials).
+      'GET /console': 'NONE',
+      'GET /console/{proxy+}': 'NONE',
+      'POST /console/{proxy+}': 'NONE',
     });
   });
 
