@@ -1,3 +1,4 @@
+import { plannerFromConfig } from '../agents/bedrock-planner.ts';
 import { createGitHubReporter } from '../agents/github-reporter.ts';
 import { githubPipelineNodes } from '../agents/pipeline.ts';
 import type { Planner } from '../agents/planner.ts';
@@ -68,7 +69,8 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     github,
     store,
     config: configProvider,
-    ...(opts.planner ? { planner: opts.planner } : {}),
+    // config `planner`: deterministic unless it says bedrock (then the worker's IAM role calls Converse).
+    planner: opts.planner ?? plannerFromConfig(config.planner, { env }),
     ...(now ? { now } : {}),
   };
 

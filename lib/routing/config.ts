@@ -5,6 +5,7 @@ import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
 import { compile } from './cel.ts';
 import { ConfigError, type ConfigIssue, ExpressionError } from './errors.ts';
+import { DEFAULT_PLANNER_CONFIG, PlannerConfigSchema } from './planner-config.ts';
 
 /**
  * The Switchyard config: `config/switchyard.yml` (path from SWITCHYARD_CONFIG), optionally
@@ -315,6 +316,8 @@ export const SwitchyardConfigSchema = z
       .default({ repoConcurrency: 4 }),
     /** The coverage agent reads this check's output (default: any check named like "coverage"). */
     coverage: z.strictObject({ checkName: z.string().optional() }).default({}),
+    /** The planner (central only): deterministic by default, or a model on Amazon Bedrock. */
+    planner: PlannerConfigSchema.default(DEFAULT_PLANNER_CONFIG),
   })
   .superRefine((c, ctx) => {
     const agents = new Set(Object.keys(c.agents));
