@@ -1,4 +1,5 @@
 import { createAgentDeliveryHook } from '../lib/agents/hooks.ts';
+import { createIssueEditHook } from '../lib/agents/replan.ts';
 import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
 import { instrumented } from '../lib/common/observability.ts';
 import { getSecretValue, parseWebhookSecrets } from '../lib/common/secrets.ts';
@@ -58,8 +59,9 @@ export async function createGitHubIngress(opts: {
   });
   const config = new ConfigProvider({ central, store: opts.store });
   // Agents claim their deliveries first: workflow_run of a dispatched agent resumes its run,
-  // a red default branch starts CI triage, a coverage check starts a coverage report.
-  const hooks = [createAgentDeliveryHook({ engine, config })];
+  // a red default branch starts CI triage, a coverage check starts a coverage report; an edited
+  // issue re-plans a run waiting for approval (or is noted on a run already approved).
+  const hooks = [createAgentDeliveryHook({ engine, config }), createIssueEditHook({ engine })];
   return createDeliveryHandler({ engine, queue: opts.queue, config, store: opts.store, hooks });
 }
 

@@ -35,12 +35,14 @@ import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../lib/common/metric-names.ts';
 import type { SecretName } from '../lib/common/secrets.ts';
 import { INDEXES, TABLE_KEYS } from '../lib/store/schema.ts';
+import { grantPlannerModel } from './bedrock.ts';
 import {
   afterBundlingCommands,
   BUNDLE_AWS_SDK,
   BUNDLE_DEFINE,
   BUNDLE_TARGET,
   CONFIG_PATH_ON_LAMBDA,
+  CONFIG_SOURCE,
   ESM_REQUIRE_SHIM,
   MAIN_FIELDS,
 } from './bundling.ts';
@@ -222,6 +224,9 @@ export class SwitchyardStack extends Stack {
       });
     }
     this.functions = functions as Record<FunctionName, NodejsFunction>;
+
+    // The planner model named in the bundled config, and nothing else on Bedrock.
+    grantPlannerModel(this.functions.worker, join(projectRoot, CONFIG_SOURCE));
 
     // ---- Event sources.
     this.functions.worker.addEventSource(

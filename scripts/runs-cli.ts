@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { plannerLine } from '../lib/agents/plan-usage.ts';
 import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
 import { resolveStoreEnv } from '../lib/app/local-env.ts';
 import { Engine, type Signal } from '../lib/engine/engine.ts';
@@ -46,6 +47,14 @@ function subject(run: Run): string {
   return run.subject.key;
 }
 
+/** The plan's version, planner, usage and cost for `show --json` (budgets and dashboards read these). */
+function planJson(run: Run): { plan?: Record<string, unknown> } {
+  const p = run.data.plan as Record<string, unknown> | undefined;
+  if (!p || typeof p.version !== 'string') return {};
+  const pick = ['version', 'planner', 'usage', 'costUsd', 'fallback'] as const;
+  return { plan: Object.fromEntries(pick.filter((k) => p[k] !== undefined).map((k) => [k, p[k]])) };
+}
+
 function describeRun(run: Run, events: RunEvent[]): string {
   const lines = [
     `run       ${run.id}`,
@@ -62,6 +71,9 @@ function describeRun(run: Run, events: RunEvent[]): string {
       `gate      ${run.gate.kind} at ${run.gate.node} until ${run.gate.expiresAt}${run.gate.binding ? ` (plan ${run.gate.binding})` : ''}`,
     );
   }
+  const plan = run.data.plan as { version?: unknown } | undefined;
+  const who = plannerLine(plan);
+  if (who) lines.push(`plan      ${typeof plan?.version === 'string' ? `${plan.version} ` : ''}by ${who}`);
   lines.push('', 'history:');
   for (const e of events) {
     const detail = JSON.stringify(e.detail);
@@ -164,7 +176,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       return 1;
     }
     const events = await engine.listEvents(id);
-    print(describeRun(run, events), { run: toPublicRun(run), events });
+    print(describeRun(run, events), { run: toPublicRun(run), ...planJson(run), events });
     return 0;
   }
   const signals: Record<string, () => Signal> = {

@@ -17,6 +17,8 @@ export interface PlanTask {
   files: string[];
   /** Already ticked in the issue's task list. */
   done: boolean;
+  /** Why the planner chose this task (a model planner's rationale; not part of the version). */
+  rationale?: string;
 }
 
 export interface PlanDraft {
@@ -27,7 +29,34 @@ export interface PlanDraft {
   files: string[];
 }
 
-export interface Plan extends PlanDraft {
+export interface PlanUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** A change the planner made to what the model answered (recorded, and shown with the plan). */
+export interface PlanAdjustment {
+  kind: 'reassigned' | 'dropped' | 'over-limit' | 'file-refused';
+  /** The task as the model numbered it (1-based). */
+  task?: number;
+  detail: string;
+}
+
+/** What a planner may add to its draft: who planned, what it cost, what was corrected, why it fell back. */
+export interface PlanMeta {
+  /** `deterministic`, `bedrock:<model>`; defaults to the planner's name. */
+  planner?: string;
+  usage?: PlanUsage;
+  /** Estimated from the price table in config; absent when the model has no price. */
+  costUsd?: number;
+  adjustments?: PlanAdjustment[];
+  /** Set when a model planner gave up and the deterministic plan was used instead. */
+  fallback?: { from: string; reason: string; error?: string };
+}
+
+export type PlanOutcome = PlanDraft & PlanMeta;
+
+export interface Plan extends PlanOutcome {
   /** Content hash of the tasks and files: what an approval binds to. */
   version: string;
   planner: string;
@@ -42,12 +71,20 @@ export interface PlanInput {
   body: string;
   labels: string[];
   /** Agents the routing decision selected (name and type); tasks are assigned among them. */
-  agents: Array<{ name: string; type: AgentType }>;
+  agents: Array<{ name: string; type: AgentType; description?: string }>;
+  /** Context for model planners (read only when the planner asks for it): the last comments, oldest first. */
+  comments?: Array<{ author: string; body: string }>;
+  /** The repository's instructions for agents (AGENTS.md, CLAUDE.md, ...) from the default branch. */
+  instructions?: Array<{ path: string; text: string }>;
+  /** The repository's top-level entries (directories end with `/`). */
+  tree?: string[];
 }
 
 export interface Planner {
   name: string;
-  plan(input: PlanInput): Promise<PlanDraft>;
+  /** Read comments, agent instructions and the top-level tree before planning (model planners). */
+  wantsContext?: boolean;
+  plan(input: PlanInput): Promise<PlanOutcome>;
 }
 
 /** `- [ ] task`, `* [x] task`, `1. [ ] task` (GitHub task lists). */
@@ -91,7 +128,7 @@ const AFFINITY: Array<{ type: AgentType; words: RegExp }> = [
 
 const WORKERS: AgentType[] = ['coder', 'coverage', 'ci-triage', 'reviewer', 'custom'];
 
-function assign(title: string, agents: PlanInput['agents']): string {
+export function assign(title: string, agents: PlanInput['agents']): string {
   for (const a of AFFINITY) {
     if (!a.words.test(title)) continue;
     const hit = agents.find((x) => x.type === a.type);

@@ -3,6 +3,7 @@ import type { Workflow } from '../engine/workflow.ts';
 import { decisionOf } from '../routing/route.ts';
 import type { GuardVerdict, PolicyVerdict } from '../routing/rules.ts';
 import { renderMermaid } from './mermaid.ts';
+import { plannerLine } from './plan-usage.ts';
 import type { Plan } from './planner.ts';
 
 /**
@@ -97,6 +98,14 @@ export function renderStatusComment(
   if (isPlan(plan)) {
     const progress = (run.data.taskStatus ?? {}) as Record<string, TaskStatus>;
     out.push('', `#### Plan \`${plan.version}\``);
+    const who = plannerLine(plan);
+    if (who) out.push(`_Planned by ${who}_`, '');
+    const edited = run.data.editedAfterApproval as { changed?: string[]; at?: string } | undefined;
+    if (edited)
+      out.push(
+        `> ⚠️ The issue's ${(edited.changed ?? ['text']).join(' and ')} changed after this plan was approved; the work under way follows the approved plan.`,
+        '',
+      );
     if (plan.summary) out.push(`${plan.summary}`, '');
     for (const t of plan.tasks) {
       const st = progress[t.id];
@@ -104,6 +113,19 @@ export function renderStatusComment(
       const files = t.files.length > 0 ? ` · ${t.files.map((f) => `\`${f}\``).join(', ')}` : '';
       const tag = st && st !== 'done' && st !== 'pending' ? ` _(${st})_` : '';
       out.push(`- [${box}] ${t.title} → \`${t.agent}\`${files}${tag}`);
+    }
+    const fixes = plan.adjustments ?? [];
+    if (fixes.length > 0) {
+      // The details quote the model's answer: keep mentions and HTML inert.
+      const inert = (s: string) => s.replace(/@/g, '@\u200b').replace(/</g, '&lt;');
+      out.push(
+        '',
+        `<details><summary>Planner corrections (${fixes.length})</summary>`,
+        '',
+        ...fixes.map((f) => `- ${inert(f.detail)}`),
+        '',
+        '</details>',
+      );
     }
   }
 

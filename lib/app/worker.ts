@@ -1,6 +1,6 @@
 import { createGitHubReporter } from '../agents/github-reporter.ts';
 import { githubPipelineNodes } from '../agents/pipeline.ts';
-import type { Planner } from '../agents/planner.ts';
+import { deterministicPlanner, type Planner } from '../agents/planner.ts';
 import { type AgentServices, createAgentServices } from '../agents/services.ts';
 import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
@@ -71,7 +71,13 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     github,
     store,
     config: configProvider,
-    ...(opts.planner ? { planner: opts.planner } : {}),
+    // config `planner`: deterministic unless it says bedrock (then the worker's IAM role calls Converse).
+    planner:
+      opts.planner ??
+      (config.planner?.provider === 'bedrock'
+        ? // Loaded only when asked for: a deterministic worker does not pay for the Bedrock SDK at cold start.
+          (await import('../agents/bedrock-planner.ts')).plannerFromConfig(config.planner, { env })
+        : deterministicPlanner),
     ...(now ? { now } : {}),
   };
 

@@ -5,6 +5,7 @@ import type {
   APIEmbedField,
   APIMessageTopLevelComponent,
 } from 'discord-api-types/v10';
+import { plannerLine } from '../agents/plan-usage.ts';
 import { isTerminal, type Run, type RunEvent, type RunStatus } from '../engine/types.ts';
 import { encodeButtonId } from './custom-id.ts';
 import { ButtonStyle, ComponentType, Limits } from './protocol.ts';
@@ -282,6 +283,8 @@ export function renderRunDetail(
   const extra: APIEmbedField[] = [];
   const plan = summarizePlan(run.data.plan);
   if (plan) extra.push(field('Plan', plan));
+  const who = plannerLine(run.data.plan);
+  if (who) extra.push(field('Planner', who));
   const last = opts.events.slice(-5);
   if (last.length > 0) extra.push(field('Last events', last.map(eventLine).join('\n')));
   embed.fields = [...(embed.fields ?? []), ...extra].slice(0, Limits.embedFields);

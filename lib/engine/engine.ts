@@ -88,6 +88,16 @@ export type Signal =
       payload: Record<string, unknown>;
       edge?: string;
       ok?: boolean;
+    }
+  /** Withdraw the approval gate and run again from `to` (the plan changed under the gate). */
+  | { type: 'replan'; by: string; to: string; reason: string; data?: Record<string, unknown> }
+  /** Record `event` on an active run and report it, without moving the run (a waiting run's version is bumped so reporters show it). */
+  | {
+      type: 'note';
+      by: string;
+      event: string;
+      detail: Record<string, unknown>;
+      data?: Record<string, unknown>;
     };
 
 export type StepOutcome = 'committed' | 'stale' | 'busy' | 'deferred' | 'lost' | 'missing';
@@ -439,6 +449,71 @@ export class Engine<S = unknown> {
           [sigEvent],
           at,
         );
+      }
+      case 'replan': {
+        const gate = run.gate;
+        if (run.status !== 'waiting' || gate?.kind !== 'approval') {
+          throw new InvalidSignalError(
+            `run ${run.id} is not waiting for an approval (status ${run.status})`,
+            {
+              runId: run.id,
+            },
+          );
+        }
+        if (!wf) throw new UnknownWorkflowError(`unknown workflow ${run.workflow}`);
+        if (!wf.nodes.has(signal.to))
+          throw new InvalidSignalError(`workflow ${run.workflow} has no node ${signal.to}`, {
+            runId: run.id,
+          });
+        const next: Run = {
+          ...run,
+          data: { ...run.data, ...signal.data },
+          status: 'running',
+          node: signal.to,
+          updatedAt: at,
+          version: run.version + 1,
+          step: { node: signal.to, seq: (run.step?.seq ?? run.version) + 1, attempt: 1, notBefore: at },
+        };
+        delete next.gate;
+        delete next.lease;
+        const saved = await this.store.commit({
+          run: next,
+          expectedVersion: run.version,
+          events: [
+            sigEvent,
+            {
+              type: 'gate.withdrawn',
+              node: gate.node,
+              detail: { binding: gate.binding ?? null, reason: signal.reason },
+            },
+            { type: 'step.scheduled', node: signal.to, detail: { attempt: 1, reason: 'replan' } },
+          ],
+        });
+        await this.enqueue(saved, [this.stepMessage(saved)]);
+        return saved;
+      }
+      case 'note': {
+        const event: NewEvent = {
+          type: signal.event,
+          ...(run.node ? { node: run.node } : {}),
+          by: signal.by,
+          detail: signal.detail,
+        };
+        if (isTerminal(run.status))
+          throw new InvalidSignalError(`run ${run.id} is already ${run.status}`, { runId: run.id });
+        // A running step holds a lease on this version: append only; its commit reports the note.
+        if (run.status !== 'waiting') {
+          await this.recordEvent(run.id, event);
+          return run;
+        }
+        const saved = await this.store.commit({
+          run: { ...run, data: { ...run.data, ...signal.data }, updatedAt: at, version: run.version + 1 },
+          expectedVersion: run.version,
+          events: [event],
+        });
+        // Reported even by an ingress engine without reporters: the note is there to be seen.
+        await this.queue.send([{ message: { kind: 'report', runId: saved.id, version: saved.version } }]);
+        return saved;
       }
     }
   }
@@ -1017,6 +1092,10 @@ function signalDetail(signal: Signal): Record<string, unknown> {
         edge: signal.edge ?? null,
         payload: signal.payload,
       };
+    case 'replan':
+      return { to: signal.to, reason: signal.reason };
+    case 'note':
+      return { event: signal.event };
   }
 }
 

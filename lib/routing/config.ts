@@ -5,6 +5,7 @@ import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
 import { compile } from './cel.ts';
 import { ConfigError, type ConfigIssue, ExpressionError } from './errors.ts';
+import { DEFAULT_PLANNER_CONFIG, PlannerConfigSchema } from './planner-config.ts';
 import { RecoverySchema } from './recovery-config.ts';
 
 /**
@@ -317,6 +318,8 @@ export const SwitchyardConfigSchema = z
     /** The coverage agent reads this check's output (default: any check named like "coverage"). */
     coverage: z.strictObject({ checkName: z.string().optional() }).default({}),
     recovery: RecoverySchema,
+    /** The planner (central only): deterministic by default, or a model on Amazon Bedrock. */
+    planner: PlannerConfigSchema.default(DEFAULT_PLANNER_CONFIG),
   })
   .superRefine((c, ctx) => {
     const agents = new Set(Object.keys(c.agents));

@@ -40,7 +40,8 @@ export const issuePipeline: WorkflowDefinition<PipelineServices> = {
   nodes: {
     intake: { title: 'Intake', handler: delegate('intake'), timeoutMs: 20_000 },
     route: { title: 'Route', handler: delegate('route'), timeoutMs: 20_000 },
-    plan: { title: 'Plan', handler: delegate('plan'), timeoutMs: 30_000 },
+    // A model planner may take a minute (and still has to fall back in time).
+    plan: { title: 'Plan', handler: delegate('plan'), timeoutMs: 90_000 },
     approval: {
       title: 'Approval',
       handler: delegate('approval'),

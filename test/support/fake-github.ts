@@ -264,6 +264,17 @@ export class FakeGitHub {
       issue!.labels = issue!.labels.filter((l) => l !== name);
       return { status: 200, body: issue!.labels.map((n) => ({ name: n })) };
     }
+    if (method === 'GET' && (rest === '/contents' || rest === '/contents/')) {
+      // The root listing: the first path segment of every seeded file (directories end up as `dir`).
+      const entries = new Map<string, string>();
+      for (const key of this.files.keys()) {
+        if (!key.startsWith(`${repo}:`)) continue;
+        const [first, ...more] = key.slice(repo.length + 1).split('/');
+        if (first) entries.set(first, more.length > 0 ? 'dir' : 'file');
+      }
+      if (entries.size === 0) return { status: 404, body: { message: 'This repository is empty.' } };
+      return { status: 200, body: [...entries].map(([name, type]) => ({ name, path: name, type })) };
+    }
     m = method === 'GET' ? /^\/contents\/(.+)$/.exec(rest) : null;
     if (m) {
       const path = decodeURIComponent(m[1] ?? '');

@@ -1,0 +1,278 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { plannerFromConfig } from '../../lib/agents/bedrock-planner.ts';
+import { createGitHubReporter } from '../../lib/agents/github-reporter.ts';
+import { githubPipelineNodes } from '../../lib/agents/pipeline.ts';
+import { createIssueEditHook } from '../../lib/agents/replan.ts';
+import { Engine } from '../../lib/engine/engine.ts';
+import { StaleApprovalError } from '../../lib/engine/errors.ts';
+import {
+  type NodeResult,
+  type StepContext,
+  Workflow,
+  type WorkflowDefinition,
+  WorkflowRegistry,
+} from '../../lib/engine/workflow.ts';
+import { GitHubClientFactory } from '../../lib/github/client.ts';
+import { handleGitHubWebhook, type WebhookRequest } from '../../lib/github/webhook.ts';
+import { InMemoryQueue } from '../../lib/queue/memory.ts';
+import { parseConfigSource } from '../../lib/routing/config.ts';
+import { createDeliveryHandler } from '../../lib/routing/ingress.ts';
+import { ConfigProvider } from '../../lib/routing/repo-config.ts';
+import { routedToRun } from '../../lib/routing/route.ts';
+import type { GitHubServices } from '../../lib/routing/services.ts';
+import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
+import { example, signedRequest, TEST_SECRET } from '../github/support.ts';
+import { createTestStore } from '../support/dynamo.ts';
+import { FakeBedrock, ISSUE_FIXTURES } from '../support/fake-bedrock.ts';
+import { FakeGitHub } from '../support/fake-github.ts';
+
+/**
+ * Re-planning on `issues.edited`: through the real webhook handler, ingress hooks, the engine on
+ * DynamoDB Local, the Bedrock planner against its Converse stand-in and GitHub's fake. While the
+ * run waits for approval an edit re-plans it and the old version can no longer be approved; after
+ * approval the work goes on and the status comment says the issue changed.
+ */
+
+const TOKEN = 'replan-token';
+const MODEL = 'amazon.nova-lite-v1:0';
+const REPO = (example('issues', 'labeled').repository as { full_name: string }).full_name;
+const BEFORE = ISSUE_FIXTURES.find((f) => f.name === 'no checklist')!;
+const AFTER = ISSUE_FIXTURES.find((f) => f.name === 'non-English')!;
+
+const YAML = `
+version: 1
+repoConfig: { enabled: false }
+guards: { ci: { enabled: false } }
+routing:
+  rules:
+    - { name: ready, event: issues, action: labeled, label: ready, workflow: issue-pipeline, agents: [planner, coder, coverage] }
+agents:
+  planner: { type: planner, permissions: [read] }
+  coder: { type: coder, permissions: [read, comment] }
+  coverage: { type: coverage, permissions: [read] }
+planner: { provider: bedrock, model: ${MODEL}, region: eu-west-1 }
+`;
+
+/** The pipeline with an execute node that waits for an agent (work under way), then reports. */
+function pipeline(services: GitHubServices): WorkflowDefinition<unknown> {
+  const gh = githubPipelineNodes(services);
+  const h = (fn: (ctx: StepContext<unknown>) => Promise<NodeResult>) => ({ handler: fn });
+  return {
+    name: 'issue-pipeline',
+    version: 1,
+    start: 'intake',
+    nodes: {
+      intake: { title: 'Intake', ...h(gh.intake) },
+      route: { title: 'Route', ...h(gh.route), retry: { maxAttempts: 1 } },
+      plan: { title: 'Plan', ...h(gh.plan) },
+      approval: { title: 'Approval', ...h(gh.approval) },
+      execute: {
+        title: 'Execute',
+        handler: async () => ({ wait: { kind: 'agent', expiresInMs: 3_600_000, correlation: 'agent-1' } }),
+      },
+      report: { title: 'Report', handler: async () => ({}) },
+    },
+    edges: [
+      { from: 'intake', to: 'route' },
+      { from: 'route', to: 'plan', when: routedToRun },
+      { from: 'plan', to: 'approval' },
+      { from: 'approval', to: 'execute', on: 'approved' },
+      { from: 'execute', to: 'report' },
+    ],
+  };
+}
+
+function labelled(n: number) {
+  const p = example('issues', 'labeled');
+  const i = p.issue as Record<string, unknown>;
+  i.number = n;
+  i.title = BEFORE.issue.title;
+  i.body = BEFORE.issue.body;
+  i.labels = [{ name: 'ready' }];
+  (p.label as { name: string }).name = 'ready';
+  return p;
+}
+
+function edited(n: number, changes: Record<string, unknown>, title: string, body: string) {
+  const p = example('issues', 'edited');
+  p.repository = example('issues', 'labeled').repository;
+  const i = p.issue as Record<string, unknown>;
+  i.number = n;
+  i.title = title;
+  i.body = body;
+  p.changes = changes;
+  return p;
+}
+
+describe('re-planning when the issue is edited', () => {
+  let gh: FakeGitHub;
+  let bedrock: FakeBedrock;
+  let store: DynamoRunStore;
+  let queue: InMemoryQueue;
+  let engine: Engine<unknown>;
+  let send: (r: WebhookRequest) => ReturnType<typeof handleGitHubWebhook>;
+
+  beforeAll(async () => {
+    gh = await new FakeGitHub(TOKEN).start();
+    bedrock = await new FakeBedrock().start();
+    process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME = bedrock.url;
+    process.env.AWS_ACCESS_KEY_ID = 'AKIDREPLAN';
+    process.env.AWS_SECRET_ACCESS_KEY = 'replan-secret';
+    store = await createTestStore();
+    queue = new InMemoryQueue({ timeScale: 0.001, redeliveryMs: 5 });
+    const central = parseConfigSource(YAML, 'replan.yml');
+    const config = new ConfigProvider({ central, store });
+    const github = new GitHubClientFactory({
+      credentials: { kind: 'token', token: TOKEN },
+      baseUrl: gh.url,
+      throttle: false,
+    });
+    const services: GitHubServices = {
+      github,
+      store,
+      config,
+      planner: plannerFromConfig(central.config.planner),
+    };
+    engine = new Engine<unknown>({
+      store,
+      queue,
+      workflows: new WorkflowRegistry([new Workflow(pipeline(services))]),
+      services,
+      reporters: [createGitHubReporter({ github, config: () => central.config })],
+    });
+    queue.consume(async (m) => void (await engine.handle(m)));
+    const onDelivery = createDeliveryHandler({
+      engine,
+      queue,
+      config,
+      store,
+      github,
+      hooks: [createIssueEditHook({ engine })],
+    });
+    send = (r) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, r);
+  });
+  afterAll(async () => {
+    queue.stop();
+    await gh.stop();
+    await bedrock.stop();
+  });
+  beforeEach(() => {
+    bedrock.reset();
+  });
+
+  const statusComment = (n: number) =>
+    gh.commentsOn(REPO, n).find((c) => c.body.includes('<!-- switchyard:run:'))?.body ?? '';
+
+  async function parkedRun(n: number) {
+    gh.addIssue(REPO, { number: n, title: BEFORE.issue.title, body: BEFORE.issue.body, labels: ['ready'] });
+    const res = await send(signedRequest(TEST_SECRET, 'issues', labelled(n)));
+    const runId = JSON.parse(res.body).run as string;
+    await queue.idle();
+    const run = (await engine.getRun(runId))!;
+    expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'approval' } });
+    return { runId, version: run.gate!.binding! };
+  }
+
+  it('re-plans a run waiting for approval; the new version replaces the old and the old approval is refused', async () => {
+    const { runId, version: v1 } = await parkedRun(41);
+    expect(statusComment(41)).toContain(`#### Plan \`${v1}\``);
+    expect(statusComment(41)).toContain(`_Planned by bedrock:${MODEL} · 1843 in / 212 out tokens · ~$`);
+    bedrock.reset();
+
+    // The maintainer rewrites the issue.
+    const issue = gh.issues.get(`${REPO}#41`)!;
+    issue.title = AFTER.issue.title;
+    issue.body = AFTER.issue.body;
+    const delivery = signedRequest(
+      TEST_SECRET,
+      'issues',
+      edited(
+        41,
+        { title: { from: BEFORE.issue.title }, body: { from: BEFORE.issue.body } },
+        issue.title,
+        issue.body,
+      ),
+    );
+    const res = await send(delivery);
+    expect(res.statusCode).toBe(202);
+    expect(JSON.parse(res.body)).toMatchObject({
+      status: 'issue-edited',
+      changed: ['title', 'body'],
+      runs: [{ run: runId, outcome: 'replanned' }],
+    });
+    await queue.idle();
+
+    const run = (await engine.getRun(runId))!;
+    const v2 = run.gate?.binding;
+    expect(run.status).toBe('waiting');
+    expect(v2).toBeDefined();
+    expect(v2).not.toBe(v1);
+    expect((run.data.plan as { summary: string }).summary).toMatch(/^Paginar GET \/runs/);
+    expect(bedrock.requests).toHaveLength(1);
+    expect(bedrock.requests[0]!.prompt).toContain(AFTER.issue.title);
+    const types = (await engine.listEvents(runId)).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(['signal.replan', 'gate.withdrawn']));
+    expect(types.filter((t) => t === 'plan.created')).toHaveLength(2);
+
+    // The status comment shows the new plan only.
+    expect(statusComment(41)).toContain(`#### Plan \`${v2}\``);
+    expect(statusComment(41)).not.toContain(v1);
+
+    // Approving what the maintainer saw before is refused; the run still waits.
+    await expect(
+      engine.signal(runId, { type: 'approve', by: 'maintainer', binding: v1 }),
+    ).rejects.toBeInstanceOf(StaleApprovalError);
+    expect((await engine.getRun(runId))!.status).toBe('waiting');
+
+    // A redelivery of the same edit does nothing more.
+    const again = await send({ ...delivery });
+    expect(JSON.parse(again.body).runs).toEqual([{ run: runId, outcome: 'duplicate' }]);
+    await queue.idle();
+    expect(bedrock.requests).toHaveLength(1);
+    expect((await engine.getRun(runId))!.gate?.binding).toBe(v2);
+  });
+
+  it('an edit after approval leaves the work under way alone and says so on the status comment', async () => {
+    const { runId, version } = await parkedRun(42);
+    await engine.signal(runId, { type: 'approve', by: 'maintainer', binding: version });
+    await queue.idle();
+    expect((await engine.getRun(runId))!).toMatchObject({ status: 'waiting', gate: { kind: 'agent' } });
+    bedrock.reset();
+
+    const res = await send(
+      signedRequest(
+        TEST_SECRET,
+        'issues',
+        edited(
+          42,
+          { body: { from: BEFORE.issue.body } },
+          BEFORE.issue.title,
+          'Actually, also handle comments.',
+        ),
+      ),
+    );
+    expect(JSON.parse(res.body).runs).toEqual([{ run: runId, outcome: 'noted' }]);
+    await queue.idle();
+
+    const run = (await engine.getRun(runId))!;
+    expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'agent', correlation: 'agent-1' } });
+    expect((run.data.plan as { version: string }).version).toBe(version);
+    expect(bedrock.requests).toHaveLength(0);
+    const events = await engine.listEvents(runId);
+    expect(events.find((e) => e.type === 'issue.edited')?.detail).toMatchObject({
+      afterApproval: true,
+      changed: ['body'],
+    });
+    expect(statusComment(42)).toContain("The issue's body changed after this plan was approved");
+  });
+
+  it('an edit that changes neither title nor body (labels, assignees) is left to routing', async () => {
+    const { runId, version } = await parkedRun(43);
+    const res = await send(
+      signedRequest(TEST_SECRET, 'issues', edited(43, {}, BEFORE.issue.title, BEFORE.issue.body)),
+    );
+    expect(JSON.parse(res.body).status).not.toBe('issue-edited');
+    await queue.idle();
+    expect((await engine.getRun(runId))!.gate?.binding).toBe(version);
+  });
+});
