@@ -273,6 +273,14 @@ export class SwitchyardStack extends Stack {
         }),
         why: 'Called by external HTTP executors that hold no AWS credentials; the handler authenticates each call by the unguessable per-step token in the path.',
       },
+      {
+        routes: this.api.addRoutes({
+          path: '/callbacks/actions',
+          methods: [HttpMethod.POST],
+          integration: integration('actions'),
+        }),
+        why: 'Called by agent workflows on GitHub Actions; the handler authenticates each call by the job\'s GitHub OIDC token (RS256, issuer JWKS, audience, repository and run_id bound to the work item).',
+      },
     ];
     for (const { routes, why } of publicRoutes) {
       for (const route of routes)

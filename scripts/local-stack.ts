@@ -133,7 +133,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   );
   print(`  config        ${env.SWITCHYARD_CONFIG}`);
   print(
-    `  routes        POST /discord/interactions  POST /github/webhook  GET /health  GET /runs  GET /runs/{id}  POST /callbacks/{token}`,
+    `  routes        POST /discord/interactions  POST /github/webhook  GET /health  GET /runs  GET /runs/{id}  POST /callbacks/{token}  POST /callbacks/actions`,
   );
   print(
     `  Discord key   ${env.DISCORD_PUBLIC_KEY}${discordPrivateKeyPem ? ` (generated; private key in ${join(LOCAL_DIR, 'discord-test-key.pem')})` : ''}`,

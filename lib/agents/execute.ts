@@ -433,9 +433,16 @@ class ExecuteStep {
             ...(outcome.details.workflow ? { workflow: outcome.details.workflow } : {}),
             ...(outcome.details.ref ? { ref: outcome.details.ref } : {}),
             ...(outcome.details.url ? { url: outcome.details.url } : {}),
+            // The exact workflow run (return_run_details): callbacks and completions bind to it.
+            ...(outcome.details.workflowRunId !== undefined
+              ? { workflowRunId: outcome.details.workflowRunId }
+              : {}),
+            ...(outcome.details.workflowRunUrl ? { workflowRunUrl: outcome.details.workflowRunUrl } : {}),
           }
         : undefined,
     );
+    if (outcome.details.workflowRunId !== undefined)
+      await queue.bindWorkflowRun(outcome.details.workflowRunId, this.run.id, cur.item);
     cur.state = 'dispatched';
     cur.correlation = correlation;
     cur.expiresAt = expiresAt;

@@ -1,3 +1,7 @@
+import {
+  makeHandler as actionsCallbackHandler,
+  createActionsCallbackDeps,
+} from '../../functions/actions-callback.ts';
 import { makeHandler as callbacksHandler, createCallbackDeps } from '../../functions/callbacks.ts';
 import { makeHandler as discordHandler } from '../../functions/discord-interactions.ts';
 import { createGitHubIngress, makeHandler as githubHandler } from '../../functions/github-webhook.ts';
@@ -44,9 +48,14 @@ export async function localRoutes(deps: LocalRoutesDeps): Promise<Route[]> {
     },
   });
   const callbacks = callbacksHandler(createCallbackDeps({ store, queue, env, engine: app.engine }));
+  const actionsCallback = actionsCallbackHandler(
+    createActionsCallbackDeps({ store, queue, env, engine: app.engine, github: async () => app.github }),
+  );
   return [
     { method: 'POST', path: '/discord/interactions', handler: discord },
     { method: 'POST', path: '/github/webhook', handler: github },
+    // Before `/callbacks/{token}`: the fixed path wins (as on API Gateway).
+    { method: 'POST', path: '/callbacks/actions', handler: actionsCallback },
     { method: 'POST', path: '/callbacks/{token}', handler: callbacks },
     { method: 'GET', path: '/health', handler: runs },
     { method: 'GET', path: '/runs', handler: runs },

@@ -89,7 +89,7 @@ describe('secret access', () => {
   it.each([
     ['DISCORD_BOT_TOKEN', ['worker']],
     ['GITHUB_WEBHOOK_SECRET', ['github']],
-    ['GITHUB_CREDENTIALS', ['worker']],
+    ['GITHUB_CREDENTIALS', ['worker', 'actions']],
   ] as const)(
     'lets only the functions that need %s read it, and tells only them its ARN',
     (name, expected) => {

@@ -42,6 +42,12 @@ export class FakeGitHubActions {
   readonly requests: RecordedRequest[] = [];
   /** `run-name` as a function of the inputs; default `switchyard <switchyard_run>`. */
   runName: (inputs: Record<string, string>) => string = (i) => `switchyard ${i.switchyard_run ?? ''}`;
+  /**
+   * How dispatches treat `return_run_details`: `return` (GitHub since 2026-02: 200 with the run's
+   * id and URLs), `ignore` (204, as before), `refuse` (422 naming the parameter, as older GitHub
+   * Enterprise Server does; nothing is dispatched).
+   */
+  runDetails: 'return' | 'ignore' | 'refuse' = 'return';
   /** Called with each new dispatched run before the dispatch is answered (the caller is mid-request). */
   onDispatch: ((run: FakeActionsRun) => Promise<void>) | undefined;
   private server: Server | undefined;
@@ -198,6 +204,14 @@ export class FakeGitHubActions {
     if (repo && dispatch) {
       const m = dispatch;
       this.requests.push({ method, path, headers: req.headers, body });
+      const b = (body ?? {}) as { ref?: string; inputs?: Record<string, string>; return_run_details?: unknown };
+      if (b.return_run_details !== undefined && this.runDetails === 'refuse') {
+        send(422, {
+          message: 'Invalid request.\n\n"return_run_details" is not a permitted key.',
+          documentation_url: 'https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event',
+        });
+        return;
+      }
       // The inner fake keeps its own record (and may be scripted to refuse).
       const inner = await this.forward(req, method, path, raw);
       if (inner.status >= 300) {
@@ -205,7 +219,6 @@ export class FakeGitHubActions {
         res.end(inner.body);
         return;
       }
-      const b = (body ?? {}) as { ref?: string; inputs?: Record<string, string> };
       const inputs = b.inputs ?? {};
       const at = new Date().toISOString();
       const id = this.nextId++;
@@ -227,6 +240,14 @@ export class FakeGitHubActions {
       };
       this.runs.push(created);
       await this.onDispatch?.(created);
+      if (b.return_run_details === true && this.runDetails === 'return') {
+        send(200, {
+          workflow_run_id: id,
+          run_url: `https://api.github.com/repos/${repo}/actions/runs/${id}`,
+          html_url: created.html_url,
+        });
+        return;
+      }
       send(204);
       return;
     }
@@ -244,6 +265,14 @@ export class FakeGitHubActions {
         .sort((a, b) => b.updated_at.localeCompare(a.updated_at))
         .map((r) => ({ ...r, workflow_id: 4242 }));
       send(200, { total_count: list.length, workflow_runs: list });
+      return;
+    }
+    const one = route('GET', /^runs\/(\d+)$/);
+    if (one) {
+      this.requests.push({ method, path, headers: req.headers, body });
+      const run = this.runs.find((r) => r.id === Number(one[1]) && r.repo === repo);
+      if (!run) return send(404, { message: 'Not Found' });
+      send(200, { ...run, path: `.github/workflows/${run.workflow}`, workflow_id: 4242 });
       return;
     }
     const cancel = route('POST', /^runs\/(\d+)\/cancel$/);
