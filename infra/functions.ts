@@ -91,7 +91,8 @@ export const FUNCTIONS = [
     name: 'actions',
     id: 'ActionsCallback',
     entry: 'functions/actions-callback.ts',
-    description: 'POST /callbacks/actions: agent workflow results, authenticated by the job\'s GitHub OIDC token',
+    description:
+      "POST /callbacks/actions: agent workflow results, authenticated by the job's GitHub OIDC token",
     timeoutSeconds: 10,
     memoryMb: 512,
     table: 'readWrite',
