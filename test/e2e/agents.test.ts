@@ -475,13 +475,18 @@ describe('agents at work, end to end', () => {
       await start(configFile(), { GITHUB_OIDC_ISSUER: oidc.url });
       await webhook('issues', labeled(301));
       const id = await runFor(301);
-      await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'approval', 'the approval gate');
+      await waitFor(
+        id,
+        (r) => (r.gate as { kind?: string })?.kind === 'approval',
+        'the approval gate',
+        60_000,
+      );
       await stack!.app.engine.signal(id, { type: 'approve', by: 'alice' });
 
-      const first = await until('the dispatch', async () => dispatchOf(id));
+      const first = await until('the dispatch', async () => dispatchOf(id), 60_000);
       const task = JSON.parse(first.inputs.task!) as { item: string; task: { id: string } };
       const branch = `switchyard/${id}/${task.task.id}`;
-      await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate');
+      await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate', 60_000);
       const dispatched = (await getRun(id)).events.find((e) => e.type === 'work.dispatched');
       expect(dispatched?.detail).toMatchObject({ workflowRunId: first.id, runDetails: 'returned' });
 
@@ -526,8 +531,10 @@ describe('agents at work, end to end', () => {
       // The agent opened PR #77 and reports over OIDC; CI on its head goes red.
       fake.openPull(REPO, 77, branch, 'c'.repeat(40));
       expect(await callback(first.id, task.item)).toBe(200);
-      await until('the checks wait', async () =>
-        (await getRun(id)).events.some((e) => e.type === 'work.task.pr'),
+      await until(
+        'the checks wait',
+        async () => (await getRun(id)).events.some((e) => e.type === 'work.task.pr'),
+        60_000,
       );
       const red = ci('c'.repeat(40), 'failure');
       expect((await webhook('workflow_run', fake.payload(red))).body).toMatchObject({ status: 'pr-checks' });
@@ -536,6 +543,7 @@ describe('agents at work, end to end', () => {
       const second = await until(
         'the fix dispatch',
         async () => fake.dispatches.filter((d) => d.inputs.switchyard_run === id)[1],
+        60_000,
       );
       const fix = JSON.parse(second.inputs.task!) as { item: string; lastFailure?: string };
       expect(fix.lastFailure).toContain('expected 2 to be 3');
@@ -543,6 +551,7 @@ describe('agents at work, end to end', () => {
         id,
         (r) => (r.gate as { correlation?: string })?.correlation === fix.item,
         'the fix attempt to wait',
+        60_000,
       );
       fake.openPull(REPO, 77, branch, 'd'.repeat(40));
       expect(await callback(second.id, fix.item)).toBe(200);
@@ -550,20 +559,24 @@ describe('agents at work, end to end', () => {
       await until(
         'the checks wait again',
         async () => (await getRun(id)).events.filter((e) => e.type === 'work.task.pr').length === 2,
+        60_000,
       );
       expect((await webhook('workflow_run', fake.payload(green))).body).toMatchObject({
         status: 'pr-checks',
       });
 
-      await waitFor(id, (r) => r.status === 'succeeded', 'the run to succeed');
+      await waitFor(id, (r) => r.status === 'succeeded', 'the run to succeed', 60_000);
       const types = (await getRun(id)).events.map((e) => e.type);
       expect(types).toEqual(
         expect.arrayContaining(['work.fix.requested', 'work.checks', 'work.task.succeeded']),
       );
-      const comment = await until('the status comment with the PR', async () =>
-        fake.github
-          .commentsOn(REPO, 301)
-          .find((c) => c.body.includes('PR #77') && c.body.includes('checks: **green**')),
+      const comment = await until(
+        'the status comment with the PR',
+        async () =>
+          fake.github
+            .commentsOn(REPO, 301)
+            .find((c) => c.body.includes('PR #77') && c.body.includes('checks: **green**')),
+        60_000,
       );
       expect(comment.body).toContain(`https://github.com/${REPO}/pull/77`);
     } finally {
