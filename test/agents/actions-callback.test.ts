@@ -61,6 +61,15 @@ describe('dispatch with return_run_details and results over GitHub OIDC', () => 
     const run = await w.start([{ agent: 'coder', title: 'Fix the parser', files: ['src/parser.ts'] }]);
     const wr = w.fake.dispatches.find((d) => d.inputs.switchyard_run === run.id)!;
     const item = `${run.id}.t1.1`;
+    // The agent's PR, already green: the task is done as soon as its checks are read.
+    const branch = `switchyard/${run.id}/t1`;
+    w.fake.openPull(REPO, 42, branch, 'e'.repeat(40));
+    w.fake.addRun(REPO, {
+      head_branch: branch,
+      head_sha: 'e'.repeat(40),
+      event: 'pull_request',
+      conclusion: 'success',
+    });
     const result = {
       run: run.id,
       item,
