@@ -298,7 +298,7 @@ export async function handleActionsCallback(
   }
   const queue = new AgentWorkQueue(deps.store, { now });
   const rec = (await queue.getDispatch(result.run))?.value;
-  if (!rec || rec.executor !== 'github-actions')
+  if (rec?.executor !== 'github-actions')
     return respond(404, { error: 'nothing was dispatched to GitHub Actions for this run', run: result.run });
   if (rec.item !== result.item) {
     // Checked against the item's own repository first, so a stranger learns nothing.

@@ -576,7 +576,8 @@ export class GitHubClient {
     const id = data.workflow_run_id;
     if (res.status !== 200 || typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
       return { details: 'absent' };
-    const url = (v: unknown) => (typeof v === 'string' && /^https?:\/\//.test(v) ? v.slice(0, 500) : undefined);
+    const url = (v: unknown) =>
+      typeof v === 'string' && /^https?:\/\//.test(v) ? v.slice(0, 500) : undefined;
     const runUrl = url(data.run_url);
     const htmlUrl = url(data.html_url);
     return {
