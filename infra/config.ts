@@ -1,6 +1,7 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
 import { SERVICE_NAME } from '../lib/common/metric-names.ts';
+import { AGENT_REPO } from './agent-role.ts';
 
 /**
  * Deployment settings, all from CDK context (`-c key=value` or cdk.json), never from an account
@@ -20,6 +21,26 @@ export interface SwitchyardConfig {
   logRetentionDays: RetentionDays;
   /** Value of the Powertools `service` dimension; stage-specific so a dev stack never trips prod alarms. */
   serviceName: string;
+  /** `-c agentRepos=owner/name,owner/*`: repositories whose agent workflows may assume the agent role. */
+  agentRepos?: string[];
+  /** `-c githubOidcProviderArn=…`: the account's GitHub OIDC provider, imported instead of created. */
+  githubOidcProviderArn?: string;
+  /** `-c agentModels=id,id`: Bedrock model or inference profile ids the agent role may invoke. */
+  agentModels: string[];
+}
+
+export const DEFAULT_AGENT_MODELS = ['us.anthropic.claude-sonnet-4-5-20250929-v1:0'];
+
+const MODEL_ID = /^[a-z0-9-]+(\.[a-z0-9-]+)+(-v[0-9]+)?(:[0-9a-z]+)?$/;
+
+function list(node: Node, key: string): string[] | undefined {
+  const value = text(node, key);
+  if (value === undefined) return undefined;
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return items.length > 0 ? items : undefined;
 }
 
 const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
@@ -71,8 +92,28 @@ export function readConfig(node: Node): SwitchyardConfig {
       'stage prod needs -c discordPublicKey=<hex> -c discordApplicationId=<id> (see docs/deploy.md)',
     );
   }
+  const agentRepos = list(node, 'agentRepos');
+  for (const r of agentRepos ?? [])
+    if (!AGENT_REPO.test(r))
+      throw new ConfigError(`context "agentRepos": "${r}" is not owner/name or owner/*`);
+  const githubOidcProviderArn = text(node, 'githubOidcProviderArn');
+  if (
+    githubOidcProviderArn !== undefined &&
+    !/^arn:aws[a-z-]*:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/.test(
+      githubOidcProviderArn,
+    )
+  )
+    throw new ConfigError(
+      'context "githubOidcProviderArn" must be the ARN of the token.actions.githubusercontent.com provider',
+    );
+  const agentModels = list(node, 'agentModels') ?? DEFAULT_AGENT_MODELS;
+  for (const m of agentModels)
+    if (!MODEL_ID.test(m)) throw new ConfigError(`context "agentModels": "${m}" is not a Bedrock model id`);
   return {
     stage: stage as Stage,
+    ...(agentRepos ? { agentRepos } : {}),
+    ...(githubOidcProviderArn ? { githubOidcProviderArn } : {}),
+    agentModels,
     ...(discordPublicKey !== undefined ? { discordPublicKey: discordPublicKey.toLowerCase() } : {}),
     ...(discordApplicationId !== undefined ? { discordApplicationId } : {}),
     ...(alarmEmail !== undefined ? { alarmEmail } : {}),

@@ -105,6 +105,20 @@ export const FUNCTIONS = [
     bundle: { discordPolicy: true },
   },
   {
+    name: 'actions',
+    id: 'ActionsCallback',
+    entry: 'functions/actions-callback.ts',
+    description:
+      "POST /callbacks/actions: agent workflow results, authenticated by the job's GitHub OIDC token",
+    timeoutSeconds: 10,
+    memoryMb: 512,
+    table: 'readWrite',
+    sendsWork: true,
+    // Read only on the fallback path: a run dispatched without a returned run id is bound by its
+    // run-name, read from the Actions API.
+    secrets: ['GITHUB_CREDENTIALS'],
+  },
+  {
     name: 'worker',
     id: 'Worker',
     entry: 'functions/worker.ts',

@@ -35,6 +35,7 @@ import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../lib/common/metric-names.ts';
 import type { SecretName } from '../lib/common/secrets.ts';
 import { INDEXES, TABLE_KEYS } from '../lib/store/schema.ts';
+import { AgentRole } from './agent-role.ts';
 import { grantPlannerModel } from './bedrock.ts';
 import {
   afterBundlingCommands,
@@ -78,6 +79,8 @@ export class SwitchyardStack extends Stack {
   readonly functions: Record<FunctionName, NodejsFunction>;
   readonly secrets: Record<SecretName, Secret>;
   readonly monitoring: Monitoring;
+  /** With `-c agentRepos=...`: the role agent workflows assume over GitHub OIDC. */
+  readonly agentRole: AgentRole | undefined;
 
   constructor(scope: Construct, id: string, props: SwitchyardStackProps) {
     super(scope, id, props);
@@ -300,6 +303,14 @@ export class SwitchyardStack extends Stack {
         }),
         why: 'The console pages, their script and stylesheet, link exchange and actions: every route but the static files and the link exchange needs a session (401 otherwise); actions also need the session CSRF token.',
       },
+      {
+        routes: this.api.addRoutes({
+          path: '/callbacks/actions',
+          methods: [HttpMethod.POST],
+          integration: integration('actions'),
+        }),
+        why: "Called by agent workflows on GitHub Actions; the handler authenticates each call by the job's GitHub OIDC token (RS256, issuer JWKS, audience, repository and run_id bound to the work item).",
+      },
     ];
     for (const { routes, why } of publicRoutes) {
       for (const route of routes)
@@ -317,6 +328,14 @@ export class SwitchyardStack extends Stack {
       queue: this.queue,
       deadLetterQueue: this.deadLetterQueue,
     });
+
+    // ---- The role agent workflows assume over GitHub OIDC (only with -c agentRepos=...).
+    if (config.agentRepos?.length)
+      this.agentRole = new AgentRole(this, 'Agents', {
+        repos: config.agentRepos,
+        models: config.agentModels,
+        ...(config.githubOidcProviderArn ? { providerArn: config.githubOidcProviderArn } : {}),
+      });
 
     // ---- Outputs.
     const base = this.api.apiEndpoint;

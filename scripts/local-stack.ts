@@ -139,7 +139,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   );
   print(`  config        ${env.SWITCHYARD_CONFIG}`);
   print(
-    `  routes        POST /discord/interactions  POST /github/webhook  GET /health  GET /runs  GET /runs/{id}  POST /callbacks/{token}  GET /console`,
+    `  routes        POST /discord/interactions  POST /github/webhook  GET /health  GET /runs  GET /runs/{id}  POST /callbacks/{token}  POST /callbacks/actions  GET /console`,
   );
   print(
     `  Discord key   ${env.DISCORD_PUBLIC_KEY}${discordPrivateKeyPem ? ` (generated; private key in ${join(LOCAL_DIR, 'discord-test-key.pem')})` : ''}`,

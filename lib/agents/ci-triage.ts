@@ -96,6 +96,63 @@ export function errorLines(log: string, max = MAX_ERROR_LINES): string[] {
   return lines.filter((l) => l.trim() !== '').slice(-Math.min(5, max));
 }
 
+/**
+ * The failed jobs of a workflow run with the first error lines of each log (at most MAX_JOBS):
+ * the CI-triage summary, also handed to a coding agent whose pull request went red. `null` in
+ * dry-run.
+ */
+export async function collectFailedJobs(
+  client: GitHubClient,
+  repoName: string,
+  runId: number,
+): Promise<FailedJob[] | null> {
+  const { owner, repo } = splitRepo(repoName);
+  const res = await client.request<{ jobs?: Array<Record<string, unknown>> }>(
+    'read',
+    'GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs',
+    { owner, repo, run_id: runId, filter: 'latest', per_page: 100 },
+  );
+  if (res.dryRun) return null;
+  const failed = (res.data.jobs ?? []).filter(
+    (j) => typeof j.conclusion === 'string' && RED.has(j.conclusion),
+  );
+  const jobs: FailedJob[] = [];
+  for (const j of failed.slice(0, MAX_JOBS)) {
+    const id = j.id as number;
+    let errors: string[] = [];
+    try {
+      const log = await client.request<unknown>(
+        'read',
+        'GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs',
+        {
+          owner,
+          repo,
+          job_id: id,
+        },
+      );
+      const text =
+        typeof log.data === 'string'
+          ? log.data
+          : log.data instanceof ArrayBuffer
+            ? Buffer.from(log.data).toString('utf8')
+            : '';
+      errors = errorLines(text);
+    } catch (err) {
+      // Logs expire (90 days by default) or are not readable: the job is still worth listing.
+      if (!(err instanceof GitHubApiError) || err.retryable) throw err;
+      errors = [`(log not available: ${err.status})`];
+    }
+    jobs.push({
+      id,
+      name: typeof j.name === 'string' ? j.name : `job ${id}`,
+      conclusion: typeof j.conclusion === 'string' ? j.conclusion : null,
+      ...(typeof j.html_url === 'string' ? { url: j.html_url } : {}),
+      errors,
+    });
+  }
+  return jobs;
+}
+
 // ----------------------------------------------------------------------- the trigger
 
 /** Whether a delivery is a completed workflow run on the repository's default branch worth triaging. */
@@ -237,51 +294,8 @@ export function createCiTriageServices(deps: CiTriageDeps): {
   async function collect(ctx: Ctx): Promise<NodeResult> {
     const input = inputOf(ctx);
     if (input.mode === 'resolved') return { output: { ciJobs: [] } };
-    const client = clientFor(ctx);
-    const { owner, repo } = splitRepo(input.repo);
-    const res = await client.request<{ jobs?: Array<Record<string, unknown>> }>(
-      'read',
-      'GET /repos/{owner}/{repo}/actions/runs/{run_id}/jobs',
-      { owner, repo, run_id: input.workflow.runId, filter: 'latest', per_page: 100 },
-    );
-    if (res.dryRun) return { output: { ciJobs: null } };
-    const failed = (res.data.jobs ?? []).filter(
-      (j) => typeof j.conclusion === 'string' && RED.has(j.conclusion),
-    );
-    const jobs: FailedJob[] = [];
-    for (const j of failed.slice(0, MAX_JOBS)) {
-      const id = j.id as number;
-      let errors: string[] = [];
-      try {
-        const log = await client.request<unknown>(
-          'read',
-          'GET /repos/{owner}/{repo}/actions/jobs/{job_id}/logs',
-          {
-            owner,
-            repo,
-            job_id: id,
-          },
-        );
-        const text =
-          typeof log.data === 'string'
-            ? log.data
-            : log.data instanceof ArrayBuffer
-              ? Buffer.from(log.data).toString('utf8')
-              : '';
-        errors = errorLines(text);
-      } catch (err) {
-        // Logs expire (90 days by default) or are not readable: the job is still worth listing.
-        if (!(err instanceof GitHubApiError) || err.retryable) throw err;
-        errors = [`(log not available: ${err.status})`];
-      }
-      jobs.push({
-        id,
-        name: typeof j.name === 'string' ? j.name : `job ${id}`,
-        conclusion: typeof j.conclusion === 'string' ? j.conclusion : null,
-        ...(typeof j.html_url === 'string' ? { url: j.html_url } : {}),
-        errors,
-      });
-    }
+    const jobs = await collectFailedJobs(clientFor(ctx), input.repo, input.workflow.runId);
+    if (jobs === null) return { output: { ciJobs: null } };
     ctx.emit({
       type: 'ci-triage.collected',
       node: ctx.node,

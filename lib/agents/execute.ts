@@ -11,6 +11,7 @@ import {
 } from './errors.ts';
 import { type AgentHub, type EscalationRequest, type HubDeps, hubOf } from './hub.ts';
 import type { Plan } from './planner.ts';
+import { type ChecksState, checksCorrelation, readChecks } from './pr-checks.ts';
 import { RESULT_EDGE } from './results.ts';
 import type { WorkItem } from './work-queue.ts';
 
@@ -54,6 +55,12 @@ export interface TaskState {
   /** A person approved dispatching while the CI guard was red. */
   guardWaived?: boolean;
   note?: string;
+  /** The pull request the agent reported, and the state of its checks (pr-checks.ts). */
+  pr?: { number: number; url: string; headSha?: string; checks: ChecksState };
+  /** Attempts to fix red checks on the same branch (up to the hub's maxFixAttempts). */
+  fixAttempts?: number;
+  /** What the agent is asked to fix first (red checks' first error lines). */
+  lastFailure?: string;
 }
 
 export interface CurrentItem {
@@ -62,7 +69,8 @@ export interface CurrentItem {
   agent: string;
   agentType: string;
   purpose: 'task' | 'consult';
-  state: 'queued' | 'dispatched';
+  /** `checking`: the agent reported a PR; the task waits for its checks (`checks:<run>.<task>`). */
+  state: 'queued' | 'dispatched' | 'checking';
   /** `queue:<item>` while queued, `<item>` once dispatched: what the gate waits for. */
   correlation: string;
   queuedAt: string;
@@ -161,6 +169,8 @@ class ExecuteStep {
     return {
       work: this.state,
       taskStatus: Object.fromEntries(this.state.tasks.map((t) => [t.id, t.status])),
+      // Each task's pull request and check state, for the status comment and Discord.
+      taskPrs: Object.fromEntries(this.state.tasks.flatMap((t) => (t.pr ? [[t.id, t.pr]] : []))),
     };
   }
 
@@ -208,6 +218,7 @@ class ExecuteStep {
     }
 
     const cur = this.state.current;
+    if (cur?.state === 'checking') return this.checking(cur);
     if (cur) {
       const result = await this.freshResult(cur);
       if (cur.state === 'queued') {
@@ -231,6 +242,7 @@ class ExecuteStep {
   private async advance(): Promise<NodeResult> {
     for (let guard = 0; guard < 100; guard++) {
       if (this.state.escalation) return this.waitEscalation(this.state.escalation);
+      if (this.state.current?.state === 'checking') return this.checking(this.state.current);
       if (this.state.current) return this.enqueue(this.state.current);
       const task = this.state.tasks.find((t) => t.status === 'pending');
       if (!task) return this.finish();
@@ -360,7 +372,11 @@ class ExecuteStep {
       task: { id: task.id, title: task.title, files: task.files },
       agent: { name: cur.agent, type: cur.agentType },
       attempt: task.tries,
-      ...(task.failures > 0 && task.result?.summary ? { lastFailure: task.result.summary } : {}),
+      ...(task.lastFailure
+        ? { lastFailure: task.lastFailure }
+        : task.failures > 0 && task.result?.summary
+          ? { lastFailure: task.result.summary }
+          : {}),
       ...(task.consultations?.length ? { consultations: task.consultations } : {}),
     };
     if (cur.purpose === 'consult' && cur.consult)
@@ -433,9 +449,16 @@ class ExecuteStep {
             ...(outcome.details.workflow ? { workflow: outcome.details.workflow } : {}),
             ...(outcome.details.ref ? { ref: outcome.details.ref } : {}),
             ...(outcome.details.url ? { url: outcome.details.url } : {}),
+            // The exact workflow run (return_run_details): callbacks and completions bind to it.
+            ...(outcome.details.workflowRunId !== undefined
+              ? { workflowRunId: outcome.details.workflowRunId }
+              : {}),
+            ...(outcome.details.workflowRunUrl ? { workflowRunUrl: outcome.details.workflowRunUrl } : {}),
           }
         : undefined,
     );
+    if (outcome.details.workflowRunId !== undefined)
+      await queue.bindWorkflowRun(outcome.details.workflowRunId, this.run.id, cur.item);
     cur.state = 'dispatched';
     cur.correlation = correlation;
     cur.expiresAt = expiresAt;
@@ -569,6 +592,21 @@ class ExecuteStep {
       ...(url ? { url } : {}),
       ...(failSummary ? { summary: failSummary.slice(0, 2_000) } : {}),
     };
+    const pr = isObj(result.pullRequest) ? result.pullRequest : undefined;
+    if (!failed && pr && typeof pr.number === 'number' && str(pr.url) && this.run.subject.repo) {
+      // Done only when the PR's checks are green: wait for them (pr-checks.ts).
+      task.pr = { number: pr.number, url: pr.url as string, checks: 'pending' };
+      task.status = 'running';
+      delete task.lastFailure;
+      this.state.current = {
+        ...cur,
+        state: 'checking',
+        correlation: checksCorrelation(this.run.id, task.id),
+        expiresAt: new Date(this.now.getTime() + this.hub.agentTimeoutMs(cur.agent)).toISOString(),
+      };
+      this.emit('work.task.pr', { task: task.id, agent: cur.agent, item: cur.item, pr: task.pr }, cur.agent);
+      return;
+    }
     if (!failed) {
       task.status = 'done';
       this.emit(
@@ -644,7 +682,10 @@ class ExecuteStep {
       const task = esc.task ? this.state.tasks.find((t) => t.id === esc.task) : undefined;
       if (task) {
         task.status = 'pending';
-        if (esc.cause === 'failures') task.failures = 0;
+        if (esc.cause === 'failures') {
+          task.failures = 0;
+          task.fixAttempts = 0;
+        }
         if (esc.cause === 'guard') task.guardWaived = true;
       }
       delete this.state.escalation;
@@ -658,6 +699,107 @@ class ExecuteStep {
       });
     }
     return undefined;
+  }
+
+  /** Waiting for the checks on the task's PR: read them, then done, a fix attempt, or escalation. */
+  private async checking(cur: CurrentItem): Promise<NodeResult> {
+    const task = this.task(cur.task);
+    const pr = task.pr!;
+    const repo = this.run.subject.repo!;
+    // A nudge parked mid-step has done its job once the API is read below.
+    await this.hub.queue.unpark(cur.correlation);
+    const agent = this.hub.registry().get(cur.agent);
+    const client = this.hub.deps.github.forAgent(
+      { name: cur.agent, permissions: agent?.permissions ?? ['read'] },
+      { runId: this.run.id, node: this.ctx.node, sink: (e) => this.ctx.emit(e) },
+    );
+    const verdict = await readChecks(client, repo, pr.number);
+    const finish = () => {
+      delete this.state.current;
+      return this.advance();
+    };
+    if (!verdict) {
+      // Dry-run: nothing can be read, so the PR is taken as reported.
+      pr.checks = 'green';
+      task.status = 'done';
+      task.note = 'checks not followed (dry-run)';
+      this.emit(
+        'work.task.succeeded',
+        { task: task.id, agent: cur.agent, item: cur.item, url: pr.url },
+        cur.agent,
+      );
+      return finish();
+    }
+    pr.headSha = verdict.headSha;
+    if (pr.checks !== verdict.state)
+      this.emit('work.checks', {
+        task: task.id,
+        pr: pr.number,
+        sha: verdict.headSha,
+        state: verdict.state,
+        ...verdict.counts,
+      });
+    pr.checks = verdict.state;
+    if (verdict.state === 'green') {
+      task.status = 'done';
+      task.result = { conclusion: 'success', by: cur.agent, url: pr.url };
+      this.emit(
+        'work.task.succeeded',
+        {
+          task: task.id,
+          agent: cur.agent,
+          item: cur.item,
+          conclusion: 'success',
+          url: pr.url,
+          checks: 'green',
+        },
+        cur.agent,
+      );
+      return finish();
+    }
+    if (verdict.state === 'red') {
+      const summary = verdict.summary ?? `checks failed on ${verdict.headSha.slice(0, 7)}`;
+      const attempts = task.fixAttempts ?? 0;
+      const max = this.hub.options.maxFixAttempts;
+      task.result = { conclusion: 'failure', by: 'checks', url: pr.url, summary };
+      if (attempts < max) {
+        task.fixAttempts = attempts + 1;
+        task.lastFailure = summary;
+        task.status = 'pending';
+        this.emit('work.fix.requested', {
+          task: task.id,
+          pr: pr.number,
+          attempt: attempts + 1,
+          maxFixAttempts: max,
+        });
+      } else {
+        task.status = 'failed';
+        this.openEscalation({
+          cause: 'failures',
+          task: task.id,
+          reason: `checks on PR #${pr.number} are still red after ${attempts} fix attempt${attempts === 1 ? '' : 's'}: ${summary.slice(0, 300)}`,
+        });
+      }
+      return finish();
+    }
+    if (this.now.getTime() >= Date.parse(cur.expiresAt)) {
+      task.status = 'failed';
+      this.openEscalation({
+        cause: 'failures',
+        task: task.id,
+        reason: `checks on PR #${pr.number} did not finish within ${human(Date.parse(cur.expiresAt) - Date.parse(cur.queuedAt))}`,
+      });
+      return finish();
+    }
+    return {
+      wait: {
+        kind: 'agent',
+        correlation: cur.correlation,
+        expiresInMs: Math.max(1_000, Date.parse(cur.expiresAt) - this.now.getTime()),
+        prompt: `waiting for the checks on PR #${pr.number} (${task.id})`,
+      },
+      output: this.output(),
+    };
   }
 
   private async queueTimeout(cur: CurrentItem): Promise<never> {
@@ -702,6 +844,7 @@ class ExecuteStep {
             agent: t.agent,
             status: t.status,
             ...(t.result?.url ? { url: t.result.url } : {}),
+            ...(t.pr ? { pr: t.pr } : {}),
             ...(t.note ? { note: t.note } : {}),
           })),
         },

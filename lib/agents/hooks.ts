@@ -6,6 +6,7 @@ import type { DeliveryHook } from '../routing/ingress.ts';
 import type { RunStore } from '../store/port.ts';
 import { startCiTriage } from './ci-triage.ts';
 import { startCoverage } from './coverage.ts';
+import { nudgePrChecks } from './pr-checks.ts';
 import type { HubEngine } from './results.ts';
 import { isAgentWorkflowRun, resumeFromWorkflowRun } from './workflow-run.ts';
 
@@ -34,6 +35,17 @@ export interface AgentHookDeps {
 export function createAgentDeliveryHook(deps: AgentHookDeps): DeliveryHook {
   const store = deps.engine.store;
   return async (d: Delivery): Promise<DeliveryOutcome | undefined> => {
+    // CI finished on an agent's task branch (switchyard/<run>/<task>): the run re-reads its PR's checks.
+    if (
+      (d.name === 'check_suite' || d.name === 'workflow_run') &&
+      !isAgentWorkflowRun(d.payload as Record<string, unknown>)
+    ) {
+      const nudged = await nudgePrChecks(deps.engine, d, deps.now);
+      if (nudged) {
+        logger.info('pr checks', { delivery: d.id, ...nudged });
+        return { statusCode: 202, body: { status: 'pr-checks', ...nudged } };
+      }
+    }
     if (d.name === 'workflow_run') {
       if (isAgentWorkflowRun(d.payload as Record<string, unknown>)) {
         const res = await resumeFromWorkflowRun(deps.engine, d.payload as Record<string, unknown>, {

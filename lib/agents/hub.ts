@@ -44,6 +44,8 @@ export interface HubOptions {
   repoConcurrency: number;
   /** Failures of one task before it is escalated (config `escalation.maxFailures` wins). */
   maxFailures: number;
+  /** Fix attempts on a PR whose checks are red before escalating (config `escalation.maxFixAttempts` wins). */
+  maxFixAttempts: number;
 }
 
 export const DEFAULT_HUB_OPTIONS: HubOptions = {
@@ -52,6 +54,7 @@ export const DEFAULT_HUB_OPTIONS: HubOptions = {
   escalationExpiryMs: 3 * 24 * 3600_000,
   repoConcurrency: DEFAULT_REPO_LIMIT,
   maxFailures: 3,
+  maxFixAttempts: 2,
 };
 
 export interface HubDeps {
@@ -129,6 +132,9 @@ export class AgentHub {
     this.options = {
       ...DEFAULT_HUB_OPTIONS,
       maxFailures: cfg.escalation.maxFailures,
+      ...(typeof field<number>(cfg.escalation, 'maxFixAttempts') === 'number'
+        ? { maxFixAttempts: field<number>(cfg.escalation, 'maxFixAttempts')! }
+        : {}),
       // Configs parsed by the schema always have it; hand-built ones in tests may not.
       ...(cfg.workQueue ? { repoConcurrency: cfg.workQueue.repoConcurrency } : {}),
       ...envOptions(deps.env ?? process.env),
@@ -423,6 +429,6 @@ export interface WorkStateLike {
     item: string;
     agent: string;
     correlation: string;
-    state: 'queued' | 'dispatched';
+    state: 'queued' | 'dispatched' | 'checking';
   };
 }

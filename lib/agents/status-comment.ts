@@ -97,6 +97,7 @@ export function renderStatusComment(
   const plan = run.data.plan;
   if (isPlan(plan)) {
     const progress = (run.data.taskStatus ?? {}) as Record<string, TaskStatus>;
+    const prs = (run.data.taskPrs ?? {}) as Record<string, { number: number; url: string; checks: string }>;
     out.push('', `#### Plan \`${plan.version}\``);
     const who = plannerLine(plan);
     if (who) out.push(`_Planned by ${who}_`, '');
@@ -112,7 +113,10 @@ export function renderStatusComment(
       const box = t.done || st === 'done' ? 'x' : ' ';
       const files = t.files.length > 0 ? ` · ${t.files.map((f) => `\`${f}\``).join(', ')}` : '';
       const tag = st && st !== 'done' && st !== 'pending' ? ` _(${st})_` : '';
-      out.push(`- [${box}] ${t.title} → \`${t.agent}\`${files}${tag}`);
+      const pr = prs[t.id];
+      const prText =
+        pr && /^https:\/\//.test(pr.url) ? ` · [PR #${pr.number}](${pr.url}) checks: **${pr.checks}**` : '';
+      out.push(`- [${box}] ${t.title} → \`${t.agent}\`${files}${tag}${prText}`);
     }
     const fixes = plan.adjustments ?? [];
     if (fixes.length > 0) {

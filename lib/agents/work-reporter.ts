@@ -50,7 +50,8 @@ export function createWorkReporter(deps: HubDeps | AgentHub): Reporter {
         }
         return;
       }
-      if (current.state === 'dispatched') await deliverParked(hub.engine(), hub.queue, run);
+      if (current.state === 'dispatched' || current.state === 'checking')
+        await deliverParked(hub.engine(), hub.queue, run);
     },
   };
 }

@@ -1,3 +1,7 @@
+import {
+  makeHandler as actionsCallbackHandler,
+  createActionsCallbackDeps,
+} from '../../functions/actions-callback.ts';
 import { makeHandler as callbacksHandler, createCallbackDeps } from '../../functions/callbacks.ts';
 import { makeHandler as consoleHandler } from '../../functions/console.ts';
 import { makeHandler as discordHandler } from '../../functions/discord-interactions.ts';
@@ -64,6 +68,9 @@ export async function localRoutes(deps: LocalRoutesDeps): Promise<Route[]> {
     access: { mode: 'loopback' },
     workloads: async () => (await import('../agents/work-queue.ts')).workloads(store, app.config),
   });
+  const actionsCallback = actionsCallbackHandler(
+    createActionsCallbackDeps({ store, queue, env, engine: app.engine, github: async () => app.github }),
+  );
   return [
     ...CONSOLE_ROUTES.map((path) => ({
       method: path.endsWith('/actions') ? 'POST' : 'GET',
@@ -72,6 +79,8 @@ export async function localRoutes(deps: LocalRoutesDeps): Promise<Route[]> {
     })),
     { method: 'POST', path: '/discord/interactions', handler: discord },
     { method: 'POST', path: '/github/webhook', handler: github },
+    // Before `/callbacks/{token}`: the fixed path wins (as on API Gateway).
+    { method: 'POST', path: '/callbacks/actions', handler: actionsCallback },
     { method: 'POST', path: '/callbacks/{token}', handler: callbacks },
     { method: 'GET', path: '/health', handler: runs },
     { method: 'GET', path: '/runs', handler: runs },

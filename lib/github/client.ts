@@ -326,6 +326,25 @@ export interface CheckSuiteSummary {
   updated_at?: string | null;
 }
 
+/** What a dispatch learned about the workflow run it started. */
+export interface DispatchedRun {
+  /** `returned`: GitHub named the run; `absent`: 204 (not supported); `refused`: a 4xx naming the parameter, then the plain call; `dry-run`. */
+  details: 'returned' | 'absent' | 'refused' | 'dry-run';
+  workflowRunId?: number;
+  /** The API URL of the run. */
+  runUrl?: string;
+  /** The run's page. */
+  htmlUrl?: string;
+}
+
+/** A 4xx (400/422) whose message names `return_run_details`: the server does not know it. */
+function refusesRunDetails(err: unknown): boolean {
+  if (!(err instanceof GitHubApiError) || (err.status !== 400 && err.status !== 422)) return false;
+  const cause = err.cause as { message?: unknown; response?: { data?: unknown } } | undefined;
+  const text = `${String(cause?.message ?? '')} ${JSON.stringify(cause?.response?.data ?? '')}`;
+  return text.includes('return_run_details');
+}
+
 /**
  * A GitHub client bound to one agent. `request` is the single gate: permission check, then
  * dry run or a real call; the typed helpers below all go through it.
@@ -558,22 +577,48 @@ export class GitHubClient {
     return res.data?.check_suites;
   }
 
+  /**
+   * `workflow_dispatch` asking for the new run's details (`return_run_details`, GitHub 2026-02):
+   * GitHub answers 200 with `workflow_run_id`, `run_url` and `html_url`, which bind the results
+   * to the exact run. A server that does not know the parameter either ignores it (204: the
+   * dispatch happened, so it is NOT sent again; matching falls back to the run-name) or refuses
+   * it with a 4xx naming it (older GitHub Enterprise Server: nothing was dispatched, so the plain
+   * call is made).
+   */
   async dispatchWorkflow(
     repo: string,
     workflow: string,
     ref: string,
     inputs: Record<string, string>,
-  ): Promise<void> {
-    await this.request(
-      'dispatch_workflow',
-      'POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches',
-      {
-        ...splitRepo(repo),
-        workflow_id: workflow,
-        ref,
-        inputs,
-      },
-    );
+  ): Promise<DispatchedRun> {
+    const route = 'POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches';
+    const params = { ...splitRepo(repo), workflow_id: workflow, ref, inputs };
+    let res: GitHubResult<unknown>;
+    try {
+      res = await this.request('dispatch_workflow', route, { ...params, return_run_details: true });
+    } catch (err) {
+      if (!refusesRunDetails(err)) throw err;
+      await this.emit('github.dispatch.fallback', {
+        reason: `the server refused return_run_details (${(err as GitHubApiError).status})`,
+      });
+      await this.request('dispatch_workflow', route, params);
+      return { details: 'refused' };
+    }
+    if (res.dryRun) return { details: 'dry-run' };
+    const data = (res.data ?? {}) as Record<string, unknown>;
+    const id = data.workflow_run_id;
+    if (res.status !== 200 || typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
+      return { details: 'absent' };
+    const url = (v: unknown) =>
+      typeof v === 'string' && /^https?:\/\//.test(v) ? v.slice(0, 500) : undefined;
+    const runUrl = url(data.run_url);
+    const htmlUrl = url(data.html_url);
+    return {
+      details: 'returned',
+      workflowRunId: id,
+      ...(runUrl ? { runUrl } : {}),
+      ...(htmlUrl ? { htmlUrl } : {}),
+    };
   }
 
   async cancelWorkflowRun(repo: string, runId: number): Promise<void> {

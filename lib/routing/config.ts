@@ -305,12 +305,14 @@ export const SwitchyardConfigSchema = z
     escalation: z
       .strictObject({
         maxFailures: z.int().min(1).default(3),
+        /** Fix attempts on a PR whose checks are red before escalating (issue #11). */
+        maxFixAttempts: z.int().min(0).max(10).default(2),
         /** Role mentioned by escalation notices (quote Discord ids: YAML numbers lose digits). */
         discordRole: z.string().optional(),
         /** Channel escalation notices go to (else DISCORD_ESCALATION_CHANNEL_ID). */
         discordChannel: z.string().optional(),
       })
-      .default({ maxFailures: 3 }),
+      .default({ maxFailures: 3, maxFixAttempts: 2 }),
     /** The agents' work queue: items running at once on one repository, across agents. */
     workQueue: z
       .strictObject({ repoConcurrency: z.int().min(1).max(1_000).default(4) })

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
 import { FakeGitHubActions } from '../support/fake-github-actions.ts';
+import { FakeOidcIssuer } from '../support/fake-oidc.ts';
 
 /**
  * End to end on the local stack (the same handlers behind the local HTTP adapter, the in-process
@@ -114,6 +115,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
     await fake.stop();
   });
   afterEach(async () => {
+    fake.runDetails = 'return';
     await stack?.stop();
     stack = undefined;
   });
@@ -221,6 +223,8 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
   const dispatchOf = (runId: string) => fake.dispatches.find((d) => d.inputs.switchyard_run === runId);
 
   it('label → plan → approve → dispatch → workflow_run completed → report', async () => {
+    // Run-name matching, as on a GitHub that does not return the run's id at dispatch.
+    fake.runDetails = 'ignore';
     await start(configFile());
     expect((await webhook('issues', labeled(101))).status).toBe(202);
     const id = await runFor(101);
@@ -473,4 +477,118 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
       await new Promise<void>((r) => agent.close(() => r()));
     }
   });
+  it('label → plan → approve → dispatch (run id) → OIDC callback with a PR → red → fix → green → succeeded', async () => {
+    const oidc = await new FakeOidcIssuer().start();
+    try {
+      await start(configFile(), { GITHUB_OIDC_ISSUER: oidc.url });
+      await webhook('issues', labeled(301));
+      const id = await runFor(301);
+      await waitFor(
+        id,
+        (r) => (r.gate as { kind?: string })?.kind === 'approval',
+        'the approval gate',
+        60_000,
+      );
+      await stack!.app.engine.signal(id, { type: 'approve', by: 'alice' });
+
+      const first = await until('the dispatch', async () => dispatchOf(id), 60_000);
+      const task = JSON.parse(first.inputs.task!) as { item: string; task: { id: string } };
+      const branch = `switchyard/${id}/${task.task.id}`;
+      await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate', 60_000);
+      const dispatched = (await getRun(id)).events.find((e) => e.type === 'work.dispatched');
+      expect(dispatched?.detail).toMatchObject({ workflowRunId: first.id, runDetails: 'returned' });
+
+      const callback = async (runIdClaim: number, item: string) => {
+        const token = await oidc.token(oidc.claims({ repo: REPO, runId: runIdClaim }));
+        const res = await fetch(`${stack!.url}/callbacks/actions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({
+            run: id,
+            item,
+            conclusion: 'success',
+            summary: 'pushed',
+            pullRequest: { number: 77, url: `https://github.com/${REPO}/pull/77` },
+            usage: { inputTokens: 1000, outputTokens: 200, costUsd: 0.3 },
+          }),
+        });
+        return res.status;
+      };
+      const ci = (sha: string, conclusion: string) => {
+        const run = fake.addRun(REPO, {
+          name: 'CI',
+          head_branch: branch,
+          head_sha: sha,
+          event: 'pull_request',
+          status: 'completed',
+          conclusion,
+        });
+        if (conclusion === 'failure')
+          fake.jobs.set(run.id, [
+            {
+              id: run.id * 10,
+              name: 'test',
+              status: 'completed',
+              conclusion: 'failure',
+              log: '2026-11-30T10:00:00.0000000Z FAIL test/parser.test.ts > parses\n##[error]AssertionError: expected 2 to be 3\n',
+            },
+          ]);
+        return run;
+      };
+
+      // The agent opened PR #77 and reports over OIDC; CI on its head goes red.
+      fake.openPull(REPO, 77, branch, 'c'.repeat(40));
+      expect(await callback(first.id, task.item)).toBe(200);
+      await until(
+        'the checks wait',
+        async () => (await getRun(id)).events.some((e) => e.type === 'work.task.pr'),
+        60_000,
+      );
+      const red = ci('c'.repeat(40), 'failure');
+      expect((await webhook('workflow_run', fake.payload(red))).body).toMatchObject({ status: 'pr-checks' });
+
+      // The fix attempt: the same task again, with the failing job's first error lines.
+      const second = await until(
+        'the fix dispatch',
+        async () => fake.dispatches.filter((d) => d.inputs.switchyard_run === id)[1],
+        60_000,
+      );
+      const fix = JSON.parse(second.inputs.task!) as { item: string; lastFailure?: string };
+      expect(fix.lastFailure).toContain('expected 2 to be 3');
+      await waitFor(
+        id,
+        (r) => (r.gate as { correlation?: string })?.correlation === fix.item,
+        'the fix attempt to wait',
+        60_000,
+      );
+      fake.openPull(REPO, 77, branch, 'd'.repeat(40));
+      expect(await callback(second.id, fix.item)).toBe(200);
+      const green = ci('d'.repeat(40), 'success');
+      await until(
+        'the checks wait again',
+        async () => (await getRun(id)).events.filter((e) => e.type === 'work.task.pr').length === 2,
+        60_000,
+      );
+      expect((await webhook('workflow_run', fake.payload(green))).body).toMatchObject({
+        status: 'pr-checks',
+      });
+
+      await waitFor(id, (r) => r.status === 'succeeded', 'the run to succeed', 60_000);
+      const types = (await getRun(id)).events.map((e) => e.type);
+      expect(types).toEqual(
+        expect.arrayContaining(['work.fix.requested', 'work.checks', 'work.task.succeeded']),
+      );
+      const comment = await until(
+        'the status comment with the PR',
+        async () =>
+          fake.github
+            .commentsOn(REPO, 301)
+            .find((c) => c.body.includes('PR #77') && c.body.includes('checks: **green**')),
+        60_000,
+      );
+      expect(comment.body).toContain(`https://github.com/${REPO}/pull/77`);
+    } finally {
+      await oidc.stop();
+    }
+  }, 180_000);
 });

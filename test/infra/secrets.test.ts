@@ -93,7 +93,7 @@ describe('secret access', () => {
     ['DISCORD_BOT_TOKEN', ['worker']],
     ['GITHUB_WEBHOOK_SECRET', ['github']],
     // The sweeper's recovery sweep redelivers failed webhooks and reads agents' Actions runs.
-    ['GITHUB_CREDENTIALS', ['sweeper', 'worker']],
+    ['GITHUB_CREDENTIALS', ['sweeper', 'worker', 'actions']],
     ['CONSOLE_LINK_KEY', ['console', 'discord']],
   ] as const)(
     'lets only the functions that need %s read it, and tells only them its ARN',

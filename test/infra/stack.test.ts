@@ -111,6 +111,7 @@ describe('api', () => {
         'GET /runs',
         'GET /runs/{id}',
         'POST /callbacks/{token}',
+        'POST /callbacks/actions',
         'POST /discord/interactions',
         'POST /github/webhook',
         'GET /console',
@@ -126,6 +127,7 @@ describe('api', () => {
       'GET /runs': 'AWS_IAM',
       'GET /runs/{id}': 'AWS_IAM',
       'POST /callbacks/{token}': 'NONE',
+      'POST /callbacks/actions': 'NONE',
       'POST /discord/interactions': 'NONE',
       'POST /github/webhook': 'NONE',
       // The console authenticates by its session cookie (browsers hold no IAM credentials).

@@ -39,9 +39,20 @@ export class FakeGitHubActions {
   readonly runs: FakeActionsRun[] = [];
   readonly jobs = new Map<number, FakeJob[]>();
   readonly cancelled: number[] = [];
+  /** Pull requests by `<repo>#<number>` (what an agent opened): their head branch and SHA. */
+  readonly pulls = new Map<
+    string,
+    { number: number; head: { ref: string; sha: string }; html_url: string; state: string }
+  >();
   readonly requests: RecordedRequest[] = [];
   /** `run-name` as a function of the inputs; default `switchyard <switchyard_run>`. */
   runName: (inputs: Record<string, string>) => string = (i) => `switchyard ${i.switchyard_run ?? ''}`;
+  /**
+   * How dispatches treat `return_run_details`: `return` (GitHub since 2026-02: 200 with the run's
+   * id and URLs), `ignore` (204, as before), `refuse` (422 naming the parameter, as older GitHub
+   * Enterprise Server does; nothing is dispatched).
+   */
+  runDetails: 'return' | 'ignore' | 'refuse' = 'return';
   /** Called with each new dispatched run before the dispatch is answered (the caller is mid-request). */
   onDispatch: ((run: FakeActionsRun) => Promise<void>) | undefined;
   private server: Server | undefined;
@@ -97,6 +108,18 @@ export class FakeGitHubActions {
     };
     this.runs.push(run);
     return run;
+  }
+
+  /** A pull request as an agent's push would leave it (a new push: call again with the new SHA). */
+  openPull(repo: string, number: number, branch: string, sha: string) {
+    const pr = {
+      number,
+      head: { ref: branch, sha },
+      html_url: `https://github.com/${repo}/pull/${number}`,
+      state: 'open',
+    };
+    this.pulls.set(`${repo}#${number}`, pr);
+    return pr;
   }
 
   /** Move a run on, like GitHub would (the test then delivers the matching webhook). */
@@ -210,6 +233,12 @@ export class FakeGitHubActions {
       });
       return;
     }
+    const pull = method === 'GET' ? /^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)$/.exec(p) : null;
+    if (pull) {
+      this.requests.push({ method, path, headers: req.headers, body });
+      const pr = this.pulls.get(`${pull[1]}#${pull[2]}`);
+      return pr ? send(200, pr) : send(404, { message: 'Not Found' });
+    }
     const actions = /^\/repos\/([^/]+\/[^/]+)\/actions\/(.*)$/.exec(p);
     const repo = actions?.[1];
     const rest = actions?.[2] ?? '';
@@ -218,6 +247,19 @@ export class FakeGitHubActions {
     if (repo && dispatch) {
       const m = dispatch;
       this.requests.push({ method, path, headers: req.headers, body });
+      const b = (body ?? {}) as {
+        ref?: string;
+        inputs?: Record<string, string>;
+        return_run_details?: unknown;
+      };
+      if (b.return_run_details !== undefined && this.runDetails === 'refuse') {
+        send(422, {
+          message: 'Invalid request.\n\n"return_run_details" is not a permitted key.',
+          documentation_url:
+            'https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event',
+        });
+        return;
+      }
       // The inner fake keeps its own record (and may be scripted to refuse).
       const inner = await this.forward(req, method, path, raw);
       if (inner.status >= 300) {
@@ -225,7 +267,6 @@ export class FakeGitHubActions {
         res.end(inner.body);
         return;
       }
-      const b = (body ?? {}) as { ref?: string; inputs?: Record<string, string> };
       const inputs = b.inputs ?? {};
       const at = new Date().toISOString();
       const id = this.nextId++;
@@ -247,6 +288,14 @@ export class FakeGitHubActions {
       };
       this.runs.push(created);
       await this.onDispatch?.(created);
+      if (b.return_run_details === true && this.runDetails === 'return') {
+        send(200, {
+          workflow_run_id: id,
+          run_url: `https://api.github.com/repos/${repo}/actions/runs/${id}`,
+          html_url: created.html_url,
+        });
+        return;
+      }
       send(204);
       return;
     }
@@ -259,7 +308,8 @@ export class FakeGitHubActions {
             r.repo === repo &&
             (!q.get('event') || r.event === q.get('event')) &&
             (!q.get('status') || r.status === q.get('status')) &&
-            (!q.get('branch') || r.head_branch === q.get('branch')),
+            (!q.get('branch') || r.head_branch === q.get('branch')) &&
+            (!q.get('head_sha') || r.head_sha === q.get('head_sha')),
         )
         .sort((a, b) => b.updated_at.localeCompare(a.updated_at))
         .map((r) => ({ ...r, workflow_id: 4242 }));

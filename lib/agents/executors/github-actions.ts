@@ -6,9 +6,11 @@ import { type DispatchOutcome, type DispatchRequest, type Executor, payloadFor }
 /**
  * The GitHub Actions executor: a `workflow_dispatch` of the agent's configured workflow, in the
  * run's repository (or the executor's `repo`), with inputs `switchyard_run` (the run id) and `task`
- * (a JSON string: the task, filtered by the agent's env allowlist). The workflow puts the run id in
- * its `run-name`, so its `workflow_run` deliveries carry it in `display_title`, and the completion
- * resumes the run (workflow-run.ts).
+ * (a JSON string: the task, filtered by the agent's env allowlist), asking GitHub for the new
+ * run's id (`return_run_details`): the id is recorded with the dispatch, binds the OIDC callback
+ * (actions-callback.ts) and the `workflow_run` completion to that exact run, and cancels it.
+ * Where GitHub does not return it, the workflow's `run-name` (which carries the run id, so its
+ * `workflow_run` deliveries have it in `display_title`) is matched instead (workflow-run.ts).
  *
  * The call goes through the GitHub client built for the agent: an agent without
  * `dispatch_workflow` is refused before anything is sent (and the refusal is an event of the
@@ -53,11 +55,19 @@ export class GitHubActionsExecutor implements Executor {
       { name: req.agent.name, permissions: req.agent.permissions },
       { runId: req.run.id, node: req.node, sink: req.emit },
     );
-    await client.dispatchWorkflow(repo, ex.workflow, ex.ref, inputs);
+    const run = await client.dispatchWorkflow(repo, ex.workflow, ex.ref, inputs);
     return {
       executor: 'github-actions',
       dryRun: client.dryRun,
-      details: { repo, workflow: ex.workflow, ref: ex.ref },
+      details: {
+        repo,
+        workflow: ex.workflow,
+        ref: ex.ref,
+        runDetails: run.details,
+        ...(run.workflowRunId !== undefined ? { workflowRunId: run.workflowRunId } : {}),
+        ...(run.htmlUrl ? { workflowRunUrl: run.htmlUrl } : {}),
+        ...(run.runUrl ? { runUrl: run.runUrl } : {}),
+      },
     };
   }
 }

@@ -31,6 +31,12 @@ export interface DispatchOutcome {
     url?: string;
     status?: number;
     workflowRunId?: number;
+    /** The workflow run's page (GitHub's `html_url`). */
+    workflowRunUrl?: string;
+    /** The workflow run's API URL (GitHub's `run_url`). */
+    runUrl?: string;
+    /** Whether GitHub returned the run's details (`return_run_details`). */
+    runDetails?: 'returned' | 'absent' | 'refused' | 'dry-run';
   };
 }
 
