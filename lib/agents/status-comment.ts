@@ -97,6 +97,13 @@ export function renderStatusComment(
   if (isPlan(plan)) {
     const progress = (run.data.taskStatus ?? {}) as Record<string, TaskStatus>;
     out.push('', `#### Plan \`${plan.version}\``);
+    const edited = (plan as { edited?: { by?: unknown; from?: unknown } }).edited;
+    if (edited && typeof edited.by === 'string') {
+      out.push(
+        `_Edited by ${edited.by}${typeof edited.from === 'string' ? ` (was \`${edited.from}\`)` : ''}._`,
+        '',
+      );
+    }
     if (plan.summary) out.push(`${plan.summary}`, '');
     for (const t of plan.tasks) {
       const st = progress[t.id];

@@ -141,6 +141,10 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
       rest: discord,
       ...(applicationId ? { applicationId } : {}),
       ...(config.discord.notifyRole ? { notifyRole: config.discord.notifyRole } : {}),
+      channels: () => {
+        const { guilds, channels } = configProvider.central.discord;
+        return { guilds, channels };
+      },
       ...(now ? { now } : {}),
     }),
     agents.reporter,

@@ -3,6 +3,7 @@ import type {
   APIInteraction,
   APIInteractionResponse,
   APIMessageComponentInteraction,
+  APIModalSubmitInteraction,
 } from 'discord-api-types/v10';
 import { logger } from '../common/observability.ts';
 import type { Signal, StartRunInput, StartRunResult } from '../engine/engine.ts';
@@ -10,9 +11,19 @@ import { InvalidSignalError, StaleApprovalError, UnknownWorkflowError } from '..
 import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
 import type { ListRunsQuery, RunStore } from '../store/port.ts';
 import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
+import { channelMapsRepo, guildAllowed } from './channels.ts';
 import { decodeButtonId, resolveShownBinding } from './custom-id.ts';
 import { DiscordInputError } from './errors.ts';
-import { type Actor, authorize, type CommandName, type DiscordPolicy } from './policy.ts';
+import { planEditable, renderLiveMessage } from './live-message.ts';
+import {
+  editableAgents,
+  editPlan,
+  isPlan,
+  PLAN_TEXT_INPUT,
+  parsePlanText,
+  planEditModal,
+} from './plan-edit.ts';
+import { type Actor, authorize, authorizeFor, type CommandName, type DiscordPolicy } from './policy.ts';
 import { InteractionType, Limits, MessageFlags, ResponseType } from './protocol.ts';
 import {
   type MessageBody,
@@ -30,6 +41,16 @@ import { ISSUE_PIPELINE, PLAN_ALL_WORKFLOW, ROUTE_PR_WORKFLOW } from './workflow
 export interface DiscordEnginePort {
   startRun(input: StartRunInput): Promise<StartRunResult>;
   signal(runId: string, signal: Signal): Promise<Run>;
+  rebindGate(
+    runId: string,
+    change: {
+      expected: string;
+      binding: string;
+      data: Record<string, unknown>;
+      prompt?: string;
+      event: NewEvent;
+    },
+  ): Promise<Run>;
   recordEvent(runId: string, event: NewEvent): Promise<void>;
   getRun(id: string): Promise<Run | null>;
   listRuns(query: ListRunsQuery): Promise<Run[]>;
@@ -128,10 +149,19 @@ function repoOption(value: string | undefined, policy: DiscordPolicy): string {
   return repo;
 }
 
+function commandNameOf(i: APIInteraction): string {
+  const data = (i as { data?: { name?: unknown; custom_id?: unknown } }).data;
+  if (typeof data?.name === 'string') return truncate(data.name, 32);
+  if (typeof data?.custom_id === 'string')
+    return `button:${truncate(data.custom_id.split(':')[1] ?? '', 16)}`;
+  return `type:${i.type}`;
+}
+
 /** What a button stands for, for permissions: Reject is part of approving. */
 const BUTTON_COMMAND: Record<string, CommandName> = {
   approve: 'approve',
   reject: 'approve',
+  edit: 'approve',
   cancel: 'cancel',
 };
 
@@ -189,8 +219,9 @@ export function createInteractionRouter(
     i: APIInteraction,
     command: CommandName,
     runId?: string,
+    repo?: string,
   ): Promise<APIInteractionResponse | null> {
-    const decision = authorize(await deps.policy(), command, actorOf(i));
+    const decision = authorizeFor(await deps.policy(), command, actorOf(i), repo);
     if (decision.allowed) return null;
     await audit(i, command, decision.reason, runId);
     return ephemeral(`⛔ ${decision.reason}.`);
@@ -255,6 +286,8 @@ export function createInteractionRouter(
     const target = issueText
       ? parseIssueRef(issueText, repoText !== undefined ? repoOption(repoText, policy) : policy.defaultRepo)
       : { repo: repoOption(repoText, policy), issue: undefined };
+    const refusedHere = await channelRefuses(i, policy, target.repo);
+    if (refusedHere) return refusedHere;
     await keepToken(i);
     const idempotencyKey = `discord:${i.id}`;
 
@@ -303,6 +336,25 @@ export function createInteractionRouter(
     return message({ ...body, content: `Already running: attached to \`${res.run.id}\`.` });
   }
 
+  /**
+   * With channel mappings configured, /plan acts only on repositories the channel it was typed in
+   * maps, so a repository's runs show up where its approvers are; admins may plan anything anywhere.
+   */
+  async function channelRefuses(
+    i: APIInteraction,
+    policy: DiscordPolicy,
+    repo: string,
+  ): Promise<APIInteractionResponse | null> {
+    if (policy.channels.length === 0) return null;
+    const decision = authorize(policy, 'plan', actorOf(i));
+    if (decision.allowed && decision.via.startsWith('admin')) return null;
+    const channelId = channelIdOf(i);
+    if (channelId && channelMapsRepo(policy.channels, channelId, repo)) return null;
+    const reason = `this channel does not map ${repo}`;
+    await audit(i, 'plan', reason);
+    return ephemeral(`⛔ ${truncate(reason, 200)}: plan it in its own channel, or ask an admin.`);
+  }
+
   async function status(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
     const runText = str(opts.get('run'));
     const refused = await guard(i, 'status', runText);
@@ -327,9 +379,9 @@ export function createInteractionRouter(
     const runId = str(opts.get('run'));
     const shown = str(opts.get('plan'));
     if (!runId) return ephemeral('Give a run.');
-    const refused = await guard(i, 'approve', runId);
-    if (refused) return refused;
     const run = await findRun(runId);
+    const refused = await guard(i, 'approve', run?.id ?? runId, run?.subject.repo);
+    if (refused) return refused;
     if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
     const gate = run.gate;
     if (run.status !== 'waiting' || !gate || gate.kind === 'agent') {
@@ -364,9 +416,9 @@ export function createInteractionRouter(
     const runId = str(opts.get('run'));
     const reason = str(opts.get('reason'));
     if (!runId) return ephemeral('Give a run.');
-    const refused = await guard(i, 'cancel', runId);
-    if (refused) return refused;
     const run = await findRun(runId);
+    const refused = await guard(i, 'cancel', run?.id ?? runId, run?.subject.repo);
+    if (refused) return refused;
     if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
     const actor = actorOf(i);
     const refusal = await signalOrRefuse(run.id, {
@@ -430,10 +482,11 @@ export function createInteractionRouter(
   async function button(i: APIMessageComponentInteraction): Promise<APIInteractionResponse> {
     const id = decodeButtonId(i.data.custom_id);
     if (!id) return ephemeral('This button is not ours (or too old).');
-    const refused = await guard(i, BUTTON_COMMAND[id.action]!, id.runId);
-    if (refused) return refused;
     const run = await engine.getRun(id.runId);
+    const refused = await guard(i, BUTTON_COMMAND[id.action]!, id.runId, run?.subject.repo);
+    if (refused) return refused;
     if (!run) return ephemeral(`No run \`${id.runId}\`.`);
+    if (id.action === 'edit') return openPlanEditor(run, id.binding);
     const by = byOf(actorOf(i));
     const signal: Signal =
       id.action === 'approve'
@@ -450,7 +503,76 @@ export function createInteractionRouter(
     const events = await engine.listEvents(after.id);
     return {
       type: ResponseType.UpdateMessage,
-      data: renderRunMessage(after, { workflow: workflowOf(after), events }),
+      data: renderLiveMessage(after, { workflow: workflowOf(after), events }),
+    };
+  }
+
+  /** The Edit plan button: a modal with the plan shown on the message, if it is still the gate's. */
+  function openPlanEditor(run: Run, shown: string | undefined): APIInteractionResponse {
+    const plan = run.data.plan;
+    if (!planEditable(run) || !isPlan(plan)) {
+      return ephemeral(`Run \`${run.id}\` has no plan waiting for approval (it is ${run.status}).`);
+    }
+    if (resolveShownBinding(shown, run.gate?.binding) !== plan.version) {
+      return ephemeral('⚠️ The plan changed since this message was drawn: edit the current one.');
+    }
+    return planEditModal(run, plan);
+  }
+
+  /** A submitted plan edit: validate, store as a new plan version, rebind the gate, redraw the message. */
+  async function planEdited(i: APIModalSubmitInteraction): Promise<APIInteractionResponse> {
+    const id = decodeButtonId(i.data.custom_id);
+    if (!id || id.action !== 'edit') return ephemeral('This form is not ours (or too old).');
+    const run = await engine.getRun(id.runId);
+    const refused = await guard(i, 'approve', id.runId, run?.subject.repo);
+    if (refused) return refused;
+    if (!run) return ephemeral(`No run \`${id.runId}\`.`);
+    const plan = run.data.plan;
+    const shown = resolveShownBinding(id.binding, run.gate?.binding);
+    if (!planEditable(run) || !isPlan(plan) || shown !== plan.version) {
+      return ephemeral(
+        '⚠️ The plan changed (or was decided) while you edited it, so your edit was not applied.',
+      );
+    }
+    const text = i.data.components
+      .flatMap((row) => ('components' in row ? row.components : 'component' in row ? [row.component] : []))
+      .find((c) => c.custom_id === PLAN_TEXT_INPUT);
+    const value = text && 'value' in text && typeof text.value === 'string' ? text.value : '';
+    const tasks = parsePlanText(value, editableAgents(run));
+    const actor = actorOf(i);
+    const by = byOf(actor);
+    const next = editPlan(plan, tasks, by, now().toISOString());
+    if (next.version === plan.version) return ephemeral('Nothing changed: the plan is the same.');
+    try {
+      await engine.rebindGate(run.id, {
+        expected: plan.version,
+        binding: next.version,
+        data: { plan: next },
+        prompt: `Approve plan ${next.version} (${next.tasks.length} task${next.tasks.length === 1 ? '' : 's'}, edited by ${by}).`,
+        event: {
+          type: 'plan.edited',
+          by,
+          detail: {
+            from: plan.version,
+            to: next.version,
+            interactionId: i.id,
+            tasks: next.tasks.map((t) => ({ id: t.id, agent: t.agent })),
+          },
+        },
+      });
+    } catch (err) {
+      if (err instanceof StaleApprovalError || err instanceof InvalidSignalError) {
+        return ephemeral(
+          '⚠️ The plan changed (or was decided) while you edited it, so your edit was not applied.',
+        );
+      }
+      throw err;
+    }
+    const after = (await engine.getRun(run.id)) ?? run;
+    const events = await engine.listEvents(after.id);
+    return {
+      type: ResponseType.UpdateMessage,
+      data: renderLiveMessage(after, { workflow: workflowOf(after), events }),
     };
   }
 
@@ -497,6 +619,14 @@ export function createInteractionRouter(
   // ------------------------------------------------------------------------------ dispatch
 
   async function dispatch(i: APIInteraction): Promise<APIInteractionResponse> {
+    // Fail closed: only configured guilds are served (a DM has no guild and is refused too).
+    if (!guildAllowed(await deps.policy(), i.guild_id)) {
+      if (i.type === InteractionType.ApplicationCommandAutocomplete) {
+        return { type: ResponseType.ApplicationCommandAutocompleteResult, data: { choices: [] } };
+      }
+      await audit(i, commandNameOf(i), 'guild not configured');
+      return ephemeral('⛔ Switchyard is not configured for this server.');
+    }
     switch (i.type) {
       case InteractionType.ApplicationCommand: {
         const data = i.data as { name: string; options?: Option[] };
@@ -518,6 +648,8 @@ export function createInteractionRouter(
       }
       case InteractionType.MessageComponent:
         return button(i);
+      case InteractionType.ModalSubmit:
+        return planEdited(i);
       case InteractionType.ApplicationCommandAutocomplete:
         return autocomplete(i as APIInteraction & { data: { name: string; options?: Option[] } });
       default:

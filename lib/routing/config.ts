@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
 import { compile } from './cel.ts';
+import { DiscordChannelsShape } from './discord-channels-schema.ts';
 import { ConfigError, type ConfigIssue, ExpressionError } from './errors.ts';
 
 /**
@@ -253,8 +254,10 @@ const DiscordSchema = z.strictObject({
       approve: PermissionEntry.optional(),
       cancel: PermissionEntry.optional(),
       route: PermissionEntry.optional(),
+      retry: PermissionEntry.optional(),
     })
     .default({}),
+  ...DiscordChannelsShape,
 });
 
 const RoutingSchema = z.strictObject({

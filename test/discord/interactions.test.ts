@@ -30,6 +30,7 @@ import {
   buttonClick,
   CHANNEL_ID,
   command,
+  GUILD_ID,
   makeKeys,
   opt,
   STRANGER,
@@ -53,6 +54,8 @@ const policy: DiscordPolicy = {
     // An empty allowlist: admins only.
     plan: { users: [], roles: [] },
   },
+  guilds: [GUILD_ID],
+  channels: [],
 };
 
 /** The plan version each issue's approval gate shows; tests change it to make approvals stale. */
