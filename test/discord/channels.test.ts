@@ -152,7 +152,10 @@ describe('config schema', () => {
       mention: APPROVER_ROLE,
     });
     expect(() =>
-      parseConfig('version: 1\ndiscord:\n  channels:\n    - repos: ["acme/*"]\n      channel: 1234\n', 'c.yml'),
+      parseConfig(
+        'version: 1\ndiscord:\n  channels:\n    - repos: ["acme/*"]\n      channel: 1234\n',
+        'c.yml',
+      ),
     ).toThrow(/c\.yml:5: .*quoted/);
   });
 });
