@@ -11,7 +11,7 @@ import { InvalidSignalError, StaleApprovalError, UnknownWorkflowError } from '..
 import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
 import type { ListRunsQuery, RunStore } from '../store/port.ts';
 import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
-import { channelMapsRepo, guildAllowed } from './channels.ts';
+import { channelMapsRepo, guildAllowed, isApprover } from './channels.ts';
 import { decodeButtonId, resolveShownBinding } from './custom-id.ts';
 import { DiscordInputError } from './errors.ts';
 import { planEditable, renderLiveMessage } from './live-message.ts';
@@ -388,7 +388,15 @@ export function createInteractionRouter(
       return ephemeral(`Run \`${run.id}\` is not waiting for an approval (it is ${run.status}).`);
     }
     const actor = actorOf(i);
-    // Without `plan`, approve what the gate shows now, and record that the approval was unbound.
+    // Without `plan`, never approve blind: show the plan privately with an Approve button bound to it.
+    if (shown === undefined && gate.binding !== undefined) {
+      const events = await engine.listEvents(run.id);
+      const body = renderLiveMessage(run, { workflow: workflowOf(run), events });
+      return message(
+        { ...body, content: `Review plan \`${truncate(gate.binding, 60)}\`, then approve it here.` },
+        { ephemeral: true },
+      );
+    }
     const binding = shown ?? gate.binding;
     const refusal = await signalOrRefuse(run.id, {
       type: 'approve',
@@ -396,18 +404,50 @@ export function createInteractionRouter(
       ...(binding !== undefined ? { binding } : {}),
     });
     if (refusal) return refusal;
-    if (shown === undefined) {
-      await engine.recordEvent(run.id, {
-        type: 'discord.approve.unbound',
-        node: gate.node,
-        by: byOf(actor),
-        detail: { binding: gate.binding ?? null, interactionId: i.id },
-      });
-    }
     const version = gate.binding !== undefined ? ` (plan version \`${truncate(gate.binding, 60)}\`)` : '';
     return message(
       textMessage(
         `✅ <@${actor.userId}> approved \`${run.id}\` ${subjectLabel(run)} at ${gate.node}${version}.`,
+      ),
+    );
+  }
+
+  async function reject(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
+    const runId = str(opts.get('run'));
+    const reason = str(opts.get('reason'));
+    if (!runId) return ephemeral('Give a run.');
+    const run = await findRun(runId);
+    // Rejecting is part of approving: the same people may do it.
+    const refused = await guard(i, 'approve', run?.id ?? runId, run?.subject.repo);
+    if (refused) return refused;
+    if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
+    const actor = actorOf(i);
+    const refusal = await signalOrRefuse(run.id, {
+      type: 'reject',
+      by: byOf(actor),
+      ...(reason ? { reason } : {}),
+    });
+    if (refusal) return refusal;
+    return message(
+      textMessage(
+        `🚫 <@${actor.userId}> rejected \`${run.id}\` ${subjectLabel(run)}${reason ? `: ${reason}` : ''}.`,
+      ),
+    );
+  }
+
+  async function retry(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
+    const runId = str(opts.get('run'));
+    if (!runId) return ephemeral('Give a run.');
+    const run = await findRun(runId);
+    const refused = await guard(i, 'retry', run?.id ?? runId, run?.subject.repo);
+    if (refused) return refused;
+    if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
+    const actor = actorOf(i);
+    const refusal = await signalOrRefuse(run.id, { type: 'retry', by: byOf(actor) });
+    if (refusal) return refusal;
+    return message(
+      textMessage(
+        `🔁 <@${actor.userId}> retried \`${run.id}\` ${subjectLabel(run)} at ${run.node ?? 'start'}.`,
       ),
     );
   }
@@ -581,16 +621,23 @@ export function createInteractionRouter(
   async function autocomplete(
     i: APIInteraction & { data: { name: string; options?: Option[] } },
   ): Promise<APIInteractionResponse> {
-    const command = i.data.name as CommandName;
+    const typed = i.data.name;
+    // Reject is part of approving (the same people, the same waiting runs).
+    const command = (typed === 'reject' ? 'approve' : typed) as CommandName;
     const { values } = readOptions(i.data.options);
     const focused = [...values.values()].find((o) => o.focused);
     const empty: APIInteractionResponse = {
       type: ResponseType.ApplicationCommandAutocompleteResult,
       data: { choices: [] },
     };
-    if (focused?.name !== 'run' || !['status', 'approve', 'cancel'].includes(command)) return empty;
-    // Run ids and repos are not for everyone: no allowlist, no suggestions (and no audit noise).
-    if (!authorize(await deps.policy(), command, actorOf(i)).allowed) return empty;
+    if (focused?.name !== 'run' || !['status', 'approve', 'cancel', 'retry'].includes(command)) return empty;
+    // Run ids and repos are not for everyone: no allowlist (or channel approver role), no suggestions.
+    const policy = await deps.policy();
+    const actor = actorOf(i);
+    const mayDecide = policy.channels.some((c) => isApprover(c.approvers, actor));
+    if (!authorize(policy, command, actor).allowed && !(mayDecide && command !== 'status')) return empty;
+    const visible = (r: Run) =>
+      command === 'status' || authorizeFor(policy, command, actor, r.subject.repo).allowed;
     const q = String(focused.value ?? '')
       .trim()
       .toLowerCase()
@@ -598,7 +645,12 @@ export function createInteractionRouter(
     let runs: Run[];
     if (command === 'approve') runs = (await activeRuns(SUGGEST_LIMIT)).filter((r) => r.status === 'waiting');
     else if (command === 'cancel') runs = await activeRuns(SUGGEST_LIMIT);
+    else if (command === 'retry')
+      runs = (await engine.listRuns({ limit: 100 })).filter(
+        (r) => r.status === 'failed' || r.status === 'expired',
+      );
     else runs = await engine.listRuns({ limit: 100 });
+    runs = runs.filter(visible);
     const matches = (r: Run) =>
       q === '' ||
       r.id.toLowerCase().startsWith(q) ||
@@ -640,6 +692,10 @@ export function createInteractionRouter(
             return approve(i, values);
           case 'cancel':
             return cancel(i, values);
+          case 'reject':
+            return reject(i, values);
+          case 'retry':
+            return retry(i, values);
           case 'route':
             return route(i, sub, values);
           default:
