@@ -63,6 +63,28 @@ function title(workflow: Workflow<unknown> | undefined, node: string | null): st
   return workflow?.nodes.get(node)?.title ?? node;
 }
 
+const DECISION_WORDS: Record<string, string> = {
+  'signal.approve': 'approved',
+  'signal.reject': 'rejected',
+  'signal.cancel': 'cancelled',
+  'signal.retry': 'retried',
+  'plan.edited': 'edited the plan',
+};
+
+/** Who did what to the run (people's decisions, from Discord, GitHub comments or the CLI), newest last. */
+function decisionLines(events: readonly RunEvent[]): string[] {
+  const lines: string[] = [];
+  for (const e of events) {
+    const words = DECISION_WORDS[e.type];
+    if (words && e.by) lines.push(`- ${e.at.slice(0, 16).replace('T', ' ')} UTC: ${e.by} ${words}`);
+    else if (e.type === 'github.command' && e.detail.outcome === 'refused' && e.by)
+      lines.push(
+        `- ${e.at.slice(0, 16).replace('T', ' ')} UTC: /${String(e.detail.command)} by ${e.by} refused`,
+      );
+  }
+  return lines.slice(-10);
+}
+
 export function renderStatusComment(
   run: Run,
   events: readonly RunEvent[],
@@ -113,6 +135,9 @@ export function renderStatusComment(
       out.push(`- [${box}] ${t.title} → \`${t.agent}\`${files}${tag}`);
     }
   }
+
+  const decisions = decisionLines(events);
+  if (decisions.length > 0) out.push('', '#### Decisions', ...decisions);
 
   if (workflow) {
     out.push(

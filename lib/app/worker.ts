@@ -1,3 +1,4 @@
+import { commentCommandNodes } from '../agents/comment-commands.ts';
 import { createGitHubReporter } from '../agents/github-reporter.ts';
 import { githubPipelineNodes } from '../agents/pipeline.ts';
 import type { Planner } from '../agents/planner.ts';
@@ -119,6 +120,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     pipeline,
     ciTriage: agents.ciTriage,
     coverage: agents.coverage,
+    commentCommand: commentCommandNodes({ github, store, engine: engineRef }),
     discord: createDiscordWorkerServices({
       rest: discord,
       store,

@@ -6,6 +6,7 @@ import { PERMISSIONS } from '../github/permissions.ts';
 import { compile } from './cel.ts';
 import { DiscordChannelsShape } from './discord-channels-schema.ts';
 import { ConfigError, type ConfigIssue, ExpressionError } from './errors.ts';
+import { GitHubSchema } from './github-commands-schema.ts';
 
 /**
  * The Switchyard config: `config/switchyard.yml` (path from SWITCHYARD_CONFIG), optionally
@@ -295,6 +296,7 @@ export const SwitchyardConfigSchema = z
     routing: RoutingSchema.default(RoutingSchema.parse({})),
     repoConfig: RepoConfigSchema.default(RepoConfigSchema.parse({})),
     discord: DiscordSchema.default(DiscordSchema.parse({})),
+    github: GitHubSchema.default(GitHubSchema.parse({})),
     workflows: z.record(z.string(), WorkflowTuningSchema).default({}),
     executors: z.record(name('executor name'), ExecutorSchema).default({}),
     agents: z.record(name('agent name'), AgentSchema).default({}),

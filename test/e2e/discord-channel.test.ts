@@ -337,4 +337,71 @@ describe('a channel per repository, end to end', () => {
     const plan = command('plan', [opt.str('issue', `${REPO}#7`)], { user: APPROVER });
     expect(JSON.stringify(await interact(plan))).toContain(`this channel does not map ${REPO}`);
   });
+
+  it('GitHub comment commands: /approve by a MEMBER works (👍), by NONE is refused (😕), edits and bots never act', async () => {
+    await start();
+    await webhook('issues', labeled(301));
+    const id = await runFor(301);
+    await until('the approval gate', async () => (await stack!.store.getRun(id))?.status === 'waiting');
+    github.github.permissions.set(`${REPO}#bob`, 'write');
+    github.github.permissions.set(`${REPO}#eve`, 'read');
+
+    const comment = (action: string, body: string, login: string, association: string, type = 'User') => {
+      const c = github.github.addComment(REPO, 301, body, login);
+      return {
+        id: c.id,
+        payload: {
+          action,
+          issue: {
+            number: 301,
+            title: 'Fix the parser (301)',
+            state: 'open',
+            labels: [],
+            user: { login: 'alice' },
+          },
+          comment: { id: c.id, body, user: { login, type }, author_association: association },
+          repository: { full_name: REPO, name: 'app', owner: { login: 'acme' }, default_branch: 'main' },
+          sender: { login, type },
+        },
+      };
+    };
+    const reactionOn = (commentId: number) =>
+      until(`a reaction on ${commentId}`, async () =>
+        github.github.reactions.find((r) => r.commentId === commentId),
+      );
+
+    // Never acts: an edited comment, a bot's comment, a comment whose first line is not a command.
+    for (const c of [
+      comment('edited', '/approve', 'bob', 'MEMBER'),
+      comment('created', '/approve', 'helper[bot]', 'NONE', 'Bot'),
+      comment('created', 'looks good\n/approve', 'bob', 'MEMBER'),
+    ]) {
+      expect(await webhook('issue_comment', c.payload)).toBe(202);
+    }
+    // Refused: an author association not on the list, and a listed one without write access.
+    const none = comment('created', '/approve', 'mallory', 'NONE');
+    await webhook('issue_comment', none.payload);
+    expect((await reactionOn(none.id)).content).toBe('confused');
+    const reader = comment('created', '/approve', 'eve', 'MEMBER');
+    await webhook('issue_comment', reader.payload);
+    expect((await reactionOn(reader.id)).content).toBe('confused');
+    expect((await stack!.store.getRun(id))?.status).toBe('waiting');
+
+    const member = comment('created', '/approve', 'bob', 'MEMBER');
+    await webhook('issue_comment', member.payload);
+    expect((await reactionOn(member.id)).content).toBe('+1');
+    await until('the dispatch', async () => github.dispatches.find((d) => d.inputs.switchyard_run === id));
+    const events = await stack!.store.listEvents(id);
+    expect(events.find((e) => e.type === 'signal.approve')?.by).toBe('github:bob');
+    expect(events.filter((e) => e.type === 'github.command').map((e) => [e.by, e.detail.outcome])).toEqual([
+      ['github:mallory', 'refused'],
+      ['github:eve', 'refused'],
+      ['github:bob', 'done'],
+    ]);
+    // Only the three commands by people got a reaction; the edit, the bot and the second line none.
+    expect(github.github.reactions).toHaveLength(3);
+    await until('the status comment records who did what', async () =>
+      github.github.commentsOn(REPO, 301).some((c) => c.body.includes('github:bob approved')),
+    );
+  });
 });
