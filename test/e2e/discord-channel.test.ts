@@ -91,7 +91,8 @@ async function until<T>(
   }
 }
 
-describe('a channel per repository, end to end', () => {
+// Several runs through the whole local stack each: generous on a loaded 2-core machine.
+describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
   let github: FakeGitHubActions;
   let discord: FakeDiscord;
   let stack: LocalStack | undefined;
