@@ -562,7 +562,7 @@ export function createInteractionRouter(
   /** A submitted plan edit: validate, store as a new plan version, rebind the gate, redraw the message. */
   async function planEdited(i: APIModalSubmitInteraction): Promise<APIInteractionResponse> {
     const id = decodeButtonId(i.data.custom_id);
-    if (!id || id.action !== 'edit') return ephemeral('This form is not ours (or too old).');
+    if (id?.action !== 'edit') return ephemeral('This form is not ours (or too old).');
     const run = await engine.getRun(id.runId);
     const refused = await guard(i, 'approve', id.runId, run?.subject.repo);
     if (refused) return refused;

@@ -436,7 +436,7 @@ export class Engine<S = unknown> {
     for (let attempt = 0; ; attempt++) {
       const run = await this.store.getRun(runId);
       const gate = run?.gate;
-      if (!run || run.status !== 'waiting' || !gate || gate.kind === 'agent') {
+      if (run?.status !== 'waiting' || !gate || gate.kind === 'agent') {
         throw new InvalidSignalError(`run ${runId} is not waiting at a gate for a person`, { runId });
       }
       if (gate.binding !== change.expected) {
