@@ -197,6 +197,8 @@ async function benchAck(endpoint: string, verifyUs: number): Promise<Record<stri
       defaultRepo: 'acme/bench',
       admins: { users: [ADMIN], roles: [] },
       permissions: {},
+      guilds: ['1098765432109876543'],
+      channels: [],
     },
   });
   let issue = 1;

@@ -4,6 +4,7 @@ import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
 import { instrumented } from '../lib/common/observability.ts';
 import { getSecretValue, parseWebhookSecrets } from '../lib/common/secrets.ts';
 import { Engine } from '../lib/engine/engine.ts';
+import { createCommentCommandHook } from '../lib/github/comment-commands.ts';
 import { type Delivery, type DeliveryOutcome, handleGitHubWebhook } from '../lib/github/webhook.ts';
 import type { HttpEvent, HttpResult } from '../lib/http/apigw.ts';
 import type { WorkQueue } from '../lib/queue/port.ts';
@@ -60,8 +61,13 @@ export async function createGitHubIngress(opts: {
   const config = new ConfigProvider({ central, store: opts.store });
   // Agents claim their deliveries first: workflow_run of a dispatched agent resumes its run,
   // a red default branch starts CI triage, a coverage check starts a coverage report; an edited
-  // issue re-plans a run waiting for approval (or is noted on a run already approved).
-  const hooks = [createAgentDeliveryHook({ engine, config }), createIssueEditHook({ engine })];
+  // issue re-plans a run waiting for approval (or is noted on a run already approved); a command
+  // comment (/approve, /reject, ...) acts on its subject's run.
+  const hooks = [
+    createAgentDeliveryHook({ engine, config }),
+    createIssueEditHook({ engine }),
+    createCommentCommandHook({ engine, config }),
+  ];
   return createDeliveryHandler({ engine, queue: opts.queue, config, store: opts.store, hooks });
 }
 

@@ -191,9 +191,19 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     return 2;
   }
   try {
-    const run = await engine.signal(id, make());
+    let signal = make();
+    let approved: string | undefined;
+    if (signal.type === 'approve') {
+      // Approve the version read now (or the one given), never whatever the gate shows later, and say which.
+      approved = signal.binding ?? (await engine.getRun(id))?.gate?.binding;
+      if (approved !== undefined) signal = { ...signal, binding: approved };
+    }
+    const run = await engine.signal(id, signal);
     const next = isTerminal(run.status) ? run.status : `${run.status} at ${run.node}`;
-    print(`${command}: run ${id} is now ${next}`, { run: toPublicRun(run) });
+    print(`${command}${approved !== undefined ? ` (plan ${approved})` : ''}: run ${id} is now ${next}`, {
+      run: toPublicRun(run),
+      ...(approved !== undefined ? { plan: approved } : {}),
+    });
     return 0;
   } catch (err) {
     if (err instanceof SwitchyardError) {

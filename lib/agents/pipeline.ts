@@ -4,7 +4,7 @@ import { AgentRegistry } from '../routing/agents.ts';
 import { configPath, loadConfigSource } from '../routing/config.ts';
 import { RunBlockedError } from '../routing/errors.ts';
 import { ConfigProvider } from '../routing/repo-config.ts';
-import { eventOf, route } from '../routing/route.ts';
+import { decisionOf, eventOf, route } from '../routing/route.ts';
 import type { GitHubServices } from '../routing/services.ts';
 import type { RunStore } from '../store/port.ts';
 import { plan } from './plan.ts';
@@ -87,7 +87,14 @@ export function githubPipelineNodes(services: GitHubServices) {
 
     async plan(ctx: Ctx): Promise<NodeResult> {
       const { plan: p } = await plan(services, ctx);
-      return { output: { plan: p } };
+      // The agents an edited plan may name (Discord's Edit plan): the decision's, minus planners.
+      const registry = new AgentRegistry(services.config.central);
+      const planAgents = (decisionOf(ctx.run)?.agents ?? []).filter(
+        (a) => registry.get(a)?.type !== 'planner',
+      );
+      return {
+        output: { plan: p, planAgents: [...new Set([...planAgents, ...p.tasks.map((t) => t.agent)])] },
+      };
     },
 
     /** The approval gate binds to the plan's version: approving an older plan is refused by the engine. */

@@ -64,6 +64,28 @@ function title(workflow: Workflow<unknown> | undefined, node: string | null): st
   return workflow?.nodes.get(node)?.title ?? node;
 }
 
+const DECISION_WORDS: Record<string, string> = {
+  'signal.approve': 'approved',
+  'signal.reject': 'rejected',
+  'signal.cancel': 'cancelled',
+  'signal.retry': 'retried',
+  'plan.edited': 'edited the plan',
+};
+
+/** Who did what to the run (people's decisions, from Discord, GitHub comments or the CLI), newest last. */
+function decisionLines(events: readonly RunEvent[]): string[] {
+  const lines: string[] = [];
+  for (const e of events) {
+    const words = DECISION_WORDS[e.type];
+    if (words && e.by) lines.push(`- ${e.at.slice(0, 16).replace('T', ' ')} UTC: ${e.by} ${words}`);
+    else if (e.type === 'github.command' && e.detail.outcome === 'refused' && e.by)
+      lines.push(
+        `- ${e.at.slice(0, 16).replace('T', ' ')} UTC: /${String(e.detail.command)} by ${e.by} refused`,
+      );
+  }
+  return lines.slice(-10);
+}
+
 export function renderStatusComment(
   run: Run,
   events: readonly RunEvent[],
@@ -101,12 +123,19 @@ export function renderStatusComment(
     out.push('', `#### Plan \`${plan.version}\``);
     const who = plannerLine(plan);
     if (who) out.push(`_Planned by ${who}_`, '');
-    const edited = run.data.editedAfterApproval as { changed?: string[]; at?: string } | undefined;
-    if (edited)
+    const changed = run.data.editedAfterApproval as { changed?: string[]; at?: string } | undefined;
+    if (changed)
       out.push(
-        `> ⚠️ The issue's ${(edited.changed ?? ['text']).join(' and ')} changed after this plan was approved; the work under way follows the approved plan.`,
+        `> ⚠️ The issue's ${(changed.changed ?? ['text']).join(' and ')} changed after this plan was approved; the work under way follows the approved plan.`,
         '',
       );
+    const edited = (plan as { edited?: { by?: unknown; from?: unknown } }).edited;
+    if (edited && typeof edited.by === 'string') {
+      out.push(
+        `_Edited by ${edited.by}${typeof edited.from === 'string' ? ` (was \`${edited.from}\`)` : ''}._`,
+        '',
+      );
+    }
     if (plan.summary) out.push(`${plan.summary}`, '');
     for (const t of plan.tasks) {
       const st = progress[t.id];
@@ -132,6 +161,9 @@ export function renderStatusComment(
       );
     }
   }
+
+  const decisions = decisionLines(events);
+  if (decisions.length > 0) out.push('', '#### Decisions', ...decisions);
 
   if (workflow) {
     out.push(

@@ -1,3 +1,4 @@
+import { commentCommandNodes } from '../agents/comment-commands.ts';
 import { createGitHubReporter } from '../agents/github-reporter.ts';
 import { githubPipelineNodes } from '../agents/pipeline.ts';
 import { deterministicPlanner, type Planner } from '../agents/planner.ts';
@@ -128,6 +129,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     pipeline,
     ciTriage: agents.ciTriage,
     coverage: agents.coverage,
+    commentCommand: commentCommandNodes({ github, store, engine: engineRef }),
     discord: createDiscordWorkerServices({
       rest: discord,
       store,
@@ -150,6 +152,10 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
       rest: discord,
       ...(applicationId ? { applicationId } : {}),
       ...(config.discord.notifyRole ? { notifyRole: config.discord.notifyRole } : {}),
+      channels: () => {
+        const { guilds, channels } = configProvider.central.discord;
+        return { guilds, channels };
+      },
       ...(now ? { now } : {}),
     }),
     agents.reporter,

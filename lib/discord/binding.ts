@@ -37,6 +37,8 @@ export interface DiscordBinding {
   botMessageId?: string;
   /** The token answered 404/401 before its 15 minutes were up (discord-api-docs#6851). */
   tokenDead?: boolean;
+  /** The gate (`gateKey`) whose opening was last announced with a role mention: once per gate. */
+  mentioned?: string;
 }
 
 const epochSeconds = (ms: number) => Math.floor(ms / 1000);
@@ -97,8 +99,9 @@ export async function saveBinding(
   binding: DiscordBinding,
   version: number | undefined,
   nowMs: number,
+  group: string = BINDING_GROUP,
 ): Promise<boolean> {
-  return kv.kvPut(BINDING_GROUP, runId, binding, {
+  return kv.kvPut(group, runId, binding, {
     ...(version !== undefined ? { expectedVersion: version } : {}),
     ttl: epochSeconds(nowMs) + BINDING_TTL_SECONDS,
   });

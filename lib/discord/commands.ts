@@ -66,7 +66,7 @@ export const COMMANDS = [
       {
         type: OptionType.String,
         name: 'plan',
-        description: 'The plan version you reviewed (shown on the run); refused if the plan has changed',
+        description: 'The plan version you reviewed; without it you are shown the plan and an Approve button',
         required: false,
         max_length: 100,
       },
@@ -87,6 +87,29 @@ export const COMMANDS = [
         max_length: 500,
       },
     ],
+  },
+  {
+    type: CHAT_INPUT,
+    name: 'reject',
+    description: 'Reject the plan of a run waiting at an approval gate',
+    ...GUILD_ONLY,
+    options: [
+      runOption('Run waiting for approval', true),
+      {
+        type: OptionType.String,
+        name: 'reason',
+        description: 'Why (kept in the run history)',
+        required: false,
+        max_length: 500,
+      },
+    ],
+  },
+  {
+    type: CHAT_INPUT,
+    name: 'retry',
+    description: 'Retry a failed or expired run from the node it stopped at',
+    ...GUILD_ONLY,
+    options: [runOption('Failed or expired run', true)],
   },
   {
     type: CHAT_INPUT,

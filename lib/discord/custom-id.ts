@@ -6,7 +6,7 @@ import { Limits } from './protocol.ts';
  * button binds to the plan version it was shown with, so a click after the plan changed is
  * refused. Bindings too long for Discord's 100-character limit travel as a hash.
  */
-export type ButtonAction = 'approve' | 'reject' | 'cancel';
+export type ButtonAction = 'approve' | 'reject' | 'cancel' | 'edit';
 
 export interface ButtonId {
   action: ButtonAction;
@@ -16,7 +16,7 @@ export interface ButtonId {
 }
 
 const PREFIX = 'sy';
-const ACTIONS: readonly string[] = ['approve', 'reject', 'cancel'];
+const ACTIONS: readonly string[] = ['approve', 'reject', 'cancel', 'edit'];
 
 export function hashBinding(binding: string): string {
   return `~${createHash('sha256').update(binding).digest('base64url').slice(0, 22)}`;

@@ -3,6 +3,7 @@ import type {
   APIInteraction,
   APIInteractionResponse,
   APIMessageComponentInteraction,
+  APIModalSubmitInteraction,
 } from 'discord-api-types/v10';
 import { logger } from '../common/observability.ts';
 import type { Signal, StartRunInput, StartRunResult } from '../engine/engine.ts';
@@ -10,10 +11,20 @@ import { InvalidSignalError, StaleApprovalError, UnknownWorkflowError } from '..
 import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
 import type { ListRunsQuery, RunStore } from '../store/port.ts';
 import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
+import { channelMapsRepo, guildAllowed, isApprover } from './channels.ts';
 import { consoleLinkRow } from './console-link.ts';
 import { decodeButtonId, resolveShownBinding } from './custom-id.ts';
 import { DiscordInputError } from './errors.ts';
-import { type Actor, authorize, type CommandName, type DiscordPolicy } from './policy.ts';
+import { planEditable, renderLiveMessage } from './live-message.ts';
+import {
+  editableAgents,
+  editPlan,
+  isPlan,
+  PLAN_TEXT_INPUT,
+  parsePlanText,
+  planEditModal,
+} from './plan-edit.ts';
+import { type Actor, authorize, authorizeFor, type CommandName, type DiscordPolicy } from './policy.ts';
 import { InteractionType, Limits, MessageFlags, ResponseType } from './protocol.ts';
 import {
   type MessageBody,
@@ -31,6 +42,16 @@ import { ISSUE_PIPELINE, PLAN_ALL_WORKFLOW, ROUTE_PR_WORKFLOW } from './workflow
 export interface DiscordEnginePort {
   startRun(input: StartRunInput): Promise<StartRunResult>;
   signal(runId: string, signal: Signal): Promise<Run>;
+  rebindGate(
+    runId: string,
+    change: {
+      expected: string;
+      binding: string;
+      data: Record<string, unknown>;
+      prompt?: string;
+      event: NewEvent;
+    },
+  ): Promise<Run>;
   recordEvent(runId: string, event: NewEvent): Promise<void>;
   getRun(id: string): Promise<Run | null>;
   listRuns(query: ListRunsQuery): Promise<Run[]>;
@@ -131,10 +152,19 @@ function repoOption(value: string | undefined, policy: DiscordPolicy): string {
   return repo;
 }
 
+function commandNameOf(i: APIInteraction): string {
+  const data = (i as { data?: { name?: unknown; custom_id?: unknown } }).data;
+  if (typeof data?.name === 'string') return truncate(data.name, 32);
+  if (typeof data?.custom_id === 'string')
+    return `button:${truncate(data.custom_id.split(':')[1] ?? '', 16)}`;
+  return `type:${i.type}`;
+}
+
 /** What a button stands for, for permissions: Reject is part of approving. */
 const BUTTON_COMMAND: Record<string, CommandName> = {
   approve: 'approve',
   reject: 'approve',
+  edit: 'approve',
   cancel: 'cancel',
 };
 
@@ -192,8 +222,9 @@ export function createInteractionRouter(
     i: APIInteraction,
     command: CommandName,
     runId?: string,
+    repo?: string,
   ): Promise<APIInteractionResponse | null> {
-    const decision = authorize(await deps.policy(), command, actorOf(i));
+    const decision = authorizeFor(await deps.policy(), command, actorOf(i), repo);
     if (decision.allowed) return null;
     await audit(i, command, decision.reason, runId);
     return ephemeral(`⛔ ${decision.reason}.`);
@@ -258,6 +289,8 @@ export function createInteractionRouter(
     const target = issueText
       ? parseIssueRef(issueText, repoText !== undefined ? repoOption(repoText, policy) : policy.defaultRepo)
       : { repo: repoOption(repoText, policy), issue: undefined };
+    const refusedHere = await channelRefuses(i, policy, target.repo);
+    if (refusedHere) return refusedHere;
     await keepToken(i);
     const idempotencyKey = `discord:${i.id}`;
 
@@ -306,6 +339,25 @@ export function createInteractionRouter(
     return message({ ...body, content: `Already running: attached to \`${res.run.id}\`.` });
   }
 
+  /**
+   * With channel mappings configured, /plan acts only on repositories the channel it was typed in
+   * maps, so a repository's runs show up where its approvers are; admins may plan anything anywhere.
+   */
+  async function channelRefuses(
+    i: APIInteraction,
+    policy: DiscordPolicy,
+    repo: string,
+  ): Promise<APIInteractionResponse | null> {
+    if (policy.channels.length === 0) return null;
+    const decision = authorize(policy, 'plan', actorOf(i));
+    if (decision.allowed && decision.via.startsWith('admin')) return null;
+    const channelId = channelIdOf(i);
+    if (channelId && channelMapsRepo(policy.channels, channelId, repo)) return null;
+    const reason = `this channel does not map ${repo}`;
+    await audit(i, 'plan', reason);
+    return ephemeral(`⛔ ${truncate(reason, 200)}: plan it in its own channel, or ask an admin.`);
+  }
+
   async function status(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
     const runText = str(opts.get('run'));
     const refused = await guard(i, 'status', runText);
@@ -339,16 +391,24 @@ export function createInteractionRouter(
     const runId = str(opts.get('run'));
     const shown = str(opts.get('plan'));
     if (!runId) return ephemeral('Give a run.');
-    const refused = await guard(i, 'approve', runId);
-    if (refused) return refused;
     const run = await findRun(runId);
+    const refused = await guard(i, 'approve', run?.id ?? runId, run?.subject.repo);
+    if (refused) return refused;
     if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
     const gate = run.gate;
     if (run.status !== 'waiting' || !gate || gate.kind === 'agent') {
       return ephemeral(`Run \`${run.id}\` is not waiting for an approval (it is ${run.status}).`);
     }
     const actor = actorOf(i);
-    // Without `plan`, approve what the gate shows now, and record that the approval was unbound.
+    // Without `plan`, never approve blind: show the plan privately with an Approve button bound to it.
+    if (shown === undefined && gate.binding !== undefined) {
+      const events = await engine.listEvents(run.id);
+      const body = renderLiveMessage(run, { workflow: workflowOf(run), events });
+      return message(
+        { ...body, content: `Review plan \`${truncate(gate.binding, 60)}\`, then approve it here.` },
+        { ephemeral: true },
+      );
+    }
     const binding = shown ?? gate.binding;
     const refusal = await signalOrRefuse(run.id, {
       type: 'approve',
@@ -356,14 +416,6 @@ export function createInteractionRouter(
       ...(binding !== undefined ? { binding } : {}),
     });
     if (refusal) return refusal;
-    if (shown === undefined) {
-      await engine.recordEvent(run.id, {
-        type: 'discord.approve.unbound',
-        node: gate.node,
-        by: byOf(actor),
-        detail: { binding: gate.binding ?? null, interactionId: i.id },
-      });
-    }
     const version = gate.binding !== undefined ? ` (plan version \`${truncate(gate.binding, 60)}\`)` : '';
     return message(
       textMessage(
@@ -372,13 +424,53 @@ export function createInteractionRouter(
     );
   }
 
+  async function reject(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
+    const runId = str(opts.get('run'));
+    const reason = str(opts.get('reason'));
+    if (!runId) return ephemeral('Give a run.');
+    const run = await findRun(runId);
+    // Rejecting is part of approving: the same people may do it.
+    const refused = await guard(i, 'approve', run?.id ?? runId, run?.subject.repo);
+    if (refused) return refused;
+    if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
+    const actor = actorOf(i);
+    const refusal = await signalOrRefuse(run.id, {
+      type: 'reject',
+      by: byOf(actor),
+      ...(reason ? { reason } : {}),
+    });
+    if (refusal) return refusal;
+    return message(
+      textMessage(
+        `🚫 <@${actor.userId}> rejected \`${run.id}\` ${subjectLabel(run)}${reason ? `: ${reason}` : ''}.`,
+      ),
+    );
+  }
+
+  async function retry(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
+    const runId = str(opts.get('run'));
+    if (!runId) return ephemeral('Give a run.');
+    const run = await findRun(runId);
+    const refused = await guard(i, 'retry', run?.id ?? runId, run?.subject.repo);
+    if (refused) return refused;
+    if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
+    const actor = actorOf(i);
+    const refusal = await signalOrRefuse(run.id, { type: 'retry', by: byOf(actor) });
+    if (refusal) return refusal;
+    return message(
+      textMessage(
+        `🔁 <@${actor.userId}> retried \`${run.id}\` ${subjectLabel(run)} at ${run.node ?? 'start'}.`,
+      ),
+    );
+  }
+
   async function cancel(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
     const runId = str(opts.get('run'));
     const reason = str(opts.get('reason'));
     if (!runId) return ephemeral('Give a run.');
-    const refused = await guard(i, 'cancel', runId);
-    if (refused) return refused;
     const run = await findRun(runId);
+    const refused = await guard(i, 'cancel', run?.id ?? runId, run?.subject.repo);
+    if (refused) return refused;
     if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
     const actor = actorOf(i);
     const refusal = await signalOrRefuse(run.id, {
@@ -442,10 +534,11 @@ export function createInteractionRouter(
   async function button(i: APIMessageComponentInteraction): Promise<APIInteractionResponse> {
     const id = decodeButtonId(i.data.custom_id);
     if (!id) return ephemeral('This button is not ours (or too old).');
-    const refused = await guard(i, BUTTON_COMMAND[id.action]!, id.runId);
-    if (refused) return refused;
     const run = await engine.getRun(id.runId);
+    const refused = await guard(i, BUTTON_COMMAND[id.action]!, id.runId, run?.subject.repo);
+    if (refused) return refused;
     if (!run) return ephemeral(`No run \`${id.runId}\`.`);
+    if (id.action === 'edit') return openPlanEditor(run, id.binding);
     const by = byOf(actorOf(i));
     const signal: Signal =
       id.action === 'approve'
@@ -462,7 +555,76 @@ export function createInteractionRouter(
     const events = await engine.listEvents(after.id);
     return {
       type: ResponseType.UpdateMessage,
-      data: renderRunMessage(after, { workflow: workflowOf(after), events }),
+      data: renderLiveMessage(after, { workflow: workflowOf(after), events }),
+    };
+  }
+
+  /** The Edit plan button: a modal with the plan shown on the message, if it is still the gate's. */
+  function openPlanEditor(run: Run, shown: string | undefined): APIInteractionResponse {
+    const plan = run.data.plan;
+    if (!planEditable(run) || !isPlan(plan)) {
+      return ephemeral(`Run \`${run.id}\` has no plan waiting for approval (it is ${run.status}).`);
+    }
+    if (resolveShownBinding(shown, run.gate?.binding) !== plan.version) {
+      return ephemeral('⚠️ The plan changed since this message was drawn: edit the current one.');
+    }
+    return planEditModal(run, plan);
+  }
+
+  /** A submitted plan edit: validate, store as a new plan version, rebind the gate, redraw the message. */
+  async function planEdited(i: APIModalSubmitInteraction): Promise<APIInteractionResponse> {
+    const id = decodeButtonId(i.data.custom_id);
+    if (id?.action !== 'edit') return ephemeral('This form is not ours (or too old).');
+    const run = await engine.getRun(id.runId);
+    const refused = await guard(i, 'approve', id.runId, run?.subject.repo);
+    if (refused) return refused;
+    if (!run) return ephemeral(`No run \`${id.runId}\`.`);
+    const plan = run.data.plan;
+    const shown = resolveShownBinding(id.binding, run.gate?.binding);
+    if (!planEditable(run) || !isPlan(plan) || shown !== plan.version) {
+      return ephemeral(
+        '⚠️ The plan changed (or was decided) while you edited it, so your edit was not applied.',
+      );
+    }
+    const text = i.data.components
+      .flatMap((row) => ('components' in row ? row.components : 'component' in row ? [row.component] : []))
+      .find((c) => c.custom_id === PLAN_TEXT_INPUT);
+    const value = text && 'value' in text && typeof text.value === 'string' ? text.value : '';
+    const tasks = parsePlanText(value, editableAgents(run));
+    const actor = actorOf(i);
+    const by = byOf(actor);
+    const next = editPlan(plan, tasks, by, now().toISOString());
+    if (next.version === plan.version) return ephemeral('Nothing changed: the plan is the same.');
+    try {
+      await engine.rebindGate(run.id, {
+        expected: plan.version,
+        binding: next.version,
+        data: { plan: next },
+        prompt: `Approve plan ${next.version} (${next.tasks.length} task${next.tasks.length === 1 ? '' : 's'}, edited by ${by}).`,
+        event: {
+          type: 'plan.edited',
+          by,
+          detail: {
+            from: plan.version,
+            to: next.version,
+            interactionId: i.id,
+            tasks: next.tasks.map((t) => ({ id: t.id, agent: t.agent })),
+          },
+        },
+      });
+    } catch (err) {
+      if (err instanceof StaleApprovalError || err instanceof InvalidSignalError) {
+        return ephemeral(
+          '⚠️ The plan changed (or was decided) while you edited it, so your edit was not applied.',
+        );
+      }
+      throw err;
+    }
+    const after = (await engine.getRun(run.id)) ?? run;
+    const events = await engine.listEvents(after.id);
+    return {
+      type: ResponseType.UpdateMessage,
+      data: renderLiveMessage(after, { workflow: workflowOf(after), events }),
     };
   }
 
@@ -471,16 +633,23 @@ export function createInteractionRouter(
   async function autocomplete(
     i: APIInteraction & { data: { name: string; options?: Option[] } },
   ): Promise<APIInteractionResponse> {
-    const command = i.data.name as CommandName;
+    const typed = i.data.name;
+    // Reject is part of approving (the same people, the same waiting runs).
+    const command = (typed === 'reject' ? 'approve' : typed) as CommandName;
     const { values } = readOptions(i.data.options);
     const focused = [...values.values()].find((o) => o.focused);
     const empty: APIInteractionResponse = {
       type: ResponseType.ApplicationCommandAutocompleteResult,
       data: { choices: [] },
     };
-    if (focused?.name !== 'run' || !['status', 'approve', 'cancel'].includes(command)) return empty;
-    // Run ids and repos are not for everyone: no allowlist, no suggestions (and no audit noise).
-    if (!authorize(await deps.policy(), command, actorOf(i)).allowed) return empty;
+    if (focused?.name !== 'run' || !['status', 'approve', 'cancel', 'retry'].includes(command)) return empty;
+    // Run ids and repos are not for everyone: no allowlist (or channel approver role), no suggestions.
+    const policy = await deps.policy();
+    const actor = actorOf(i);
+    const mayDecide = policy.channels.some((c) => isApprover(c.approvers, actor));
+    if (!authorize(policy, command, actor).allowed && !(mayDecide && command !== 'status')) return empty;
+    const visible = (r: Run) =>
+      command === 'status' || authorizeFor(policy, command, actor, r.subject.repo).allowed;
     const q = String(focused.value ?? '')
       .trim()
       .toLowerCase()
@@ -488,7 +657,12 @@ export function createInteractionRouter(
     let runs: Run[];
     if (command === 'approve') runs = (await activeRuns(SUGGEST_LIMIT)).filter((r) => r.status === 'waiting');
     else if (command === 'cancel') runs = await activeRuns(SUGGEST_LIMIT);
+    else if (command === 'retry')
+      runs = (await engine.listRuns({ limit: 100 })).filter(
+        (r) => r.status === 'failed' || r.status === 'expired',
+      );
     else runs = await engine.listRuns({ limit: 100 });
+    runs = runs.filter(visible);
     const matches = (r: Run) =>
       q === '' ||
       r.id.toLowerCase().startsWith(q) ||
@@ -509,6 +683,14 @@ export function createInteractionRouter(
   // ------------------------------------------------------------------------------ dispatch
 
   async function dispatch(i: APIInteraction): Promise<APIInteractionResponse> {
+    // Fail closed: only configured guilds are served (a DM has no guild and is refused too).
+    if (!guildAllowed(await deps.policy(), i.guild_id)) {
+      if (i.type === InteractionType.ApplicationCommandAutocomplete) {
+        return { type: ResponseType.ApplicationCommandAutocompleteResult, data: { choices: [] } };
+      }
+      await audit(i, commandNameOf(i), 'guild not configured');
+      return ephemeral('⛔ Switchyard is not configured for this server.');
+    }
     switch (i.type) {
       case InteractionType.ApplicationCommand: {
         const data = i.data as { name: string; options?: Option[] };
@@ -522,6 +704,10 @@ export function createInteractionRouter(
             return approve(i, values);
           case 'cancel':
             return cancel(i, values);
+          case 'reject':
+            return reject(i, values);
+          case 'retry':
+            return retry(i, values);
           case 'route':
             return route(i, sub, values);
           default:
@@ -530,6 +716,8 @@ export function createInteractionRouter(
       }
       case InteractionType.MessageComponent:
         return button(i);
+      case InteractionType.ModalSubmit:
+        return planEdited(i);
       case InteractionType.ApplicationCommandAutocomplete:
         return autocomplete(i as APIInteraction & { data: { name: string; options?: Option[] } });
       default:

@@ -3,7 +3,9 @@
  * lives in lib/routing/config.ts); the Discord function reads only this, so it does not have to
  * load the config schema library at cold start.
  */
-export const COMMAND_NAMES = ['plan', 'status', 'approve', 'cancel', 'route'] as const;
+import { type ChannelMapping, channelFor, channelsFromConfig, isApprover } from './channels.ts';
+
+export const COMMAND_NAMES = ['plan', 'status', 'approve', 'cancel', 'route', 'retry'] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export interface Allowlist {
@@ -19,6 +21,10 @@ export interface DiscordPolicy {
   triggerLabel: string;
   admins: { users: string[]; roles: string[] };
   permissions: Partial<Record<CommandName, Allowlist>>;
+  /** Guilds whose commands and buttons are served; none listed serves none (fail closed). */
+  guilds: string[];
+  /** The channel per repository, with its approvers (lib/discord/channels.ts). */
+  channels: ChannelMapping[];
 }
 
 export const DEFAULT_TRIGGER_LABEL = 'ready';
@@ -29,7 +35,7 @@ export interface Actor {
 }
 
 export type Decision =
-  | { allowed: true; via: 'admin-user' | 'admin-role' | 'user' | 'role' }
+  | { allowed: true; via: 'admin-user' | 'admin-role' | 'user' | 'role' | 'approver' }
   | { allowed: false; reason: string };
 
 const nonEmpty = (l: Allowlist | undefined): boolean =>
@@ -47,6 +53,28 @@ export function authorize(policy: DiscordPolicy, command: CommandName, actor: Ac
   if (list?.users?.includes(actor.userId)) return { allowed: true, via: 'user' };
   if (actor.roles.some((r) => list?.roles?.includes(r))) return { allowed: true, via: 'role' };
   return { allowed: false, reason: `you are not on the allowlist for /${command}` };
+}
+
+/** Commands that decide about a run (`/reject` and Edit plan count as approve): on a repository with a channel mapping, its approvers hold them. */
+const RUN_DECISIONS: ReadonlySet<CommandName> = new Set(['approve', 'cancel', 'retry']);
+
+/**
+ * Per-repository rights: admins act everywhere; on a repository that maps to a channel, the
+ * mapping's approvers decide its runs (the global allowlists do not reach into it); anything else
+ * falls back to the command's global allowlist.
+ */
+export function authorizeFor(
+  policy: DiscordPolicy,
+  command: CommandName,
+  actor: Actor,
+  repo: string | undefined,
+): Decision {
+  const global = authorize(policy, command, actor);
+  if (global.allowed && (global.via === 'admin-user' || global.via === 'admin-role')) return global;
+  const mapping = RUN_DECISIONS.has(command) ? channelFor(policy.channels, repo) : undefined;
+  if (!mapping) return global;
+  if (isApprover(mapping.approvers, actor)) return { allowed: true, via: 'approver' };
+  return { allowed: false, reason: `you are not an approver for ${repo}` };
 }
 
 const SNOWFLAKE = /^\d{15,21}$/;
@@ -108,6 +136,7 @@ export function policyFromConfig(config: unknown): { policy: DiscordPolicy; prob
       roles: idList(admins.roles, 'discord.admins.roles', problems),
     },
     permissions,
+    ...channelsFromConfig(discord, problems),
   };
   if (typeof discord.defaultRepo === 'string') {
     if (REPO.test(discord.defaultRepo)) policy.defaultRepo = discord.defaultRepo;
@@ -123,4 +152,6 @@ export const DENY_ALL: DiscordPolicy = {
   triggerLabel: DEFAULT_TRIGGER_LABEL,
   admins: { users: [], roles: [] },
   permissions: {},
+  guilds: [],
+  channels: [],
 };

@@ -18,6 +18,7 @@ export const ResponseType = {
   DeferredMessageUpdate: 6,
   UpdateMessage: 7,
   ApplicationCommandAutocompleteResult: 8,
+  Modal: 9,
 } as const;
 
 export const OptionType = {
@@ -27,7 +28,8 @@ export const OptionType = {
   Boolean: 5,
 } as const;
 
-export const ComponentType = { ActionRow: 1, Button: 2 } as const;
+export const ComponentType = { ActionRow: 1, Button: 2, TextInput: 4 } as const;
+export const TextInputStyle = { Short: 1, Paragraph: 2 } as const;
 export const ButtonStyle = { Primary: 1, Secondary: 2, Success: 3, Danger: 4, Link: 5 } as const;
 
 export const MessageFlags = { Ephemeral: 64 } as const;

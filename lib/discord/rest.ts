@@ -120,6 +120,11 @@ export class DiscordRest {
     });
   }
 
+  /** A channel, to learn its guild (run messages go only to configured guilds). */
+  getChannel(channelId: string): Promise<APIChannel & { guild_id?: string }> {
+    return this.request('GET', `/channels/${channelId}`, undefined, 'bot', { id: channelId });
+  }
+
   startThreadFromMessage(
     channelId: string,
     messageId: string,

@@ -523,6 +523,56 @@ export class Engine<S = unknown> {
     await this.store.appendEvent(runId, { ...event, at: event.at ?? this.now().toISOString() });
   }
 
+  /**
+   * Change what a waiting run's person gate shows (an edited plan) without leaving the gate: the run
+   * data is merged and the gate binds to `binding`, so approvals of what was shown before are
+   * refused. Only while the gate still shows `expected` (two editors: the second one is refused).
+   */
+  async rebindGate(
+    runId: string,
+    change: {
+      expected: string;
+      binding: string;
+      data: Record<string, unknown>;
+      prompt?: string;
+      event: NewEvent;
+    },
+  ): Promise<Run> {
+    for (let attempt = 0; ; attempt++) {
+      const run = await this.store.getRun(runId);
+      const gate = run?.gate;
+      if (run?.status !== 'waiting' || !gate || gate.kind === 'agent') {
+        throw new InvalidSignalError(`run ${runId} is not waiting at a gate for a person`, { runId });
+      }
+      if (gate.binding !== change.expected) {
+        throw new StaleApprovalError(`the gate of run ${runId} now shows ${gate.binding ?? 'nothing'}`, {
+          runId,
+          node: gate.node,
+        });
+      }
+      const at = this.now().toISOString();
+      const next: Run = {
+        ...run,
+        data: { ...run.data, ...change.data },
+        gate: { ...gate, binding: change.binding, ...(change.prompt ? { prompt: change.prompt } : {}) },
+        updatedAt: at,
+        version: run.version + 1,
+      };
+      try {
+        const saved = await this.store.commit({
+          run: next,
+          expectedVersion: run.version,
+          events: [{ ...change.event, node: gate.node, at }],
+        });
+        await this.enqueue(saved, []);
+        return saved;
+      } catch (err) {
+        if (err instanceof ConcurrencyError && attempt < 10) continue;
+        throw err;
+      }
+    }
+  }
+
   /** Complete `node` with `result` and move to the next node (or finish). */
   private async advance(
     run: Run,

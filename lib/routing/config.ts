@@ -4,7 +4,9 @@ import { z } from 'zod';
 import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
 import { compile } from './cel.ts';
+import { DiscordChannelsShape } from './discord-channels-schema.ts';
 import { ConfigError, type ConfigIssue, ExpressionError } from './errors.ts';
+import { GitHubSchema } from './github-commands-schema.ts';
 import { DEFAULT_PLANNER_CONFIG, PlannerConfigSchema } from './planner-config.ts';
 import { RecoverySchema } from './recovery-config.ts';
 
@@ -255,8 +257,10 @@ const DiscordSchema = z.strictObject({
       approve: PermissionEntry.optional(),
       cancel: PermissionEntry.optional(),
       route: PermissionEntry.optional(),
+      retry: PermissionEntry.optional(),
     })
     .default({}),
+  ...DiscordChannelsShape,
 });
 
 const RoutingSchema = z.strictObject({
@@ -294,6 +298,7 @@ export const SwitchyardConfigSchema = z
     routing: RoutingSchema.default(RoutingSchema.parse({})),
     repoConfig: RepoConfigSchema.default(RepoConfigSchema.parse({})),
     discord: DiscordSchema.default(DiscordSchema.parse({})),
+    github: GitHubSchema.default(GitHubSchema.parse({})),
     workflows: z.record(z.string(), WorkflowTuningSchema).default({}),
     executors: z.record(name('executor name'), ExecutorSchema).default({}),
     agents: z.record(name('agent name'), AgentSchema).default({}),

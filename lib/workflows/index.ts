@@ -6,6 +6,7 @@ import {
   type WorkflowTuning,
 } from '../engine/workflow.ts';
 import { ciTriageWorkflow } from './ci-triage.ts';
+import { commentCommandWorkflow } from './comment-command.ts';
 import { coverageWorkflow } from './coverage.ts';
 import { issuePipeline } from './issue-pipeline.ts';
 
@@ -18,6 +19,7 @@ export const WORKFLOW_DEFINITIONS: WorkflowDefinition<never>[] = [
   issuePipeline as WorkflowDefinition<never>,
   ciTriageWorkflow as WorkflowDefinition<never>,
   coverageWorkflow as WorkflowDefinition<never>,
+  commentCommandWorkflow as WorkflowDefinition<never>,
   ...discordWorkflowDefinitions(),
 ];
 

@@ -22,8 +22,16 @@ function optionLists(): Array<[string, Opt[]]> {
 }
 
 describe('command definitions', () => {
-  it('are the five commands the README documents', () => {
-    expect(COMMANDS.map((c) => c.name)).toEqual(['plan', 'status', 'approve', 'cancel', 'route']);
+  it('are the seven commands the README documents', () => {
+    expect(COMMANDS.map((c) => c.name)).toEqual([
+      'plan',
+      'status',
+      'approve',
+      'cancel',
+      'reject',
+      'retry',
+      'route',
+    ]);
   });
 
   it.each(COMMANDS.map((c) => [c.name, c] as const))('/%s has a valid name and description', (_n, c) => {
@@ -75,7 +83,7 @@ describe('npm run discord:register', () => {
       rest,
       print,
     });
-    expect(names).toEqual(['plan', 'status', 'approve', 'cancel', 'route']);
+    expect(names).toEqual(['plan', 'status', 'approve', 'cancel', 'reject', 'retry', 'route']);
     expect(discord.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
       `PUT /applications/${APP_ID}/guilds/${GUILD_ID}/commands`,
     ]);

@@ -9,7 +9,7 @@ import { servicesFromEnv } from '../../lib/discord/runtime.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { configToJson } from '../../scripts/config-to-json.ts';
 import { createTestStore, testEndpoint } from '../support/dynamo.ts';
-import { ADMIN, command, makeKeys, ping, STRANGER, signedRequest } from './support.ts';
+import { ADMIN, command, GUILD_ID, makeKeys, ping, STRANGER, signedRequest } from './support.ts';
 
 /** The Lambda entry point: API Gateway HTTP API (payload v2) events in, structured results out. */
 const keys = makeKeys(31);
@@ -60,6 +60,7 @@ beforeAll(async () => {
       'version: 1',
       'discord:',
       '  defaultRepo: acme/widgets',
+      `  guilds: ["${GUILD_ID}"]`,
       '  admins:',
       `    users: ["${ADMIN.id}"]`,
       '  permissions:',
@@ -134,7 +135,8 @@ describe('functions/discord-interactions', () => {
     const broken = makeHandler(
       defaultDeps({ ...env, DISCORD_POLICY_FILE: join(tmpdir(), 'sy-no-such-policy.json') }),
     );
-    expect((await statusContent(broken)).content).toBe('⛔ /status is limited to admins.');
+    // No policy: no configured guild either, so the command is refused before any allowlist.
+    expect((await statusContent(broken)).content).toBe('⛔ Switchyard is not configured for this server.');
   });
 
   it('loads the services on the first command, once, and not for a PING', async () => {

@@ -30,6 +30,7 @@ import {
   buttonClick,
   CHANNEL_ID,
   command,
+  GUILD_ID,
   makeKeys,
   opt,
   STRANGER,
@@ -53,6 +54,8 @@ const policy: DiscordPolicy = {
     // An empty allowlist: admins only.
     plan: { users: [], roles: [] },
   },
+  guilds: [GUILD_ID],
+  channels: [],
 };
 
 /** The plan version each issue's approval gate shows; tests change it to make approvals stale. */
@@ -347,15 +350,41 @@ describe('/approve and /cancel', () => {
     expect(events.map((e) => e.type)).toContain('signal.approve.refused');
   });
 
-  it('approves without a plan version, and records that the approval was unbound', async () => {
+  it('answers /approve without a plan version privately with the plan and a bound Approve button, approving nothing', async () => {
     const [run] = await runsFor('acme/widgets', 45);
     const res = await send(command('approve', [opt.str('run', run!.id)], { user: APPROVER }));
     expect(res.type).toBe(4);
+    expect(res.data?.flags).toBe(64);
+    expect(JSON.stringify(res.data)).toContain(`sy:approve:${run!.id}:plan-v2`);
+    expect(res.data?.content).toContain('plan-v2');
+    expect((await h.engine.getRun(run!.id))?.status).toBe('waiting');
+
+    const click = await send(buttonClick(`sy:approve:${run!.id}:plan-v2`, { user: APPROVER }));
+    expect(click.type).toBe(7);
     await h.settle();
-    const events = await h.engine.listEvents(run!.id);
-    const unbound = events.find((e) => e.type === 'discord.approve.unbound');
-    expect(unbound?.detail).toMatchObject({ binding: 'plan-v2' });
-    expect((await h.engine.getRun(run!.id))?.status).toBe('succeeded');
+    const after = await h.engine.getRun(run!.id);
+    expect(after?.status).toBe('succeeded');
+    expect(after?.data.approval).toMatchObject({ binding: 'plan-v2', bound: true });
+  });
+
+  it('/reject ends a waiting run with the reason, and /retry is refused while it is not failed', async () => {
+    await send(command('plan', [opt.str('issue', '47')]));
+    await h.settle();
+    const [run] = await runsFor('acme/widgets', 47);
+    const early = await send(command('retry', [opt.str('run', run!.id)]));
+    expect(early.data?.flags).toBe(64);
+    expect(early.data?.content).toContain('only failed or expired runs can be retried');
+    const res = await send(
+      command('reject', [opt.str('run', run!.id), opt.str('reason', 'wrong approach')], { user: APPROVER }),
+    );
+    expect(res.data?.content).toContain('rejected');
+    const after = await h.engine.getRun(run!.id);
+    expect(after?.status).toBe('failed');
+    expect(after?.reason).toBe(`rejected by discord:${APPROVER.id}: wrong approach`);
+
+    const retried = await send(command('retry', [opt.str('run', run!.id)]));
+    expect(retried.data?.content).toContain('retried');
+    expect((await h.engine.getRun(run!.id))?.status).not.toBe('failed');
   });
 
   it('cancels with a reason kept in the history', async () => {

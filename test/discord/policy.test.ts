@@ -21,6 +21,8 @@ const policy: DiscordPolicy = {
     plan: { users: [PLANNER_USER], roles: [] },
     status: { users: [], roles: [] },
   },
+  guilds: [],
+  channels: [],
 };
 
 describe('authorize', () => {
@@ -67,6 +69,8 @@ describe('policyFromConfig', () => {
       triggerLabel: 'switchyard',
       defaultRepo: 'acme/widgets',
       notifyRole: APPROVER_ROLE,
+      guilds: [],
+      channels: [],
       admins: { users: [ADMIN_USER], roles: [] },
       permissions: { approve: { users: [], roles: [APPROVER_ROLE] } },
     });

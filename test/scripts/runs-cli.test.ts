@@ -284,7 +284,7 @@ describe('runs CLI', () => {
       const { code, out } = await cli('approve', run.id, '--plan', 'plan-v1', '--by', 'carol');
 
       expect(code).toBe(0);
-      expect(out).toBe(`approve: run ${run.id} is now running at execute`);
+      expect(out).toBe(`approve (plan plan-v1): run ${run.id} is now running at execute`);
       const after = await h.store.getRun(run.id);
       expect(after).toMatchObject({ status: 'running', node: 'execute' });
       expect(after?.data.approval).toMatchObject({ by: 'carol', binding: 'plan-v1', bound: true });

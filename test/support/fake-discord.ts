@@ -39,6 +39,8 @@ export class FakeDiscord {
     autoArchive: unknown;
   }> = [];
   readonly expiredTokens = new Set<string>();
+  /** The guild of each channel, for `GET /channels/{id}` (unknown channels answer 404). */
+  readonly channelGuilds = new Map<string, string>();
   /** Channel of each interaction's @original, by token (where the slash command was used). */
   readonly interactionChannels = new Map<string, string>();
   private readonly scripts = new Scripts();
@@ -136,7 +138,13 @@ export class FakeDiscord {
     if (req.headers.authorization !== `Bot ${this.botToken}`)
       return send(401, { message: '401: Unauthorized', code: 0 });
 
-    let m = /^\/channels\/(\d+)\/messages$/.exec(path);
+    let m = /^\/channels\/(\d+)$/.exec(path);
+    if (m && method === 'GET') {
+      const guild = this.channelGuilds.get(m[1]!);
+      if (!guild) return send(404, { message: 'Unknown Channel', code: 10003 });
+      return send(200, { id: m[1], type: 0, guild_id: guild, name: `channel-${m[1]}` });
+    }
+    m = /^\/channels\/(\d+)\/messages$/.exec(path);
     if (m && method === 'POST') {
       const msg = { id: this.snowflake(), channel_id: m[1]!, ...(body as object) };
       this.messages.set(msg.id, msg);

@@ -63,6 +63,10 @@ export class FakeGitHub {
   readonly requests: RecordedRequest[] = [];
   readonly issues = new Map<string, FakeIssue>();
   readonly comments = new Map<number, FakeComment>();
+  /** Reactions added to comments (the bot's 👍 / 😕 answers to comment commands). */
+  readonly reactions: Array<{ commentId: number; content: string }> = [];
+  /** Collaborator permission by `repo#login` (lowercase): admin, maintain, write, triage, read or none. */
+  readonly permissions = new Map<string, string>();
   readonly files = new Map<string, string>();
   readonly pullFiles = new Map<string, string[]>();
   readonly workflowRuns = new Map<string, FakeWorkflowRun[]>();
@@ -237,6 +241,18 @@ export class FakeGitHub {
         if (typeof b.body !== 'string') return { status: 422, body: { message: 'body is required' } };
         return { status: 201, body: this.commentJson(this.addComment(repo, n, b.body, 'switchyard[bot]')) };
       }
+    }
+    m = /^\/issues\/comments\/(\d+)\/reactions$/.exec(rest);
+    if (m && method === 'POST') {
+      const c = this.comments.get(Number(m[1]));
+      if (!c || c.repo !== repo) return notFound;
+      this.reactions.push({ commentId: c.id, content: String(b.content) });
+      return { status: 201, body: { id: this.reactions.length, content: b.content } };
+    }
+    m = /^\/collaborators\/([^/]+)\/permission$/.exec(rest);
+    if (m && method === 'GET') {
+      const permission = this.permissions.get(`${repo}#${decodeURIComponent(m[1]!).toLowerCase()}`) ?? 'none';
+      return { status: 200, body: { permission, role_name: permission, user: { login: m[1] } } };
     }
     m = /^\/issues\/comments\/(\d+)$/.exec(rest);
     if (m) {

@@ -1,0 +1,233 @@
+import type {
+  APIActionRowComponent,
+  APIButtonComponent,
+  APIEmbedField,
+  RESTPostAPIChannelMessageJSONBody,
+} from 'discord-api-types/v10';
+import { isTerminal, type Run, type RunEvent } from '../engine/types.ts';
+import { gateNeedsPerson } from './channels.ts';
+import { encodeButtonId } from './custom-id.ts';
+import { ButtonStyle, ComponentType, Limits } from './protocol.ts';
+import {
+  issueUrl,
+  type MessageBody,
+  renderRunMessage,
+  subjectLabel,
+  truncate,
+  type WorkflowView,
+} from './render.ts';
+
+/**
+ * The live message of a run in its repository's channel (and of runs started from Discord): the
+ * run message of render.ts plus the plan with its task checklist, links to the PRs and Actions
+ * runs, and at a gate for a person the buttons Approve (bound to the plan version shown),
+ * Edit plan, Reject and Cancel. Kept apart from render.ts so that file stays the shared basics.
+ */
+
+interface TaskView {
+  id?: string;
+  title: string;
+  agent?: string;
+  status?: string;
+  done?: boolean;
+  result?: { url?: string };
+}
+
+const TASK_ICON: Record<string, string> = {
+  pending: '⬜',
+  running: '▶️',
+  done: '✅',
+  failed: '❌',
+  skipped: '⏭️',
+};
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const httpsUrl = (v: unknown): string | undefined => {
+  const s = str(v);
+  return s && /^https:\/\/[^\s<>()]+$/.test(s) ? s : undefined;
+};
+
+/** The tasks as the run knows them now: work state once executing, else the plan's. */
+export function runTasks(run: Run): TaskView[] {
+  const work = run.data.work;
+  const plan = run.data.plan;
+  const source =
+    isObj(work) && Array.isArray(work.tasks) && work.tasks.length > 0
+      ? work.tasks
+      : isObj(plan) && Array.isArray(plan.tasks)
+        ? plan.tasks
+        : [];
+  return source.filter(isObj).map((t) => ({
+    ...(str(t.id) ? { id: str(t.id)! } : {}),
+    title: str(t.title) ?? '(untitled)',
+    ...(str(t.agent) ? { agent: str(t.agent)! } : {}),
+    ...(str(t.status) ? { status: str(t.status)! } : {}),
+    ...(typeof t.done === 'boolean' ? { done: t.done } : {}),
+    ...(isObj(t.result)
+      ? { result: { ...(httpsUrl(t.result.url) ? { url: httpsUrl(t.result.url)! } : {}) } }
+      : {}),
+  }));
+}
+
+/** The plan field: title, summary, who edited it, and the task checklist. */
+export function planField(run: Run): APIEmbedField | undefined {
+  const plan = run.data.plan;
+  if (!isObj(plan)) return undefined;
+  const lines: string[] = [];
+  const title = str(plan.title);
+  if (title) lines.push(`**${truncate(title, 200)}**`);
+  const summary = str(plan.summary);
+  if (summary) lines.push(truncate(summary, 300));
+  const edited = isObj(plan.edited) ? plan.edited : undefined;
+  if (edited && str(edited.by)) lines.push(`✏️ edited by ${truncate(str(edited.by)!, 60)}`);
+  const tasks = runTasks(run);
+  for (const t of tasks.slice(0, 12)) {
+    const icon = TASK_ICON[t.status ?? (t.done ? 'done' : 'pending')] ?? '⬜';
+    lines.push(`${icon} ${t.agent ? `\`${truncate(t.agent, 40)}\` ` : ''}${truncate(t.title, 120)}`);
+  }
+  if (tasks.length > 12) lines.push(`… and ${tasks.length - 12} more`);
+  const version = str(plan.version);
+  return {
+    name: truncate(`Plan${version ? ` ${version}` : ''}`, Limits.embedFieldName),
+    value: truncate(lines.join('\n') || '—', Limits.embedFieldValue),
+  };
+}
+
+/** Pull requests (task results) and Actions runs (linked workflow runs) of this run. */
+export function workLinks(run: Run, events: readonly RunEvent[]): string[] {
+  const prs = new Set<string>();
+  for (const t of runTasks(run)) {
+    const url = t.result?.url;
+    if (url && /\/pull\/\d+/.test(url)) prs.add(url);
+  }
+  const actions = new Set<string>();
+  for (const e of events) {
+    if (e.type !== 'agent.workflow-run.linked') continue;
+    const url = httpsUrl(e.detail.url);
+    if (url) actions.add(url);
+  }
+  return [
+    ...[...prs].slice(0, 5).map((u) => `[PR #${/\/pull\/(\d+)/.exec(u)?.[1]}](${u})`),
+    ...[...actions].slice(0, 5).map((u, i) => `[Actions run ${i + 1}](${u})`),
+  ];
+}
+
+/** Is the run parked at a gate that needs a person's decision? */
+export const waitingForPerson = (run: Run): boolean =>
+  run.status === 'waiting' && run.gate !== undefined && gateNeedsPerson(run.gate.kind);
+
+/** Whether the plan of this run can be edited now (a bound approval or escalation gate over a plan). */
+export function planEditable(run: Run): boolean {
+  const plan = run.data.plan;
+  return (
+    waitingForPerson(run) &&
+    run.gate?.kind === 'approval' &&
+    run.gate.binding !== undefined &&
+    isObj(plan) &&
+    Array.isArray(plan.tasks) &&
+    str(plan.version) === run.gate.binding
+  );
+}
+
+export function liveButtons(run: Run): APIActionRowComponent<APIButtonComponent>[] {
+  const buttons: APIButtonComponent[] = [];
+  const gate = run.gate;
+  const decidable = waitingForPerson(run) && gate && (gate.kind === 'approval' || gate.kind === 'escalation');
+  if (decidable) {
+    const binding = gate.binding !== undefined ? { binding: gate.binding } : {};
+    buttons.push({
+      type: ComponentType.Button,
+      style: ButtonStyle.Success,
+      label: 'Approve',
+      custom_id: encodeButtonId({ action: 'approve', runId: run.id, ...binding }),
+    });
+    if (planEditable(run)) {
+      buttons.push({
+        type: ComponentType.Button,
+        style: ButtonStyle.Primary,
+        label: 'Edit plan',
+        custom_id: encodeButtonId({ action: 'edit', runId: run.id, ...binding }),
+      });
+    }
+    buttons.push({
+      type: ComponentType.Button,
+      style: ButtonStyle.Danger,
+      label: 'Reject',
+      custom_id: encodeButtonId({ action: 'reject', runId: run.id, ...binding }),
+    });
+  }
+  if (!isTerminal(run.status)) {
+    buttons.push({
+      type: ComponentType.Button,
+      style: ButtonStyle.Secondary,
+      label: 'Cancel',
+      custom_id: encodeButtonId({ action: 'cancel', runId: run.id }),
+    });
+  }
+  const { repo, issue } = run.subject;
+  if (repo && issue !== undefined) {
+    buttons.push({
+      type: ComponentType.Button,
+      style: ButtonStyle.Link,
+      label: 'Issue',
+      url: issueUrl(repo, issue),
+    });
+  }
+  return buttons.length > 0 ? [{ type: ComponentType.ActionRow, components: buttons.slice(0, 5) }] : [];
+}
+
+/** The live message: never mentions anyone (edits do not notify; see `mentionMessage`). */
+export function renderLiveMessage(
+  run: Run,
+  opts: { workflow?: WorkflowView | undefined; events?: readonly RunEvent[] } = {},
+): MessageBody {
+  const events = opts.events ?? [];
+  const base = renderRunMessage(run, { workflow: opts.workflow, events });
+  const embed = base.embeds[0];
+  if (embed) {
+    const extra: APIEmbedField[] = [];
+    const plan = planField(run);
+    if (plan) extra.push(plan);
+    const links = workLinks(run, events);
+    if (links.length > 0)
+      extra.push({ name: 'Work', value: truncate(links.join(' · '), Limits.embedFieldValue) });
+    const fields = embed.fields ?? [];
+    // Plan and work links go before the links field, so the message reads top to bottom.
+    const at = fields.findIndex((f) => f.name === 'Links');
+    embed.fields = (
+      at >= 0 ? [...fields.slice(0, at), ...extra, ...fields.slice(at)] : [...fields, ...extra]
+    ).slice(0, Limits.embedFields);
+  }
+  return { ...base, components: liveButtons(run), allowed_mentions: { parse: [] } };
+}
+
+/** The gate a mention is for: one mention per gate opening (node and the run version it opened at). */
+export function gateKey(run: Run): string | undefined {
+  if (!waitingForPerson(run) || !run.gate) return undefined;
+  return `${run.gate.node}@${run.gate.expiresAt}`;
+}
+
+const GATE_WORDS: Record<string, string> = {
+  approval: 'is waiting for approval',
+  escalation: 'needs a person (escalation)',
+  budget: 'reached its budget and needs a decision',
+};
+
+/**
+ * The one message that notifies the role: a reply to the live message (edits never notify), with
+ * allowed_mentions limited to exactly that role.
+ */
+export function mentionMessage(
+  run: Run,
+  role: string,
+  liveMessageId: string | undefined,
+): RESTPostAPIChannelMessageJSONBody {
+  const kind = run.gate?.kind ?? 'approval';
+  const words = GATE_WORDS[kind] ?? `is waiting at a ${truncate(kind, 30)} gate`;
+  return {
+    content: truncate(`<@&${role}> ${subjectLabel(run)} ${words} (run \`${run.id}\`).`, Limits.content),
+    allowed_mentions: { parse: [], roles: [role] },
+    ...(liveMessageId ? { message_reference: { message_id: liveMessageId, fail_if_not_exists: false } } : {}),
+  };
+}
