@@ -37,7 +37,6 @@ import type {
   CreateRunInput,
   CreateRunResult,
   KvItem,
-  LeaseFence,
   ListRunsQuery,
   ReportState,
   RunStore,
@@ -912,8 +911,7 @@ export class DynamoRunStore implements RunStore {
     return out.Item ? { result: out.Item.result } : undefined;
   }
 
-  async putEffect(runId: string, key: string, result: unknown, fence?: LeaseFence): Promise<boolean> {
-    if (fence) return this.putFencedEffect(runId, key, result, fence);
+  async putEffect(runId: string, key: string, result: unknown): Promise<boolean> {
     try {
       await this.doc.send(
         new PutCommand({
@@ -926,64 +924,6 @@ export class DynamoRunStore implements RunStore {
     } catch (err) {
       if (isConditionalFailure(err)) return false;
       throw this.translate(err, runId);
-    }
-  }
-
-  /** The journal write and a check that the step's lease still holds, in one transaction. */
-  private async putFencedEffect(
-    runId: string,
-    key: string,
-    result: unknown,
-    fence: LeaseFence,
-  ): Promise<boolean> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.doc.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                ConditionCheck: {
-                  TableName: this.tableName,
-                  Key: { pk: runPk(runId), sk: RUN_SK },
-                  ConditionExpression: '#v = :v AND #lease.#owner = :o',
-                  ExpressionAttributeNames: { '#v': 'version', '#lease': 'lease', '#owner': 'owner' },
-                  ExpressionAttributeValues: { ':v': fence.version, ':o': fence.owner },
-                },
-              },
-              {
-                Put: {
-                  TableName: this.tableName,
-                  Item: { pk: runPk(runId), sk: `FX#${key}`, result: result ?? null, ttl: this.expiresAt() },
-                  ConditionExpression: 'attribute_not_exists(pk)',
-                },
-              },
-            ],
-          }),
-        );
-        return true;
-      } catch (err) {
-        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, runId);
-        const reasons = err.CancellationReasons ?? [];
-        if (reasons[0]?.Code === 'ConditionalCheckFailed') {
-          throw new ConcurrencyError(`run ${runId} is no longer leased at version ${fence.version}`, runId, {
-            cause: err,
-          });
-        }
-        if (reasons[1]?.Code === 'ConditionalCheckFailed') return false;
-        this.refuseInvalid(reasons, runId, err);
-        if (await this.retryLater(reasons, attempt, runId, err)) continue;
-        if (attempt < 8 && reasons.some((r) => r.Code === 'TransactionConflict')) {
-          await backoff(attempt);
-          continue;
-        }
-        throw new ConcurrencyError(
-          `could not journal effect ${key} of run ${runId}: ${describe(reasons)}`,
-          runId,
-          {
-            cause: err,
-          },
-        );
-      }
     }
   }
 

@@ -52,12 +52,6 @@ export interface ActivePage {
   cursor?: string;
 }
 
-/** A step's lease, as an effect's fence: the write succeeds only while the run is at this version. */
-export interface LeaseFence {
-  version: number;
-  owner: string;
-}
-
 /** A small keyed record for other modules (guards, tokens, caches, work items). */
 export interface KvItem<T = unknown> {
   value: T;
@@ -110,12 +104,8 @@ export interface RunStore {
 
   /** Effect journal: the recorded result of a side effect, or undefined if not done yet. */
   getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined>;
-  /**
-   * Record a side effect's result. Returns false if it was already recorded (someone else did it).
-   * With a `fence`, the write also requires the run to still be at the leased version and owner,
-   * and throws ConcurrencyError when it is not (the lease was taken over or the run moved on).
-   */
-  putEffect(runId: string, key: string, result: unknown, fence?: LeaseFence): Promise<boolean>;
+  /** Record a side effect's result. Returns false if it was already recorded (someone else did it). */
+  putEffect(runId: string, key: string, result: unknown): Promise<boolean>;
 
   /** Small keyed records for other modules (guards, tokens, caches, work items): pk `KV#<group>`, sk key. */
   kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined>;

@@ -59,6 +59,8 @@ describe('sweeper function', () => {
       reported: 0,
       retired: 0,
       stuck: 0,
+      failed: 0,
+      backedOff: 0,
       slotsReleased: 0,
       woken: 0,
     });
@@ -78,6 +80,8 @@ describe('sweeper function', () => {
       reported: 1,
       retired: 0,
       stuck: 0,
+      failed: 0,
+      backedOff: 0,
       slotsReleased: 0,
       woken: 0,
     });

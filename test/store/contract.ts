@@ -854,34 +854,6 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         expect(await store.getEffect('run-1', '1:a:mail')).toEqual({ result });
       });
 
-      it('records a fenced effect only while the run is still at the leased version and owner', async () => {
-        const store = await makeStore();
-        const run = await createOrFail(store, aRun());
-        const leased = await store.update(
-          bumped(run, { lease: { owner: 'w1', seq: 1, until: new Date(Date.now() + 60_000).toISOString() } }),
-          1,
-        );
-
-        const mine = await store.putEffect(run.id, '1:a:send', 'ok', {
-          version: leased.version,
-          owner: 'w1',
-        });
-        const again = await store.putEffect(run.id, '1:a:send', 'ok2', {
-          version: leased.version,
-          owner: 'w1',
-        });
-        const otherOwner = store.putEffect(run.id, '1:a:other', 'x', {
-          version: leased.version,
-          owner: 'w2',
-        });
-        const oldVersion = store.putEffect(run.id, '1:a:other', 'x', { version: 1, owner: 'w1' });
-
-        expect([mine, again]).toEqual([true, false]);
-        await expect(otherOwner).rejects.toBeInstanceOf(ConcurrencyError);
-        await expect(oldVersion).rejects.toBeInstanceOf(ConcurrencyError);
-        expect(await store.getEffect(run.id, '1:a:other')).toBeUndefined();
-      });
-
       it('keeps effects of different keys apart', async () => {
         const store = await makeStore();
         await store.putEffect('run-1', '1:a:mail', 'one');
