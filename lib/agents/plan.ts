@@ -2,6 +2,7 @@ import { AgentRegistry } from '../routing/agents.ts';
 import { decisionOf, eventOf } from '../routing/route.ts';
 import type { GitHubServices, StepScope } from '../routing/services.ts';
 import { NoSubjectError } from './errors.ts';
+import { limitPlan } from './plan-limits.ts';
 import { deterministicPlanner, type Plan, type PlanInput, planVersion } from './planner.ts';
 
 /**
@@ -50,7 +51,7 @@ export async function plan(
     agents: pool.map((a) => ({ name: a!.name, type: a!.type })),
   };
   const impl = services.planner ?? deterministicPlanner;
-  const draft = await impl.plan(input);
+  const draft = limitPlan(await impl.plan(input));
   const version = planVersion(draft);
   const result: Plan = { ...draft, version, planner: impl.name, repo, issue: number };
   scope.emit({
