@@ -37,6 +37,8 @@ export interface DiscordBinding {
   botMessageId?: string;
   /** The token answered 404/401 before its 15 minutes were up (discord-api-docs#6851). */
   tokenDead?: boolean;
+  /** The run version the message shows: an older version never overwrites it. */
+  shownVersion?: number;
 }
 
 const epochSeconds = (ms: number) => Math.floor(ms / 1000);

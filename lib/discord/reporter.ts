@@ -44,6 +44,10 @@ export function createDiscordReporter(deps: DiscordReporterDeps): Reporter {
       if (!found) return;
       const body = bodyFor(run, ctx.workflow, ctx.events, deps.notifyRole);
       if (!body) return;
+      // The fence: a late writer (an older version than the message shows, or a claim that
+      // lapsed) drops its update rather than overwrite a newer state.
+      if (found.binding.shownVersion !== undefined && found.binding.shownVersion >= run.version) return;
+      if (ctx.current && !(await ctx.current())) return;
       const dryRuns: DiscordCall[] = [];
       const rest = deps.rest.withDryRunRecorder((call) => dryRuns.push(call));
       let outcome: Awaited<ReturnType<typeof deliver>>;
@@ -64,8 +68,9 @@ export function createDiscordReporter(deps: DiscordReporterDeps): Reporter {
         const event: NewEvent = { type: 'discord.dry-run', by: 'discord-reporter', detail: { ...call } };
         await deps.store.appendEvent(run.id, event);
       }
-      if (JSON.stringify(outcome.binding) !== JSON.stringify(found.binding)) {
-        const saved = await saveBinding(deps.store, run.id, outcome.binding, found.version, now().getTime());
+      const shown = { ...outcome.binding, shownVersion: run.version };
+      if (JSON.stringify(shown) !== JSON.stringify(found.binding)) {
+        const saved = await saveBinding(deps.store, run.id, shown, found.version, now().getTime());
         // Lost to a rebind (a newer /plan attached to this run): the next report goes there.
         if (!saved) logger.info('discord binding changed while reporting', { runId: run.id });
       }
