@@ -1,4 +1,5 @@
 import type { SecretName } from '../lib/common/secrets.ts';
+import { WORKER_FUNCTION_TIMEOUT_MS } from '../lib/engine/timeouts.ts';
 import { DISCORD_POLICY_PATH_ON_LAMBDA } from './bundling.ts';
 
 /**
@@ -33,7 +34,8 @@ export interface FunctionSpec {
   };
 }
 
-export const WORKER_TIMEOUT_SECONDS = 120;
+/** The worker's function timeout: one number shared with the engine's node-timeout check. */
+export const WORKER_TIMEOUT_SECONDS = WORKER_FUNCTION_TIMEOUT_MS / 1000;
 
 export const FUNCTIONS = [
   {

@@ -34,9 +34,12 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../lib/common/metric-names.ts';
 import type { SecretName } from '../lib/common/secrets.ts';
+import { assertNodeTimeouts } from '../lib/engine/timeouts.ts';
+import type { Workflow } from '../lib/engine/workflow.ts';
 import { INDEXES, TABLE_KEYS } from '../lib/store/schema.ts';
 import { AgentRole } from './agent-role.ts';
 import { grantPlannerModel } from './bedrock.ts';
+import { buildRegistry } from '../lib/workflows/index.ts';
 import {
   afterBundlingCommands,
   BUNDLE_AWS_SDK,
@@ -84,6 +87,8 @@ export class SwitchyardStack extends Stack {
 
   constructor(scope: Construct, id: string, props: SwitchyardStackProps) {
     super(scope, id, props);
+    // At synth: every workflow node's timeout plus lease grace must fit the worker's timeout.
+    assertNodeTimeouts(buildRegistry().all() as Workflow<unknown>[], WORKER_TIMEOUT_SECONDS * 1000);
     const { config } = props;
     const projectRoot = props.projectRoot ?? REPO_ROOT;
     const prod = config.stage === 'prod';

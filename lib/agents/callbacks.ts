@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import type { RunStore } from '../store/port.ts';
+import { checkResultBody, RESULT_LIMITS } from './payload-limits.ts';
 import type { AgentResult } from './work-queue.ts';
 
 /**
@@ -15,7 +16,8 @@ import type { AgentResult } from './work-queue.ts';
  * (functions/callbacks.ts) and the local HTTP adapter only provide the I/O.
  *
  * Checks, in the same fixed order as the other endpoints: method (405), content type (400),
- * size (413), token (401 malformed, 404 unknown), signature (401), JSON (400); then state:
+ * size (413), token (401 malformed, 404 unknown), signature (401), JSON (400), the answer's
+ * shape, size and nesting (400, lib/agents/payload-limits.ts, before the token is spent); then state:
  * a used token 409, an expired one 410; then the run is resumed (200), or 410 when the run no
  * longer waits for this result (it timed out or was cancelled).
  */
@@ -121,8 +123,8 @@ function bytesOf(req: CallbackRequest): Buffer | undefined {
   return bytes;
 }
 
-const SUMMARY_MAX = 2_000;
-const OUTPUT_MAX = 8_000;
+const SUMMARY_MAX = RESULT_LIMITS.textChars;
+const OUTPUT_MAX = RESULT_LIMITS.outputBytes;
 
 /** The agent's JSON reply, reduced to what a run may keep (run data is written on every transition). */
 export function resultPayload(body: Record<string, unknown>): {
@@ -148,6 +150,8 @@ export function resultPayload(body: Record<string, unknown>): {
   // Requests to the hub: a consultation (by specialist type) or an escalation to a person.
   if (body.consult !== undefined && typeof body.consult === 'object' && body.consult !== null)
     payload.consult = body.consult;
+  if (typeof payload.conclusion === 'string')
+    payload.conclusion = payload.conclusion.slice(0, RESULT_LIMITS.conclusionChars);
   if (typeof body.escalate === 'string') payload.escalate = body.escalate.slice(0, SUMMARY_MAX);
   return { ok, payload };
 }
@@ -196,7 +200,11 @@ export async function handleCallback(deps: CallbackDeps, req: CallbackRequest): 
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     return respond(400, { error: 'the body must be a JSON object' });
-  // 7. state
+  // 7. shape, size and depth, in full, before the token is spent: a bad answer leaves it usable.
+  const check = checkResultBody(body as Record<string, unknown>);
+  if (!check.ok) return respond(400, { error: check.error });
+  const { ok, payload } = resultPayload(body as Record<string, unknown>);
+  // 8. state
   if (record.usedAt) return respond(409, { error: 'callback token already used', run: record.runId });
   if (Date.parse(record.expiresAt) <= now().getTime())
     return respond(410, { error: 'callback token expired', run: record.runId });
@@ -206,7 +214,6 @@ export async function handleCallback(deps: CallbackDeps, req: CallbackRequest): 
   if (!(await deps.store.kvPut(CALLBACK_GROUP, key, used, { expectedVersion: found.version, ttl })))
     return respond(409, { error: 'callback token already used', run: record.runId });
 
-  const { ok, payload } = resultPayload(body as Record<string, unknown>);
   let outcome: Awaited<ReturnType<ResumeFn>>;
   try {
     outcome = await deps.resume({

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import type { Reporter } from '../engine/engine.ts';
-import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
+import type { NewEvent, Run } from '../engine/types.ts';
 import { EventCollector, type GitHubClient, type GitHubClientFactory } from '../github/client.ts';
 import { GitHubApiError } from '../github/errors.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
 import type { RunStore } from '../store/port.ts';
+import { DEFAULT_RETENTION_DAYS } from '../store/schema.ts';
+import { capComment } from './comment-cap.ts';
 import { ReporterBusyError } from './errors.ts';
 import { renderStatusComment, runMarker, shouldReport } from './status-comment.ts';
 
@@ -21,8 +23,9 @@ import { renderStatusComment, runMarker, shouldReport } from './status-comment.t
  *   making a second one;
  * - an unchanged body is not sent again.
  *
- * In dry-run the would-be request is logged; for a finished run it is also recorded as a run
- * event (recording one mid-run would bump the run's version under a running step's lease).
+ * In dry-run the would-be request is recorded as a run event (an audit event, which does not
+ * touch the run item). The body is capped below GitHub's limit (comment-cap.ts); the record keeps
+ * the run version shown, so an older version never overwrites a newer one; records have a TTL.
  */
 
 export const STATUS_GROUP = 'status-comment';
@@ -32,9 +35,14 @@ const CLAIM_MS = 60_000;
 interface StatusRecord {
   commentId: number | null;
   hash: string;
+  /** The run version the comment shows: an older version never overwrites it (the fence). */
+  version?: number;
   claimedAt?: string;
   dryRun?: boolean;
 }
+
+/** Status records live as long as the run's history, then DynamoDB TTL removes them. */
+const RECORD_TTL_SECONDS = DEFAULT_RETENTION_DAYS * 86_400;
 
 export interface GitHubReporterDeps {
   github: GitHubClientFactory;
@@ -61,15 +69,25 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
     return comments?.find((c) => c.body?.includes(marker));
   }
 
+  const ttl = () => Math.floor(now().getTime() / 1000) + RECORD_TTL_SECONDS;
+
   async function dryRun(run: Run, store: RunStore, body: string, hash: string): Promise<void> {
     const item = await store.kvGet<StatusRecord>(STATUS_GROUP, run.id);
     if (item?.value.hash === hash) return;
+    if (item?.value.version !== undefined && item.value.version >= run.version) return;
     const collector = new EventCollector();
     const client = deps.github.forAgent(identity(), { runId: run.id, node: 'report', sink: collector.sink });
     await client.createComment(run.subject.repo!, run.subject.issue!, body);
-    await store.kvPut<StatusRecord>(STATUS_GROUP, run.id, { commentId: null, hash, dryRun: true });
+    await store.kvPut<StatusRecord>(
+      STATUS_GROUP,
+      run.id,
+      { commentId: null, hash, version: run.version, dryRun: true },
+      { ttl: ttl() },
+    );
     const events = collector.drain();
-    if (isTerminal(run.status) && deps.recordEvent) {
+    // Every dry-run edit is a run event (the contract: every outbound call is recorded). An audit
+    // event does not touch the run item, so recording one mid-run never races a step's commit.
+    if (deps.recordEvent) {
       for (const e of events) await deps.recordEvent(run.id, { ...e, node: run.node ?? 'report' });
     } else {
       for (const e of events) logger.info('github dry-run status comment', { runId: run.id, ...e.detail });
@@ -82,7 +100,7 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
       if (!shouldReport(run)) return;
       const repo = run.subject.repo!;
       const issue = run.subject.issue!;
-      const body = renderStatusComment(run, ctx.events, ctx.workflow);
+      const body = capComment(renderStatusComment(run, ctx.events, ctx.workflow));
       const hash = hashOf(body);
       const store = ctx.store;
       if (deps.github.dryRun) return dryRun(run, store, body, hash);
@@ -92,6 +110,9 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
       const id = item?.value.commentId;
       if (item && id) {
         if (item.value.hash === hash) return;
+        // The fence: a late writer (an older version, or a claim that lapsed) drops its update.
+        if (item.value.version !== undefined && item.value.version >= run.version) return;
+        if (ctx.current && !(await ctx.current())) return;
         try {
           await client.updateComment(repo, id, body);
         } catch (err) {
@@ -105,8 +126,8 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
         await store.kvPut<StatusRecord>(
           STATUS_GROUP,
           run.id,
-          { commentId: id, hash },
-          { expectedVersion: item.version },
+          { commentId: id, hash, version: run.version },
+          { expectedVersion: item.version, ttl: ttl() },
         );
         return;
       }
@@ -121,13 +142,13 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
             STATUS_GROUP,
             run.id,
             { commentId: null, hash: '', claimedAt },
-            { expectedVersion: item.version },
+            { expectedVersion: item.version, ttl: ttl() },
           ))
         : await store.kvPut<StatusRecord>(
             STATUS_GROUP,
             run.id,
             { commentId: null, hash: '', claimedAt },
-            { expectedVersion: 0 },
+            { expectedVersion: 0, ttl: ttl() },
           );
       if (!claimed)
         throw new ReporterBusyError(`another worker is creating the status comment of run ${run.id}`, {
@@ -137,6 +158,11 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
 
       const existing = await findMarked(client, repo, issue, runMarker(run.id));
       let commentId: number;
+      if (ctx.current && !(await ctx.current())) {
+        // Superseded while we looked: give the claim back for the newer report.
+        await store.kvDelete(STATUS_GROUP, run.id, { expectedVersion: version });
+        return;
+      }
       if (existing) {
         commentId = existing.id;
         if (existing.body !== body) await client.updateComment(repo, commentId, body);
@@ -148,8 +174,8 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
       await store.kvPut<StatusRecord>(
         STATUS_GROUP,
         run.id,
-        { commentId, hash },
-        { expectedVersion: version },
+        { commentId, hash, version: run.version },
+        { expectedVersion: version, ttl: ttl() },
       );
     },
   };

@@ -3,6 +3,7 @@ import { decisionOf, eventOf } from '../routing/route.ts';
 import type { GitHubServices, StepScope } from '../routing/services.ts';
 import { NoSubjectError } from './errors.ts';
 import { planContext } from './plan-context.ts';
+import { limitPlan } from './plan-limits.ts';
 import { deterministicPlanner, type Plan, type PlanInput, planVersion } from './planner.ts';
 
 /**
@@ -71,7 +72,7 @@ export async function plan(
   };
   const impl = services.planner ?? deterministicPlanner;
   if (impl.wantsContext) Object.assign(input, await planContext(client, repo, number));
-  const draft = await impl.plan(input);
+  const draft = limitPlan(await impl.plan(input));
   const version = planVersion(draft);
   const planner = draft.planner ?? impl.name;
   const result: Plan = { ...draft, version, planner, repo, issue: number };

@@ -10,6 +10,10 @@ export interface RunsApiDeps {
   now?: () => Date;
 }
 
+/** Events per page of GET /runs/{id} (default and most). */
+const EVENTS_PAGE = 500;
+const EVENTS_PAGE_MAX = 1000;
+
 /**
  * GET /health, GET /runs, GET /runs/{id}. On AWS the /runs routes are IAM-authorized at the API;
  * this code does not repeat that check.
@@ -69,18 +73,42 @@ export function makeRunsApi(deps: RunsApiDeps): (event: HttpEvent) => Promise<Ht
 
     const m = /^\/runs\/([A-Za-z0-9_-]{1,64})$/.exec(path);
     if (m?.[1]) {
+      // Events come a page at a time (`?after=<seq>&limit=`), so a long history never pushes the
+      // response past Lambda's 6 MB: `nextAfter` is the cursor of the next page, when there is one.
+      const q = event.queryStringParameters ?? {};
+      let limit = EVENTS_PAGE;
+      if (q.limit !== undefined && q.limit !== '') {
+        limit = Number(q.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > EVENTS_PAGE_MAX) {
+          return problem(400, 'invalid limit', `limit must be an integer from 1 to ${EVENTS_PAGE_MAX}`);
+        }
+      }
+      let after: number | undefined;
+      if (q.after !== undefined && q.after !== '') {
+        after = Number(q.after);
+        if (!Number.isFinite(after) || after < 0) {
+          return problem(400, 'invalid after', 'after must be the seq of an event already seen');
+        }
+      }
       const run = await deps.store.getRun(m[1]);
       if (!run) return problem(404, 'run not found');
-      const events = await deps.store.listEvents(run.id);
+      const page = await deps.store.listEvents(run.id, {
+        limit: limit + 1,
+        ...(after !== undefined ? { after } : {}),
+      });
+      const events = page.slice(0, limit);
+      const last = events[events.length - 1];
       return json(200, {
         run: toPublicRun(run),
         events: events.map((e) => ({
+          seq: e.seq,
           at: e.at,
           type: e.type,
           ...(e.node !== undefined ? { node: e.node } : {}),
           ...(e.by !== undefined ? { by: e.by } : {}),
           detail: e.detail,
         })),
+        ...(page.length > limit && last ? { nextAfter: last.seq } : {}),
       });
     }
     return problem(404, 'not found');

@@ -39,6 +39,8 @@ export interface DiscordBinding {
   tokenDead?: boolean;
   /** The gate (`gateKey`) whose opening was last announced with a role mention: once per gate. */
   mentioned?: string;
+  /** The run version the message shows: an older version never overwrites it. */
+  shownVersion?: number;
 }
 
 const epochSeconds = (ms: number) => Math.floor(ms / 1000);

@@ -75,6 +75,8 @@ export interface InteractionDeps {
 }
 
 export const AUDIT_GROUP = 'audit';
+/** `<run id>#<user id>`: the one refusal of a user recorded on a run's history. */
+export const REFUSAL_GROUP = 'discord-refused';
 /**
  * Active runs read per /status or autocomplete (oldest first, from the active index). Each costs a
  * read of the run item, so keep it to what is shown; more than this is a backlog, shown as "N+".
@@ -198,7 +200,19 @@ export function createInteractionRouter(
       ...(i.guild_id ? { guildId: i.guild_id } : {}),
       ...(channelId ? { channelId } : {}),
     };
-    if (runId) {
+    // A refused user may not grow a run's history at will (issue #9, defect 14): the first
+    // refusal of a user on a run is recorded on that run; every further one, and any for a run
+    // that does not exist, goes to the KV audit log, which expires.
+    const at0 = now();
+    if (
+      runId &&
+      (await kv.kvPut(
+        REFUSAL_GROUP,
+        `${runId}#${actor.userId}`,
+        { at: at0.toISOString() },
+        { expectedVersion: 0, ttl: Math.floor(at0.getTime() / 1000) + AUDIT_TTL_SECONDS },
+      ))
+    ) {
       try {
         await engine.recordEvent(runId, { type: 'discord.refused', by: byOf(actor), detail });
         return;

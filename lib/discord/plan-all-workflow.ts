@@ -163,7 +163,8 @@ export function planAllWorkflow<S extends DiscordWorkflowServices>(): WorkflowDe
     start: 'plan',
     deadlineMs: 30 * 60_000,
     nodes: {
-      plan: { title: 'Plan ready issues', handler: planAll, timeoutMs: 120_000 },
+      // Below the worker function's timeout with the lease grace (lib/engine/timeouts.ts).
+      plan: { title: 'Plan ready issues', handler: planAll, timeoutMs: 100_000 },
     },
     edges: [],
   };

@@ -123,7 +123,13 @@ export function createDiscordReporter(deps: DiscordReporterDeps): Reporter {
     target: Target,
     body: MessageBody,
     policy: ChannelsPolicy | undefined,
+    current: (() => Promise<boolean>) | undefined,
   ): Promise<void> {
+    // The fence: a late writer (an older version than the message shows, or a claim that
+    // lapsed) drops its update rather than overwrite a newer state.
+    const shownVersion = target.binding.shownVersion;
+    if (shownVersion !== undefined && shownVersion >= run.version) return;
+    if (current && !(await current())) return;
     const dryRuns: DiscordCall[] = [];
     const rest = deps.rest.withDryRunRecorder((call) => dryRuns.push(call));
     let binding = target.binding;
@@ -151,7 +157,7 @@ export function createDiscordReporter(deps: DiscordReporterDeps): Reporter {
         binding = { ...binding, guildId };
       }
       const outcome = await deliver(deps.store, rest, binding, body);
-      binding = outcome.binding;
+      binding = { ...outcome.binding, shownVersion: run.version };
       const key = gateKey(run);
       const messageId = binding.botMessageId ?? binding.originalMessageId;
       if (target.mention && key && binding.mentioned !== key && binding.channelId) {
@@ -193,7 +199,7 @@ export function createDiscordReporter(deps: DiscordReporterDeps): Reporter {
       if (list.length === 0) return;
       const body = bodyFor(run, ctx.workflow, ctx.events);
       if (!body) return;
-      for (const target of list) await reportTo(run, target, body, policy);
+      for (const target of list) await reportTo(run, target, body, policy, ctx.current);
       logger.debug('discord report', { runId: run.id, version: run.version, targets: list.length });
     },
   };

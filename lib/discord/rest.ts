@@ -9,6 +9,7 @@ import type {
   RESTPutAPIApplicationCommandsJSONBody,
 } from 'discord-api-types/v10';
 import { logger } from '../common/observability.ts';
+import { callSignal, throwIfStepAborted } from '../engine/abort.ts';
 import { DiscordApiError, DiscordNotFoundError, DiscordRateLimitError } from './errors.ts';
 
 export const DEFAULT_DISCORD_API_URL = 'https://discord.com/api/v10';
@@ -184,6 +185,7 @@ export class DiscordRest {
       const token = await this.botToken();
       if (token) headers.authorization = `Bot ${token}`;
     }
+    throwIfStepAborted(`Discord ${method} ${shownPath}`);
     const doFetch = this.opts.fetch ?? fetch;
     const sleep = this.opts.sleep ?? sleepMs;
     const maxRetries = this.opts.maxRetries ?? 3;
@@ -195,7 +197,8 @@ export class DiscordRest {
           method,
           headers,
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-          signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000),
+          // The call's own timeout, and the running step's (no call outlives its step's timeout).
+          signal: callSignal(this.opts.timeoutMs ?? 10_000)!,
         });
       } catch (cause) {
         throw new DiscordApiError(

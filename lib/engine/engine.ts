@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { logger } from '../common/observability.ts';
 import type { Outgoing, WorkMessage, WorkQueue } from '../queue/port.ts';
 import { MAX_DELAY_SECONDS } from '../queue/port.ts';
-import { ConcurrencyError, SubjectLockedError } from '../store/errors.ts';
+import { ConcurrencyError, StoreValidationError, SubjectLockedError } from '../store/errors.ts';
 import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from '../store/port.ts';
+import { withStepSignal } from './abort.ts';
 import {
   InvalidSignalError,
   InvalidSubjectError,
@@ -15,7 +17,9 @@ import {
 import {
   isTerminal,
   type NewEvent,
+  type PendingStep,
   type Run,
+  type RunError,
   type RunEvent,
   type RunStatus,
   type Subject,
@@ -31,14 +35,39 @@ import type {
   WorkflowRegistry,
 } from './workflow.ts';
 
+/** What a reporter is given with the run it reports. */
+export interface ReportContext {
+  /** The run's history (kept per run by the engine and extended, not re-read, for each version). */
+  events: RunEvent[];
+  workflow: Workflow<unknown> | undefined;
+  store: RunStore;
+  /**
+   * The fence of a report: true while this version is still the one to show (the claim is still
+   * ours and nothing newer was reported). Call it right before each outbound write and drop the
+   * update when it says false: a late writer must not overwrite a newer state. (Absent when a
+   * reporter is called outside the engine, e.g. in a unit test: then there is nothing to fence.)
+   */
+  current?(): Promise<boolean>;
+}
+
 /** Something that shows a run's state where people look (GitHub comment, Discord message). */
 export interface Reporter {
   name: string;
-  report(
-    run: Run,
-    ctx: { events: RunEvent[]; workflow: Workflow<unknown> | undefined; store: RunStore },
-  ): Promise<void>;
+  report(run: Run, ctx: ReportContext): Promise<void>;
 }
+
+/**
+ * A reporter failure that redelivery cannot fix: the issue or repository is gone (404, 410), the
+ * App lost access (403), or GitHub refuses the content (422). It ends that reporter's work on the
+ * run with a `report.failed` event, so a finished run still retires.
+ */
+export function isPermanentReportFailure(err: unknown): boolean {
+  const e = err as { retryable?: unknown; status?: unknown };
+  return e?.retryable === false && typeof e.status === 'number' && [403, 404, 410, 422].includes(e.status);
+}
+
+/** Runs whose history a worker keeps in memory for its reporters (most recently reported). */
+const EVENT_CACHE_RUNS = 200;
 
 export interface EngineOptions<S> {
   store: RunStore;
@@ -56,6 +85,8 @@ export interface EngineOptions<S> {
   enqueueGraceMs?: number;
   /** How long a reporter may hold its claim. */
   reportClaimMs?: number;
+  /** Active runs the sweeper reads per page (default 200); it reads every page. */
+  sweepPageSize?: number;
   /** Called at named points of the step lifecycle (fault-injection tests crash here). */
   faults?: (point: FaultPoint, run: Run) => void | Promise<void>;
 }
@@ -109,7 +140,16 @@ export interface SweepReport {
   reported: number;
   retired: number;
   stuck: number;
+  /** Runs whose sweep threw (logged); the sweep went on with the rest. */
+  failed: number;
+  /** Never-picked-up steps not re-sent yet: their last re-send is recent (the queue is behind). */
+  backedOff: number;
 }
+
+/** Active runs read per page by the sweeper. */
+const SWEEP_PAGE = 200;
+/** KV group of re-send counts of never-picked-up steps (`<run id>#<seq>`, one-day TTL). */
+export const RESEND_GROUP = 'step-resend';
 
 export function subjectOf(subject: Subject | string): Subject {
   if (typeof subject === 'string') {
@@ -175,6 +215,7 @@ export class Engine<S = unknown> {
   private readonly enqueueGraceMs: number;
   private readonly reportClaimMs: number;
   private readonly faults: EngineOptions<S>['faults'];
+  private readonly sweepPageSize: number;
 
   constructor(opts: EngineOptions<S>) {
     this.store = opts.store;
@@ -189,6 +230,7 @@ export class Engine<S = unknown> {
     this.enqueueGraceMs = opts.enqueueGraceMs ?? 60_000;
     this.reportClaimMs = opts.reportClaimMs ?? 30_000;
     this.faults = opts.faults;
+    this.sweepPageSize = opts.sweepPageSize ?? SWEEP_PAGE;
   }
 
   addReporter(r: Reporter): void {
@@ -689,10 +731,13 @@ export class Engine<S = unknown> {
     const at = now.toISOString();
     if (takeover && attempt > node.retry.maxAttempts) {
       try {
+        const commitError = run.lease?.error;
         await this.finish(
           run,
           'failed',
-          `${node.name} did not finish after ${step.attempt} attempts (the worker stopped each time)`,
+          commitError
+            ? `${node.name} could not commit after ${step.attempt} attempts: ${commitError}`
+            : `${node.name} did not finish after ${step.attempt} attempts (the worker stopped each time)`,
           [
             {
               type: 'step.failed',
@@ -755,10 +800,108 @@ export class Engine<S = unknown> {
       saved = await this.commitOutcome(leased, wf, node, attempt, result, failure, durationMs);
     } catch (err) {
       if (err instanceof ConcurrencyError) return 'lost'; // cancelled meanwhile, or another worker won
-      throw err;
+      // Too large or otherwise invalid: no retry can commit it, so the step fails with the reason.
+      if (err instanceof StoreValidationError) return this.failUncommittable(leased, node, attempt, err);
+      // Throttled or unavailable: give the lease back early rather than hold it until it lapses.
+      return this.releaseLease(leased, node, attempt, err);
     }
     await this.faults?.('after-commit', saved);
     return 'committed';
+  }
+
+  /**
+   * A step whose outcome DynamoDB refused as invalid (over the size budget, nested too deeply):
+   * fail the run with that reason, from the leased state (the outcome is what could not be stored).
+   */
+  private async failUncommittable(
+    leased: Run,
+    node: ResolvedNode<S>,
+    attempt: number,
+    err: StoreValidationError,
+  ): Promise<StepOutcome> {
+    const at = this.now().toISOString();
+    const error: RunError = {
+      name: err.name,
+      message: err.message.slice(0, 1000),
+      node: node.name,
+      retryable: false,
+    };
+    const reason = `${node.name} failed: ${error.message}`;
+    const failed: Run = {
+      ...leased,
+      version: leased.version + 1,
+      updatedAt: at,
+      status: 'failed',
+      reason,
+      error,
+      finishedAt: at,
+    };
+    delete failed.step;
+    delete failed.lease;
+    const events: NewEvent[] = [
+      { type: 'step.failed', node: node.name, detail: { attempt, error } },
+      { type: 'run.failed', node: node.name, detail: { reason, error } },
+    ];
+    const commit = (run: Run) =>
+      this.store.commit({ run, expectedVersion: leased.version, events, releaseLock: lockKeyOf(leased) });
+    let saved: Run;
+    try {
+      saved = await commit(failed);
+    } catch (again) {
+      if (again instanceof ConcurrencyError) return 'lost';
+      if (!(again instanceof StoreValidationError)) throw again;
+      // The state the step started from is itself over budget: end the run without its data.
+      saved = await commit({ ...failed, data: { droppedData: 'over the size budget' } });
+    }
+    await this.enqueueAfterCommit(saved, []);
+    return 'committed';
+  }
+
+  /**
+   * The commit failed for a reason that may pass (a throttle past its retries, the store
+   * unreachable). Shorten the lease to a backoff delay and send the step again after it: the next
+   * try takes the lapsed lease over and counts an attempt, so a commit that keeps failing ends
+   * the run once attempts are exhausted. If even this write fails, the lease lapses on its own.
+   */
+  private async releaseLease(
+    leased: Run,
+    node: ResolvedNode<S>,
+    attempt: number,
+    err: unknown,
+  ): Promise<StepOutcome> {
+    const now = this.now();
+    const delayMs = backoffDelay(node.retry, attempt, this.random);
+    const until = new Date(now.getTime() + delayMs).toISOString();
+    const released: Run = {
+      ...leased,
+      version: leased.version + 1,
+      updatedAt: now.toISOString(),
+      step: { ...leased.step!, notBefore: until },
+      lease: { ...leased.lease!, until, error: toRunError(err, node.name).message.slice(0, 300) },
+    };
+    try {
+      await this.store.update(released, leased.version);
+    } catch {
+      throw err; // it committed after all (a crash after the commit), or the store is still down
+    }
+    logger.warn('step commit failed; lease released for a retry', {
+      runId: leased.id,
+      node: node.name,
+      attempt,
+      delayMs,
+      error: (err as Error).message,
+    });
+    try {
+      await this.queue.send([
+        {
+          message: { kind: 'step', runId: leased.id, seq: leased.step!.seq },
+          delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(delayMs / 1000)),
+        },
+      ]);
+    } catch {
+      // The sweeper re-sends a step whose lease lapsed.
+    }
+    return 'deferred';
   }
 
   private async runHandler(run: Run, node: ResolvedNode<S>, attempt: number, now: Date): Promise<NodeResult> {
@@ -780,6 +923,19 @@ export class Engine<S = unknown> {
         const key = `${run.step!.seq}:${node.name}:${name}`;
         const done = await this.store.getEffect(run.id, key);
         if (done) return done.result as T;
+        // Act only while this step still holds its lease: not after its timeout, not after a
+        // cancel or a takeover moved the run on (a worker that lost its lease also loses its
+        // commit). What was done is journaled even so: a takeover then reuses it, not repeats it.
+        if (controller.signal.aborted) {
+          throw new StepTimeoutError(`effect ${name} not started: ${node.name} timed out`, {
+            runId: run.id,
+            node: node.name,
+          });
+        }
+        const current = await this.store.getRun(run.id);
+        if (current?.version !== run.version || current.lease?.owner !== this.owner) {
+          throw new ConcurrencyError(`effect ${name} not started: run ${run.id} moved on`, run.id);
+        }
         const value = await fn();
         await this.store.putEffect(run.id, key, value === undefined ? null : value);
         return value;
@@ -799,7 +955,11 @@ export class Engine<S = unknown> {
       }, node.timeoutMs);
     });
     try {
-      const result = await Promise.race([node.handler(ctx), timeout]);
+      // Every outbound call the handler makes reads the step's signal (lib/engine/abort.ts).
+      const result = await Promise.race([
+        withStepSignal(controller.signal, () => node.handler(ctx)),
+        timeout,
+      ]);
       return emitted.length > 0 ? { ...result, events: [...emitted, ...(result.events ?? [])] } : result;
     } catch (err) {
       if (emitted.length > 0 && err instanceof Error)
@@ -979,23 +1139,59 @@ export class Engine<S = unknown> {
     );
     if (!claimed) return 'skipped';
     if (this.reporters.length > 0) {
-      const events = await this.store.listEvents(runId);
+      const events = await this.eventsFor(runId);
       const wf = this.workflows.get(run.workflow) as Workflow<unknown> | undefined;
+      const current = async () => {
+        const s = await this.store.getReportState(runId);
+        return (
+          s.claimOwner === this.owner &&
+          s.reported < run.version &&
+          s.claimUntil !== undefined &&
+          Date.parse(s.claimUntil) > this.now().getTime()
+        );
+      };
+      const failed = new Set(state.failedReporters ?? []);
       const failures: unknown[] = [];
       for (const r of this.reporters) {
+        if (failed.has(r.name)) continue;
         try {
-          await r.report(run, { events, workflow: wf, store: this.store });
+          await r.report(run, { events, workflow: wf, store: this.store, current });
         } catch (err) {
-          failures.push(err);
+          if (!isPermanentReportFailure(err)) {
+            failures.push(err);
+            continue;
+          }
+          // Retrying cannot fix it: record why, stop calling this reporter for the run, go on.
+          await this.store.markReporterFailed(runId, r.name);
+          await this.recordEvent(runId, {
+            type: 'report.failed',
+            ...(run.node ? { node: run.node } : {}),
+            by: r.name,
+            detail: {
+              reporter: r.name,
+              version: run.version,
+              status: (err as { status?: number }).status ?? null,
+              error: (err as Error).message?.slice(0, 500) ?? String(err),
+            },
+          });
         }
       }
       // A failed report is retried by redelivery: leave the claim to lapse rather than marking it done.
       if (failures.length > 0) throw failures[0];
     }
-    await this.store.completeReport(runId, run.version, this.owner);
+    const completed = await this.store.completeReport(runId, run.version, this.owner);
+    if (!completed) {
+      // Our claim lapsed while we reported (a stall): a newer state may have been shown before
+      // ours and overwritten by it. Mark it unreported and report the latest state again.
+      await this.store.reopenReport(runId, run.version);
+      const latest = await this.store.getRun(runId);
+      if (latest) await this.queue.send([{ message: { kind: 'report', runId, version: latest.version } }]);
+      return 'reported';
+    }
     if (isTerminal(run.status)) {
       // Only retire if nothing moved on meanwhile (retire is conditional on the version).
       await this.store.retire(run);
+      this.eventCache.delete(runId);
     }
     // A newer version's report was refused while we held the claim (e.g. the run parked at a gate):
     // nobody else will send it, so report the latest state now.
@@ -1004,23 +1200,81 @@ export class Engine<S = unknown> {
     return 'reported';
   }
 
+  private readonly eventCache = new Map<string, RunEvent[]>();
+
+  /** The run's history: what this worker read before, plus the events after it (not all again). */
+  private async eventsFor(runId: string): Promise<RunEvent[]> {
+    const known = this.eventCache.get(runId);
+    const last = known?.[known.length - 1]?.seq;
+    const fresh = await this.store.listEvents(runId, last !== undefined ? { after: last } : {});
+    const events = known ? [...known, ...fresh] : fresh;
+    this.eventCache.delete(runId); // re-insert: the map's order is least recently reported first
+    this.eventCache.set(runId, events);
+    if (this.eventCache.size > EVENT_CACHE_RUNS) {
+      const oldest = this.eventCache.keys().next().value;
+      if (oldest !== undefined) this.eventCache.delete(oldest);
+    }
+    return events;
+  }
+
   // -------------------------------------------------------------------------------- sweeper
 
   /** Find runs that a crash, a lost message or the clock left behind, and move them on. */
   async sweep(): Promise<SweepReport> {
-    const report: SweepReport = { examined: 0, reenqueued: 0, expired: 0, reported: 0, retired: 0, stuck: 0 };
+    const report: SweepReport = {
+      examined: 0,
+      reenqueued: 0,
+      expired: 0,
+      reported: 0,
+      retired: 0,
+      stuck: 0,
+      failed: 0,
+      backedOff: 0,
+    };
     const now = this.now();
     const nowMs = now.getTime();
-    const runs = await this.store.listActive();
-    for (const run of runs) {
-      report.examined++;
-      try {
-        await this.sweepOne(run, nowMs, report);
-      } catch (err) {
-        if (!(err instanceof ConcurrencyError || err instanceof InvalidSignalError)) throw err;
+    // Every page of the active index, so new runs are never starved behind old ones.
+    let cursor: string | undefined;
+    do {
+      const page = await this.store.listActivePage({
+        limit: this.sweepPageSize,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      for (const run of page.runs) {
+        report.examined++;
+        try {
+          await this.sweepOne(run, nowMs, report);
+        } catch (err) {
+          if (err instanceof ConcurrencyError || err instanceof InvalidSignalError) continue;
+          // One run that cannot be swept (a throttle, a bad item) does not end the sweep for the rest.
+          report.failed++;
+          logger.error('sweep of a run failed', { runId: run.id, error: (err as Error).message });
+        }
       }
-    }
+      cursor = page.cursor;
+    } while (cursor !== undefined);
     return report;
+  }
+
+  /**
+   * A step that was never picked up is sent again after the enqueue grace, then after twice as
+   * long each time (up to 15 minutes): while the queue is behind, re-sends do not pile on.
+   */
+  private async resendDue(run: Run, step: PendingStep, nowMs: number): Promise<boolean> {
+    const key = `${run.id}#${step.seq}`;
+    const prior = await this.store.kvGet<{ count: number; at: string }>(RESEND_GROUP, key);
+    const count = prior?.value.count ?? 0;
+    if (prior) {
+      const waitMs = Math.min(MAX_DELAY_SECONDS * 1000, this.enqueueGraceMs * 2 ** count);
+      if (Date.parse(prior.value.at) + waitMs > nowMs) return false;
+    }
+    const saved = await this.store.kvPut(
+      RESEND_GROUP,
+      key,
+      { count: count + 1, at: new Date(nowMs).toISOString() },
+      { expectedVersion: prior?.version ?? 0, ttl: Math.floor(nowMs / 1000) + 86_400 },
+    );
+    return saved; // another sweeper re-sent it just now
   }
 
   private async sweepOne(run: Run, nowMs: number, report: SweepReport): Promise<void> {
@@ -1093,6 +1347,10 @@ export class Engine<S = unknown> {
     if (!step) return;
     const leaseLapsed = run.lease && run.lease.seq === step.seq && Date.parse(run.lease.until) < nowMs;
     const neverPicked = !run.lease && Date.parse(step.notBefore) + this.enqueueGraceMs < nowMs;
+    if (neverPicked && !(await this.resendDue(run, step, nowMs))) {
+      report.backedOff++;
+      return;
+    }
     if (leaseLapsed || neverPicked) {
       report.reenqueued++;
       if (leaseLapsed) report.stuck++;

@@ -47,6 +47,8 @@ export interface Lease {
   /** ISO instant; past it another worker (or the sweeper) may take the step over. */
   until: string;
   seq: number;
+  /** Why the lease was given back early: the step's commit failed (a throttle, the store down). */
+  error?: string;
 }
 
 /** A run parked at a gate waits for a signal or for `expiresAt`. */

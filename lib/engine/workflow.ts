@@ -215,6 +215,9 @@ export class WorkflowRegistry<S = unknown> {
   names(): string[] {
     return [...this.byName.keys()];
   }
+  all(): Workflow<S>[] {
+    return [...this.byName.values()];
+  }
 }
 
 /**

@@ -4,6 +4,7 @@ import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { logger, redact } from '../common/observability.ts';
 import { type GitHubCredentials, getSecretValue, parseGitHubCredentials } from '../common/secrets.ts';
+import { stepSignal, throwIfStepAborted } from '../engine/abort.ts';
 import type { NewEvent } from '../engine/types.ts';
 import {
   GitHubApiError,
@@ -399,9 +400,12 @@ export class GitHubClient {
       typeof params.owner === 'string' && typeof params.repo === 'string'
         ? `${params.owner}/${params.repo}`
         : undefined;
+    // No call starts after the step timed out, and one in flight is aborted with the step.
+    throwIfStepAborted(`GitHub ${call.method} ${call.path}`);
     const octokit = await this.factory.octokitFor(repo);
+    const signal = stepSignal();
     try {
-      const res = await octokit.request(route, params);
+      const res = await octokit.request(route, signal ? { ...params, request: { signal } } : params);
       if (WRITE_METHODS.has(call.method)) {
         await this.emit('github.request', { method: call.method, path: call.path, status: res.status });
       }

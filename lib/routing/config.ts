@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { MAX_NODE_TIMEOUT_MS } from '../engine/timeouts.ts';
 import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
 import { compile } from './cel.ts';
@@ -61,7 +62,10 @@ const WorkflowTuningSchema = z.strictObject({
   nodes: z
     .record(
       z.string(),
-      z.strictObject({ timeoutMs: z.int().positive().optional(), retry: RetrySchema.optional() }),
+      z.strictObject({
+        timeoutMs: z.int().positive().max(MAX_NODE_TIMEOUT_MS).optional(),
+        retry: RetrySchema.optional(),
+      }),
     )
     .optional(),
   disabledGates: z.array(z.string()).optional(),

@@ -21,14 +21,18 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
+import { EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
 import {
   ConcurrencyError,
   RunNotFoundError,
+  RunTooLargeError,
   StoreError,
+  StoreValidationError,
   SubjectLockedError,
   ThrottledError,
 } from './errors.ts';
 import type {
+  ActivePage,
   CommitInput,
   CreateRunInput,
   CreateRunResult,
@@ -45,6 +49,14 @@ const RUN_SK = 'RUN';
 const REPORT_SK = 'REPORT';
 const runPk = (id: string) => `RUN#${id}`;
 const eventSk = (seq: number) => `EVT#${String(seq).padStart(8, '0')}`;
+/** Audit events after committed event `last`: the n-th sorts `EVT#<last>#<n>`. */
+const auditPrefix = (last: number) => `${eventSk(last)}#`;
+const auditSk = (last: number, n: number) => `${auditPrefix(last)}${String(n).padStart(8, '0')}`;
+/**
+ * An audit event's sequence number: after committed event `last` and before the next one, and
+ * unique, so `listEvents({after})` from any event seen never skips one (n-th: last + n/(n+1)).
+ */
+const auditSeq = (last: number, n: number) => last + n / (n + 1);
 const month = (iso: string) => iso.slice(0, 7);
 
 /** Fields of the item that are index keys or bookkeeping, not part of the Run. */
@@ -166,6 +178,58 @@ export class DynamoRunStore implements RunStore {
     ];
   }
 
+  /** Refuse a write over the run's size budget before it is sent (DynamoDB would refuse it anyway). */
+  private checkBudget(runId: string, runItem: Item, eventItems: Item[]): void {
+    const measure = (what: string, item: Item, limit: number) => {
+      let bytes: number;
+      try {
+        bytes = itemBytes(item);
+      } catch (err) {
+        // JSON.stringify gives up on very deep nesting long after DynamoDB's 32 levels would.
+        throw new StoreValidationError(`${what} of run ${runId} is nested too deeply to store`, runId, {
+          cause: err,
+        });
+      }
+      if (bytes > limit) throw new RunTooLargeError(what, bytes, limit, runId);
+    };
+    measure('the run', runItem, RUN_ITEM_BUDGET_BYTES);
+    for (const e of eventItems) measure("one commit's events", e, EVENTS_ITEM_BUDGET_BYTES);
+  }
+
+  /**
+   * A transaction cancelled because an item is invalid (too large, nested too deeply): no retry
+   * can fix it, and it is not a lost race. Throws StoreValidationError with DynamoDB's reason.
+   */
+  private refuseInvalid(reasons: CancellationReason[], runId: string, cause: unknown): void {
+    const bad = reasons.find((r) => r.Code === 'ValidationError');
+    if (bad) {
+      throw new StoreValidationError(
+        `DynamoDB refused a write of run ${runId}: ${bad.Message ?? 'validation error'}`,
+        runId,
+        { cause },
+      );
+    }
+  }
+
+  /**
+   * A transaction cancelled by throttling: wait (exponential backoff, longer than a conflict's)
+   * and say so; past the retries, a retryable ThrottledError. Never read as a lost race.
+   */
+  private async retryLater(
+    reasons: CancellationReason[],
+    attempt: number,
+    runId: string,
+    cause: unknown,
+  ): Promise<boolean> {
+    if (!reasons.some((r) => r.Code === 'ThrottlingError' || r.Code === 'ProvisionedThroughputExceeded'))
+      return false;
+    if (attempt >= THROTTLE_RETRIES) {
+      throw new ThrottledError(`DynamoDB throttled a transaction of run ${runId} after retries`, { cause });
+    }
+    await throttleBackoff(attempt);
+    return true;
+  }
+
   async createRun(input: CreateRunInput): Promise<CreateRunResult> {
     const { run, events, idempotencyKey, lockKey } = input;
     const stored: Run = { ...run, eventSeq: run.eventSeq + events.length };
@@ -201,7 +265,9 @@ export class DynamoRunStore implements RunStore {
         ConditionExpression: 'attribute_not_exists(pk)',
       },
     });
-    for (const e of this.eventItems(stored, events, run.eventSeq)) {
+    const eventItems = this.eventItems(stored, events, run.eventSeq);
+    this.checkBudget(run.id, items[items.length - 1]!.Put!.Item as Item, eventItems);
+    for (const e of eventItems) {
       items.push({ Put: { TableName: this.tableName, Item: e } });
     }
 
@@ -230,6 +296,8 @@ export class DynamoRunStore implements RunStore {
             typeof old?.runId === 'string' ? old.runId : ((await this.lockHolder(lockKey!)) ?? undefined);
           if (activeRunId) return { outcome: 'locked', activeRunId };
         }
+        this.refuseInvalid(reasons, run.id, err);
+        if (await this.retryLater(reasons, attempt, run.id, err)) continue;
         // A conflict with a concurrent transaction on the same items: try again shortly.
         if (attempt < 8 && reasons.some((r) => r.Code === 'TransactionConflict' || r.Code === 'None')) {
           await backoff(attempt);
@@ -311,18 +379,22 @@ export class DynamoRunStore implements RunStore {
     }
     const stored: Run = { ...run, eventSeq: run.eventSeq + events.length };
     if (isTerminal(stored.status) && stored.ttl === undefined) stored.ttl = this.expiresAt();
+    const runItem = this.toItem(stored);
+    const eventItems = this.eventItems(stored, events, run.eventSeq);
+    // Checked before each commit: an over-budget run fails with a reason, not as a lost race.
+    this.checkBudget(run.id, runItem, eventItems);
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
       {
         Put: {
           TableName: this.tableName,
-          Item: this.toItem(stored),
+          Item: runItem,
           ConditionExpression: '#v = :expected',
           ExpressionAttributeNames: { '#v': 'version' },
           ExpressionAttributeValues: { ':expected': expectedVersion },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
       },
-      ...this.eventItems(stored, events, run.eventSeq).map((Item) => ({
+      ...eventItems.map((Item) => ({
         Put: { TableName: this.tableName, Item, ConditionExpression: 'attribute_not_exists(pk)' },
       })),
     ];
@@ -371,6 +443,8 @@ export class DynamoRunStore implements RunStore {
             String(old.runId),
           );
         }
+        this.refuseInvalid(reasons, run.id, err);
+        if (await this.retryLater(reasons, attempt, run.id, err)) continue;
         if (attempt < 8 && reasons.some((r) => r.Code === 'TransactionConflict')) {
           await backoff(attempt);
           continue;
@@ -425,35 +499,112 @@ export class DynamoRunStore implements RunStore {
   }
 
   async appendEvent(runId: string, event: NewEvent): Promise<void> {
-    const run = await this.getRun(runId);
-    if (!run) throw new RunNotFoundError(runId);
     const at = event.at ?? this.now().toISOString();
-    const last = run.eventSeq - 1;
-    try {
-      await this.doc.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: {
-            pk: runPk(runId),
-            // Sorts after the last committed event and before the next one.
-            sk: `${eventSk(last)}#${at}#${Math.random().toString(36).slice(2, 8)}`,
-            seq: last,
-            audit: true,
-            at,
-            type: event.type,
-            ...(event.node !== undefined ? { node: event.node } : {}),
-            ...(event.by !== undefined ? { by: event.by } : {}),
-            detail: event.detail,
-            ttl: this.expiresAt(),
-          },
-        }),
+    for (let attempt = 0; ; attempt++) {
+      const run = await this.getRun(runId);
+      if (!run) throw new RunNotFoundError(runId);
+      const last = run.eventSeq - 1;
+      // The n-th audit event after `last` (a read, not a counter write): the put below is
+      // conditional on its key, so two concurrent writers cannot take the same n.
+      const prev = await this.read(runId, () =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+            ExpressionAttributeValues: { ':pk': runPk(runId), ':p': auditPrefix(last) },
+            ScanIndexForward: false,
+            Limit: 1,
+            ConsistentRead: true,
+            ProjectionExpression: 'sk',
+          }),
+        ),
       );
-    } catch (err) {
-      throw this.translate(err, runId);
+      const prevSk = prev.Items?.[0]?.sk;
+      const n = typeof prevSk === 'string' ? Number(prevSk.slice(auditPrefix(last).length)) + 1 : 1;
+      try {
+        await this.doc.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                // Only while no commit has added events since we read: otherwise the event would
+                // sort before events a reader may already have paged past (listEvents({after})).
+                // A condition check does not change the run, so it never makes a step's commit lose.
+                ConditionCheck: {
+                  TableName: this.tableName,
+                  Key: { pk: runPk(runId), sk: RUN_SK },
+                  ConditionExpression: 'eventSeq = :n',
+                  ExpressionAttributeValues: { ':n': run.eventSeq },
+                },
+              },
+              {
+                Put: {
+                  TableName: this.tableName,
+                  Item: {
+                    pk: runPk(runId),
+                    sk: auditSk(last, n),
+                    seq: auditSeq(last, n),
+                    audit: true,
+                    at,
+                    type: event.type,
+                    ...(event.node !== undefined ? { node: event.node } : {}),
+                    ...(event.by !== undefined ? { by: event.by } : {}),
+                    detail: event.detail,
+                    ttl: this.expiresAt(),
+                  },
+                  ConditionExpression: 'attribute_not_exists(sk)',
+                },
+              },
+            ],
+          }),
+        );
+        return;
+      } catch (err) {
+        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, runId);
+        const reasons = err.CancellationReasons ?? [];
+        this.refuseInvalid(reasons, runId, err);
+        if (await this.retryLater(reasons, attempt, runId, err)) continue;
+        // A commit added events, another audit event took n, or a transaction conflicted: again.
+        if (attempt < 10) {
+          await backoff(attempt);
+          continue;
+        }
+        throw new ConcurrencyError(`could not append an event to run ${runId}: ${describe(reasons)}`, runId, {
+          cause: err,
+        });
+      }
     }
   }
 
+  /**
+   * The sort key to read from for events after `after`: the commit item that holds event
+   * `floor(after) + 1` (a commit's events share one item, keyed by its first event), found by
+   * reading backwards over at most a page of audit items.
+   */
+  private async eventsFrom(runId: string, after: number | undefined): Promise<string> {
+    if (after === undefined || after < 1) return eventSk(0);
+    const res = await this.read(runId, () =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          ExpressionAttributeValues: {
+            ':pk': runPk(runId),
+            ':from': eventSk(0),
+            ':to': eventSk(Math.floor(after) + 1),
+          },
+          ScanIndexForward: false,
+          Limit: 50,
+          ConsistentRead: true,
+          ProjectionExpression: 'sk, audit',
+        }),
+      ),
+    );
+    const commitItem = (res.Items ?? []).find((i) => i.audit !== true);
+    return typeof commitItem?.sk === 'string' ? commitItem.sk : eventSk(0);
+  }
+
   async listEvents(runId: string, opts: { limit?: number; after?: number } = {}): Promise<RunEvent[]> {
+    const from = await this.eventsFrom(runId, opts.after);
     const out: RunEvent[] = [];
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     let startKey: Record<string, unknown> | undefined;
@@ -464,7 +615,13 @@ export class DynamoRunStore implements RunStore {
             TableName: this.tableName,
             // '~' sorts after '#', so audit events after the last committed one are included
             KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-            ExpressionAttributeValues: { ':pk': runPk(runId), ':from': eventSk(0), ':to': 'EVT#~' },
+            // Start at the item holding `after` (a commit's item holds several events): a page
+            // after a cursor reads only what follows it, not the whole history again.
+            ExpressionAttributeValues: {
+              ':pk': runPk(runId),
+              ':from': from,
+              ':to': 'EVT#~',
+            },
             ConsistentRead: true,
             ExclusiveStartKey: startKey,
           }),
@@ -559,6 +716,40 @@ export class DynamoRunStore implements RunStore {
     return this.batchGetRuns(keys.map((k) => k.pk as string));
   }
 
+  async listActivePage(opts: { limit?: number; cursor?: string } = {}): Promise<ActivePage> {
+    const limit = Math.min(Math.max(opts.limit ?? 200, 1), 1000);
+    let startKey: Record<string, unknown> | undefined;
+    if (opts.cursor) {
+      try {
+        startKey = JSON.parse(Buffer.from(opts.cursor, 'base64url').toString('utf8')) as Record<
+          string,
+          unknown
+        >;
+      } catch {
+        throw new StoreError('malformed active-run cursor');
+      }
+    }
+    const res = await this.read('listActivePage', () =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: INDEXES.active.name,
+          KeyConditionExpression: 'gsi1pk = :a',
+          ExpressionAttributeValues: { ':a': 'ACTIVE' },
+          Limit: limit,
+          ExclusiveStartKey: startKey,
+        }),
+      ),
+    );
+    const runs = await this.batchGetRuns((res.Items ?? []).map((i) => i.pk as string));
+    return {
+      runs,
+      ...(res.LastEvaluatedKey
+        ? { cursor: Buffer.from(JSON.stringify(res.LastEvaluatedKey), 'utf8').toString('base64url') }
+        : {}),
+    };
+  }
+
   /** Read runs by partition key, in the order given (index order), 100 at a time. */
   private async batchGetRuns(pks: string[]): Promise<Run[]> {
     const found = new Map<string, Item>();
@@ -612,9 +803,14 @@ export class DynamoRunStore implements RunStore {
         }),
       ),
     );
+    const failed = out.Item?.failedReporters;
     return {
       reported: typeof out.Item?.reported === 'number' ? out.Item.reported : 0,
       ...(typeof out.Item?.claimUntil === 'string' ? { claimUntil: out.Item.claimUntil } : {}),
+      ...(typeof out.Item?.claimOwner === 'string' ? { claimOwner: out.Item.claimOwner } : {}),
+      ...(failed instanceof Set && failed.size > 0
+        ? { failedReporters: [...failed].map(String).sort() }
+        : {}),
     };
   }
 
@@ -650,7 +846,7 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  async completeReport(runId: string, version: number, owner: string): Promise<void> {
+  async completeReport(runId: string, version: number, owner: string): Promise<boolean> {
     try {
       await this.doc.send(
         new UpdateCommand({
@@ -661,8 +857,43 @@ export class DynamoRunStore implements RunStore {
           ExpressionAttributeValues: { ':v': version, ':o': owner },
         }),
       );
+      return true;
     } catch (err) {
-      if (isConditionalFailure(err)) return; // our claim lapsed; whoever holds it now reports
+      if (isConditionalFailure(err)) return false; // our claim lapsed; whoever holds it now reports
+      throw this.translate(err, runId);
+    }
+  }
+
+  async reopenReport(runId: string, version: number): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(runId), sk: REPORT_SK },
+          UpdateExpression: 'SET reported = :v REMOVE claimOwner, claimUntil',
+          ConditionExpression:
+            'attribute_exists(pk) AND (attribute_not_exists(reported) OR reported > :v OR attribute_exists(claimOwner))',
+          ExpressionAttributeValues: { ':v': version },
+        }),
+      );
+    } catch (err) {
+      if (isConditionalFailure(err)) return; // nothing newer was reported: nothing to reopen
+      throw this.translate(err, runId);
+    }
+  }
+
+  async markReporterFailed(runId: string, reporter: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(runId), sk: REPORT_SK },
+          UpdateExpression: 'ADD failedReporters :r SET #ttl = :ttl',
+          ExpressionAttributeNames: { '#ttl': TABLE_KEYS.ttl },
+          ExpressionAttributeValues: { ':r': new Set([reporter]), ':ttl': this.expiresAt() },
+        }),
+      );
+    } catch (err) {
       throw this.translate(err, runId);
     }
   }
@@ -810,6 +1041,11 @@ export class DynamoRunStore implements RunStore {
     ) {
       return new ThrottledError(`DynamoDB throttled a request for ${id} after retries`, { cause: err });
     }
+    if (name === 'ValidationException') {
+      return new StoreValidationError(`DynamoDB refused a request for ${id}: ${(err as Error).message}`, id, {
+        cause: err,
+      });
+    }
     return err instanceof Error ? err : new StoreError(String(err));
   }
 }
@@ -831,6 +1067,17 @@ function oldItem(
 
 function isConditionalFailure(err: unknown): boolean {
   return (err as { name?: string }).name === 'ConditionalCheckFailedException';
+}
+
+type CancellationReason = { Code?: string | undefined; Message?: string | undefined };
+
+/** Tries of a throttled transaction before a ThrottledError (the SDK does not retry these itself). */
+const THROTTLE_RETRIES = 4;
+
+/** 50, 100, 200, 400 ms (±50%): a throttle needs longer than a conflict to clear. */
+async function throttleBackoff(attempt: number): Promise<void> {
+  const ms = 50 * 2 ** attempt * (0.5 + Math.random());
+  await new Promise((r) => setTimeout(r, ms));
 }
 
 function describe(reasons: Array<{ Code?: string | undefined }>): string {

@@ -45,3 +45,30 @@ export class SubjectLockedError extends StoreError {
     super(message);
   }
 }
+
+/**
+ * DynamoDB refused a write as invalid (an item over 400 KB, a nesting too deep): retrying the
+ * same write cannot help, so it is not a lost race and not retryable. The message says why.
+ */
+export class StoreValidationError extends StoreError {
+  override name = 'StoreValidationError';
+  readonly runId: string;
+  constructor(message: string, runId: string, options?: ErrorOptions) {
+    super(message, options);
+    this.runId = runId;
+  }
+}
+
+/** A run (or one commit's events) is over the size budget checked before each write. */
+export class RunTooLargeError extends StoreValidationError {
+  override name = 'RunTooLargeError';
+  readonly bytes: number;
+  readonly limit: number;
+  readonly what: string;
+  constructor(what: string, bytes: number, limit: number, runId: string) {
+    super(`${what} of run ${runId} is ${bytes} bytes, over the budget of ${limit} bytes`, runId);
+    this.what = what;
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}

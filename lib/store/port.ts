@@ -40,6 +40,16 @@ export interface ListRunsQuery {
 export interface ReportState {
   reported: number;
   claimUntil?: string;
+  /** Who holds the live claim (a reporter checks it is still theirs before each outbound write). */
+  claimOwner?: string;
+  /** Reporters that failed for good on this run (a 404/410/422/403): they are not called again. */
+  failedReporters?: string[];
+}
+
+/** One page of the active index, oldest first; `cursor` is absent on the last page. */
+export interface ActivePage {
+  runs: Run[];
+  cursor?: string;
 }
 
 /** A small keyed record for other modules (guards, tokens, caches, work items). */
@@ -72,6 +82,8 @@ export interface RunStore {
   listRuns(query: ListRunsQuery): Promise<Run[]>;
   /** Runs not yet finished-and-reported (the sparse active index). Used by the sweeper. */
   listActive(limit?: number): Promise<Run[]>;
+  /** The active index page by page, so a sweep reaches every run however many are active. */
+  listActivePage(opts?: { limit?: number; cursor?: string }): Promise<ActivePage>;
   /** Take the run out of the active index once it is terminal and reported. */
   retire(run: Run): Promise<void>;
 
@@ -79,8 +91,16 @@ export interface RunStore {
   getReportState(runId: string): Promise<ReportState>;
   /** Claim the right to report `version` (only one reporter at a time, only forward). False if not granted. */
   claimReport(runId: string, version: number, owner: string, until: string, now: string): Promise<boolean>;
-  /** Mark `version` reported and drop the claim. */
-  completeReport(runId: string, version: number, owner: string): Promise<void>;
+  /** Mark `version` reported and drop the claim. False if the claim was no longer `owner`'s. */
+  completeReport(runId: string, version: number, owner: string): Promise<boolean>;
+  /**
+   * A reporter that lost its claim mid-report may have overwritten a newer report: mark the
+   * reported version back to `version` (only downwards) and drop any claim, so the latest state
+   * is reported again.
+   */
+  reopenReport(runId: string, version: number): Promise<void>;
+  /** Remember that `reporter` failed for good on this run; it is skipped from now on. */
+  markReporterFailed(runId: string, reporter: string): Promise<void>;
 
   /** Effect journal: the recorded result of a side effect, or undefined if not done yet. */
   getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined>;

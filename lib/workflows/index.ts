@@ -1,4 +1,5 @@
 import { discordWorkflowDefinitions } from '../discord/workflows.ts';
+import { assertNodeTimeouts } from '../engine/timeouts.ts';
 import {
   Workflow,
   type WorkflowDefinition,
@@ -29,7 +30,11 @@ export function buildRegistry<S>(
 ): WorkflowRegistry<S> {
   const seen = new Set<string>();
   const all = [...WORKFLOW_DEFINITIONS, ...extra].filter((d) => !seen.has(d.name) && seen.add(d.name));
-  return new WorkflowRegistry<S>(
+  const registry = new WorkflowRegistry<S>(
     all.map((d) => new Workflow(d as unknown as WorkflowDefinition<S>, tuning[d.name] ?? {})),
   );
+  // At config load (the worker builds its registry from config tuning): a node timeout that does
+  // not fit the worker function is refused here, naming the node, not found when Lambda kills it.
+  assertNodeTimeouts(registry.all() as Workflow<unknown>[]);
+  return registry;
 }

@@ -205,4 +205,59 @@ describe('signed agent callbacks', () => {
     });
     expect(res.statusCode).toBe(200);
   });
+
+  /** `{"a":{"a":...}}` nested `depth` levels around `leaf`. */
+  const nested = (depth: number, leaf: unknown = 1): unknown => {
+    let v: unknown = leaf;
+    for (let i = 0; i < depth; i++) v = { a: v };
+    return v;
+  };
+
+  /** The same nesting written as text (JSON.stringify itself overflows on the deepest case). */
+  const deepText = (depth: number) => `{"ok":true,"output":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`;
+
+  it.each([
+    { label: 'an output nested 40 levels deep', bad: JSON.stringify({ ok: true, output: nested(40) }) },
+    { label: 'an output nested 50,000 levels deep', bad: deepText(50_000) },
+    { label: 'a conclusion that is not a word', bad: JSON.stringify({ conclusion: 'x'.repeat(65) }) },
+    { label: 'a consult that is an array', bad: JSON.stringify({ ok: true, consult: ['coverage'] }) },
+    {
+      label: 'a consult with a nested field',
+      bad: JSON.stringify({ ok: true, consult: { type: 'coverage', question: { a: 1 } } }),
+    },
+    {
+      label: 'a consult over 4,000 bytes',
+      bad: JSON.stringify({ ok: true, consult: { question: 'q'.repeat(5_000) } }),
+    },
+    { label: 'a summary that is not a string', bad: JSON.stringify({ ok: true, summary: { text: 'done' } }) },
+  ])('answers $label with 400 and leaves the token usable', async ({ bad }) => {
+    const { token, secret } = await mint();
+    const good = JSON.stringify({ ok: true, summary: 'done' });
+
+    const refused = await handleCallback(
+      deps,
+      request(token, bad, { 'x-switchyard-signature': sign(secret, bad) }),
+    );
+    const retried = await handleCallback(
+      deps,
+      request(token, good, { 'x-switchyard-signature': sign(secret, good) }),
+    );
+
+    expect(refused.statusCode).toBe(400);
+    expect(JSON.parse(refused.body).error).toEqual(expect.any(String));
+    expect(retried.statusCode).toBe(200);
+    expect(resumed).toHaveLength(1);
+    expect(resumed[0]?.payload).toMatchObject({ summary: 'done' });
+  });
+
+  it('keeps an output nested within the limit as JSON', async () => {
+    const { token, secret } = await mint();
+    const body = JSON.stringify({ ok: true, output: nested(8) });
+    const res = await handleCallback(
+      deps,
+      request(token, body, { 'x-switchyard-signature': sign(secret, body) }),
+    );
+    expect(res.statusCode).toBe(200);
+    expect(resumed[0]?.payload.output).toEqual(nested(8));
+  });
 });

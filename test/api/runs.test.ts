@@ -287,6 +287,7 @@ describe('runs API', () => {
       ]);
       for (const e of body.events) {
         expect(e).toEqual({
+          seq: expect.any(Number),
           at: expect.stringMatching(ISO),
           type: expect.any(String),
           ...(e.node !== undefined ? { node: expect.any(String) } : {}),
@@ -294,6 +295,41 @@ describe('runs API', () => {
           detail: expect.any(Object),
         });
       }
+    });
+
+    it('pages the history with ?after= and ?limit=, the cursor of the next page in nextAfter', async () => {
+      const seen: string[] = [];
+      let after: number | undefined;
+      for (let page = 0; page < 10; page++) {
+        const res = await api(
+          apiEvent('GET', `/runs/${runs.waiting.id}?limit=2${after !== undefined ? `&after=${after}` : ''}`),
+        );
+        expect(res.statusCode).toBe(200);
+        const body = bodyOf(res) as { events: Array<{ type: string; seq: number }>; nextAfter?: number };
+        expect(body.events.length).toBeLessThanOrEqual(2);
+        seen.push(...body.events.map((e) => e.type));
+        if (body.nextAfter === undefined) break;
+        after = body.nextAfter;
+      }
+
+      expect(seen).toEqual([
+        'run.created',
+        'step.succeeded',
+        'step.scheduled',
+        'step.succeeded',
+        'gate.opened',
+      ]);
+    });
+
+    it.each([
+      ['limit=0', 'invalid limit'],
+      ['limit=1001', 'invalid limit'],
+      ['after=x', 'invalid after'],
+    ])('answers 400 to ?%s', async (query, error) => {
+      const res = await api(apiEvent('GET', `/runs/${runs.waiting.id}?${query}`));
+
+      expect(res.statusCode).toBe(400);
+      expect(bodyOf(res)).toMatchObject({ error });
     });
 
     it('shows who ended a run and why', async () => {

@@ -516,6 +516,24 @@ describe('permissions', () => {
   });
 });
 
+describe('refusals on a run', () => {
+  it('are recorded on its history once per user; repeats go to the expiring audit log', async () => {
+    const [run] = await runsFor('acme/widgets', 51);
+    const before = (await h.engine.listEvents(run!.id)).length;
+    const sent: string[] = [];
+    for (let n = 0; n < 4; n++) {
+      const i = command('cancel', [opt.str('run', run!.id)], { user: STRANGER });
+      sent.push(i.id);
+      await send(i);
+    }
+
+    const events = await h.engine.listEvents(run!.id);
+    expect(events.length - before).toBeLessThanOrEqual(1);
+    const audit = (await h.store.kvList<Record<string, unknown>>(AUDIT_GROUP)).map((a) => a.value);
+    expect(audit.filter((a) => sent.includes(a.interactionId as string)).length).toBeGreaterThanOrEqual(3);
+  });
+});
+
 describe('follow-ups after the interaction token is gone', () => {
   it('falls back to one bot message in the channel, then edits it', async () => {
     const i = command('plan', [opt.str('issue', '70')]);

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { NewEvent, Run, RunStatus } from '../../lib/engine/types.ts';
-import { ConcurrencyError, RunNotFoundError, SubjectLockedError } from '../../lib/store/errors.ts';
+import { EVENTS_ITEM_BUDGET_BYTES, RUN_ITEM_BUDGET_BYTES } from '../../lib/store/budget.ts';
+import {
+  ConcurrencyError,
+  RunNotFoundError,
+  RunTooLargeError,
+  SubjectLockedError,
+} from '../../lib/store/errors.ts';
 import type { RunStore } from '../../lib/store/port.ts';
 
 /** Makes a fresh, empty store; `now` is the store's clock (TTL checks read it). */
@@ -328,6 +334,26 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
       });
     });
 
+    describe('listActivePage', () => {
+      it('pages through every active run, oldest first, with no run twice', async () => {
+        const store = await makeStore();
+        const made: string[] = [];
+        for (let i = 0; i < 7; i++) made.push((await createOrFail(store, aRun())).id);
+
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await store.listActivePage({ limit: 3, ...(cursor ? { cursor } : {}) });
+          seen.push(...page.runs.map((r) => r.id));
+          cursor = page.cursor;
+          pages++;
+        } while (cursor && pages < 10);
+
+        expect(seen).toEqual(made);
+      });
+    });
+
     describe('listActive and retire', () => {
       it('lists runs until they are retired, finished ones included', async () => {
         const store = await makeStore();
@@ -479,6 +505,90 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
           RunNotFoundError,
         );
       });
+
+      it('gives audit events sequence numbers of their own, so listing after the last committed event finds them', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        const committed = await store.commit({ run: bumped(run), expectedVersion: 1, events: [ev('c1')] });
+        const lastCommitted = committed.eventSeq - 1;
+
+        await store.appendEvent(run.id, { type: 'audit.1', detail: {} });
+        const afterCommit = await store.listEvents(run.id, { after: lastCommitted });
+        await store.appendEvent(run.id, { type: 'audit.2', detail: {} });
+        const afterFirstAudit = await store.listEvents(run.id, { after: afterCommit[0]!.seq });
+
+        expect(afterCommit.map((e) => e.type)).toEqual(['audit.1']);
+        expect(afterFirstAudit.map((e) => e.type)).toEqual(['audit.2']);
+        const seqs = (await store.listEvents(run.id)).map((e) => e.seq);
+        expect(new Set(seqs).size).toBe(seqs.length);
+        expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+      });
+
+      it('keeps every audit event written concurrently, each with its own sequence number', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+
+        await Promise.all(
+          Array.from({ length: 8 }, (_, i) => store.appendEvent(run.id, { type: `audit.${i}`, detail: {} })),
+        );
+
+        const audits = (await store.listEvents(run.id, { after: 0 })).map((e) => e.seq);
+        expect(audits).toHaveLength(8);
+        expect(new Set(audits).size).toBe(8);
+      });
+    });
+
+    describe('listEvents after a cursor', () => {
+      it('finds events inside a commit that wrote several, after an audit event', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.appendEvent(run.id, { type: 'audit', detail: {} });
+        const [audit] = await store.listEvents(run.id, { after: 0 });
+        await store.commit({
+          run: bumped(run),
+          expectedVersion: 1,
+          events: [ev('c1'), ev('c2'), ev('c3')],
+        });
+
+        expect((await store.listEvents(run.id, { after: audit!.seq })).map((e) => e.type)).toEqual([
+          'c1',
+          'c2',
+          'c3',
+        ]);
+        expect((await store.listEvents(run.id, { after: 2 })).map((e) => e.type)).toEqual(['c3']);
+      });
+    });
+
+    describe('size budget', () => {
+      it('refuses a commit whose run is over budget, naming the size, and writes nothing', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+
+        const attempt = store.commit({
+          run: bumped(run, { data: { blob: 'x'.repeat(RUN_ITEM_BUDGET_BYTES) } }),
+          expectedVersion: 1,
+          events: [ev('big')],
+        });
+
+        await expect(attempt).rejects.toBeInstanceOf(RunTooLargeError);
+        await expect(attempt).rejects.toMatchObject({ retryable: false, limit: RUN_ITEM_BUDGET_BYTES });
+        expect((await store.getRun(run.id))?.version).toBe(1);
+        expect(await store.listEvents(run.id)).toHaveLength(1);
+      });
+
+      it('refuses a commit whose events are over budget', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+
+        const attempt = store.commit({
+          run: bumped(run),
+          expectedVersion: 1,
+          events: [{ type: 'big', detail: { text: 'y'.repeat(EVENTS_ITEM_BUDGET_BYTES) } }],
+        });
+
+        await expect(attempt).rejects.toBeInstanceOf(RunTooLargeError);
+        expect((await store.getRun(run.id))?.version).toBe(1);
+      });
     });
 
     describe('listRuns', () => {
@@ -628,7 +738,11 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         const second = await store.claimReport(run.id, 1, 'w2', at(31_000), at(1_000));
 
         expect([first, second]).toEqual([true, false]);
-        expect(await store.getReportState(run.id)).toEqual({ reported: 0, claimUntil: at(30_000) });
+        expect(await store.getReportState(run.id)).toEqual({
+          reported: 0,
+          claimUntil: at(30_000),
+          claimOwner: 'w1',
+        });
       });
 
       it('lets another reporter take a claim that has lapsed', async () => {
@@ -673,9 +787,49 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         await store.claimReport(run.id, 1, 'w1', at(30_000), at(0));
         await store.claimReport(run.id, 1, 'w2', at(61_000), at(31_000));
 
+        const completed = await store.completeReport(run.id, 1, 'w1');
+
+        expect(completed).toBe(false);
+        expect(await store.getReportState(run.id)).toEqual({
+          reported: 0,
+          claimUntil: at(61_000),
+          claimOwner: 'w2',
+        });
+      });
+
+      it('reopens a newer reported version back to the one given, dropping any claim', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 6, 'w2', at(30_000), at(0));
+        await store.completeReport(run.id, 6, 'w2');
+
+        await store.reopenReport(run.id, 5);
+
+        expect(await store.getReportState(run.id)).toEqual({ reported: 5 });
+        expect(await store.claimReport(run.id, 6, 'w3', at(40_000), at(10_000))).toBe(true);
+      });
+
+      it('never reopens upwards', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 3, 'w1', at(30_000), at(0));
+        await store.completeReport(run.id, 3, 'w1');
+
+        await store.reopenReport(run.id, 5);
+
+        expect(await store.getReportState(run.id)).toEqual({ reported: 3 });
+      });
+
+      it('remembers reporters that failed for good, alongside the claim state', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 1, 'w1', at(30_000), at(0));
+
+        await store.markReporterFailed(run.id, 'github');
+        await store.markReporterFailed(run.id, 'github');
         await store.completeReport(run.id, 1, 'w1');
 
-        expect(await store.getReportState(run.id)).toEqual({ reported: 0, claimUntil: at(61_000) });
+        expect(await store.getReportState(run.id)).toEqual({ reported: 1, failedReporters: ['github'] });
       });
     });
 

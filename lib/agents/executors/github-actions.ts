@@ -1,4 +1,4 @@
-import type { GitHubClientFactory } from '../../github/client.ts';
+import { type GitHubClient, type GitHubClientFactory, splitRepo } from '../../github/client.ts';
 import { scrub, secretValues } from '../allowlist.ts';
 import { NoExecutorError } from '../errors.ts';
 import { type DispatchOutcome, type DispatchRequest, type Executor, payloadFor } from './types.ts';
@@ -55,6 +55,22 @@ export class GitHubActionsExecutor implements Executor {
       { name: req.agent.name, permissions: req.agent.permissions },
       { runId: req.run.id, node: req.node, sink: req.emit },
     );
+    // Find-or-create: a crash between a dispatch and its journal entry re-runs this step; a run
+    // of the workflow already titled with this run and work item means the dispatch happened.
+    const existing = await findDispatched(client, repo, req.run.id, req.item);
+    if (existing !== undefined) {
+      req.emit({
+        type: 'agent.dispatch.found',
+        node: req.node,
+        by: req.agent.name,
+        detail: { item: req.item, workflowRunId: existing, repo },
+      });
+      return {
+        executor: 'github-actions',
+        dryRun: false,
+        details: { repo, workflow: ex.workflow, ref: ex.ref, workflowRunId: existing },
+      };
+    }
     const run = await client.dispatchWorkflow(repo, ex.workflow, ex.ref, inputs);
     return {
       executor: 'github-actions',
@@ -70,4 +86,29 @@ export class GitHubActionsExecutor implements Executor {
       },
     };
   }
+}
+
+/**
+ * The id of a dispatched workflow run whose title (its `run-name`, examples/switchyard-agent.yml)
+ * names both this run and this work item, if GitHub lists one. Work item ids are unique per try,
+ * so a match is this very dispatch. Skipped in dry-run and for agents without `read`.
+ */
+async function findDispatched(
+  client: GitHubClient,
+  repo: string,
+  runId: string,
+  item: string,
+): Promise<number | undefined> {
+  if (client.dryRun || !client.can('read')) return undefined;
+  const res = await client.request<{ workflow_runs?: Array<Record<string, unknown>> }>(
+    'read',
+    'GET /repos/{owner}/{repo}/actions/runs',
+    { ...splitRepo(repo), event: 'workflow_dispatch', per_page: 50 },
+  );
+  if (res.dryRun) return undefined;
+  const hit = (res.data.workflow_runs ?? []).find((w) => {
+    const words = typeof w.display_title === 'string' ? w.display_title.split(/\s+/) : [];
+    return words.includes(runId) && words.includes(item);
+  });
+  return typeof hit?.id === 'number' ? hit.id : undefined;
 }
