@@ -7,7 +7,7 @@ import type { RunStore } from '../store/port.ts';
 import { startCiTriage } from './ci-triage.ts';
 import { startCoverage } from './coverage.ts';
 import type { HubEngine } from './results.ts';
-import { isAgentWorkflowRun, resumeFromWorkflowRun } from './workflow-run.ts';
+import { agentWorkflows, isAgentWorkflowRun, resumeFromWorkflowRun } from './workflow-run.ts';
 
 /**
  * The agents' part of GitHub ingress, as one `DeliveryHook` (lib/routing/ingress.ts runs hooks
@@ -35,7 +35,7 @@ export function createAgentDeliveryHook(deps: AgentHookDeps): DeliveryHook {
   const store = deps.engine.store;
   return async (d: Delivery): Promise<DeliveryOutcome | undefined> => {
     if (d.name === 'workflow_run') {
-      if (isAgentWorkflowRun(d.payload as Record<string, unknown>)) {
+      if (isAgentWorkflowRun(d.payload as Record<string, unknown>, agentWorkflows(deps.config.central))) {
         const res = await resumeFromWorkflowRun(deps.engine, d.payload as Record<string, unknown>, {
           ...(deps.now ? { now: deps.now } : {}),
         });
