@@ -1,3 +1,4 @@
+import { linearTest } from '../common/re2.ts';
 import type { GitHubClient } from '../github/client.ts';
 import { PermissionDeniedError } from '../github/errors.ts';
 import type { NormalizedEvent } from '../github/events.ts';
@@ -80,7 +81,7 @@ export function assessIssue(config: TriageConfig, event: NormalizedEvent): Triag
         applies = false;
       }
     }
-    if (applies && !new RegExp(r.pattern, 'i').test(body)) missing.push({ name: r.name, ask: r.ask });
+    if (applies && !linearTest(r.pattern, body, 'i')) missing.push({ name: r.name, ask: r.ask });
   }
   return { labels, missing };
 }

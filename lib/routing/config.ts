@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { linearPatternError } from '../common/re2.ts';
 import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
 import { compile } from './cel.ts';
@@ -206,18 +207,14 @@ const TriageSchema = z.strictObject({
     .array(
       z.strictObject({
         name: z.string().min(1),
-        /** A JavaScript regular expression, matched case-insensitively against the body. */
-        pattern: z.string().refine(
-          (p) => {
-            try {
-              new RegExp(p, 'i');
-              return true;
-            } catch {
-              return false;
-            }
-          },
-          { message: 'not a valid regular expression' },
-        ),
+        /**
+         * A regular expression in RE2 syntax (linear time: no backreferences or lookaround),
+         * matched case-insensitively against the body.
+         */
+        pattern: z.string().superRefine((p, ctx) => {
+          const why = linearPatternError(p, 'i');
+          if (why) ctx.addIssue({ code: 'custom', message: `not a valid RE2 pattern: ${why}` });
+        }),
         /** Only ask when this CEL condition holds (e.g. for bugs). */
         when: cel.optional(),
         ask: z.string().min(1),
