@@ -3,6 +3,7 @@ import type { Reporter } from '../engine/engine.ts';
 import type { NewEvent, Run, RunEvent } from '../engine/types.ts';
 import type { RunStore } from '../store/port.ts';
 import { deliver, isPermanentDiscordFailure, loadBinding, saveBinding } from './binding.ts';
+import { escapeDiscordInline } from './escape.ts';
 import { type MessageBody, renderRunMessage, textMessage, type WorkflowView } from './render.ts';
 import type { DiscordCall, DiscordRest } from './rest.ts';
 import { SELF_REPORTING_WORKFLOWS } from './workflow-names.ts';
@@ -25,7 +26,7 @@ function bodyFor(
     // These workflows write their own messages; only an unhappy ending is ours to show.
     if (run.status !== 'failed' && run.status !== 'expired' && run.status !== 'cancelled') return undefined;
     return textMessage(
-      `❌ \`${run.workflow}\` ${run.status}: ${run.reason ?? 'no reason recorded'} (run \`${run.id}\`)`,
+      `❌ \`${run.workflow}\` ${run.status}: ${run.reason ? escapeDiscordInline(run.reason) : 'no reason recorded'} (run \`${run.id}\`)`,
     );
   }
   return renderRunMessage(run, { workflow, events, notifyRole });
