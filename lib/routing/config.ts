@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { executorUrlProblem } from '../agents/executors/endpoint.ts';
 import { linearPatternError } from '../common/re2.ts';
 import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
@@ -78,9 +79,16 @@ const ExecutorSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     type: z.literal('http'),
-    url: z.url({ protocol: /^https?$/ }),
+    /** https://, or http:// to a loopback address only (lib/agents/executors/endpoint.ts). */
+    url: z.url({ protocol: /^https?$/ }).superRefine((u, ctx) => {
+      const why = executorUrlProblem(u);
+      if (why) ctx.addIssue({ code: 'custom', message: why });
+    }),
     timeoutMs: z.int().positive().optional(),
-    /** Name of the environment variable (or secret) holding the shared signing secret. */
+    /**
+     * Name of the shared signing secret: the variable `<NAME>` locally, or on AWS the Secrets
+     * Manager secret whose ARN is in `<NAME>_SECRET_ARN` (lib/common/secrets.ts `getNamedSecret`).
+     */
     secretEnv: z
       .string()
       .regex(/^[A-Z][A-Z0-9_]*$/)
