@@ -13,7 +13,14 @@ export const BUNDLE_TARGET = 'node22';
  * does not define; this banner gives them one.
  */
 export const ESM_REQUIRE_SHIM =
-  "import { createRequire as __switchyardCreateRequire } from 'node:module'; const require = __switchyardCreateRequire(import.meta.url);";
+  "import { createRequire as __switchyardCreateRequire } from 'node:module'; import { dirname as __switchyardDirname } from 'node:path'; import { fileURLToPath as __switchyardPath } from 'node:url'; const require = __switchyardCreateRequire(import.meta.url); const __filename = __switchyardPath(import.meta.url); const __dirname = __switchyardDirname(__filename);";
+
+/**
+ * RE2 for config patterns (lib/common/re2.ts) is WebAssembly that re2-wasm reads from
+ * `<__dirname>/re2.wasm` at load: every bundle gets the file next to its entry.
+ */
+export const RE2_WASM_SOURCE = 'node_modules/re2-wasm/build/wasm/re2.wasm';
+export const RE2_WASM_IN_BUNDLE = 're2.wasm';
 
 /** Prefer the ESM build of dual packages: better tree shaking, no CJS wrappers. */
 export const MAIN_FIELDS = ['module', 'main'];
@@ -88,7 +95,10 @@ export function afterBundlingCommands(
 ): string[] {
   const tsx = quote(`${inputDir}/node_modules/.bin/tsx`);
   const config = quote(`${inputDir}/${CONFIG_SOURCE}`);
-  const commands = [`cp ${config} ${quote(`${outputDir}/${CONFIG_IN_BUNDLE}`)}`];
+  const commands = [
+    `cp ${config} ${quote(`${outputDir}/${CONFIG_IN_BUNDLE}`)}`,
+    `cp ${quote(`${inputDir}/${RE2_WASM_SOURCE}`)} ${quote(`${outputDir}/${RE2_WASM_IN_BUNDLE}`)}`,
+  ];
   if (spec.bundle?.splitting) {
     commands.push(
       `${tsx} ${quote(`${inputDir}/scripts/bundle-function.ts`)} ${quote(`${inputDir}/${spec.entry}`)} ${quote(outputDir)}`,

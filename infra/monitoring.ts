@@ -45,6 +45,11 @@ const TABLE_OPERATIONS = [
   Operation.TRANSACT_GET_ITEMS,
 ];
 
+/** The GitHub webhook route, as API Gateway names it (throttled per route in the stack). */
+export const WEBHOOK_ROUTE = 'POST /github/webhook';
+/** Refused webhook requests in 5 minutes worth a look: a flood, a wrong secret, or our throttle. */
+const WEBHOOK_4XX_THRESHOLD = 25;
+
 export interface MonitoringProps {
   config: SwitchyardConfig;
   functions: Record<FunctionName, NodejsFunction>;
@@ -150,6 +155,20 @@ export class Monitoring extends Construct {
       api.metricServerError({ period, statistic: 'Sum' }),
       1,
       'The API answered 5xx. Bad input never gets a 5xx, so this is our fault.',
+    );
+    alarm(
+      'webhook-4xx',
+      // HTTP APIs publish per-route metrics (dimensions ApiId, Stage, Route) with detailed
+      // metrics on; 429 (our throttle) is counted in 4xx, as are 401 (bad signature) and 413.
+      new Metric({
+        namespace: 'AWS/ApiGateway',
+        metricName: '4xx',
+        dimensionsMap: { ApiId: api.apiId, Stage: '$default', Route: WEBHOOK_ROUTE },
+        statistic: 'Sum',
+        period,
+      }),
+      WEBHOOK_4XX_THRESHOLD,
+      'Many GitHub webhook requests were refused (401 signature, 413 size, 429 throttled): a wrong secret after rotation, a flood, or a replay storm. See the API access logs.',
     );
     alarm(
       'table-throttles',

@@ -12,6 +12,7 @@ import {
 } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
+  type CfnStage,
   HttpApi,
   HttpMethod,
   type HttpRoute,
@@ -37,9 +38,9 @@ import type { SecretName } from '../lib/common/secrets.ts';
 import { assertNodeTimeouts } from '../lib/engine/timeouts.ts';
 import type { Workflow } from '../lib/engine/workflow.ts';
 import { INDEXES, TABLE_KEYS } from '../lib/store/schema.ts';
+import { buildRegistry } from '../lib/workflows/index.ts';
 import { AgentRole } from './agent-role.ts';
 import { grantPlannerModel } from './bedrock.ts';
-import { buildRegistry } from '../lib/workflows/index.ts';
 import {
   afterBundlingCommands,
   BUNDLE_AWS_SDK,
@@ -52,7 +53,7 @@ import {
 } from './bundling.ts';
 import type { SwitchyardConfig } from './config.ts';
 import { FUNCTIONS, type FunctionName, type FunctionSpec, WORKER_TIMEOUT_SECONDS } from './functions.ts';
-import { Monitoring } from './monitoring.ts';
+import { Monitoring, WEBHOOK_ROUTE } from './monitoring.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -73,6 +74,14 @@ export interface SwitchyardStackProps extends StackProps {
    */
   projectRoot?: string;
 }
+
+/** Requests per second (steady, burst) per public route; the stage default (50/100) caps the sum. */
+export const ROUTE_THROTTLES: Record<string, { rateLimit: number; burstLimit: number }> = {
+  [WEBHOOK_ROUTE]: { rateLimit: 30, burstLimit: 60 },
+  'POST /discord/interactions': { rateLimit: 20, burstLimit: 40 },
+  'POST /callbacks/{token}': { rateLimit: 10, burstLimit: 20 },
+  'GET /health': { rateLimit: 5, burstLimit: 10 },
+};
 
 export class SwitchyardStack extends Stack {
   readonly table: Table;
@@ -171,7 +180,7 @@ export class SwitchyardStack extends Stack {
       // Our own stage, because the default one cannot take access-log settings.
       createDefaultStage: false,
     });
-    new HttpStage(this, 'DefaultStage', {
+    const stage = new HttpStage(this, 'DefaultStage', {
       httpApi: this.api,
       stageName: '$default',
       autoDeploy: true,
@@ -323,6 +332,21 @@ export class SwitchyardStack extends Stack {
     }
     this.api.addRoutes({ path: '/runs', methods: [HttpMethod.GET], integration: runs, authorizer: iam });
     this.api.addRoutes({ path: '/runs/{id}', methods: [HttpMethod.GET], integration: runs, authorizer: iam });
+
+    // Per-route throttles under the stage default, so a flood on one public route (a replay storm
+    // of webhooks, a misbehaving executor) cannot use up the others' share; detailed metrics on
+    // the webhook route give it its own 4xx metric (429s included) for the alarm below.
+    (stage.node.defaultChild as CfnStage).routeSettings = Object.fromEntries(
+      Object.entries(ROUTE_THROTTLES).map(([route, t]) => [
+        route,
+        {
+          // RouteSettings is raw JSON to CDK: CloudFormation's own (capitalised) names.
+          ThrottlingRateLimit: t.rateLimit,
+          ThrottlingBurstLimit: t.burstLimit,
+          ...(route === WEBHOOK_ROUTE ? { DetailedMetricsEnabled: true } : {}),
+        },
+      ]),
+    );
 
     // ---- Alarms and dashboard.
     this.monitoring = new Monitoring(this, 'Monitoring', {
@@ -491,7 +515,7 @@ export class SwitchyardStack extends Stack {
             'dynamodb:PutItem',
             'dynamodb:UpdateItem',
             'dynamodb:DeleteItem',
-            'dynamodb:BatchWriteItem',
+            // No BatchWriteItem: the store never batch-writes (issue #9, defect 15).
             'dynamodb:ConditionCheckItem',
           ],
           resources: [this.table.tableArn],

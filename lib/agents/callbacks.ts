@@ -1,5 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { logger } from '../common/observability.ts';
+import { getNamedSecret } from '../common/secrets.ts';
 import type { RunStore } from '../store/port.ts';
 import { checkResultBody, RESULT_LIMITS } from './payload-limits.ts';
 import type { AgentResult } from './work-queue.ts';
@@ -182,7 +183,8 @@ export async function handleCallback(deps: CallbackDeps, req: CallbackRequest): 
   const record = found.value;
   // 5. signature
   const secret =
-    record.secret ?? (record.secretEnv ? (deps.env ?? process.env)[record.secretEnv] : undefined);
+    record.secret ??
+    (record.secretEnv ? await getNamedSecret(record.secretEnv, deps.env ?? process.env) : undefined);
   if (!secret) {
     // Our misconfiguration (the executor's secret variable is not set here): fail loudly.
     throw new Error(`callback secret ${record.secretEnv ?? '(per task)'} is not available`);

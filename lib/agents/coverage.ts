@@ -1,6 +1,6 @@
 import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
-import type { GitHubClientFactory } from '../github/client.ts';
+import { type GitHubClientFactory, isOwnComment } from '../github/client.ts';
 import type { AgentIdentity } from '../github/permissions.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
@@ -227,7 +227,9 @@ export function createCoverageServices(deps: CoverageDeps): {
       let id = (await deps.store.kvGet<{ id: number }>(COVERAGE_GROUP, key))?.value.id;
       if (id === undefined) {
         const comments = await client.listIssueComments(input.repo, input.pr);
-        id = comments?.find((c) => c.body?.includes(MARKER))?.id;
+        // Only our own marked comment (issue #9, defect 10).
+        const self = comments?.length ? await deps.github.selfLogin() : undefined;
+        id = comments?.find((c) => isOwnComment(c, MARKER, self))?.id;
       }
       if (id !== undefined) {
         await client.updateComment(input.repo, id, body);

@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import type { Reporter } from '../engine/engine.ts';
-import type { NewEvent, Run } from '../engine/types.ts';
-import { EventCollector, type GitHubClient, type GitHubClientFactory } from '../github/client.ts';
+import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
+import {
+  EventCollector,
+  type GitHubClient,
+  type GitHubClientFactory,
+  isOwnComment,
+} from '../github/client.ts';
 import { GitHubApiError } from '../github/errors.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
@@ -64,9 +69,12 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
       : { name: 'reporter', permissions: ['read', 'comment'] as const };
   };
 
+  /** Our own marked comment: a marker in someone else's comment is not ours (issue #9, defect 10). */
   async function findMarked(client: GitHubClient, repo: string, issue: number, marker: string) {
     const comments = await client.listIssueComments(repo, issue);
-    return comments?.find((c) => c.body?.includes(marker));
+    if (!comments?.length) return undefined;
+    const self = await deps.github.selfLogin();
+    return comments.find((c) => isOwnComment(c, marker, self));
   }
 
   const ttl = () => Math.floor(now().getTime() / 1000) + RECORD_TTL_SECONDS;

@@ -8,7 +8,7 @@ import { startCiTriage } from './ci-triage.ts';
 import { startCoverage } from './coverage.ts';
 import { nudgePrChecks } from './pr-checks.ts';
 import type { HubEngine } from './results.ts';
-import { isAgentWorkflowRun, resumeFromWorkflowRun } from './workflow-run.ts';
+import { agentWorkflows, isAgentWorkflowRun, resumeFromWorkflowRun } from './workflow-run.ts';
 
 /**
  * The agents' part of GitHub ingress, as one `DeliveryHook` (lib/routing/ingress.ts runs hooks
@@ -47,7 +47,7 @@ export function createAgentDeliveryHook(deps: AgentHookDeps): DeliveryHook {
       }
     }
     if (d.name === 'workflow_run') {
-      if (isAgentWorkflowRun(d.payload as Record<string, unknown>)) {
+      if (isAgentWorkflowRun(d.payload as Record<string, unknown>, agentWorkflows(deps.config.central))) {
         const res = await resumeFromWorkflowRun(deps.engine, d.payload as Record<string, unknown>, {
           ...(deps.now ? { now: deps.now } : {}),
         });

@@ -1,4 +1,5 @@
 import { logger } from '../common/observability.ts';
+import { escapeDiscordInline } from '../discord/escape.ts';
 import type { DiscordRest } from '../discord/rest.ts';
 import { InvalidSignalError } from '../engine/errors.ts';
 import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
@@ -276,7 +277,7 @@ export class AgentHub {
     const { role, channel } = this.escalationTarget();
     const run = scope.run;
     const content = [
-      `${role ? `<@&${role}> ` : ''}🚨 Run \`${run.id}\` (${run.subject.key}) needs a person: ${esc.reason}`,
+      `${role ? `<@&${role}> ` : ''}🚨 Run \`${run.id}\` (${run.subject.key}) needs a person: ${escapeDiscordInline(esc.reason)}`,
       `Approve to continue (\`npm run runs -- approve ${run.id}\` or the Discord button); reject to stop it.`,
     ].join('\n');
     const emit = (e: Omit<NewEvent, 'node' | 'by'>) => scope.emit({ ...e, node: scope.node, by: 'hub' });

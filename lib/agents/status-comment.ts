@@ -1,5 +1,6 @@
 import type { Run, RunEvent, RunStatus } from '../engine/types.ts';
 import type { Workflow } from '../engine/workflow.ts';
+import { codeSpan, escapeGitHub, escapeGitHubInline } from '../github/escape.ts';
 import { decisionOf } from '../routing/route.ts';
 import type { GuardVerdict, PolicyVerdict } from '../routing/rules.ts';
 import { renderMermaid } from './mermaid.ts';
@@ -109,12 +110,16 @@ export function renderStatusComment(
         : g.kind === 'agent'
           ? 'an agent result'
           : 'a person';
-    out.push('', `> Waiting for ${what} until ${g.expiresAt}.${g.prompt ? ` ${g.prompt}` : ''}`);
+    out.push(
+      '',
+      `> Waiting for ${what} until ${g.expiresAt}.${g.prompt ? ` ${escapeGitHubInline(g.prompt)}` : ''}`,
+    );
     if (g.kind === 'approval') {
       out.push(`> Approve with \`/approve ${run.id}\` in Discord or \`npm run runs -- approve ${run.id}\`.`);
     }
   }
-  if (run.reason && run.status !== 'running' && run.status !== 'waiting') out.push('', `> ${run.reason}`);
+  if (run.reason && run.status !== 'running' && run.status !== 'waiting')
+    out.push('', `> ${escapeGitHubInline(run.reason)}`);
 
   const plan = run.data.plan;
   if (isPlan(plan)) {
@@ -132,20 +137,20 @@ export function renderStatusComment(
     const edited = (plan as { edited?: { by?: unknown; from?: unknown } }).edited;
     if (edited && typeof edited.by === 'string') {
       out.push(
-        `_Edited by ${edited.by}${typeof edited.from === 'string' ? ` (was \`${edited.from}\`)` : ''}._`,
+        `_Edited by ${escapeGitHubInline(edited.by)}${typeof edited.from === 'string' ? ` (was ${codeSpan(edited.from)})` : ''}._`,
         '',
       );
     }
-    if (plan.summary) out.push(`${plan.summary}`, '');
+    if (plan.summary) out.push(escapeGitHub(plan.summary), '');
     for (const t of plan.tasks) {
       const st = progress[t.id];
       const box = t.done || st === 'done' ? 'x' : ' ';
-      const files = t.files.length > 0 ? ` · ${t.files.map((f) => `\`${f}\``).join(', ')}` : '';
+      const files = t.files.length > 0 ? ` · ${t.files.map(codeSpan).join(', ')}` : '';
       const tag = st && st !== 'done' && st !== 'pending' ? ` _(${st})_` : '';
       const pr = prs[t.id];
       const prText =
         pr && /^https:\/\//.test(pr.url) ? ` · [PR #${pr.number}](${pr.url}) checks: **${pr.checks}**` : '';
-      out.push(`- [${box}] ${t.title} → \`${t.agent}\`${files}${tag}${prText}`);
+      out.push(`- [${box}] ${escapeGitHubInline(t.title)} → \`${t.agent}\`${files}${tag}${prText}`);
     }
     const fixes = plan.adjustments ?? [];
     if (fixes.length > 0) {
@@ -177,7 +182,7 @@ export function renderStatusComment(
   const d = decisionOf(run);
   if (d) {
     const lines: string[] = [];
-    lines.push(`- ${d.reason || d.outcome}`);
+    lines.push(`- ${escapeGitHubInline(d.reason || d.outcome)}`);
     if (d.agents.length > 0) lines.push(`- agents: ${d.agents.map((a) => `\`${a}\``).join(', ')}`);
     for (const g of (d.guards ?? []) as GuardVerdict[]) {
       lines.push(
@@ -185,7 +190,7 @@ export function renderStatusComment(
       );
     }
     for (const p of (d.policies ?? []) as PolicyVerdict[])
-      if (p.verdict !== 'pass') lines.push(`- policy \`${p.policy}\`: ${p.why}`);
+      if (p.verdict !== 'pass') lines.push(`- policy \`${p.policy}\`: ${escapeGitHubInline(p.why)}`);
     if (d.prRouting) lines.push(`- PR routing: **${d.prRouting}**`);
     if (d.requireApproval) lines.push('- approval required by policy');
     out.push('', '<details><summary>Routing</summary>', '', ...lines, '', '</details>');

@@ -1,4 +1,5 @@
-import type { GitHubClient } from '../github/client.ts';
+import { linearTest } from '../common/re2.ts';
+import { type GitHubClient, type GitHubClientFactory, isOwnComment } from '../github/client.ts';
 import { PermissionDeniedError } from '../github/errors.ts';
 import type { NormalizedEvent } from '../github/events.ts';
 import { AgentRegistry } from '../routing/agents.ts';
@@ -80,7 +81,7 @@ export function assessIssue(config: TriageConfig, event: NormalizedEvent): Triag
         applies = false;
       }
     }
-    if (applies && !new RegExp(r.pattern, 'i').test(body)) missing.push({ name: r.name, ask: r.ask });
+    if (applies && !linearTest(r.pattern, body, 'i')) missing.push({ name: r.name, ask: r.ask });
   }
   return { labels, missing };
 }
@@ -94,9 +95,18 @@ export function renderAsk(config: TriageConfig, missing: TriageAssessment['missi
   ].join('\n');
 }
 
-async function findMarked(client: GitHubClient, repo: string, issue: number, marker: string) {
+/** Our own marked comment: a marker in someone else's comment is not ours (issue #9, defect 10). */
+async function findMarked(
+  factory: GitHubClientFactory,
+  client: GitHubClient,
+  repo: string,
+  issue: number,
+  marker: string,
+) {
   const comments = await client.listIssueComments(repo, issue);
-  return comments?.find((c) => c.body?.includes(marker));
+  if (!comments?.length) return undefined;
+  const self = await factory.selfLogin();
+  return comments.find((c) => isOwnComment(c, marker, self));
 }
 
 export async function triage(
@@ -169,7 +179,7 @@ export async function triage(
           await client.createComment(repo, number, body);
           return 'dry-run' as const;
         }
-        const existing = await findMarked(client, repo, number, TRIAGE_MARKER);
+        const existing = await findMarked(services.github, client, repo, number, TRIAGE_MARKER);
         if (existing?.body === body) return 'unchanged' as const;
         if (existing) {
           await client.updateComment(repo, existing.id, body);

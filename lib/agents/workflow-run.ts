@@ -1,4 +1,5 @@
 import type { NormalizedEvent } from '../github/events.ts';
+import type { SwitchyardConfig } from '../routing/config.ts';
 import type { RunStore } from '../store/port.ts';
 import { type DeliveryResult, deliverResult, type HubEngine } from './results.ts';
 import { AgentWorkQueue } from './work-queue.ts';
@@ -27,6 +28,9 @@ export interface WorkflowRunView {
   name?: string;
   createdAt?: string;
   event?: string;
+  /** `.github/workflows/<file>`: which workflow ran (raw payloads only). */
+  path?: string;
+  workflowId?: number;
 }
 
 export type WorkflowRunOutcome = {
@@ -41,8 +45,15 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
-/** `switchyard r…` and an optional work item `r….t1.2` after it. */
-const TITLE = /\bswitchyard\s+(r[0-9a-z]{8,40})(?:\s+(r[0-9a-z]{8,40}\.[A-Za-z0-9_-]+\.[0-9]+))?/i;
+/**
+ * Exactly the reference workflow's run-name: `switchyard r…`, optionally followed by the work
+ * item `r….t1.2` (a trailing space when the item is empty). Anchored at both ends, so a title
+ * that merely mentions a run id (a commit message, a PR title) is not an agent's.
+ */
+const TITLE = /^switchyard (r[0-9a-z]{8,40})(?: (r[0-9a-z]{8,40}\.[A-Za-z0-9_-]+\.[0-9]+))? ?$/;
+
+/** Only a dispatch can be one of ours: Switchyard starts agent workflows with workflow_dispatch. */
+const AGENT_EVENT = 'workflow_dispatch';
 
 export function runIdFromTitle(title: string | undefined): { runId: string; item?: string } | undefined {
   const m = title ? TITLE.exec(title) : null;
@@ -75,6 +86,10 @@ export function workflowRunOf(input: NormalizedEvent | Obj): WorkflowRunView | u
     if (created) view.createdAt = created;
     const event = str(wr.event);
     if (event) view.event = event;
+    const path = str(wr.path);
+    if (path) view.path = path;
+    const workflowId = num(wr.workflow_id);
+    if (workflowId !== undefined) view.workflowId = workflowId;
     return view;
   }
   const ev = input as NormalizedEvent;
@@ -91,9 +106,35 @@ export function workflowRunOf(input: NormalizedEvent | Obj): WorkflowRunView | u
   };
 }
 
-/** Whether a delivery is a dispatched agent's workflow run (cheap: no I/O). */
-export function isAgentWorkflowRun(input: NormalizedEvent | Obj): boolean {
-  return runIdFromTitle(workflowRunOf(input)?.displayTitle) !== undefined;
+/** The workflows (file names or ids) that config dispatches agents to. */
+export function agentWorkflows(config: Pick<SwitchyardConfig, 'agents' | 'executors'>): string[] {
+  const out = new Set<string>();
+  for (const a of Object.values(config.agents)) {
+    const ex = typeof a.executor === 'string' ? config.executors[a.executor] : a.executor;
+    if (ex?.type === 'github-actions') out.add(ex.workflow);
+  }
+  return [...out];
+}
+
+/** Whether a workflow run is one of `workflows` (a file name, matched against its path, or an id). */
+function isWorkflow(wr: WorkflowRunView, workflows: readonly string[]): boolean {
+  const file = wr.path?.split('/').pop();
+  return workflows.some(
+    (w) => (file !== undefined && w === file) || (wr.workflowId !== undefined && w === String(wr.workflowId)),
+  );
+}
+
+/**
+ * Whether a delivery is a dispatched agent's workflow run (cheap: no I/O). Only a
+ * `workflow_dispatch` run whose title is exactly the agent run-name counts, and, given the
+ * configured agent workflows, only a run of one of them. Everything else (pushes, PR- and
+ * issue-triggered runs, whatever their title) is left to the CI guard.
+ */
+export function isAgentWorkflowRun(input: NormalizedEvent | Obj, workflows?: readonly string[]): boolean {
+  const wr = workflowRunOf(input);
+  if (!wr || wr.event !== AGENT_EVENT) return false;
+  if (runIdFromTitle(wr.displayTitle) === undefined) return false;
+  return workflows === undefined || isWorkflow(wr, workflows);
 }
 
 /** GitHub's and our clocks differ a little; a run created this much before the dispatch still counts. */
@@ -111,8 +152,11 @@ export async function resumeFromWorkflowRun(
   const now = opts.now ?? (() => new Date());
   const wr = workflowRunOf(input);
   if (!wr) return { outcome: 'ignored', reason: 'not a workflow_run' };
+  if (wr.event !== AGENT_EVENT)
+    return { outcome: 'ignored', reason: `started by ${wr.event ?? 'an unknown event'}, not a dispatch` };
   const ids = runIdFromTitle(wr.displayTitle);
-  if (!ids) return { outcome: 'ignored', reason: 'not a Switchyard agent workflow (no run id in its title)' };
+  if (!ids)
+    return { outcome: 'ignored', reason: 'not a Switchyard agent workflow (its title is not the run-name)' };
   const { runId } = ids;
   const queue = new AgentWorkQueue(engine.store, { now });
   const rec = (await queue.getDispatch(runId))?.value;
@@ -121,6 +165,9 @@ export async function resumeFromWorkflowRun(
     return { outcome: 'ignored', runId, reason: 'not dispatched to GitHub Actions' };
   if (rec.repo && wr.repo && rec.repo.toLowerCase() !== wr.repo.toLowerCase())
     return { outcome: 'ignored', runId, reason: `the task was dispatched to ${rec.repo}, not ${wr.repo}` };
+  // The run must be of the workflow this item was dispatched to (when the payload says which).
+  if (rec.workflow && (wr.path || wr.workflowId !== undefined) && !isWorkflow(wr, [rec.workflow]))
+    return { outcome: 'ignored', runId, reason: `the task was dispatched to workflow ${rec.workflow}` };
   if (ids.item && ids.item !== rec.item)
     return { outcome: 'stale', runId, item: ids.item, reason: 'an earlier work item of this run' };
   if (rec.workflowRunId !== undefined && rec.workflowRunId !== wr.id)

@@ -28,6 +28,26 @@ export async function getSecretValue(
   name: SecretName,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<string | undefined> {
+  return readSecret(name, LOCAL_FALLBACKS[name], env);
+}
+
+/**
+ * A secret that config names (an HTTP executor's `secretEnv`), read like the built-in ones: from
+ * Secrets Manager when `<NAME>_SECRET_ARN` is set (cached for SECRET_MAX_AGE_SECONDS), else from
+ * the variable `<NAME>`.
+ */
+export async function getNamedSecret(
+  name: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | undefined> {
+  return readSecret(name, [name], env);
+}
+
+async function readSecret(
+  name: string,
+  fallbacks: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<string | undefined> {
   const arn = env[`${name}_SECRET_ARN`];
   if (arn) {
     const { getSecret } = await import('@aws-lambda-powertools/parameters/secrets');
@@ -36,7 +56,7 @@ export async function getSecretValue(
     const text = typeof value === 'string' ? value : new TextDecoder().decode(value);
     return text === '' ? undefined : text;
   }
-  for (const key of LOCAL_FALLBACKS[name]) {
+  for (const key of fallbacks) {
     const value = env[key];
     if (value !== undefined && value !== '') return value;
   }

@@ -2,6 +2,7 @@ import type { APIEmbed } from 'discord-api-types/v10';
 import type { NewEvent, Run } from '../engine/types.ts';
 import type { StepContext, WorkflowDefinition } from '../engine/workflow.ts';
 import { type DiscordBinding, deliver, loadBinding, saveBinding } from './binding.ts';
+import { escapeDiscordInline } from './escape.ts';
 import { runJournal } from './journal.ts';
 import { type MessageBody, textMessage, truncate } from './render.ts';
 import type { DiscordRest } from './rest.ts';
@@ -30,7 +31,7 @@ export function planMessage(repo: string, label: string, issues: readonly ReadyI
   const n = issues.length;
   const lines = issues
     .slice(0, EMBED_ISSUES)
-    .map((i) => `[#${i.number}: ${truncate(i.title, 120)}](${i.url})`);
+    .map((i) => `[#${i.number}: ${escapeDiscordInline(truncate(i.title, 120))}](${i.url})`);
   if (n > EMBED_ISSUES) lines.push(`… and ${n - EMBED_ISSUES} more`);
   const embed: APIEmbed = {
     title: truncate(`${repo}: open issues labelled ${label}`, 256),
@@ -49,7 +50,7 @@ export function planMessage(repo: string, label: string, issues: readonly ReadyI
 export function planSummary(planned: readonly PlannedIssue[], notifyRole?: string): MessageBody {
   const lines = planned.map(
     (p) =>
-      `• #${p.issue} ${truncate(p.title, 80)} → \`${p.runId}\`${p.outcome === 'attached' ? ' (already running)' : ''}`,
+      `• #${p.issue} ${escapeDiscordInline(truncate(p.title, 80))} → \`${p.runId}\`${p.outcome === 'attached' ? ' (already running)' : ''}`,
   );
   const head =
     `🧭 Planning ${planned.length} issue${planned.length === 1 ? '' : 's'}. Each run posts its progress in this thread. ` +

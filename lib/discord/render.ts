@@ -8,6 +8,7 @@ import type {
 import { plannerLine } from '../agents/plan-usage.ts';
 import { isTerminal, type Run, type RunEvent, type RunStatus } from '../engine/types.ts';
 import { encodeButtonId } from './custom-id.ts';
+import { escapeDiscord, escapeDiscordInline } from './escape.ts';
 import { ButtonStyle, ComponentType, Limits } from './protocol.ts';
 
 /** What rendering needs of a workflow: its nodes in checklist order, with titles. */
@@ -192,7 +193,7 @@ function gateField(run: Run): APIEmbedField | undefined {
     gate.kind === 'agent'
       ? `Waiting for an agent at **${gate.node}**`
       : `Waiting for a decision at **${gate.node}**`,
-    ...(gate.prompt ? [truncate(gate.prompt, 400)] : []),
+    ...(gate.prompt ? [truncate(escapeDiscordInline(gate.prompt), 400)] : []),
     ...(gate.binding !== undefined ? [`Plan version: \`${truncate(gate.binding, 80)}\``] : []),
     `Expires ${discordTime(gate.expiresAt)}`,
   ];
@@ -215,7 +216,7 @@ export function renderRunMessage(
   ];
   const gate = gateField(run);
   if (gate) fields.push(gate);
-  if (isTerminal(run.status) && run.reason) fields.push(field('Outcome', run.reason));
+  if (isTerminal(run.status) && run.reason) fields.push(field('Outcome', escapeDiscordInline(run.reason)));
   const links = [
     ...(run.subject.repo && run.subject.issue !== undefined ? [subjectLink(run)] : []),
     ...(statusCommentUrl(run) ? [`[status comment](${statusCommentUrl(run)})`] : []),
@@ -249,11 +250,12 @@ export function renderRunMessage(
 /** A short, readable view of whatever the planner stored as `data.plan`. */
 export function summarizePlan(plan: unknown): string | undefined {
   if (plan === undefined || plan === null) return undefined;
-  if (typeof plan === 'string') return truncate(plan, 900);
-  if (typeof plan !== 'object') return String(plan);
+  if (typeof plan === 'string') return truncate(escapeDiscord(plan), 900);
+  if (typeof plan !== 'object') return escapeDiscordInline(String(plan));
   const p = plan as Record<string, unknown>;
   const lines: string[] = [];
-  for (const k of ['title', 'summary']) if (typeof p[k] === 'string') lines.push(p[k] as string);
+  for (const k of ['title', 'summary'])
+    if (typeof p[k] === 'string') lines.push(escapeDiscord(p[k] as string));
   const steps = (Array.isArray(p.steps) ? p.steps : Array.isArray(p.tasks) ? p.tasks : []) as unknown[];
   steps.slice(0, 10).forEach((s, i) => {
     const text =
@@ -262,10 +264,10 @@ export function summarizePlan(plan: unknown): string | undefined {
         : typeof s === 'object' && s && 'title' in s
           ? String((s as { title: unknown }).title)
           : JSON.stringify(s);
-    lines.push(`${i + 1}. ${text}`);
+    lines.push(`${i + 1}. ${escapeDiscordInline(text)}`);
   });
   if (steps.length > 10) lines.push(`… and ${steps.length - 10} more`);
-  if (lines.length === 0) lines.push(`\`${truncate(JSON.stringify(plan), 800)}\``);
+  if (lines.length === 0) lines.push(`\`${truncate(JSON.stringify(plan).replace(/`/g, "'"), 800)}\``);
   return truncate(lines.join('\n'), 900);
 }
 

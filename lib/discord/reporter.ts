@@ -12,6 +12,7 @@ import {
 } from './binding.ts';
 import { type ChannelsPolicy, channelFor } from './channels.ts';
 import { DiscordNotFoundError } from './errors.ts';
+import { escapeDiscordInline } from './escape.ts';
 import { gateKey, mentionMessage, renderLiveMessage } from './live-message.ts';
 import { type MessageBody, textMessage, type WorkflowView } from './render.ts';
 import type { DiscordCall, DiscordRest } from './rest.ts';
@@ -43,7 +44,7 @@ function bodyFor(
     // These workflows write their own messages; only an unhappy ending is ours to show.
     if (run.status !== 'failed' && run.status !== 'expired' && run.status !== 'cancelled') return undefined;
     return textMessage(
-      `❌ \`${run.workflow}\` ${run.status}: ${run.reason ?? 'no reason recorded'} (run \`${run.id}\`)`,
+      `❌ \`${run.workflow}\` ${run.status}: ${run.reason ? escapeDiscordInline(run.reason) : 'no reason recorded'} (run \`${run.id}\`)`,
     );
   }
   return renderLiveMessage(run, { workflow, events });

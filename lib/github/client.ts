@@ -115,6 +115,38 @@ export class GitHubClientFactory {
     return this.mode === 'dry-run';
   }
 
+  private self: Promise<string | undefined> | undefined;
+
+  /**
+   * Switchyard's own login, asked once and remembered: the token's user (`GET /user`), or for an
+   * App its bot, `<slug>[bot]` (`GET /app` with the App's JWT). Undefined in dry-run. Marker
+   * comments count as ours only when this login wrote them (`isOwnComment`).
+   */
+  selfLogin(): Promise<string | undefined> {
+    this.self ??= this.lookupSelf();
+    // A failed lookup must not be remembered.
+    this.self.catch(() => {
+      this.self = undefined;
+    });
+    return this.self;
+  }
+
+  private async lookupSelf(): Promise<string | undefined> {
+    const creds = this.options.credentials;
+    if (!creds) return undefined;
+    if (creds.kind === 'token') {
+      const res = await (await this.octokitFor(undefined)).request('GET /user');
+      return (res.data as { login: string }).login;
+    }
+    this.appClient ??= this.build({
+      authStrategy: createAppAuth,
+      auth: { appId: creds.appId, privateKey: creds.privateKey },
+    });
+    const res = await this.appClient.request('GET /app');
+    const slug = (res.data as { slug?: string } | null)?.slug;
+    return slug ? `${slug}[bot]` : undefined;
+  }
+
   /** Installation ids arrive in webhook payloads; remembering them saves a lookup per repository. */
   rememberInstallation(repo: string, installationId: number): void {
     this.installationIds.set(repo, installationId);
@@ -280,6 +312,15 @@ export interface IssueComment {
   body?: string | null;
   html_url?: string;
   user?: { login: string } | null;
+}
+
+/** Whether `comment` carries `marker` and was written by Switchyard itself (`self`, from `selfLogin`). */
+export function isOwnComment(comment: IssueComment, marker: string, self: string | undefined): boolean {
+  return (
+    self !== undefined &&
+    comment.user?.login?.toLowerCase() === self.toLowerCase() &&
+    (comment.body?.includes(marker) ?? false)
+  );
 }
 
 export interface Issue {

@@ -1,4 +1,5 @@
 import { Environment, type ParseResult } from '@marcbachmann/cel-js';
+import { linearPatternError, linearTest } from '../common/re2.ts';
 import { ExpressionError } from './errors.ts';
 
 /**
@@ -16,6 +17,63 @@ const env = new Environment({
     maxCallArguments: 16,
   },
 });
+
+/**
+ * cel-js implements `string.matches(string)` with a backtracking `RegExp`, and its registry
+ * refuses a second overload with the same signature. So every `matches` call is pointed, right
+ * after parsing and before the first (lazy) type check, at this linear-time RE2 version; the
+ * pattern must be a string literal (config chooses patterns, event data never does), and it is
+ * checked against RE2 when the expression is compiled, i.e. at config load.
+ */
+const LINEAR_MATCHES = 'matchesLinear';
+env.registerFunction(`string.${LINEAR_MATCHES}(string): bool`, (s: string, pattern: string) =>
+  linearTest(pattern, s),
+);
+
+/** Macros that loop over a list; nesting one in another multiplies the work by a list's length. */
+const COMPREHENSIONS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
+/**
+ * The evaluation budget: with RE2, at most 2,000 AST nodes and no nested comprehension, one
+ * evaluation costs at most (nodes × the longest list) steps over inputs that celContext bounds,
+ * so a condition cannot run long however it is written. (cel-js evaluates synchronously and
+ * cannot be interrupted, so the budget is enforced on the expression's shape, at config load.)
+ */
+const MAX_COMPREHENSION_DEPTH = 1;
+
+interface AstNode {
+  op?: unknown;
+  args?: unknown;
+}
+
+/** Point `matches` at RE2 and enforce the budget; throws ExpressionError. */
+function harden(node: unknown, depth = 0): void {
+  if (Array.isArray(node)) {
+    for (const n of node) harden(n, depth);
+    return;
+  }
+  if (typeof node !== 'object' || node === null) return;
+  const n = node as AstNode;
+  if (!Array.isArray(n.args)) return;
+  let inner = depth;
+  if (n.op === 'rcall' && typeof n.args[0] === 'string') {
+    const method = n.args[0];
+    const params = n.args[2];
+    if (COMPREHENSIONS.has(method)) {
+      inner = depth + 1;
+      if (inner > MAX_COMPREHENSION_DEPTH)
+        throw new ExpressionError(`${method}(): comprehensions may not be nested (evaluation budget)`);
+    }
+    if (method === 'matches' && Array.isArray(params) && params.length === 1) {
+      const pattern = params[0] as AstNode;
+      if (pattern.op !== 'value' || typeof pattern.args !== 'string')
+        throw new ExpressionError('matches() takes a string literal pattern');
+      const why = linearPatternError(pattern.args);
+      if (why) throw new ExpressionError(`matches('${pattern.args}'): not a valid RE2 pattern: ${why}`);
+      n.args[0] = LINEAR_MATCHES;
+    }
+  }
+  for (const a of n.args) harden(a, inner);
+}
 
 interface Compiled {
   run: ParseResult;
@@ -45,6 +103,7 @@ export function compile(expression: string): Compiled {
   } catch (cause) {
     throw new ExpressionError(firstLine(cause), { cause });
   }
+  harden(run.ast);
   const identifiers = new Set<string>();
   identifiersOf(run.ast, identifiers);
   c = { run, identifiers };

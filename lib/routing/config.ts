@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { executorUrlProblem } from '../agents/executors/endpoint.ts';
+import { linearPatternError } from '../common/re2.ts';
 import { MAX_NODE_TIMEOUT_MS } from '../engine/timeouts.ts';
 import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
@@ -85,9 +87,16 @@ const ExecutorSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     type: z.literal('http'),
-    url: z.url({ protocol: /^https?$/ }),
+    /** https://, or http:// to a loopback address only (lib/agents/executors/endpoint.ts). */
+    url: z.url({ protocol: /^https?$/ }).superRefine((u, ctx) => {
+      const why = executorUrlProblem(u);
+      if (why) ctx.addIssue({ code: 'custom', message: why });
+    }),
     timeoutMs: z.int().positive().optional(),
-    /** Name of the environment variable (or secret) holding the shared signing secret. */
+    /**
+     * Name of the shared signing secret: the variable `<NAME>` locally, or on AWS the Secrets
+     * Manager secret whose ARN is in `<NAME>_SECRET_ARN` (lib/common/secrets.ts `getNamedSecret`).
+     */
     secretEnv: z
       .string()
       .regex(/^[A-Z][A-Z0-9_]*$/)
@@ -214,18 +223,14 @@ const TriageSchema = z.strictObject({
     .array(
       z.strictObject({
         name: z.string().min(1),
-        /** A JavaScript regular expression, matched case-insensitively against the body. */
-        pattern: z.string().refine(
-          (p) => {
-            try {
-              new RegExp(p, 'i');
-              return true;
-            } catch {
-              return false;
-            }
-          },
-          { message: 'not a valid regular expression' },
-        ),
+        /**
+         * A regular expression in RE2 syntax (linear time: no backreferences or lookaround),
+         * matched case-insensitively against the body.
+         */
+        pattern: z.string().superRefine((p, ctx) => {
+          const why = linearPatternError(p, 'i');
+          if (why) ctx.addIssue({ code: 'custom', message: `not a valid RE2 pattern: ${why}` });
+        }),
         /** Only ask when this CEL condition holds (e.g. for bugs). */
         when: cel.optional(),
         ask: z.string().min(1),

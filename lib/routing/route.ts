@@ -5,7 +5,7 @@ import { AgentRegistry } from './agents.ts';
 import type { SwitchyardConfig } from './config.ts';
 import { formatIssue } from './errors.ts';
 import { type CiVerdict, ciVerdict, confirmCi, guardBranch, readCiRecord } from './guards.ts';
-import { applyCiGuard, decide, type RoutingDecision } from './rules.ts';
+import { applyCiGuard, applyPolicies, decide, type RoutingDecision } from './rules.ts';
 import type { GitHubServices, StepScope } from './services.ts';
 
 /**
@@ -161,25 +161,24 @@ export async function route(services: GitHubServices, scope: StepScope): Promise
       };
     }
   } else {
-    // Started on purpose by a person: no rule needed, but policies and guards still apply.
-    const probe = decide(config, event, { phase: 'worker', ci, ...(paths ? { paths } : {}) });
+    // Started on purpose by a person: no rule needed, but every policy still applies. `decide`
+    // alone would stop at "no rule matched" before reading a policy, so the policies are applied
+    // to the requested workflow and agents here.
+    const facts = { phase: 'worker' as const, ci, ...(paths ? { paths } : {}) };
+    const probe = decide(config, event, facts);
     const requested = Array.isArray(run.data.agents)
       ? (run.data.agents as unknown[]).filter((a): a is string => typeof a === 'string')
       : [];
-    decision = {
+    decision = applyPolicies(config, event, facts, {
       ...probe,
-      outcome: probe.outcome === 'forbidden' ? 'forbidden' : 'run',
+      outcome: 'run',
       workflow: run.workflow,
       agents: requested.length > 0 ? requested : config.routing.defaultAgents,
-      reason:
-        probe.outcome === 'forbidden'
-          ? probe.reason
-          : `started from ${run.trigger.source} by ${run.trigger.actor ?? 'someone'}`,
-    };
-    if (decision.outcome === 'run') {
-      const policies = probe.policies;
-      decision.requireApproval = policies.some((p) => p.verdict === 'require-approval');
-    }
+      requireApproval: false,
+      deferred: [],
+      policies: [],
+      reason: `started from ${run.trigger.source} by ${run.trigger.actor ?? 'someone'}`,
+    });
   }
   decision = applyCiGuard(config, decision, ci, confirmed);
 

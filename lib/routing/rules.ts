@@ -316,20 +316,35 @@ export function decide(
     }
   }
 
+  return applyPolicies(config, event, facts, decision);
+}
+
+/**
+ * Every central (and overlay) policy over a decision that would start work: the first `forbid`
+ * ends it as `forbidden` with that policy named as the reason; `require.approval` sets
+ * `requireApproval`. Used by `decide` and by the worker for runs a person started (Discord,
+ * the CLI), which no rule selects, so that no trigger source skips a policy.
+ */
+export function applyPolicies(
+  config: SwitchyardConfig,
+  event: NormalizedEvent,
+  facts: RoutingFacts,
+  decision: RoutingDecision,
+): RoutingDecision {
   const policies = config.policies.map((p) =>
     evaluatePolicy(p, event, facts, {
       ...(decision.workflow ? { workflow: decision.workflow } : {}),
       agents: decision.agents,
     }),
   );
-  decision.policies = policies;
+  const next: RoutingDecision = { ...decision, policies };
   const forbidden = policies.find((p) => p.verdict === 'forbid');
   if (forbidden)
-    return { ...decision, outcome: 'forbidden', reason: `policy ${forbidden.policy}: ${forbidden.why}` };
-  if (policies.some((p) => p.verdict === 'require-approval')) decision.requireApproval = true;
+    return { ...next, outcome: 'forbidden', reason: `policy ${forbidden.policy}: ${forbidden.why}` };
+  if (policies.some((p) => p.verdict === 'require-approval')) next.requireApproval = true;
   const deferredPolicies = policies.filter((p) => p.verdict === 'deferred').map((p) => `policy ${p.policy}`);
-  if (deferredPolicies.length > 0) decision.deferred = [...decision.deferred, ...deferredPolicies];
-  return decision;
+  if (deferredPolicies.length > 0) next.deferred = [...next.deferred, ...deferredPolicies];
+  return next;
 }
 
 /** The CI guard's verdict for a decision (worker). Triage still runs on red CI: it only labels and asks. */

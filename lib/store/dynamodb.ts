@@ -41,7 +41,7 @@ import type {
   ReportState,
   RunStore,
 } from './port.ts';
-import { DEFAULT_RETENTION_DAYS, INDEXES, TABLE_KEYS } from './schema.ts';
+import { DEFAULT_RETENTION_DAYS, INDEXES, itemKeys, normalizeKey, TABLE_KEYS } from './schema.ts';
 
 type Item = Record<string, unknown>;
 
@@ -138,11 +138,11 @@ export class DynamoRunStore implements RunStore {
       // is finished AND reported, so the sweeper also finds finished-but-unreported runs.
       gsi1pk: 'ACTIVE',
       gsi1sk: sortKey,
-      gsi2pk: `SUBJ#${run.subject.key}`,
+      gsi2pk: itemKeys.subject(run.subject.key),
       gsi2sk: sortKey,
       gsi4pk: `RUNS#${month(run.createdAt)}`,
       gsi4sk: sortKey,
-      ...(run.subject.repo ? { gsi3pk: `REPO#${run.subject.repo}`, gsi3sk: sortKey } : {}),
+      ...(run.subject.repo ? { gsi3pk: itemKeys.repo(run.subject.repo), gsi3sk: sortKey } : {}),
     };
   }
 
@@ -241,7 +241,12 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { pk: `IDEM#${idempotencyKey}`, sk: 'IDEM', runId: run.id, ttl: this.expiresAt() },
+          Item: {
+            pk: itemKeys.idempotency(idempotencyKey),
+            sk: 'IDEM',
+            runId: run.id,
+            ttl: this.expiresAt(),
+          },
           ConditionExpression: 'attribute_not_exists(pk)',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
@@ -252,7 +257,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { pk: `LOCK#${lockKey}`, sk: 'LOCK', runId: run.id },
+          Item: { pk: itemKeys.lock(lockKey), sk: 'LOCK', runId: run.id },
           ConditionExpression: 'attribute_not_exists(pk)',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
@@ -315,7 +320,7 @@ export class DynamoRunStore implements RunStore {
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: { pk: `IDEM#${key}`, sk: 'IDEM' },
+          Key: { pk: itemKeys.idempotency(key), sk: 'IDEM' },
           ConsistentRead: true,
         }),
       ),
@@ -328,7 +333,7 @@ export class DynamoRunStore implements RunStore {
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: { pk: `LOCK#${lockKey}`, sk: 'LOCK' },
+          Key: { pk: itemKeys.lock(lockKey), sk: 'LOCK' },
           ConsistentRead: true,
         }),
       ),
@@ -341,7 +346,7 @@ export class DynamoRunStore implements RunStore {
       await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: `IDEM#${idempotencyKey}`, sk: 'IDEM', runId, ttl: this.expiresAt() },
+          Item: { pk: itemKeys.idempotency(idempotencyKey), sk: 'IDEM', runId, ttl: this.expiresAt() },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -402,7 +407,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Delete: {
           TableName: this.tableName,
-          Key: { pk: `LOCK#${input.releaseLock}`, sk: 'LOCK' },
+          Key: { pk: itemKeys.lock(input.releaseLock), sk: 'LOCK' },
           ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
           ExpressionAttributeValues: { ':me': run.id },
         },
@@ -414,7 +419,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { pk: `LOCK#${input.acquireLock}`, sk: 'LOCK', runId: run.id },
+          Item: { pk: itemKeys.lock(input.acquireLock), sk: 'LOCK', runId: run.id },
           ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
           ExpressionAttributeValues: { ':me': run.id },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -653,14 +658,14 @@ export class DynamoRunStore implements RunStore {
     const limit = Math.min(Math.max(query.limit ?? 50, 1), 500);
     const wanted = (r: Run) =>
       (query.status === undefined || r.status === query.status) &&
-      (query.repo === undefined || r.subject.repo === query.repo) &&
-      (query.subject === undefined || r.subject.key === query.subject);
+      (query.repo === undefined || r.subject.repo?.toLowerCase() === query.repo.toLowerCase()) &&
+      (query.subject === undefined || normalizeKey(r.subject.key) === normalizeKey(query.subject));
 
     let partitions: Array<{ index: string; pkName: string; pk: string }>;
     if (query.subject !== undefined) {
-      partitions = [{ index: INDEXES.subject.name, pkName: 'gsi2pk', pk: `SUBJ#${query.subject}` }];
+      partitions = [{ index: INDEXES.subject.name, pkName: 'gsi2pk', pk: itemKeys.subject(query.subject) }];
     } else if (query.repo !== undefined) {
-      partitions = [{ index: INDEXES.repo.name, pkName: 'gsi3pk', pk: `REPO#${query.repo}` }];
+      partitions = [{ index: INDEXES.repo.name, pkName: 'gsi3pk', pk: itemKeys.repo(query.repo) }];
     } else if (query.status !== undefined && !isTerminal(query.status)) {
       partitions = [{ index: INDEXES.active.name, pkName: 'gsi1pk', pk: 'ACTIVE' }];
     } else {
@@ -932,7 +937,7 @@ export class DynamoRunStore implements RunStore {
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: { pk: `KV#${group}`, sk: key },
+          Key: { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) },
           ConsistentRead: true,
         }),
       ),
@@ -954,8 +959,8 @@ export class DynamoRunStore implements RunStore {
         new PutCommand({
           TableName: this.tableName,
           Item: {
-            pk: `KV#${group}`,
-            sk: key,
+            pk: itemKeys.kv(group),
+            sk: itemKeys.kvKey(key),
             value,
             version,
             ...(opts.ttl !== undefined ? { ttl: opts.ttl } : {}),
@@ -988,7 +993,7 @@ export class DynamoRunStore implements RunStore {
       await this.doc.send(
         new DeleteCommand({
           TableName: this.tableName,
-          Key: { pk: `KV#${group}`, sk: key },
+          Key: { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) },
           ...(opts.expectedVersion !== undefined
             ? {
                 ConditionExpression: '#v = :v',
@@ -1013,7 +1018,10 @@ export class DynamoRunStore implements RunStore {
       {
         TableName: this.tableName,
         KeyConditionExpression: opts.prefix ? 'pk = :pk AND begins_with(sk, :p)' : 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': `KV#${group}`, ...(opts.prefix ? { ':p': opts.prefix } : {}) },
+        ExpressionAttributeValues: {
+          ':pk': itemKeys.kv(group),
+          ...(opts.prefix ? { ':p': itemKeys.kvKey(opts.prefix) } : {}),
+        },
         ConsistentRead: true,
       },
       opts.limit,

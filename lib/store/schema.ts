@@ -13,6 +13,9 @@
  *   KV#<group>    / <key>            small records of other modules: guard state, repo config cache,
  *                                    Discord tokens (15-min TTL) and message bindings, agent work items
  *
+ * Keys that carry a repository name use it lowercased (see `itemKeys` below): GitHub names are
+ * case-insensitive, so one issue is one subject however a trigger spells it.
+ *
  * GSIs (all KEYS_ONLY, written once at creation except gsi1 which is removed when a run is
  * finished and reported; so a transition never pays for index writes):
  *   gsi1 active:  gsi1pk = "ACTIVE" (sparse)        gsi1sk = <createdAt>#<id>
@@ -37,3 +40,28 @@ export const INDEXES = {
 
 /** Finished runs (and their history) are kept this long, then DynamoDB TTL removes them. */
 export const DEFAULT_RETENTION_DAYS = 90;
+
+/**
+ * GitHub compares repository names case-insensitively, so `Acme/Widget#12` and `acme/widget#12`
+ * are one subject. Every key that carries a repository (idempotency, lock, subject and repository
+ * indexes, KV records) goes through these builders, which lowercase the repository part (the
+ * first `owner/name` field, at the start or after `#` or `:`) and leave the rest as it is:
+ * branch names and ids are case-sensitive. The run keeps the name as given, for display.
+ */
+const REPO_PART = /(^|[#:])([A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+)(?=#|$)/;
+
+/** A key with its repository part lowercased. */
+export function normalizeKey(key: string): string {
+  return key.replace(REPO_PART, (_, sep: string, repo: string) => `${sep}${repo.toLowerCase()}`);
+}
+
+/** The partition keys of the table's items and indexes that name a subject or a repository. */
+export const itemKeys = {
+  idempotency: (key: string) => `IDEM#${normalizeKey(key)}`,
+  lock: (key: string) => `LOCK#${normalizeKey(key)}`,
+  subject: (key: string) => `SUBJ#${normalizeKey(key)}`,
+  repo: (repo: string) => `REPO#${repo.toLowerCase()}`,
+  kv: (group: string) => `KV#${group}`,
+  /** A KV record's sort key (its key within the group). */
+  kvKey: (key: string) => normalizeKey(key),
+} as const;

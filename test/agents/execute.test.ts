@@ -112,6 +112,7 @@ describe('the execute node (hub, queue, GitHub Actions executor)', () => {
       workflow_run: {
         id: 1,
         display_title: `switchyard ${run.id}`,
+        event: 'workflow_dispatch',
         status: 'completed',
         conclusion: 'success',
         created_at: w.clock.now().toISOString(),

@@ -56,6 +56,14 @@ describe('afterBundling commands', () => {
     }
   });
 
+  it('copy RE2’s WebAssembly next to every entry (config patterns run on it)', () => {
+    for (const spec of FUNCTIONS) {
+      expect(afterBundlingCommands(spec, '/in', '/out')[1]).toBe(
+        'cp "/in/node_modules/re2-wasm/build/wasm/re2.wasm" "/out/re2.wasm"',
+      );
+    }
+  });
+
   it('split the Discord function only, and write the policy for it and the console', () => {
     for (const spec of FUNCTIONS) {
       const commands = afterBundlingCommands(spec, '/in', '/out').join('\n');

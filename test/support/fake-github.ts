@@ -157,7 +157,7 @@ export class FakeGitHub {
       send(scripted.status, scripted.body, scripted.headers);
       return;
     }
-    const isAppCall = /^\/(app\/|repos\/[^/]+\/[^/]+\/installation$)/.test(path);
+    const isAppCall = /^\/(app(\/|$|\?)|repos\/[^/]+\/[^/]+\/installation$)/.test(path);
     const auth = req.headers.authorization ?? '';
     if (this.token && !isAppCall && auth !== `token ${this.token}`) {
       send(401, { message: 'Bad credentials' });
@@ -187,6 +187,10 @@ export class FakeGitHub {
         body: { token: `inst-${m[1]}`, expires_at: new Date(Date.now() + 3600_000).toISOString() },
       };
     }
+    // Who we are: the token's user, or (with an App's JWT) the App, whose bot login is `<slug>[bot]`.
+    if (p === '/user' && method === 'GET')
+      return { status: 200, body: { login: 'switchyard[bot]', type: 'Bot' } };
+    if (p === '/app' && method === 'GET') return { status: 200, body: { slug: 'switchyard', id: 1 } };
     m = /^\/repos\/([^/]+)\/([^/]+)(\/.*)?$/.exec(p);
     if (!m) return notFound;
     const repo = `${m[1]}/${m[2]}`;

@@ -1,7 +1,9 @@
 import { logger } from '../../common/observability.ts';
+import { getNamedSecret } from '../../common/secrets.ts';
 import type { RunStore } from '../../store/port.ts';
 import { issueCallbackToken, signBody } from '../callbacks.ts';
 import { DispatchError, NoExecutorError } from '../errors.ts';
+import { executorUrlProblem } from './endpoint.ts';
 import type { DispatchOutcome, DispatchRequest, Executor } from './types.ts';
 import { payloadFor } from './types.ts';
 
@@ -51,7 +53,13 @@ export class HttpExecutor implements Executor {
       throw new NoExecutorError('set SWITCHYARD_PUBLIC_URL: HTTP agents need a callback URL', {
         runId: req.run.id,
       });
-    const configured = ex.secretEnv ? env[ex.secretEnv] : undefined;
+    // Config refuses such URLs already; this keeps a secret off plain HTTP however the agent was built.
+    const problem = executorUrlProblem(ex.url);
+    if (problem)
+      throw new NoExecutorError(`agent ${req.agent.name}: ${shown(ex.url)} ${problem}`, {
+        runId: req.run.id,
+      });
+    const configured = ex.secretEnv ? await getNamedSecret(ex.secretEnv, env) : undefined;
     if (ex.secretEnv && !configured)
       throw new NoExecutorError(`the HTTP executor's secret ${ex.secretEnv} is not set`, {
         runId: req.run.id,
