@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import type { Reporter } from '../engine/engine.ts';
-import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
+import type { NewEvent, Run } from '../engine/types.ts';
 import {
   EventCollector,
   type GitHubClient,
