@@ -13,7 +13,7 @@ import type { HttpEvent, HttpResult } from '../../lib/http/apigw.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { buildRegistry } from '../../lib/workflows/index.ts';
-import { ADMIN, APPROVER, CHANNEL_ID, command, STRANGER } from '../discord/support.ts';
+import { ADMIN, APPROVER, CHANNEL_ID, command, GUILD_ID, STRANGER } from '../discord/support.ts';
 import { createTestStore } from '../support/dynamo.ts';
 
 /**
@@ -28,6 +28,7 @@ const BASE = 'https://abc123.execute-api.eu-west-1.amazonaws.com';
 /** APPROVER may /status; acme/* is mapped to the channel they ask in; other/* is someone else's. */
 const POLICY_DOC = {
   discord: {
+    guilds: [GUILD_ID],
     admins: { users: [ADMIN.id] },
     permissions: { status: { roles: APPROVER.roles } },
     channels: [
