@@ -237,8 +237,9 @@ export function renderRunMessage(
   const { repo, issue } = run.subject;
   if (repo && issue !== undefined) embed.url = issueUrl(repo, issue);
 
+  // Parked at a gate that resumes by itself (agent, ci, hold): nobody is mentioned.
   const waitingForPerson =
-    run.status === 'waiting' && (run.gate?.kind === 'approval' || run.gate?.kind === 'escalation');
+    run.status === 'waiting' && run.gate !== undefined && !['agent', 'ci', 'hold'].includes(run.gate.kind);
   const role = waitingForPerson ? opts.notifyRole : undefined;
   return {
     ...(role ? { content: `<@&${role}> ${subjectLabel(run)} is waiting for approval` } : {}),
