@@ -6,6 +6,7 @@ import { type GitHubClientFactory, splitRepo } from '../github/client.ts';
 import type { CommentCommandInput } from '../github/comment-commands.ts';
 import type { RunStore } from '../store/port.ts';
 import { COMMENT_COMMAND } from '../workflows/comment-command.ts';
+import { heldBy, liftHold, setHold } from './gates.ts';
 
 /**
  * The worker half of comment commands (lib/github/comment-commands.ts): confirm that the author
@@ -78,6 +79,16 @@ export function commentCommandNodes(deps: CommentCommandDeps) {
       };
     }
     const by = `github:${input.login}`;
+    if (input.command === 'hold' || input.command === 'unhold') {
+      if (input.command === 'hold') {
+        if (await heldBy(deps.store, target.id))
+          return { outcome: 'refused', reason: 'the run is already held', target: target.id };
+        await setHold(deps.store, target.id, { by, at: new Date().toISOString() });
+      } else if (!(await liftHold(deps.store, deps.engine(), target, by))) {
+        return { outcome: 'refused', reason: 'the run is not held', target: target.id };
+      }
+      return { outcome: 'done', reason: `${input.command} by ${by}`, target: target.id };
+    }
     let signal: Signal;
     switch (input.command) {
       case 'approve': {

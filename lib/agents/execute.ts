@@ -9,6 +9,7 @@ import {
   NoExecutorError,
   QueueTimeoutError,
 } from './errors.ts';
+import { heldBy, holdWait } from './gates.ts';
 import { type AgentHub, type EscalationRequest, type HubDeps, hubOf } from './hub.ts';
 import type { Plan } from './planner.ts';
 import { type ChecksState, checksCorrelation, readChecks } from './pr-checks.ts';
@@ -264,6 +265,9 @@ class ExecuteStep {
           continue;
         }
       }
+      // `/hold` (lib/agents/gates.ts): park before the next dispatch until `/unhold`.
+      const hold = await heldBy(this.hub.store, this.run.id);
+      if (hold) return holdWait(this.run.id, hold, this.output());
       this.state.current = this.newItem(task, agent, 'task');
     }
     throw new Error('execute: no progress after 100 decisions');

@@ -7,6 +7,7 @@ import { ConfigProvider } from '../routing/repo-config.ts';
 import { decisionOf, eventOf, route } from '../routing/route.ts';
 import type { GitHubServices } from '../routing/services.ts';
 import type { RunStore } from '../store/port.ts';
+import { ciWait } from './gates.ts';
 import { plan } from './plan.ts';
 import type { Planner } from './planner.ts';
 import { triage } from './triage.ts';
@@ -17,9 +18,10 @@ import { triage } from './triage.ts';
  * from `route` to `plan` only when `routedToRun(data)` (lib/routing/route.ts) holds: a run that
  * routing ignores, or hands to triage, ends at `route` as succeeded.
  *
- * Blocked (CI guard) and forbidden (policy) runs end `failed` with a RunBlockedError whose message
- * says why; the guard and policy verdicts are events of the run (committed through `ctx.emit`
- * even though the step fails). Retry the run once CI is green.
+ * Forbidden (policy) runs end `failed` with a RunBlockedError whose message says why; the policy
+ * verdicts are events of the run (committed through `ctx.emit` even though the step fails). A run
+ * the CI guard blocks parks at a `ci` gate until CI is green (needs route's `next` and `expired`
+ * self-edges), and fails the same way after `guards.ci.maxWaitHours`.
  */
 
 type Ctx = Pick<StepContext<unknown>, 'run' | 'node' | 'emit' | 'effect'>;
@@ -57,8 +59,17 @@ export function githubPipelineNodes(services: GitHubServices) {
     },
 
     async route(ctx: Ctx): Promise<NodeResult> {
-      const { decision } = await route(services, ctx);
-      if (decision.outcome === 'blocked' || decision.outcome === 'forbidden') {
+      const { decision, config } = await route(services, ctx);
+      // Red CI parks the run at a `ci` gate that resumes by itself (lib/agents/gates.ts).
+      if (decision.outcome === 'blocked')
+        return ciWait(
+          ctx.run,
+          decision,
+          config.guards.ci.maxWaitHours,
+          services.now?.() ?? new Date(),
+          ctx.node,
+        );
+      if (decision.outcome === 'forbidden') {
         const verdicts = [
           ...decision.guards
             .filter((g) => g.verdict === 'block')

@@ -73,12 +73,24 @@ const DECISION_WORDS: Record<string, string> = {
   'plan.edited': 'edited the plan',
 };
 
+/** `/hold` and `/unhold` send no signal of their own: their done command events are the record. */
+const HOLD_WORDS: Record<string, string> = { hold: 'held the run', unhold: 'lifted the hold' };
+
 /** Who did what to the run (people's decisions, from Discord, GitHub comments or the CLI), newest last. */
 function decisionLines(events: readonly RunEvent[]): string[] {
   const lines: string[] = [];
   for (const e of events) {
     const words = DECISION_WORDS[e.type];
     if (words && e.by) lines.push(`- ${e.at.slice(0, 16).replace('T', ' ')} UTC: ${e.by} ${words}`);
+    else if (
+      e.type === 'github.command' &&
+      e.detail.outcome === 'done' &&
+      e.by &&
+      HOLD_WORDS[String(e.detail.command)]
+    )
+      lines.push(
+        `- ${e.at.slice(0, 16).replace('T', ' ')} UTC: ${e.by} ${HOLD_WORDS[String(e.detail.command)]}`,
+      );
     else if (e.type === 'github.command' && e.detail.outcome === 'refused' && e.by)
       lines.push(
         `- ${e.at.slice(0, 16).replace('T', ' ')} UTC: /${String(e.detail.command)} by ${e.by} refused`,
@@ -109,7 +121,11 @@ export function renderStatusComment(
         ? `approval${g.binding ? ` of plan \`${g.binding}\`` : ''}`
         : g.kind === 'agent'
           ? 'an agent result'
-          : 'a person';
+          : g.kind === 'ci'
+            ? 'green CI'
+            : g.kind === 'hold'
+              ? '`/unhold`'
+              : 'a person';
     out.push(
       '',
       `> Waiting for ${what} until ${g.expiresAt}.${g.prompt ? ` ${escapeGitHubInline(g.prompt)}` : ''}`,

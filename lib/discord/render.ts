@@ -192,7 +192,9 @@ function gateField(run: Run): APIEmbedField | undefined {
   const lines = [
     gate.kind === 'agent'
       ? `Waiting for an agent at **${gate.node}**`
-      : `Waiting for a decision at **${gate.node}**`,
+      : gate.kind === 'ci' || gate.kind === 'hold'
+        ? `Parked at **${gate.node}** (${gate.kind})`
+        : `Waiting for a decision at **${gate.node}**`,
     ...(gate.prompt ? [truncate(escapeDiscordInline(gate.prompt), 400)] : []),
     ...(gate.binding !== undefined ? [`Plan version: \`${truncate(gate.binding, 80)}\``] : []),
     `Expires ${discordTime(gate.expiresAt)}`,
@@ -236,7 +238,9 @@ export function renderRunMessage(
   const { repo, issue } = run.subject;
   if (repo && issue !== undefined) embed.url = issueUrl(repo, issue);
 
-  const waitingForPerson = run.status === 'waiting' && run.gate?.kind !== 'agent';
+  // Parked at a gate that resumes by itself (agent, ci, hold): nobody is mentioned.
+  const waitingForPerson =
+    run.status === 'waiting' && run.gate !== undefined && !['agent', 'ci', 'hold'].includes(run.gate.kind);
   const role = waitingForPerson ? opts.notifyRole : undefined;
   return {
     ...(role ? { content: `<@&${role}> ${subjectLabel(run)} is waiting for approval` } : {}),

@@ -107,6 +107,9 @@ export interface StartRunResult {
   outcome: 'created' | 'duplicate' | 'attached' | 'superseded';
 }
 
+/** Gates a `result` signal (with the gate's correlation) resumes: agents, green CI, a lifted hold. */
+const RESUMED_BY_RESULT = new Set<string>(['agent', 'ci', 'hold']);
+
 export type Signal =
   | { type: 'approve'; by: string; binding?: string; comment?: string }
   | { type: 'reject'; by: string; reason?: string }
@@ -461,7 +464,7 @@ export class Engine<S = unknown> {
       }
       case 'result': {
         const gate = run.gate;
-        if (run.status !== 'waiting' || !gate || gate.kind !== 'agent') {
+        if (run.status !== 'waiting' || !gate || !RESUMED_BY_RESULT.has(gate.kind)) {
           throw new InvalidSignalError(`run ${run.id} is not waiting for an agent result`, { runId: run.id });
         }
         if (gate.correlation !== undefined && signal.correlation !== gate.correlation) {
@@ -583,7 +586,7 @@ export class Engine<S = unknown> {
     for (let attempt = 0; ; attempt++) {
       const run = await this.store.getRun(runId);
       const gate = run?.gate;
-      if (run?.status !== 'waiting' || !gate || gate.kind === 'agent') {
+      if (run?.status !== 'waiting' || !gate || RESUMED_BY_RESULT.has(gate.kind)) {
         throw new InvalidSignalError(`run ${runId} is not waiting at a gate for a person`, { runId });
       }
       if (gate.binding !== change.expected) {

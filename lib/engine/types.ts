@@ -54,7 +54,8 @@ export interface Lease {
 /** A run parked at a gate waits for a signal or for `expiresAt`. */
 export interface Gate {
   node: string;
-  kind: 'approval' | 'agent' | 'escalation';
+  /** `ci` and `hold` are resumed like `agent` gates: a `result` signal matching the correlation. */
+  kind: 'approval' | 'agent' | 'escalation' | 'ci' | 'hold';
   expiresAt: string;
   /** What an approval binds to (e.g. the plan version shown); a stale approval is refused. */
   binding?: string;

@@ -6,12 +6,12 @@ import type { Delivery, DeliveryOutcome } from './webhook.ts';
 
 /**
  * Commands in GitHub comments, the habit Prow taught: `/approve [plan]`, `/reject [reason]`,
- * `/cancel [reason]` or `/retry` as the first line of an issue or PR comment acts on that
+ * `/cancel [reason]`, `/retry`, `/hold` or `/unhold` as the first line of an issue or PR comment acts on that
  * subject's run. This half runs at ingress and only recognises: a new comment (never an edit or
  * a deletion), by a person (never a bot), starting with a command. Each becomes a small run, so
  * the worker confirms permission through the API, acts, and answers with a reaction.
  */
-export const COMMENT_COMMANDS = ['approve', 'reject', 'cancel', 'retry'] as const;
+export const COMMENT_COMMANDS = ['approve', 'reject', 'cancel', 'retry', 'hold', 'unhold'] as const;
 export type CommentCommandName = (typeof COMMENT_COMMANDS)[number];
 
 export interface CommentCommand {

@@ -202,6 +202,12 @@ const CiGuardSchema = z.strictObject({
   confirm: z.boolean().default(true),
   /** Workflow names or check-suite app slugs whose failures do not count. */
   ignore: z.array(z.string()).default([]),
+  /** How long a run blocked by red CI waits at its `ci` gate for green before it fails with a report. */
+  maxWaitHours: z
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(24),
 });
 
 const TriageSchema = z.strictObject({

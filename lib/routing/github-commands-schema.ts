@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * Config `github.commands.allow`: who may use `/approve /reject /cancel /retry` as the first line
+ * Config `github.commands.allow`: who may use `/approve /reject /cancel /retry /hold /unhold` as the first line
  * of an issue or PR comment. Checked against the comment's `author_association` at ingress, then
  * confirmed in the worker with the collaborator-permission API (write or higher).
  */

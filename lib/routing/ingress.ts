@@ -1,14 +1,15 @@
+import { resumeCiGates } from '../agents/gates.ts';
 import { MetricName } from '../common/metric-names.ts';
 import { type Counter, logger, metricsCounter } from '../common/observability.ts';
-import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
+import type { Signal, StartRunInput, StartRunResult } from '../engine/engine.ts';
 import { InvalidSubjectError, RunConflictError } from '../engine/errors.ts';
-import type { Subject } from '../engine/types.ts';
+import type { Run, Subject } from '../engine/types.ts';
 import type { GitHubClientFactory } from '../github/client.ts';
 import { eventKey, type NormalizedEvent } from '../github/events.ts';
 import type { Delivery, DeliveryOutcome } from '../github/webhook.ts';
 import type { WorkQueue } from '../queue/port.ts';
 import type { RunStore } from '../store/port.ts';
-import { isCiSignal, recordCiSignal } from './guards.ts';
+import { ciVerdict, isCiSignal, readCiRecord, recordCiSignal } from './guards.ts';
 import type { ConfigProvider } from './repo-config.ts';
 import { decide, type RoutingDecision } from './rules.ts';
 
@@ -25,7 +26,11 @@ import { decide, type RoutingDecision } from './rules.ts';
 export type DeliveryHook = (delivery: Delivery) => Promise<DeliveryOutcome | undefined>;
 
 export interface IngressDeps {
-  engine: { startRun(input: StartRunInput): Promise<StartRunResult> };
+  engine: {
+    startRun(input: StartRunInput): Promise<StartRunResult>;
+    /** Resumes runs parked at a `ci` gate when a delivery turns the guard green. */
+    signal?(runId: string, signal: Signal): Promise<Run>;
+  };
   /** Where deliveries waiting for their repository's config are queued (the worker's queue). */
   queue: Pick<WorkQueue, 'send'>;
   config: ConfigProvider;
@@ -87,7 +92,20 @@ export function createDeliveryHandler(deps: IngressDeps): (d: Delivery) => Promi
     const central = deps.config.central;
     if (isCiSignal(ev)) {
       const res = await recordCiSignal(deps.store, ev, central, now());
-      logger.info('github ci signal', { delivery: d.id, event: key, repo: ev.repo.fullName, ...res });
+      let resumed = 0;
+      const signal = deps.engine.signal?.bind(deps.engine);
+      if (res.outcome === 'recorded' && signal) {
+        const verdict = ciVerdict(await readCiRecord(deps.store, ev.repo.fullName), central);
+        if (verdict.state === 'green')
+          resumed = await resumeCiGates(deps.store, { signal }, ev.repo.fullName);
+      }
+      logger.info('github ci signal', {
+        delivery: d.id,
+        event: key,
+        repo: ev.repo.fullName,
+        ...res,
+        resumed,
+      });
       return { statusCode: 202, body: { status: 'guard', ...res } };
     }
 

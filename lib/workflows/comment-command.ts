@@ -6,7 +6,7 @@ import {
 } from '../engine/workflow.ts';
 
 /**
- * A command in a GitHub comment (`/approve`, `/reject`, `/cancel`, `/retry` as its first line):
+ * A command in a GitHub comment (`/approve`, `/reject`, `/cancel`, `/retry`, `/hold`, `/unhold`):
  * confirm the author's permission, act on the subject's run, answer with a reaction. The graph
  * only; the handler is lib/agents/comment-commands.ts (`services.commentCommand`).
  */
@@ -21,7 +21,7 @@ const delegate = delegateTo<CommentCommandServices, 'commentCommand'>('commentCo
 export const commentCommandWorkflow: WorkflowDefinition<CommentCommandServices> = {
   name: COMMENT_COMMAND,
   version: 1,
-  description: 'Act on a /approve, /reject, /cancel or /retry comment, and react 👍 or 😕.',
+  description: 'Act on a /approve, /reject, /cancel, /retry, /hold or /unhold comment, and react 👍 or 😕.',
   start: 'act',
   deadlineMs: 3600_000,
   nodes: {

@@ -63,6 +63,9 @@ export const issuePipeline: WorkflowDefinition<PipelineServices> = {
     { from: 'intake', to: 'route' },
     // Only a `run` decision continues; an ignored or triaged event ends the run at route.
     { from: 'route', to: 'plan', when: routedToRun },
+    // Parked at the `ci` gate: green CI resumes it (`next`), a re-check comes back on `expired`.
+    { from: 'route', to: 'route', on: 'next' },
+    { from: 'route', to: 'route', on: 'expired' },
     // Rejecting the plan, or letting the gate expire, ends the run (failed / expired) with a report.
     { from: 'plan', to: 'approval' },
     { from: 'approval', to: 'execute', on: 'approved' },

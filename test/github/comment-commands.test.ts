@@ -27,6 +27,8 @@ describe('comment commands', () => {
     ['  /reject too risky  ', { command: 'reject', arg: 'too risky' }],
     ['/cancel', { command: 'cancel' }],
     ['/retry', { command: 'retry' }],
+    ['/hold', { command: 'hold' }],
+    ['/unhold\nCI is fixed', { command: 'unhold' }],
     ['/approved', undefined],
     ['LGTM\n/approve', undefined],
     ['/deploy now', undefined],
