@@ -2,6 +2,7 @@ import type { Run, RunEvent, RunStatus } from '../engine/types.ts';
 import type { Workflow } from '../engine/workflow.ts';
 import { decisionOf } from '../routing/route.ts';
 import type { GuardVerdict, PolicyVerdict } from '../routing/rules.ts';
+import { budgetLine } from './budget.ts';
 import { renderMermaid } from './mermaid.ts';
 import { plannerLine } from './plan-usage.ts';
 import type { Plan } from './planner.ts';
@@ -108,13 +109,22 @@ export function renderStatusComment(
         ? `approval${g.binding ? ` of plan \`${g.binding}\`` : ''}`
         : g.kind === 'agent'
           ? 'an agent result'
-          : 'a person';
+          : g.kind === 'budget'
+            ? 'a budget decision'
+            : 'a person';
     out.push('', `> Waiting for ${what} until ${g.expiresAt}.${g.prompt ? ` ${g.prompt}` : ''}`);
+    if (g.kind === 'budget') {
+      out.push(
+        `> Raise the cap with \`npm run runs -- approve ${run.id} --budget <usd>\` (or Approve in Discord); reject to stop the run.`,
+      );
+    }
     if (g.kind === 'approval') {
       out.push(`> Approve with \`/approve ${run.id}\` in Discord or \`npm run runs -- approve ${run.id}\`.`);
     }
   }
   if (run.reason && run.status !== 'running' && run.status !== 'waiting') out.push('', `> ${run.reason}`);
+  const spend = budgetLine(run.data.budget);
+  if (spend) out.push('', `Spend: ${spend}`);
 
   const plan = run.data.plan;
   if (isPlan(plan)) {

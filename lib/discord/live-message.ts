@@ -133,7 +133,10 @@ export function planEditable(run: Run): boolean {
 export function liveButtons(run: Run): APIActionRowComponent<APIButtonComponent>[] {
   const buttons: APIButtonComponent[] = [];
   const gate = run.gate;
-  const decidable = waitingForPerson(run) && gate && (gate.kind === 'approval' || gate.kind === 'escalation');
+  const decidable =
+    waitingForPerson(run) &&
+    gate &&
+    (gate.kind === 'approval' || gate.kind === 'escalation' || gate.kind === 'budget');
   if (decidable) {
     const binding = gate.binding !== undefined ? { binding: gate.binding } : {};
     buttons.push({

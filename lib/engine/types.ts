@@ -52,7 +52,7 @@ export interface Lease {
 /** A run parked at a gate waits for a signal or for `expiresAt`. */
 export interface Gate {
   node: string;
-  kind: 'approval' | 'agent' | 'escalation';
+  kind: 'approval' | 'agent' | 'escalation' | 'budget';
   expiresAt: string;
   /** What an approval binds to (e.g. the plan version shown); a stale approval is refused. */
   binding?: string;
