@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { budgetLine } from '../lib/agents/budget.ts';
 import { plannerLine } from '../lib/agents/plan-usage.ts';
 import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
 import { resolveStoreEnv } from '../lib/app/local-env.ts';
@@ -15,7 +16,8 @@ const USAGE = `usage: npm run runs -- <command> [--json]
   list [--status S] [--repo owner/name] [--limit N]   runs, newest first
   start [WORKFLOW] --repo owner/name [--issue N]     start a run by hand (default: issue-pipeline)
   show ID                                            a run and its history
-  approve ID [--plan VERSION]                        approve the gate the run waits at
+  approve ID [--plan VERSION] [--budget USD]         approve the gate the run waits at
+                                                     (at a budget gate: the new USD cap)
   reject ID [--reason TEXT]                          reject it
   cancel ID [--reason TEXT]                          cancel a run in any non-terminal state
   retry ID                                           re-run a failed run from its failed node
@@ -71,6 +73,8 @@ function describeRun(run: Run, events: RunEvent[]): string {
       `gate      ${run.gate.kind} at ${run.gate.node} until ${run.gate.expiresAt}${run.gate.binding ? ` (plan ${run.gate.binding})` : ''}`,
     );
   }
+  const spend = budgetLine(run.data.budget);
+  if (spend) lines.push(`spend     ${spend}`);
   const plan = run.data.plan as { version?: unknown } | undefined;
   const who = plannerLine(plan);
   if (who) lines.push(`plan      ${typeof plan?.version === 'string' ? `${plan.version} ` : ''}by ${who}`);
@@ -95,6 +99,7 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       limit: { type: 'string' },
       reason: { type: 'string' },
       plan: { type: 'string' },
+      budget: { type: 'string' },
       by: { type: 'string' },
       issue: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -176,11 +181,21 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       return 1;
     }
     const events = await engine.listEvents(id);
-    print(describeRun(run, events), { run: toPublicRun(run), ...planJson(run), events });
+    print(describeRun(run, events), {
+      run: toPublicRun(run),
+      ...planJson(run),
+      ...(run.data.budget ? { budget: run.data.budget } : {}),
+      events,
+    });
     return 0;
   }
   const signals: Record<string, () => Signal> = {
-    approve: () => ({ type: 'approve', by, ...(values.plan ? { binding: values.plan } : {}) }),
+    approve: () => ({
+      type: 'approve',
+      by,
+      ...(values.plan ? { binding: values.plan } : {}),
+      ...(values.budget !== undefined ? { budget: Number(values.budget) } : {}),
+    }),
     reject: () => ({ type: 'reject', by, ...(values.reason ? { reason: values.reason } : {}) }),
     cancel: () => ({ type: 'cancel', by, ...(values.reason ? { reason: values.reason } : {}) }),
     retry: () => ({ type: 'retry', by }),
@@ -190,20 +205,40 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
     out(`unknown command ${command}\n\n${USAGE}`);
     return 2;
   }
+  if (values.budget !== undefined) {
+    const amount = Number(values.budget);
+    if (command !== 'approve' || !Number.isFinite(amount) || amount <= 0 || amount > 1_000_000) {
+      out('--budget takes a USD amount above 0 (with approve, at a budget gate)');
+      return 2;
+    }
+  }
   try {
     let signal = make();
     let approved: string | undefined;
     if (signal.type === 'approve') {
       // Approve the version read now (or the one given), never whatever the gate shows later, and say which.
-      approved = signal.binding ?? (await engine.getRun(id))?.gate?.binding;
+      const gate = (await engine.getRun(id))?.gate;
+      if (signal.budget !== undefined && gate?.kind !== 'budget') {
+        print(`approve refused: run ${id} is not waiting at a budget gate`, {
+          error: 'InvalidSignal',
+          message: 'not at a budget gate',
+        });
+        return 1;
+      }
+      approved = signal.binding ?? gate?.binding;
       if (approved !== undefined) signal = { ...signal, binding: approved };
     }
     const run = await engine.signal(id, signal);
     const next = isTerminal(run.status) ? run.status : `${run.status} at ${run.node}`;
-    print(`${command}${approved !== undefined ? ` (plan ${approved})` : ''}: run ${id} is now ${next}`, {
-      run: toPublicRun(run),
-      ...(approved !== undefined ? { plan: approved } : {}),
-    });
+    const raised =
+      signal.type === 'approve' && signal.budget !== undefined ? ` (budget $${signal.budget})` : '';
+    print(
+      `${command}${approved !== undefined ? ` (${raised ? 'gate' : 'plan'} ${approved})` : ''}${raised}: run ${id} is now ${next}`,
+      {
+        run: toPublicRun(run),
+        ...(approved !== undefined ? { plan: approved } : {}),
+      },
+    );
     return 0;
   } catch (err) {
     if (err instanceof SwitchyardError) {

@@ -1,7 +1,16 @@
 import type { EdgeDefinition, NodeResult, StepContext } from '../engine/workflow.ts';
 import type { RegisteredAgent } from '../routing/agents.ts';
+import type { BudgetCaps } from '../routing/budgets-config.ts';
 import { ciVerdict, readCiRecord } from '../routing/guards.ts';
 import type { RunStore } from '../store/port.ts';
+import {
+  addAgentUsage,
+  type BudgetGate,
+  type BudgetState,
+  budgetCheck,
+  budgetState,
+  raiseBudget,
+} from './budget.ts';
 import {
   AgentTimeoutError,
   DirectAddressError,
@@ -143,6 +152,8 @@ export function createExecuteNode(deps: HubDeps | AgentHub): (ctx: Ctx) => Promi
 
 class ExecuteStep {
   private state!: WorkState;
+  /** Spend against the run's caps (budget.ts), in run data `budget`. */
+  private budget!: BudgetState;
   private readonly now: Date;
 
   constructor(
@@ -172,7 +183,20 @@ class ExecuteStep {
       taskStatus: Object.fromEntries(this.state.tasks.map((t) => [t.id, t.status])),
       // Each task's pull request and check state, for the status comment and Discord.
       taskPrs: Object.fromEntries(this.state.tasks.flatMap((t) => (t.pr ? [[t.id, t.pr]] : []))),
+      budget: this.budget,
     };
+  }
+
+  /** The caps for this run: the repository's (an overlay may only lower them), else the central ones. */
+  private async caps(): Promise<BudgetCaps> {
+    const provider = this.hub.deps.config as {
+      central: { budgets: { perRun: BudgetCaps } };
+      cached?: (repo: string) => Promise<{ config: { budgets: { perRun: BudgetCaps } } }>;
+    };
+    const repo = this.run.subject.repo;
+    if (repo && typeof provider.cached === 'function')
+      return (await provider.cached(repo)).config.budgets.perRun;
+    return provider.central.budgets.perRun;
   }
 
   private init(plan: Plan): WorkState {
@@ -200,6 +224,12 @@ class ExecuteStep {
   }
 
   async execute(): Promise<NodeResult> {
+    const rawBudget = this.run.data.budget as { cap?: unknown } | undefined;
+    this.budget = budgetState(
+      rawBudget,
+      rawBudget?.cap ? this.hub.config.budgets.perRun : await this.caps(),
+      this.run.createdAt,
+    );
     const plan = planOf(this.run.data);
     const existing = this.run.data.work;
     if (isObj(existing) && Array.isArray(existing.tasks)) {
@@ -217,6 +247,7 @@ class ExecuteStep {
       const r = this.resolveEscalation();
       if (r) return r;
     }
+    if (this.budget.gate) return this.resolveBudget(this.budget.gate);
 
     const cur = this.state.current;
     if (cur?.state === 'checking') return this.checking(cur);
@@ -244,7 +275,12 @@ class ExecuteStep {
     for (let guard = 0; guard < 100; guard++) {
       if (this.state.escalation) return this.waitEscalation(this.state.escalation);
       if (this.state.current?.state === 'checking') return this.checking(this.state.current);
-      if (this.state.current) return this.enqueue(this.state.current);
+      if (this.state.current) {
+        // Before a dispatch would pass a cap, a person decides (a budget gate).
+        const over = budgetCheck(this.budget, this.now);
+        if (over) return this.openBudgetGate(over);
+        return this.enqueue(this.state.current);
+      }
       const task = this.state.tasks.find((t) => t.status === 'pending');
       if (!task) return this.finish();
       const agent = this.hub.registry().get(task.agent);
@@ -461,6 +497,7 @@ class ExecuteStep {
           }
         : undefined,
     );
+    this.budget.spent.dispatches++;
     if (outcome.details.workflowRunId !== undefined)
       await queue.bindWorkflowRun(outcome.details.workflowRunId, this.run.id, cur.item);
     cur.state = 'dispatched';
@@ -516,6 +553,14 @@ class ExecuteStep {
     await this.hub.pump();
     delete this.state.current;
     const task = this.task(cur.task);
+    const cost = addAgentUsage(this.budget, result);
+    if (cost !== undefined)
+      this.emit('budget.spent', {
+        item: cur.item,
+        task: task.id,
+        costUsd: cost,
+        spentUsd: this.budget.spent.usd,
+      });
     const ok = result.ok !== false;
     const summary = str(result.summary);
     const url = str(result.url);
@@ -646,6 +691,63 @@ class ExecuteStep {
     } else {
       task.status = 'pending';
     }
+  }
+
+  private openBudgetGate(over: {
+    dimensions: BudgetGate['dimensions'];
+    reason: string;
+  }): Promise<NodeResult> {
+    this.budget.gates++;
+    const gate: BudgetGate = {
+      binding: `budget-${this.budget.gates}`,
+      reason: over.reason,
+      dimensions: over.dimensions,
+      openedAt: this.now.toISOString(),
+      expiresAt: new Date(this.now.getTime() + this.hub.options.escalationExpiryMs).toISOString(),
+    };
+    this.budget.gate = gate;
+    this.emit('budget.reached', { ...gate, spent: this.budget.spent, cap: this.budget.cap });
+    return Promise.resolve(this.waitBudget(gate));
+  }
+
+  private waitBudget(gate: BudgetGate): NodeResult {
+    return {
+      wait: {
+        kind: 'budget',
+        binding: gate.binding,
+        expiresInMs: Math.max(1_000, Date.parse(gate.expiresAt) - this.now.getTime()),
+        prompt: `${gate.reason}. Approve to raise the cap (\`runs approve ${this.run.id} --budget <usd>\`), reject to stop the run.`,
+      },
+      output: this.output(),
+    };
+  }
+
+  /** Back at the node with a budget gate open: approved (raise the cap and go on), or expired. */
+  private resolveBudget(gate: BudgetGate): Promise<NodeResult> | NodeResult {
+    const approval = isObj(this.run.data.approval) ? this.run.data.approval : undefined;
+    if (approval?.binding === gate.binding) {
+      const raise = raiseBudget(
+        this.budget,
+        gate,
+        {
+          by: str(approval.by) ?? 'someone',
+          at: str(approval.at) ?? this.now.toISOString(),
+          ...(num(approval.budget) !== undefined ? { budget: num(approval.budget)! } : {}),
+        },
+        this.now,
+      );
+      delete this.budget.gate;
+      this.emit('budget.raised', { binding: gate.binding, ...raise }, raise.by);
+      return this.advance();
+    }
+    if (this.now.getTime() >= Date.parse(gate.expiresAt)) {
+      this.emit('budget.expired', { binding: gate.binding, reason: gate.reason });
+      throw new EscalationExpiredError(`nobody decided on the budget gate in time: ${gate.reason}`, {
+        runId: this.run.id,
+        node: this.ctx.node,
+      });
+    }
+    return this.waitBudget(gate);
   }
 
   private openEscalation(req: Omit<EscalationRequest, 'binding'>): void {

@@ -7,6 +7,7 @@ import { ConfigProvider } from '../routing/repo-config.ts';
 import { decisionOf, eventOf, route } from '../routing/route.ts';
 import type { GitHubServices } from '../routing/services.ts';
 import type { RunStore } from '../store/port.ts';
+import { withPlanCost } from './budget.ts';
 import { ciWait } from './gates.ts';
 import { plan } from './plan.ts';
 import type { Planner } from './planner.ts';
@@ -103,8 +104,14 @@ export function githubPipelineNodes(services: GitHubServices) {
       const planAgents = (decisionOf(ctx.run)?.agents ?? []).filter(
         (a) => registry.get(a)?.type !== 'planner',
       );
+      // Every plan's estimated cost counts against the run's budget (budget.ts).
+      const budget = withPlanCost(ctx.run.data.budget, p);
       return {
-        output: { plan: p, planAgents: [...new Set([...planAgents, ...p.tasks.map((t) => t.agent)])] },
+        output: {
+          plan: p,
+          planAgents: [...new Set([...planAgents, ...p.tasks.map((t) => t.agent)])],
+          ...(budget ? { budget } : {}),
+        },
       };
     },
 

@@ -3,6 +3,7 @@ import type { Workflow } from '../engine/workflow.ts';
 import { codeSpan, escapeGitHub, escapeGitHubInline } from '../github/escape.ts';
 import { decisionOf } from '../routing/route.ts';
 import type { GuardVerdict, PolicyVerdict } from '../routing/rules.ts';
+import { budgetLine } from './budget.ts';
 import { renderMermaid } from './mermaid.ts';
 import { plannerLine } from './plan-usage.ts';
 import type { Plan } from './planner.ts';
@@ -125,17 +126,26 @@ export function renderStatusComment(
             ? 'green CI'
             : g.kind === 'hold'
               ? '`/unhold`'
-              : 'a person';
+              : g.kind === 'budget'
+                ? 'a budget decision'
+                : 'a person';
     out.push(
       '',
       `> Waiting for ${what} until ${g.expiresAt}.${g.prompt ? ` ${escapeGitHubInline(g.prompt)}` : ''}`,
     );
+    if (g.kind === 'budget') {
+      out.push(
+        `> Raise the cap with \`npm run runs -- approve ${run.id} --budget <usd>\` (or Approve in Discord); reject to stop the run.`,
+      );
+    }
     if (g.kind === 'approval') {
       out.push(`> Approve with \`/approve ${run.id}\` in Discord or \`npm run runs -- approve ${run.id}\`.`);
     }
   }
   if (run.reason && run.status !== 'running' && run.status !== 'waiting')
     out.push('', `> ${escapeGitHubInline(run.reason)}`);
+  const spend = budgetLine(run.data.budget);
+  if (spend) out.push('', `Spend: ${spend}`);
 
   const plan = run.data.plan;
   if (isPlan(plan)) {

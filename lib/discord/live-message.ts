@@ -4,6 +4,7 @@ import type {
   APIEmbedField,
   RESTPostAPIChannelMessageJSONBody,
 } from 'discord-api-types/v10';
+import { budgetLine } from '../agents/budget.ts';
 import { isTerminal, type Run, type RunEvent } from '../engine/types.ts';
 import { gateNeedsPerson } from './channels.ts';
 import { encodeButtonId } from './custom-id.ts';
@@ -40,6 +41,8 @@ const TASK_ICON: Record<string, string> = {
   failed: '❌',
   skipped: '⏭️',
 };
+
+const CHECK_ICON: Record<string, string> = { green: '🟢 ', red: '🔴 ', pending: '🟡 ' };
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
@@ -96,10 +99,24 @@ export function planField(run: Run): APIEmbedField | undefined {
 
 /** Pull requests (task results) and Actions runs (linked workflow runs) of this run. */
 export function workLinks(run: Run, events: readonly RunEvent[]): string[] {
+  // Each task's PR with the state of its checks (execute's taskPrs), as the status comment shows.
+  const taskPrs = isObj(run.data.taskPrs) ? Object.entries(run.data.taskPrs) : [];
+  const checked: string[] = [];
+  const seen = new Set<string>();
+  for (const [task, pr] of taskPrs.slice(0, 5)) {
+    if (!isObj(pr) || typeof pr.number !== 'number') continue;
+    const url = httpsUrl(pr.url);
+    if (!url) continue;
+    seen.add(url);
+    const checks = str(pr.checks) ?? 'pending';
+    checked.push(
+      `${truncate(task, 20)}: [PR #${pr.number}](${url}) checks ${CHECK_ICON[checks] ?? ''}${truncate(checks, 20)}`,
+    );
+  }
   const prs = new Set<string>();
   for (const t of runTasks(run)) {
     const url = t.result?.url;
-    if (url && /\/pull\/\d+/.test(url)) prs.add(url);
+    if (url && /\/pull\/\d+/.test(url) && !seen.has(url)) prs.add(url);
   }
   const actions = new Set<string>();
   for (const e of events) {
@@ -108,6 +125,7 @@ export function workLinks(run: Run, events: readonly RunEvent[]): string[] {
     if (url) actions.add(url);
   }
   return [
+    ...checked,
     ...[...prs].slice(0, 5).map((u) => `[PR #${/\/pull\/(\d+)/.exec(u)?.[1]}](${u})`),
     ...[...actions].slice(0, 5).map((u, i) => `[Actions run ${i + 1}](${u})`),
   ];
@@ -133,7 +151,10 @@ export function planEditable(run: Run): boolean {
 export function liveButtons(run: Run): APIActionRowComponent<APIButtonComponent>[] {
   const buttons: APIButtonComponent[] = [];
   const gate = run.gate;
-  const decidable = waitingForPerson(run) && gate && (gate.kind === 'approval' || gate.kind === 'escalation');
+  const decidable =
+    waitingForPerson(run) &&
+    gate &&
+    (gate.kind === 'approval' || gate.kind === 'escalation' || gate.kind === 'budget');
   if (decidable) {
     const binding = gate.binding !== undefined ? { binding: gate.binding } : {};
     buttons.push({
@@ -192,6 +213,8 @@ export function renderLiveMessage(
     const links = workLinks(run, events);
     if (links.length > 0)
       extra.push({ name: 'Work', value: truncate(links.join(' · '), Limits.embedFieldValue) });
+    const spend = budgetLine(run.data.budget);
+    if (spend) extra.push({ name: 'Spend', value: truncate(spend, Limits.embedFieldValue) });
     const fields = embed.fields ?? [];
     // Plan and work links go before the links field, so the message reads top to bottom.
     const at = fields.findIndex((f) => f.name === 'Links');

@@ -5,6 +5,7 @@ import type {
   APIEmbedField,
   APIMessageTopLevelComponent,
 } from 'discord-api-types/v10';
+import { budgetLine } from '../agents/budget.ts';
 import { plannerLine } from '../agents/plan-usage.ts';
 import { isTerminal, type Run, type RunEvent, type RunStatus } from '../engine/types.ts';
 import { encodeButtonId } from './custom-id.ts';
@@ -128,7 +129,11 @@ export function checklist(run: Run, workflow: WorkflowView | undefined, events: 
 export function runButtons(run: Run): APIActionRowComponent<APIButtonComponent>[] {
   const buttons: APIButtonComponent[] = [];
   const gate = run.gate;
-  if (run.status === 'waiting' && gate && (gate.kind === 'approval' || gate.kind === 'escalation')) {
+  if (
+    run.status === 'waiting' &&
+    gate &&
+    (gate.kind === 'approval' || gate.kind === 'escalation' || gate.kind === 'budget')
+  ) {
     const binding = gate.binding !== undefined ? { binding: gate.binding } : {};
     buttons.push(
       {
@@ -291,6 +296,8 @@ export function renderRunDetail(
   if (plan) extra.push(field('Plan', plan));
   const who = plannerLine(run.data.plan);
   if (who) extra.push(field('Planner', who));
+  const spend = budgetLine(run.data.budget);
+  if (spend) extra.push(field('Spend', spend));
   const last = opts.events.slice(-5);
   if (last.length > 0) extra.push(field('Last events', last.map(eventLine).join('\n')));
   embed.fields = [...(embed.fields ?? []), ...extra].slice(0, Limits.embedFields);

@@ -111,7 +111,13 @@ export interface StartRunResult {
 const RESUMED_BY_RESULT = new Set<string>(['agent', 'ci', 'hold']);
 
 export type Signal =
-  | { type: 'approve'; by: string; binding?: string; comment?: string }
+  | {
+      type: 'approve';
+      by: string;
+      binding?: string;
+      comment?: string /** A budget gate's new USD cap. */;
+      budget?: number;
+    }
   | { type: 'reject'; by: string; reason?: string }
   | { type: 'cancel'; by: string; reason?: string }
   | { type: 'retry'; by: string }
@@ -408,7 +414,11 @@ export class Engine<S = unknown> {
       case 'approve':
       case 'reject': {
         const gate = run.gate;
-        if (run.status !== 'waiting' || !gate || (gate.kind !== 'approval' && gate.kind !== 'escalation')) {
+        if (
+          run.status !== 'waiting' ||
+          !gate ||
+          (gate.kind !== 'approval' && gate.kind !== 'escalation' && gate.kind !== 'budget')
+        ) {
           throw new InvalidSignalError(
             `run ${run.id} is not waiting for an approval (status ${run.status})`,
             {
@@ -446,6 +456,7 @@ export class Engine<S = unknown> {
             at,
             binding: gate.binding ?? null,
             bound: signal.binding !== undefined,
+            ...(signal.budget !== undefined ? { budget: signal.budget } : {}),
           };
           return this.advance(run, wf, gate.node, { output: { approval }, edge: 'approved' }, [sigEvent], at);
         }
@@ -1390,7 +1401,11 @@ function withoutFinish(run: Run): Run {
 function signalDetail(signal: Signal): Record<string, unknown> {
   switch (signal.type) {
     case 'approve':
-      return { binding: signal.binding ?? null, ...(signal.comment ? { comment: signal.comment } : {}) };
+      return {
+        binding: signal.binding ?? null,
+        ...(signal.comment ? { comment: signal.comment } : {}),
+        ...(signal.budget !== undefined ? { budget: signal.budget } : {}),
+      };
     case 'reject':
     case 'cancel':
       return { reason: signal.reason ?? null };

@@ -55,7 +55,7 @@ export interface Lease {
 export interface Gate {
   node: string;
   /** `ci` and `hold` are resumed like `agent` gates: a `result` signal matching the correlation. */
-  kind: 'approval' | 'agent' | 'escalation' | 'ci' | 'hold';
+  kind: 'approval' | 'agent' | 'escalation' | 'budget' | 'ci' | 'hold';
   expiresAt: string;
   /** What an approval binds to (e.g. the plan version shown); a stale approval is refused. */
   binding?: string;

@@ -6,6 +6,7 @@ import { linearPatternError } from '../common/re2.ts';
 import { MAX_NODE_TIMEOUT_MS } from '../engine/timeouts.ts';
 import type { WorkflowTuning } from '../engine/workflow.ts';
 import { PERMISSIONS } from '../github/permissions.ts';
+import { BudgetsOverlaySchema, BudgetsSchema, budgetRaises, DEFAULT_BUDGETS } from './budgets-config.ts';
 import { compile } from './cel.ts';
 import { DiscordChannelsShape } from './discord-channels-schema.ts';
 import { ConfigError, type ConfigIssue, ExpressionError } from './errors.ts';
@@ -342,6 +343,8 @@ export const SwitchyardConfigSchema = z
     recovery: RecoverySchema,
     /** The planner (central only): deterministic by default, or a model on Amazon Bedrock. */
     planner: PlannerConfigSchema.default(DEFAULT_PLANNER_CONFIG),
+    /** Spend caps per run (budgets-config.ts); an overlay may only lower them. */
+    budgets: BudgetsSchema.default(DEFAULT_BUDGETS),
   })
   .superRefine((c, ctx) => {
     const agents = new Set(Object.keys(c.agents));
@@ -384,7 +387,15 @@ export type SwitchyardConfig = z.output<typeof SwitchyardConfigSchema>;
 export type SwitchyardConfigInput = z.input<typeof SwitchyardConfigSchema>;
 
 /** Keys a repository's own `.github/switchyard.yml` may set. Agents, executors, Discord roles and escalation stay central. */
-export const REPO_CONFIG_KEYS = ['version', 'routing', 'workflows', 'policies', 'guards', 'triage'] as const;
+export const REPO_CONFIG_KEYS = [
+  'version',
+  'routing',
+  'workflows',
+  'policies',
+  'guards',
+  'triage',
+  'budgets',
+] as const;
 
 /** The rule used when a config declares none: an issue labelled `triggerLabel` starts the default workflow. */
 export function effectiveRules(config: SwitchyardConfig): RuleConfig[] {
@@ -634,6 +645,17 @@ export function overlayConfig(central: ConfigSource, repo: ConfigSource): Switch
     throw new ConfigError(repo.file, zodIssues(own.error, [{ source: repo }]), { cause: own.error });
 
   const base = central.raw as Plain;
+  for (const r of budgetRaises(base.budgets, over.budgets)) {
+    const at = locate(repo, ['budgets', 'perRun'], r.field);
+    issues.push({
+      file: repo.file,
+      line: at.line,
+      column: at.column,
+      path: ['budgets', 'perRun', r.field],
+      message: r.message,
+    });
+  }
+  if (issues.length > 0) throw new ConfigError(repo.file, issues);
   const merged = deepMerge(base, over) as Plain;
   const baseRouting = isPlain(base.routing) ? base.routing : {};
   const overRouting = isPlain(over.routing) ? over.routing : {};
@@ -687,4 +709,5 @@ const RepoOverlaySchema = z.strictObject({
   policies: z.array(PolicySchema).optional(),
   guards: z.strictObject({ ci: CiGuardSchema.partial().optional() }).optional(),
   triage: TriageSchema.partial().optional(),
+  budgets: BudgetsOverlaySchema.optional(),
 });
