@@ -294,10 +294,28 @@ export class AgentWorkQueue {
     return item ? { value: item.value, version: item.version } : undefined;
   }
 
+  /**
+   * Record a run's new item before it is dispatched. A record for the same item is kept as it is:
+   * it was written by an earlier attempt of a retried step, which may already have dispatched
+   * (the effect journal then replays that dispatch), so its `startedAt` is the time the agent's
+   * work can date from. Overwriting it with a later time made a completion of that dispatch look
+   * older than its dispatch, and it was ignored; overwriting its state lost a linked workflow run.
+   */
   async putDispatch(record: DispatchRecord): Promise<void> {
-    await this.store.kvPut(WORK_GROUP, `${DISPATCH_PREFIX}${record.runId}`, record, {
+    const key = `${DISPATCH_PREFIX}${record.runId}`;
+    const prior = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
+    if (prior?.value.item === record.item) return;
+    // Conditional on what we read: a concurrent attempt at the same item (a lease takeover) that
+    // wrote first keeps its record.
+    const written = await this.store.kvPut(WORK_GROUP, key, record, {
+      expectedVersion: prior?.version ?? 0,
       ttl: this.ttl(30),
     });
+    if (!written) {
+      const now = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
+      if (now?.value.item !== record.item)
+        throw new WorkContentionError(`work queue: the dispatch record of ${record.runId} changed meanwhile`);
+    }
   }
 
   /** Conditional read-modify-write of a run's dispatch record; `change` returns undefined to leave it. */
