@@ -185,13 +185,31 @@ export class AgentWorkQueue {
     }
     await Promise.all([...keys].map(async (k) => counts.set(k, await this.count(k))));
 
-    const admitted: RunningItem[] = [];
+    // The plan: what fits by those counts, in queue order (priority, then FIFO). Everything in it
+    // may run now, so the order of the admissions inside it does not matter; each worker starts
+    // at its own random place in it, so that a burst of workers admitting at once mostly admit
+    // different items instead of all racing for the queue's head. An item whose agent or
+    // repository filled meanwhile fails its transaction and is skipped.
+    const plan: Array<{ key: string; item: WorkItem; limit: number }> = [];
+    const planned = new Map(counts);
     for (const { key, value: item } of waiting) {
       const agentKey = this.agentCounter(item.agent);
       const repoKey = this.repoCounter(item.repo);
       const limit = this.limitOf(item.agent) ?? item.limit;
-      if ((counts.get(agentKey) ?? 0) >= limit) continue;
-      if ((counts.get(repoKey) ?? 0) >= this.repoLimit) continue;
+      if ((planned.get(agentKey) ?? 0) >= limit) continue;
+      if ((planned.get(repoKey) ?? 0) >= this.repoLimit) continue;
+      planned.set(agentKey, (planned.get(agentKey) ?? 0) + 1);
+      planned.set(repoKey, (planned.get(repoKey) ?? 0) + 1);
+      plan.push({ key, item, limit });
+    }
+    const start = Math.floor(Math.random() * plan.length);
+    const admitted: RunningItem[] = [];
+    const full = new Set<string>();
+    for (let n = 0; n < plan.length; n++) {
+      const { key, item, limit } = plan[(start + n) % plan.length]!;
+      const agentKey = this.agentCounter(item.agent);
+      const repoKey = this.repoCounter(item.repo);
+      if (full.has(agentKey) || full.has(repoKey)) continue;
       const running: RunningItem = { ...item, admittedAt: this.now().toISOString() };
       let out: Awaited<ReturnType<RunStore['kvTransact']>>;
       try {
@@ -208,23 +226,23 @@ export class AgentWorkQueue {
           { op: 'add', group: WORK_GROUP, key: repoKey, by: 1, below: this.repoLimit },
         ]);
       } catch (err) {
-        // Another worker's admission keeps conflicting with ours: it is walking the same queue,
-        // so leave the rest to it (and to the next pump) rather than fail the caller's step.
+        // Other workers' admissions keep conflicting with ours: they are walking the same plan,
+        // so leave the rest to them (and to the next pump) rather than fail the caller's step.
         if (err instanceof ConcurrencyError) break;
         throw err;
       }
       if (out.ok) {
         admitted.push(running);
-        counts.set(agentKey, (counts.get(agentKey) ?? 0) + 1);
-        counts.set(repoKey, (counts.get(repoKey) ?? 0) + 1);
         continue;
       }
       // Nothing was written. Learn why, so the rest of the pass skips what cannot fit.
       if (out.failed.includes(0)) await this.store.kvDelete(WORK_GROUP, key); // already running
-      if (out.failed.includes(2)) counts.set(agentKey, limit);
-      if (out.failed.includes(3)) counts.set(repoKey, this.repoLimit);
+      if (out.failed.includes(2)) full.add(agentKey);
+      if (out.failed.includes(3)) full.add(repoKey);
       // Index 1 alone: withdrawn, or admitted by another worker just now.
     }
+    // Queue order among what this call admitted (the caller wakes them in this order).
+    admitted.sort((a, b) => queueKey(a).localeCompare(queueKey(b)));
     return admitted;
   }
 

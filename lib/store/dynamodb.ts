@@ -856,8 +856,12 @@ export class DynamoRunStore implements RunStore {
         await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
         return { ok: true };
       } catch (err) {
-        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, id);
-        const reasons = err.CancellationReasons ?? [];
+        // DynamoDB Local answers a transaction that waited too long for an item lock with
+        // InternalServerError ("will succeed in actual DynamoDB"); DynamoDB's own 500s are
+        // retryable too. Both are treated like a conflict.
+        const internal = (err as { name?: string }).name === 'InternalServerError';
+        if (!internal && !(err instanceof TransactionCanceledException)) throw this.translate(err, id);
+        const reasons = err instanceof TransactionCanceledException ? (err.CancellationReasons ?? []) : [];
         const failed = reasons.flatMap((r, i) => (r.Code === 'ConditionalCheckFailed' ? [i] : []));
         if (failed.length > 0) return { ok: false, failed };
         if (reasons.some((r) => r.Code === 'ThrottlingError'))
