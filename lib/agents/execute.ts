@@ -451,9 +451,11 @@ class ExecuteStep {
       ...(this.run.subject.repo ? { repo: this.run.subject.repo } : {}),
     });
     let outcome: Awaited<ReturnType<typeof executor.dispatch>>;
+    let dispatchedNow = false;
     try {
-      outcome = await once(this.hub.store, this.run.id, `dispatch:${cur.item}`, () =>
-        executor.dispatch({
+      outcome = await once(this.hub.store, this.run.id, `dispatch:${cur.item}`, () => {
+        dispatchedNow = true;
+        return executor.dispatch({
           run: this.run,
           node: this.ctx.node,
           item: cur.item,
@@ -462,8 +464,8 @@ class ExecuteStep {
           correlation,
           expiresAt,
           emit: (e) => this.ctx.emit(e),
-        }),
-      );
+        });
+      });
     } catch (err) {
       if ((err as { retryable?: unknown }).retryable === false) {
         // A refusal (permission, config) will not change on retry: free the slot for others now.
@@ -483,7 +485,9 @@ class ExecuteStep {
         ? {
             ...d,
             state: 'dispatched',
-            dispatchedAt: this.now.toISOString(),
+            // A replayed dispatch (journaled by an earlier attempt of a retried step) happened
+            // after that attempt's start, which putDispatch kept; not at this attempt's time.
+            dispatchedAt: dispatchedNow ? this.now.toISOString() : d.startedAt,
             dryRun: outcome.dryRun,
             ...(outcome.details.repo ? { repo: outcome.details.repo } : {}),
             ...(outcome.details.workflow ? { workflow: outcome.details.workflow } : {}),

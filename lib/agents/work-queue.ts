@@ -1,4 +1,5 @@
 import type { SwitchyardConfig } from '../routing/config.ts';
+import { ConcurrencyError } from '../store/errors.ts';
 import type { RunStore } from '../store/port.ts';
 import { WorkContentionError } from './errors.ts';
 
@@ -8,21 +9,26 @@ import { WorkContentionError } from './errors.ts';
  *
  * - Waiting items are keyed `q#<inverted priority>#<createdAt>#<id>`: a `kvList` over the prefix
  *   returns them highest priority first, FIFO within a priority.
- * - ONE slot record (`slots`) lists the running items. The counts per agent and per repository
- *   are derived from it, so a claim that respects both limits is a single conditional write
- *   (`kvPut` with `expectedVersion`): of several workers claiming at once, exactly one wins each
- *   version and the others re-read and try again. No transaction across items is needed, and a
- *   crash between writes cannot leave a counter off by one.
- * - After a winning claim, the claimed items' queue keys are deleted. A crash in between leaves a
- *   queue key for an item that is already running; the next scan sees that and deletes it.
- *
- * Limits: the slot record holds every running item (~300 bytes each), which caps concurrent agent
- * work at about a thousand items per table. That is far beyond what one hub runs.
+ * - A running item has its own record `r#<id>`, and two counters hold the number running per
+ *   agent (`c#a#<agent>`) and per repository (`c#r#<repo>`, lower-cased).
+ * - Admitting one item is ONE transaction (`kvTransact`): create its running record (must not
+ *   exist: exactly once), delete its queue key (must exist: it was not withdrawn or admitted by
+ *   someone else), and add 1 to both counters, each only while below its limit. Releasing is the
+ *   reverse transaction. The counters therefore always equal the running records, a crash cannot
+ *   leave them off by one, and there is no shared record that every worker re-reads and rewrites:
+ *   of several workers admitting at once, each transaction either admits an item or tells the
+ *   worker why not (taken, full), so nobody retries a whole pass. (Before, one `slots` record held
+ *   every running item, and ~100 concurrent runs spent tens of seconds in its conditional-write
+ *   retries.)
+ * - A crash between an enqueue's "is it running?" check and its queue write can leave a queue key
+ *   for an item that is already running; admission finds its running record and deletes the key.
  */
 
 export const WORK_GROUP = 'work';
-const SLOTS_KEY = 'slots';
 const QUEUE_PREFIX = 'q#';
+const RUNNING_PREFIX = 'r#';
+const AGENT_COUNT_PREFIX = 'c#a#';
+const REPO_COUNT_PREFIX = 'c#r#';
 const DISPATCH_PREFIX = 'd#';
 const PARKED_PREFIX = 'p#';
 const CLAIM_PREFIX = 'x#';
@@ -54,10 +60,6 @@ export interface WorkItem {
 
 export interface RunningItem extends WorkItem {
   admittedAt: string;
-}
-
-interface SlotsRecord {
-  running: Record<string, RunningItem>;
 }
 
 /** What was sent to an agent for a run's current item (one per run; overwritten by the next item). */
@@ -111,7 +113,7 @@ export interface WorkQueueOptions {
   /** The current concurrency limit of an agent (from the registry); the item's own limit otherwise. */
   limitOf?: (agent: string) => number | undefined;
   now?: () => Date;
-  /** Conditional-write attempts before giving up with a retryable WorkContentionError. */
+  /** Attempts at a release whose transaction keeps conflicting, before a retryable WorkContentionError. */
   maxAttempts?: number;
 }
 
@@ -132,7 +134,7 @@ export class AgentWorkQueue {
     this.repoLimit = opts.repoLimit ?? DEFAULT_REPO_LIMIT;
     this.limitOf = opts.limitOf ?? (() => undefined);
     this.now = opts.now ?? (() => new Date());
-    this.maxAttempts = opts.maxAttempts ?? 25;
+    this.maxAttempts = opts.maxAttempts ?? 10;
   }
 
   private async backoff(attempt: number): Promise<void> {
@@ -140,15 +142,23 @@ export class AgentWorkQueue {
     await sleep(Math.round(Math.random() * Math.min(200, 5 * 2 ** Math.min(attempt, 6))));
   }
 
-  private async slots(): Promise<{ running: Record<string, RunningItem>; version: number }> {
-    const item = await this.store.kvGet<SlotsRecord>(WORK_GROUP, SLOTS_KEY);
-    return { running: { ...(item?.value.running ?? {}) }, version: item?.version ?? 0 };
+  private agentCounter(agent: string): string {
+    return `${AGENT_COUNT_PREFIX}${agent}`;
+  }
+
+  private repoCounter(repo: string): string {
+    // GitHub names are case-insensitive: `Acme/Widget` and `acme/widget` share one limit.
+    return `${REPO_COUNT_PREFIX}${repo.toLowerCase()}`;
+  }
+
+  private async count(key: string): Promise<number> {
+    const v = (await this.store.kvGet<number>(WORK_GROUP, key))?.value;
+    return typeof v === 'number' ? v : 0;
   }
 
   /** Put an item in the queue. Idempotent: an item already queued or running is left as it is. */
   async enqueue(item: WorkItem): Promise<'queued' | 'running'> {
-    const { running } = await this.slots();
-    if (running[item.id]) return 'running';
+    if (await this.isRunning(item.id)) return 'running';
     // Same key, same value: a repeated enqueue (a re-run step) writes the same item again.
     await this.store.kvPut(WORK_GROUP, queueKey(item), item);
     return 'queued';
@@ -160,54 +170,80 @@ export class AgentWorkQueue {
    * announce). Safe to call from any number of workers at once.
    */
   async admit(): Promise<RunningItem[]> {
-    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const slots = await this.slots();
-      const waiting = await this.store.kvList<WorkItem>(WORK_GROUP, {
-        prefix: QUEUE_PREFIX,
-        limit: SCAN_LIMIT,
-      });
-      const byAgent = new Map<string, number>();
-      const byRepo = new Map<string, number>();
-      for (const r of Object.values(slots.running)) {
-        byAgent.set(r.agent, (byAgent.get(r.agent) ?? 0) + 1);
-        byRepo.set(r.repo, (byRepo.get(r.repo) ?? 0) + 1);
+    const waiting = await this.store.kvList<WorkItem>(WORK_GROUP, {
+      prefix: QUEUE_PREFIX,
+      limit: SCAN_LIMIT,
+    });
+    if (waiting.length === 0) return [];
+    // The counters as they are now, so that items of a full agent or repository cost no write.
+    // They are only a hint: each admission's transaction checks the limits itself.
+    const counts = new Map<string, number>();
+    const keys = new Set<string>();
+    for (const { value: item } of waiting) {
+      keys.add(this.agentCounter(item.agent));
+      keys.add(this.repoCounter(item.repo));
+    }
+    await Promise.all([...keys].map(async (k) => counts.set(k, await this.count(k))));
+
+    // The plan: what fits by those counts, in queue order (priority, then FIFO). Everything in it
+    // may run now, so the order of the admissions inside it does not matter; each worker starts
+    // at its own random place in it, so that a burst of workers admitting at once mostly admit
+    // different items instead of all racing for the queue's head. An item whose agent or
+    // repository filled meanwhile fails its transaction and is skipped.
+    const plan: Array<{ key: string; item: WorkItem; limit: number }> = [];
+    const planned = new Map(counts);
+    for (const { key, value: item } of waiting) {
+      const agentKey = this.agentCounter(item.agent);
+      const repoKey = this.repoCounter(item.repo);
+      const limit = this.limitOf(item.agent) ?? item.limit;
+      if ((planned.get(agentKey) ?? 0) >= limit) continue;
+      if ((planned.get(repoKey) ?? 0) >= this.repoLimit) continue;
+      planned.set(agentKey, (planned.get(agentKey) ?? 0) + 1);
+      planned.set(repoKey, (planned.get(repoKey) ?? 0) + 1);
+      plan.push({ key, item, limit });
+    }
+    const start = Math.floor(Math.random() * plan.length);
+    const admitted: RunningItem[] = [];
+    const full = new Set<string>();
+    for (let n = 0; n < plan.length; n++) {
+      const { key, item, limit } = plan[(start + n) % plan.length]!;
+      const agentKey = this.agentCounter(item.agent);
+      const repoKey = this.repoCounter(item.repo);
+      if (full.has(agentKey) || full.has(repoKey)) continue;
+      const running: RunningItem = { ...item, admittedAt: this.now().toISOString() };
+      let out: Awaited<ReturnType<RunStore['kvTransact']>>;
+      try {
+        out = await this.store.kvTransact([
+          {
+            op: 'put',
+            group: WORK_GROUP,
+            key: `${RUNNING_PREFIX}${item.id}`,
+            value: running,
+            expectedVersion: 0,
+          },
+          { op: 'delete', group: WORK_GROUP, key, mustExist: true },
+          { op: 'add', group: WORK_GROUP, key: agentKey, by: 1, below: limit },
+          { op: 'add', group: WORK_GROUP, key: repoKey, by: 1, below: this.repoLimit },
+        ]);
+      } catch (err) {
+        // Other workers' admissions keep conflicting with ours: they are walking the same plan,
+        // so leave the rest to them (and to the next pump) rather than fail the caller's step.
+        if (err instanceof ConcurrencyError) break;
+        throw err;
       }
-      const admitted: RunningItem[] = [];
-      const staleKeys: string[] = [];
-      const at = this.now().toISOString();
-      for (const { key, value: item } of waiting) {
-        if (slots.running[item.id]) {
-          staleKeys.push(key); // admitted earlier; its queue key outlived a crash
-          continue;
-        }
-        const limit = this.limitOf(item.agent) ?? item.limit;
-        if ((byAgent.get(item.agent) ?? 0) >= limit) continue;
-        if ((byRepo.get(item.repo) ?? 0) >= this.repoLimit) continue;
-        const running: RunningItem = { ...item, admittedAt: at };
-        slots.running[item.id] = running;
+      if (out.ok) {
         admitted.push(running);
-        staleKeys.push(key);
-        byAgent.set(item.agent, (byAgent.get(item.agent) ?? 0) + 1);
-        byRepo.set(item.repo, (byRepo.get(item.repo) ?? 0) + 1);
-      }
-      if (admitted.length === 0) {
-        await this.deleteKeys(staleKeys);
-        return [];
-      }
-      const won = await this.store.kvPut<SlotsRecord>(
-        WORK_GROUP,
-        SLOTS_KEY,
-        { running: slots.running },
-        { expectedVersion: slots.version },
-      );
-      if (!won) {
-        await this.backoff(attempt);
         continue;
       }
-      await this.deleteKeys(staleKeys);
-      return admitted;
+      // Nothing was written. Learn why, so the rest of the pass skips what cannot fit.
+      if (out.failed.includes(0)) await this.store.kvDelete(WORK_GROUP, key); // already running
+      if (out.failed.includes(2)) full.add(agentKey);
+      if (out.failed.includes(3)) full.add(repoKey);
+      // Index 1 alone: withdrawn, or admitted by another worker just now.
     }
-    throw new WorkContentionError('work queue: too much contention on the slot record');
+    // Queue order among what this call admitted (the caller wakes them in this order).
+    admitted.sort((a, b) => queueKey(a).localeCompare(queueKey(b)));
+    return admitted;
   }
 
   private async deleteKeys(keys: string[]): Promise<void> {
@@ -216,7 +252,7 @@ export class AgentWorkQueue {
 
   /** Whether the item holds a slot. */
   async isRunning(id: string): Promise<boolean> {
-    return (await this.slots()).running[id] !== undefined;
+    return (await this.store.kvGet(WORK_GROUP, `${RUNNING_PREFIX}${id}`)) !== undefined;
   }
 
   /**
@@ -230,38 +266,42 @@ export class AgentWorkQueue {
     });
     await this.deleteKeys(waiting.filter((w) => w.value.id === id).map((w) => w.key));
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const slots = await this.slots();
-      const entry = slots.running[id];
+      const entry = (await this.store.kvGet<RunningItem>(WORK_GROUP, `${RUNNING_PREFIX}${id}`))?.value;
       if (!entry) return undefined;
-      delete slots.running[id];
-      const won = await this.store.kvPut<SlotsRecord>(
-        WORK_GROUP,
-        SLOTS_KEY,
-        { running: slots.running },
-        { expectedVersion: slots.version },
-      );
-      if (won) return entry;
-      await this.backoff(attempt);
+      try {
+        const out = await this.store.kvTransact([
+          { op: 'delete', group: WORK_GROUP, key: `${RUNNING_PREFIX}${id}`, mustExist: true },
+          { op: 'add', group: WORK_GROUP, key: this.agentCounter(entry.agent), by: -1 },
+          { op: 'add', group: WORK_GROUP, key: this.repoCounter(entry.repo), by: -1 },
+        ]);
+        // Not ok: another worker released it first.
+        return out.ok ? entry : undefined;
+      } catch (err) {
+        if (!(err instanceof ConcurrencyError)) throw err;
+        await this.backoff(attempt);
+      }
     }
     throw new WorkContentionError(`work queue: could not release ${id}`);
   }
 
   /** Everything queued and running, for status pages and the sweeper. */
   async snapshot(): Promise<{ running: RunningItem[]; waiting: WorkItem[] }> {
-    const [slots, waiting] = await Promise.all([
-      this.slots(),
+    const [runningItems, waiting] = await Promise.all([
+      this.store.kvList<RunningItem>(WORK_GROUP, { prefix: RUNNING_PREFIX }),
       this.store.kvList<WorkItem>(WORK_GROUP, { prefix: QUEUE_PREFIX, limit: SCAN_LIMIT }),
     ]);
-    const waitingItems = waiting.map((w) => w.value).filter((w) => !slots.running[w.id]);
-    const running = Object.values(slots.running).sort((a, b) => a.admittedAt.localeCompare(b.admittedAt));
+    const ids = new Set(runningItems.map((r) => r.value.id));
+    const waitingItems = waiting.map((w) => w.value).filter((w) => !ids.has(w.id));
+    const running = runningItems.map((r) => r.value).sort((a, b) => a.admittedAt.localeCompare(b.admittedAt));
     return { running, waiting: waitingItems };
   }
 
-  /** Running items per agent. */
+  /** Running items per agent (from the counters: one small read). */
   async runningByAgent(): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
-    for (const r of Object.values((await this.slots()).running))
-      counts.set(r.agent, (counts.get(r.agent) ?? 0) + 1);
+    for (const c of await this.store.kvList<number>(WORK_GROUP, { prefix: AGENT_COUNT_PREFIX }))
+      if (typeof c.value === 'number' && c.value > 0)
+        counts.set(c.key.slice(AGENT_COUNT_PREFIX.length), c.value);
     return counts;
   }
 
@@ -272,10 +312,28 @@ export class AgentWorkQueue {
     return item ? { value: item.value, version: item.version } : undefined;
   }
 
+  /**
+   * Record a run's new item before it is dispatched. A record for the same item is kept as it is:
+   * it was written by an earlier attempt of a retried step, which may already have dispatched
+   * (the effect journal then replays that dispatch), so its `startedAt` is the time the agent's
+   * work can date from. Overwriting it with a later time made a completion of that dispatch look
+   * older than its dispatch, and it was ignored; overwriting its state lost a linked workflow run.
+   */
   async putDispatch(record: DispatchRecord): Promise<void> {
-    await this.store.kvPut(WORK_GROUP, `${DISPATCH_PREFIX}${record.runId}`, record, {
+    const key = `${DISPATCH_PREFIX}${record.runId}`;
+    const prior = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
+    if (prior?.value.item === record.item) return;
+    // Conditional on what we read: a concurrent attempt at the same item (a lease takeover) that
+    // wrote first keeps its record.
+    const written = await this.store.kvPut(WORK_GROUP, key, record, {
+      expectedVersion: prior?.version ?? 0,
       ttl: this.ttl(30),
     });
+    if (!written) {
+      const now = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
+      if (now?.value.item !== record.item)
+        throw new WorkContentionError(`work queue: the dispatch record of ${record.runId} changed meanwhile`);
+    }
   }
 
   /** Conditional read-modify-write of a run's dispatch record; `change` returns undefined to leave it. */

@@ -37,6 +37,7 @@ import type {
   CreateRunInput,
   CreateRunResult,
   KvItem,
+  KvWrite,
   ListRunsQuery,
   ReportState,
   RunStore,
@@ -1027,6 +1028,95 @@ export class DynamoRunStore implements RunStore {
       opts.limit,
     );
     return items.filter((i) => !this.expired(i)).map((i) => ({ key: i.sk as string, ...toKv<T>(i) }));
+  }
+
+  async kvTransact(writes: KvWrite[]): Promise<{ ok: true } | { ok: false; failed: number[] }> {
+    if (writes.length === 0) return { ok: true };
+    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = writes.map((w) => {
+      const Key = { pk: `KV#${w.group}`, sk: w.key };
+      if (w.op === 'put') {
+        const expected = w.expectedVersion;
+        return {
+          Put: {
+            TableName: this.tableName,
+            Item: {
+              ...Key,
+              value: w.value,
+              version: (expected ?? 0) + 1,
+              ...(w.ttl !== undefined ? { ttl: w.ttl } : {}),
+            },
+            ...(expected === undefined
+              ? {}
+              : expected === 0
+                ? {
+                    ConditionExpression: 'attribute_not_exists(pk) OR #ttl < :now',
+                    ExpressionAttributeNames: { '#ttl': TABLE_KEYS.ttl },
+                    ExpressionAttributeValues: { ':now': this.nowSeconds() },
+                  }
+                : {
+                    ConditionExpression: '#v = :v',
+                    ExpressionAttributeNames: { '#v': 'version' },
+                    ExpressionAttributeValues: { ':v': expected },
+                  }),
+          },
+        };
+      }
+      if (w.op === 'delete')
+        return {
+          Delete: {
+            TableName: this.tableName,
+            Key,
+            ...(w.mustExist ? { ConditionExpression: 'attribute_exists(pk)' } : {}),
+          },
+        };
+      // A counter is a plain number in `value`; absent counts as 0. The version moves with it, as
+      // with every KV write.
+      return {
+        Update: {
+          TableName: this.tableName,
+          Key,
+          UpdateExpression: 'SET #val = if_not_exists(#val, :zero) + :by ADD #v :one',
+          ExpressionAttributeNames: { '#val': 'value', '#v': 'version' },
+          ExpressionAttributeValues: {
+            ':zero': 0,
+            ':by': w.by,
+            ':one': 1,
+            ...(w.below !== undefined ? { ':below': w.below } : {}),
+          },
+          ...(w.below !== undefined
+            ? { ConditionExpression: 'attribute_not_exists(#val) OR #val < :below' }
+            : {}),
+        },
+      };
+    });
+    const id = `${writes[0]!.group}/${writes[0]!.key}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        return { ok: true };
+      } catch (err) {
+        // DynamoDB Local answers a transaction that waited too long for an item lock with
+        // InternalServerError ("will succeed in actual DynamoDB"); DynamoDB's own 500s are
+        // retryable too. Both are treated like a conflict.
+        const internal = (err as { name?: string }).name === 'InternalServerError';
+        if (!internal && !(err instanceof TransactionCanceledException)) throw this.translate(err, id);
+        const reasons = err instanceof TransactionCanceledException ? (err.CancellationReasons ?? []) : [];
+        const failed = reasons.flatMap((r, i) => (r.Code === 'ConditionalCheckFailed' ? [i] : []));
+        if (failed.length > 0) return { ok: false, failed };
+        if (reasons.some((r) => r.Code === 'ThrottlingError'))
+          throw new ThrottledError(`DynamoDB throttled a KV transaction on ${id}`, { cause: err });
+        if (reasons.some((r) => r.Code === 'ValidationError'))
+          throw new StoreError(`KV transaction on ${id} is invalid: ${describe(reasons)}`, { cause: err });
+        // A conflict with a concurrent transaction on the same keys: try again shortly.
+        if (attempt < 8) {
+          await backoff(attempt);
+          continue;
+        }
+        throw new ConcurrencyError(`KV transaction on ${id} kept conflicting: ${describe(reasons)}`, id, {
+          cause: err,
+        });
+      }
+    }
   }
 
   /** Reads translate SDK exceptions too (a throttled read is a ThrottledError, like a throttled write). */

@@ -123,4 +123,23 @@ export interface RunStore {
     group: string,
     opts?: { limit?: number; prefix?: string },
   ): Promise<Array<{ key: string } & KvItem<T>>>;
+  /**
+   * Several KV writes as one atomic, all-or-nothing change (at most 25 writes, one per key). When
+   * a condition failed nothing was written, and `failed` lists the indexes of the writes whose
+   * condition failed. Throws ConcurrencyError when a concurrent transaction on the same keys kept
+   * cancelling it (try again), ThrottledError when throttled.
+   */
+  kvTransact(writes: KvWrite[]): Promise<{ ok: true } | { ok: false; failed: number[] }>;
 }
+
+/** One write of `kvTransact`. */
+export type KvWrite =
+  /** `expectedVersion`: as in `kvPut` (0: must not exist; undefined: unconditional). */
+  | { op: 'put'; group: string; key: string; value: unknown; expectedVersion?: number; ttl?: number }
+  /** `mustExist`: fail (and write nothing) when the key is absent. */
+  | { op: 'delete'; group: string; key: string; mustExist?: boolean }
+  /**
+   * A numeric counter (its value a number, absent counts as 0): value += by. With `below`, only
+   * while the value before the change is below it (a "count < limit" admission check).
+   */
+  | { op: 'add'; group: string; key: string; by: number; below?: number };

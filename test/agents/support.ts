@@ -4,6 +4,7 @@ import type { Plan, PlanTask } from '../../lib/agents/planner.ts';
 import { createWorkReporter } from '../../lib/agents/work-reporter.ts';
 import { resumeFromWorkflowRun } from '../../lib/agents/workflow-run.ts';
 import type { DiscordRest } from '../../lib/discord/rest.ts';
+import type { FaultPoint } from '../../lib/engine/engine.ts';
 import type { Run, RunEvent } from '../../lib/engine/types.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { GitHubClientFactory } from '../../lib/github/client.ts';
@@ -118,6 +119,8 @@ export async function agentWorld(
     publicUrl?: string;
     discord?: DiscordRest;
     fetch?: typeof fetch;
+    /** The engine's fault points (a worker that dies mid-step). */
+    faults?: (point: FaultPoint, run: Run) => void | Promise<void>;
   } = {},
 ): Promise<AgentWorld> {
   const fake = await new FakeGitHubActions().start();
@@ -130,7 +133,11 @@ export async function agentWorld(
     retries: 0,
   });
   const services: Record<string, unknown> = {};
-  const h = await harness<unknown>([AGENT_WORKFLOW], { services, now: clock.now });
+  const h = await harness<unknown>([AGENT_WORKFLOW], {
+    services,
+    now: clock.now,
+    ...(opts.faults ? { faults: opts.faults } : {}),
+  });
   const hub = new AgentHub({
     store: h.store,
     config: { central: config },

@@ -197,6 +197,78 @@ describe('the agent work queue', () => {
     expect([...ran].sort()).toEqual(items.map((i) => i.id).sort());
   });
 
+  it('admits at scale: 100 runs enqueue and admit at once, each item once, the first 64 in queue order', async () => {
+    const workers = Array.from({ length: 100 }, () => new AgentWorkQueue(store, { repoLimit: 64 }));
+    const items = Array.from({ length: 100 }, (_, n) => item({ limit: 64, priority: n % 3 }));
+    await Promise.all(items.map((i, n) => workers[n]!.enqueue(i)));
+
+    // Every run pumps at once, as ~100 execute steps do after a burst of webhooks.
+    const admitted = (await Promise.all(workers.map((w) => w.admit()))).flat();
+    expect(admitted.length).toBeLessThanOrEqual(64);
+    // A worker whose transactions kept conflicting left the rest to the others and to the next
+    // pump (every release and every sweep pumps): one more pass admits whatever is left.
+    admitted.push(...(await workers[0]!.admit()));
+
+    const ids = admitted.map((a) => a.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(64);
+    const snap = await workers[0]!.snapshot();
+    expect(snap.running.map((r) => r.id).sort()).toEqual([...ids].sort());
+    expect(snap.waiting).toHaveLength(36);
+    // All were queued before anyone admitted: the running ones are exactly the queue's head.
+    const inOrder = [...items].sort((a, b) => queueKey(a).localeCompare(queueKey(b)));
+    expect([...ids].sort()).toEqual(
+      inOrder
+        .slice(0, 64)
+        .map((i) => i.id)
+        .sort(),
+    );
+    expect((await workers[0]!.runningByAgent()).get('coder')).toBe(64);
+  });
+
+  it('keeps every limit at scale while 40 workers release and admit in parallel, until all ran once', async () => {
+    const workers = Array.from({ length: 40 }, () => new AgentWorkQueue(store, { repoLimit: 5 }));
+    const repos = ['acme/app', 'acme/api', 'Acme/App'];
+    const agents = [
+      { agent: 'coder', agentType: 'coder', limit: 6 },
+      { agent: 'reviewer', agentType: 'reviewer', limit: 3 },
+    ];
+    const items = Array.from({ length: 90 }, (_, n) => item({ ...agents[n % 2]!, repo: repos[n % 3]! }));
+    await Promise.all(items.map((i, n) => workers[n % workers.length]!.enqueue(i)));
+    const ran = new Map<string, number>();
+    const violations: string[] = [];
+    const check = async (w: AgentWorkQueue) => {
+      const { running } = await w.snapshot();
+      const by = (f: (r: WorkItem) => string) => {
+        const m = new Map<string, number>();
+        for (const r of running) m.set(f(r), (m.get(f(r)) ?? 0) + 1);
+        return m;
+      };
+      if ((by((r) => r.agent).get('coder') ?? 0) > 6) violations.push('coder over its limit');
+      if ((by((r) => r.agent).get('reviewer') ?? 0) > 3) violations.push('reviewer over its limit');
+      // Repository names are case-insensitive: acme/app and Acme/App share one limit.
+      for (const [repo, n] of by((r) => r.repo.toLowerCase())) if (n > 5) violations.push(`${repo}: ${n}`);
+    };
+    await Promise.all(
+      workers.map(async (w) => {
+        for (let round = 0; round < 200 && ran.size < items.length; round++) {
+          const got = await w.admit();
+          await check(w);
+          for (const g of got) ran.set(g.id, (ran.get(g.id) ?? 0) + 1);
+          await Promise.all(got.map((g) => w.release(g.id)));
+          if (got.length === 0) await w.snapshot(); // someone else holds the slots: look again
+        }
+      }),
+    );
+    expect(violations).toEqual([]);
+    expect([...ran.keys()].sort()).toEqual(items.map((i) => i.id).sort());
+    expect([...ran.values()].every((n) => n === 1)).toBe(true);
+    // The counters came back to zero with the running records.
+    expect(await workers[0]!.snapshot()).toEqual({ running: [], waiting: [] });
+    const counters = await store.kvList<number>('work', { prefix: 'c#' });
+    expect(counters.map((c) => c.value)).toEqual(counters.map(() => 0));
+  });
+
   it('reports workloads: queue depth per agent and what each agent is doing', async () => {
     const config = parseConfig(`
 agents:

@@ -1019,6 +1019,73 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
 
         expect(items.map((i) => i.key)).toEqual(['a', 'b', 'c']);
       });
+
+      it('applies a KV transaction whole: put, delete, and counters that start at 0', async () => {
+        const store = await makeStore();
+        await store.kvPut('work', 'q#1', 'waiting');
+
+        const out = await store.kvTransact([
+          { op: 'put', group: 'work', key: 'r#1', value: { id: 1 }, expectedVersion: 0 },
+          { op: 'delete', group: 'work', key: 'q#1', mustExist: true },
+          { op: 'add', group: 'work', key: 'c#a', by: 1, below: 2 },
+        ]);
+
+        expect(out).toEqual({ ok: true });
+        expect(await store.kvGet('work', 'r#1')).toEqual({ value: { id: 1 }, version: 1 });
+        expect(await store.kvGet('work', 'q#1')).toBeUndefined();
+        expect(await store.kvGet('work', 'c#a')).toEqual({ value: 1, version: 1 });
+      });
+
+      it('writes nothing when a condition fails, and names the writes that failed', async () => {
+        const store = await makeStore();
+        await store.kvTransact([{ op: 'add', group: 'work', key: 'c#a', by: 2 }]);
+
+        const out = await store.kvTransact([
+          { op: 'put', group: 'work', key: 'r#1', value: 'x', expectedVersion: 0 },
+          { op: 'delete', group: 'work', key: 'q#missing', mustExist: true },
+          { op: 'add', group: 'work', key: 'c#a', by: 1, below: 2 },
+          { op: 'add', group: 'work', key: 'c#b', by: 1, below: 2 },
+        ]);
+
+        expect(out).toEqual({ ok: false, failed: [1, 2] });
+        expect(await store.kvGet('work', 'r#1')).toBeUndefined();
+        expect(await store.kvGet('work', 'c#a')).toEqual({ value: 2, version: 1 });
+        expect(await store.kvGet('work', 'c#b')).toBeUndefined();
+      });
+
+      it('counts down as well as up, and a put at a stale version fails the transaction', async () => {
+        const store = await makeStore();
+        await store.kvPut('work', 'k', 'v1');
+        await store.kvTransact([{ op: 'add', group: 'work', key: 'c', by: 3 }]);
+
+        expect(await store.kvTransact([{ op: 'add', group: 'work', key: 'c', by: -1 }])).toEqual({
+          ok: true,
+        });
+        expect(
+          await store.kvTransact([
+            { op: 'add', group: 'work', key: 'c', by: -1 },
+            { op: 'put', group: 'work', key: 'k', value: 'v2', expectedVersion: 7 },
+          ]),
+        ).toEqual({ ok: false, failed: [1] });
+        expect((await store.kvGet('work', 'c'))?.value).toBe(2);
+      });
+
+      it('lets exactly `below` of many concurrent guarded increments through', async () => {
+        const store = await makeStore();
+
+        const outs = await Promise.all(
+          Array.from({ length: 12 }, (_, i) =>
+            store.kvTransact([
+              { op: 'add', group: 'work', key: 'c', by: 1, below: 5 },
+              { op: 'put', group: 'work', key: `r#${i}`, value: i, expectedVersion: 0 },
+            ]),
+          ),
+        );
+
+        expect(outs.filter((o) => o.ok)).toHaveLength(5);
+        expect((await store.kvGet('work', 'c'))?.value).toBe(5);
+        expect(await store.kvList('work', { prefix: 'r#' })).toHaveLength(5);
+      });
     });
   });
 }

@@ -1,0 +1,60 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { isTerminal } from '../../lib/engine/types.ts';
+import { type AgentWorld, agentWorld } from './support.ts';
+
+/**
+ * A worker dies after the execute step dispatched the agent's workflow but before the step
+ * committed. The retried step replays the journaled dispatch; its dispatch record must keep the
+ * first attempt's times, or the workflow's completion (created before the retry) is ignored as
+ * "created before the current item was dispatched" and the task waits until it times out.
+ */
+describe('a retried execute step', () => {
+  let w: AgentWorld;
+  afterEach(async () => {
+    await w?.stop();
+  });
+
+  it('keeps the first dispatch time, dispatches once, and accepts the completion', async () => {
+    let crashed = false;
+    w = await agentWorld({
+      faults: (point, run) => {
+        if (point !== 'after-effect' || run.step?.node !== 'execute' || crashed) return;
+        crashed = true;
+        throw new Error('worker died after the dispatch');
+      },
+    });
+    const firstAttemptAt = w.clock.now().getTime();
+    const started = await w.start([{ agent: 'coder' }]);
+    expect(crashed).toBe(true);
+    expect(w.fake.dispatches).toHaveLength(1);
+    const first = (await w.hub.queue.getDispatch(started.id))!.value;
+
+    // The lease lapses; the sweeper takes the step over well after the first attempt.
+    let run = await w.run(started.id);
+    for (let round = 0; round < 6 && run.status !== 'waiting'; round++) {
+      w.clock.advance(10 * 60_000);
+      await w.h.engine.sweep();
+      await w.h.settle();
+      run = await w.run(started.id);
+    }
+    expect(run.status).toBe('waiting');
+    expect(run.gate).toMatchObject({ kind: 'agent', correlation: `${started.id}.t1.1` });
+    const succeeded = (await w.events(started.id)).find((e) => e.type === 'step.succeeded');
+    expect(succeeded?.detail).toMatchObject({ attempt: 2 });
+    expect(w.fake.dispatches).toHaveLength(1); // the journal replayed it
+
+    const rec = (await w.hub.queue.getDispatch(started.id))!.value;
+    expect(rec.state).toBe('dispatched');
+    expect(rec.startedAt).toBe(first.startedAt);
+    expect(Date.parse(rec.startedAt)).toBeLessThan(firstAttemptAt + 60_000);
+    expect(rec.dispatchedAt).toBe(first.startedAt);
+
+    // The default run-name carries only the run id, so the completion is dated against the
+    // dispatch: it was created at the first attempt, ten minutes before the retry.
+    const res = await w.complete(started.id, 'success');
+    expect(res).toMatchObject({ outcome: 'resumed', runId: started.id });
+    const done = await w.run(started.id);
+    expect(isTerminal(done.status)).toBe(true);
+    expect(done.status).toBe('succeeded');
+  });
+});
