@@ -5,6 +5,7 @@ import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
 import { resolveStoreEnv } from '../lib/app/local-env.ts';
 import { Engine, type Signal } from '../lib/engine/engine.ts';
 import { SwitchyardError } from '../lib/engine/errors.ts';
+import { describePause, listPauses, setPaused } from '../lib/engine/pause.ts';
 import { isTerminal, RUN_STATUSES, type Run, type RunEvent, toPublicRun } from '../lib/engine/types.ts';
 import type { Outgoing, WorkQueue } from '../lib/queue/port.ts';
 import { buildRegistry } from '../lib/workflows/index.ts';
@@ -21,6 +22,8 @@ const USAGE = `usage: npm run runs -- <command> [--json]
   reject ID [--reason TEXT]                          reject it
   cancel ID [--reason TEXT]                          cancel a run in any non-terminal state
   retry ID                                           re-run a failed run from its failed node
+  pause|resume [--repo owner/name]                   kill switch: no new runs or dispatches (audited)
+  paused                                             what is paused
 
 Uses DYNAMODB_ENDPOINT / TABLE_NAME, else a running local stack (npm start), else AWS
 (TABLE_NAME and QUEUE_URL of the deployed stack).`;
@@ -168,6 +171,24 @@ export async function main(argv: string[], out: (s: string) => void = console.lo
       outcome,
       run: toPublicRun(run),
     });
+    return 0;
+  }
+  if (command === 'pause' || command === 'resume') {
+    if (values.repo !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(values.repo)) {
+      out('--repo must be owner/name');
+      return 2;
+    }
+    const res = await setPaused(store, {
+      paused: command === 'pause',
+      ...(values.repo ? { repo: values.repo } : {}),
+      by,
+    });
+    print(`${command}${res.changed ? 'd' : ' (no change)'}: ${res.scope}`, res);
+    return 0;
+  }
+  if (command === 'paused') {
+    const pauses = await listPauses(store);
+    print(pauses.map(describePause).join('\n') || 'nothing is paused', { pauses });
     return 0;
   }
   if (!id) {

@@ -1,3 +1,4 @@
+import { describePause, pausedFor } from '../engine/pause.ts';
 import type { EdgeDefinition, NodeResult, StepContext } from '../engine/workflow.ts';
 import type { RegisteredAgent } from '../routing/agents.ts';
 import type { BudgetCaps } from '../routing/budgets-config.ts';
@@ -371,13 +372,13 @@ class ExecuteStep {
     return this.waitQueued(cur);
   }
 
-  private waitQueued(cur: CurrentItem): NodeResult {
+  private waitQueued(cur: CurrentItem, paused?: string): NodeResult {
     return {
       wait: {
         kind: 'agent',
         correlation: cur.correlation,
         expiresInMs: Math.max(1_000, Date.parse(cur.expiresAt) - this.now.getTime()),
-        prompt: `${cur.task} is queued for ${cur.agent} (waiting for a free slot)`,
+        prompt: `${cur.task} is queued for ${cur.agent} (${paused ?? 'waiting for a free slot'})`,
       },
       output: this.output(),
     };
@@ -429,6 +430,9 @@ class ExecuteStep {
 
   private async dispatch(): Promise<NodeResult> {
     const cur = this.state.current!;
+    // Kill switch: keep the task queued (its slot held); the sweeper's reconcile wakes it again.
+    const paused = await pausedFor(this.hub.store, this.run.subject.repo);
+    if (paused) return this.waitQueued(cur, describePause(paused));
     const agent = this.hub.registry().get(cur.agent);
     if (!agent) {
       await this.hub.queue.release(cur.item);

@@ -1,5 +1,6 @@
 import { logger } from '../common/observability.ts';
 import type { Reporter } from '../engine/engine.ts';
+import { pausedFor } from '../engine/pause.ts';
 import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
 import { splitRepo } from '../github/client.ts';
 import { GitHubApiError, PermissionDeniedError } from '../github/errors.ts';
@@ -42,6 +43,8 @@ export function createWorkReporter(deps: HubDeps | AgentHub): Reporter {
       }
       if (run.status !== 'waiting' || run.gate?.kind !== 'agent' || !current) return;
       if (current.state === 'queued' && run.gate.correlation === current.correlation) {
+        // Kill switch: the dispatch is held; waking it here would spin. The sweep retries it.
+        if (await pausedFor(hub.store, run.subject.repo)) return;
         if (await hub.queue.isRunning(current.item)) {
           const entry = (await hub.queue.snapshot()).running.find((r) => r.id === current.item);
           if (entry) await hub.wake(entry);

@@ -146,4 +146,22 @@ export const COMMANDS = [
       },
     ],
   },
+  ...(['pause', 'resume'] as const).map((name) => ({
+    type: CHAT_INPUT,
+    name,
+    description:
+      name === 'pause'
+        ? 'Admins: stop new runs and agent dispatches (everywhere, or for one repository)'
+        : 'Admins: let runs and dispatches through again (everywhere, or for one repository)',
+    ...GUILD_ONLY,
+    options: [
+      {
+        type: OptionType.String,
+        name: 'repo',
+        description: 'Repository as owner/name; omit for everything',
+        required: false,
+        max_length: 140,
+      },
+    ],
+  })),
 ] satisfies RESTPutAPIApplicationCommandsJSONBody;

@@ -7,7 +7,13 @@ import type {
 } from 'discord-api-types/v10';
 import { logger } from '../common/observability.ts';
 import type { Signal, StartRunInput, StartRunResult } from '../engine/engine.ts';
-import { InvalidSignalError, StaleApprovalError, UnknownWorkflowError } from '../engine/errors.ts';
+import {
+  InvalidSignalError,
+  RunPausedError,
+  StaleApprovalError,
+  UnknownWorkflowError,
+} from '../engine/errors.ts';
+import { describePause, listPauses, setPaused } from '../engine/pause.ts';
 import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
 import type { ListRunsQuery, RunStore } from '../store/port.ts';
 import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
@@ -60,7 +66,7 @@ export interface DiscordEnginePort {
 }
 
 /** The run store's KV (tokens, bindings, audit) and its sparse index of active runs (one query). */
-export type DiscordStorePort = KvPort & Pick<RunStore, 'listActive'>;
+export type DiscordStorePort = KvPort & Pick<RunStore, 'listActive' | 'kvList'>;
 
 export interface InteractionDeps {
   engine: DiscordEnginePort;
@@ -273,7 +279,11 @@ export function createInteractionRouter(
     try {
       return await engine.startRun(input);
     } catch (err) {
-      if (err instanceof UnknownWorkflowError || err instanceof InvalidSignalError) {
+      if (
+        err instanceof UnknownWorkflowError ||
+        err instanceof InvalidSignalError ||
+        err instanceof RunPausedError
+      ) {
         await kv.kvDelete(TOKEN_GROUP, i.id);
         return ephemeral(`⚠️ ${err.message}`);
       }
@@ -398,7 +408,33 @@ export function createInteractionRouter(
       deps.workloads?.().catch(() => undefined),
     ]);
     const finished = recent.filter((r) => isTerminal(r.status));
-    return message(withLink(renderRunList(active, finished, ACTIVE_LIMIT, agents)), { ephemeral: true });
+    const body = renderRunList(active, finished, ACTIVE_LIMIT, agents);
+    const pauses = await listPauses(kv);
+    const paused = pauses.map((p) => `⏸️ ${describePause(p)}`).join('\n');
+    return message(withLink(paused ? { ...body, content: truncate(paused, 1900) } : body), {
+      ephemeral: true,
+    });
+  }
+
+  /** The kill switch (admins only): stored in KV, audited, shown by /status. */
+  async function pauseCommand(
+    i: APIInteraction,
+    paused: boolean,
+    opts: Map<string, Option>,
+  ): Promise<APIInteractionResponse> {
+    const command = paused ? 'pause' : 'resume';
+    const refused = await guard(i, command);
+    if (refused) return refused;
+    const repo = str(opts.get('repo'));
+    if (repo !== undefined && !REPO.test(repo)) return ephemeral('Give the repository as owner/name.');
+    const res = await setPaused(kv, { paused, ...(repo ? { repo } : {}), by: byOf(actorOf(i)), now: now() });
+    const what = res.scope === 'global' ? 'everything' : res.scope;
+    if (!res.changed) return ephemeral(`${what} was already ${paused ? 'paused' : 'running'}.`);
+    return ephemeral(
+      paused
+        ? `⏸️ Paused ${what}: no new runs start and nothing is dispatched; waiting runs stay where they are.`
+        : `▶️ Resumed ${what}.`,
+    );
   }
 
   async function approve(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
@@ -724,6 +760,9 @@ export function createInteractionRouter(
             return retry(i, values);
           case 'route':
             return route(i, sub, values);
+          case 'pause':
+          case 'resume':
+            return pauseCommand(i, data.name === 'pause', values);
           default:
             return ephemeral(`Unknown command /${truncate(String(data.name), 32)}.`);
         }

@@ -5,7 +5,18 @@
  */
 import { type ChannelMapping, channelFor, channelsFromConfig, isApprover } from './channels.ts';
 
-export const COMMAND_NAMES = ['plan', 'status', 'approve', 'cancel', 'route', 'retry'] as const;
+export const COMMAND_NAMES = [
+  'plan',
+  'status',
+  'approve',
+  'cancel',
+  'route',
+  'retry',
+  'pause',
+  'resume',
+] as const;
+/** The kill switch is for admins only: no allowlist in the config can hand it out. */
+const ADMIN_ONLY: ReadonlySet<string> = new Set(['pause', 'resume']);
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export interface Allowlist {
@@ -48,6 +59,7 @@ const nonEmpty = (l: Allowlist | undefined): boolean =>
 export function authorize(policy: DiscordPolicy, command: CommandName, actor: Actor): Decision {
   if (policy.admins.users.includes(actor.userId)) return { allowed: true, via: 'admin-user' };
   if (actor.roles.some((r) => policy.admins.roles.includes(r))) return { allowed: true, via: 'admin-role' };
+  if (ADMIN_ONLY.has(command)) return { allowed: false, reason: `/${command} is limited to admins` };
   const list = policy.permissions[command];
   if (!nonEmpty(list)) return { allowed: false, reason: `/${command} is limited to admins` };
   if (list?.users?.includes(actor.userId)) return { allowed: true, via: 'user' };

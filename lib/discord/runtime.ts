@@ -8,6 +8,7 @@ import { makeConsoleLink } from './console-link.ts';
 import type { DiscordServices } from './handler.ts';
 import type { DiscordPolicy } from './policy.ts';
 import { policyFromFile, policyFromJsonFile } from './policy-file.ts';
+import { policyWithVersions } from './policy-versions.ts';
 import { discordWorkflowDefinitions } from './workflows.ts';
 
 /**
@@ -37,7 +38,13 @@ export function servicesFromEnv(env: NodeJS.ProcessEnv = process.env): DiscordSe
         baseUrl: env.API_BASE_URL,
       })
     : undefined;
-  return { engine, store, policy: policyFromEnv(env), workloads, ...(consoleLink ? { consoleLink } : {}) };
+  return {
+    engine,
+    store,
+    policy: policyWithVersions(store, policyFromEnv(env)),
+    workloads,
+    ...(consoleLink ? { consoleLink } : {}),
+  };
 }
 
 /**

@@ -10,10 +10,12 @@ import {
   InvalidSubjectError,
   NonRetryableError,
   RunConflictError,
+  RunPausedError,
   StaleApprovalError,
   StepTimeoutError,
   UnknownWorkflowError,
 } from './errors.ts';
+import { auditPause, describePause, pausedFor } from './pause.ts';
 import {
   isTerminal,
   type NewEvent,
@@ -259,6 +261,18 @@ export class Engine<S = unknown> {
     const policy = input.concurrency ?? 'attach';
     const subject = subjectOf(input.subject);
     checkSubject(wf, subject);
+    // The kill switch: refuse (and record why) before anything is written.
+    const paused = await pausedFor(this.store, subject.repo);
+    if (paused) {
+      const reason = describePause(paused);
+      await auditPause(this.store, 'run.refused', {
+        reason,
+        workflow: wf.name,
+        subject,
+        trigger: input.trigger,
+      });
+      throw new RunPausedError(`no new runs: ${reason}`);
+    }
     let superseded = false;
     for (let attempt = 0; attempt < 5; attempt++) {
       const now = this.now();

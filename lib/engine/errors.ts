@@ -62,3 +62,8 @@ export class InvalidSubjectError extends NonRetryableError {
     super(message);
   }
 }
+
+/** The kill switch is on for this scope (lib/engine/pause.ts): no new run starts. */
+export class RunPausedError extends NonRetryableError {
+  override name = 'RunPausedError';
+}

@@ -2,7 +2,7 @@ import { resumeCiGates } from '../agents/gates.ts';
 import { MetricName } from '../common/metric-names.ts';
 import { type Counter, logger, metricsCounter } from '../common/observability.ts';
 import type { Signal, StartRunInput, StartRunResult } from '../engine/engine.ts';
-import { InvalidSubjectError, RunConflictError } from '../engine/errors.ts';
+import { InvalidSubjectError, RunConflictError, RunPausedError } from '../engine/errors.ts';
 import type { Run, Subject } from '../engine/types.ts';
 import type { GitHubClientFactory } from '../github/client.ts';
 import { eventKey, type NormalizedEvent } from '../github/events.ts';
@@ -205,6 +205,11 @@ export async function startRouted(
         statusCode: 202,
         body: { status: 'rejected', reason: err.message, activeRun: err.activeRunId },
       };
+    }
+    if (err instanceof RunPausedError) {
+      // The kill switch (npm run runs -- pause, /pause): refused and audited, not lost to a retry.
+      logger.info('github run refused', { delivery, event: key, repo, reason: err.message });
+      return { statusCode: 202, body: { status: 'paused', reason: err.message } };
     }
     if (err instanceof InvalidSubjectError) {
       // A rule sent an event without an issue (a push, a CI run) to a workflow that needs one:

@@ -1,6 +1,14 @@
+import { logger } from '../common/observability.ts';
 import type { GitHubClient } from '../github/client.ts';
 import type { RunStore } from '../store/port.ts';
-import { type ConfigSource, overlayConfig, readSource, type SwitchyardConfig } from './config.ts';
+import {
+  type ConfigSource,
+  overlayConfig,
+  parseConfigSource,
+  readSource,
+  type SwitchyardConfig,
+} from './config.ts';
+import { activeConfig } from './config-versions.ts';
 import { ConfigError } from './errors.ts';
 
 /**
@@ -45,8 +53,13 @@ interface MemoryEntry {
 }
 
 export class ConfigProvider {
-  readonly central: SwitchyardConfig;
-  readonly centralSource: ConfigSource;
+  /** The active central config: the newest pushed version (npm run config:push), else the bundled file. */
+  central: SwitchyardConfig;
+  centralSource: ConfigSource;
+  private readonly bundled: { config: SwitchyardConfig; source: ConfigSource };
+  /** The pushed version in use (0: the bundled file), and when the table was last read for it. */
+  centralVersion = 0;
+  private centralCheckedAt = Number.NEGATIVE_INFINITY;
   private readonly store: RunStore;
   private readonly now: () => Date;
   private readonly memoryTtlMs: number;
@@ -63,9 +76,39 @@ export class ConfigProvider {
   }) {
     this.central = opts.central.config;
     this.centralSource = opts.central.source;
+    this.bundled = opts.central;
     this.store = opts.store;
     this.now = opts.now ?? (() => new Date());
     this.memoryTtlMs = opts.memoryTtlMs ?? 60_000;
+  }
+
+  /**
+   * Pick up a pushed central config at most `memoryTtlMs` (60 s) after it was pushed: one KV read
+   * per process per interval. A stored version that no longer validates (a schema change since)
+   * is logged and the bundled file applies.
+   */
+  async refreshCentral(): Promise<void> {
+    const at = this.now().getTime();
+    if (at - this.centralCheckedAt < this.memoryTtlMs) return;
+    this.centralCheckedAt = at;
+    const stored = await activeConfig(this.store);
+    const version = stored?.version ?? 0;
+    if (version === this.centralVersion) return;
+    let next = this.bundled;
+    if (stored) {
+      try {
+        next = parseConfigSource(stored.text, `${stored.file} (version ${stored.version})`);
+      } catch (err) {
+        logger.error('central config version refused, using the bundled file', {
+          version,
+          error: (err as Error).message,
+        });
+      }
+    }
+    this.central = next.config;
+    this.centralSource = next.source;
+    this.centralVersion = version;
+    this.memory.clear();
   }
 
   private get enabled(): boolean {
@@ -107,6 +150,7 @@ export class ConfigProvider {
 
   /** Ingress: memory, then KV (stale entries included); never the API. */
   async cached(repo: string | undefined): Promise<RepoConfigResult> {
+    await this.refreshCentral();
     if (!repo || !this.enabled)
       return { config: this.central, origin: 'central', known: true, fetched: false };
     const mem = this.memory.get(repo);
@@ -134,6 +178,7 @@ export class ConfigProvider {
     client: GitHubClient,
     opts: { refresh?: boolean } = {},
   ): Promise<RepoConfigResult> {
+    await this.refreshCentral();
     if (!repo || !this.enabled)
       return { config: this.central, origin: 'central', known: true, fetched: false };
     if (!opts.refresh) {

@@ -22,7 +22,7 @@ function optionLists(): Array<[string, Opt[]]> {
 }
 
 describe('command definitions', () => {
-  it('are the seven commands the README documents', () => {
+  it('are the nine commands the README documents', () => {
     expect(COMMANDS.map((c) => c.name)).toEqual([
       'plan',
       'status',
@@ -31,6 +31,8 @@ describe('command definitions', () => {
       'reject',
       'retry',
       'route',
+      'pause',
+      'resume',
     ]);
   });
 
@@ -83,7 +85,17 @@ describe('npm run discord:register', () => {
       rest,
       print,
     });
-    expect(names).toEqual(['plan', 'status', 'approve', 'cancel', 'reject', 'retry', 'route']);
+    expect(names).toEqual([
+      'plan',
+      'status',
+      'approve',
+      'cancel',
+      'reject',
+      'retry',
+      'route',
+      'pause',
+      'resume',
+    ]);
     expect(discord.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
       `PUT /applications/${APP_ID}/guilds/${GUILD_ID}/commands`,
     ]);

@@ -717,3 +717,39 @@ describe('interaction tokens', () => {
     }
   });
 });
+
+describe('the kill switch: /pause and /resume', () => {
+  const content = (r: { data?: Record<string, unknown> }) => String(r.data?.content ?? '');
+
+  it('is for admins only: a stranger is refused and nothing is paused', async () => {
+    const res = await send(command('pause', [], { user: STRANGER }));
+    expect(content(res)).toContain('/pause is limited to admins');
+    expect(await h.store.kvList('pause')).toEqual([]);
+  });
+
+  it('blocks new runs in the paused repository, shows it in /status, and lets them through after /resume', async () => {
+    const paused = await send(command('pause', [opt.str('repo', 'acme/widgets')]));
+    expect(content(paused)).toContain('Paused acme/widgets');
+
+    const refused = await send(command('plan', [opt.str('issue', '61')]));
+    expect(content(refused)).toContain('no new runs: acme/widgets is paused');
+    expect(await runsFor('acme/widgets', 61)).toHaveLength(0);
+    // Another repository is not paused.
+    expect(await send(command('plan', [opt.str('issue', 'acme/other#61')]))).toEqual({ type: 5 });
+
+    const status = await send(command('status'));
+    expect(content(status)).toContain('⏸️ acme/widgets is paused');
+
+    const audit = (await h.store.kvList<{ type: string; scope?: string }>(AUDIT_GROUP)).map((a) => a.value);
+    expect(audit).toContainEqual(expect.objectContaining({ type: 'pause', scope: 'acme/widgets' }));
+    expect(audit).toContainEqual(expect.objectContaining({ type: 'run.refused' }));
+
+    expect(content(await send(command('resume', [opt.str('repo', 'acme/widgets')])))).toContain(
+      'Resumed acme/widgets',
+    );
+    expect(await send(command('plan', [opt.str('issue', '61')]))).toEqual({ type: 5 });
+    await h.settle();
+    expect(await runsFor('acme/widgets', 61)).toHaveLength(1);
+    expect(content(await send(command('status')))).not.toContain('paused');
+  });
+});
