@@ -19,6 +19,12 @@ export interface FunctionSpec {
   memoryMb: number;
   /** DynamoDB access on the run table and its indexes. */
   table: 'read' | 'readWrite';
+  /**
+   * Partition keys this function may touch on the table itself (`dynamodb:LeadingKeys`, patterns
+   * as in StringLike). Absent: the whole key space, where the function's own transactions span
+   * every item kind (docs/design.md, "Table access per function").
+   */
+  tableKeys?: readonly string[];
   /** May send messages to the work queue. */
   sendsWork: boolean;
   /** Secrets it may read; only these get a `<NAME>_SECRET_ARN` variable and a read grant. */
@@ -76,6 +82,9 @@ export const FUNCTIONS = [
     timeoutSeconds: 10,
     memoryMb: 512,
     table: 'read',
+    // Runs and their events, the health probe and the agents' work queue (GET /workloads): never
+    // the Discord interaction tokens, idempotency records or locks.
+    tableKeys: ['RUN#*', 'KV#health', 'KV#work'],
     sendsWork: false,
     secrets: [],
   },

@@ -489,7 +489,7 @@ export class SwitchyardStack extends Stack {
       },
     });
 
-    this.grantTable(role, spec.table);
+    this.grantTable(role, spec.table, 'tableKeys' in spec ? spec.tableKeys : undefined);
     if (spec.sendsWork) this.queue.grantSendMessages(role);
     return fn;
   }
@@ -498,12 +498,16 @@ export class SwitchyardStack extends Stack {
    * Table access written out by hand rather than `grantReadWriteData`: no Scan (no request path
    * may scan), no stream actions, and each index named, so the policy holds no wildcard.
    */
-  private grantTable(role: Role, access: FunctionSpec['table']): void {
+  private grantTable(role: Role, access: FunctionSpec['table'], leadingKeys?: readonly string[]): void {
     const indexArns = Object.values(INDEXES).map((index) => `${this.table.tableArn}/index/${index.name}`);
     role.addToPrincipalPolicy(
       new PolicyStatement({
         actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
         resources: [this.table.tableArn],
+        // Only these partitions of the table (the indexes are KEYS_ONLY: a query there shows keys).
+        ...(leadingKeys
+          ? { conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...leadingKeys] } } }
+          : {}),
       }),
     );
     role.addToPrincipalPolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: indexArns }));
@@ -519,6 +523,9 @@ export class SwitchyardStack extends Stack {
             'dynamodb:ConditionCheckItem',
           ],
           resources: [this.table.tableArn],
+          ...(leadingKeys
+            ? { conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...leadingKeys] } } }
+            : {}),
         }),
       );
     }

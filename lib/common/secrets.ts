@@ -6,6 +6,8 @@
  * The Powertools module (and with it the Secrets Manager client) is imported only when a secret is
  * actually fetched from AWS, so handlers that never need one do not pay for it at cold start.
  */
+import { logger } from './observability.ts';
+
 export type SecretName =
   | 'DISCORD_BOT_TOKEN'
   | 'GITHUB_WEBHOOK_SECRET'
@@ -24,11 +26,49 @@ const LOCAL_FALLBACKS: Record<SecretName, readonly string[]> = {
   CONSOLE_LINK_KEY: ['CONSOLE_LINK_KEY'],
 };
 
+export interface SecretReadOptions {
+  /** Skip the cache and ask Secrets Manager now (after a 401: the value was likely rotated). */
+  forceFetch?: boolean;
+}
+
+/**
+ * The stack creates every secret with a generated placeholder (32 letters and digits, see
+ * infra/switchyard-stack.ts) until operators store the real value. Neither a Discord bot token
+ * (three dot-separated parts) nor a GitHub token (`ghp_…`, `github_pat_…`, `ghs_…`) nor App JSON
+ * has that shape, so for these two a placeholder means "not configured yet": dry-run, not a
+ * stream of 401s. (The webhook secret and link key fail closed on their own: nobody knows the
+ * placeholder, so nothing verifies against it.)
+ */
+const PLACEHOLDER_CHECKED: ReadonlySet<string> = new Set(['DISCORD_BOT_TOKEN', 'GITHUB_CREDENTIALS']);
+const PLACEHOLDER = /^[A-Za-z0-9]{32}$/;
+const warnedPlaceholder = new Set<string>();
+
+export function isPlaceholderSecret(value: string): boolean {
+  return PLACEHOLDER.test(value.trim());
+}
+
 export async function getSecretValue(
   name: SecretName,
   env: NodeJS.ProcessEnv = process.env,
+  opts: SecretReadOptions = {},
 ): Promise<string | undefined> {
-  return readSecret(name, LOCAL_FALLBACKS[name], env);
+  const value = await readSecret(name, LOCAL_FALLBACKS[name], env, opts);
+  const arn = env[`${name}_SECRET_ARN`];
+  if (value !== undefined && arn && PLACEHOLDER_CHECKED.has(name)) {
+    if (isPlaceholderSecret(value)) {
+      // Once per process and secret: the value is re-read every few minutes and must not flood the logs.
+      if (!warnedPlaceholder.has(arn)) {
+        warnedPlaceholder.add(arn);
+        logger.warn(`${name} still holds the placeholder the stack created: running as a dry-run`, {
+          secret: name,
+          fix: 'store the real value with put-secret-value (docs/deploy.md)',
+        });
+      }
+      return undefined;
+    }
+    warnedPlaceholder.delete(arn);
+  }
+  return value;
 }
 
 /**
@@ -47,11 +87,15 @@ async function readSecret(
   name: string,
   fallbacks: readonly string[],
   env: NodeJS.ProcessEnv,
+  opts: SecretReadOptions = {},
 ): Promise<string | undefined> {
   const arn = env[`${name}_SECRET_ARN`];
   if (arn) {
     const { getSecret } = await import('@aws-lambda-powertools/parameters/secrets');
-    const value = await getSecret(arn, { maxAge: SECRET_MAX_AGE_SECONDS });
+    const value = await getSecret(arn, {
+      maxAge: SECRET_MAX_AGE_SECONDS,
+      ...(opts.forceFetch ? { forceFetch: true } : {}),
+    });
     if (value === undefined) return undefined;
     const text = typeof value === 'string' ? value : new TextDecoder().decode(value);
     return text === '' ? undefined : text;

@@ -24,8 +24,13 @@ export interface DiscordCall {
 export interface DiscordRestOptions {
   /** DISCORD_API_URL; tests point it at a loopback fake. */
   baseUrl?: string;
-  /** The bot token, or a lazy lookup (Secrets Manager on AWS). Absent: dry-run. */
-  botToken?: string | (() => Promise<string | undefined>);
+  /**
+   * The bot token, or a lookup asked before every bot call (Secrets Manager on AWS, which caches
+   * it for a bounded time, so a rotated token is picked up). After a 401 the lookup is asked
+   * again with `forceFetch` and the call retried once. Absent (or a lookup answering undefined):
+   * dry-run.
+   */
+  botToken?: string | ((opts?: { forceFetch?: boolean }) => Promise<string | undefined>);
   /** Force dry-run: calls are recorded, not sent. Default: dry-run when there is no bot token. */
   dryRun?: boolean;
   /** Sees every call not sent in dry-run (the caller records it as a run event). */
@@ -56,7 +61,6 @@ const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolv
 export class DiscordRest {
   readonly baseUrl: string;
   private readonly opts: DiscordRestOptions;
-  private tokenPromise: Promise<string | undefined> | undefined;
   private dryRunCount = 0;
 
   constructor(opts: DiscordRestOptions = {}) {
@@ -66,15 +70,14 @@ export class DiscordRest {
 
   /** The same client reporting dry-run calls to `onDryRun` (e.g. a step's `emit`). */
   withDryRunRecorder(onDryRun: (call: DiscordCall) => void): DiscordRest {
-    const child = new DiscordRest({ ...this.opts, onDryRun });
-    child.tokenPromise = this.tokenPromise;
-    return child;
+    return new DiscordRest({ ...this.opts, onDryRun });
   }
 
-  private botToken(): Promise<string | undefined> {
+  // Not remembered here: the lookup's own cache bounds the age (a token kept for the life of the
+  // container would outlive a rotation and answer 401 until the next cold start).
+  private botToken(forceFetch = false): Promise<string | undefined> {
     const t = this.opts.botToken;
-    this.tokenPromise ??= typeof t === 'function' ? t() : Promise.resolve(t);
-    return this.tokenPromise;
+    return typeof t === 'function' ? t(forceFetch ? { forceFetch } : undefined) : Promise.resolve(t);
   }
 
   /** True when calls are recorded rather than sent. */
@@ -190,6 +193,7 @@ export class DiscordRest {
     const sleep = this.opts.sleep ?? sleepMs;
     const maxRetries = this.opts.maxRetries ?? 3;
     const maxWait = this.opts.maxRateLimitWaitMs ?? 5_000;
+    let reauthorised = false;
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
@@ -218,6 +222,18 @@ export class DiscordRest {
         }
         await sleep(waitMs);
         continue;
+      }
+      // A 401 on a bot call: the token was likely rotated. Re-read it now (not after the cache
+      // expires) and retry once; a second 401 is a real error.
+      if (res.status === 401 && auth === 'bot' && !reauthorised && typeof this.opts.botToken === 'function') {
+        reauthorised = true;
+        const fresh = await this.botToken(true);
+        if (fresh && headers.authorization !== `Bot ${fresh}`) {
+          logger.warn('discord 401: retrying with a re-read bot token', { method, path: shownPath });
+          headers.authorization = `Bot ${fresh}`;
+          await res.body?.cancel();
+          continue;
+        }
       }
       if (res.status === 204) return undefined as T;
       const text = await res.text();

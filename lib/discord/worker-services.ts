@@ -20,7 +20,7 @@ import type {
 export function discordRestFromEnv(env: NodeJS.ProcessEnv = process.env): DiscordRest {
   return new DiscordRest({
     ...(env.DISCORD_API_URL ? { baseUrl: env.DISCORD_API_URL } : {}),
-    botToken: () => getSecretValue('DISCORD_BOT_TOKEN', env),
+    botToken: (opts) => getSecretValue('DISCORD_BOT_TOKEN', env, opts),
   });
 }
 

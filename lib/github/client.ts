@@ -29,6 +29,12 @@ export const DEFAULT_GITHUB_API_URL = 'https://api.github.com';
 
 export interface GitHubClientFactoryOptions {
   credentials?: GitHubCredentials | undefined;
+  /**
+   * Where the credentials come from when they can change (Secrets Manager on AWS, cached there
+   * for a bounded time): asked before every call, and with `forceFetch` after a 401. A change
+   * drops every client built with the old credentials. `credentials` is the first answer.
+   */
+  credentialsSource?: (opts?: { forceFetch?: boolean }) => Promise<GitHubCredentials | undefined>;
   /** GITHUB_API_URL: api.github.com, a GHES `/api/v3` base, or a fake on loopback in tests. */
   baseUrl?: string | undefined;
   /**
@@ -84,9 +90,21 @@ export function splitRepo(fullName: string): { owner: string; repo: string } {
   return { owner, repo };
 }
 
+function checkCredentials(creds: GitHubCredentials | undefined): void {
+  if (creds?.kind === 'app' && !/BEGIN [A-Z ]*PRIVATE KEY/.test(creds.privateKey)) {
+    throw new GitHubCredentialsError('GitHub App private key is not a PEM private key');
+  }
+  if (creds?.kind === 'app' && creds.installationId !== undefined) {
+    const id = Number(creds.installationId);
+    if (!Number.isInteger(id))
+      throw new GitHubCredentialsError('GitHub App installation id must be a number');
+  }
+}
+
 export class GitHubClientFactory {
-  readonly mode: GitHubMode;
   readonly baseUrl: string;
+  private credentials: GitHubCredentials | undefined;
+  private credentialsKey: string;
   private readonly options: GitHubClientFactoryOptions;
   /** Never sends: only expands routes into method, path and body for refusals and dry runs. */
   private readonly parser: OctokitCore;
@@ -98,17 +116,36 @@ export class GitHubClientFactory {
   constructor(options: GitHubClientFactoryOptions = {}) {
     this.options = options;
     this.baseUrl = (options.baseUrl ?? DEFAULT_GITHUB_API_URL).replace(/\/+$/, '');
-    this.mode = options.credentials ? options.credentials.kind : 'dry-run';
     this.parser = new OctokitCore({ baseUrl: this.baseUrl });
-    const creds = options.credentials;
-    if (creds?.kind === 'app' && !/BEGIN [A-Z ]*PRIVATE KEY/.test(creds.privateKey)) {
-      throw new GitHubCredentialsError('GitHub App private key is not a PEM private key');
-    }
-    if (creds?.kind === 'app' && creds.installationId !== undefined) {
-      const id = Number(creds.installationId);
-      if (!Number.isInteger(id))
-        throw new GitHubCredentialsError('GitHub App installation id must be a number');
-    }
+    checkCredentials(options.credentials);
+    this.credentials = options.credentials;
+    this.credentialsKey = JSON.stringify(options.credentials ?? null);
+  }
+
+  get mode(): GitHubMode {
+    return this.credentials ? this.credentials.kind : 'dry-run';
+  }
+
+  /**
+   * Asks the credentials source again (its cache bounds the age; `forceFetch` skips it). When the
+   * credentials changed, every client built with the old ones is dropped. Returns whether they
+   * changed. Without a source the credentials are fixed.
+   */
+  async syncCredentials(forceFetch = false): Promise<boolean> {
+    const source = this.options.credentialsSource;
+    if (!source) return false;
+    const next = await source(forceFetch ? { forceFetch } : undefined);
+    const key = JSON.stringify(next ?? null);
+    if (key === this.credentialsKey) return false;
+    checkCredentials(next);
+    this.credentials = next;
+    this.credentialsKey = key;
+    this.tokenClient = undefined;
+    this.appClient = undefined;
+    this.installationClients.clear();
+    this.self = undefined;
+    logger.info('github credentials changed: clients rebuilt', { mode: this.mode });
+    return true;
   }
 
   get dryRun(): boolean {
@@ -132,7 +169,7 @@ export class GitHubClientFactory {
   }
 
   private async lookupSelf(): Promise<string | undefined> {
-    const creds = this.options.credentials;
+    const creds = this.credentials;
     if (!creds) return undefined;
     if (creds.kind === 'token') {
       const res = await (await this.octokitFor(undefined)).request('GET /user');
@@ -218,7 +255,7 @@ export class GitHubClientFactory {
 
   /** The authenticated Octokit for a repository (an installation token in app mode). */
   async octokitFor(repo: string | undefined): Promise<OctokitClient> {
-    const creds = this.options.credentials;
+    const creds = this.credentials;
     if (!creds) throw new GitHubCredentialsError('no GitHub credentials: dry-run mode');
     if (creds.kind === 'token') {
       this.tokenClient ??= this.build({ auth: creds.token });
@@ -246,7 +283,7 @@ export class GitHubClientFactory {
   async octokitForHook(
     hook: 'app' | { repo: string } | { org: string },
   ): Promise<InstanceType<typeof Octokit>> {
-    const creds = this.options.credentials;
+    const creds = this.credentials;
     if (!creds) throw new GitHubCredentialsError('no GitHub credentials: dry-run mode');
     if (hook === 'app') {
       if (creds.kind !== 'app')
@@ -429,6 +466,8 @@ export class GitHubClient {
         },
       );
     }
+    // Cheap when nothing changed (the source caches); picks up a rotation within its max age.
+    await this.factory.syncCredentials();
     if (this.factory.dryRun) {
       await this.emit('github.dry-run', {
         method: call.method,
@@ -443,22 +482,39 @@ export class GitHubClient {
         : undefined;
     // No call starts after the step timed out, and one in flight is aborted with the step.
     throwIfStepAborted(`GitHub ${call.method} ${call.path}`);
-    const octokit = await this.factory.octokitFor(repo);
     const signal = stepSignal();
-    try {
-      const res = await octokit.request(route, signal ? { ...params, request: { signal } } : params);
-      if (WRITE_METHODS.has(call.method)) {
-        await this.emit('github.request', { method: call.method, path: call.path, status: res.status });
+    for (let reauthorised = false; ; reauthorised = true) {
+      const octokit = await this.factory.octokitFor(repo);
+      try {
+        const res = await octokit.request(route, signal ? { ...params, request: { signal } } : params);
+        if (WRITE_METHODS.has(call.method)) {
+          await this.emit('github.request', { method: call.method, path: call.path, status: res.status });
+        }
+        return { dryRun: false, status: res.status, data: res.data as T };
+      } catch (err) {
+        const status =
+          typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 0;
+        // A 401: the credentials were likely rotated. Re-read them now and retry once with the
+        // new ones; unchanged credentials would only 401 again.
+        if (
+          status === 401 &&
+          !reauthorised &&
+          !this.factory.dryRun &&
+          (await this.factory.syncCredentials(true))
+        ) {
+          logger.warn('github 401: retrying with re-read credentials', {
+            method: call.method,
+            path: call.path,
+          });
+          if (this.factory.dryRun) return this.request<T>(permission, route, params);
+          continue;
+        }
+        throw new GitHubApiError(
+          `GitHub ${call.method} ${call.path} failed: ${status || (err as Error).message}`,
+          { status, method: call.method, path: call.path },
+          { cause: err, ...(this.ctx.runId ? { runId: this.ctx.runId } : {}) },
+        );
       }
-      return { dryRun: false, status: res.status, data: res.data as T };
-    } catch (err) {
-      const status =
-        typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 0;
-      throw new GitHubApiError(
-        `GitHub ${call.method} ${call.path} failed: ${status || (err as Error).message}`,
-        { status, method: call.method, path: call.path },
-        { cause: err, ...(this.ctx.runId ? { runId: this.ctx.runId } : {}) },
-      );
     }
   }
 
@@ -696,7 +752,14 @@ export async function githubClientFactoryFromEnv(
   } else if (appId || key) {
     throw new GitHubCredentialsError('set both GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY, or neither');
   } else {
-    credentials = parseGitHubCredentials(await getSecretValue('GITHUB_CREDENTIALS', env));
+    const source = async (opts?: { forceFetch?: boolean }) =>
+      parseGitHubCredentials(await getSecretValue('GITHUB_CREDENTIALS', env, opts));
+    return new GitHubClientFactory({
+      ...extra,
+      credentials: await source(),
+      credentialsSource: source,
+      baseUrl: env.GITHUB_API_URL,
+    });
   }
   return new GitHubClientFactory({ ...extra, credentials, baseUrl: env.GITHUB_API_URL });
 }

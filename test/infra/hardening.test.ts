@@ -1,6 +1,7 @@
 import type { CfnResource } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { FunctionName } from '../../infra/functions.ts';
 import type { SwitchyardStack } from '../../infra/switchyard-stack.ts';
 import { synth } from './support.ts';
 
@@ -74,5 +75,83 @@ describe('per-route throttles and the webhook alarm', () => {
     const p = alarm![1].Properties;
     expect(p.MetricName).toBe('4xx');
     expect(JSON.stringify(p.Dimensions)).toContain('POST /github/webhook');
+  });
+});
+
+/** The table actions of a function's policies, sorted. */
+function tableActionsOf(fn: FunctionName): string[] {
+  const roleId = stack.getLogicalId(stack.functions[fn].role!.node.defaultChild as CfnResource);
+  return [
+    ...new Set(
+      ofType('AWS::IAM::Policy')
+        .filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+        .flatMap(([, p]) =>
+          (p.Properties.PolicyDocument as { Statement: { Action: string | string[] }[] }).Statement.flatMap(
+            (s) => (Array.isArray(s.Action) ? s.Action : [s.Action]),
+          ),
+        )
+        .filter((a) => a.startsWith('dynamodb:')),
+    ),
+  ].sort();
+}
+
+/** The statements of a function's policies that name the table itself (not its indexes). */
+function tableStatementsOf(fn: FunctionName): { Action: string[]; Condition?: unknown }[] {
+  const roleId = stack.getLogicalId(stack.functions[fn].role!.node.defaultChild as CfnResource);
+  const tableId = stack.getLogicalId(stack.table.node.defaultChild as CfnResource);
+  return ofType('AWS::IAM::Policy')
+    .filter(([, p]) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+    .flatMap(
+      ([, p]) =>
+        (
+          p.Properties.PolicyDocument as {
+            Statement: { Action: string | string[]; Resource: unknown; Condition?: unknown }[];
+          }
+        ).Statement,
+    )
+    .filter((s) => JSON.stringify(s.Resource) === JSON.stringify({ 'Fn::GetAtt': [tableId, 'Arn'] }))
+    .map((s) => ({
+      Action: Array.isArray(s.Action) ? s.Action : [s.Action],
+      ...(s.Condition ? { Condition: s.Condition } : {}),
+    }));
+}
+
+const READ = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'];
+const WRITE = [
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+];
+
+describe('table actions per internet-facing function (issue #9, defect 15)', () => {
+  // Exactly these: the store's commit transaction deletes the subject lock when a run ends and
+  // appendEvent checks the run exists (ConditionCheckItem), so every function that commits needs both.
+  const expected: Record<string, string[]> = {
+    runs: READ,
+    discord: [...READ, ...WRITE].sort(),
+    github: [...READ, ...WRITE].sort(),
+    callbacks: [...READ, ...WRITE].sort(),
+    actions: [...READ, ...WRITE].sort(),
+    console: [...READ, ...WRITE].sort(),
+  };
+  for (const [fn, actions] of Object.entries(expected)) {
+    it(`${fn} has exactly its table actions`, () => {
+      expect(tableActionsOf(fn as FunctionName)).toEqual(actions);
+    });
+  }
+
+  it('the runs API reads only runs, the health probe and the work queue (dynamodb:LeadingKeys)', () => {
+    const statements = tableStatementsOf('runs');
+    expect(statements).toHaveLength(1);
+    expect(statements[0]!.Condition).toEqual({
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['RUN#*', 'KV#health', 'KV#work'] },
+    });
+  });
+
+  it('no table statement allows Scan, BatchWriteItem or a wildcard', () => {
+    for (const fn of Object.keys(expected) as FunctionName[])
+      for (const a of tableActionsOf(fn))
+        expect(['dynamodb:Scan', 'dynamodb:BatchWriteItem', 'dynamodb:*']).not.toContain(a);
   });
 });
