@@ -1232,7 +1232,6 @@ export class Engine<S = unknown> {
 
   private readonly eventCache = new Map<string, RunEvent[]>();
 
-
   /** The run's history: what this worker read before, plus the events after it (not all again). */
   private async eventsFor(runId: string): Promise<RunEvent[]> {
     const known = this.eventCache.get(runId);
