@@ -70,8 +70,6 @@ export function isPermanentReportFailure(err: unknown): boolean {
 
 /** Runs whose history a worker keeps in memory for its reporters (most recently reported). */
 const EVENT_CACHE_RUNS = 200;
-/** How many commits back a reporter re-reads, for audit events that landed behind what it read. */
-const AUDIT_REREAD_COMMITS = 3;
 
 export interface EngineOptions<S> {
   store: RunStore;
@@ -1236,12 +1234,8 @@ export class Engine<S = unknown> {
   private async eventsFor(runId: string): Promise<RunEvent[]> {
     const known = this.eventCache.get(runId);
     const last = known?.[known.length - 1]?.seq;
-    // An audit event written outside a commit takes a sequence number after the last commit its
-    // writer saw, which may already be behind: re-read a few commits back so such an event, sorted
-    // below what this worker read before, is still seen. Events never change, so the tail is replaced.
-    const from = last !== undefined ? Math.floor(last) - AUDIT_REREAD_COMMITS : 0;
-    const fresh = await this.store.listEvents(runId, from > 0 ? { after: from } : {});
-    const events = known && from > 0 ? [...known.filter((e) => e.seq <= from), ...fresh] : fresh;
+    const fresh = await this.store.listEvents(runId, last !== undefined ? { after: last } : {});
+    const events = known ? [...known, ...fresh] : fresh;
     this.eventCache.delete(runId); // re-insert: the map's order is least recently reported first
     this.eventCache.set(runId, events);
     if (this.eventCache.size > EVENT_CACHE_RUNS) {
