@@ -215,7 +215,11 @@ describe('spend caps, end to end', { timeout: 240_000 }, () => {
 
     const second = await until('the dispatch after the raise', async () => dispatches(id)[1]);
     expect(JSON.parse(second.inputs.task!)).toMatchObject({ task: { id: 't2' } });
-    const { run, events } = await getRun(id);
+    // The dispatch is sent inside the step; its events land with the step's commit, just after.
+    const { run, events } = await until('the raise committed', async () => {
+      const got = await getRun(id);
+      return got.events.some((e) => e.type === 'budget.raised') ? got : undefined;
+    });
     expect(events.map((e) => e.type)).toEqual(
       expect.arrayContaining(['budget.spent', 'budget.reached', 'signal.approve', 'budget.raised']),
     );
