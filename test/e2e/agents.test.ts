@@ -487,14 +487,14 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
         id,
         (r) => (r.gate as { kind?: string })?.kind === 'approval',
         'the approval gate',
-        60_000,
+        240_000,
       );
       await stack!.app.engine.signal(id, { type: 'approve', by: 'alice' });
 
-      const first = await until('the dispatch', async () => dispatchOf(id), 60_000);
+      const first = await until('the dispatch', async () => dispatchOf(id), 240_000);
       const task = JSON.parse(first.inputs.task!) as { item: string; task: { id: string } };
       const branch = `switchyard/${id}/${task.task.id}`;
-      await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate', 60_000);
+      await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate', 240_000);
       const dispatched = (await getRun(id)).events.find((e) => e.type === 'work.dispatched');
       expect(dispatched?.detail).toMatchObject({ workflowRunId: first.id, runDetails: 'returned' });
 
@@ -542,7 +542,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
       await until(
         'the checks wait',
         async () => (await getRun(id)).events.some((e) => e.type === 'work.task.pr'),
-        60_000,
+        240_000,
       );
       const red = ci('c'.repeat(40), 'failure');
       expect((await webhook('workflow_run', fake.payload(red))).body).toMatchObject({ status: 'pr-checks' });
@@ -551,7 +551,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
       const second = await until(
         'the fix dispatch',
         async () => fake.dispatches.filter((d) => d.inputs.switchyard_run === id)[1],
-        60_000,
+        240_000,
       );
       const fix = JSON.parse(second.inputs.task!) as { item: string; lastFailure?: string };
       expect(fix.lastFailure).toContain('expected 2 to be 3');
@@ -559,7 +559,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
         id,
         (r) => (r.gate as { correlation?: string })?.correlation === fix.item,
         'the fix attempt to wait',
-        60_000,
+        240_000,
       );
       fake.openPull(REPO, 77, branch, 'd'.repeat(40));
       expect(await callback(second.id, fix.item)).toBe(200);
@@ -567,13 +567,13 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
       await until(
         'the checks wait again',
         async () => (await getRun(id)).events.filter((e) => e.type === 'work.task.pr').length === 2,
-        60_000,
+        240_000,
       );
       expect((await webhook('workflow_run', fake.payload(green))).body).toMatchObject({
         status: 'pr-checks',
       });
 
-      await waitFor(id, (r) => r.status === 'succeeded', 'the run to succeed', 60_000);
+      await waitFor(id, (r) => r.status === 'succeeded', 'the run to succeed', 240_000);
       const types = (await getRun(id)).events.map((e) => e.type);
       expect(types).toEqual(
         expect.arrayContaining(['work.fix.requested', 'work.checks', 'work.task.succeeded']),
@@ -584,11 +584,11 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
           fake.github
             .commentsOn(REPO, 301)
             .find((c) => c.body.includes('PR #77') && c.body.includes('checks: **green**')),
-        60_000,
+        240_000,
       );
       expect(comment.body).toContain(`https://github.com/${REPO}/pull/77`);
     } finally {
       await oidc.stop();
     }
-  }, 180_000);
+  }, 600_000);
 });
