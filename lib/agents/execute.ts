@@ -257,6 +257,9 @@ class ExecuteStep {
       if (cur.state === 'queued') {
         if (result?.kind === 'admitted' || (await this.hub.queue.isRunning(cur.item))) return this.dispatch();
         if (this.now.getTime() >= Date.parse(cur.expiresAt)) return this.queueTimeout(cur);
+        // Put it back in the queue if its place was lost (enqueue is idempotent): a run woken at
+        // its queue gate must never wait for an admission that no queue entry can bring.
+        if ((await this.hub.queue.enqueue(this.workItem(cur))) === 'running') return this.dispatch();
         if (await this.hub.pump(cur.item)) return this.dispatch();
         return this.waitQueued(cur);
       }

@@ -382,10 +382,16 @@ export class AgentHub {
       if (!runs.has(id)) runs.set(id, await engine.getRun(id));
       return runs.get(id) ?? null;
     };
+    // The snapshot is read before the runs, so an item in it was queued before its run was read:
+    // a run that is mid-step (`running`) may be queueing or admitting exactly this item in a step
+    // not yet committed, with its stored `current` still the item before. Only a run that ended,
+    // or one that waits with another item current, has abandoned an item. (Releasing a mid-step
+    // run's new item here deleted its queue place, and the run then waited for a slot forever.)
     for (const item of [...running, ...waiting]) {
       const run = await runOf(item.runId);
       const current = (run?.data.work as { current?: { item?: string } } | undefined)?.current;
-      if (!run || isTerminal(run.status) || (current && current.item !== item.id)) {
+      const abandoned = run?.status === 'waiting' && current !== undefined && current.item !== item.id;
+      if (!run || isTerminal(run.status) || abandoned) {
         await this.queue.release(item.id);
         released++;
       }
