@@ -29,7 +29,7 @@ describe('the hub reconcile and a run mid-step', () => {
 
     // The next step completes t1 and queues, admits and dispatches t2; before it commits, the
     // sweeper's reconcile runs and sees the stored run still at t1's item.
-    let seen: { status: string; current?: string } | undefined;
+    let seen: { status: string; current: string | undefined } | undefined;
     sweepDuring = async (leased) => {
       seen = {
         status: (await w.run(leased.id)).status,

@@ -1,12 +1,16 @@
 import { execFile } from 'node:child_process';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  E2E_TEST_TIMEOUT_MS,
+  E2EStack,
+  labeledPayload,
+  E2E_REPO as REPO,
+  until,
+  configFile as writeConfig,
+} from '../support/e2e.ts';
 import { FakeGitHubActions } from '../support/fake-github-actions.ts';
 import { FakeOidcIssuer } from '../support/fake-oidc.ts';
 
@@ -17,17 +21,10 @@ import { FakeOidcIssuer } from '../support/fake-oidc.ts';
  * priority under contention; permission refusals; and a restart in the middle of agent work.
  */
 
-const SECRET = 'e2e-webhook-secret';
-const REPO = 'acme/app';
-const dir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
-
 function configFile(opts: { dispatch?: boolean; approval?: boolean; httpAgent?: string } = {}): string {
   const permissions =
     opts.dispatch === false ? '[read, comment]' : '[read, comment, dispatch_workflow, cancel_workflow]';
-  const file = join(dir, `config-${randomBytes(4).toString('hex')}.yml`);
-  writeFileSync(
-    file,
-    `
+  return writeConfig(`
 version: 1
 routing:
   rules:
@@ -77,36 +74,16 @@ ${
 }executors:
   actions-agent: { type: github-actions, workflow: switchyard-agent.yml, ref: main }
 guards: { ci: { enabled: false } }
-${opts.approval === false ? 'workflows:\n  issue-pipeline:\n    disabledGates: [approval]\n' : ''}`,
-  );
-  return file;
-}
-
-const sign = (body: string) => `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
-
-/**
- * Polls until `fn` yields (an event in the store or at the fake). The bound only turns a hang into
- * a clear failure before the test's own timeout: under load a step takes seconds, so it is wide.
- */
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 240_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+${opts.approval === false ? 'workflows:\n  issue-pipeline:\n    disabledGates: [approval]\n' : ''}`);
 }
 
 // A whole stack per test: under two busy loops on a loaded 2-core machine one test took 130 s.
-describe('agents at work, end to end', { timeout: 300_000 }, () => {
+const SECRET = 'e2e-webhook-secret';
+
+describe('agents at work, end to end', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
   let fake: FakeGitHubActions;
-  let stack: LocalStack | undefined;
   let table: string;
+  const e2e = new E2EStack(SECRET);
 
   beforeAll(async () => {
     fake = await new FakeGitHubActions().start();
@@ -116,109 +93,36 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
   });
   afterEach(async () => {
     fake.runDetails = 'return';
-    await stack?.stop();
-    stack = undefined;
+    await e2e.stop();
   });
 
-  async function start(
-    config: string,
-    env: Record<string, string> = {},
-    tableName?: string,
-  ): Promise<LocalStack> {
+  function start(config: string, env: Record<string, string> = {}, tableName?: string) {
     table = tableName ?? `e2e-${randomBytes(6).toString('hex')}`;
-    stack = await startLocalStack({
-      env: {
-        ...process.env,
-        DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
-        TABLE_NAME: table,
-        PORT: '0',
-        GITHUB_API_URL: fake.url,
-        GITHUB_TOKEN: 'e2e-github-token',
-        GITHUB_THROTTLE: 'off',
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        SWITCHYARD_CONFIG: config,
-        SWITCHYARD_AGENT_MODEL: 'model-x',
-        ...env,
-      },
-      persist: false,
-      sweepIntervalMs: 100,
-      print: () => {},
+    return e2e.start({
+      config,
+      githubUrl: fake.url,
+      table,
+      env: { SWITCHYARD_AGENT_MODEL: 'model-x', ...env },
     });
-    return stack;
   }
 
-  async function webhook(
-    event: string,
-    payload: unknown,
-  ): Promise<{ status: number; body: Record<string, unknown> }> {
-    const body = JSON.stringify(payload);
-    const res = await fetch(`${stack!.url}/github/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': event,
-        'x-github-delivery': randomUUID(),
-        'x-hub-signature-256': sign(body),
-      },
-      body,
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  }
+  const webhook = (event: string, payload: unknown) => e2e.webhook(event, payload);
 
   function labeled(number: number, label = 'ready') {
+    const payload = labeledPayload(number, { label });
     fake.github.addIssue(REPO, {
       number,
-      title: `Fix the parser (${number})`,
-      body: 'It breaks on `src/parser.ts`.',
+      title: payload.issue.title,
+      body: payload.issue.body,
       labels: [label],
     });
-    return {
-      action: 'labeled',
-      label: { name: label },
-      issue: {
-        number,
-        title: `Fix the parser (${number})`,
-        body: 'It breaks on `src/parser.ts`.',
-        state: 'open',
-        labels: [{ name: label }],
-        user: { login: 'alice' },
-        author_association: 'OWNER',
-        html_url: `https://github.com/${REPO}/issues/${number}`,
-      },
-      repository: {
-        full_name: REPO,
-        name: 'app',
-        owner: { login: 'acme' },
-        default_branch: 'main',
-        private: false,
-      },
-      sender: { login: 'alice', type: 'User' },
-    };
+    return payload;
   }
 
-  async function getRun(
-    id: string,
-  ): Promise<{ run: Record<string, unknown>; events: Array<Record<string, unknown>> }> {
-    const res = await fetch(`${stack!.url}/runs/${id}`);
-    return (await res.json()) as { run: Record<string, unknown>; events: Array<Record<string, unknown>> };
-  }
-
-  async function runFor(issue: number): Promise<string> {
-    return until(`a run for #${issue}`, async () => {
-      const runs = await stack!.store.listRuns({ subject: `${REPO}#${issue}` });
-      return runs[0]?.id;
-    });
-  }
-
+  const getRun = (id: string) => e2e.getRun(id);
+  const runFor = (issue: number) => e2e.runFor(issue);
   const waitFor = (id: string, pred: (run: Record<string, unknown>) => boolean, what: string, ms?: number) =>
-    until(
-      what,
-      async () => {
-        const { run } = await getRun(id);
-        return pred(run) ? run : undefined;
-      },
-      ms,
-    );
+    e2e.waitFor(id, pred, what, ms);
 
   const dispatchOf = (runId: string) => fake.dispatches.find((d) => d.inputs.switchyard_run === runId);
 
@@ -234,7 +138,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
       'the approval gate',
     );
 
-    await stack!.app.engine.signal(id, { type: 'approve', by: 'alice' });
+    await e2e.live.app.engine.signal(id, { type: 'approve', by: 'alice' });
     const dispatch = await until('the dispatch', async () => dispatchOf(id));
     expect(dispatch).toMatchObject({ repo: REPO, workflow: 'switchyard-agent.yml', head_branch: 'main' });
     const task = JSON.parse(dispatch.inputs.task!);
@@ -247,7 +151,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
     expect(JSON.stringify(dispatch.inputs)).not.toContain('e2e-github-token');
     await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate');
 
-    const list = (await (await fetch(`${stack!.url}/runs`)).json()) as Record<string, unknown>;
+    const list = (await (await fetch(`${e2e.url}/runs`)).json()) as Record<string, unknown>;
     expect(list).toMatchObject({
       queue: { depth: 0 },
       agents: expect.arrayContaining([expect.objectContaining({ name: 'coder', running: 1, limit: 1 })]),
@@ -307,7 +211,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
     const dispatch = await until('the dispatch', async () => dispatchOf(id));
     await waitFor(id, (r) => (r.gate as { kind?: string })?.kind === 'agent', 'the agent gate');
 
-    await stack!.app.engine.signal(id, { type: 'cancel', by: 'alice', reason: 'wrong issue' });
+    await e2e.live.app.engine.signal(id, { type: 'cancel', by: 'alice', reason: 'wrong issue' });
 
     await until('the workflow run to be cancelled', async () => fake.cancelled.includes(dispatch.id));
     expect(fake.requests.filter((r) => r.path.endsWith(`/actions/runs/${dispatch.id}/cancel`))).toHaveLength(
@@ -336,7 +240,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
       (r) => String((r.gate as { correlation?: string })?.correlation).startsWith('queue:'),
       'queued',
     );
-    const list = (await (await fetch(`${stack!.url}/runs`)).json()) as {
+    const list = (await (await fetch(`${e2e.url}/runs`)).json()) as {
       queue: { depth: number; byAgent: Record<string, number> };
     };
     expect(list.queue).toEqual({ depth: 2, byAgent: { coder: 2 } });
@@ -384,8 +288,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
     );
     const sameTable = table;
 
-    await stack!.stop();
-    stack = undefined;
+    await e2e.stop();
     await start(config, {}, sameTable);
 
     fake.finish(dispatch, 'success');
@@ -417,7 +320,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
 
     const { stdout } = await promisify(execFile)(
       'npx',
-      ['tsx', 'examples/simulate-workflow-run.ts', id, 'success', '--url', stack!.url],
+      ['tsx', 'examples/simulate-workflow-run.ts', id, 'success', '--url', e2e.url],
       { env: { ...process.env, GITHUB_WEBHOOK_SECRET: SECRET } },
     );
     expect(stdout).toMatch(/^202 /);
@@ -450,7 +353,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
       });
       const callback = task.callback as { url: string; secret: string };
       // The callback URL the agent got is the stack's own, known once it listened.
-      expect(callback.url.startsWith(`${stack!.url}/callbacks/`)).toBe(true);
+      expect(callback.url.startsWith(`${e2e.url}/callbacks/`)).toBe(true);
       const path = new URL(callback.url).pathname;
       const body = JSON.stringify({
         ok: true,
@@ -459,12 +362,12 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
       });
       const signature = `sha256=${createHmac('sha256', callback.secret).update(body).digest('hex')}`;
       const post = () =>
-        fetch(`${stack!.url}${path}`, {
+        fetch(`${e2e.url}${path}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-switchyard-signature': signature },
           body,
         });
-      const unsigned = await fetch(`${stack!.url}${path}`, {
+      const unsigned = await fetch(`${e2e.url}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body,
@@ -489,7 +392,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
         'the approval gate',
         240_000,
       );
-      await stack!.app.engine.signal(id, { type: 'approve', by: 'alice' });
+      await e2e.live.app.engine.signal(id, { type: 'approve', by: 'alice' });
 
       const first = await until('the dispatch', async () => dispatchOf(id), 240_000);
       const task = JSON.parse(first.inputs.task!) as { item: string; task: { id: string } };
@@ -500,7 +403,7 @@ describe('agents at work, end to end', { timeout: 300_000 }, () => {
 
       const callback = async (runIdClaim: number, item: string) => {
         const token = await oidc.token(oidc.claims({ repo: REPO, runId: runIdClaim }));
-        const res = await fetch(`${stack!.url}/callbacks/actions`, {
+        const res = await fetch(`${e2e.url}/callbacks/actions`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
           body: JSON.stringify({

@@ -1,10 +1,14 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
 import { main as runsCli } from '../../scripts/runs-cli.ts';
+import {
+  configFile,
+  E2E_TEST_TIMEOUT_MS,
+  E2EStack,
+  labeledPayload,
+  READY_TO_CODER,
+  E2E_REPO as REPO,
+  until,
+} from '../support/e2e.ts';
 import { FakeGitHubActions } from '../support/fake-github-actions.ts';
 import { FakeOidcIssuer } from '../support/fake-oidc.ts';
 
@@ -14,64 +18,19 @@ import { FakeOidcIssuer } from '../support/fake-oidc.ts';
  * and the run dispatches again; `reject` stops the run with a report.
  */
 
-const SECRET = 'e2e-webhook-secret';
-const REPO = 'acme/app';
-const dir = mkdtempSync(join(tmpdir(), 'switchyard-budget-'));
-
-function configFile(budgets: string): string {
-  const file = join(dir, `config-${randomBytes(4).toString('hex')}.yml`);
-  writeFileSync(
-    file,
-    `
-version: 1
-routing:
-  rules:
-    - name: ready
-      event: issues
-      action: labeled
-      label: ready
-      workflow: issue-pipeline
-      agents: [planner, coder]
-repoConfig: { enabled: false }
-agents:
-  planner: { type: planner, permissions: [read] }
-  coder:
-    type: coder
-    executor: actions-agent
-    permissions: [read, comment, dispatch_workflow, cancel_workflow]
-executors:
-  actions-agent: { type: github-actions, workflow: switchyard-agent.yml, ref: main }
+const config = (budgets: string) =>
+  configFile(`${READY_TO_CODER}
 guards: { ci: { enabled: false } }
 workflows:
   issue-pipeline:
     disabledGates: [approval]
 budgets: ${budgets}
-`,
-  );
-  return file;
-}
+`);
 
-const sign = (body: string) => `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
-
-/** Polls until `fn` yields; the bound only turns a hang into a clear failure. */
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-describe('spend caps, end to end', { timeout: 240_000 }, () => {
+describe('spend caps, end to end', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
   let fake: FakeGitHubActions;
   let oidc: FakeOidcIssuer;
-  let stack: LocalStack | undefined;
+  const e2e = new E2EStack('e2e-webhook-secret');
   const saved = new Map<string, string | undefined>();
 
   beforeAll(async () => {
@@ -87,93 +46,28 @@ describe('spend caps, end to end', { timeout: 240_000 }, () => {
       else process.env[k] = v;
     }
   });
-  afterEach(async () => {
-    await stack?.stop();
-    stack = undefined;
-  });
+  afterEach(() => e2e.stop());
 
-  async function start(config: string): Promise<LocalStack> {
-    const table = `e2e-${randomBytes(6).toString('hex')}`;
+  async function start(config: string) {
     // The CLI reads the same table; without QUEUE_URL its signal is picked up by the stack's sweeper.
+    const table = `e2e-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     process.env.DYNAMODB_ENDPOINT = inject('dynamoEndpoint');
     process.env.TABLE_NAME = table;
     delete process.env.QUEUE_URL;
-    stack = await startLocalStack({
-      env: {
-        ...process.env,
-        DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
-        TABLE_NAME: table,
-        PORT: '0',
-        GITHUB_API_URL: fake.url,
-        GITHUB_TOKEN: 'e2e-github-token',
-        GITHUB_THROTTLE: 'off',
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        GITHUB_OIDC_ISSUER: oidc.url,
-        SWITCHYARD_CONFIG: config,
-      },
-      persist: false,
-      sweepIntervalMs: 100,
-      print: () => {},
-    });
-    return stack;
+    return e2e.start({ config, githubUrl: fake.url, table, env: { GITHUB_OIDC_ISSUER: oidc.url } });
   }
 
   async function label(number: number): Promise<string> {
     const body = 'Two steps:\n\n- [ ] Fix `src/a.ts`\n- [ ] Fix `src/b.ts`\n';
-    fake.github.addIssue(REPO, { number, title: `Budgeted (${number})`, body, labels: ['ready'] });
-    const payload = JSON.stringify({
-      action: 'labeled',
-      label: { name: 'ready' },
-      issue: {
-        number,
-        title: `Budgeted (${number})`,
-        body,
-        state: 'open',
-        labels: [{ name: 'ready' }],
-        user: { login: 'alice' },
-        author_association: 'OWNER',
-        html_url: `https://github.com/${REPO}/issues/${number}`,
-      },
-      repository: {
-        full_name: REPO,
-        name: 'app',
-        owner: { login: 'acme' },
-        default_branch: 'main',
-        private: false,
-      },
-      sender: { login: 'alice', type: 'User' },
-    });
-    const res = await fetch(`${stack!.url}/github/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': 'issues',
-        'x-github-delivery': randomUUID(),
-        'x-hub-signature-256': sign(payload),
-      },
-      body: payload,
-    });
+    const title = `Budgeted (${number})`;
+    fake.github.addIssue(REPO, { number, title, body, labels: ['ready'] });
+    const res = await e2e.webhook('issues', labeledPayload(number, { title, body }));
     expect(res.status).toBe(202);
-    return until(`a run for #${number}`, async () => {
-      const runs = await stack!.store.listRuns({ subject: `${REPO}#${number}` });
-      return runs[0]?.id;
-    });
+    return e2e.runFor(number);
   }
 
-  const getRun = async (id: string) =>
-    (await (await fetch(`${stack!.url}/runs/${id}`)).json()) as {
-      run: Record<string, unknown> & { gate?: { kind?: string; prompt?: string; correlation?: string } };
-      events: Array<{ type: string; detail: Record<string, unknown> }>;
-    };
-  const waitFor = (
-    id: string,
-    pred: (r: Awaited<ReturnType<typeof getRun>>['run']) => boolean,
-    what: string,
-  ) =>
-    until(what, async () => {
-      const { run } = await getRun(id);
-      return pred(run) ? run : undefined;
-    });
+  const getRun = (id: string) => e2e.getRun(id);
+  const waitFor: E2EStack['waitFor'] = (...args) => e2e.waitFor(...args);
   const dispatches = (id: string) => fake.dispatches.filter((d) => d.inputs.switchyard_run === id);
   const cli = async (...argv: string[]) => {
     const lines: string[] = [];
@@ -182,7 +76,7 @@ describe('spend caps, end to end', { timeout: 240_000 }, () => {
   };
 
   it('opens a budget gate before the dispatch that would pass the USD cap; approve --budget raises it and the run goes on', async () => {
-    await start(configFile('{ perRun: { usd: 0.5 } }'));
+    await start(config('{ perRun: { usd: 0.5 } }'));
     const id = await label(501);
     const first = await until('the first dispatch', async () => dispatches(id)[0]);
     const task = JSON.parse(first.inputs.task!) as { item: string };
@@ -190,7 +84,7 @@ describe('spend caps, end to end', { timeout: 240_000 }, () => {
 
     // The agent reports its spend over OIDC: $0.45 of $0.50, so the next one would pass the cap.
     const token = await oidc.token(oidc.claims({ repo: REPO, runId: first.id }));
-    const res = await fetch(`${stack!.url}/callbacks/actions`, {
+    const res = await fetch(`${e2e.url}/callbacks/actions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
       body: JSON.stringify({
@@ -229,22 +123,13 @@ describe('spend caps, end to end', { timeout: 240_000 }, () => {
   });
 
   it('reject at a budget gate stops the run with a report', async () => {
-    await start(configFile('{ perRun: { dispatches: 1 } }'));
+    await start(config('{ perRun: { dispatches: 1 } }'));
     const id = await label(502);
     const first = await until('the first dispatch', async () => dispatches(id)[0]);
     const task = JSON.parse(first.inputs.task!) as { item: string };
     await waitFor(id, (r) => r.gate?.correlation === task.item, 'the agent to be waited for');
     fake.finish(first, 'success');
-    const done = await fetch(`${stack!.url}/github/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': 'workflow_run',
-        'x-github-delivery': randomUUID(),
-        'x-hub-signature-256': sign(JSON.stringify(fake.payload(first))),
-      },
-      body: JSON.stringify(fake.payload(first)),
-    });
+    const done = await e2e.webhook('workflow_run', fake.payload(first));
     expect(done.status).toBeLessThan(300);
     const gated = await waitFor(id, (r) => r.gate?.kind === 'budget', 'the budget gate');
     expect(gated.gate?.prompt).toContain('budget reached: 1 of 1 dispatches');
