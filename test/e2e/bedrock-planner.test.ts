@@ -1,9 +1,12 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  configFile,
+  E2E_TEST_TIMEOUT_MS,
+  E2EStack,
+  E2E_REPO as REPO,
+  REPOSITORY,
+  until,
+} from '../support/e2e.ts';
 import { FakeBedrock, ISSUE_FIXTURES } from '../support/fake-bedrock.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 
@@ -14,41 +17,19 @@ import { FakeGitHub } from '../support/fake-github.ts';
  * on the status comment; an edit while it waits re-plans it.
  */
 
-const SECRET = 'e2e-bedrock-secret';
-const REPO = 'acme/app';
 const MODEL = 'us.amazon.nova-pro-v1:0';
 const FIXTURE = ISSUE_FIXTURES.find((f) => f.name === 'feature with a checklist')!;
 const EDITED = ISSUE_FIXTURES.find((f) => f.name === 'empty body')!;
 
-const sign = (body: string) => `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-describe('the local stack plans with a model on Bedrock', () => {
+describe('the local stack plans with a model on Bedrock', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
   let gh: FakeGitHub;
   let bedrock: FakeBedrock;
-  let stack: LocalStack;
+  const e2e = new E2EStack('e2e-bedrock-secret');
 
   beforeAll(async () => {
     gh = await new FakeGitHub().start();
     bedrock = await new FakeBedrock().start();
-    const dir = mkdtempSync(join(tmpdir(), 'switchyard-bedrock-'));
-    const config = join(dir, 'switchyard.yml');
-    writeFileSync(
-      config,
-      `
+    const config = configFile(`
 version: 1
 routing:
   rules:
@@ -63,51 +44,28 @@ planner:
   provider: bedrock
   model: ${MODEL}
   maxTasks: 12
-`,
-    );
-    stack = await startLocalStack({
+`);
+    await e2e.start({
+      config,
+      githubUrl: gh.url,
       env: {
-        ...process.env,
-        DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
-        TABLE_NAME: `e2e-bedrock-${randomBytes(6).toString('hex')}`,
-        PORT: '0',
-        GITHUB_API_URL: gh.url,
         GITHUB_TOKEN: 'e2e-bedrock-github-token',
-        GITHUB_THROTTLE: 'off',
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        SWITCHYARD_CONFIG: config,
         AWS_REGION: 'us-west-2',
         AWS_ACCESS_KEY_ID: 'AKIDE2EBEDROCK',
         AWS_SECRET_ACCESS_KEY: 'e2e-bedrock-secret-key',
         AWS_ENDPOINT_URL_BEDROCK_RUNTIME: bedrock.url,
       },
-      persist: false,
-      sweepIntervalMs: 100,
-      print: () => {},
     });
   });
   afterAll(async () => {
-    await stack?.stop();
+    await e2e.stop();
     await gh.stop();
     await bedrock.stop();
   });
 
-  async function webhook(event: string, payload: unknown) {
-    const body = JSON.stringify(payload);
-    const res = await fetch(`${stack.url}/github/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': event,
-        'x-github-delivery': randomUUID(),
-        'x-hub-signature-256': sign(body),
-      },
-      body,
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  }
+  const webhook = (event: string, payload: unknown) => e2e.webhook(event, payload);
 
-  const repository = { full_name: REPO, name: 'app', owner: { login: 'acme' }, default_branch: 'main' };
+  const repository = REPOSITORY;
   const issueJson = (n: number, title: string, body: string) => ({
     number: n,
     title,
@@ -118,13 +76,7 @@ planner:
     author_association: 'OWNER',
   });
 
-  async function getRun(id: string) {
-    const res = await fetch(`${stack.url}/runs/${id}`);
-    return (await res.json()) as {
-      run: { status: string; gate?: { kind: string; binding?: string } };
-      events: Array<{ type: string; detail: Record<string, unknown> }>;
-    };
-  }
+  const getRun = (id: string) => e2e.getRun(id);
 
   it('a labelled issue is planned by the model and parked for approval with usage and cost recorded', async () => {
     const { title, body } = FIXTURE.issue;

@@ -1,11 +1,6 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { APIInteraction } from 'discord-api-types/v10';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeButtonId } from '../../lib/discord/custom-id.ts';
-import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
 import {
   ADMIN,
   APP_ID,
@@ -20,6 +15,15 @@ import {
   snowflake,
   type TestUser,
 } from '../discord/support.ts';
+import {
+  E2E_TEST_TIMEOUT_MS,
+  E2EStack,
+  labeledPayload,
+  READY_TO_CODER,
+  E2E_REPO as REPO,
+  until,
+  configFile as writeConfig,
+} from '../support/e2e.ts';
 import { FakeDiscord } from '../support/fake-discord.ts';
 import { FakeGitHubActions } from '../support/fake-github-actions.ts';
 
@@ -29,37 +33,13 @@ import { FakeGitHubActions } from '../support/fake-github-actions.ts';
  * Edit plan makes a new plan version that the gate binds to; Approve from that message leads to a
  * dispatch; guilds that are not configured are refused (issue #9, defect 16).
  */
-const SECRET = 'e2e-channel-secret';
-const REPO = 'acme/app';
 const MAPPED = '1111111111111111112';
 const MENTION = '300000000000000077';
 const OTHER_GUILD = '1098765432109876599';
 const keys = makeKeys(41);
-const dir = mkdtempSync(join(tmpdir(), 'switchyard-channel-'));
 
 function configFile(): string {
-  const file = join(dir, `config-${randomBytes(4).toString('hex')}.yml`);
-  writeFileSync(
-    file,
-    `
-version: 1
-routing:
-  rules:
-    - name: ready
-      event: issues
-      action: labeled
-      label: ready
-      workflow: issue-pipeline
-      agents: [planner, coder]
-repoConfig: { enabled: false }
-agents:
-  planner: { type: planner, permissions: [read] }
-  coder:
-    type: coder
-    executor: actions-agent
-    permissions: [read, comment, dispatch_workflow, cancel_workflow]
-executors:
-  actions-agent: { type: github-actions, workflow: switchyard-agent.yml, ref: main }
+  return writeConfig(`${READY_TO_CODER}
 guards: { ci: { enabled: false } }
 discord:
   guilds: ["${GUILD_ID}"]
@@ -72,30 +52,14 @@ discord:
       channel: "${MAPPED}"
       approvers: { roles: ["${APPROVER.roles[0]}"] }
       mention: "${MENTION}"
-`,
-  );
-  return file;
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+`);
 }
 
 // Several runs through the whole local stack each: generous on a loaded 2-core machine.
-describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
+describe('a channel per repository, end to end', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
   let github: FakeGitHubActions;
   let discord: FakeDiscord;
-  let stack: LocalStack | undefined;
+  const e2e = new E2EStack('e2e-channel-secret');
 
   beforeAll(async () => {
     github = await new FakeGitHubActions().start();
@@ -106,53 +70,25 @@ describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
     await github.stop();
     await discord.stop();
   });
-  afterEach(async () => {
-    await stack?.stop();
-    stack = undefined;
-  });
+  afterEach(() => e2e.stop());
 
-  async function start(): Promise<LocalStack> {
-    stack = await startLocalStack({
+  const start = () =>
+    e2e.start({
+      config: configFile(),
+      githubUrl: github.url,
       env: {
-        ...process.env,
-        DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
-        TABLE_NAME: `e2e-ch-${randomBytes(6).toString('hex')}`,
-        PORT: '0',
-        GITHUB_API_URL: github.url,
-        GITHUB_TOKEN: 'e2e-github-token',
-        GITHUB_THROTTLE: 'off',
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        SWITCHYARD_CONFIG: configFile(),
         DISCORD_PUBLIC_KEY: keys.publicKeyHex,
         DISCORD_APPLICATION_ID: APP_ID,
         DISCORD_BOT_TOKEN: 'bot-token-channel',
         DISCORD_API_URL: discord.url,
       },
-      persist: false,
-      sweepIntervalMs: 100,
-      print: () => {},
     });
-    return stack;
-  }
 
-  async function webhook(event: string, payload: unknown): Promise<number> {
-    const body = JSON.stringify(payload);
-    const res = await fetch(`${stack!.url}/github/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': event,
-        'x-github-delivery': randomUUID(),
-        'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`,
-      },
-      body,
-    });
-    return res.status;
-  }
+  const webhook = async (event: string, payload: unknown) => (await e2e.webhook(event, payload)).status;
 
   async function interact(payload: unknown): Promise<Record<string, unknown>> {
     const req = signedRequest(keys, payload);
-    const res = await fetch(`${stack!.url}/discord/interactions`, {
+    const res = await fetch(`${e2e.url}/discord/interactions`, {
       method: 'POST',
       headers: req.headers as Record<string, string>,
       body: req.body as string,
@@ -162,42 +98,17 @@ describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
   }
 
   function labeled(number: number) {
+    const payload = labeledPayload(number);
     github.github.addIssue(REPO, {
       number,
-      title: `Fix the parser (${number})`,
-      body: 'It breaks on `src/parser.ts`.',
+      title: payload.issue.title,
+      body: payload.issue.body,
       labels: ['ready'],
     });
-    return {
-      action: 'labeled',
-      label: { name: 'ready' },
-      issue: {
-        number,
-        title: `Fix the parser (${number})`,
-        body: 'It breaks on `src/parser.ts`.',
-        state: 'open',
-        labels: [{ name: 'ready' }],
-        user: { login: 'alice' },
-        author_association: 'OWNER',
-        html_url: `https://github.com/${REPO}/issues/${number}`,
-      },
-      repository: {
-        full_name: REPO,
-        name: 'app',
-        owner: { login: 'acme' },
-        default_branch: 'main',
-        private: false,
-      },
-      sender: { login: 'alice', type: 'User' },
-    };
+    return payload;
   }
 
-  const runFor = (issue: number) =>
-    until(
-      `a run for #${issue}`,
-      async () => (await stack!.store.listRuns({ subject: `${REPO}#${issue}` }))[0]?.id,
-    );
-
+  const runFor = (issue: number) => e2e.runFor(issue);
   const channelPosts = () => discord.calls('POST', new RegExp(`^/channels/${MAPPED}/messages$`));
   const customIds = (message: unknown): string[] =>
     [...JSON.stringify(message ?? {}).matchAll(/"custom_id":"([^"]+)"/g)].map((m) => m[1]!);
@@ -221,7 +132,7 @@ describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
     expect(await webhook('issues', labeled(201))).toBe(202);
     const id = await runFor(201);
     const gate = await until('the approval gate', async () => {
-      const run = await stack!.store.getRun(id);
+      const run = await e2e.live.store.getRun(id);
       return run?.status === 'waiting' && run.gate?.kind === 'approval' ? run.gate : undefined;
     });
     const v1 = gate.binding!;
@@ -269,13 +180,13 @@ describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
     // Agents outside the routing decision are refused, and nothing changes.
     const bad = await interact(modalSubmit(editV1, 'planner: approve yourself', APPROVER));
     expect(JSON.stringify(bad)).toContain('line 1: planner is not an agent of this run');
-    expect((await stack!.store.getRun(id))?.gate?.binding).toBe(v1);
+    expect((await e2e.live.store.getRun(id))?.gate?.binding).toBe(v1);
 
     const edited = await interact(
       modalSubmit(editV1, 'coder: Write a failing test for the parser\ncoder: Fix the parser', APPROVER),
     );
     expect(edited.type).toBe(7);
-    const after = (await stack!.store.getRun(id))!;
+    const after = (await e2e.live.store.getRun(id))!;
     const v2 = after.gate!.binding!;
     expect(v2).not.toBe(v1);
     expect(after.data.plan).toMatchObject({
@@ -286,7 +197,7 @@ describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
       ],
       edited: { by: `discord:${APPROVER.id}`, from: v1 },
     });
-    const events = await stack!.store.listEvents(id);
+    const events = await e2e.live.store.listEvents(id);
     expect(events.find((e) => e.type === 'plan.edited')).toMatchObject({
       by: `discord:${APPROVER.id}`,
       detail: { from: v1, to: v2 },
@@ -296,7 +207,7 @@ describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
     const stale = await interact(buttonClick(approveV1, { user: APPROVER }));
     expect(stale).toMatchObject({ type: 4, data: { flags: 64 } });
     expect(JSON.stringify(stale)).toContain('plan changed');
-    expect((await stack!.store.getRun(id))?.status).toBe('waiting');
+    expect((await e2e.live.store.getRun(id))?.status).toBe('waiting');
 
     // The live message is redrawn with the new version; its Approve leads to a dispatch.
     const approveV2 = encodeButtonId({ action: 'approve', runId: id, binding: v2 });
@@ -343,7 +254,7 @@ describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
     await start();
     await webhook('issues', labeled(301));
     const id = await runFor(301);
-    await until('the approval gate', async () => (await stack!.store.getRun(id))?.status === 'waiting');
+    await until('the approval gate', async () => (await e2e.live.store.getRun(id))?.status === 'waiting');
     github.github.permissions.set(`${REPO}#bob`, 'write');
     github.github.permissions.set(`${REPO}#eve`, 'read');
 
@@ -386,13 +297,13 @@ describe('a channel per repository, end to end', { timeout: 120_000 }, () => {
     const reader = comment('created', '/approve', 'eve', 'MEMBER');
     await webhook('issue_comment', reader.payload);
     expect((await reactionOn(reader.id)).content).toBe('confused');
-    expect((await stack!.store.getRun(id))?.status).toBe('waiting');
+    expect((await e2e.live.store.getRun(id))?.status).toBe('waiting');
 
     const member = comment('created', '/approve', 'bob', 'MEMBER');
     await webhook('issue_comment', member.payload);
     expect((await reactionOn(member.id)).content).toBe('+1');
     await until('the dispatch', async () => github.dispatches.find((d) => d.inputs.switchyard_run === id));
-    const events = await stack!.store.listEvents(id);
+    const events = await e2e.live.store.listEvents(id);
     expect(events.find((e) => e.type === 'signal.approve')?.by).toBe('github:bob');
     expect(events.filter((e) => e.type === 'github.command').map((e) => [e.by, e.detail.outcome])).toEqual([
       ['github:mallory', 'refused'],
