@@ -28,7 +28,6 @@ import nacl from 'tweetnacl';
 import { makeHandler } from '../functions/discord-interactions.ts';
 import { FUNCTIONS } from '../infra/functions.ts';
 import { importDiscordPublicKey, verifyDiscordRequest } from '../lib/discord/verify.ts';
-import { discordWorkflowDefinitions } from '../lib/discord/workflows.ts';
 import { Engine } from '../lib/engine/engine.ts';
 import { InMemoryQueue } from '../lib/queue/memory.ts';
 import { dynamoClient } from '../lib/store/client.ts';
@@ -184,7 +183,7 @@ async function benchAck(endpoint: string, verifyUs: number): Promise<Record<stri
   const engine = new Engine({
     store,
     queue,
-    workflows: buildRegistry({}, discordWorkflowDefinitions()),
+    workflows: buildRegistry(),
     services: {},
   });
   const keys = keyPair();

@@ -42,7 +42,7 @@ export async function defaultDeps(env: NodeJS.ProcessEnv = process.env): Promise
   const engine = new Engine<unknown>({
     store,
     queue: queueFromEnv(env),
-    workflows: buildRegistry({}, discordWorkflowDefinitions()),
+    workflows: buildRegistry(),
     services: {},
   });
   const policyFile = env.DISCORD_POLICY_FILE;

@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { logger } from '../common/observability.ts';
+import { header } from '../http/headers.ts';
 import type { RunStore } from '../store/port.ts';
 import type { CallbackRequest, CallbackResponse, ResumeFn } from './callbacks.ts';
 import { AgentWorkQueue, type DispatchRecord } from './work-queue.ts';
@@ -101,13 +102,6 @@ function respond(statusCode: number, body: Record<string, unknown>, extra: Recor
     headers: { 'content-type': 'application/json', ...extra },
     body: JSON.stringify(body),
   };
-}
-
-function header(headers: CallbackRequest['headers'], name: string): string | undefined {
-  for (const [k, v] of Object.entries(headers)) {
-    if (k.toLowerCase() === name) return Array.isArray(v) ? v[0] : v;
-  }
-  return undefined;
 }
 
 function bytesOf(req: Pick<CallbackRequest, 'body' | 'isBase64Encoded'>): Buffer | undefined {

@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import { getNamedSecret } from '../common/secrets.ts';
+import { header } from '../http/headers.ts';
 import type { RunStore } from '../store/port.ts';
 import { checkResultBody, RESULT_LIMITS } from './payload-limits.ts';
 import type { AgentResult } from './work-queue.ts';
@@ -104,13 +105,6 @@ function respond(statusCode: number, body: Record<string, unknown>, extra: Recor
     headers: { 'content-type': 'application/json', ...extra },
     body: JSON.stringify(body),
   };
-}
-
-function header(headers: CallbackRequest['headers'], name: string): string | undefined {
-  for (const [k, v] of Object.entries(headers)) {
-    if (k.toLowerCase() === name) return Array.isArray(v) ? v[0] : v;
-  }
-  return undefined;
 }
 
 function bytesOf(req: CallbackRequest): Buffer | undefined {

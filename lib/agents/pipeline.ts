@@ -1,16 +1,11 @@
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
-import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
 import { AgentRegistry } from '../routing/agents.ts';
-import { configPath, loadConfigSource } from '../routing/config.ts';
 import { RunBlockedError } from '../routing/errors.ts';
-import { ConfigProvider } from '../routing/repo-config.ts';
 import { decisionOf, eventOf, route } from '../routing/route.ts';
 import type { GitHubServices } from '../routing/services.ts';
-import type { RunStore } from '../store/port.ts';
 import { withPlanCost } from './budget.ts';
 import { ciWait } from './gates.ts';
 import { plan } from './plan.ts';
-import type { Planner } from './planner.ts';
 import { triage } from './triage.ts';
 
 /**
@@ -129,25 +124,5 @@ export function githubPipelineNodes(services: GitHubServices) {
         },
       };
     },
-  };
-}
-
-/** The worker's GitHub services: client factory from the environment (app, token or dry-run), config from SWITCHYARD_CONFIG. */
-export async function createGitHubServices(opts: {
-  store: RunStore;
-  configFile?: string;
-  env?: NodeJS.ProcessEnv;
-  github?: GitHubClientFactory;
-  planner?: Planner;
-  now?: () => Date;
-}): Promise<GitHubServices> {
-  const env = opts.env ?? process.env;
-  const central = await loadConfigSource(opts.configFile ?? configPath(env));
-  return {
-    github: opts.github ?? (await githubClientFactoryFromEnv(env)),
-    store: opts.store,
-    config: new ConfigProvider({ central, store: opts.store, ...(opts.now ? { now: opts.now } : {}) }),
-    ...(opts.planner ? { planner: opts.planner } : {}),
-    ...(opts.now ? { now: opts.now } : {}),
   };
 }

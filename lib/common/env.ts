@@ -6,8 +6,3 @@ export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): 
   }
   return value;
 }
-
-export function optionalEnv(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const value = env[name];
-  return value === undefined || value === '' ? undefined : value;
-}

@@ -9,7 +9,6 @@ import type { DiscordServices } from './handler.ts';
 import type { DiscordPolicy } from './policy.ts';
 import { policyFromFile, policyFromJsonFile } from './policy-file.ts';
 import { policyWithVersions } from './policy-versions.ts';
-import { discordWorkflowDefinitions } from './workflows.ts';
 
 /**
  * The heavy half of the Discord function: the DynamoDB store, the SQS queue (AWS SDK) and the
@@ -22,7 +21,7 @@ export function servicesFromEnv(env: NodeJS.ProcessEnv = process.env): DiscordSe
     store,
     queue: queueFromEnv(env),
     // Graphs only: starting and signalling runs needs node names, not the worker's services.
-    workflows: buildRegistry({}, discordWorkflowDefinitions()),
+    workflows: buildRegistry(),
     services: {},
   });
   logger.debug('discord services ready');

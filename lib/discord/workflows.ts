@@ -4,7 +4,7 @@ import { routePrWorkflow } from './route-pr-workflow.ts';
 import type { DiscordWorkflowServices } from './workflow-services.ts';
 
 /**
- * The workflows Discord commands start, for `buildRegistry(tuning, extra)`. Their nodes need
+ * The workflows Discord commands start (part of WORKFLOW_DEFINITIONS, lib/workflows). Their nodes need
  * `services.discord` (DiscordWorkflowServices), which only the worker provides.
  */
 export function discordWorkflowDefinitions(): WorkflowDefinition<never>[] {

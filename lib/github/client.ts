@@ -65,9 +65,6 @@ export class EventCollector {
   drain(): NewEvent[] {
     return this.events.splice(0);
   }
-  peek(): readonly NewEvent[] {
-    return this.events;
-  }
 }
 
 export interface CallContext {

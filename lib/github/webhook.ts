@@ -1,5 +1,6 @@
 import { MetricName } from '../common/metric-names.ts';
 import { type Counter, logger, metricsCounter } from '../common/observability.ts';
+import { header } from '../http/headers.ts';
 import { type NormalizedEvent, normalizeEvent } from './events.ts';
 import { checkPayload } from './payload.ts';
 import { verifyGitHubSignature } from './verify.ts';
@@ -63,16 +64,6 @@ function respond(
   extra: Record<string, string> = {},
 ): WebhookResponse {
   return { statusCode, headers: { ...JSON_HEADERS, ...extra }, body: JSON.stringify(body) };
-}
-
-/** Case-insensitive header lookup; a repeated header counts as its first value. */
-export function header(headers: WebhookRequest['headers'], name: string): string | undefined {
-  const wanted = name.toLowerCase();
-  for (const [k, v] of Object.entries(headers)) {
-    if (k.toLowerCase() !== wanted) continue;
-    return Array.isArray(v) ? v[0] : v;
-  }
-  return undefined;
 }
 
 /**

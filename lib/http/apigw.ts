@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { header as headerOf } from './headers.ts';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2;
@@ -24,12 +25,7 @@ export function rawBody(event: Pick<HttpEvent, 'body' | 'isBase64Encoded'>): Buf
   return event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
 }
 
-/** Case-insensitive header read (payload v2 lowercases names; the local adapter does too). */
+/** A header of the event (case-insensitive; see headers.ts). */
 export function header(event: Pick<HttpEvent, 'headers'>, name: string): string | undefined {
-  const headers = event.headers ?? {};
-  const direct = headers[name.toLowerCase()];
-  if (direct !== undefined) return direct;
-  const lower = name.toLowerCase();
-  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === lower) return v;
-  return undefined;
+  return headerOf(event.headers, name);
 }

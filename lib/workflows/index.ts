@@ -24,14 +24,11 @@ export const WORKFLOW_DEFINITIONS: WorkflowDefinition<never>[] = [
   ...discordWorkflowDefinitions(),
 ];
 
-export function buildRegistry<S>(
-  tuning: Record<string, WorkflowTuning> = {},
-  extra: WorkflowDefinition<never>[] = [],
-): WorkflowRegistry<S> {
-  const seen = new Set<string>();
-  const all = [...WORKFLOW_DEFINITIONS, ...extra].filter((d) => !seen.has(d.name) && seen.add(d.name));
+export function buildRegistry<S>(tuning: Record<string, WorkflowTuning> = {}): WorkflowRegistry<S> {
   const registry = new WorkflowRegistry<S>(
-    all.map((d) => new Workflow(d as unknown as WorkflowDefinition<S>, tuning[d.name] ?? {})),
+    WORKFLOW_DEFINITIONS.map(
+      (d) => new Workflow(d as unknown as WorkflowDefinition<S>, tuning[d.name] ?? {}),
+    ),
   );
   // At config load (the worker builds its registry from config tuning): a node timeout that does
   // not fit the worker function is refused here, naming the node, not found when Lambda kills it.
