@@ -359,13 +359,15 @@ export class AgentHub {
       if (!(err instanceof InvalidSignalError)) throw err;
     }
     const run = await engine.getRun(item.runId);
-    const current = (run?.data.work as { current?: { item?: string } } | undefined)?.current;
+    // A run that is mid-step may be queueing exactly this item in a step not yet committed (its
+    // stored `current` is still the item before): the slot is kept, and the run's next report
+    // (work reporter) wakes it once it waits. Only a run that ended, or waits for something else,
+    // cannot use the slot.
     const waitingElsewhere = run?.status === 'waiting' && run.gate?.correlation !== correlation;
-    if (!run || isTerminal(run.status) || waitingElsewhere || (current && current.item !== item.id)) {
+    if (!run || isTerminal(run.status) || waitingElsewhere) {
       await this.queue.release(item.id);
       return false;
     }
-    // Mid-step: the run's next report (work reporter) wakes it once it waits.
     return true;
   }
 

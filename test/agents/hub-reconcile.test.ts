@@ -49,4 +49,38 @@ describe('the hub reconcile and a run mid-step', () => {
     expect((await w.run(run.id)).status).toBe('succeeded');
     expect((await w.hub.queue.runningByAgent()).get('coder')).toBeUndefined();
   });
+
+  it('an admission woken while its run is mid-step keeps its slot (the run takes it when it waits)', async () => {
+    let during: ((run: Run) => Promise<void>) | undefined;
+    w = await agentWorld({
+      faults: async (point: FaultPoint, run: Run) => {
+        if (point !== 'after-lease' || !during) return;
+        const f = during;
+        during = undefined;
+        await f(run);
+      },
+    });
+    const run = await w.start([{ agent: 'coder' }, { agent: 'coder' }]);
+    const next = {
+      id: `${run.id}.t2.1`,
+      runId: run.id,
+      agent: 'reviewer',
+      agentType: 'reviewer',
+      repo: 'acme/app',
+      priority: 0,
+      createdAt: new Date(0).toISOString(),
+      limit: 1,
+    };
+    // Another worker's pump admits the item this step is about to queue, and wakes its run.
+    let kept: boolean | undefined;
+    during = async () => {
+      await w.hub.queue.enqueue(next);
+      const admitted = await w.hub.queue.admit();
+      expect(admitted.map((a) => a.id)).toEqual([next.id]);
+      expect(await w.hub.wake(admitted[0]!)).toBe(true);
+      kept = await w.hub.queue.isRunning(next.id);
+    };
+    await w.complete(run.id);
+    expect(kept).toBe(true);
+  });
 });
