@@ -31,13 +31,11 @@ export function makeHandler(
  * Discord function reads (DISCORD_POLICY_FILE). An unreadable policy grants nothing (fail closed).
  */
 export async function defaultDeps(env: NodeJS.ProcessEnv = process.env): Promise<ConsoleDeps> {
-  const [{ storeFromEnv, queueFromEnv }, { Engine }, { buildRegistry }, { discordWorkflowDefinitions }] =
-    await Promise.all([
-      import('../lib/app/core.ts'),
-      import('../lib/engine/engine.ts'),
-      import('../lib/workflows/index.ts'),
-      import('../lib/discord/workflows.ts'),
-    ]);
+  const [{ storeFromEnv, queueFromEnv }, { Engine }, { buildRegistry }] = await Promise.all([
+    import('../lib/app/core.ts'),
+    import('../lib/engine/engine.ts'),
+    import('../lib/workflows/index.ts'),
+  ]);
   const store = storeFromEnv(env);
   const engine = new Engine<unknown>({
     store,

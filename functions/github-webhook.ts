@@ -1,6 +1,7 @@
 import { createAgentDeliveryHook } from '../lib/agents/hooks.ts';
 import { createIssueEditHook } from '../lib/agents/replan.ts';
 import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
+import { ConfigurationError } from '../lib/common/errors.ts';
 import { instrumented } from '../lib/common/observability.ts';
 import { getSecretValue, parseWebhookSecrets } from '../lib/common/secrets.ts';
 import { Engine } from '../lib/engine/engine.ts';
@@ -75,7 +76,7 @@ async function secretsFromEnv(): Promise<readonly string[]> {
   const secrets = parseWebhookSecrets(await getSecretValue('GITHUB_WEBHOOK_SECRET'));
   // Our misconfiguration, not bad input: fail loudly (5xx, alarm) rather than refuse every delivery.
   if (secrets.length === 0)
-    throw new Error('missing GITHUB_WEBHOOK_SECRET (or GITHUB_WEBHOOK_SECRET_SECRET_ARN)');
+    throw new ConfigurationError('missing GITHUB_WEBHOOK_SECRET (or GITHUB_WEBHOOK_SECRET_SECRET_ARN)');
   return secrets;
 }
 

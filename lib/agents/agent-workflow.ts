@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { ConfigurationError } from '../common/errors.ts';
 import type { ExecutorConfig, SwitchyardConfig } from '../routing/config.ts';
 
 /**
@@ -53,11 +54,11 @@ export function actionsTargets(config: SwitchyardConfig): AgentWorkflowTarget[] 
  */
 export function targetFor(config: SwitchyardConfig, repo?: string, executor?: string): AgentWorkflowTarget {
   const all = actionsTargets(config);
-  if (all.length === 0) throw new Error('the config has no github-actions executor');
+  if (all.length === 0) throw new ConfigurationError('the config has no github-actions executor');
   if (executor) {
     const t = all.find((x) => x.executor === executor);
     if (!t)
-      throw new Error(
+      throw new ConfigurationError(
         `no github-actions executor ${executor} (have: ${all.map((x) => x.executor).join(', ')})`,
       );
     return t;
@@ -67,8 +68,10 @@ export function targetFor(config: SwitchyardConfig, repo?: string, executor?: st
   const files = new Set(candidates.map((t) => `${t.workflow}@${t.ref}`));
   if (files.size === 1) return candidates[0]!;
   if (candidates.length === 0)
-    throw new Error(`no github-actions executor dispatches into ${repo ?? 'the run’s repository'}`);
-  throw new Error(
+    throw new ConfigurationError(
+      `no github-actions executor dispatches into ${repo ?? 'the run’s repository'}`,
+    );
+  throw new ConfigurationError(
     `several executors could dispatch there; pick one with --executor (${candidates.map((t) => t.executor).join(', ')})`,
   );
 }

@@ -4,6 +4,7 @@ import {
   type ConverseCommandOutput,
 } from '@aws-sdk/client-bedrock-runtime';
 import { z } from 'zod';
+import { type ErrorContext, SwitchyardError } from '../common/errors.ts';
 import { logger } from '../common/observability.ts';
 import { estimateCostUsd, type PlannerConfig } from '../routing/planner-config.ts';
 import {
@@ -98,13 +99,13 @@ export function isPlainRepoPath(p: string): boolean {
 
 type Fallback = NonNullable<PlanOutcome['fallback']>;
 
-class PlanRejected extends Error {
-  constructor(
-    readonly reason: 'refusal' | 'no-tool-call' | 'invalid-output' | 'no-usable-tasks',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'PlanRejected';
+/** The model's answer could not be used; another attempt may do better, except after a refusal. */
+class PlanRejected extends SwitchyardError {
+  override name = 'PlanRejected';
+  readonly reason: 'refusal' | 'no-tool-call' | 'invalid-output' | 'no-usable-tasks';
+  constructor(message: string, options: ErrorContext & { reason: PlanRejected['reason'] }) {
+    super(message, options);
+    this.reason = options.reason;
   }
 }
 
@@ -170,7 +171,9 @@ export class BedrockPlanner implements Planner {
         const answer = this.answerOf(res);
         const { tasks, adjustments } = this.correct(answer, input);
         if (tasks.length === 0)
-          throw new PlanRejected('no-usable-tasks', 'no task was left after checking agents and limits');
+          throw new PlanRejected('no task was left after checking agents and limits', {
+            reason: 'no-usable-tasks',
+          });
         return {
           title: input.title,
           summary: answer.summary.trim().replace(/\s+/g, ' ').slice(0, 1_000),
@@ -233,22 +236,22 @@ export class BedrockPlanner implements Planner {
 
   private answerOf(res: ConverseCommandOutput): PlanAnswer {
     if (res.stopReason === 'content_filtered' || res.stopReason === 'guardrail_intervened')
-      throw new PlanRejected('refusal', `the model refused (${res.stopReason})`);
+      throw new PlanRejected(`the model refused (${res.stopReason})`, { reason: 'refusal' });
     const content = res.output?.message?.content ?? [];
     const call = content.find((c) => c.toolUse?.name === SUBMIT_PLAN)?.toolUse;
     if (!call) {
       const text = content.flatMap((c) => (c.text ? [c.text] : [])).join(' ');
       throw new PlanRejected(
-        'no-tool-call',
         `no ${SUBMIT_PLAN} call (stop reason ${res.stopReason ?? 'none'})${text ? `; answered ${JSON.stringify(text.slice(0, 120))}` : ''}`,
+        { reason: 'no-tool-call' },
       );
     }
     const parsed = PlanAnswerSchema.safeParse(call.input);
     if (!parsed.success) {
       const first = parsed.error.issues[0];
       throw new PlanRejected(
-        'invalid-output',
         `invalid ${SUBMIT_PLAN} input: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'unknown'}`,
+        { reason: 'invalid-output' },
       );
     }
     return parsed.data;

@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ConfigurationError } from '../common/errors.ts';
 import { logger } from '../common/observability.ts';
 import { getNamedSecret } from '../common/secrets.ts';
 import { header } from '../http/headers.ts';
@@ -181,7 +182,7 @@ export async function handleCallback(deps: CallbackDeps, req: CallbackRequest): 
     (record.secretEnv ? await getNamedSecret(record.secretEnv, deps.env ?? process.env) : undefined);
   if (!secret) {
     // Our misconfiguration (the executor's secret variable is not set here): fail loudly.
-    throw new Error(`callback secret ${record.secretEnv ?? '(per task)'} is not available`);
+    throw new ConfigurationError(`callback secret ${record.secretEnv ?? '(per task)'} is not available`);
   }
   if (!verifySignature(secret, bytes, header(req.headers, SIGNATURE_HEADER))) {
     logger.warn('callback refused', { runId: record.runId, reason: 'signature' });

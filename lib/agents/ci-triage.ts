@@ -1,3 +1,4 @@
+import { isRetryable } from '../common/errors.ts';
 import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClient, type GitHubClientFactory, splitRepo } from '../github/client.ts';
@@ -139,7 +140,7 @@ export async function collectFailedJobs(
       errors = errorLines(text);
     } catch (err) {
       // Logs expire (90 days by default) or are not readable: the job is still worth listing.
-      if (!(err instanceof GitHubApiError) || err.retryable) throw err;
+      if (!(err instanceof GitHubApiError) || isRetryable(err)) throw err;
       errors = [`(log not available: ${err.status})`];
     }
     jobs.push({

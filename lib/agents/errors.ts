@@ -1,4 +1,4 @@
-import { SwitchyardError } from '../engine/errors.ts';
+import { type ErrorContext, SwitchyardError } from '../common/errors.ts';
 
 /** Errors of the built-in agents. Retry intent lives in the type. */
 export class AgentError extends SwitchyardError {
@@ -60,14 +60,10 @@ export class DispatchError extends AgentError {
   override name = 'DispatchError';
   override readonly retryable: boolean;
   readonly status: number;
-  constructor(
-    message: string,
-    status: number,
-    options: ErrorOptions & { runId?: string; node?: string } = {},
-  ) {
+  constructor(message: string, options: ErrorContext & { status: number }) {
     super(message, options);
-    this.status = status;
-    this.retryable = status === 0 || status === 429 || status >= 500;
+    this.status = options.status;
+    this.retryable = options.status === 0 || options.status === 429 || options.status >= 500;
   }
 }
 

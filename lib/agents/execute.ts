@@ -1,3 +1,4 @@
+import { InternalError, isRetryable } from '../common/errors.ts';
 import { describePause, pausedFor } from '../engine/pause.ts';
 import type { EdgeDefinition, NodeResult, StepContext } from '../engine/workflow.ts';
 import type { RegisteredAgent } from '../routing/agents.ts';
@@ -174,7 +175,7 @@ class ExecuteStep {
 
   private task(id: string): TaskState {
     const t = this.state.tasks.find((x) => x.id === id);
-    if (!t) throw new Error(`work state of ${this.run.id} has no task ${id}`);
+    if (!t) throw new InternalError(`work state of ${this.run.id} has no task ${id}`);
     return t;
   }
 
@@ -310,7 +311,7 @@ class ExecuteStep {
       if (hold) return holdWait(this.run.id, hold, this.output());
       this.state.current = this.newItem(task, agent, 'task');
     }
-    throw new Error('execute: no progress after 100 decisions');
+    throw new InternalError('execute: no progress after 100 decisions');
   }
 
   private newItem(
@@ -474,7 +475,7 @@ class ExecuteStep {
         });
       });
     } catch (err) {
-      if ((err as { retryable?: unknown }).retryable === false) {
+      if (!isRetryable(err)) {
         // A refusal (permission, config) will not change on retry: free the slot for others now.
         this.task(cur.task).status = 'failed';
         this.emit('work.dispatch.failed', {

@@ -96,8 +96,7 @@ export function ciWait(
   if (now.getTime() >= deadline) {
     throw new RunBlockedError(
       `waited ${maxWaitHours} h for green CI on ${branch} and gave up; still failing: ${failing.join(', ') || 'unknown'}`,
-      g ? [`ci: ${g.failing.join('; ')}`] : [],
-      { runId: run.id, node },
+      { verdicts: g ? [`ci: ${g.failing.join('; ')}`] : [], runId: run.id, node },
     );
   }
   return {

@@ -1,3 +1,4 @@
+import { InternalError } from '../common/errors.ts';
 import { logger } from '../common/observability.ts';
 import { escapeDiscordInline } from '../discord/escape.ts';
 import type { DiscordRest } from '../discord/rest.ts';
@@ -162,7 +163,7 @@ export class AgentHub {
 
   engine(): HubEngine {
     const e = this.deps.engine?.();
-    if (!e) throw new Error('the agent hub has no engine (HubDeps.engine)');
+    if (!e) throw new InternalError('the agent hub has no engine (HubDeps.engine)');
     return e;
   }
 

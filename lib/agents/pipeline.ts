@@ -72,7 +72,7 @@ export function githubPipelineNodes(services: GitHubServices) {
             .map((g) => `${g.guard}: ${g.failing.join('; ')}`),
           ...decision.policies.filter((p) => p.verdict === 'forbid').map((p) => `${p.policy}: ${p.why}`),
         ];
-        throw new RunBlockedError(decision.reason, verdicts, { runId: ctx.run.id, node: ctx.node });
+        throw new RunBlockedError(decision.reason, { verdicts, runId: ctx.run.id, node: ctx.node });
       }
       if (decision.outcome === 'triage') {
         const t = await triage(services, ctx, decision.agents[0] ? { agent: decision.agents[0] } : {});

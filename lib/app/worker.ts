@@ -3,6 +3,7 @@ import { createGitHubReporter } from '../agents/github-reporter.ts';
 import { githubPipelineNodes } from '../agents/pipeline.ts';
 import { deterministicPlanner, type Planner } from '../agents/planner.ts';
 import { type AgentServices, createAgentServices } from '../agents/services.ts';
+import { InternalError } from '../common/errors.ts';
 import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
 import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/worker-services.ts';
@@ -85,7 +86,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
   // The engine is built after the services that need it (they start and signal runs).
   let engine: Engine<unknown> | undefined;
   const engineRef = () => {
-    if (!engine) throw new Error('engine not built yet');
+    if (!engine) throw new InternalError('engine not built yet');
     return engine;
   };
 

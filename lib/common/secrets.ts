@@ -1,3 +1,4 @@
+import { ConfigurationError } from './errors.ts';
 /**
  * Secrets, read the same way everywhere:
  * - on AWS, `<NAME>_SECRET_ARN` names a Secrets Manager secret; it is fetched with Powertools
@@ -118,7 +119,7 @@ export function parseWebhookSecrets(value: string | undefined): string[] {
   if (trimmed.startsWith('[')) {
     const parsed: unknown = JSON.parse(trimmed);
     if (!Array.isArray(parsed) || !parsed.every((s) => typeof s === 'string')) {
-      throw new Error('GITHUB_WEBHOOK_SECRET: a JSON value must be an array of strings');
+      throw new ConfigurationError('GITHUB_WEBHOOK_SECRET: a JSON value must be an array of strings');
     }
     return parsed.map((s: string) => s.trim()).filter((s) => s !== '');
   }
@@ -147,7 +148,7 @@ export function parseGitHubCredentials(value: string | undefined): GitHubCredent
   const privateKey = parsed.privateKey ?? parsed.private_key;
   const installationId = parsed.installationId ?? parsed.installation_id;
   if ((typeof appId !== 'string' && typeof appId !== 'number') || typeof privateKey !== 'string') {
-    throw new Error('GITHUB_CREDENTIALS: JSON must hold "token", or "appId" and "privateKey"');
+    throw new ConfigurationError('GITHUB_CREDENTIALS: JSON must hold "token", or "appId" and "privateKey"');
   }
   return {
     kind: 'app',

@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ConfigurationError } from '../common/errors.ts';
 import type { RunStore } from '../store/port.ts';
 
 /**
@@ -60,7 +61,7 @@ export async function createLinkToken(
   now: Date,
 ): Promise<string> {
   const key = keys[0];
-  if (!key) throw new Error('no console link key');
+  if (!key) throw new ConfigurationError('no console link key');
   const nonce = b64url(randomBytes(16));
   const exp = Math.floor(now.getTime() / 1000) + LINK_TTL_SECONDS;
   await kv.kvPut(LINK_GROUP, nonce, { ...grant, roles: [...grant.roles] }, { expectedVersion: 0, ttl: exp });

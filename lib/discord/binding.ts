@@ -1,4 +1,5 @@
 import type { APIMessage } from 'discord-api-types/v10';
+import { isRetryable } from '../common/errors.ts';
 import type { Run } from '../engine/types.ts';
 import type { RunStore } from '../store/port.ts';
 import { DiscordApiError, DiscordNotFoundError } from './errors.ts';
@@ -153,5 +154,5 @@ export async function deliver(
 }
 
 export function isPermanentDiscordFailure(err: unknown): boolean {
-  return err instanceof DiscordApiError && !err.retryable;
+  return err instanceof DiscordApiError && !isRetryable(err);
 }

@@ -1,10 +1,12 @@
+import { type ErrorContext, SwitchyardError } from '../common/errors.ts';
+
 /**
  * Discord module errors. Retry intent lives in the type: the engine retries a step that threw a
  * `retryable` error and fails it on a non-retryable one, without reading messages.
  */
-export class DiscordError extends Error {
+export class DiscordError extends SwitchyardError {
   override name = 'DiscordError';
-  readonly retryable: boolean = false;
+  override readonly retryable: boolean = false;
 }
 
 /** A Discord public key that is not 32 bytes of hex: a deploy mistake, so it fails at load. */
@@ -24,15 +26,14 @@ export class DiscordApiError extends DiscordError {
   readonly path: string;
   constructor(
     message: string,
-    details: { status: number; code?: number | undefined; method: string; path: string },
-    options?: ErrorOptions,
+    options: ErrorContext & { status: number; code?: number | undefined; method: string; path: string },
   ) {
     super(message, options);
-    this.status = details.status;
-    this.code = details.code;
-    this.method = details.method;
-    this.path = details.path;
-    this.retryable = details.status === 0 || details.status >= 500;
+    this.status = options.status;
+    this.code = options.code;
+    this.method = options.method;
+    this.path = options.path;
+    this.retryable = options.status === 0 || options.status >= 500;
   }
 }
 
@@ -46,9 +47,12 @@ export class DiscordRateLimitError extends DiscordApiError {
   override name = 'DiscordRateLimitError';
   override readonly retryable = true;
   readonly retryAfterMs: number;
-  constructor(message: string, details: { method: string; path: string; retryAfterMs: number }) {
-    super(message, { status: 429, method: details.method, path: details.path });
-    this.retryAfterMs = details.retryAfterMs;
+  constructor(
+    message: string,
+    options: ErrorContext & { method: string; path: string; retryAfterMs: number },
+  ) {
+    super(message, { ...options, status: 429 });
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -205,11 +205,12 @@ export class DiscordRest {
           signal: callSignal(this.opts.timeoutMs ?? 10_000)!,
         });
       } catch (cause) {
-        throw new DiscordApiError(
-          `${method} ${shownPath} failed: ${(cause as Error).message}`,
-          { status: 0, method, path: shownPath },
-          { cause },
-        );
+        throw new DiscordApiError(`${method} ${shownPath} failed: ${(cause as Error).message}`, {
+          status: 0,
+          method,
+          path: shownPath,
+          cause,
+        });
       }
       if (res.status === 429) {
         const waitMs = await retryAfterMs(res);

@@ -1,4 +1,5 @@
 import { queueFromEnv, storeFromEnv } from '../app/core.ts';
+import { ConfigurationError } from '../common/errors.ts';
 import { logger } from '../common/observability.ts';
 import { getSecretValue } from '../common/secrets.ts';
 import { parseLinkKeys } from '../console/access.ts';
@@ -58,7 +59,7 @@ export function policyFromEnv(env: NodeJS.ProcessEnv = process.env): () => Promi
     path,
     process.env.SWITCHYARD_BUNDLED
       ? () => {
-          throw new Error('DISCORD_POLICY_FILE is not set, and the bundle reads no YAML');
+          throw new ConfigurationError('DISCORD_POLICY_FILE is not set, and the bundle reads no YAML');
         }
       : async (text) => (await import('yaml')).parse(text) as unknown,
   );

@@ -8,6 +8,7 @@ import { withStepSignal } from './abort.ts';
 import {
   InvalidSignalError,
   InvalidSubjectError,
+  isRetryable,
   NonRetryableError,
   RunConflictError,
   RunPausedError,
@@ -64,8 +65,8 @@ export interface Reporter {
  * run with a `report.failed` event, so a finished run still retires.
  */
 export function isPermanentReportFailure(err: unknown): boolean {
-  const e = err as { retryable?: unknown; status?: unknown };
-  return e?.retryable === false && typeof e.status === 'number' && [403, 404, 410, 422].includes(e.status);
+  const status = (err as { status?: unknown } | null)?.status;
+  return !isRetryable(err) && typeof status === 'number' && [403, 404, 410, 422].includes(status);
 }
 
 /** Runs whose history a worker keeps in memory for its reporters (most recently reported). */
@@ -194,7 +195,7 @@ export function checkSubject(wf: Pick<Workflow<unknown>, 'name' | 'requires'>, s
       `${wf.name} needs subject.${field} (${rule.expected}); ${
         got === undefined ? 'it is missing' : `got ${JSON.stringify(got)}`
       } in ${JSON.stringify(subject.key)}`,
-      `subject.${field}`,
+      { field: `subject.${field}` },
     );
   }
 }
@@ -321,10 +322,9 @@ export class Engine<S = unknown> {
       // The subject has an active run of this workflow.
       const active = await this.store.getRun(res.activeRunId);
       if (policy === 'reject') {
-        throw new RunConflictError(
-          `${subject.key} already has an active ${wf.name} run ${res.activeRunId}`,
-          res.activeRunId,
-        );
+        throw new RunConflictError(`${subject.key} already has an active ${wf.name} run ${res.activeRunId}`, {
+          activeRunId: res.activeRunId,
+        });
       }
       if (policy === 'attach') {
         if (!active) continue; // the lock was just released; try again
@@ -350,7 +350,9 @@ export class Engine<S = unknown> {
       }
       superseded = true;
     }
-    throw new RunConflictError(`could not start ${wf.name} on ${subject.key}: lock contention`, '');
+    throw new RunConflictError(`could not start ${wf.name} on ${subject.key}: lock contention`, {
+      activeRunId: '',
+    });
   }
 
   // -------------------------------------------------------------------------------- signals
@@ -962,7 +964,7 @@ export class Engine<S = unknown> {
         }
         const current = await this.store.getRun(run.id);
         if (current?.version !== run.version || current.lease?.owner !== this.owner) {
-          throw new ConcurrencyError(`effect ${name} not started: run ${run.id} moved on`, run.id);
+          throw new ConcurrencyError(`effect ${name} not started: run ${run.id} moved on`, { runId: run.id });
         }
         const value = await fn();
         await this.store.putEffect(run.id, key, value === undefined ? null : value);
@@ -1441,13 +1443,7 @@ function signalDetail(signal: Signal): Record<string, unknown> {
 
 export function toRunError(err: unknown, node: string): NonNullable<Run['error']> {
   if (err instanceof Error) {
-    const retryable = (err as { retryable?: unknown }).retryable;
-    return {
-      name: err.name,
-      message: err.message.slice(0, 1000),
-      node,
-      retryable: retryable === undefined ? true : Boolean(retryable),
-    };
+    return { name: err.name, message: err.message.slice(0, 1000), node, retryable: isRetryable(err) };
   }
   return { name: 'Error', message: String(err).slice(0, 1000), node, retryable: true };
 }

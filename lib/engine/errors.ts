@@ -1,24 +1,7 @@
-/**
- * Engine errors. Retry intent lives in the type (Temporal's ApplicationFailure habit): the engine
- * decides from `retryable`, never from a message.
- */
-export class SwitchyardError extends Error {
-  override name = 'SwitchyardError';
-  readonly retryable: boolean = true;
-  readonly runId: string | undefined;
-  readonly node: string | undefined;
-  constructor(message: string, options: ErrorOptions & { runId?: string; node?: string } = {}) {
-    super(message, options);
-    this.runId = options.runId;
-    this.node = options.node;
-  }
-}
+import { type ErrorContext, NonRetryableError, SwitchyardError } from '../common/errors.ts';
 
-/** A failure that retrying cannot fix (bad input, permission refused, a 4xx from an API). */
-export class NonRetryableError extends SwitchyardError {
-  override name = 'NonRetryableError';
-  override readonly retryable = false;
-}
+/** Engine errors (the root, and what retrying means, are in lib/common/errors.ts). */
+export { isRetryable, NonRetryableError, SwitchyardError } from '../common/errors.ts';
 
 /** A node took longer than its timeout. Retryable by default, like any transient failure. */
 export class StepTimeoutError extends SwitchyardError {
@@ -33,11 +16,10 @@ export class UnknownWorkflowError extends NonRetryableError {
 /** A start was refused by the subject's concurrency policy (`reject`). */
 export class RunConflictError extends NonRetryableError {
   override name = 'RunConflictError';
-  constructor(
-    message: string,
-    readonly activeRunId: string,
-  ) {
-    super(message);
+  readonly activeRunId: string;
+  constructor(message: string, options: ErrorContext & { activeRunId: string }) {
+    super(message, options);
+    this.activeRunId = options.activeRunId;
   }
 }
 
@@ -54,12 +36,11 @@ export class StaleApprovalError extends InvalidSignalError {
 /** A run's subject lacks a field its workflow requires (a webhook without an issue number). */
 export class InvalidSubjectError extends NonRetryableError {
   override name = 'InvalidSubjectError';
-  constructor(
-    message: string,
-    /** The missing or malformed field: `subject.repo`, `subject.issue`. */
-    readonly field: string,
-  ) {
-    super(message);
+  /** The missing or malformed field: `subject.repo`, `subject.issue`. */
+  readonly field: string;
+  constructor(message: string, options: ErrorContext & { field: string }) {
+    super(message, options);
+    this.field = options.field;
   }
 }
 

@@ -1,3 +1,4 @@
+import { ConfigurationError } from '../common/errors.ts';
 import type { Workflow } from './workflow.ts';
 
 /**
@@ -39,5 +40,5 @@ export function assertNodeTimeouts(
 ): void {
   const problems = nodeTimeoutProblems(workflows, functionTimeoutMs, graceMs);
   if (problems.length > 0)
-    throw new Error(`node timeouts do not fit the worker function:\n${problems.join('\n')}`);
+    throw new ConfigurationError(`node timeouts do not fit the worker function:\n${problems.join('\n')}`);
 }

@@ -1,3 +1,4 @@
+import { ConfigurationError, InternalError, NonRetryableError } from '../common/errors.ts';
 import type { Gate, NewEvent, Run } from './types.ts';
 
 export interface RetryPolicy {
@@ -139,7 +140,7 @@ export class Workflow<S = unknown> {
 
   node(name: string): ResolvedNode<S> {
     const n = this.nodes.get(name);
-    if (!n) throw new Error(`workflow ${this.name} has no node ${name}`);
+    if (!n) throw new InternalError(`workflow ${this.name} has no node ${name}`);
     return n;
   }
 
@@ -178,24 +179,28 @@ export class Workflow<S = unknown> {
   }
 }
 
-export class WorkflowRoutingError extends Error {
+export class WorkflowRoutingError extends NonRetryableError {
   override name = 'WorkflowRoutingError';
-  readonly retryable = false;
 }
 
 function validate<T>(wf: Workflow<T>, tuning: WorkflowTuning): void {
-  if (!wf.nodes.has(wf.start)) throw new Error(`workflow ${wf.name}: start node ${wf.start} is not defined`);
+  if (!wf.nodes.has(wf.start))
+    throw new ConfigurationError(`workflow ${wf.name}: start node ${wf.start} is not defined`);
   for (const e of wf.edges) {
-    if (!wf.nodes.has(e.from)) throw new Error(`workflow ${wf.name}: edge from unknown node ${e.from}`);
-    if (!wf.nodes.has(e.to)) throw new Error(`workflow ${wf.name}: edge to unknown node ${e.to}`);
+    if (!wf.nodes.has(e.from))
+      throw new ConfigurationError(`workflow ${wf.name}: edge from unknown node ${e.from}`);
+    if (!wf.nodes.has(e.to))
+      throw new ConfigurationError(`workflow ${wf.name}: edge to unknown node ${e.to}`);
   }
   for (const name of Object.keys(tuning.nodes ?? {})) {
-    if (!wf.nodes.has(name)) throw new Error(`workflow ${wf.name}: config tunes unknown node ${name}`);
+    if (!wf.nodes.has(name))
+      throw new ConfigurationError(`workflow ${wf.name}: config tunes unknown node ${name}`);
   }
   for (const name of tuning.disabledGates ?? []) {
     const n = wf.nodes.get(name);
-    if (!n) throw new Error(`workflow ${wf.name}: config disables unknown gate ${name}`);
-    if (!n.optionalGate) throw new Error(`workflow ${wf.name}: node ${name} is not an optional gate`);
+    if (!n) throw new ConfigurationError(`workflow ${wf.name}: config disables unknown gate ${name}`);
+    if (!n.optionalGate)
+      throw new ConfigurationError(`workflow ${wf.name}: node ${name} is not an optional gate`);
   }
 }
 
@@ -231,7 +236,7 @@ export function delegateTo<S, K extends keyof S & string>(
   return (node) => (ctx) => {
     const group = ctx.services[key] as Partial<Record<string, NodeHandler<S>>> | undefined;
     const impl = group?.[node];
-    if (!impl) throw new Error(`no implementation of ${workflow}.${node} in this process`);
+    if (!impl) throw new InternalError(`no implementation of ${workflow}.${node} in this process`);
     return impl(ctx);
   };
 }

@@ -455,13 +455,14 @@ export class GitHubClient {
     const call = this.factory.describe(route, params);
     if (!this.can(permission)) {
       await this.emit('github.refused', { permission, method: call.method, path: call.path });
-      throw new PermissionDeniedError(
-        { agent: this.agent.name, permission, method: call.method, path: call.path },
-        {
-          ...(this.ctx.runId ? { runId: this.ctx.runId } : {}),
-          ...(this.ctx.node ? { node: this.ctx.node } : {}),
-        },
-      );
+      throw new PermissionDeniedError({
+        agent: this.agent.name,
+        permission,
+        method: call.method,
+        path: call.path,
+        runId: this.ctx.runId,
+        node: this.ctx.node,
+      });
     }
     // Cheap when nothing changed (the source caches); picks up a rotation within its max age.
     await this.factory.syncCredentials();
@@ -508,8 +509,7 @@ export class GitHubClient {
         }
         throw new GitHubApiError(
           `GitHub ${call.method} ${call.path} failed: ${status || (err as Error).message}`,
-          { status, method: call.method, path: call.path },
-          { cause: err, ...(this.ctx.runId ? { runId: this.ctx.runId } : {}) },
+          { status, method: call.method, path: call.path, cause: err, runId: this.ctx.runId },
         );
       }
     }

@@ -1,4 +1,4 @@
-import { SwitchyardError } from '../engine/errors.ts';
+import { type ErrorContext, SwitchyardError } from '../common/errors.ts';
 
 /**
  * GitHub module errors. They extend the engine's base error so a node that lets one escape is
@@ -16,18 +16,15 @@ export class PermissionDeniedError extends GitHubError {
   readonly permission: string;
   readonly method: string;
   readonly path: string;
-  constructor(
-    details: { agent: string; permission: string; method: string; path: string },
-    options: ErrorOptions & { runId?: string; node?: string } = {},
-  ) {
+  constructor(options: ErrorContext & { agent: string; permission: string; method: string; path: string }) {
     super(
-      `agent ${details.agent} lacks permission ${details.permission} for ${details.method} ${details.path}`,
+      `agent ${options.agent} lacks permission ${options.permission} for ${options.method} ${options.path}`,
       options,
     );
-    this.agent = details.agent;
-    this.permission = details.permission;
-    this.method = details.method;
-    this.path = details.path;
+    this.agent = options.agent;
+    this.permission = options.permission;
+    this.method = options.method;
+    this.path = options.path;
   }
 }
 
@@ -38,16 +35,12 @@ export class GitHubApiError extends GitHubError {
   readonly status: number;
   readonly method: string;
   readonly path: string;
-  constructor(
-    message: string,
-    details: { status: number; method: string; path: string },
-    options: ErrorOptions & { runId?: string; node?: string } = {},
-  ) {
+  constructor(message: string, options: ErrorContext & { status: number; method: string; path: string }) {
     super(message, options);
-    this.status = details.status;
-    this.method = details.method;
-    this.path = details.path;
-    this.retryable = details.status === 0 || details.status === 429 || details.status >= 500;
+    this.status = options.status;
+    this.method = options.method;
+    this.path = options.path;
+    this.retryable = options.status === 0 || options.status === 429 || options.status >= 500;
   }
 }
 

@@ -1,4 +1,6 @@
-export class QueueError extends Error {
+import { SwitchyardError } from '../common/errors.ts';
+
+export class QueueError extends SwitchyardError {
   override name = 'QueueError';
-  readonly retryable = true;
+  override readonly retryable = true;
 }

@@ -1,3 +1,4 @@
+import { InternalError } from '../common/errors.ts';
 import type { NormalizedEvent } from '../github/events.ts';
 
 /** Messages the worker consumes. A message names a step slot; stale or duplicate ones are no-ops. */
@@ -53,5 +54,5 @@ export function parseWorkMessage(body: string): WorkMessage {
   ) {
     return { kind: 'route', delivery: m.delivery, event: m.event };
   }
-  throw new Error(`not a work message: ${body.slice(0, 200)}`);
+  throw new InternalError(`not a work message: ${body.slice(0, 200)}`);
 }

@@ -1,3 +1,4 @@
+import { ContentionError } from '../common/errors.ts';
 import type { RunStore } from '../store/port.ts';
 import { parseConfigSource } from './config.ts';
 
@@ -55,5 +56,5 @@ export async function pushConfig(
     )
       return stored;
   }
-  throw new Error('config push: lost the race for a version number five times; try again');
+  throw new ContentionError('config push: lost the race for a version number five times; try again');
 }

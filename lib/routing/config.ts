@@ -456,9 +456,9 @@ export function readSource(text: string, file: string): ConfigSource {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(
+    throw new ConfigError({
       file,
-      doc.errors.map((e) => {
+      issues: doc.errors.map((e) => {
         const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
         return {
           file,
@@ -468,13 +468,14 @@ export function readSource(text: string, file: string): ConfigSource {
           message: e.message.split('\n', 1)[0] ?? e.code,
         };
       }),
-    );
+    });
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ConfigError(file, [
-      { file, line: 1, column: 1, path: [], message: 'the config must be a mapping' },
-    ]);
+    throw new ConfigError({
+      file,
+      issues: [{ file, line: 1, column: 1, path: [], message: 'the config must be a mapping' }],
+    });
   }
   return { file, text, doc, lines, raw };
 }
@@ -554,7 +555,9 @@ function zodIssues(error: z.ZodError, views: readonly SourceView[]): ConfigIssue
 export function validateConfig(raw: unknown, views: readonly SourceView[]): SwitchyardConfig {
   const res = SwitchyardConfigSchema.safeParse(raw);
   if (!res.success) {
-    throw new ConfigError(views[0]?.source.file ?? 'config', zodIssues(res.error, views), {
+    throw new ConfigError({
+      file: views[0]?.source.file ?? 'config',
+      issues: zodIssues(res.error, views),
       cause: res.error,
     });
   }
@@ -583,13 +586,13 @@ export async function loadConfigSource(
   try {
     text = await readFile(path, 'utf8');
   } catch (cause) {
-    throw new ConfigError(
-      path,
-      [{ file: path, line: 0, column: 0, path: [], message: `cannot read: ${(cause as Error).message}` }],
-      {
-        cause,
-      },
-    );
+    throw new ConfigError({
+      file: path,
+      issues: [
+        { file: path, line: 0, column: 0, path: [], message: `cannot read: ${(cause as Error).message}` },
+      ],
+      cause,
+    });
   }
   return parseConfigSource(text, path);
 }
@@ -638,11 +641,15 @@ export function overlayConfig(central: ConfigSource, repo: ConfigSource): Switch
       });
     }
   }
-  if (issues.length > 0) throw new ConfigError(repo.file, issues);
+  if (issues.length > 0) throw new ConfigError({ file: repo.file, issues });
   // Check the overlay's own shape first, so its errors carry its own paths and lines.
   const own = RepoOverlaySchema.safeParse(over);
   if (!own.success)
-    throw new ConfigError(repo.file, zodIssues(own.error, [{ source: repo }]), { cause: own.error });
+    throw new ConfigError({
+      file: repo.file,
+      issues: zodIssues(own.error, [{ source: repo }]),
+      cause: own.error,
+    });
 
   const base = central.raw as Plain;
   for (const r of budgetRaises(base.budgets, over.budgets)) {
@@ -655,7 +662,7 @@ export function overlayConfig(central: ConfigSource, repo: ConfigSource): Switch
       message: r.message,
     });
   }
-  if (issues.length > 0) throw new ConfigError(repo.file, issues);
+  if (issues.length > 0) throw new ConfigError({ file: repo.file, issues });
   const merged = deepMerge(base, over) as Plain;
   const baseRouting = isPlain(base.routing) ? base.routing : {};
   const overRouting = isPlain(over.routing) ? over.routing : {};

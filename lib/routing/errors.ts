@@ -1,4 +1,4 @@
-import { NonRetryableError, SwitchyardError } from '../engine/errors.ts';
+import { type ErrorContext, NonRetryableError, SwitchyardError } from '../common/errors.ts';
 
 /** Routing module errors. Retry intent lives in the type, as everywhere in Switchyard. */
 export class RoutingError extends SwitchyardError {
@@ -20,7 +20,8 @@ export class ConfigError extends RoutingError {
   override readonly retryable = false;
   readonly file: string;
   readonly issues: ConfigIssue[];
-  constructor(file: string, issues: ConfigIssue[], options: ErrorOptions = {}) {
+  constructor(options: ErrorContext & { file: string; issues: ConfigIssue[] }) {
+    const { file, issues } = options;
     super(issues.map(formatIssue).join('\n') || `${file}: invalid config`, options);
     this.file = file;
     this.issues = issues;
@@ -45,12 +46,8 @@ export class ExpressionError extends RoutingError {
 export class RunBlockedError extends NonRetryableError {
   override name = 'RunBlockedError';
   readonly verdicts: string[];
-  constructor(
-    message: string,
-    verdicts: string[],
-    options: ErrorOptions & { runId?: string; node?: string } = {},
-  ) {
+  constructor(message: string, options: ErrorContext & { verdicts: string[] }) {
     super(message, options);
-    this.verdicts = verdicts;
+    this.verdicts = options.verdicts;
   }
 }

@@ -1,3 +1,4 @@
+import { ContentionError } from '../common/errors.ts';
 import { type GitHubClient, isSwitchyardAgentRun } from '../github/client.ts';
 import type { CiSignal, NormalizedEvent } from '../github/events.ts';
 import type { RunStore } from '../store/port.ts';
@@ -100,7 +101,7 @@ async function updateRecord(
     const ok = await store.kvPut(GUARD_GROUP, ciKey(repo), next, { expectedVersion: item?.version ?? 0 });
     if (ok) return 'recorded';
   }
-  throw new Error(`guard record for ${repo}: too much write contention`);
+  throw new ContentionError(`guard record for ${repo}: too much write contention`);
 }
 
 export type SignalOutcome = 'recorded' | 'unchanged' | 'duplicate' | 'ignored';

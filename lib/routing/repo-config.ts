@@ -134,7 +134,9 @@ export class ConfigProvider {
       const error =
         err instanceof ConfigError
           ? err
-          : new ConfigError(file, [{ file, line: 0, column: 0, path: [], message: (err as Error).message }], {
+          : new ConfigError({
+              file,
+              issues: [{ file, line: 0, column: 0, path: [], message: (err as Error).message }],
               cause: err,
             });
       return { ...base, config: this.central, origin: 'central', error };

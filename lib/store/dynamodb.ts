@@ -187,11 +187,12 @@ export class DynamoRunStore implements RunStore {
         bytes = itemBytes(item);
       } catch (err) {
         // JSON.stringify gives up on very deep nesting long after DynamoDB's 32 levels would.
-        throw new StoreValidationError(`${what} of run ${runId} is nested too deeply to store`, runId, {
+        throw new StoreValidationError(`${what} of run ${runId} is nested too deeply to store`, {
+          runId: runId,
           cause: err,
         });
       }
-      if (bytes > limit) throw new RunTooLargeError(what, bytes, limit, runId);
+      if (bytes > limit) throw new RunTooLargeError({ what, bytes, limit, runId });
     };
     measure('the run', runItem, RUN_ITEM_BUDGET_BYTES);
     for (const e of eventItems) measure("one commit's events", e, EVENTS_ITEM_BUDGET_BYTES);
@@ -206,8 +207,7 @@ export class DynamoRunStore implements RunStore {
     if (bad) {
       throw new StoreValidationError(
         `DynamoDB refused a write of run ${runId}: ${bad.Message ?? 'validation error'}`,
-        runId,
-        { cause },
+        { runId, cause },
       );
     }
   }
@@ -309,7 +309,8 @@ export class DynamoRunStore implements RunStore {
           await backoff(attempt);
           continue;
         }
-        throw new ConcurrencyError(`could not create run ${run.id}: ${describe(reasons)}`, run.id, {
+        throw new ConcurrencyError(`could not create run ${run.id}: ${describe(reasons)}`, {
+          runId: run.id,
           cause: err,
         });
       }
@@ -438,7 +439,8 @@ export class DynamoRunStore implements RunStore {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
         const reasons = err.CancellationReasons ?? [];
         if (reasons[0]?.Code === 'ConditionalCheckFailed') {
-          throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, run.id, {
+          throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
+            runId: run.id,
             cause: err,
           });
         }
@@ -446,7 +448,7 @@ export class DynamoRunStore implements RunStore {
           const old = oldItem(reasons[lockIndex]) ?? {};
           throw new SubjectLockedError(
             `subject ${input.acquireLock} already has an active run ${String(old.runId)}`,
-            String(old.runId),
+            { activeRunId: String(old.runId) },
           );
         }
         this.refuseInvalid(reasons, run.id, err);
@@ -455,7 +457,8 @@ export class DynamoRunStore implements RunStore {
           await backoff(attempt);
           continue;
         }
-        throw new ConcurrencyError(`could not commit run ${run.id}: ${describe(reasons)}`, run.id, {
+        throw new ConcurrencyError(`could not commit run ${run.id}: ${describe(reasons)}`, {
+          runId: run.id,
           cause: err,
         });
       }
@@ -478,7 +481,8 @@ export class DynamoRunStore implements RunStore {
       return run;
     } catch (err) {
       if (isConditionalFailure(err)) {
-        throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, run.id, {
+        throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
+          runId: run.id,
           cause: err,
         });
       }
@@ -508,7 +512,7 @@ export class DynamoRunStore implements RunStore {
     const at = event.at ?? this.now().toISOString();
     for (let attempt = 0; ; attempt++) {
       const run = await this.getRun(runId);
-      if (!run) throw new RunNotFoundError(runId);
+      if (!run) throw new RunNotFoundError({ runId });
       const last = run.eventSeq - 1;
       // The n-th audit event after `last` (a read, not a counter write): the put below is
       // conditional on its key, so two concurrent writers cannot take the same n.
@@ -574,7 +578,8 @@ export class DynamoRunStore implements RunStore {
           await backoff(attempt);
           continue;
         }
-        throw new ConcurrencyError(`could not append an event to run ${runId}: ${describe(reasons)}`, runId, {
+        throw new ConcurrencyError(`could not append an event to run ${runId}: ${describe(reasons)}`, {
+          runId: runId,
           cause: err,
         });
       }
@@ -1112,7 +1117,8 @@ export class DynamoRunStore implements RunStore {
           await backoff(attempt);
           continue;
         }
-        throw new ConcurrencyError(`KV transaction on ${id} kept conflicting: ${describe(reasons)}`, id, {
+        throw new ConcurrencyError(`KV transaction on ${id} kept conflicting: ${describe(reasons)}`, {
+          runId: id,
           cause: err,
         });
       }
@@ -1140,7 +1146,8 @@ export class DynamoRunStore implements RunStore {
       return new ThrottledError(`DynamoDB throttled a request for ${id} after retries`, { cause: err });
     }
     if (name === 'ValidationException') {
-      return new StoreValidationError(`DynamoDB refused a request for ${id}: ${(err as Error).message}`, id, {
+      return new StoreValidationError(`DynamoDB refused a request for ${id}: ${(err as Error).message}`, {
+        runId: id,
         cause: err,
       });
     }

@@ -1,7 +1,9 @@
+import { type ErrorContext, SwitchyardError } from '../common/errors.ts';
+
 /** Domain errors of the run store. Adapters translate SDK exceptions into these at their edge. */
-export class StoreError extends Error {
+export class StoreError extends SwitchyardError {
   override name = 'StoreError';
-  readonly retryable: boolean = false;
+  override readonly retryable: boolean = false;
 }
 
 /** The store cannot be reached or started (missing Java, endpoint down). */
@@ -13,11 +15,8 @@ export class StoreUnavailableError extends StoreError {
 /** A conditional write lost: someone else changed the run first (optimistic locking). */
 export class ConcurrencyError extends StoreError {
   override name = 'ConcurrencyError';
-  constructor(
-    message: string,
-    readonly runId: string,
-    options?: ErrorOptions,
-  ) {
+  declare readonly runId: string;
+  constructor(message: string, options: ErrorContext & { runId: string }) {
     super(message, options);
   }
 }
@@ -30,19 +29,19 @@ export class ThrottledError extends StoreError {
 
 export class RunNotFoundError extends StoreError {
   override name = 'RunNotFoundError';
-  constructor(readonly runId: string) {
-    super(`run ${runId} not found`);
+  declare readonly runId: string;
+  constructor(options: ErrorContext & { runId: string }) {
+    super(`run ${options.runId} not found`, options);
   }
 }
 
 /** The subject already has an active run of this workflow (its lock is held). */
 export class SubjectLockedError extends StoreError {
   override name = 'SubjectLockedError';
-  constructor(
-    message: string,
-    readonly activeRunId: string,
-  ) {
-    super(message);
+  readonly activeRunId: string;
+  constructor(message: string, options: ErrorContext & { activeRunId: string }) {
+    super(message, options);
+    this.activeRunId = options.activeRunId;
   }
 }
 
@@ -52,10 +51,9 @@ export class SubjectLockedError extends StoreError {
  */
 export class StoreValidationError extends StoreError {
   override name = 'StoreValidationError';
-  readonly runId: string;
-  constructor(message: string, runId: string, options?: ErrorOptions) {
+  declare readonly runId: string;
+  constructor(message: string, options: ErrorContext & { runId: string }) {
     super(message, options);
-    this.runId = runId;
   }
 }
 
@@ -65,8 +63,9 @@ export class RunTooLargeError extends StoreValidationError {
   readonly bytes: number;
   readonly limit: number;
   readonly what: string;
-  constructor(what: string, bytes: number, limit: number, runId: string) {
-    super(`${what} of run ${runId} is ${bytes} bytes, over the budget of ${limit} bytes`, runId);
+  constructor(options: ErrorContext & { runId: string; what: string; bytes: number; limit: number }) {
+    const { what, bytes, limit, runId } = options;
+    super(`${what} of run ${runId} is ${bytes} bytes, over the budget of ${limit} bytes`, options);
     this.what = what;
     this.bytes = bytes;
     this.limit = limit;

@@ -102,7 +102,8 @@ export class HttpExecutor implements Executor {
         signal: AbortSignal.timeout(ex.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       });
     } catch (cause) {
-      throw new DispatchError(`POST ${shown(ex.url)} failed: ${(cause as Error).message}`, 0, {
+      throw new DispatchError(`POST ${shown(ex.url)} failed: ${(cause as Error).message}`, {
+        status: 0,
         cause,
         runId: req.run.id,
       });
@@ -116,7 +117,8 @@ export class HttpExecutor implements Executor {
     });
     if (!res.ok) {
       logger.warn('http agent refused the task', { runId: req.run.id, status: res.status });
-      throw new DispatchError(`POST ${shown(ex.url)} answered ${res.status}`, res.status, {
+      throw new DispatchError(`POST ${shown(ex.url)} answered ${res.status}`, {
+        status: res.status,
         runId: req.run.id,
       });
     }
