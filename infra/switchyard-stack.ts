@@ -52,6 +52,7 @@ import {
   MAIN_FIELDS,
 } from './bundling.ts';
 import type { SwitchyardConfig } from './config.ts';
+import { createExecutorSecrets } from './executor-secrets.ts';
 import { FUNCTIONS, type FunctionName, type FunctionSpec, WORKER_TIMEOUT_SECONDS } from './functions.ts';
 import { Monitoring, WEBHOOK_ROUTE } from './monitoring.ts';
 
@@ -244,6 +245,13 @@ export class SwitchyardStack extends Stack {
 
     // The planner model named in the bundled config, and nothing else on Bedrock.
     grantPlannerModel(this.functions.worker, join(projectRoot, CONFIG_SOURCE));
+    // The signing secrets HTTP executors name (`secretEnv`): created, granted and wired here.
+    createExecutorSecrets(this, {
+      configFile: join(projectRoot, CONFIG_SOURCE),
+      stage: config.stage,
+      removalPolicy,
+      readers: [this.functions.worker, this.functions.callbacks],
+    });
 
     // ---- Event sources.
     this.functions.worker.addEventSource(
