@@ -7,7 +7,7 @@ import { evaluateCondition } from '../routing/cel.ts';
 import type { TriageConfig } from '../routing/config.ts';
 import { decisionOf, eventOf } from '../routing/route.ts';
 import { celContext } from '../routing/rules.ts';
-import { type GitHubServices, once, type StepScope } from '../routing/services.ts';
+import { effectIn, type GitHubServices, type StepScope } from '../routing/services.ts';
 import { NoSubjectError } from './errors.ts';
 
 /**
@@ -157,13 +157,15 @@ export async function triage(
   if (needsInfo && assessment.missing.length > 0 && !hasNeedsInfo) labelsToAdd.push(needsInfo);
   try {
     if (labelsToAdd.length > 0) {
-      await once(scope, 'triage.labels', () =>
+      await effectIn(scope, 'triage.labels', () =>
         client.addLabels(repo, number, labelsToAdd).then(() => labelsToAdd),
       );
       result.applied = labelsToAdd;
     }
     if (needsInfo && hasNeedsInfo && assessment.missing.length === 0) {
-      await once(scope, 'triage.unlabel', () => client.removeLabel(repo, number, needsInfo).then(() => true));
+      await effectIn(scope, 'triage.unlabel', () =>
+        client.removeLabel(repo, number, needsInfo).then(() => true),
+      );
     }
   } catch (err) {
     // The client already recorded the refusal as a run event; triage goes on with what it may do.
@@ -174,7 +176,7 @@ export async function triage(
   if (assessment.missing.length > 0) {
     const body = renderAsk(config.triage, assessment.missing);
     try {
-      result.comment = await once(scope, 'triage.comment', async () => {
+      result.comment = await effectIn(scope, 'triage.comment', async () => {
         if (client.dryRun) {
           await client.createComment(repo, number, body);
           return 'dry-run' as const;
