@@ -1,6 +1,7 @@
 import { linearTest } from '../common/re2.ts';
 import { type GitHubClient, type GitHubClientFactory, isOwnComment } from '../github/client.ts';
 import { PermissionDeniedError } from '../github/errors.ts';
+import { escapeGitHubInline } from '../github/escape.ts';
 import type { NormalizedEvent } from '../github/events.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import { evaluateCondition } from '../routing/cel.ts';
@@ -86,12 +87,17 @@ export function assessIssue(config: TriageConfig, event: NormalizedEvent): Triag
   return { labels, missing };
 }
 
+/**
+ * The ask comment. Its texts come from configuration, which a repository's own
+ * `.github/switchyard.yml` may set: they are escaped like any untrusted text (issue #9, defect 11),
+ * so no mention, link, HTML or forged marker reaches the issue.
+ */
 export function renderAsk(config: TriageConfig, missing: TriageAssessment['missing']): string {
   return [
     TRIAGE_MARKER,
-    `**${config.askHeading}**`,
+    `**${escapeGitHubInline(config.askHeading)}**`,
     '',
-    ...missing.map((m) => `- **${m.name}**: ${m.ask}`),
+    ...missing.map((m) => `- **${escapeGitHubInline(m.name)}**: ${escapeGitHubInline(m.ask)}`),
   ].join('\n');
 }
 
