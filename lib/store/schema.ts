@@ -81,3 +81,15 @@ export const effectKeys = {
     `FX#S#${String(firstSeq).padStart(8, '0')}#${node}#${name}`,
   run: (name: string) => `FX#R#${name}`,
 } as const;
+
+/**
+ * `dynamodb:LeadingKeys` patterns (IAM StringLike) for each kind of partition, so a function's
+ * policy can name the item kinds it touches (infra/functions.ts `tableKeys`). A KV group is one
+ * partition, `KV#<group>`, named exactly.
+ */
+export const leadingKeys = {
+  runs: 'RUN#*',
+  idempotency: 'IDEM#*',
+  locks: 'LOCK#*',
+  kv: (group: string) => itemKeys.kv(group),
+} as const;
