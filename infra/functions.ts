@@ -1,5 +1,6 @@
 import type { SecretName } from '../lib/common/secrets.ts';
 import { WORKER_FUNCTION_TIMEOUT_MS } from '../lib/engine/timeouts.ts';
+import { leadingKeys as keys } from '../lib/store/schema.ts';
 import { DISCORD_POLICY_PATH_ON_LAMBDA } from './bundling.ts';
 
 /**
@@ -25,6 +26,11 @@ export interface FunctionSpec {
    * every item kind (docs/design.md, "Table access per function").
    */
   tableKeys?: readonly string[];
+  /**
+   * The table actions this function's code uses (absent: every action of its `table` level). Read
+   * from the store methods its composition calls (docs/design.md, "Table access per function").
+   */
+  tableActions?: readonly TableAction[];
   /** May send messages to the work queue. */
   sendsWork: boolean;
   /** Secrets it may read; only these get a `<NAME>_SECRET_ARN` variable and a read grant. */
@@ -40,6 +46,22 @@ export interface FunctionSpec {
   };
 }
 
+/** Actions on the run table, by store method: see `TABLE_ACTIONS_BY_USE` below. */
+export const TABLE_READ_ACTIONS = ['GetItem', 'BatchGetItem', 'Query'] as const;
+/** TransactWriteItems is authorized through these per-item actions; no BatchWriteItem (nothing batch-writes). */
+export const TABLE_WRITE_ACTIONS = ['PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'] as const;
+export type TableAction = (typeof TABLE_READ_ACTIONS)[number] | (typeof TABLE_WRITE_ACTIONS)[number];
+
+/*
+ * What the store's methods need (lib/store/dynamodb.ts): getRun, kvGet, getReportState: GetItem.
+ * listEvents, kvList, appendEvent (finds the last audit event): Query. listRuns, listActive:
+ * BatchGetItem (after an index Query). createRun, commit, update, rememberKey, kvPut: PutItem.
+ * commit ending a run (its subject lock), kvDelete: DeleteItem. appendEvent (the run must exist),
+ * claimEffect, recordEffect: ConditionCheckItem. retire, the report claim, recordEffect, kvTransact
+ * counters: UpdateItem. Only the worker and the sweeper run steps, report and admit work, so the
+ * five internet-facing writers need no UpdateItem.
+ */
+
 /** The worker's function timeout: one number shared with the engine's node-timeout check. */
 export const WORKER_TIMEOUT_SECONDS = WORKER_FUNCTION_TIMEOUT_MS / 1000;
 
@@ -54,6 +76,23 @@ export const FUNCTIONS = [
     // More memory means more CPU, which shortens the cold start on the 3 s path.
     memoryMb: 1024,
     table: 'readWrite',
+    // Starts runs (/plan: IDEM#, LOCK#, RUN#), signals them (buttons: a cancel releases the LOCK#),
+    // lists them (/status), records refusals; KV: interaction tokens and run messages, the policy
+    // version, pauses and their audit, refusals, console link grants, the work queue (/workloads).
+    tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableKeys: [
+      keys.runs,
+      keys.idempotency,
+      keys.locks,
+      keys.kv('discord-token'),
+      keys.kv('discord'),
+      keys.kv('config-version'),
+      keys.kv('pause'),
+      keys.kv('audit'),
+      keys.kv('discord-refused'),
+      keys.kv('console-link'),
+      keys.kv('work'),
+    ],
     sendsWork: true,
     // The first answer is the HTTP response; follow-ups with the bot token happen in the worker.
     // The console link key signs /status's "Open in browser" links (read only when /status asks).
@@ -71,6 +110,25 @@ export const FUNCTIONS = [
     timeoutSeconds: 10,
     memoryMb: 512,
     table: 'readWrite',
+    // Starts runs (IDEM#, LOCK#, RUN#), signals them (comment commands, agent completions, edits),
+    // finds a subject's runs; KV: the repo config cache and pushed versions, guards and delivery
+    // records, holds, pauses and their audit, the work queue, CI-triage and coverage records.
+    tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableKeys: [
+      keys.runs,
+      keys.idempotency,
+      keys.locks,
+      keys.kv('config'),
+      keys.kv('config-version'),
+      keys.kv('guard'),
+      keys.kv('github-delivery'),
+      keys.kv('hold'),
+      keys.kv('pause'),
+      keys.kv('audit'),
+      keys.kv('work'),
+      keys.kv('ci-triage'),
+      keys.kv('coverage'),
+    ],
     sendsWork: true,
     secrets: ['GITHUB_WEBHOOK_SECRET'],
   },
@@ -84,7 +142,7 @@ export const FUNCTIONS = [
     table: 'read',
     // Runs and their events, the health probe and the agents' work queue (GET /workloads): never
     // the Discord interaction tokens, idempotency records or locks.
-    tableKeys: ['RUN#*', 'KV#health', 'KV#work'],
+    tableKeys: [keys.runs, keys.kv('health'), keys.kv('work')],
     sendsWork: false,
     secrets: [],
   },
@@ -96,6 +154,10 @@ export const FUNCTIONS = [
     timeoutSeconds: 10,
     memoryMb: 512,
     table: 'readWrite',
+    // Spends the callback token, signals the run (a late result can end it: LOCK#), parks a result
+    // that came mid-step in the work queue. Never starts runs (no IDEM#) and never lists them.
+    tableActions: ['GetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableKeys: [keys.runs, keys.locks, keys.kv('callback'), keys.kv('work')],
     sendsWork: true,
     secrets: [],
   },
@@ -108,6 +170,10 @@ export const FUNCTIONS = [
     memoryMb: 512,
     // Sessions and link redemption are KV writes; actions commit signals to the run.
     table: 'readWrite',
+    // Lists and shows runs, signals them (a cancel releases the LOCK#, a retry takes it), reads the
+    // work queue (workloads). Never starts runs (no IDEM#).
+    tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableKeys: [keys.runs, keys.locks, keys.kv('console-link'), keys.kv('console-session'), keys.kv('work')],
     // A signal enqueues the run's next step for the worker.
     sendsWork: true,
     secrets: ['CONSOLE_LINK_KEY'],
@@ -124,6 +190,10 @@ export const FUNCTIONS = [
     timeoutSeconds: 10,
     memoryMb: 512,
     table: 'readWrite',
+    // Records the applied result once, binds the workflow run in the work queue, signals the run
+    // (which can end it: LOCK#). Never starts runs (no IDEM#) and never lists them.
+    tableActions: ['GetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableKeys: [keys.runs, keys.locks, keys.kv('actions-result'), keys.kv('work')],
     sendsWork: true,
     // Read only on the fallback path: a run dispatched without a returned run id is bound by its
     // run-name, read from the Actions API.

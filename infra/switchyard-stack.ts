@@ -53,7 +53,15 @@ import {
 } from './bundling.ts';
 import type { SwitchyardConfig } from './config.ts';
 import { createExecutorSecrets } from './executor-secrets.ts';
-import { FUNCTIONS, type FunctionName, type FunctionSpec, WORKER_TIMEOUT_SECONDS } from './functions.ts';
+import {
+  FUNCTIONS,
+  type FunctionName,
+  type FunctionSpec,
+  TABLE_READ_ACTIONS,
+  TABLE_WRITE_ACTIONS,
+  type TableAction,
+  WORKER_TIMEOUT_SECONDS,
+} from './functions.ts';
 import { Monitoring, WEBHOOK_ROUTE } from './monitoring.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -497,7 +505,12 @@ export class SwitchyardStack extends Stack {
       },
     });
 
-    this.grantTable(role, spec.table, 'tableKeys' in spec ? spec.tableKeys : undefined);
+    this.grantTable(
+      role,
+      spec.table,
+      'tableKeys' in spec ? spec.tableKeys : undefined,
+      'tableActions' in spec ? spec.tableActions : undefined,
+    );
     if (spec.sendsWork) this.queue.grantSendMessages(role);
     return fn;
   }
@@ -506,35 +519,31 @@ export class SwitchyardStack extends Stack {
    * Table access written out by hand rather than `grantReadWriteData`: no Scan (no request path
    * may scan), no stream actions, and each index named, so the policy holds no wildcard.
    */
-  private grantTable(role: Role, access: FunctionSpec['table'], leadingKeys?: readonly string[]): void {
+  private grantTable(
+    role: Role,
+    access: FunctionSpec['table'],
+    leadingKeys?: readonly string[],
+    only?: readonly TableAction[],
+  ): void {
     const indexArns = Object.values(INDEXES).map((index) => `${this.table.tableArn}/index/${index.name}`);
+    // Only these partitions of the table (the indexes are KEYS_ONLY: a query there shows keys).
+    const onKeys = leadingKeys
+      ? { conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...leadingKeys] } } }
+      : {};
+    const allowed = (actions: readonly TableAction[]) =>
+      actions.filter((a) => only === undefined || only.includes(a)).map((a) => `dynamodb:${a}`);
     role.addToPrincipalPolicy(
       new PolicyStatement({
-        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
+        actions: allowed(TABLE_READ_ACTIONS),
         resources: [this.table.tableArn],
-        // Only these partitions of the table (the indexes are KEYS_ONLY: a query there shows keys).
-        ...(leadingKeys
-          ? { conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...leadingKeys] } } }
-          : {}),
+        ...onKeys,
       }),
     );
     role.addToPrincipalPolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: indexArns }));
-    if (access === 'readWrite') {
+    const writes = allowed(TABLE_WRITE_ACTIONS);
+    if (access === 'readWrite' && writes.length > 0) {
       role.addToPrincipalPolicy(
-        new PolicyStatement({
-          // TransactWriteItems is authorized through these per-item actions.
-          actions: [
-            'dynamodb:PutItem',
-            'dynamodb:UpdateItem',
-            'dynamodb:DeleteItem',
-            // No BatchWriteItem: the store never batch-writes (issue #9, defect 15).
-            'dynamodb:ConditionCheckItem',
-          ],
-          resources: [this.table.tableArn],
-          ...(leadingKeys
-            ? { conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...leadingKeys] } } }
-            : {}),
-        }),
+        new PolicyStatement({ actions: writes, resources: [this.table.tableArn], ...onKeys }),
       );
     }
   }

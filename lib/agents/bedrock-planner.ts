@@ -6,6 +6,8 @@ import {
 import { z } from 'zod';
 import { type ErrorContext, SwitchyardError } from '../common/errors.ts';
 import { logger } from '../common/observability.ts';
+import { callSignal, stepSignal, throwIfStepAborted } from '../engine/abort.ts';
+import { StepTimeoutError } from '../engine/errors.ts';
 import { estimateCostUsd, type PlannerConfig } from '../routing/planner-config.ts';
 import {
   assign,
@@ -161,10 +163,13 @@ export class BedrockPlanner implements Planner {
     const usage: PlanUsage = { inputTokens: 0, outputTokens: 0 };
     const allowed = input.agents.map((a) => a.name);
     const attempts = this.opts.attempts ?? 2;
-    const deadline = AbortSignal.timeout(this.opts.budgetMs ?? 60_000);
+    // The planning budget combined with the step's own signal (lib/engine/abort.ts), as the GitHub
+    // and Discord clients do: no model call starts, or goes on, once the plan step timed out.
+    const deadline = callSignal(this.opts.budgetMs ?? 60_000)!;
     let failure: Fallback;
     for (let attempt = 1; ; attempt++) {
       try {
+        throwIfStepAborted('Bedrock Converse call');
         const res = await this.converse(input, allowed, deadline);
         usage.inputTokens += res.usage?.inputTokens ?? 0;
         usage.outputTokens += res.usage?.outputTokens ?? 0;
@@ -184,6 +189,12 @@ export class BedrockPlanner implements Planner {
           ...(adjustments.length > 0 ? { adjustments } : {}),
         };
       } catch (err) {
+        // The step is over: its outcome is already decided, so neither a retry nor a fallback.
+        if (stepSignal()?.aborted) {
+          throw err instanceof StepTimeoutError
+            ? err
+            : new StepTimeoutError('Bedrock planning stopped: the step timed out', { cause: err });
+        }
         const retryable =
           err instanceof PlanRejected && err.reason !== 'refusal' && !deadline.aborted && attempt < attempts;
         if (retryable) continue;

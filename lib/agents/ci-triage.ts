@@ -3,6 +3,7 @@ import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClient, type GitHubClientFactory, splitRepo } from '../github/client.ts';
 import { GitHubApiError } from '../github/errors.ts';
+import { codeSpan, escapeGitHubInline, linkSuffix } from '../github/escape.ts';
 import type { NormalizedEvent } from '../github/events.ts';
 import type { AgentIdentity } from '../github/permissions.ts';
 import { AgentRegistry } from '../routing/agents.ts';
@@ -70,7 +71,12 @@ interface IssueRecord {
 }
 
 const issueKey = (repo: string, branch: string) => `issue#${repo}#${branch}`;
-const marker = (branch: string) => `<!-- switchyard:ci-failure:${branch} -->`;
+/**
+ * The issue's hidden marker. A branch name may contain `>` or `--` (git allows both): `<` and `>`
+ * are percent-encoded so the name cannot end the HTML comment; other names keep their marker.
+ */
+const marker = (branch: string) =>
+  `<!-- switchyard:ci-failure:${branch.replace(/[<>]/g, (c) => (c === '<' ? '%3C' : '%3E'))} -->`;
 
 // ------------------------------------------------------------------------------ logs
 
@@ -251,17 +257,22 @@ function identity(config: SwitchyardConfig): AgentIdentity {
   return agent ? registry.identity(agent.name) : { name: 'ci-triage', permissions: ['read'] };
 }
 
-function renderSection(input: CiTriageInput, jobs: FailedJob[] | undefined, at: string): string {
+export function renderSection(input: CiTriageInput, jobs: FailedJob[] | undefined, at: string): string {
+  // Workflow and job names, conclusions and URLs come from the repository's workflow files and
+  // GitHub's payloads: escaped, and links only to https (issue #9, defect 11). Log lines stay in a
+  // fenced block, where nothing renders, and cannot close it.
   const wf = input.workflow;
-  const head = `### ❌ ${wf.name} — ${wf.conclusion ?? 'failed'}${wf.url ? ` ([run](${wf.url}))` : ''}`;
-  const lines = [head, '', `Commit \`${(wf.sha ?? 'unknown').slice(0, 12)}\`, seen ${at}.`, ''];
+  const head = `### ❌ ${escapeGitHubInline(wf.name)} — ${escapeGitHubInline(wf.conclusion ?? 'failed')}${linkSuffix('run', wf.url)}`;
+  const lines = [head, '', `Commit ${codeSpan((wf.sha ?? 'unknown').slice(0, 12))}, seen ${at}.`, ''];
   if (jobs === undefined) {
     lines.push('_Jobs not read (dry-run: no GitHub credentials)._');
   } else if (jobs.length === 0) {
     lines.push('_No failed job was listed (the run may have failed to start)._');
   } else {
     for (const job of jobs) {
-      lines.push(`**${job.name}** — ${job.conclusion ?? 'failed'}${job.url ? ` ([log](${job.url}))` : ''}`);
+      lines.push(
+        `**${escapeGitHubInline(job.name)}** — ${escapeGitHubInline(job.conclusion ?? 'failed')}${linkSuffix('log', job.url)}`,
+      );
       if (job.errors.length > 0) lines.push('```', ...job.errors.map((e) => e.replace(/```/g, "'''")), '```');
       lines.push('');
     }
@@ -273,7 +284,7 @@ export function renderIssue(branch: string, sections: Record<string, Section>): 
   const list = Object.values(sections).sort((a, b) => a.name.localeCompare(b.name));
   return [
     marker(branch),
-    `CI is failing on \`${branch}\`. Switchyard blocks new automation on this repository until it is green again (CI guard).`,
+    `CI is failing on ${codeSpan(branch)}. Switchyard blocks new automation on this repository until it is green again (CI guard).`,
     '',
     ...list.map((s) => `${s.markdown}\n`),
     '_Updated by the Switchyard CI-triage agent; this issue is edited in place and closed when CI is green._',
@@ -407,7 +418,7 @@ export function createCiTriageServices(deps: CiTriageDeps): {
         repo,
         issue_number: number,
         body: resolved
-          ? `${marker(input.branch)}\n✅ CI is green again on \`${input.branch}\`.`
+          ? `${marker(input.branch)}\n✅ CI is green again on ${codeSpan(input.branch)}.`
           : renderIssue(input.branch, record.sections),
         state: resolved ? 'closed' : 'open',
       });

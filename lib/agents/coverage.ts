@@ -1,6 +1,7 @@
 import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClientFactory, isOwnComment } from '../github/client.ts';
+import { codeSpan, escapeGitHubInline, linkSuffix } from '../github/escape.ts';
 import type { AgentIdentity } from '../github/permissions.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
@@ -174,17 +175,20 @@ function identity(config: SwitchyardConfig): AgentIdentity {
 const fmt = (n: number) => `${Math.round(n * 100) / 100}%`;
 
 export function renderCoverage(input: CoverageInput, baseline: Baseline | undefined): string {
-  let change = `no baseline for \`${input.base}\` yet`;
+  // The check's name, branch, sha and details URL come from the check run (any app or workflow
+  // sets them): escaped, code spans and an https-only link (issue #9, defect 11).
+  const base = codeSpan(input.base);
+  let change = `no baseline for ${base} yet`;
   if (baseline) {
     const delta = Math.round((input.pct - baseline.pct) * 100) / 100;
     const arrow = delta > 0 ? '▲' : delta < 0 ? '▼' : '=';
-    change = `${arrow} ${delta > 0 ? '+' : ''}${delta} pp vs \`${input.base}\` ${fmt(baseline.pct)}`;
+    change = `${arrow} ${delta > 0 ? '+' : ''}${delta} pp vs ${base} ${fmt(baseline.pct)}`;
   }
   return [
     MARKER,
     `### Coverage: ${fmt(input.pct)} (${change})`,
     '',
-    `Check **${input.check}** on \`${input.sha.slice(0, 12)}\`${input.url ? ` ([details](${input.url}))` : ''}.`,
+    `Check **${escapeGitHubInline(input.check)}** on ${codeSpan(input.sha.slice(0, 12))}${linkSuffix('details', input.url)}.`,
     '',
     '_Posted by the Switchyard coverage agent; this comment is edited in place._',
   ].join('\n');

@@ -4,7 +4,6 @@ import type { EdgeDefinition, NodeResult, StepContext } from '../engine/workflow
 import type { RegisteredAgent } from '../routing/agents.ts';
 import type { BudgetCaps } from '../routing/budgets-config.ts';
 import { ciVerdict, readCiRecord } from '../routing/guards.ts';
-import type { RunStore } from '../store/port.ts';
 import {
   addAgentUsage,
   type BudgetGate,
@@ -136,15 +135,6 @@ function human(ms: number): string {
   if (ms >= 3600_000) return `${Math.round((ms / 3600_000) * 10) / 10} h`;
   if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;
   return `${Math.round(ms / 1000)} s`;
-}
-
-/** Run a side effect once per run and key (the engine's `effect` is once per step slot only). */
-async function once<T>(store: RunStore, runId: string, key: string, fn: () => Promise<T>): Promise<T> {
-  const done = await store.getEffect(runId, key);
-  if (done) return done.result as T;
-  const value = await fn();
-  await store.putEffect(runId, key, value === undefined ? null : value);
-  return value;
 }
 
 export function createExecuteNode(deps: HubDeps | AgentHub): (ctx: Ctx) => Promise<NodeResult> {
@@ -461,19 +451,24 @@ class ExecuteStep {
     let outcome: Awaited<ReturnType<typeof executor.dispatch>>;
     let dispatchedNow = false;
     try {
-      outcome = await once(this.hub.store, this.run.id, `dispatch:${cur.item}`, () => {
-        dispatchedNow = true;
-        return executor.dispatch({
-          run: this.run,
-          node: this.ctx.node,
-          item: cur.item,
-          agent,
-          task: this.taskFor(cur),
-          correlation,
-          expiresAt,
-          emit: (e) => this.ctx.emit(e),
-        });
-      });
+      // Once per work item for the whole run: the execute node runs as many steps.
+      outcome = await this.ctx.effect(
+        `dispatch:${cur.item}`,
+        () => {
+          dispatchedNow = true;
+          return executor.dispatch({
+            run: this.run,
+            node: this.ctx.node,
+            item: cur.item,
+            agent,
+            task: this.taskFor(cur),
+            correlation,
+            expiresAt,
+            emit: (e) => this.ctx.emit(e),
+          });
+        },
+        { scope: 'run' },
+      );
     } catch (err) {
       if (!isRetryable(err)) {
         // A refusal (permission, config) will not change on retry: free the slot for others now.

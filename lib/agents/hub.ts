@@ -7,7 +7,7 @@ import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
 import type { GitHubClientFactory } from '../github/client.ts';
 import { AgentRegistry, type RegisteredAgent } from '../routing/agents.ts';
 import { AGENT_TYPES, type AgentType, type SwitchyardConfig } from '../routing/config.ts';
-import type { StepScope } from '../routing/services.ts';
+import { effectIn, type StepScope } from '../routing/services.ts';
 import type { RunStore } from '../store/port.ts';
 import { DirectAddressError, NoExecutorError } from './errors.ts';
 import { GitHubActionsExecutor } from './executors/github-actions.ts';
@@ -306,7 +306,8 @@ export class AgentHub {
       return { messageId: msg?.id ?? null };
     };
     try {
-      const sent = scope.effect ? await scope.effect(`notify:${esc.binding}`, send) : await send();
+      // Once per escalation (its binding) for the whole run, whichever step raises it.
+      const sent = await effectIn(scope, `notify:${esc.binding}`, send, { scope: 'run' });
       emit({ type: 'escalation.notified', detail: { role: role ?? null, channel, ...sent } });
     } catch (err) {
       // The gate stands without the notice (the run's Discord message also mentions the role).

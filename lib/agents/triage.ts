@@ -1,13 +1,14 @@
 import { linearTest } from '../common/re2.ts';
 import { type GitHubClient, type GitHubClientFactory, isOwnComment } from '../github/client.ts';
 import { PermissionDeniedError } from '../github/errors.ts';
+import { escapeGitHubInline } from '../github/escape.ts';
 import type { NormalizedEvent } from '../github/events.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import { evaluateCondition } from '../routing/cel.ts';
 import type { TriageConfig } from '../routing/config.ts';
 import { decisionOf, eventOf } from '../routing/route.ts';
 import { celContext } from '../routing/rules.ts';
-import { type GitHubServices, once, type StepScope } from '../routing/services.ts';
+import { effectIn, type GitHubServices, type StepScope } from '../routing/services.ts';
 import { NoSubjectError } from './errors.ts';
 
 /**
@@ -86,12 +87,17 @@ export function assessIssue(config: TriageConfig, event: NormalizedEvent): Triag
   return { labels, missing };
 }
 
+/**
+ * The ask comment. Its texts come from configuration, which a repository's own
+ * `.github/switchyard.yml` may set: they are escaped like any untrusted text (issue #9, defect 11),
+ * so no mention, link, HTML or forged marker reaches the issue.
+ */
 export function renderAsk(config: TriageConfig, missing: TriageAssessment['missing']): string {
   return [
     TRIAGE_MARKER,
-    `**${config.askHeading}**`,
+    `**${escapeGitHubInline(config.askHeading)}**`,
     '',
-    ...missing.map((m) => `- **${m.name}**: ${m.ask}`),
+    ...missing.map((m) => `- **${escapeGitHubInline(m.name)}**: ${escapeGitHubInline(m.ask)}`),
   ].join('\n');
 }
 
@@ -157,13 +163,15 @@ export async function triage(
   if (needsInfo && assessment.missing.length > 0 && !hasNeedsInfo) labelsToAdd.push(needsInfo);
   try {
     if (labelsToAdd.length > 0) {
-      await once(scope, 'triage.labels', () =>
+      await effectIn(scope, 'triage.labels', () =>
         client.addLabels(repo, number, labelsToAdd).then(() => labelsToAdd),
       );
       result.applied = labelsToAdd;
     }
     if (needsInfo && hasNeedsInfo && assessment.missing.length === 0) {
-      await once(scope, 'triage.unlabel', () => client.removeLabel(repo, number, needsInfo).then(() => true));
+      await effectIn(scope, 'triage.unlabel', () =>
+        client.removeLabel(repo, number, needsInfo).then(() => true),
+      );
     }
   } catch (err) {
     // The client already recorded the refusal as a run event; triage goes on with what it may do.
@@ -174,7 +182,7 @@ export async function triage(
   if (assessment.missing.length > 0) {
     const body = renderAsk(config.triage, assessment.missing);
     try {
-      result.comment = await once(scope, 'triage.comment', async () => {
+      result.comment = await effectIn(scope, 'triage.comment', async () => {
         if (client.dryRun) {
           await client.createComment(repo, number, body);
           return 'dry-run' as const;

@@ -3,7 +3,6 @@ import type { NewEvent, Run } from '../engine/types.ts';
 import type { StepContext, WorkflowDefinition } from '../engine/workflow.ts';
 import { type DiscordBinding, deliver, loadBinding, saveBinding } from './binding.ts';
 import { escapeDiscordInline } from './escape.ts';
-import { runJournal } from './journal.ts';
 import { type MessageBody, textMessage, truncate } from './render.ts';
 import type { DiscordRest } from './rest.ts';
 import { ISSUE_PIPELINE, PLAN_ALL_WORKFLOW } from './workflow-names.ts';
@@ -65,7 +64,8 @@ export const threadName = (now: Date): string => `Plan - ${now.toISOString().sli
 async function planAll(ctx: StepContext<DiscordWorkflowServices>) {
   const svc = ctx.services.discord;
   const { repo, label, notifyRole } = ctx.run.data as unknown as PlanAllInput;
-  const once = runJournal(svc.store, ctx.run.id);
+  // Per run, not per step: a second plan message, thread or summary would be visible to people.
+  const once = <T>(name: string, fn: () => Promise<T>) => ctx.effect(name, fn, { scope: 'run' });
   const trigger = ctx.run.trigger;
   const record = (e: Omit<NewEvent, 'node'>) => ctx.emit({ ...e, node: ctx.node });
   const rest: DiscordRest = svc.rest.withDryRunRecorder((call) =>

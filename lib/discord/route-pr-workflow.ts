@@ -1,6 +1,5 @@
 import type { WorkflowDefinition } from '../engine/workflow.ts';
 import { deliver, loadBinding, saveBinding } from './binding.ts';
-import { runJournal } from './journal.ts';
 import { textMessage } from './render.ts';
 import { ROUTE_PR_WORKFLOW } from './workflow-names.ts';
 import type { DiscordWorkflowServices } from './workflow-services.ts';
@@ -42,13 +41,17 @@ export function routePrWorkflow<S extends DiscordWorkflowServices>(): WorkflowDe
             `🔀 Agent routing for ${repo}#${pr} is ${enabled ? 'on' : 'off'}` +
             (result.changed ? '' : ' (it already was)') +
             (result.summary ? `: ${result.summary}` : '');
-          await runJournal(svc.store, ctx.run.id)('answer', async () => {
-            const found = await loadBinding(svc.store, ctx.run, svc.applicationId);
-            if (!found) return null;
-            const out = await deliver(svc.store, rest, found.binding, textMessage(text));
-            await saveBinding(svc.store, ctx.run.id, out.binding, found.version, ctx.now.getTime());
-            return out.route;
-          });
+          await ctx.effect(
+            'answer',
+            async () => {
+              const found = await loadBinding(svc.store, ctx.run, svc.applicationId);
+              if (!found) return null;
+              const out = await deliver(svc.store, rest, found.binding, textMessage(text));
+              await saveBinding(svc.store, ctx.run.id, out.binding, found.version, ctx.now.getTime());
+              return out.route;
+            },
+            { scope: 'run' },
+          );
           return { output: { routing: { enabled, changed: result.changed } } };
         },
       },

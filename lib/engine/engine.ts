@@ -5,6 +5,7 @@ import { MAX_DELAY_SECONDS } from '../queue/port.ts';
 import { ConcurrencyError, StoreValidationError, SubjectLockedError } from '../store/errors.ts';
 import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from '../store/port.ts';
 import { withStepSignal } from './abort.ts';
+import { type EffectFn, type EffectOptions, runEffect } from './effects.ts';
 import {
   InvalidSignalError,
   InvalidSubjectError,
@@ -949,27 +950,15 @@ export class Engine<S = unknown> {
       now,
       signal: controller.signal,
       services: this.services,
-      effect: async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-        const key = `${run.step!.seq}:${node.name}:${name}`;
-        const done = await this.store.getEffect(run.id, key);
-        if (done) return done.result as T;
-        // Act only while this step still holds its lease: not after its timeout, not after a
-        // cancel or a takeover moved the run on (a worker that lost its lease also loses its
-        // commit). What was done is journaled even so: a takeover then reuses it, not repeats it.
-        if (controller.signal.aborted) {
-          throw new StepTimeoutError(`effect ${name} not started: ${node.name} timed out`, {
-            runId: run.id,
-            node: node.name,
-          });
-        }
-        const current = await this.store.getRun(run.id);
-        if (current?.version !== run.version || current.lease?.owner !== this.owner) {
-          throw new ConcurrencyError(`effect ${name} not started: run ${run.id} moved on`, { runId: run.id });
-        }
-        const value = await fn();
-        await this.store.putEffect(run.id, key, value === undefined ? null : value);
-        return value;
-      },
+      // One effect primitive, fenced by this step's lease (lib/engine/effects.ts).
+      effect: <T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T> =>
+        runEffect(
+          this.store,
+          { run, node: node.name, owner: this.owner, signal: controller.signal, now: this.now },
+          name,
+          fn,
+          opts,
+        ),
     };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -1086,6 +1075,8 @@ export class Engine<S = unknown> {
         step: {
           node: node.name,
           seq: seq + 1,
+          // The same step again: its effects are found under its first attempt's seq.
+          firstSeq: leased.step!.firstSeq ?? seq,
           attempt: attempt + 1,
           notBefore: new Date(Date.parse(at) + delayMs).toISOString(),
         },

@@ -8,6 +8,15 @@ export class StepTimeoutError extends SwitchyardError {
   override name = 'StepTimeoutError';
 }
 
+/**
+ * The step lost its lease (cancelled, taken over, or lapsed) before an effect could be claimed or
+ * recorded: nothing more may be done under it. Retryable: if the run did not move on, the step is
+ * tried again under a new lease; if it did, the step's commit loses anyway.
+ */
+export class LeaseLostError extends SwitchyardError {
+  override name = 'LeaseLostError';
+}
+
 /** The workflow or node named does not exist. */
 export class UnknownWorkflowError extends NonRetryableError {
   override name = 'UnknownWorkflowError';

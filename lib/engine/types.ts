@@ -37,6 +37,11 @@ export interface Trigger {
 export interface PendingStep {
   node: string;
   seq: number;
+  /**
+   * The seq of this step's first attempt (absent: `seq`). A retry is a new seq and keeps this, so
+   * the step's effect journal (lib/engine/effects.ts) is found again by every attempt.
+   */
+  firstSeq?: number;
   attempt: number;
   /** Not before this instant (ISO). Backoff delays live here as well as in the queue delay. */
   notBefore: string;

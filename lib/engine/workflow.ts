@@ -1,4 +1,5 @@
 import { ConfigurationError, InternalError, NonRetryableError } from '../common/errors.ts';
+import type { EffectFn, EffectOptions } from './effects.ts';
 import type { Gate, NewEvent, Run } from './types.ts';
 
 export interface RetryPolicy {
@@ -41,10 +42,12 @@ export interface StepContext<S = unknown> {
   /** Aborted when the node's timeout passes. */
   signal: AbortSignal;
   /**
-   * Run a side effect at most once per step, even if the step is re-run after a crash:
-   * the first result is journaled and returned on re-runs.
+   * Run a side effect once per step (across its retries and takeovers), or once per run with
+   * `{ scope: 'run' }`: the result is journaled and returned to later attempts instead of acting
+   * again. Claimed and recorded under the step's lease; see lib/engine/effects.ts for the one
+   * at-least-once window (`interrupted`).
    */
-  effect<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  effect<T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T>;
   /** Add an event to the history, committed with this step's outcome (dry-run calls, refusals). */
   emit(event: NewEvent): void;
   /** Services injected into the engine (GitHub and Discord clients, config, ...). */

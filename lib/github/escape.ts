@@ -31,3 +31,29 @@ export function escapeGitHubInline(text: string): string {
 export function codeSpan(text: string): string {
   return `\`${text.replace(/[`\r\n]/g, ' ')}\``;
 }
+
+/**
+ * `url` as a Markdown link target, or undefined: only `https:` URLs without credentials (no
+ * `javascript:`, no relative path), normalised by the URL parser and with the characters that could
+ * end the target percent-encoded, so a URL from a payload (a check run's `details_url`) stays one link.
+ */
+export function linkTarget(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (parsed.protocol !== 'https:' || parsed.username !== '' || parsed.password !== '') return undefined;
+  return parsed.href.replace(
+    /[()<>[\]\s"'`\\]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`,
+  );
+}
+
+/** ` ([label](url))` for an https `url`, else nothing. `label` is ours, not user text. */
+export function linkSuffix(label: string, url: string | undefined): string {
+  const target = linkTarget(url);
+  return target ? ` ([${label}](${target}))` : '';
+}

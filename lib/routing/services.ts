@@ -1,4 +1,5 @@
 import type { Planner } from '../agents/planner.ts';
+import type { EffectFn, EffectOptions } from '../engine/effects.ts';
 import type { NewEvent, Run } from '../engine/types.ts';
 import type { GitHubClientFactory } from '../github/client.ts';
 import type { RunStore } from '../store/port.ts';
@@ -27,10 +28,18 @@ export interface StepScope {
   run: Readonly<Run>;
   node: string;
   emit(event: NewEvent): void;
-  effect?<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  effect?<T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T>;
 }
 
-/** Run a side effect through the step's journal when there is one. */
-export function once<T>(scope: Pick<StepScope, 'effect'>, name: string, fn: () => Promise<T>): Promise<T> {
-  return scope.effect ? scope.effect(name, fn) : fn();
+/**
+ * A side effect through the step's journal (`ctx.effect`, lib/engine/effects.ts). A scope without
+ * one (a unit test calling route or triage directly) just calls `fn`: there is no step to journal in.
+ */
+export function effectIn<T>(
+  scope: Pick<StepScope, 'effect'>,
+  name: string,
+  fn: EffectFn<T>,
+  opts?: EffectOptions,
+): Promise<T> {
+  return scope.effect ? scope.effect(name, fn, opts) : fn({ interrupted: false });
 }

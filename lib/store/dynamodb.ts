@@ -36,8 +36,10 @@ import type {
   CommitInput,
   CreateRunInput,
   CreateRunResult,
+  EffectClaim,
   KvItem,
   KvWrite,
+  LeaseFence,
   ListRunsQuery,
   ReportState,
   RunStore,
@@ -59,6 +61,9 @@ const auditSk = (last: number, n: number) => `${auditPrefix(last)}${String(n).pa
  */
 const auditSeq = (last: number, n: number) => last + n / (n + 1);
 const month = (iso: string) => iso.slice(0, 7);
+/** An effect journal item is claimed (`pending`, with its claim) before the effect, `done` after. */
+const EFFECT_PENDING = 'pending';
+const EFFECT_DONE = 'done';
 
 /** Fields of the item that are index keys or bookkeeping, not part of the Run. */
 const NON_RUN_FIELDS = new Set([
@@ -910,31 +915,146 @@ export class DynamoRunStore implements RunStore {
   }
 
   async getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined> {
+    const item = await this.effectItem(runId, key);
+    return item?.state === EFFECT_DONE ? { result: item.result ?? null } : undefined;
+  }
+
+  private async effectItem(runId: string, key: string): Promise<Item | undefined> {
     const out = await this.read(runId, () =>
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: { pk: runPk(runId), sk: `FX#${key}` },
+          Key: { pk: runPk(runId), sk: key },
           ConsistentRead: true,
         }),
       ),
     );
-    return out.Item ? { result: out.Item.result } : undefined;
+    return out.Item;
   }
 
-  async putEffect(runId: string, key: string, result: unknown): Promise<boolean> {
-    try {
-      await this.doc.send(
-        new PutCommand({
+  /** The lease check that fences every journal write: it fails once the step lost its lease. */
+  private leaseCheck(runId: string, fence: LeaseFence) {
+    return {
+      ConditionCheck: {
+        TableName: this.tableName,
+        Key: { pk: runPk(runId), sk: RUN_SK },
+        ConditionExpression: '#v = :v AND #lease.#owner = :owner AND #lease.#until > :now',
+        ExpressionAttributeNames: {
+          '#v': 'version',
+          '#lease': 'lease',
+          '#owner': 'owner',
+          '#until': 'until',
+        },
+        ExpressionAttributeValues: { ':v': fence.version, ':owner': fence.owner, ':now': fence.now },
+      },
+    };
+  }
+
+  async claimEffect(runId: string, key: string, fence: LeaseFence, claim: string): Promise<EffectClaim> {
+    for (let attempt = 0; ; attempt++) {
+      // Read, then claim conditional on what was read: so the claim knows whether it replaces an
+      // earlier claim that was never recorded (that worker may have acted: the caller is told).
+      const seen = await this.effectItem(runId, key);
+      if (seen?.state === EFFECT_DONE) return { outcome: 'done', result: seen.result ?? null };
+      const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+        this.leaseCheck(runId, fence),
+        {
+          Put: {
+            TableName: this.tableName,
+            Item: { pk: runPk(runId), sk: key, state: EFFECT_PENDING, claim, ttl: this.expiresAt() },
+            ...(seen
+              ? {
+                  ConditionExpression: '#state = :pending AND #claim = :seen',
+                  ExpressionAttributeNames: { '#state': 'state', '#claim': 'claim' },
+                  ExpressionAttributeValues: { ':pending': EFFECT_PENDING, ':seen': seen.claim ?? null },
+                }
+              : { ConditionExpression: 'attribute_not_exists(pk)' }),
+          },
+        },
+      ];
+      try {
+        const out = await this.doc.send(
+          new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
+        );
+        this.record('effect.claim', out.ConsumedCapacity);
+        return { outcome: 'claimed', interrupted: seen !== undefined };
+      } catch (err) {
+        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, runId);
+        const reasons = err.CancellationReasons ?? [];
+        if (reasons[0]?.Code === 'ConditionalCheckFailed') {
+          throw new ConcurrencyError(`effect ${key} not claimed: run ${runId} lost the step's lease`, {
+            runId: runId,
+            cause: err,
+          });
+        }
+        this.refuseInvalid(reasons, runId, err);
+        if (await this.retryLater(reasons, attempt, runId, err)) continue;
+        // The journal item changed since it was read (recorded or claimed meanwhile), or a
+        // concurrent transaction conflicted: read again.
+        if (attempt < 8) {
+          await backoff(attempt);
+          continue;
+        }
+        throw new ConcurrencyError(`effect ${key} of run ${runId} not claimed: ${describe(reasons)}`, {
+          runId: runId,
+          cause: err,
+        });
+      }
+    }
+  }
+
+  async recordEffect(
+    runId: string,
+    key: string,
+    fence: LeaseFence,
+    claim: string,
+    result: unknown,
+  ): Promise<void> {
+    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
+      this.leaseCheck(runId, fence),
+      {
+        Update: {
           TableName: this.tableName,
-          Item: { pk: runPk(runId), sk: `FX#${key}`, result: result ?? null, ttl: this.expiresAt() },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionalFailure(err)) return false;
-      throw this.translate(err, runId);
+          Key: { pk: runPk(runId), sk: key },
+          UpdateExpression: 'SET #state = :done, #result = :r REMOVE #claim',
+          ConditionExpression: '#state = :pending AND #claim = :claim',
+          ExpressionAttributeNames: { '#state': 'state', '#result': 'result', '#claim': 'claim' },
+          ExpressionAttributeValues: {
+            ':done': EFFECT_DONE,
+            ':pending': EFFECT_PENDING,
+            ':claim': claim,
+            ':r': result ?? null,
+          },
+        },
+      },
+    ];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const out = await this.doc.send(
+          new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
+        );
+        this.record('effect.record', out.ConsumedCapacity);
+        return;
+      } catch (err) {
+        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, runId);
+        const reasons = err.CancellationReasons ?? [];
+        if (reasons.some((r) => r.Code === 'ConditionalCheckFailed')) {
+          throw new ConcurrencyError(
+            `effect ${key} not recorded: run ${runId} lost the step's lease or the claim`,
+            { runId: runId, cause: err },
+          );
+        }
+        this.refuseInvalid(reasons, runId, err);
+        if (await this.retryLater(reasons, attempt, runId, err)) continue;
+        if (attempt < 8 && reasons.some((r) => r.Code === 'TransactionConflict')) {
+          await backoff(attempt);
+          continue;
+        }
+        throw new ConcurrencyError(`effect ${key} of run ${runId} not recorded: ${describe(reasons)}`, {
+          runId: runId,
+          cause: err,
+        });
+      }
     }
   }
 

@@ -52,6 +52,20 @@ export interface ActivePage {
   cursor?: string;
 }
 
+/**
+ * The step lease a journal write is conditional on: the run item is still at `version` (the leased
+ * version: any cancel, signal or takeover bumps it), leased by `owner` until after `now`.
+ */
+export interface LeaseFence {
+  version: number;
+  owner: string;
+  /** ISO instant: the lease must run past it. */
+  now: string;
+}
+
+/** What claiming an effect found. */
+export type EffectClaim = { outcome: 'claimed'; interrupted: boolean } | { outcome: 'done'; result: unknown };
+
 /** A small keyed record for other modules (guards, tokens, caches, work items). */
 export interface KvItem<T = unknown> {
   value: T;
@@ -102,10 +116,24 @@ export interface RunStore {
   /** Remember that `reporter` failed for good on this run; it is skipped from now on. */
   markReporterFailed(runId: string, reporter: string): Promise<void>;
 
-  /** Effect journal: the recorded result of a side effect, or undefined if not done yet. */
+  /**
+   * Effect journal (`key`: an `effectKeys` sort key): the recorded result of a side effect, or
+   * undefined while it is not recorded (never done, or claimed and not finished).
+   */
   getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined>;
-  /** Record a side effect's result. Returns false if it was already recorded (someone else did it). */
-  putEffect(runId: string, key: string, result: unknown): Promise<boolean>;
+  /**
+   * Claim a side effect before doing it, in one transaction with a check of the step's lease
+   * (`fence`): a worker that lost its lease cannot claim. Answers the recorded result when the
+   * effect was done already; otherwise the claim is `claim`'s, and `interrupted` says an earlier
+   * claim was never recorded (its worker may or may not have acted). Throws ConcurrencyError when
+   * the lease is no longer the fence's.
+   */
+  claimEffect(runId: string, key: string, fence: LeaseFence, claim: string): Promise<EffectClaim>;
+  /**
+   * Record the result of a claimed effect, in one transaction with the same lease check. Throws
+   * ConcurrencyError when the lease or the claim was lost (a takeover claims it again).
+   */
+  recordEffect(runId: string, key: string, fence: LeaseFence, claim: string, result: unknown): Promise<void>;
 
   /** Small keyed records for other modules (guards, tokens, caches, work items): pk `KV#<group>`, sk key. */
   kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined>;

@@ -6,7 +6,11 @@
  *   RUN#<id>      / RUN              the run (versioned; every write conditional)
  *   RUN#<id>      / EVT#<seq:8>      one commit's history events (a list), written in the same
  *                                    transaction as the run; audit events sort after as EVT#<seq>#...
- *   RUN#<id>      / FX#<key>         effect journal: a side effect already done for a step
+ *   RUN#<id>      / FX#S#<seq:8>#<node>#<name>  effect journal, scope 'step': a side effect of one step
+ *                                    (<seq>: the step's first attempt; retries keep it)
+ *   RUN#<id>      / FX#R#<name>      effect journal, scope 'run': a side effect shared by the run's steps
+ *                                    (both: claimed, then recorded, each write fenced by the step's lease;
+ *                                    see `effectKeys` below and lib/engine/effects.ts)
  *   RUN#<id>      / REPORT           the highest version reported, and any live claim on reporting
  *   IDEM#<key>    / IDEM             idempotency key -> run id (delivery id, interaction id)
  *   LOCK#<subject>#<workflow> / LOCK the active run of a subject (exists only while one is active)
@@ -64,4 +68,28 @@ export const itemKeys = {
   kv: (group: string) => `KV#${group}`,
   /** A KV record's sort key (its key within the group). */
   kvKey: (key: string) => normalizeKey(key),
+} as const;
+
+/**
+ * Sort keys of the effect journal (under the run's partition `RUN#<id>`). A 'step' effect belongs
+ * to one step: its node and the sequence number of the step's FIRST attempt, which a retry keeps,
+ * so a retried or taken-over step finds what an earlier attempt did. A 'run' effect is shared by
+ * every step of the run (a Discord thread, an agent dispatch per work item).
+ */
+export const effectKeys = {
+  step: (node: string, firstSeq: number, name: string) =>
+    `FX#S#${String(firstSeq).padStart(8, '0')}#${node}#${name}`,
+  run: (name: string) => `FX#R#${name}`,
+} as const;
+
+/**
+ * `dynamodb:LeadingKeys` patterns (IAM StringLike) for each kind of partition, so a function's
+ * policy can name the item kinds it touches (infra/functions.ts `tableKeys`). A KV group is one
+ * partition, `KV#<group>`, named exactly.
+ */
+export const leadingKeys = {
+  runs: 'RUN#*',
+  idempotency: 'IDEM#*',
+  locks: 'LOCK#*',
+  kv: (group: string) => itemKeys.kv(group),
 } as const;

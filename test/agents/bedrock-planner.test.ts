@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BedrockPlanner, bedrockClient, plannerFromConfig } from '../../lib/agents/bedrock-planner.ts';
 import { plan } from '../../lib/agents/plan.ts';
-import { deterministicPlanner, planVersion } from '../../lib/agents/planner.ts';
+import { deterministicPlanner, type PlanInput, planVersion } from '../../lib/agents/planner.ts';
 import { MAX_PROMPT_CHARS } from '../../lib/agents/planner-prompt.ts';
+import { withStepSignal } from '../../lib/engine/abort.ts';
+import { StepTimeoutError } from '../../lib/engine/errors.ts';
 import type { NewEvent, Run } from '../../lib/engine/types.ts';
 import { GitHubClientFactory } from '../../lib/github/client.ts';
 import { parseConfigSource } from '../../lib/routing/config.ts';
@@ -345,6 +347,44 @@ describe('the Bedrock planner', () => {
         detail: 'task 2 dropped: agent "coder" is not allowed and no default agent was selected',
       },
     ]);
+  });
+
+  describe("honours the step's AbortSignal (issue #9, defect 8)", () => {
+    const input = (): PlanInput => ({
+      repo: REPO,
+      issue: 1,
+      title: ISSUE_FIXTURES[0]!.issue.title,
+      body: ISSUE_FIXTURES[0]!.issue.body,
+      labels: [],
+      agents: [{ name: 'coder', type: 'coder' }],
+    });
+
+    it('cancels a model call in flight when the step times out, and neither retries nor falls back', async () => {
+      const step = new AbortController();
+      bedrock.hang();
+
+      const planning = withStepSignal(step.signal, () => services.planner!.plan(input())).catch(
+        (err: unknown) => err,
+      );
+      await bedrock.received(1);
+      step.abort();
+
+      expect(await planning).toBeInstanceOf(StepTimeoutError);
+      await bedrock.cancelledAtLeast(1);
+      expect(bedrock.requests).toHaveLength(1);
+    });
+
+    it('starts no model call once the step has timed out', async () => {
+      const step = new AbortController();
+      step.abort();
+
+      const outcome = await withStepSignal(step.signal, () => services.planner!.plan(input())).catch(
+        (err: unknown) => err,
+      );
+
+      expect(outcome).toBeInstanceOf(StepTimeoutError);
+      expect(bedrock.requests).toHaveLength(0);
+    });
   });
 
   it('stays deterministic unless the config says bedrock', () => {

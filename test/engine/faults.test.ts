@@ -418,7 +418,8 @@ describe('a throttled DynamoDB call', () => {
     { op: 'getReportState', command: 'GetItemCommand' },
     { op: 'claimReport', command: 'UpdateItemCommand' },
     { op: 'getEffect', command: 'GetItemCommand' },
-    { op: 'putEffect', command: 'PutItemCommand' },
+    { op: 'claimEffect', command: 'GetItemCommand' },
+    { op: 'recordEffect', command: 'TransactWriteItemsCommand' },
     { op: 'kvGet', command: 'GetItemCommand' },
     { op: 'kvPut', command: 'PutItemCommand' },
     { op: 'kvList', command: 'QueryCommand' },
@@ -430,6 +431,7 @@ describe('a throttled DynamoDB call', () => {
     const store = await createTestStore({ client: t.client });
     const h = await harness([countedWorkflow(['a']).def], { store, autoConsume: false });
     const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#10', trigger });
+    const fence = { version: run.version, owner: 'w', now: new Date().toISOString() };
     const act: Record<Op, () => Promise<unknown>> = {
       createRun: () => store.createRun({ run: { ...run, id: `${run.id}x` }, events: [] }),
       commit: () =>
@@ -450,7 +452,8 @@ describe('a throttled DynamoDB call', () => {
           new Date().toISOString(),
         ),
       getEffect: () => store.getEffect(run.id, 'fx'),
-      putEffect: () => store.putEffect(run.id, 'fx', 1),
+      claimEffect: () => store.claimEffect(run.id, 'fx', fence, 'c'),
+      recordEffect: () => store.recordEffect(run.id, 'fx', fence, 'c', 1),
       kvGet: () => store.kvGet('g', 'k'),
       kvPut: () => store.kvPut('g', 'k', 1),
       kvList: () => store.kvList('g'),
@@ -520,9 +523,19 @@ describe('a throttled DynamoDB call', () => {
     const clock = testClock();
     const counting = await countingStore({ client: t.client });
     const wf = countedWorkflow(['a', 'b']);
-    const h = await harness([wf.def], { store: counting.store, autoConsume: false, now: clock.now });
+    // Armed once the first step's handler is done: its effect is journaled by transactions too.
+    let armed = false;
+    const h = await harness([wf.def], {
+      store: counting.store,
+      autoConsume: false,
+      now: clock.now,
+      faults: (point) => {
+        if (point !== 'after-effect' || armed) return;
+        armed = true;
+        t.throttle('TransactWriteItemsCommand', 3);
+      },
+    });
     const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#12', trigger });
-    t.throttle('TransactWriteItemsCommand', 3);
 
     h.queue.consume(async (m) => void (await h.engine.handle(m)));
     const done = await drive(h, clock, run.id);

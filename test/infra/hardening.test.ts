@@ -3,6 +3,20 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FunctionName } from '../../infra/functions.ts';
 import type { SwitchyardStack } from '../../infra/switchyard-stack.ts';
+import { ACTIONS_RESULT_GROUP } from '../../lib/agents/actions-callback.ts';
+import { CALLBACK_GROUP } from '../../lib/agents/callbacks.ts';
+import { CI_TRIAGE_GROUP } from '../../lib/agents/ci-triage.ts';
+import { COVERAGE_GROUP } from '../../lib/agents/coverage.ts';
+import { HOLD_GROUP } from '../../lib/agents/gates.ts';
+import { WORK_GROUP } from '../../lib/agents/work-queue.ts';
+import { LINK_GROUP, SESSION_GROUP } from '../../lib/console/access.ts';
+import { BINDING_GROUP, TOKEN_GROUP } from '../../lib/discord/binding.ts';
+import { REFUSAL_GROUP } from '../../lib/discord/interactions.ts';
+import { PAUSE_AUDIT_GROUP, PAUSE_GROUP } from '../../lib/engine/pause.ts';
+import { CONFIG_VERSION_GROUP } from '../../lib/routing/config-versions.ts';
+import { DELIVERY_GROUP, GUARD_GROUP } from '../../lib/routing/guards.ts';
+import { CONFIG_GROUP } from '../../lib/routing/repo-config.ts';
+import { itemKeys, leadingKeys } from '../../lib/store/schema.ts';
 import { synth } from './support.ts';
 
 /**
@@ -116,30 +130,70 @@ function tableStatementsOf(fn: FunctionName): { Action: string[]; Condition?: un
     }));
 }
 
-const READ = ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query'];
-const WRITE = [
-  'dynamodb:ConditionCheckItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-];
+const d = (actions: string[]) => actions.map((a) => `dynamodb:${a}`).sort();
 
 describe('table actions per internet-facing function (issue #9, defect 15)', () => {
-  // Exactly these: the store's commit transaction deletes the subject lock when a run ends and
-  // appendEvent checks the run exists (ConditionCheckItem), so every function that commits needs both.
+  // Exactly the actions each function's code uses (infra/functions.ts says which store methods
+  // need which): nothing internet-facing retires, reports, admits work or journals effects, so
+  // none has UpdateItem; the two callback endpoints never list runs (no BatchGetItem).
+  const signaller = ['ConditionCheckItem', 'DeleteItem', 'GetItem', 'PutItem', 'Query'];
   const expected: Record<string, string[]> = {
-    runs: READ,
-    discord: [...READ, ...WRITE].sort(),
-    github: [...READ, ...WRITE].sort(),
-    callbacks: [...READ, ...WRITE].sort(),
-    actions: [...READ, ...WRITE].sort(),
-    console: [...READ, ...WRITE].sort(),
+    runs: d(['BatchGetItem', 'GetItem', 'Query']),
+    discord: d([...signaller, 'BatchGetItem']),
+    github: d([...signaller, 'BatchGetItem']),
+    console: d([...signaller, 'BatchGetItem']),
+    callbacks: d(signaller),
+    actions: d(signaller),
   };
   for (const [fn, actions] of Object.entries(expected)) {
     it(`${fn} has exactly its table actions`, () => {
       expect(tableActionsOf(fn as FunctionName)).toEqual(actions);
     });
   }
+
+  // The partitions each writer's code touches, from the modules' own group names (a renamed group
+  // fails here, not in production): runs and locks for every signaller, idempotency records only
+  // where runs start, and the KV groups of its own composition.
+  const kv = (...groups: string[]) => groups.map((g) => itemKeys.kv(g));
+  const partitions: Record<string, string[]> = {
+    discord: [
+      leadingKeys.runs,
+      leadingKeys.idempotency,
+      leadingKeys.locks,
+      ...kv(TOKEN_GROUP, BINDING_GROUP, CONFIG_VERSION_GROUP, PAUSE_GROUP, PAUSE_AUDIT_GROUP, REFUSAL_GROUP),
+      ...kv(LINK_GROUP, WORK_GROUP),
+    ],
+    github: [
+      leadingKeys.runs,
+      leadingKeys.idempotency,
+      leadingKeys.locks,
+      ...kv(CONFIG_GROUP, CONFIG_VERSION_GROUP, GUARD_GROUP, DELIVERY_GROUP, HOLD_GROUP, PAUSE_GROUP),
+      ...kv(PAUSE_AUDIT_GROUP, WORK_GROUP, CI_TRIAGE_GROUP, COVERAGE_GROUP),
+    ],
+    callbacks: [leadingKeys.runs, leadingKeys.locks, ...kv(CALLBACK_GROUP, WORK_GROUP)],
+    actions: [leadingKeys.runs, leadingKeys.locks, ...kv(ACTIONS_RESULT_GROUP, WORK_GROUP)],
+    console: [leadingKeys.runs, leadingKeys.locks, ...kv(LINK_GROUP, SESSION_GROUP, WORK_GROUP)],
+  };
+  for (const [fn, keys] of Object.entries(partitions)) {
+    it(`${fn} reads and writes only its partitions (dynamodb:LeadingKeys)`, () => {
+      const statements = tableStatementsOf(fn as FunctionName);
+      expect(statements).toHaveLength(2); // reads, writes: each conditioned
+      for (const s of statements) {
+        const condition = s.Condition as { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': string[] } };
+        expect([...condition['ForAllValues:StringLike']['dynamodb:LeadingKeys']].sort()).toEqual(
+          [...new Set(keys)].sort(),
+        );
+      }
+    });
+  }
+
+  it('keeps Discord interaction tokens and console sessions away from the GitHub and callback functions', () => {
+    for (const fn of ['github', 'callbacks', 'actions'] as const) {
+      const leading = JSON.stringify(tableStatementsOf(fn));
+      expect(leading).not.toContain(`"${itemKeys.kv(TOKEN_GROUP)}"`);
+      expect(leading).not.toContain(`"${itemKeys.kv(SESSION_GROUP)}"`);
+    }
+  });
 
   it('the runs API reads only runs, the health probe and the work queue (dynamodb:LeadingKeys)', () => {
     const statements = tableStatementsOf('runs');

@@ -834,32 +834,87 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
     });
 
     describe('effects', () => {
+      const KEY = 'FX#S#00000001#a#mail';
+
+      /** A run whose step `owner` holds the lease on: the fence its journal writes carry. */
+      async function leased(store: RunStore, owner = 'w1') {
+        const run = await createOrFail(store, aRun());
+        const until = new Date(Date.now() + 60_000).toISOString();
+        const lease = bumped(run, { status: 'running', lease: { owner, seq: 1, until } });
+        await store.update(lease, run.version);
+        return { run: lease, fence: { version: lease.version, owner, now: new Date().toISOString() } };
+      }
+
       it('has no record of an effect not done yet', async () => {
         const store = await makeStore();
 
-        expect(await store.getEffect('run-1', '1:a:mail')).toBeUndefined();
+        expect(await store.getEffect('run-1', KEY)).toBeUndefined();
       });
 
       it.each([
         { label: 'an object', result: { id: 42, url: 'https://example.test/1' } },
         { label: 'a string', result: 'done' },
         { label: 'null', result: null },
-      ])('records $label once and keeps the first result', async ({ result }) => {
+      ])('records $label and answers it to a later claim instead of a new claim', async ({ result }) => {
         const store = await makeStore();
+        const { run, fence } = await leased(store);
 
-        const first = await store.putEffect('run-1', '1:a:mail', result);
-        const second = await store.putEffect('run-1', '1:a:mail', { other: true });
+        const first = await store.claimEffect(run.id, KEY, fence, 'c1');
+        await store.recordEffect(run.id, KEY, fence, 'c1', result);
+        const again = await store.claimEffect(run.id, KEY, fence, 'c2');
 
-        expect([first, second]).toEqual([true, false]);
-        expect(await store.getEffect('run-1', '1:a:mail')).toEqual({ result });
+        expect(first).toEqual({ outcome: 'claimed', interrupted: false });
+        expect(again).toEqual({ outcome: 'done', result });
+        expect(await store.getEffect(run.id, KEY)).toEqual({ result });
       });
 
-      it('keeps effects of different keys apart', async () => {
+      it('tells a claim that replaces an unrecorded one that it was interrupted', async () => {
         const store = await makeStore();
-        await store.putEffect('run-1', '1:a:mail', 'one');
+        const { run, fence } = await leased(store);
+        await store.claimEffect(run.id, KEY, fence, 'c1');
 
-        expect(await store.putEffect('run-1', '2:a:mail', 'two')).toBe(true);
-        expect(await store.getEffect('run-2', '1:a:mail')).toBeUndefined();
+        expect(await store.getEffect(run.id, KEY)).toBeUndefined();
+        expect(await store.claimEffect(run.id, KEY, fence, 'c2')).toEqual({
+          outcome: 'claimed',
+          interrupted: true,
+        });
+        await expect(store.recordEffect(run.id, KEY, fence, 'c1', 'late')).rejects.toBeInstanceOf(
+          ConcurrencyError,
+        );
+      });
+
+      it.each([
+        { label: 'another owner', owner: 'w2', versionsBack: 0, laterMs: 0 },
+        { label: 'an older version', owner: 'w1', versionsBack: 1, laterMs: 0 },
+        { label: 'a lease that lapsed', owner: 'w1', versionsBack: 0, laterMs: 120_000 },
+      ])('refuses to claim or record under $label', async ({ owner, versionsBack, laterMs }) => {
+        const store = await makeStore();
+        const { run, fence } = await leased(store);
+        const stale = {
+          owner,
+          version: fence.version - versionsBack,
+          now: new Date(Date.now() + laterMs).toISOString(),
+        };
+
+        await expect(store.claimEffect(run.id, KEY, stale, 'c1')).rejects.toBeInstanceOf(ConcurrencyError);
+        await store.claimEffect(run.id, KEY, fence, 'c1');
+        await expect(store.recordEffect(run.id, KEY, stale, 'c1', 'x')).rejects.toBeInstanceOf(
+          ConcurrencyError,
+        );
+        expect(await store.getEffect(run.id, KEY)).toBeUndefined();
+      });
+
+      it('keeps effects of different keys and runs apart', async () => {
+        const store = await makeStore();
+        const { run, fence } = await leased(store);
+        await store.claimEffect(run.id, KEY, fence, 'c1');
+        await store.recordEffect(run.id, KEY, fence, 'c1', 'one');
+
+        expect(await store.claimEffect(run.id, 'FX#S#00000002#a#mail', fence, 'c1')).toEqual({
+          outcome: 'claimed',
+          interrupted: false,
+        });
+        expect(await store.getEffect('run-2', KEY)).toBeUndefined();
       });
     });
 

@@ -132,6 +132,25 @@ export class FakeBedrock {
   reset(): void {
     this.scripts.clear();
     this.requests.length = 0;
+    this.hanging = 0;
+    this.cancelled = 0;
+  }
+
+  /** Requests still to leave unanswered (they hang until the client gives up). */
+  private hanging = 0;
+  /** Hung requests the client cancelled (the stream closed before any answer). */
+  cancelled = 0;
+  private cancelWaiters: Array<{ n: number; resolve: () => void }> = [];
+
+  /** Leave the next `times` requests unanswered: a model call that never returns. */
+  hang(times = 1): void {
+    this.hanging = times;
+  }
+
+  /** Resolves once the client has cancelled `n` hung requests. */
+  cancelledAtLeast(n: number): Promise<void> {
+    if (this.cancelled >= n) return Promise.resolve();
+    return new Promise((resolve) => this.cancelWaiters.push({ n, resolve }));
   }
 
   /** Resolves once `n` requests have arrived. */
@@ -181,6 +200,18 @@ export class FakeBedrock {
     });
     if (!req.headers.authorization?.startsWith('AWS4-HMAC-SHA256 ')) {
       send(403, { message: 'Missing Authentication Token' }, { 'x-amzn-errortype': 'AccessDeniedException' });
+      return;
+    }
+    if (this.hanging > 0) {
+      this.hanging--;
+      res.on('close', () => {
+        this.cancelled++;
+        this.cancelWaiters = this.cancelWaiters.filter((w) => {
+          if (this.cancelled < w.n) return true;
+          w.resolve();
+          return false;
+        });
+      });
       return;
     }
     const scripted = this.scripts.take('POST', path);

@@ -1,0 +1,96 @@
+import { InternalError } from '../common/errors.ts';
+import { ConcurrencyError } from '../store/errors.ts';
+import type { RunStore } from '../store/port.ts';
+import { effectKeys } from '../store/schema.ts';
+import { LeaseLostError, StepTimeoutError } from './errors.ts';
+import type { Run } from './types.ts';
+
+/**
+ * The one exactly-once primitive for side effects (issue #13), `ctx.effect(name, fn, {scope})`.
+ *
+ * - Keyed per STEP, not per attempt: a retried or taken-over step finds what an earlier attempt
+ *   did and gets its recorded result instead of acting again. `scope: 'run'` shares one record
+ *   across every step of the run (one Discord thread per run, one dispatch per work item).
+ * - Claimed, then acted, then recorded, and both journal writes are one transaction with a check
+ *   of the step's lease: a worker that lost its lease (timed out, cancelled, taken over) can
+ *   neither start the effect nor record it, and two workers never both claim it.
+ * - The one window left is at-least-once: a worker that stops after acting and before recording
+ *   leaves its claim pending; the next attempt acts again, and is told so (`interrupted: true`)
+ *   so an effect that can find what it did (look up a dispatched run, a posted comment) does that
+ *   instead of acting twice. An `fn` that throws counts the same: it may have acted.
+ */
+export type EffectScope = 'step' | 'run';
+
+export interface EffectOptions {
+  /** 'step' (default): once per step, across its attempts. 'run': once per run, across its steps. */
+  scope?: EffectScope;
+}
+
+export interface EffectAttempt {
+  /** An earlier attempt claimed this effect and never recorded it: it may or may not have acted. */
+  interrupted: boolean;
+}
+
+export type EffectFn<T> = (attempt: EffectAttempt) => Promise<T>;
+
+/** The leased step an effect runs in. */
+export interface EffectStep {
+  /** The run as leased by this step (its version is the lease's). */
+  run: Run;
+  node: string;
+  /** This worker's id: the lease's owner. */
+  owner: string;
+  signal: AbortSignal;
+  now: () => Date;
+}
+
+/** The journal key of an effect (see `effectKeys` in lib/store/schema.ts). */
+export function effectKey(run: Run, node: string, name: string, scope: EffectScope = 'step'): string {
+  if (scope === 'run') return effectKeys.run(name);
+  const step = run.step;
+  if (!step) throw new InternalError(`run ${run.id} has no step to journal effect ${name} under`);
+  return effectKeys.step(node, step.firstSeq ?? step.seq, name);
+}
+
+export async function runEffect<T>(
+  store: RunStore,
+  step: EffectStep,
+  name: string,
+  fn: EffectFn<T>,
+  opts: EffectOptions = {},
+): Promise<T> {
+  const { run, node, signal } = step;
+  const key = effectKey(run, node, name, opts.scope);
+  const fence = () => ({ version: run.version, owner: step.owner, now: step.now().toISOString() });
+  const notAfterTimeout = () => {
+    if (signal.aborted) {
+      throw new StepTimeoutError(`effect ${name} not started: ${node} timed out`, { runId: run.id, node });
+    }
+  };
+  notAfterTimeout();
+  // One claim per lease: the leased version is unique to this lease.
+  const claim = `${step.owner}@${run.version}`;
+  const claimed = await fenced(run, node, name, 'started', () =>
+    store.claimEffect(run.id, key, fence(), claim),
+  );
+  if (claimed.outcome === 'done') return claimed.result as T;
+  notAfterTimeout();
+  const value = await fn({ interrupted: claimed.interrupted });
+  // Recorded even if the step timed out meanwhile (it was done), as long as the lease holds.
+  const result = value === undefined ? null : value;
+  await fenced(run, node, name, 'recorded', () => store.recordEffect(run.id, key, fence(), claim, result));
+  return value;
+}
+
+async function fenced<T>(run: Run, node: string, name: string, what: string, write: () => Promise<T>) {
+  try {
+    return await write();
+  } catch (err) {
+    if (!(err instanceof ConcurrencyError)) throw err;
+    throw new LeaseLostError(`effect ${name} not ${what}: ${node} of run ${run.id} lost its lease`, {
+      runId: run.id,
+      node,
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Contract of the one effect primitive, `ctx.effect(name, fn, { scope })` (lib/engine/effects.ts),
+ * through the real engine over DynamoDB Local: once per step across retries and takeovers, once
+ * per run with scope 'run', claimed and recorded under the step's lease, and the one documented
+ * at-least-once window (a worker that stops after acting and before recording).
+ */
+import { describe, expect, it } from 'vitest';
+import { effectKey } from '../../lib/engine/effects.ts';
+import { Engine } from '../../lib/engine/engine.ts';
+import { LeaseLostError } from '../../lib/engine/errors.ts';
+import type { StepContext, WorkflowDefinition } from '../../lib/engine/workflow.ts';
+import { harness } from '../support/harness.ts';
+import { deferred, testClock } from './kit.ts';
+
+const trigger = { source: 'test' as const };
+
+class Flaky extends Error {
+  override name = 'Flaky';
+  readonly retryable = true;
+}
+
+/** One node `a` (retried once, 1 ms apart) whose handler the test writes. */
+function oneNode(handler: (ctx: StepContext) => Promise<Record<string, unknown>>): WorkflowDefinition {
+  return {
+    name: 'fx',
+    version: 1,
+    start: 'a',
+    nodes: {
+      a: {
+        handler: async (ctx) => ({ output: await handler(ctx) }),
+        retry: { maxAttempts: 3, initialDelayMs: 1 },
+      },
+    },
+    edges: [],
+  };
+}
+
+/** A second engine on the same store and queue: another worker (Lambda instance). */
+function anotherWorker(h: Awaited<ReturnType<typeof harness>>, now: () => Date) {
+  return new Engine({ store: h.store, queue: h.queue, workflows: h.engine.workflows, services: {}, now });
+}
+
+describe('ctx.effect', () => {
+  it('returns the recorded result to a retry of the step instead of acting again', async () => {
+    let effects = 0;
+    const h = await harness(
+      [
+        oneNode(async (ctx) => {
+          const sent = await ctx.effect('send', async () => `sent-${++effects}`);
+          if (ctx.attempt === 1) throw new Flaky('the step failed after its effect');
+          return { sent };
+        }),
+      ],
+      { autoConsume: false },
+    );
+    const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#1', trigger });
+
+    expect(await h.engine.executeStep(run.id, 1)).toBe('committed'); // a retry, as seq 2
+    expect(await h.engine.executeStep(run.id, 2)).toBe('committed');
+
+    expect(effects).toBe(1);
+    expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
+  });
+
+  it('acts again, told it was interrupted, when a worker stopped after the effect and before its record', async () => {
+    const clock = testClock();
+    const acted = deferred();
+    const wake = deferred();
+    const seen: boolean[] = [];
+    const h = await harness(
+      [
+        oneNode(async (ctx) => {
+          const sent = await ctx.effect('send', async ({ interrupted }) => {
+            seen.push(interrupted);
+            if (seen.length === 1) {
+              acted.resolve();
+              await wake.promise; // the worker froze (or died) right after acting
+            }
+            return `sent-${seen.length}`;
+          });
+          return { sent };
+        }),
+      ],
+      { autoConsume: false, now: clock.now },
+    );
+    const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#2', trigger });
+
+    const frozen = h.engine.executeStep(run.id, 1);
+    await acted.promise;
+    clock.advance(10 * 60_000); // past its lease: the sweeper's re-send reaches another worker
+    const outcome = await anotherWorker(h, clock.now).executeStep(run.id, 1);
+    wake.resolve();
+
+    expect([outcome, await frozen]).toEqual(['committed', 'lost']);
+    expect(seen).toEqual([false, true]); // the documented at-least-once window, and it says so
+    expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-2' } });
+  });
+
+  it('refuses the record of a worker whose lease was taken over, and keeps the new worker’s', async () => {
+    const clock = testClock();
+    const acting = deferred();
+    const release = deferred();
+    let effects = 0;
+    const h = await harness(
+      [
+        oneNode(async (ctx) => {
+          const sent = await ctx.effect('send', async () => {
+            const n = ++effects;
+            if (n === 1) {
+              acting.resolve();
+              await release.promise; // stalled mid-effect past its lease
+            }
+            return `sent-${n}`;
+          });
+          return { sent };
+        }),
+      ],
+      { autoConsume: false, now: clock.now },
+    );
+    const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#3', trigger });
+    const key = effectKey(run, 'a', 'send');
+
+    const stalled = h.engine.executeStep(run.id, 1);
+    await acting.promise;
+    clock.advance(10 * 60_000);
+    const takeover = await anotherWorker(h, clock.now).executeStep(run.id, 1);
+    release.resolve();
+
+    expect([takeover, await stalled]).toEqual(['committed', 'lost']);
+    expect(await h.store.getEffect(run.id, key)).toEqual({ result: 'sent-2' });
+    expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-2' } });
+  });
+
+  it('does not start the effect in a worker that lost its lease before reaching it', async () => {
+    const clock = testClock();
+    const reached = deferred();
+    const release = deferred();
+    const errors: unknown[] = [];
+    let effects = 0;
+    const h = await harness(
+      [
+        oneNode(async (ctx) => {
+          if (ctx.attempt > 1) return { sent: 'not needed' }; // the new worker goes another way
+          reached.resolve();
+          await release.promise;
+          const sent = await ctx
+            .effect('send', async () => ++effects)
+            .catch((err: unknown) => {
+              errors.push(err);
+              throw err;
+            });
+          return { sent };
+        }),
+      ],
+      { autoConsume: false, now: clock.now },
+    );
+    const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#4', trigger });
+
+    const stalled = h.engine.executeStep(run.id, 1);
+    await reached.promise;
+    clock.advance(10 * 60_000);
+    const takeover = await anotherWorker(h, clock.now).executeStep(run.id, 1);
+    release.resolve();
+
+    expect([takeover, await stalled]).toEqual(['committed', 'lost']);
+    expect(effects).toBe(0);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(LeaseLostError);
+  });
+
+  it("shares a 'run' effect across the run's steps, and keeps 'step' effects per step", async () => {
+    const counts = { thread: 0, note: 0 };
+    const node = {
+      handler: async (ctx: StepContext) => {
+        const thread = await ctx.effect('thread', async () => `thread-${++counts.thread}`, { scope: 'run' });
+        const note = await ctx.effect('note', async () => `note-${++counts.note}`);
+        return { output: { [ctx.node]: { thread, note } } };
+      },
+    };
+    const def: WorkflowDefinition = {
+      name: 'two',
+      version: 1,
+      start: 'a',
+      nodes: { a: node, b: node },
+      edges: [{ from: 'a', to: 'b' }],
+    };
+    const h = await harness([def]);
+    const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#5', trigger });
+    await h.settle();
+
+    expect(counts).toEqual({ thread: 1, note: 2 });
+    expect((await h.store.getRun(run.id))?.data).toEqual({
+      a: { thread: 'thread-1', note: 'note-1' },
+      b: { thread: 'thread-1', note: 'note-2' },
+    });
+  });
+
+  it('acts once when two workers get the same step at the same time', async () => {
+    let effects = 0;
+    const h = await harness(
+      [oneNode(async (ctx) => ({ sent: await ctx.effect('send', async () => ++effects) }))],
+      {
+        autoConsume: false,
+      },
+    );
+    const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#6', trigger });
+    const other = anotherWorker(h, () => new Date());
+
+    const outcomes = await Promise.all([h.engine.executeStep(run.id, 1), other.executeStep(run.id, 1)]);
+
+    expect(outcomes).toContain('committed');
+    expect(outcomes.filter((o) => o === 'committed')).toHaveLength(1);
+    expect(effects).toBe(1);
+    expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 1 } });
+  });
+});
