@@ -80,9 +80,13 @@ import { PRICES, perMillion } from './prices.ts';
  *   replay per signal that resumed the execution (replays re-run nothing of cost).
  * Neither is charged for storing the task token or callback id that the ingress must look up to
  * resume them (we pay for our equivalent), nor for any DynamoDB or SQS: in their favour, so the
- * ratios are lower bounds. `cost.orchestration*` compare the orchestration alone (ours: DynamoDB,
- * SQS, worker requests; theirs: transitions or operations and their invocations), without the
- * compute whose wall time this loaded machine inflates.
+ * ratios are lower bounds.
+ *
+ * The ratios compare what differs: ours is the engine (DynamoDB, SQS, worker requests:
+ * `cost.orchestrationUsdPerThousandRuns`), theirs the state transitions, or the durable
+ * operations and invocations, with the invocations of their tasks. The ingress and the node work
+ * are the same work in all three, and their GB-s (wall time on this loaded machine) would only
+ * dilute the comparison with noise; `cost.totalRatioVs*` give the ratio of everything billed.
  *
  * Figures: cost.usdPerThousandRuns, cost.ratioVsStepFunctionsStandard (their cost ÷ ours),
  * cost.ratioVsDurableFunctions, engine.billedWriteUnitsPerTransition (every write unit the run
@@ -771,8 +775,12 @@ function price(m: Measured): Results {
   return {
     cost: {
       usdPerThousandRuns: round(ours * k, 4),
-      ratioVsStepFunctionsStandard: round(sf / ours, 3),
-      ratioVsDurableFunctions: round(durable / ours, 3),
+      // What differs between the three: the engine against the state machine (see the header).
+      ratioVsStepFunctionsStandard: round(sfOrchestration / oursOrchestration, 3),
+      ratioVsDurableFunctions: round(durableOrchestration / oursOrchestration, 3),
+      // Everything each would bill for the run, the same ingress and node work included.
+      totalRatioVsStepFunctionsStandard: round(sf / ours, 3),
+      totalRatioVsDurableFunctions: round(durable / ours, 3),
       writeUnitsPerRun: round(dynamo.writes, 1),
       readUnitsPerRun: round(dynamo.reads, 1),
       sqsRequestsPerRun: sqsRequests,
@@ -802,11 +810,9 @@ function price(m: Measured): Results {
       durableOperationsPerRun: durableOps,
       durableInvocationsPerRun: durableInvocations,
       durableUsdPerThousandRuns: round(durable * k, 4),
-      // The engine alone (DynamoDB, SQS, worker requests) against the orchestration alone
-      // (transitions or operations, and their invocations): compute on this loaded machine aside.
       orchestrationUsdPerThousandRuns: round(oursOrchestration * k, 4),
-      orchestrationRatioVsStepFunctionsStandard: round(sfOrchestration / oursOrchestration, 3),
-      orchestrationRatioVsDurableFunctions: round(durableOrchestration / oursOrchestration, 3),
+      stepFunctionsOrchestrationUsdPerThousandRuns: round(sfOrchestration * k, 4),
+      durableOrchestrationUsdPerThousandRuns: round(durableOrchestration * k, 4),
       sweeperUsdPerMonth: round(sweeperPass * SWEEPS_PER_MONTH, 4),
       runWallSeconds: round(m.wallSeconds, 2),
       runItemBytes: m.runItemBytes,
