@@ -29,7 +29,7 @@ export function makeHandler(app: () => Promise<MessageHandler>) {
 /**
  * The app (config, clients, engine, services) is imported on the first message, not at cold
  * start: the bundle is split (infra/functions.ts), so Lambda's INIT phase parses only
- * this handler, and each node's own modules load when that node first runs (lib/app/worker.ts).
+ * this handler.
  */
 export const handler = instrumented(
   makeHandler(async () => (await import('../lib/app/worker.ts')).workerAppFromEnv()),

@@ -139,7 +139,7 @@ export const FUNCTIONS = [
     table: 'readWrite',
     sendsWork: true,
     secrets: ['DISCORD_BOT_TOKEN', 'GITHUB_CREDENTIALS'],
-    // The app is imported on the first message and each node's modules when it first runs, from
+    // The app is imported on the first message, from
     // chunks: a cold start parses the handler only (bench: functions.worker.coldImportRatioToSingleBundle).
     bundle: { splitting: true },
   },

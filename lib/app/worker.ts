@@ -1,4 +1,6 @@
+import { commentCommandNodes } from '../agents/comment-commands.ts';
 import { createGitHubReporter } from '../agents/github-reporter.ts';
+import { githubPipelineNodes } from '../agents/pipeline.ts';
 import { deterministicPlanner, type Planner } from '../agents/planner.ts';
 import { type AgentServices, createAgentServices } from '../agents/services.ts';
 import { createDiscordReporter } from '../discord/reporter.ts';
@@ -54,22 +56,6 @@ export interface WorkerApp {
 
 type Handler = (ctx: StepContext<unknown>) => Promise<NodeResult>;
 
-/**
- * A module's part of the services, loaded when a node first needs it (a failed load is retried
- * next time): a worker whose first message is a report or another workflow's step does not
- * parse the issue pipeline's routing, triage and planning, nor the comment commands.
- */
-function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
-  let loading: Promise<T> | undefined;
-  return () => {
-    loading ??= load().catch((err: unknown) => {
-      loading = undefined;
-      throw err;
-    });
-    return loading;
-  };
-}
-
 export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp> {
   const env = opts.env ?? process.env;
   const now = opts.now;
@@ -116,12 +102,12 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     ...(now ? { now } : {}),
   });
 
-  const nodes = onFirstUse(async () => (await import('../agents/pipeline.ts')).githubPipelineNodes(gh));
+  const nodes = githubPipelineNodes(gh);
   const pipeline: Record<PipelineNode, Handler> = {
-    intake: async (ctx) => (await nodes()).intake(ctx),
-    route: async (ctx) => (await nodes()).route(ctx),
-    plan: async (ctx) => (await nodes()).plan(ctx),
-    approval: async (ctx) => (await nodes()).approval(ctx),
+    intake: nodes.intake,
+    route: nodes.route,
+    plan: nodes.plan,
+    approval: nodes.approval,
     execute: agents.execute,
     // The status comment and the Discord message are kept current by the reporters after every
     // commit; the report node records the outcome of the work for the history.
@@ -139,16 +125,11 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
   };
 
   const applicationId = env.DISCORD_APPLICATION_ID || undefined;
-  const commentCommands = onFirstUse(async () =>
-    (await import('../agents/comment-commands.ts')).commentCommandNodes({ github, store, engine: engineRef }),
-  );
   const services = {
     pipeline,
     ciTriage: agents.ciTriage,
     coverage: agents.coverage,
-    commentCommand: {
-      act: async (ctx: StepContext<unknown>) => (await commentCommands()).act(ctx),
-    },
+    commentCommand: commentCommandNodes({ github, store, engine: engineRef }),
     discord: createDiscordWorkerServices({
       rest: discord,
       store,
