@@ -14,6 +14,15 @@
  * bundled with code splitting, whose other chunks load on first use (bench/discord.ts measures
  * that first use: cold first PING and cold first /status).
  *
+ * Worker and sweeper (issue 13): `<fn>.coldImportRatioToSingleBundle` is the cold import of the
+ * deployed, split asset over that of the "single bundle": the same entry bundled exactly as the
+ * deployed one but without code splitting, so that esbuild inlines every dynamic `import()` into
+ * the one file (what NodejsFunction writes before the splitting hook, and what these functions
+ * were before issue 13): everything parsed at cold start. The split asset defers the app to the
+ * first message, so `<fn>.coldImportWithAppMs` also times the entry plus the app's chunk and its
+ * static imports (the first message's load, less the modules of nodes that have not run yet),
+ * with `<fn>.coldImportWithAppRatioToSingleBundle`: the load moved, not removed, is shown.
+ *
  *   npx tsx bench/functions.ts             prints a Markdown table
  *   npx tsx bench/functions.ts --modules   also lists the packages each function loads at import
  */
@@ -43,7 +52,13 @@ const NAIVE = 'discordNaive';
 interface Target {
   name: string;
   file: string;
+  /** Imported right after `file`, in the same timing (a chunk the first message loads). */
+  andThen?: string;
 }
+
+/** Functions whose split asset is compared with the same entry as a single bundle. */
+const SINGLE_BUNDLE_BASELINE = ['worker', 'sweeper'];
+const SINGLE = 'Single';
 
 /** What the functions read at load on Lambda; values are inert, nothing is called. */
 function lambdaLikeEnv(configPath: string | undefined): NodeJS.ProcessEnv {
@@ -75,6 +90,8 @@ export interface Bundle {
   /** Source files and packages in the asset, and those loaded at import. */
   inputs: string[];
   importInputs: string[];
+  /** The chunk whose entry point is lib/app/worker.ts (split bundles that import the app lazily). */
+  appChunk?: string;
 }
 
 function jsBytes(dir: string): number {
@@ -130,6 +147,8 @@ export async function bundle(
   let metafile = single.metafile;
   if (existsSync(join(ROOT, CONFIG_SOURCE))) {
     const metafileOut = join(work, `${spec.entry.replace(/\W/g, '_')}.meta.json`);
+    // Only a split build writes one: a single bundle of the same entry must not read the last one's.
+    rmSync(metafileOut, { force: true });
     const hook = spawnSync('bash', ['-c', afterBundlingCommands(spec, ROOT, outdir).join(' && ')], {
       cwd: ROOT,
       env: { ...process.env, SWITCHYARD_BUNDLE_METAFILE: metafileOut },
@@ -139,12 +158,16 @@ export async function bundle(
     if (existsSync(metafileOut)) metafile = JSON.parse(readFileSync(metafileOut, 'utf8')) as Metafile;
   }
   const loaded = importClosure(metafile);
+  const app = Object.entries(metafile.outputs).find(
+    ([p, o]) => p.endsWith('.mjs') && o.entryPoint?.endsWith('lib/app/worker.ts'),
+  );
   return {
     file: outfile,
     totalBytes: jsBytes(outdir),
     importBytes: loaded.bytes,
     inputs: Object.keys(metafile.inputs),
     importInputs: loaded.inputs,
+    ...(app ? { appChunk: join(ROOT, app[0]) } : {}),
   };
 }
 
@@ -158,16 +181,23 @@ function packages(inputs: string[]): string[] {
 }
 
 const IMPORT_TIMER = [
-  'const url = process.argv[1];',
+  'const urls = process.argv.slice(1);',
   'const t0 = performance.now();',
-  'await import(url);',
+  'for (const url of urls) await import(url);',
   'process.stdout.write(String(performance.now() - t0));',
 ].join('\n');
 
 function importOnce(target: Target, env: NodeJS.ProcessEnv): number {
   const child = spawnSync(
     process.execPath,
-    ['--enable-source-maps', '--input-type=module', '-e', IMPORT_TIMER, pathToFileURL(target.file).href],
+    [
+      '--enable-source-maps',
+      '--input-type=module',
+      '-e',
+      IMPORT_TIMER,
+      pathToFileURL(target.file).href,
+      ...(target.andThen ? [pathToFileURL(target.andThen).href] : []),
+    ],
     { env, encoding: 'utf8', timeout: 60_000 },
   );
   const ms = Number(child.stdout);
@@ -213,6 +243,13 @@ export async function benchFunctions(
             : 0;
         }
         targets.push({ name: spec.name, file: b.file });
+        if (SINGLE_BUNDLE_BASELINE.includes(spec.name)) {
+          if (b.appChunk) targets.push({ name: `${spec.name}WithApp`, file: b.file, andThen: b.appChunk });
+          // The same entry, one file: no `bundle` steps, so esbuild inlines every dynamic import.
+          const single = await bundle({ entry: spec.entry }, join(dir, `${spec.name}${SINGLE}`), dir);
+          figures[`${spec.name}${SINGLE}.importKB`] = round(single.importBytes / 1024);
+          targets.push({ name: `${spec.name}${SINGLE}`, file: single.file });
+        }
       } catch (err) {
         // One broken function should not hide the figures of the others; the count shows it.
         failures++;
@@ -253,6 +290,17 @@ export async function benchFunctions(
     }
     if (hasDiscord) {
       figures['discord.coldImportRatioToNaive'] = round(cold('discord') / cold(NAIVE), 3);
+    }
+    for (const name of SINGLE_BUNDLE_BASELINE) {
+      if (!samples.has(`${name}${SINGLE}`)) continue;
+      figures[`${name}.coldImportRatioToSingleBundle`] = round(cold(name) / cold(`${name}${SINGLE}`), 3);
+      if (samples.has(`${name}WithApp`)) {
+        figures[`${name}.coldImportWithAppMs`] = round(cold(`${name}WithApp`));
+        figures[`${name}.coldImportWithAppRatioToSingleBundle`] = round(
+          cold(`${name}WithApp`) / cold(`${name}${SINGLE}`),
+          3,
+        );
+      }
     }
     return { functions: figures };
   } finally {

@@ -19,6 +19,7 @@ const SUITES: Array<[string, () => Promise<Results>]> = [
   ['functions', async () => (await import('./functions.ts')).benchFunctions()],
   ['faults', async () => (await import('./faults.ts')).benchFaults()],
   ['console', async () => (await import('./console.ts')).benchConsole()],
+  ['cost', async () => (await import('./cost.ts')).benchCost()],
 ];
 
 async function main(): Promise<void> {
@@ -32,7 +33,9 @@ async function main(): Promise<void> {
       if (only.length > 0 && !only.includes(name)) continue;
       const started = Date.now();
       try {
-        Object.assign(results, await run());
+        // Per benchmark, key by key: the cost suite adds `engine.billedWriteUnitsPerTransition`.
+        for (const [bench, figures] of Object.entries(await run()))
+          results[bench] = { ...results[bench], ...figures };
         console.error(`bench ${name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
       } catch (err) {
         failures.push(`${name}: ${(err as Error).stack ?? err}`);

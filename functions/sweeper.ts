@@ -1,5 +1,5 @@
-import { type RecoveryReport, recoverySweep } from '../lib/app/recovery.ts';
-import { type WorkerApp, workerAppFromEnv } from '../lib/app/worker.ts';
+import type { RecoveryReport } from '../lib/app/recovery.ts';
+import type { WorkerApp } from '../lib/app/worker.ts';
 import { MetricName } from '../lib/common/metric-names.ts';
 import { instrumented, logger, metrics } from '../lib/common/observability.ts';
 import type { SweepReport } from '../lib/engine/engine.ts';
@@ -13,7 +13,7 @@ export function makeHandler(app: () => Promise<Pick<WorkerApp, 'engine' | 'agent
   return async (): Promise<
     SweepReport & { slotsReleased: number; woken: number; recovery: RecoveryReport }
   > => {
-    const loaded = await app();
+    const [loaded, { recoverySweep }] = await Promise.all([app(), import('../lib/app/recovery.ts')]);
     const { engine, agents } = loaded;
     const report = await engine.sweep();
     const slots = await agents.hub.reconcile();
@@ -24,4 +24,7 @@ export function makeHandler(app: () => Promise<Pick<WorkerApp, 'engine' | 'agent
   };
 }
 
-export const handler = instrumented(makeHandler(workerAppFromEnv));
+/** As the worker's: the app is imported on the first run, the bundle being split (infra/functions.ts). */
+export const handler = instrumented(
+  makeHandler(async () => (await import('../lib/app/worker.ts')).workerAppFromEnv()),
+);

@@ -1,6 +1,5 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { workerAppFromEnv } from '../lib/app/worker.ts';
 import { instrumented, logger } from '../lib/common/observability.ts';
 import { parseWorkMessage, type WorkMessage } from '../lib/queue/port.ts';
 
@@ -27,4 +26,11 @@ export function makeHandler(app: () => Promise<MessageHandler>) {
     processPartialResponse(event, record, processor, { context });
 }
 
-export const handler = instrumented(makeHandler(workerAppFromEnv));
+/**
+ * The app (config, clients, engine, services) is imported on the first message, not at cold
+ * start: the bundle is split (infra/functions.ts), so Lambda's INIT phase parses only
+ * this handler.
+ */
+export const handler = instrumented(
+  makeHandler(async () => (await import('../lib/app/worker.ts')).workerAppFromEnv()),
+);

@@ -102,6 +102,9 @@ export function afterBundlingCommands(
   if (spec.bundle?.splitting) {
     commands.push(
       `${tsx} ${quote(`${inputDir}/scripts/bundle-function.ts`)} ${quote(`${inputDir}/${spec.entry}`)} ${quote(outputDir)}`,
+      // re2-wasm reads its WebAssembly next to the file it is bundled in, which may be a chunk.
+      `mkdir -p ${quote(`${outputDir}/chunks`)}`,
+      `cp ${quote(`${inputDir}/${RE2_WASM_SOURCE}`)} ${quote(`${outputDir}/chunks/${RE2_WASM_IN_BUNDLE}`)}`,
     );
   }
   if (spec.bundle?.discordPolicy) {

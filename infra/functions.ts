@@ -209,6 +209,9 @@ export const FUNCTIONS = [
     table: 'readWrite',
     sendsWork: true,
     secrets: ['DISCORD_BOT_TOKEN', 'GITHUB_CREDENTIALS'],
+    // The app is imported on the first message, from
+    // chunks: a cold start parses the handler only (bench: functions.worker.coldImportRatioToSingleBundle).
+    bundle: { splitting: true },
   },
   {
     name: 'sweeper',
@@ -223,6 +226,8 @@ export const FUNCTIONS = [
     // listing and redelivering failed webhook deliveries, reading agents' Actions runs.
     sendsWork: true,
     secrets: ['GITHUB_CREDENTIALS'],
+    // As the worker: the app loads on the first run, from chunks.
+    bundle: { splitting: true },
   },
 ] as const satisfies readonly FunctionSpec[];
 

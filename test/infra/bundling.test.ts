@@ -14,6 +14,7 @@ import {
 import { FUNCTIONS } from '../../infra/functions.ts';
 import { REPO_ROOT } from '../../infra/switchyard-stack.ts';
 import { policyFromConfig } from '../../lib/discord/policy.ts';
+import { createTestStore, testEndpoint } from '../support/dynamo.ts';
 import { synth } from './support.ts';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
@@ -64,10 +65,13 @@ describe('afterBundling commands', () => {
     }
   });
 
-  it('split the Discord function only, and write the policy for it and the console', () => {
+  it('split the Discord function, the worker and the sweeper, and write the policy for Discord and the console', () => {
+    const split = ['discord', 'worker', 'sweeper'];
     for (const spec of FUNCTIONS) {
       const commands = afterBundlingCommands(spec, '/in', '/out').join('\n');
-      expect(commands.includes('scripts/bundle-function.ts')).toBe(spec.name === 'discord');
+      expect(commands.includes('scripts/bundle-function.ts')).toBe(split.includes(spec.name));
+      // RE2's WebAssembly is read next to the chunk re2-wasm lands in.
+      expect(commands.includes('"/out/chunks/re2.wasm"')).toBe(split.includes(spec.name));
       expect(
         commands.includes(`--discord-policy "/in/config/switchyard.yml" "/out/${DISCORD_POLICY_IN_BUNDLE}"`),
       ).toBe(spec.name === 'discord' || spec.name === 'console');
@@ -139,4 +143,92 @@ describe('the Discord asset, bundled as the stack bundles it', () => {
     );
     expect(stdout).toBe('function');
   });
+});
+
+describe('the worker asset, bundled as the stack bundles it', () => {
+  const worker = FUNCTIONS.find((f) => f.name === 'worker')!;
+  const out = mkdtempSync(join(tmpdir(), 'sy-worker-asset-'));
+  const metafile = join(out, '..', `${out.split('/').at(-1)}.meta.json`);
+  let meta: Metafile;
+
+  beforeAll(async () => {
+    await run('bash', ['-c', afterBundlingCommands(worker, REPO_ROOT, out).join(' && ')], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, SWITCHYARD_BUNDLE_METAFILE: metafile },
+    });
+    meta = JSON.parse(readFileSync(metafile, 'utf8')) as Metafile;
+  }, 60_000);
+
+  afterAll(() => {
+    rmSync(out, { recursive: true, force: true });
+    rmSync(metafile, { force: true });
+  });
+
+  it('parses only the handler at cold start: no config parser, engine or store before the first message', () => {
+    const outputs = meta.outputs;
+    const entry = Object.keys(outputs).find((p) => p.endsWith('/index.mjs'))!;
+    const loaded = new Set<string>();
+    const todo = [entry];
+    while (todo.length > 0) {
+      const p = todo.pop()!;
+      if (loaded.has(p)) continue;
+      loaded.add(p);
+      for (const i of outputs[p]!.imports)
+        if (i.kind === 'import-statement' && !i.external) todo.push(i.path);
+    }
+    const inputs = [...loaded].flatMap((p) => Object.keys(outputs[p]!.inputs));
+    expect(inputs.some((p) => p.endsWith('functions/worker.ts'))).toBe(true);
+    for (const heavy of [
+      /node_modules\/(yaml|zod|re2-wasm)\//,
+      /lib\/engine\/engine\.ts$/,
+      /lib\/store\/dynamodb\.ts$/,
+    ])
+      expect(inputs.filter((p) => heavy.test(p))).toEqual([]);
+  });
+
+  it('handles a first message in a fresh Node process: the app, its config and RE2 load from the chunks', async () => {
+    const store = await createTestStore();
+    const event = {
+      Records: [
+        {
+          messageId: 'm1',
+          body: JSON.stringify({ kind: 'step', runId: 'rbundledworker1', seq: 1 }),
+          attributes: { ApproximateReceiveCount: '1' },
+          eventSource: 'aws:sqs',
+        },
+      ],
+    };
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--enable-source-maps',
+        '--input-type=module',
+        '-e',
+        [
+          'const { handler } = await import(process.argv[1]);',
+          'const out = await handler(JSON.parse(process.argv[2]), { functionName: "worker", awsRequestId: "r1" });',
+          'process.stdout.write(JSON.stringify(out));',
+        ].join('\n'),
+        join(out, 'index.mjs'),
+        JSON.stringify(event),
+      ],
+      {
+        env: {
+          PATH: process.env.PATH,
+          POWERTOOLS_LOG_LEVEL: 'SILENT',
+          // DynamoDB Local keeps a database per access key and region: the test store's.
+          AWS_REGION: process.env.AWS_REGION ?? 'local',
+          AWS_ACCESS_KEY_ID: 'local',
+          AWS_SECRET_ACCESS_KEY: 'local',
+          AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+          DYNAMODB_ENDPOINT: testEndpoint(),
+          TABLE_NAME: store.tableName,
+          QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/switchyard-test',
+          SWITCHYARD_CONFIG: join(out, CONFIG_IN_BUNDLE),
+        },
+      },
+    );
+    // A step of a run that does not exist is a no-op: the message is consumed, not failed.
+    expect(JSON.parse(stdout)).toEqual({ batchItemFailures: [] });
+  }, 60_000);
 });
