@@ -99,6 +99,8 @@ class FaultProxy {
   private server: Server | undefined;
   url = '';
   enabled = false;
+  /** Requests seen, by `X-Amz-Target` (DynamoDB) or method and first path segments (GitHub). */
+  readonly seen = new Counter();
 
   constructor(
     private readonly target: string,
@@ -123,6 +125,10 @@ class FaultProxy {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const amzTarget = req.headers['x-amz-target'];
+      this.seen.add(
+        typeof amzTarget === 'string' ? amzTarget.replace(/^DynamoDB_\d+\./, '') : `${req.method}`,
+      );
       const decision = this.enabled
         ? this.decide(req.method ?? 'GET', req.url ?? '/')
         : { kind: 'pass' as const };
@@ -647,6 +653,10 @@ recovery:
   github.enabled = false;
   queue.enabled = false;
   await Promise.allSettled(pendingCompletions);
+  if (process.env.FAULTS_VERBOSE)
+    console.error(
+      `faults: DynamoDB requests ${JSON.stringify(dynamo.seen.counts)}, GitHub requests ${JSON.stringify(github.seen.counts)}`,
+    );
   if (process.env.FAULTS_VERBOSE)
     console.error(`faults: a recovery sweep now: ${JSON.stringify(await recoverySweep(stack.app))}`);
 

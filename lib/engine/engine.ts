@@ -582,7 +582,9 @@ export class Engine<S = unknown> {
           events: [event],
         });
         // Reported even by an ingress engine without reporters: the note is there to be seen.
-        await this.queue.send([{ message: { kind: 'report', runId: saved.id, version: saved.version } }]);
+        await this.sendCommitted(saved, [
+          { message: { kind: 'report', runId: saved.id, version: saved.version } },
+        ]);
         return saved;
       }
     }
@@ -782,6 +784,11 @@ export class Engine<S = unknown> {
         throw err;
       }
     }
+    // The handler's time runs from the lease, not from when the lease write returned: on a slow
+    // store the write alone can take seconds, and a handler timed from after it could still be
+    // running when its lease lapsed, so another worker took the step over while it ran (and its
+    // commit, late, was lost). Timed from here, it stops `leaseGraceMs` before the lease lapses.
+    const deadline = now.getTime() + node.timeoutMs;
     const leased: Run = {
       ...run,
       status: 'running',
@@ -791,7 +798,7 @@ export class Engine<S = unknown> {
       lease: {
         owner: this.owner,
         seq,
-        until: new Date(now.getTime() + node.timeoutMs + this.leaseGraceMs).toISOString(),
+        until: new Date(deadline + this.leaseGraceMs).toISOString(),
       },
     };
     try {
@@ -814,7 +821,7 @@ export class Engine<S = unknown> {
       };
     } else {
       try {
-        result = await this.runHandler(leased, node, attempt, now);
+        result = await this.runHandler(leased, node, attempt, now, deadline);
       } catch (err) {
         failure = err;
       }
@@ -932,8 +939,21 @@ export class Engine<S = unknown> {
     return 'deferred';
   }
 
-  private async runHandler(run: Run, node: ResolvedNode<S>, attempt: number, now: Date): Promise<NodeResult> {
+  private async runHandler(
+    run: Run,
+    node: ResolvedNode<S>,
+    attempt: number,
+    now: Date,
+    deadline: number,
+  ): Promise<NodeResult> {
     const controller = new AbortController();
+    const timedOut = () =>
+      new StepTimeoutError(`${node.name} timed out after ${node.timeoutMs} ms`, {
+        runId: run.id,
+        node: node.name,
+      });
+    // What is left of the step's time once the lease is written (a slow write takes from it).
+    const budgetMs = deadline - this.now().getTime();
     const stepKey = `${run.id}:${run.step!.seq}`;
     const emitted: NewEvent[] = [];
     const ctx: StepContext<S> = {
@@ -971,22 +991,21 @@ export class Engine<S = unknown> {
     };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        // Reject before aborting: a handler that returns as soon as it is aborted must not win the race.
-        reject(
-          new StepTimeoutError(`${node.name} timed out after ${node.timeoutMs} ms`, {
-            runId: run.id,
-            node: node.name,
-          }),
-        );
+      // Reject before aborting: a handler that returns as soon as it is aborted must not win the race.
+      const expire = () => {
+        reject(timedOut());
         controller.abort();
-      }, node.timeoutMs);
+      };
+      // Nothing left: the handler starts already aborted, so it can start no effect and no call.
+      if (budgetMs <= 0) expire();
+      else timer = setTimeout(expire, budgetMs);
     });
     try {
-      // Every outbound call the handler makes reads the step's signal (lib/engine/abort.ts).
+      // Every outbound call the handler makes reads the step's signal (lib/engine/abort.ts). The
+      // timeout comes first: settled at once, it wins over a handler that returns at once.
       const result = await Promise.race([
-        withStepSignal(controller.signal, () => node.handler(ctx)),
         timeout,
+        withStepSignal(controller.signal, () => node.handler(ctx)),
       ]);
       return emitted.length > 0 ? { ...result, events: [...emitted, ...(result.events ?? [])] } : result;
     } catch (err) {
@@ -1139,7 +1158,28 @@ export class Engine<S = unknown> {
     if (this.reporters.length > 0 || isTerminal(run.status)) {
       batch.push({ message: { kind: 'report', runId: run.id, version: run.version } });
     }
-    if (batch.length > 0) await this.queue.send(batch);
+    if (batch.length > 0) await this.sendCommitted(run, batch);
+  }
+
+  /**
+   * Send the messages that follow a commit. The commit is the truth and already happened: a send
+   * that fails (SQS refusing a batch) must not fail the caller as if nothing had been done. A
+   * webhook answered 5xx for a run it did start, or a step failed (and an attempt spent) because
+   * waking another run could not send that run's message, were both wrong. The sweeper re-sends
+   * what a lost message left behind: a never-picked-up step after the enqueue grace, an
+   * unreported version after the report claim time.
+   */
+  private async sendCommitted(run: Run, batch: Outgoing[]): Promise<void> {
+    try {
+      await this.queue.send(batch);
+    } catch (err) {
+      logger.warn('queue send after a commit failed; the sweeper re-sends it', {
+        runId: run.id,
+        version: run.version,
+        messages: batch.map((b) => b.message.kind),
+        error: (err as Error).message,
+      });
+    }
   }
 
   // ------------------------------------------------------------------------------ reporting

@@ -232,6 +232,7 @@ describe('effects and outbound calls after a step ended', () => {
   });
 
   it('aborts an outbound call in flight when the step times out, and starts none after', async () => {
+    const frozen = new Date();
     const signals: AbortSignal[] = [];
     const inFlight = deferred();
     const release = deferred();
@@ -258,7 +259,9 @@ describe('effects and outbound calls after a step ended', () => {
           return {};
         }, 50),
       ],
-      { autoConsume: false },
+      // A step's time runs from its lease: a clock that stands still keeps a lease write slower
+      // than 50 ms from using up the handler's time before its first call is in flight.
+      { autoConsume: false, now: () => frozen },
     );
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#7', trigger });
 
