@@ -784,11 +784,6 @@ export class Engine<S = unknown> {
         throw err;
       }
     }
-    // The handler's time runs from the lease, not from when the lease write returned: on a slow
-    // store the write alone can take seconds, and a handler timed from after it could still be
-    // running when its lease lapsed, so another worker took the step over while it ran (and its
-    // commit, late, was lost). Timed from here, it stops `leaseGraceMs` before the lease lapses.
-    const deadline = now.getTime() + node.timeoutMs;
     const leased: Run = {
       ...run,
       status: 'running',
@@ -798,7 +793,7 @@ export class Engine<S = unknown> {
       lease: {
         owner: this.owner,
         seq,
-        until: new Date(deadline + this.leaseGraceMs).toISOString(),
+        until: new Date(now.getTime() + node.timeoutMs + this.leaseGraceMs).toISOString(),
       },
     };
     try {
@@ -821,7 +816,7 @@ export class Engine<S = unknown> {
       };
     } else {
       try {
-        result = await this.runHandler(leased, node, attempt, now, deadline);
+        result = await this.runHandler(leased, node, attempt, now);
       } catch (err) {
         failure = err;
       }
@@ -939,21 +934,8 @@ export class Engine<S = unknown> {
     return 'deferred';
   }
 
-  private async runHandler(
-    run: Run,
-    node: ResolvedNode<S>,
-    attempt: number,
-    now: Date,
-    deadline: number,
-  ): Promise<NodeResult> {
+  private async runHandler(run: Run, node: ResolvedNode<S>, attempt: number, now: Date): Promise<NodeResult> {
     const controller = new AbortController();
-    const timedOut = () =>
-      new StepTimeoutError(`${node.name} timed out after ${node.timeoutMs} ms`, {
-        runId: run.id,
-        node: node.name,
-      });
-    // What is left of the step's time once the lease is written (a slow write takes from it).
-    const budgetMs = deadline - this.now().getTime();
     const stepKey = `${run.id}:${run.step!.seq}`;
     const emitted: NewEvent[] = [];
     const ctx: StepContext<S> = {
@@ -991,21 +973,22 @@ export class Engine<S = unknown> {
     };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      // Reject before aborting: a handler that returns as soon as it is aborted must not win the race.
-      const expire = () => {
-        reject(timedOut());
+      timer = setTimeout(() => {
+        // Reject before aborting: a handler that returns as soon as it is aborted must not win the race.
+        reject(
+          new StepTimeoutError(`${node.name} timed out after ${node.timeoutMs} ms`, {
+            runId: run.id,
+            node: node.name,
+          }),
+        );
         controller.abort();
-      };
-      // Nothing left: the handler starts already aborted, so it can start no effect and no call.
-      if (budgetMs <= 0) expire();
-      else timer = setTimeout(expire, budgetMs);
+      }, node.timeoutMs);
     });
     try {
-      // Every outbound call the handler makes reads the step's signal (lib/engine/abort.ts). The
-      // timeout comes first: settled at once, it wins over a handler that returns at once.
+      // Every outbound call the handler makes reads the step's signal (lib/engine/abort.ts).
       const result = await Promise.race([
-        timeout,
         withStepSignal(controller.signal, () => node.handler(ctx)),
+        timeout,
       ]);
       return emitted.length > 0 ? { ...result, events: [...emitted, ...(result.events ?? [])] } : result;
     } catch (err) {

@@ -1,17 +1,15 @@
 /**
  * Root causes found by the fault bench (bench/faults.ts, issue 9 "Proof"), each pinned by a test
  * that failed before its fix. Real engine over DynamoDB Local; time moves through the engine's
- * clock and the named fault points, never sleeps.
+ * clock and the sweeper, never sleeps.
  */
 import { describe, expect, it } from 'vitest';
-import { StepTimeoutError } from '../../lib/engine/errors.ts';
-import type { Run } from '../../lib/engine/types.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { QueueError } from '../../lib/queue/errors.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import type { Outgoing } from '../../lib/queue/port.ts';
 import { harness } from '../support/harness.ts';
-import { deferred, drive, testClock } from './kit.ts';
+import { drive, testClock } from './kit.ts';
 
 const trigger = { source: 'test' as const };
 
@@ -27,79 +25,6 @@ function oneNode(
     edges: [],
   };
 }
-
-describe("a step's time runs from its lease", () => {
-  // Under load the lease write itself took seconds; the handler's timer started only after it
-  // returned, so a handler could still run after its lease lapsed, another worker took the step
-  // over, and the first one's commit was lost (a run failed as "the worker stopped each time").
-
-  it('lets a handler whose time went on the lease write start no effect', async () => {
-    const clock = testClock();
-    const effects: string[] = [];
-    const h = await harness(
-      [
-        oneNode(async (ctx) => {
-          await ctx.effect('send', async () => effects.push('sent'));
-          return {};
-        }, 60_000),
-      ],
-      {
-        autoConsume: false,
-        now: clock.now,
-        // The lease write (or the start after it) took the whole step time.
-        faults: (point) => {
-          if (point === 'after-lease') clock.advance(60_000);
-        },
-      },
-    );
-    const { run } = await h.engine.startRun({ workflow: 'one', subject: 'o/r#1', trigger });
-
-    expect(await h.engine.executeStep(run.id, 1)).toBe('committed');
-
-    expect(effects).toEqual([]);
-    const after = await h.store.getRun(run.id);
-    expect(after?.status).toBe('running');
-    expect(after?.step?.attempt).toBe(2);
-    const retry = (await h.store.listEvents(run.id)).find((e) => e.type === 'step.retry');
-    expect(retry?.detail.error).toMatchObject({ name: new StepTimeoutError('x').name });
-  });
-
-  it('aborts a handler before its lease lapses, however long the lease write took', async () => {
-    const clock = testClock();
-    const leaseGraceMs = 5_000;
-    let leased: Run | undefined;
-    const aborted = deferred<number>();
-    const h = await harness(
-      [
-        oneNode(async (ctx) => {
-          await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
-          aborted.resolve(clock.now().getTime());
-          return {};
-        }, 60_000),
-      ],
-      {
-        autoConsume: false,
-        now: clock.now,
-        leaseGraceMs,
-        faults: (point, run) => {
-          if (point !== 'after-lease') return;
-          leased = run;
-          clock.advance(59_950); // a slow lease write: 50 ms of the step's minute are left
-        },
-      },
-    );
-    const { run } = await h.engine.startRun({ workflow: 'one', subject: 'o/r#2', trigger });
-
-    const step = h.engine.executeStep(run.id, 1);
-    const at = await aborted.promise;
-    await step;
-
-    const lapses = Date.parse(leased!.lease!.until);
-    // Stopped with the grace still ahead for its commit, not after the lease lapsed.
-    expect(at).toBeLessThan(lapses);
-    expect((await h.store.getRun(run.id))?.step?.attempt).toBe(2);
-  });
-});
 
 /** The in-process queue whose next `failures` sends fail, as SQS SendMessageBatch can. */
 class RefusingQueue extends InMemoryQueue {
