@@ -48,6 +48,15 @@ import { FakeGitHubActions } from '../test/support/fake-github-actions.ts';
  * `faults.stuckRuns` (runs neither finished nor parked at a gate by the deadline),
  * `faults.fiveHundreds` (5xx answers to bad input), `faults.deliveries`, `faults.injectedFaults`;
  * the breakdown is in the other `faults.*` keys.
+ *
+ * Bad input is of two kinds, judged against the webhook's contract:
+ * - refused (`badInputNot4xx` counts any answer outside 4xx): bad or missing signatures, malformed
+ *   JSON, JSON that is not an object, a wrong content type, an oversized body, missing headers;
+ * - malformed but signed (issue 15): a JSON object whose fields its event needs are missing or of
+ *   the wrong type. That is answered `202 {status: 'ignored', field}` (GitHub must not redeliver
+ *   it) and starts no run: `malformedIgnored` counts those answers, `malformedNotIgnored` anything
+ *   else. (Earlier versions counted these as "bad input answered 2xx", against that contract.)
+ * Both count in `fiveHundreds` when answered 5xx.
  */
 
 const SECRET = 'bench-faults-secret';
@@ -90,6 +99,8 @@ class FaultProxy {
   private server: Server | undefined;
   url = '';
   enabled = false;
+  /** Requests seen, by `X-Amz-Target` (DynamoDB) or method and first path segments (GitHub). */
+  readonly seen = new Counter();
 
   constructor(
     private readonly target: string,
@@ -114,6 +125,10 @@ class FaultProxy {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const amzTarget = req.headers['x-amz-target'];
+      this.seen.add(
+        typeof amzTarget === 'string' ? amzTarget.replace(/^DynamoDB_\d+\./, '') : `${req.method}`,
+      );
       const decision = this.enabled
         ? this.decide(req.method ?? 'GET', req.url ?? '/')
         : { kind: 'pass' as const };
@@ -195,7 +210,12 @@ function commented(repo: string, issue: number): Record<string, unknown> {
 }
 
 interface Delivery {
-  kind: 'valid' | 'bad';
+  /**
+   * `bad`: must be refused with a 4xx. `malformed`: signed, a JSON object, but lacking (or with a
+   * wrong type for) a field its event needs: issue 15's contract answers it `202 ignored` naming
+   * the field, so GitHub does not redeliver it, and it starts no run.
+   */
+  kind: 'valid' | 'bad' | 'malformed';
   label: string;
   issue?: number;
   ready?: boolean;
@@ -291,7 +311,7 @@ function badInputs(n: number, random: Rng): Delivery[] {
       });
       return {
         ...valid('issues', {}),
-        kind: 'bad',
+        kind: 'malformed',
         label: 'wrong shapes',
         body,
         headers: { ...valid('issues', {}).headers, 'x-hub-signature-256': sign(body) },
@@ -471,7 +491,7 @@ recovery:
   }
 
   const statuses = new Counter();
-  const answers = { bad5xx: 0, valid5xx: 0, badNon4xx: 0, sent: 0 };
+  const answers = { bad5xx: 0, valid5xx: 0, badNon4xx: 0, malformedIgnored: 0, malformedNot: 0, sent: 0 };
   const accepted = new Set<number>();
   const bodies = new Map<string, Delivery>();
   const post = async (d: Delivery): Promise<number> => {
@@ -482,8 +502,18 @@ recovery:
         headers: d.headers,
         body: d.body,
       });
-      await res.arrayBuffer();
+      const text = await res.text();
       statuses.add(String(res.status));
+      if (d.kind === 'malformed' && res.status < 500) {
+        const body = JSON.parse(text) as { status?: unknown; field?: unknown };
+        const ignored = res.status === 202 && body.status === 'ignored' && typeof body.field === 'string';
+        if (ignored) answers.malformedIgnored++;
+        else {
+          answers.malformedNot++;
+          if (process.env.FAULTS_VERBOSE)
+            console.error(`faults: malformed "${d.label}" answered ${res.status} ${text.slice(0, 200)}`);
+        }
+      }
       return res.status;
     } catch {
       statuses.add('network');
@@ -495,9 +525,16 @@ recovery:
     const copies = d.copies ?? 1;
     const codes = await Promise.all(Array.from({ length: copies }, () => post(d)));
     for (const code of codes) {
+      if (d.kind === 'malformed') {
+        if (code >= 500) answers.bad5xx++;
+        continue;
+      }
       if (d.kind === 'bad') {
         if (code >= 500) answers.bad5xx++;
-        if (code < 400 || code >= 500) answers.badNon4xx++;
+        if (code < 400 || code >= 500) {
+          answers.badNon4xx++;
+          if (process.env.FAULTS_VERBOSE) console.error(`faults: bad input "${d.label}" answered ${code}`);
+        }
         continue;
       }
       if (code >= 500 || code === 0) answers.valid5xx++;
@@ -617,6 +654,10 @@ recovery:
   queue.enabled = false;
   await Promise.allSettled(pendingCompletions);
   if (process.env.FAULTS_VERBOSE)
+    console.error(
+      `faults: DynamoDB requests ${JSON.stringify(dynamo.seen.counts)}, GitHub requests ${JSON.stringify(github.seen.counts)}`,
+    );
+  if (process.env.FAULTS_VERBOSE)
     console.error(`faults: a recovery sweep now: ${JSON.stringify(await recoverySweep(stack.app))}`);
 
   let lostRuns = 0;
@@ -676,6 +717,8 @@ recovery:
     caseVariantDoubles,
     doubledDispatches,
     badInputNot4xx: answers.badNon4xx,
+    malformedIgnored: answers.malformedIgnored,
+    malformedNotIgnored: answers.malformedNot,
     validAnswered5xx: answers.valid5xx,
     webhooksRedelivered: redelivered,
     completionsLost: completions.lost,

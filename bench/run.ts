@@ -1,9 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { startDynamoDbLocal } from '../lib/store/dynamodb-local.ts';
 
 /**
  * `npm run bench`: every benchmark, one DynamoDB Local for all, a Markdown table on stdout and
  * `bench/results.json` (an object keyed by benchmark name, each value an object of numbers).
+ * The suites that ran replace their own keys in the file; the others' figures are kept, so
+ * `npm run bench -- faults` does not erase the engine's or Discord's last figures.
  * Figures that depend on this noisy machine are also given as ratios to a baseline measured in
  * the same run; compare those across runs, not the milliseconds.
  */
@@ -51,7 +53,13 @@ async function main(): Promise<void> {
     }
   }
   console.log(rows.join('\n'));
-  writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+  const file = new URL('./results.json', import.meta.url);
+  const previous: Results = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Results) : {};
+  // Per benchmark, key by key: running one suite keeps every other figure (and the `engine` keys
+  // the cost suite adds keep the engine suite's).
+  const merged: Results = { ...previous };
+  for (const [bench, figures] of Object.entries(results)) merged[bench] = { ...merged[bench], ...figures };
+  writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
   if (failures.length > 0) {
     console.error(`\n${failures.length} benchmark(s) failed:\n${failures.join('\n')}`);
     process.exitCode = 1;

@@ -38,6 +38,8 @@ const LIST_LIMIT = 1_000;
  * says. The run-name (run id and work item) is what matches, not the time.
  */
 const LOOKBACK_MS = 3_600_000;
+/** Pages of 100 workflow runs one lookup reads at most. */
+const LIST_PAGES = 10;
 
 export interface ReconcileDeps {
   engine: HubEngine & { readonly store: RunStore };
@@ -165,18 +167,27 @@ async function findWorkflowRun(
     }
   }
   const created = new Date(since - LOOKBACK_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const res = await client.request<{ workflow_runs?: RestWorkflowRun[] }>(
-    'read',
-    'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs',
-    {
-      ...repo,
-      workflow_id: rec.workflow,
-      event: 'workflow_dispatch',
-      created: `>=${created}`,
-      per_page: 100,
-    },
-  );
-  const candidates = (res.data?.workflow_runs ?? []).filter((r) => {
+  // Every page (up to LIST_PAGES): one page of 100 missed the run once more than 100 dispatches
+  // of the workflow had started since (the fault bench: 100 issues in one repository).
+  const listed: RestWorkflowRun[] = [];
+  for (let page = 1; page <= LIST_PAGES; page++) {
+    const res = await client.request<{ workflow_runs?: RestWorkflowRun[] }>(
+      'read',
+      'GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs',
+      {
+        ...repo,
+        workflow_id: rec.workflow,
+        event: 'workflow_dispatch',
+        created: `>=${created}`,
+        per_page: 100,
+        page,
+      },
+    );
+    const runs = res.data?.workflow_runs ?? [];
+    listed.push(...runs);
+    if (runs.length < 100 || runs.some((r) => runIdFromTitle(r.display_title)?.item === rec.item)) break;
+  }
+  const candidates = listed.filter((r) => {
     if (r.event !== undefined && r.event !== 'workflow_dispatch') return false;
     const ids = runIdFromTitle(typeof r.display_title === 'string' ? r.display_title : undefined);
     return ids?.runId === rec.runId && (ids.item === undefined || ids.item === rec.item);

@@ -585,7 +585,9 @@ export class Engine<S = unknown> {
           events: [event],
         });
         // Reported even by an ingress engine without reporters: the note is there to be seen.
-        await this.queue.send([{ message: { kind: 'report', runId: saved.id, version: saved.version } }]);
+        await this.sendCommitted(saved, [
+          { message: { kind: 'report', runId: saved.id, version: saved.version } },
+        ]);
         return saved;
       }
     }
@@ -1132,7 +1134,28 @@ export class Engine<S = unknown> {
     if (this.reporters.length > 0 || isTerminal(run.status)) {
       batch.push({ message: { kind: 'report', runId: run.id, version: run.version } });
     }
-    if (batch.length > 0) await this.queue.send(batch);
+    if (batch.length > 0) await this.sendCommitted(run, batch);
+  }
+
+  /**
+   * Send the messages that follow a commit. The commit is the truth and already happened: a send
+   * that fails (SQS refusing a batch) must not fail the caller as if nothing had been done. A
+   * webhook answered 5xx for a run it did start, or a step failed (and an attempt spent) because
+   * waking another run could not send that run's message, were both wrong. The sweeper re-sends
+   * what a lost message left behind: a never-picked-up step after the enqueue grace, an
+   * unreported version after the report claim time.
+   */
+  private async sendCommitted(run: Run, batch: Outgoing[]): Promise<void> {
+    try {
+      await this.queue.send(batch);
+    } catch (err) {
+      logger.warn('queue send after a commit failed; the sweeper re-sends it', {
+        runId: run.id,
+        version: run.version,
+        messages: batch.map((b) => b.message.kind),
+        error: (err as Error).message,
+      });
+    }
   }
 
   // ------------------------------------------------------------------------------ reporting

@@ -302,10 +302,12 @@ export class FakeGitHubActions {
     if (repo && rest === 'runs' && method === 'GET') {
       this.requests.push({ method, path, headers: req.headers, body });
       const q = url.searchParams;
+      const created = /^>=(.+)$/.exec(q.get('created') ?? '')?.[1];
       const list = this.runs
         .filter(
           (r) =>
             r.repo === repo &&
+            (!created || Date.parse(r.created_at) >= Date.parse(created)) &&
             (!q.get('event') || r.event === q.get('event')) &&
             (!q.get('status') || r.status === q.get('status')) &&
             (!q.get('branch') || r.head_branch === q.get('branch')) &&
@@ -313,7 +315,7 @@ export class FakeGitHubActions {
         )
         .sort((a, b) => b.updated_at.localeCompare(a.updated_at))
         .map((r) => ({ ...r, workflow_id: 4242 }));
-      send(200, { total_count: list.length, workflow_runs: list });
+      send(200, { total_count: list.length, workflow_runs: pageOf(list, q) });
       return;
     }
     const one = route('GET', /^runs\/(\d+)$/);
@@ -341,7 +343,7 @@ export class FakeGitHubActions {
         )
         .sort((a, b) => b.created_at.localeCompare(a.created_at))
         .map((r) => this.restRun(r));
-      send(200, { total_count: list.length, workflow_runs: list });
+      send(200, { total_count: list.length, workflow_runs: pageOf(list, q) });
       return;
     }
     const cancel = route('POST', /^runs\/(\d+)\/cancel$/);
@@ -398,4 +400,11 @@ export class FakeGitHubActions {
     });
     return { status: res.status, headers: out, body: Buffer.from(await res.arrayBuffer()) };
   }
+}
+
+/** One page of a listing, as GitHub pages it: `per_page` (default 30, at most 100) and `page` (from 1). */
+function pageOf<T>(list: T[], q: URLSearchParams): T[] {
+  const perPage = Math.min(100, Math.max(1, Number(q.get('per_page') ?? 30) || 30));
+  const page = Math.max(1, Number(q.get('page') ?? 1) || 1);
+  return list.slice((page - 1) * perPage, page * perPage);
 }

@@ -57,7 +57,7 @@ export class GitHubActionsExecutor implements Executor {
     );
     // Find-or-create: a crash between a dispatch and its journal entry re-runs this step; a run
     // of the workflow already titled with this run and work item means the dispatch happened.
-    const existing = await findDispatched(client, repo, req.run.id, req.item);
+    const existing = await findDispatched(client, repo, req.run, req.item);
     if (existing !== undefined) {
       req.emit({
         type: 'agent.dispatch.found',
@@ -88,27 +88,49 @@ export class GitHubActionsExecutor implements Executor {
   }
 }
 
+/** Pages of 100 read at most when looking for an earlier dispatch (1,000 dispatched runs). */
+const FIND_PAGES = 10;
+/** Clock skew allowed between our run's creation time and GitHub's `created_at`. */
+const FIND_SKEW_MS = 10 * 60_000;
+
 /**
  * The id of a dispatched workflow run whose title (its `run-name`, examples/switchyard-agent.yml)
  * names both this run and this work item, if GitHub lists one. Work item ids are unique per try,
  * so a match is this very dispatch. Skipped in dry-run and for agents without `read`.
+ *
+ * Every page of the repository's dispatched runs created since our run was (GitHub lists 30 a
+ * page by default, 100 at most): one page of the repository's 50 newest runs lost an earlier dispatch
+ * once 50 others had started after it, and the task was dispatched twice (the fault bench, with
+ * 100 issues in one repository, showed it once its GitHub stand-in paged as GitHub does).
  */
 async function findDispatched(
   client: GitHubClient,
   repo: string,
-  runId: string,
+  run: { id: string; createdAt: string },
   item: string,
 ): Promise<number | undefined> {
   if (client.dryRun || !client.can('read')) return undefined;
-  const res = await client.request<{ workflow_runs?: Array<Record<string, unknown>> }>(
-    'read',
-    'GET /repos/{owner}/{repo}/actions/runs',
-    { ...splitRepo(repo), event: 'workflow_dispatch', per_page: 50 },
-  );
-  if (res.dryRun) return undefined;
-  const hit = (res.data.workflow_runs ?? []).find((w) => {
-    const words = typeof w.display_title === 'string' ? w.display_title.split(/\s+/) : [];
-    return words.includes(runId) && words.includes(item);
-  });
-  return typeof hit?.id === 'number' ? hit.id : undefined;
+  const since = new Date(Date.parse(run.createdAt) - FIND_SKEW_MS).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  for (let page = 1; page <= FIND_PAGES; page++) {
+    const res = await client.request<{ workflow_runs?: Array<Record<string, unknown>> }>(
+      'read',
+      'GET /repos/{owner}/{repo}/actions/runs',
+      {
+        ...splitRepo(repo),
+        event: 'workflow_dispatch',
+        created: `>=${since}`,
+        per_page: 100,
+        page,
+      },
+    );
+    if (res.dryRun) return undefined;
+    const runs = res.data.workflow_runs ?? [];
+    const hit = runs.find((w) => {
+      const words = typeof w.display_title === 'string' ? w.display_title.split(/\s+/) : [];
+      return words.includes(run.id) && words.includes(item);
+    });
+    if (typeof hit?.id === 'number') return hit.id;
+    if (runs.length < 100) return undefined;
+  }
+  return undefined;
 }
