@@ -1,3 +1,4 @@
+import { configRefreshMs } from '../common/config-refresh.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
 import { AgentRegistry } from '../routing/agents.ts';
@@ -146,7 +147,12 @@ export async function createGitHubServices(opts: {
   return {
     github: opts.github ?? (await githubClientFactoryFromEnv(env)),
     store: opts.store,
-    config: new ConfigProvider({ central, store: opts.store, ...(opts.now ? { now: opts.now } : {}) }),
+    config: new ConfigProvider({
+      central,
+      store: opts.store,
+      refreshMs: configRefreshMs(env),
+      ...(opts.now ? { now: opts.now } : {}),
+    }),
     ...(opts.planner ? { planner: opts.planner } : {}),
     ...(opts.now ? { now: opts.now } : {}),
   };

@@ -3,6 +3,7 @@ import { createGitHubReporter } from '../agents/github-reporter.ts';
 import { githubPipelineNodes } from '../agents/pipeline.ts';
 import { deterministicPlanner, type Planner } from '../agents/planner.ts';
 import { type AgentServices, createAgentServices } from '../agents/services.ts';
+import { configRefreshMs } from '../common/config-refresh.ts';
 import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
 import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/worker-services.ts';
@@ -44,7 +45,8 @@ export interface WorkerAppOptions {
 
 export interface WorkerApp {
   engine: Engine<unknown>;
-  config: SwitchyardConfig;
+  /** The active central config (the newest pushed version, else the bundled file): read it each time. */
+  readonly config: SwitchyardConfig;
   configProvider: ConfigProvider;
   github: GitHubClientFactory;
   discord: DiscordRest;
@@ -52,6 +54,11 @@ export interface WorkerApp {
   gh: GitHubServices;
   /** One queue message: a run's step or report (the engine), or a delivery to route later. */
   handle(message: WorkMessage): Promise<unknown>;
+  /**
+   * Re-read the active config version when the refresh interval has passed (one KV read per
+   * interval). `handle` does it before each message; the sweeper before each sweep.
+   */
+  refreshConfig(): Promise<void>;
 }
 
 type Handler = (ctx: StepContext<unknown>) => Promise<NodeResult>;
@@ -67,7 +74,14 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     opts.github ??
     (await githubClientFactoryFromEnv(env, env.GITHUB_THROTTLE === 'off' ? { throttle: false } : {}));
   const discord = opts.discord ?? discordRestFromEnv(env);
-  const configProvider = new ConfigProvider({ central, store, ...(now ? { now } : {}) });
+  // Every consumer reads `configProvider.central`; `handle` and the sweeper refresh it, so a pushed
+  // version is used within the interval whether or not deliveries arrive (not the bundled `config`).
+  const configProvider = new ConfigProvider({
+    central,
+    store,
+    refreshMs: configRefreshMs(env),
+    ...(now ? { now } : {}),
+  });
   const gh: GitHubServices = {
     github,
     store,
@@ -136,7 +150,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
       applicationId,
       startRun: (input) => engineRef().startRun(input),
       github,
-      config,
+      config: () => configProvider.central,
     }),
   };
 
@@ -151,10 +165,9 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
       store,
       rest: discord,
       ...(applicationId ? { applicationId } : {}),
-      ...(config.discord.notifyRole ? { notifyRole: config.discord.notifyRole } : {}),
       channels: () => {
-        const { guilds, channels } = configProvider.central.discord;
-        return { guilds, channels };
+        const { guilds, channels, notifyRole } = configProvider.central.discord;
+        return { guilds, channels, ...(notifyRole ? { notifyRole } : {}) };
       },
       ...(now ? { now } : {}),
     }),
@@ -175,11 +188,26 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     ...opts.engine,
   });
   const built = engine;
-  const handle = (message: WorkMessage): Promise<unknown> =>
-    message.kind === 'route'
+  const refreshConfig = () => configProvider.refreshCentral();
+  const handle = async (message: WorkMessage): Promise<unknown> => {
+    await refreshConfig();
+    return message.kind === 'route'
       ? routeLater({ engine: built, config: configProvider, github }, message)
       : built.handle(message);
-  return { engine, config, configProvider, github, discord, agents, gh, handle };
+  };
+  return {
+    engine,
+    get config() {
+      return configProvider.central;
+    },
+    configProvider,
+    github,
+    discord,
+    agents,
+    gh,
+    handle,
+    refreshConfig,
+  };
 }
 
 let fromEnv: Promise<WorkerApp> | undefined;

@@ -8,7 +8,8 @@ const ACTIVE = 'active';
 
 /**
  * The Discord policy from the newest pushed config version (its validated JSON: no YAML parser or
- * schema on the 3-second path), re-read at most every `maxAgeMs` (60 s); the bundled policy when
+ * schema on the 3-second path), re-read at most every `maxAgeMs` (60 s; env
+ * SWITCHYARD_CONFIG_REFRESH_SECONDS through `configRefreshMs`); the bundled policy when
  * nothing was pushed or the table cannot be read.
  */
 export function policyWithVersions(
