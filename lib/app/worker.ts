@@ -82,17 +82,21 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     refreshMs: configRefreshMs(env),
     ...(now ? { now } : {}),
   });
+  // config `planner`: deterministic unless it says bedrock (then the worker's IAM role calls Converse),
+  // chosen again when a pushed version replaces the central config (refreshConfig below).
+  const plannerFor = async (cfg: SwitchyardConfig): Promise<Planner> =>
+    cfg.planner?.provider === 'bedrock'
+      ? // Loaded only when asked for: a deterministic worker does not pay for the Bedrock SDK at cold start.
+        (await import('../agents/bedrock-planner.ts')).plannerFromConfig(cfg.planner, { env })
+      : deterministicPlanner;
+  let plannerOf = { central: config, planner: opts.planner ?? (await plannerFor(config)) };
   const gh: GitHubServices = {
     github,
     store,
     config: configProvider,
-    // config `planner`: deterministic unless it says bedrock (then the worker's IAM role calls Converse).
-    planner:
-      opts.planner ??
-      (config.planner?.provider === 'bedrock'
-        ? // Loaded only when asked for: a deterministic worker does not pay for the Bedrock SDK at cold start.
-          (await import('../agents/bedrock-planner.ts')).plannerFromConfig(config.planner, { env })
-        : deterministicPlanner),
+    get planner() {
+      return plannerOf.planner;
+    },
     ...(now ? { now } : {}),
   };
 
@@ -188,7 +192,12 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     ...opts.engine,
   });
   const built = engine;
-  const refreshConfig = () => configProvider.refreshCentral();
+  const refreshConfig = async () => {
+    await configProvider.refreshCentral();
+    const cfg = configProvider.central;
+    if (!opts.planner && cfg !== plannerOf.central)
+      plannerOf = { central: cfg, planner: await plannerFor(cfg) };
+  };
   const handle = async (message: WorkMessage): Promise<unknown> => {
     await refreshConfig();
     return message.kind === 'route'

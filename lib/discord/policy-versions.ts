@@ -35,3 +35,33 @@ export function policyWithVersions(
     return cached.policy ?? bundled();
   };
 }
+
+/**
+ * The newest pushed config version's validated JSON (a superset of the `DISCORD_POLICY_FILE`
+ * document: `discord` and `routing` are there), re-read at most every `maxAgeMs`; `bundled()` when
+ * nothing was pushed or the table cannot be read. The console's rights come from it, so an approver
+ * added by `config:push` can act there too without a redeploy.
+ */
+export function documentWithVersions(
+  kv: Pick<RunStore, 'kvGet'>,
+  bundled: () => Promise<unknown>,
+  opts: { maxAgeMs?: number; now?: () => number } = {},
+): () => Promise<unknown> {
+  const maxAge = opts.maxAgeMs ?? 60_000;
+  const now = opts.now ?? Date.now;
+  let cached: { at: number; doc: unknown } | undefined;
+  return async () => {
+    if (!cached || now() - cached.at >= maxAge) {
+      try {
+        const item = await kv.kvGet<{ json: unknown }>(GROUP, ACTIVE);
+        cached = { at: now(), doc: item?.value.json };
+      } catch (err) {
+        logger.warn('policy document: config version unreadable, using the bundled one', {
+          error: (err as Error).message,
+        });
+        cached = { at: now(), doc: undefined };
+      }
+    }
+    return cached.doc ?? bundled();
+  };
+}
