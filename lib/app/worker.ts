@@ -4,6 +4,7 @@ import { githubPipelineNodes } from '../agents/pipeline.ts';
 import { deterministicPlanner, type Planner } from '../agents/planner.ts';
 import { type AgentServices, createAgentServices } from '../agents/services.ts';
 import { configRefreshMs } from '../common/config-refresh.ts';
+import { logger } from '../common/observability.ts';
 import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
 import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/worker-services.ts';
@@ -193,7 +194,13 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
   });
   const built = engine;
   const refreshConfig = async () => {
-    await configProvider.refreshCentral();
+    try {
+      await configProvider.refreshCentral();
+    } catch (err) {
+      // The version in hand stays valid: a failed read of the table must not fail the step or the
+      // sweep (it is tried again after the interval).
+      logger.warn('config version unreadable, keeping the one in use', { error: (err as Error).message });
+    }
     const cfg = configProvider.central;
     if (!opts.planner && cfg !== plannerOf.central)
       plannerOf = { central: cfg, planner: await plannerFor(cfg) };

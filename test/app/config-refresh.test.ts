@@ -11,6 +11,7 @@ import { rightsFor } from '../../lib/console/rights.ts';
 import { handleGitHubWebhook } from '../../lib/github/webhook.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { pushConfig } from '../../lib/routing/config-versions.ts';
+import { dynamoClient } from '../../lib/store/client.ts';
 import { testClock } from '../engine/kit.ts';
 import { example, signedRequest, TEST_SECRET } from '../github/support.ts';
 import { createTestStore, testEndpoint } from '../support/dynamo.ts';
@@ -107,6 +108,51 @@ describe('config versions reach every consumer within the refresh interval', () 
     expect(app.config.discord.channels).toEqual([]);
     expect(app.agents.hub.options).toMatchObject({ maxFailures: 3, repoConcurrency: 4 });
     expect(app.gh.planner?.name).toBe('bedrock:us.amazon.nova-pro-v1:0');
+  });
+
+  it('a config version that cannot be read fails no step: the worker keeps the version in use', async () => {
+    // DynamoDB Local behind a client whose reads of the config-version item fail while `down`.
+    let down = false;
+    const client = dynamoClient(testEndpoint());
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        // The document client may hand the key over marshalled or not.
+        const pk = (args.input as { Key?: { pk?: unknown } }).Key?.pk;
+        const key = typeof pk === 'string' ? pk : (pk as { S?: string } | undefined)?.S;
+        if (
+          down &&
+          (context as { commandName?: string }).commandName === 'GetItemCommand' &&
+          key === 'KV#config-version'
+        )
+          throw new Error('injected: the table is unreachable');
+        return next(args);
+      },
+      { step: 'initialize', name: 'failConfigReads' },
+    );
+    const store = await createTestStore({ client });
+    const clock = testClock();
+    const app = await createWorkerApp({
+      store,
+      queue: new InMemoryQueue(),
+      env: { SWITCHYARD_CONFIG: file('steady.yml', config('')) },
+      now: clock.now,
+    });
+    await pushConfig(store, config(MAPPING), { file: 'mapped.yml', by: 'test' });
+    down = true;
+    const { run } = await app.engine.startRun({
+      workflow: 'issue-pipeline',
+      subject: 'acme/app#5',
+      trigger: { source: 'test', actor: 'alice' },
+    });
+    expect(await app.handle({ kind: 'step', runId: run.id, seq: run.step!.seq })).toBe('committed');
+    expect(app.configProvider.centralVersion).toBe(0);
+    await sweeperHandler(async () => app)();
+
+    // Back up: the next message past the interval brings the pushed version in.
+    down = false;
+    clock.advance(61_000);
+    await app.handle({ kind: 'step', runId: 'no-such-run', seq: 1 });
+    expect(app.configProvider.centralVersion).toBe(1);
   });
 
   it('ingress applies a pushed commands allowlist to the first delivery after it, hooks included', async () => {
