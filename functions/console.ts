@@ -31,10 +31,18 @@ export function makeHandler(
  * Discord function reads (DISCORD_POLICY_FILE). An unreadable policy grants nothing (fail closed).
  */
 export async function defaultDeps(env: NodeJS.ProcessEnv = process.env): Promise<ConsoleDeps> {
-  const [{ storeFromEnv, queueFromEnv }, { Engine }, { buildRegistry }] = await Promise.all([
+  const [
+    { storeFromEnv, queueFromEnv },
+    { Engine },
+    { buildRegistry },
+    { documentWithVersions },
+    { configRefreshMs },
+  ] = await Promise.all([
     import('../lib/app/core.ts'),
     import('../lib/engine/engine.ts'),
     import('../lib/workflows/index.ts'),
+    import('../lib/discord/policy-versions.ts'),
+    import('../lib/common/config-refresh.ts'),
   ]);
   const store = storeFromEnv(env);
   const engine = new Engine<unknown>({
@@ -45,20 +53,22 @@ export async function defaultDeps(env: NodeJS.ProcessEnv = process.env): Promise
   });
   const policyFile = env.DISCORD_POLICY_FILE;
   let policy: Promise<unknown> | undefined;
+  const bundled = () => {
+    policy ??= policyFile
+      ? readFile(policyFile, 'utf8')
+          .then((t) => JSON.parse(t) as unknown)
+          .catch(() => {
+            policy = undefined;
+            return {};
+          })
+      : Promise.resolve({});
+    return policy;
+  };
   return {
     store,
     engine,
-    policy: () => {
-      policy ??= policyFile
-        ? readFile(policyFile, 'utf8')
-            .then((t) => JSON.parse(t) as unknown)
-            .catch(() => {
-              policy = undefined;
-              return {};
-            })
-        : Promise.resolve({});
-      return policy;
-    },
+    // The newest `config:push` version's document, the bundled file's when nothing was pushed.
+    policy: documentWithVersions(store, bundled, { maxAgeMs: configRefreshMs(env) }),
     access: {
       mode: 'session',
       linkKeys: async () => parseLinkKeys(await getSecretValue('CONSOLE_LINK_KEY', env)),

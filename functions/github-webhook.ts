@@ -1,6 +1,7 @@
 import { createAgentDeliveryHook } from '../lib/agents/hooks.ts';
 import { createIssueEditHook } from '../lib/agents/replan.ts';
 import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
+import { configRefreshMs } from '../lib/common/config-refresh.ts';
 import { ConfigurationError } from '../lib/common/errors.ts';
 import { instrumented } from '../lib/common/observability.ts';
 import { getSecretValue, parseWebhookSecrets } from '../lib/common/secrets.ts';
@@ -47,6 +48,8 @@ export async function createGitHubIngress(opts: {
   store: RunStore;
   queue: WorkQueue;
   configFile?: string;
+  /** For SWITCHYARD_CONFIG_REFRESH_SECONDS (default: process.env). */
+  env?: NodeJS.ProcessEnv;
 }): Promise<(d: Delivery) => Promise<DeliveryOutcome>> {
   const central = await loadConfigSource(opts.configFile ?? configPath());
   const tuning = Object.fromEntries(
@@ -59,7 +62,7 @@ export async function createGitHubIngress(opts: {
     workflows: buildRegistry(tuning),
     services: {},
   });
-  const config = new ConfigProvider({ central, store: opts.store });
+  const config = new ConfigProvider({ central, store: opts.store, refreshMs: configRefreshMs(opts.env) });
   // Agents claim their deliveries first: workflow_run of a dispatched agent resumes its run,
   // a red default branch starts CI triage, a coverage check starts a coverage report; an edited
   // issue re-plans a run waiting for approval (or is noted on a run already approved); a command

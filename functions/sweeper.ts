@@ -9,11 +9,15 @@ import type { SweepReport } from '../lib/engine/engine.ts';
  * frees agent slots held by runs that ended without their report, and recovers events GitHub
  * never sends again (failed webhook deliveries, lost agent completions: lib/app/recovery.ts).
  */
-export function makeHandler(app: () => Promise<Pick<WorkerApp, 'engine' | 'agents' | 'github' | 'config'>>) {
+export function makeHandler(
+  app: () => Promise<Pick<WorkerApp, 'engine' | 'agents' | 'github' | 'config' | 'refreshConfig'>>,
+) {
   return async (): Promise<
     SweepReport & { slotsReleased: number; woken: number; recovery: RecoveryReport }
   > => {
     const [loaded, { recoverySweep }] = await Promise.all([app(), import('../lib/app/recovery.ts')]);
+    // A pushed config version reaches what the sweep reports and reconciles, deliveries or not.
+    await loaded.refreshConfig();
     const { engine, agents } = loaded;
     const report = await engine.sweep();
     const slots = await agents.hub.reconcile();

@@ -110,7 +110,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    Promise.all([app.engine.sweep(), app.agents.hub.reconcile(), recoverySweep(app)])
+    app
+      .refreshConfig()
+      .then(() => Promise.all([app.engine.sweep(), app.agents.hub.reconcile(), recoverySweep(app)]))
       .then(([r]) => {
         if (r.reenqueued + r.expired + r.reported > 0) logger.info('sweep', { ...r });
       })

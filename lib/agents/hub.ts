@@ -123,27 +123,16 @@ function envOptions(env: NodeJS.ProcessEnv): Partial<HubOptions> {
 export class AgentHub {
   readonly store: RunStore;
   readonly queue: AgentWorkQueue;
-  readonly options: HubOptions;
   readonly now: () => Date;
   private readonly executors = new Map<string, Executor>();
+  /** `options` as last computed, and from which central config (a pushed version replaces it). */
+  private optionsOf: { central: SwitchyardConfig; options: HubOptions } | undefined;
 
   constructor(readonly deps: HubDeps) {
     this.store = deps.store;
     this.now = deps.now ?? (() => new Date());
-    const cfg = deps.config.central;
-    this.options = {
-      ...DEFAULT_HUB_OPTIONS,
-      maxFailures: cfg.escalation.maxFailures,
-      ...(typeof field<number>(cfg.escalation, 'maxFixAttempts') === 'number'
-        ? { maxFixAttempts: field<number>(cfg.escalation, 'maxFixAttempts')! }
-        : {}),
-      // Configs parsed by the schema always have it; hand-built ones in tests may not.
-      ...(cfg.workQueue ? { repoConcurrency: cfg.workQueue.repoConcurrency } : {}),
-      ...envOptions(deps.env ?? process.env),
-      ...deps.options,
-    };
     this.queue = new AgentWorkQueue(deps.store, {
-      repoLimit: this.options.repoConcurrency,
+      repoLimit: () => this.options.repoConcurrency,
       limitOf: (name) => this.registry().get(name)?.concurrency,
       now: this.now,
     });
@@ -151,6 +140,25 @@ export class AgentHub {
 
   get config(): SwitchyardConfig {
     return this.deps.config.central;
+  }
+
+  /** The hub's limits from the active central config (read each time: a pushed version applies). */
+  get options(): HubOptions {
+    const cfg = this.config;
+    if (this.optionsOf?.central === cfg) return this.optionsOf.options;
+    const options: HubOptions = {
+      ...DEFAULT_HUB_OPTIONS,
+      maxFailures: cfg.escalation.maxFailures,
+      ...(typeof field<number>(cfg.escalation, 'maxFixAttempts') === 'number'
+        ? { maxFixAttempts: field<number>(cfg.escalation, 'maxFixAttempts')! }
+        : {}),
+      // Configs parsed by the schema always have it; hand-built ones in tests may not.
+      ...(cfg.workQueue ? { repoConcurrency: cfg.workQueue.repoConcurrency } : {}),
+      ...envOptions(this.deps.env ?? process.env),
+      ...this.deps.options,
+    };
+    this.optionsOf = { central: cfg, options };
+    return options;
   }
 
   registry(): AgentRegistry {

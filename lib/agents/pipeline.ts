@@ -1,3 +1,4 @@
+import { configRefreshMs } from '../common/config-refresh.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import { RunBlockedError } from '../routing/errors.ts';

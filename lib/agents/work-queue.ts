@@ -108,8 +108,11 @@ export function queueKey(item: Pick<WorkItem, 'priority' | 'createdAt' | 'id'>):
 }
 
 export interface WorkQueueOptions {
-  /** At most this many items run at once on one repository (across agents). */
-  repoLimit?: number;
+  /**
+   * At most this many items run at once on one repository (across agents); a function is read at
+   * each admission (config `workQueue.repoConcurrency` of the active config version).
+   */
+  repoLimit?: number | (() => number);
   /** The current concurrency limit of an agent (from the registry); the item's own limit otherwise. */
   limitOf?: (agent: string) => number | undefined;
   now?: () => Date;
@@ -122,7 +125,7 @@ export const DEFAULT_REPO_LIMIT = 4;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class AgentWorkQueue {
-  private readonly repoLimit: number;
+  private readonly repoLimitOf: () => number;
   private readonly limitOf: (agent: string) => number | undefined;
   private readonly now: () => Date;
   private readonly maxAttempts: number;
@@ -131,10 +134,15 @@ export class AgentWorkQueue {
     readonly store: RunStore,
     opts: WorkQueueOptions = {},
   ) {
-    this.repoLimit = opts.repoLimit ?? DEFAULT_REPO_LIMIT;
+    const repoLimit = opts.repoLimit ?? DEFAULT_REPO_LIMIT;
+    this.repoLimitOf = typeof repoLimit === 'function' ? repoLimit : () => repoLimit;
     this.limitOf = opts.limitOf ?? (() => undefined);
     this.now = opts.now ?? (() => new Date());
     this.maxAttempts = opts.maxAttempts ?? 10;
+  }
+
+  private get repoLimit(): number {
+    return this.repoLimitOf();
   }
 
   private async backoff(attempt: number): Promise<void> {

@@ -7,8 +7,10 @@ import { makeHandler as consoleHandler } from '../../functions/console.ts';
 import { makeHandler as discordHandler } from '../../functions/discord-interactions.ts';
 import { createGitHubIngress, makeHandler as githubHandler } from '../../functions/github-webhook.ts';
 import { makeHandler as runsHandler } from '../../functions/runs-api.ts';
+import { configRefreshMs } from '../common/config-refresh.ts';
 import { parseWebhookSecrets } from '../common/secrets.ts';
 import { policyFromConfig } from '../discord/policy.ts';
+import { policyWithVersions } from '../discord/policy-versions.ts';
 import type { Route } from '../http/local-adapter.ts';
 import type { WorkQueue } from '../queue/port.ts';
 import type { DynamoRunStore } from '../store/dynamodb.ts';
@@ -45,15 +47,18 @@ export async function localRoutes(deps: LocalRoutesDeps): Promise<Route[]> {
     store,
     queue,
     configFile: env.SWITCHYARD_CONFIG ?? 'config/switchyard.yml',
+    env,
   });
   const secrets = parseWebhookSecrets(env.GITHUB_WEBHOOK_SECRET);
   const github = githubHandler({ secrets: async () => secrets, onDelivery });
-  const { policy } = policyFromConfig(app.config);
+  // As the Discord function does: the newest pushed config version's policy, the file's as fallback.
+  // (Read before the worker handles anything, so `app.config` is still the bundled file.)
+  const { policy: bundled } = policyFromConfig(app.config);
   const discord = discordHandler({
     publicKey: env.DISCORD_PUBLIC_KEY ?? '',
     engine: app.engine,
     store,
-    policy: async () => policy,
+    policy: policyWithVersions(store, async () => bundled, { maxAgeMs: configRefreshMs(env) }),
     workloads: async () => {
       const { formatWorkloads } = await import('../agents/work-queue.ts');
       return formatWorkloads(await app.agents.workloads());

@@ -3,7 +3,9 @@ import { createGitHubReporter } from '../agents/github-reporter.ts';
 import { githubPipelineNodes } from '../agents/pipeline.ts';
 import { deterministicPlanner, type Planner } from '../agents/planner.ts';
 import { type AgentServices, createAgentServices } from '../agents/services.ts';
+import { configRefreshMs } from '../common/config-refresh.ts';
 import { InternalError } from '../common/errors.ts';
+import { logger } from '../common/observability.ts';
 import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
 import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/worker-services.ts';
@@ -45,7 +47,8 @@ export interface WorkerAppOptions {
 
 export interface WorkerApp {
   engine: Engine<unknown>;
-  config: SwitchyardConfig;
+  /** The active central config (the newest pushed version, else the bundled file): read it each time. */
+  readonly config: SwitchyardConfig;
   configProvider: ConfigProvider;
   github: GitHubClientFactory;
   discord: DiscordRest;
@@ -53,6 +56,11 @@ export interface WorkerApp {
   gh: GitHubServices;
   /** One queue message: a run's step or report (the engine), or a delivery to route later. */
   handle(message: WorkMessage): Promise<unknown>;
+  /**
+   * Re-read the active config version when the refresh interval has passed (one KV read per
+   * interval). `handle` does it before each message; the sweeper before each sweep.
+   */
+  refreshConfig(): Promise<void>;
 }
 
 type Handler = (ctx: StepContext<unknown>) => Promise<NodeResult>;
@@ -68,18 +76,29 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     opts.github ??
     (await githubClientFactoryFromEnv(env, env.GITHUB_THROTTLE === 'off' ? { throttle: false } : {}));
   const discord = opts.discord ?? discordRestFromEnv(env);
-  const configProvider = new ConfigProvider({ central, store, ...(now ? { now } : {}) });
+  // Every consumer reads `configProvider.central`; `handle` and the sweeper refresh it, so a pushed
+  // version is used within the interval whether or not deliveries arrive (not the bundled `config`).
+  const configProvider = new ConfigProvider({
+    central,
+    store,
+    refreshMs: configRefreshMs(env),
+    ...(now ? { now } : {}),
+  });
+  // config `planner`: deterministic unless it says bedrock (then the worker's IAM role calls Converse),
+  // chosen again when a pushed version replaces the central config (refreshConfig below).
+  const plannerFor = async (cfg: SwitchyardConfig): Promise<Planner> =>
+    cfg.planner?.provider === 'bedrock'
+      ? // Loaded only when asked for: a deterministic worker does not pay for the Bedrock SDK at cold start.
+        (await import('../agents/bedrock-planner.ts')).plannerFromConfig(cfg.planner, { env })
+      : deterministicPlanner;
+  let plannerOf = { central: config, planner: opts.planner ?? (await plannerFor(config)) };
   const gh: GitHubServices = {
     github,
     store,
     config: configProvider,
-    // config `planner`: deterministic unless it says bedrock (then the worker's IAM role calls Converse).
-    planner:
-      opts.planner ??
-      (config.planner?.provider === 'bedrock'
-        ? // Loaded only when asked for: a deterministic worker does not pay for the Bedrock SDK at cold start.
-          (await import('../agents/bedrock-planner.ts')).plannerFromConfig(config.planner, { env })
-        : deterministicPlanner),
+    get planner() {
+      return plannerOf.planner;
+    },
     ...(now ? { now } : {}),
   };
 
@@ -137,7 +156,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
       applicationId,
       startRun: (input) => engineRef().startRun(input),
       github,
-      config,
+      config: () => configProvider.central,
     }),
   };
 
@@ -152,10 +171,9 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
       store,
       rest: discord,
       ...(applicationId ? { applicationId } : {}),
-      ...(config.discord.notifyRole ? { notifyRole: config.discord.notifyRole } : {}),
       channels: () => {
-        const { guilds, channels } = configProvider.central.discord;
-        return { guilds, channels };
+        const { guilds, channels, notifyRole } = configProvider.central.discord;
+        return { guilds, channels, ...(notifyRole ? { notifyRole } : {}) };
       },
       ...(now ? { now } : {}),
     }),
@@ -176,11 +194,37 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     ...opts.engine,
   });
   const built = engine;
-  const handle = (message: WorkMessage): Promise<unknown> =>
-    message.kind === 'route'
+  const refreshConfig = async () => {
+    try {
+      await configProvider.refreshCentral();
+    } catch (err) {
+      // The version in hand stays valid: a failed read of the table must not fail the step or the
+      // sweep (it is tried again after the interval).
+      logger.warn('config version unreadable, keeping the one in use', { error: (err as Error).message });
+    }
+    const cfg = configProvider.central;
+    if (!opts.planner && cfg !== plannerOf.central)
+      plannerOf = { central: cfg, planner: await plannerFor(cfg) };
+  };
+  const handle = async (message: WorkMessage): Promise<unknown> => {
+    await refreshConfig();
+    return message.kind === 'route'
       ? routeLater({ engine: built, config: configProvider, github }, message)
       : built.handle(message);
-  return { engine, config, configProvider, github, discord, agents, gh, handle };
+  };
+  return {
+    engine,
+    get config() {
+      return configProvider.central;
+    },
+    configProvider,
+    github,
+    discord,
+    agents,
+    gh,
+    handle,
+    refreshConfig,
+  };
 }
 
 let fromEnv: Promise<WorkerApp> | undefined;

@@ -8,7 +8,8 @@ const ACTIVE = 'active';
 
 /**
  * The Discord policy from the newest pushed config version (its validated JSON: no YAML parser or
- * schema on the 3-second path), re-read at most every `maxAgeMs` (60 s); the bundled policy when
+ * schema on the 3-second path), re-read at most every `maxAgeMs` (60 s; env
+ * SWITCHYARD_CONFIG_REFRESH_SECONDS through `configRefreshMs`); the bundled policy when
  * nothing was pushed or the table cannot be read.
  */
 export function policyWithVersions(
@@ -32,5 +33,35 @@ export function policyWithVersions(
       }
     }
     return cached.policy ?? bundled();
+  };
+}
+
+/**
+ * The newest pushed config version's validated JSON (a superset of the `DISCORD_POLICY_FILE`
+ * document: `discord` and `routing` are there), re-read at most every `maxAgeMs`; `bundled()` when
+ * nothing was pushed or the table cannot be read. The console's rights come from it, so an approver
+ * added by `config:push` can act there too without a redeploy.
+ */
+export function documentWithVersions(
+  kv: Pick<RunStore, 'kvGet'>,
+  bundled: () => Promise<unknown>,
+  opts: { maxAgeMs?: number; now?: () => number } = {},
+): () => Promise<unknown> {
+  const maxAge = opts.maxAgeMs ?? 60_000;
+  const now = opts.now ?? Date.now;
+  let cached: { at: number; doc: unknown } | undefined;
+  return async () => {
+    if (!cached || now() - cached.at >= maxAge) {
+      try {
+        const item = await kv.kvGet<{ json: unknown }>(GROUP, ACTIVE);
+        cached = { at: now(), doc: item?.value.json };
+      } catch (err) {
+        logger.warn('policy document: config version unreadable, using the bundled one', {
+          error: (err as Error).message,
+        });
+        cached = { at: now(), doc: undefined };
+      }
+    }
+    return cached.doc ?? bundled();
   };
 }

@@ -18,6 +18,8 @@ import { type MessageBody, textMessage, type WorkflowView } from './render.ts';
 import type { DiscordCall, DiscordRest } from './rest.ts';
 import { SELF_REPORTING_WORKFLOWS } from './workflow-names.ts';
 
+type ReportPolicy = ChannelsPolicy & { notifyRole?: string };
+
 export interface DiscordReporterDeps {
   store: RunStore;
   rest: DiscordRest;
@@ -26,9 +28,10 @@ export interface DiscordReporterDeps {
   notifyRole?: string;
   /**
    * Configured guilds and the channel per repository, read per report (runtime config changes
-   * apply). Absent: no channel messages and no guild check (tests of the interaction message only).
+   * apply), with `discord.notifyRole` (wins over `notifyRole` above). Absent: no channel messages
+   * and no guild check (tests of the interaction message only).
    */
-  channels?: () => ChannelsPolicy | Promise<ChannelsPolicy>;
+  channels?: () => ReportPolicy | Promise<ReportPolicy>;
   now?: () => Date;
 }
 
@@ -70,13 +73,13 @@ interface Target {
 export function createDiscordReporter(deps: DiscordReporterDeps): Reporter {
   const now = deps.now ?? (() => new Date());
 
-  async function targets(run: Run, policy: ChannelsPolicy | undefined): Promise<Target[]> {
+  async function targets(run: Run, policy: ReportPolicy | undefined): Promise<Target[]> {
     const out: Target[] = [];
     const found = await loadBinding(deps.store, run, deps.applicationId);
     const mapping = policy ? channelFor(policy.channels, run.subject.repo) : undefined;
     if (found) {
       const inMapped = mapping !== undefined && found.binding.channelId === mapping.channel;
-      const role = inMapped ? mapping.mention : mapping ? undefined : deps.notifyRole;
+      const role = inMapped ? mapping.mention : mapping ? undefined : (policy?.notifyRole ?? deps.notifyRole);
       if (policy && !(found.binding.guildId && policy.guilds.includes(found.binding.guildId))) {
         logger.warn('discord report skipped: guild not configured', { runId: run.id });
       } else {

@@ -1,4 +1,5 @@
 import { queueFromEnv, storeFromEnv } from '../app/core.ts';
+import { configRefreshMs } from '../common/config-refresh.ts';
 import { ConfigurationError } from '../common/errors.ts';
 import { logger } from '../common/observability.ts';
 import { getSecretValue } from '../common/secrets.ts';
@@ -41,7 +42,7 @@ export function servicesFromEnv(env: NodeJS.ProcessEnv = process.env): DiscordSe
   return {
     engine,
     store,
-    policy: policyWithVersions(store, policyFromEnv(env)),
+    policy: policyWithVersions(store, policyFromEnv(env), { maxAgeMs: configRefreshMs(env) }),
     workloads,
     ...(consoleLink ? { consoleLink } : {}),
   };

@@ -33,8 +33,8 @@ export function createDiscordWorkerServices(opts: {
   applicationId?: string | undefined;
   startRun: (input: StartRunInput) => Promise<StartRunResult>;
   github: GitHubClientFactory;
-  /** The config, for the PR routing toggle (lib/routing/pr-toggle.ts). */
-  config: SwitchyardConfig;
+  /** The active config, for the PR routing toggle (lib/routing/pr-toggle.ts): read per call. */
+  config: () => SwitchyardConfig;
   /** Replaces the routing module's toggle (only to observe it in tests). */
   setPrRouting?: (input: PrRoutingInput, ctx: ServiceCallContext) => Promise<PrRoutingResult>;
 }): DiscordWorkflowServices['discord'] {
@@ -45,7 +45,7 @@ export function createDiscordWorkerServices(opts: {
     startRun: opts.startRun,
     setPrRouting:
       opts.setPrRouting ??
-      ((input, ctx) => setPrRouting({ github: opts.github, config: opts.config }, input, ctx)),
+      ((input, ctx) => setPrRouting({ github: opts.github, config: opts.config() }, input, ctx)),
     async listReadyIssues(repo, label, ctx) {
       const client = opts.github.forAgent(PLANNER_IDENTITY, ctx);
       const issues = await client.paginate<Issue>(

@@ -84,6 +84,9 @@ export function createDeliveryHandler(deps: IngressDeps): (d: Delivery) => Promi
     }
     if (ev.repo && ev.installationId !== undefined)
       deps.github?.rememberInstallation(ev.repo.fullName, ev.installationId);
+    // Before the hooks read `config.central` (the commands allowlist, agent workflows): a pushed
+    // version applies to this delivery once the refresh interval has passed, not to the next one.
+    await deps.config.refreshCentral();
     for (const hook of deps.hooks ?? []) {
       const claimed = await hook(d);
       if (claimed) return claimed;

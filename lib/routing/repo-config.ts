@@ -1,3 +1,4 @@
+import { configRefreshMs } from '../common/config-refresh.ts';
 import { logger } from '../common/observability.ts';
 import type { GitHubClient } from '../github/client.ts';
 import type { RunStore } from '../store/port.ts';
@@ -63,6 +64,7 @@ export class ConfigProvider {
   private readonly store: RunStore;
   private readonly now: () => Date;
   private readonly memoryTtlMs: number;
+  private readonly refreshMs: number;
   private readonly memory = new Map<string, MemoryEntry>();
   /** Repositories with nothing in KV, and since when: spares busy quiet repos a read per delivery. */
   private readonly misses = new Map<string, number>();
@@ -73,6 +75,11 @@ export class ConfigProvider {
     now?: () => Date;
     /** How long a process trusts its own copy before re-reading KV (default 60 s). */
     memoryTtlMs?: number;
+    /**
+     * How often the active central version is re-read (default `configRefreshMs()`: env
+     * SWITCHYARD_CONFIG_REFRESH_SECONDS, else 60 s).
+     */
+    refreshMs?: number;
   }) {
     this.central = opts.central.config;
     this.centralSource = opts.central.source;
@@ -80,16 +87,17 @@ export class ConfigProvider {
     this.store = opts.store;
     this.now = opts.now ?? (() => new Date());
     this.memoryTtlMs = opts.memoryTtlMs ?? 60_000;
+    this.refreshMs = opts.refreshMs ?? configRefreshMs();
   }
 
   /**
-   * Pick up a pushed central config at most `memoryTtlMs` (60 s) after it was pushed: one KV read
+   * Pick up a pushed central config at most `refreshMs` (60 s) after it was pushed: one KV read
    * per process per interval. A stored version that no longer validates (a schema change since)
    * is logged and the bundled file applies.
    */
   async refreshCentral(): Promise<void> {
     const at = this.now().getTime();
-    if (at - this.centralCheckedAt < this.memoryTtlMs) return;
+    if (at - this.centralCheckedAt < this.refreshMs) return;
     this.centralCheckedAt = at;
     const stored = await activeConfig(this.store);
     const version = stored?.version ?? 0;

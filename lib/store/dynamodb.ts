@@ -592,12 +592,16 @@ export class DynamoRunStore implements RunStore {
   }
 
   /**
-   * The sort key to read from for events after `after`: the commit item that holds event
-   * `floor(after) + 1` (a commit's events share one item, keyed by its first event), found by
-   * reading backwards over at most a page of audit items.
+   * Where to read from for events after `after`: the commit item that holds event `floor(after)`
+   * (a commit's events share one item, keyed by its first event), found by reading backwards over
+   * at most a page of audit items. Everything after `after` sorts after that item: the audit events
+   * written after event `floor(after)` (`EVT#<floor(after)>#<n>`) sort BEFORE the commit item of
+   * `floor(after) + 1`, so starting there would skip them (the `/hold` line missing from a status
+   * comment). The item found is returned whole (the backward read paid for it already) and the
+   * forward read starts after it, so a reader reads each item once.
    */
-  private async eventsFrom(runId: string, after: number | undefined): Promise<string> {
-    if (after === undefined || after < 1) return eventSk(0);
+  private async eventsFrom(runId: string, after: number | undefined): Promise<{ head?: Item; from: string }> {
+    if (after === undefined || after < 0) return { from: eventSk(0) };
     const res = await this.read(runId, () =>
       this.doc.send(
         new QueryCommand({
@@ -606,24 +610,45 @@ export class DynamoRunStore implements RunStore {
           ExpressionAttributeValues: {
             ':pk': runPk(runId),
             ':from': eventSk(0),
-            ':to': eventSk(Math.floor(after) + 1),
+            ':to': eventSk(Math.floor(after)),
           },
           ScanIndexForward: false,
           Limit: 50,
           ConsistentRead: true,
-          ProjectionExpression: 'sk, audit',
         }),
       ),
     );
-    const commitItem = (res.Items ?? []).find((i) => i.audit !== true);
-    return typeof commitItem?.sk === 'string' ? commitItem.sk : eventSk(0);
+    // Audit items met on the way down hold events before `floor(after)`: already read.
+    const head = (res.Items ?? []).find((i) => i.audit !== true);
+    return typeof head?.sk === 'string' ? { head, from: head.sk } : { from: eventSk(0) };
   }
 
   async listEvents(runId: string, opts: { limit?: number; after?: number } = {}): Promise<RunEvent[]> {
-    const from = await this.eventsFrom(runId, opts.after);
+    const { head, from } = await this.eventsFrom(runId, opts.after);
     const out: RunEvent[] = [];
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
-    let startKey: Record<string, unknown> | undefined;
+    /** Add an item's events after the cursor; false once the limit is reached. */
+    const take = (item: Item): boolean => {
+      if (this.expired(item)) return true;
+      // A commit's events are one item with a list; an audit event is an item of its own.
+      const list = Array.isArray(item.events) ? (item.events as Item[]) : [item];
+      for (const e of list) {
+        if (opts.after !== undefined && (e.seq as number) <= opts.after) continue;
+        if (out.length >= limit) return false;
+        out.push({
+          seq: e.seq as number,
+          at: e.at as string,
+          type: e.type as string,
+          ...(e.node !== undefined ? { node: e.node as string } : {}),
+          ...(e.by !== undefined ? { by: e.by as string } : {}),
+          detail: (e.detail ?? {}) as Record<string, unknown>,
+        });
+      }
+      return true;
+    };
+    if (head && (!take(head) || out.length >= limit)) return out;
+    // With a head item, the forward read starts just after it (it was read on the way down).
+    let startKey: Record<string, unknown> | undefined = head ? { pk: head.pk, sk: head.sk } : undefined;
     do {
       const res = await this.read(runId, () =>
         this.doc.send(
@@ -643,23 +668,7 @@ export class DynamoRunStore implements RunStore {
           }),
         ),
       );
-      for (const item of res.Items ?? []) {
-        if (this.expired(item)) continue;
-        // A commit's events are one item with a list; an audit event is an item of its own.
-        const list = Array.isArray(item.events) ? (item.events as Item[]) : [item];
-        for (const e of list) {
-          if (opts.after !== undefined && (e.seq as number) <= opts.after) continue;
-          if (out.length >= limit) return out;
-          out.push({
-            seq: e.seq as number,
-            at: e.at as string,
-            type: e.type as string,
-            ...(e.node !== undefined ? { node: e.node as string } : {}),
-            ...(e.by !== undefined ? { by: e.by as string } : {}),
-            detail: (e.detail ?? {}) as Record<string, unknown>,
-          });
-        }
-      }
+      for (const item of res.Items ?? []) if (!take(item)) return out;
       startKey = res.LastEvaluatedKey;
     } while (startKey && out.length < limit);
     return out;

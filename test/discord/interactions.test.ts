@@ -176,7 +176,7 @@ beforeAll(async () => {
       applicationId: APP_ID,
       startRun: (input) => h.engine.startRun(input),
       github: factory,
-      config: parseConfig('version: 1\n'),
+      config: () => parseConfig('version: 1\n'),
     }),
   };
   const defs = [

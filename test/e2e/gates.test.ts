@@ -240,10 +240,15 @@ describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
       ['approve', 'done'],
       ['unhold', 'done'],
     ]);
-    // Known defect on main (issue 12 stays open for it): the `/hold` decision, an audit event
-    // written outside a commit, does not always reach the status comment's Decisions list.
-    await until('the status comment lists the lifting of the hold', async () =>
-      github.github.commentsOn(REPO, 401).some((c) => c.body.includes('github:bob lifted the hold')),
+    await until('the status comment lists the refused /unhold, the hold and its lifting', async () =>
+      github.github
+        .commentsOn(REPO, 401)
+        .some(
+          (c) =>
+            c.body.includes('/unhold by github:bob refused') &&
+            c.body.includes('github:bob held the run') &&
+            c.body.includes('github:bob lifted the hold'),
+        ),
     );
   });
 

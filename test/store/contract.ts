@@ -557,6 +557,44 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         ]);
         expect((await store.listEvents(run.id, { after: 2 })).map((e) => e.type)).toEqual(['c3']);
       });
+
+      it('finds audit events written after what a reader read, once a commit has followed them', async () => {
+        // A reporter read up to the last committed event; a /hold decision (an audit event) is then
+        // written, and the next commit lands before the reporter reads again: its next read must
+        // hold the decision (it sorts between the event read and the new commit's item).
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        const first = await store.commit({
+          run: bumped(run),
+          expectedVersion: 1,
+          events: [ev('c1'), ev('c2'), ev('c3')],
+        });
+        const read = await store.listEvents(run.id);
+        const cursor = read[read.length - 1]!.seq;
+        await store.appendEvent(run.id, { type: 'audit.1', detail: {} });
+        await store.appendEvent(run.id, { type: 'audit.2', detail: {} });
+        await store.commit({
+          run: bumped(first),
+          expectedVersion: first.version,
+          events: [ev('c4'), ev('c5')],
+        });
+
+        const next = await store.listEvents(run.id, { after: cursor });
+        expect(next.map((e) => e.type)).toEqual(['audit.1', 'audit.2', 'c4', 'c5']);
+        // From a cursor on an audit event, and inside a commit, too.
+        expect((await store.listEvents(run.id, { after: next[0]!.seq })).map((e) => e.type)).toEqual([
+          'audit.2',
+          'c4',
+          'c5',
+        ]);
+        expect((await store.listEvents(run.id, { after: next[2]!.seq })).map((e) => e.type)).toEqual(['c5']);
+        expect(
+          (await store.listEvents(run.id, { after: next[2]!.seq, limit: 0 })).map((e) => e.type),
+        ).toEqual([]);
+        expect((await store.listEvents(run.id, { after: cursor, limit: 1 })).map((e) => e.type)).toEqual([
+          'audit.1',
+        ]);
+      });
     });
 
     describe('size budget', () => {
