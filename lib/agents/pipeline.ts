@@ -1,4 +1,3 @@
-import { configRefreshMs } from '../common/config-refresh.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import { RunBlockedError } from '../routing/errors.ts';
