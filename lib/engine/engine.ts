@@ -1245,9 +1245,28 @@ export class Engine<S = unknown> {
   }
 
   private readonly eventCache = new Map<string, RunEvent[]>();
+  private readonly eventReads = new Map<string, Promise<RunEvent[]>>();
 
-  /** The run's history: what this worker read before, plus the events after it (not all again). */
-  private async eventsFor(runId: string): Promise<RunEvent[]> {
+  /**
+   * The run's history: what this worker read before, plus the events after it (not all again).
+   * One read at a time per run: two reports of one run at once (a burst of versions) would both
+   * miss the cache and both read the whole history; chained, the second reads only what the
+   * first did not.
+   */
+  private eventsFor(runId: string): Promise<RunEvent[]> {
+    const before = this.eventReads.get(runId);
+    const read = (before ? before.catch(() => undefined) : Promise.resolve()).then(() =>
+      this.readEvents(runId),
+    );
+    this.eventReads.set(runId, read);
+    const done = () => {
+      if (this.eventReads.get(runId) === read) this.eventReads.delete(runId);
+    };
+    read.then(done, done);
+    return read;
+  }
+
+  private async readEvents(runId: string): Promise<RunEvent[]> {
     const known = this.eventCache.get(runId);
     const last = known?.[known.length - 1]?.seq;
     const fresh = await this.store.listEvents(runId, last !== undefined ? { after: last } : {});
