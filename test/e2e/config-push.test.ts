@@ -1,21 +1,17 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeButtonId } from '../../lib/discord/custom-id.ts';
 import { activeConfig } from '../../lib/routing/config-versions.ts';
 import { main as configPush } from '../../scripts/config-push.ts';
-import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
+import { APP_ID, APPROVER, buttonClick, GUILD_ID, makeKeys, STRANGER } from '../discord/support.ts';
 import {
-  APP_ID,
-  APPROVER,
-  buttonClick,
-  GUILD_ID,
-  makeKeys,
-  STRANGER,
-  signedRequest,
-} from '../discord/support.ts';
+  configFile,
+  E2E_TEST_TIMEOUT_MS,
+  E2EStack,
+  labeledPayload,
+  READY_TO_CODER,
+  E2E_REPO as REPO,
+  until,
+} from '../support/e2e.ts';
 import { FakeDiscord } from '../support/fake-discord.ts';
 import { FakeGitHubActions } from '../support/fake-github-actions.ts';
 
@@ -28,32 +24,11 @@ import { FakeGitHubActions } from '../support/fake-github-actions.ts';
  * stack runs throughout. SWITCHYARD_CONFIG_REFRESH_SECONDS=0 makes every reader re-read the active
  * version on each use, so the test waits on nothing but events.
  */
-const SECRET = 'e2e-config-push-secret';
-const REPO = 'acme/app';
 const MAPPED = '1111111111111111113';
 const keys = makeKeys(43);
-const dir = mkdtempSync(join(tmpdir(), 'switchyard-config-push-'));
 
 function configText(approverUsers: string[]): string {
-  return `
-version: 1
-routing:
-  rules:
-    - name: ready
-      event: issues
-      action: labeled
-      label: ready
-      workflow: issue-pipeline
-      agents: [planner, coder]
-repoConfig: { enabled: false }
-agents:
-  planner: { type: planner, permissions: [read] }
-  coder:
-    type: coder
-    executor: actions-agent
-    permissions: [read, comment, dispatch_workflow, cancel_workflow]
-executors:
-  actions-agent: { type: github-actions, workflow: switchyard-agent.yml, ref: main }
+  return `${READY_TO_CODER}
 guards: { ci: { enabled: false } }
 discord:
   guilds: ["${GUILD_ID}"]
@@ -64,124 +39,58 @@ discord:
 `;
 }
 
-function file(name: string, text: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, text);
-  return path;
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-describe('config:push on the local stack', { timeout: 120_000 }, () => {
+describe('config:push on the local stack', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
   let github: FakeGitHubActions;
   let discord: FakeDiscord;
-  let stack: LocalStack;
+  const e2e = new E2EStack('e2e-config-push-secret');
 
   beforeAll(async () => {
     github = await new FakeGitHubActions().start();
     discord = await new FakeDiscord('bot-token-config-push').start();
     discord.channelGuilds.set(MAPPED, GUILD_ID);
-    stack = await startLocalStack({
+    await e2e.start({
+      config: configFile(configText([])),
+      githubUrl: github.url,
       env: {
-        ...process.env,
-        DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
-        TABLE_NAME: `e2e-push-${randomBytes(6).toString('hex')}`,
-        PORT: '0',
-        GITHUB_API_URL: github.url,
-        GITHUB_TOKEN: 'e2e-github-token',
-        GITHUB_THROTTLE: 'off',
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        SWITCHYARD_CONFIG: file('bundled.yml', configText([])),
         SWITCHYARD_CONFIG_REFRESH_SECONDS: '0',
         DISCORD_PUBLIC_KEY: keys.publicKeyHex,
         DISCORD_APPLICATION_ID: APP_ID,
         DISCORD_BOT_TOKEN: 'bot-token-config-push',
         DISCORD_API_URL: discord.url,
       },
-      persist: false,
-      sweepIntervalMs: 100,
-      print: () => {},
     });
   });
   afterAll(async () => {
-    await stack?.stop();
+    await e2e.stop();
     await github.stop();
     await discord.stop();
   });
 
   async function interact(payload: unknown): Promise<Record<string, unknown>> {
-    const req = signedRequest(keys, payload);
-    const res = await fetch(`${stack.url}/discord/interactions`, {
-      method: 'POST',
-      headers: req.headers as Record<string, string>,
-      body: req.body as string,
-    });
+    const res = await e2e.interact(keys, payload);
     expect(res.status).toBe(200);
-    return (await res.json()) as Record<string, unknown>;
+    return res.body;
   }
 
   async function labeled(number: number): Promise<void> {
+    const payload = labeledPayload(number);
     github.github.addIssue(REPO, {
       number,
-      title: `Fix the parser (${number})`,
-      body: 'It breaks on `src/parser.ts`.',
+      title: payload.issue.title,
+      body: payload.issue.body,
       labels: ['ready'],
     });
-    const body = JSON.stringify({
-      action: 'labeled',
-      label: { name: 'ready' },
-      issue: {
-        number,
-        title: `Fix the parser (${number})`,
-        body: 'It breaks on `src/parser.ts`.',
-        state: 'open',
-        labels: [{ name: 'ready' }],
-        user: { login: 'alice' },
-        author_association: 'OWNER',
-        html_url: `https://github.com/${REPO}/issues/${number}`,
-      },
-      repository: {
-        full_name: REPO,
-        name: 'app',
-        owner: { login: 'acme' },
-        default_branch: 'main',
-        private: false,
-      },
-      sender: { login: 'alice', type: 'User' },
-    });
-    const res = await fetch(`${stack.url}/github/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': 'issues',
-        'x-github-delivery': randomUUID(),
-        'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`,
-      },
-      body,
-    });
-    expect(res.status).toBe(202);
+    expect((await e2e.webhook('issues', payload)).status).toBe(202);
   }
 
   it('a user added as an approver by config:push approves from Discord, with no restart', async () => {
     await labeled(601);
     const id = await until(
       'a run for #601',
-      async () => (await stack.store.listRuns({ subject: `${REPO}#601` }))[0]?.id,
+      async () => (await e2e.live.store.listRuns({ subject: `${REPO}#601` }))[0]?.id,
     );
     const gate = await until('the approval gate', async () => {
-      const run = await stack.store.getRun(id);
+      const run = await e2e.live.store.getRun(id);
       return run?.status === 'waiting' && run.gate?.kind === 'approval' ? run.gate : undefined;
     });
     const approve = encodeButtonId({ action: 'approve', runId: id, binding: gate.binding! });
@@ -190,22 +99,22 @@ describe('config:push on the local stack', { timeout: 120_000 }, () => {
     const refused = await interact(buttonClick(approve, { user: STRANGER }));
     expect(refused).toMatchObject({ type: 4, data: { flags: 64 } });
     expect(JSON.stringify(refused)).toContain(`not an approver for ${REPO}`);
-    expect((await stack.store.getRun(id))?.status).toBe('waiting');
+    expect((await e2e.live.store.getRun(id))?.status).toBe('waiting');
 
     // config:push adds them (the script's own entry point, against the running stack's table).
     const out: string[] = [];
     const errors: string[] = [];
-    const pushed = file('with-approver.yml', configText([STRANGER.id]));
+    const pushed = configFile(configText([STRANGER.id]));
     const code = await configPush(
       ['push', pushed, '--by', 'e2e'],
       (s) => out.push(s),
       (s) => errors.push(s),
-      stack.env,
+      e2e.live.env,
     );
     expect(errors).toEqual([]);
     expect(code).toBe(0);
     expect(out.join('\n')).toContain('as version 1');
-    expect((await activeConfig(stack.store))?.by).toBe('e2e');
+    expect((await activeConfig(e2e.live.store))?.by).toBe('e2e');
 
     // The same button, a fresh signed click: approved, and the run goes on to its dispatch.
     const approved = await interact(buttonClick(approve, { user: STRANGER }));
@@ -214,7 +123,7 @@ describe('config:push on the local stack', { timeout: 120_000 }, () => {
       github.dispatches.find((d) => d.inputs.switchyard_run === id),
     );
     expect(JSON.parse(dispatch.inputs.task!)).toMatchObject({ run: id, repo: REPO, issue: 601 });
-    const events = await stack.store.listEvents(id);
+    const events = await e2e.live.store.listEvents(id);
     expect(events.find((e) => e.type === 'signal.approve')?.by).toBe(`discord:${STRANGER.id}`);
   });
 });

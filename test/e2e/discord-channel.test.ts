@@ -11,7 +11,6 @@ import {
   makeKeys,
   opt,
   STRANGER,
-  signedRequest,
   snowflake,
   type TestUser,
 } from '../discord/support.ts';
@@ -87,14 +86,9 @@ describe('a channel per repository, end to end', { timeout: E2E_TEST_TIMEOUT_MS 
   const webhook = async (event: string, payload: unknown) => (await e2e.webhook(event, payload)).status;
 
   async function interact(payload: unknown): Promise<Record<string, unknown>> {
-    const req = signedRequest(keys, payload);
-    const res = await fetch(`${e2e.url}/discord/interactions`, {
-      method: 'POST',
-      headers: req.headers as Record<string, string>,
-      body: req.body as string,
-    });
+    const res = await e2e.interact(keys, payload);
     expect(res.status).toBe(200);
-    return (await res.json()) as Record<string, unknown>;
+    return res.body;
   }
 
   function labeled(number: number) {

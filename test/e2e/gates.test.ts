@@ -1,10 +1,15 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { example } from '../github/support.ts';
+import {
+  configFile,
+  E2E_TEST_TIMEOUT_MS,
+  E2EStack,
+  labeledPayload,
+  READY_TO_CODER,
+  E2E_REPO as REPO,
+  REPOSITORY as repository,
+  until,
+} from '../support/e2e.ts';
 import { FakeGitHubActions } from '../support/fake-github-actions.ts';
 
 /**
@@ -13,56 +18,9 @@ import { FakeGitHubActions } from '../support/fake-github-actions.ts';
  * a run blocked by red CI on main parks at a `ci` gate, resumes when main turns green (confirmed
  * through the API), and fails with a report once `guards.ci.maxWaitHours` have passed.
  */
-const SECRET = 'e2e-gates-secret';
-const REPO = 'acme/app';
-const dir = mkdtempSync(join(tmpdir(), 'switchyard-gates-'));
-
-function configFile(ci: string): string {
-  const file = join(dir, `config-${randomBytes(4).toString('hex')}.yml`);
-  writeFileSync(
-    file,
-    `
-version: 1
-routing:
-  rules:
-    - name: ready
-      event: issues
-      action: labeled
-      label: ready
-      workflow: issue-pipeline
-      agents: [planner, coder]
-repoConfig: { enabled: false }
-agents:
-  planner: { type: planner, permissions: [read] }
-  coder:
-    type: coder
-    executor: actions-agent
-    permissions: [read, comment, dispatch_workflow, cancel_workflow]
-executors:
-  actions-agent: { type: github-actions, workflow: switchyard-agent.yml, ref: main }
-guards: { ci: ${ci} }
-`,
-  );
-  return file;
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
+describe('hold and ci gates, end to end', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
   let github: FakeGitHubActions;
-  let stack: LocalStack | undefined;
+  const e2e = new E2EStack('e2e-gates-secret');
 
   beforeAll(async () => {
     github = await new FakeGitHubActions().start();
@@ -70,72 +28,26 @@ describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
   afterAll(async () => {
     await github.stop();
   });
-  afterEach(async () => {
-    await stack?.stop();
-    stack = undefined;
-  });
+  afterEach(() => e2e.stop());
 
-  async function start(ci: string): Promise<LocalStack> {
-    stack = await startLocalStack({
-      env: {
-        ...process.env,
-        DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
-        TABLE_NAME: `e2e-gates-${randomBytes(6).toString('hex')}`,
-        PORT: '0',
-        GITHUB_API_URL: github.url,
-        GITHUB_TOKEN: 'e2e-github-token',
-        GITHUB_THROTTLE: 'off',
-        GITHUB_WEBHOOK_SECRET: SECRET,
-        SWITCHYARD_CONFIG: configFile(ci),
-      },
-      persist: false,
-      sweepIntervalMs: 100,
-      print: () => {},
-    });
-    return stack;
-  }
+  const start = (ci: string) =>
+    e2e.start({ config: configFile(`${READY_TO_CODER}\nguards: { ci: ${ci} }\n`), githubUrl: github.url });
 
   async function webhook(event: string, payload: unknown): Promise<Record<string, unknown>> {
-    const body = JSON.stringify(payload);
-    const res = await fetch(`${stack!.url}/github/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': event,
-        'x-github-delivery': randomUUID(),
-        'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`,
-      },
-      body,
-    });
+    const res = await e2e.webhook(event, payload);
     expect(res.status).toBeLessThan(300);
-    return (await res.json()) as Record<string, unknown>;
+    return res.body;
   }
 
-  const repository = { full_name: REPO, name: 'app', owner: { login: 'acme' }, default_branch: 'main' };
-
   function labeled(number: number) {
+    const payload = labeledPayload(number);
     github.github.addIssue(REPO, {
       number,
-      title: `Fix the parser (${number})`,
-      body: 'It breaks on `src/parser.ts`.',
+      title: payload.issue.title,
+      body: payload.issue.body,
       labels: ['ready'],
     });
-    return {
-      action: 'labeled',
-      label: { name: 'ready' },
-      issue: {
-        number,
-        title: `Fix the parser (${number})`,
-        body: 'It breaks on `src/parser.ts`.',
-        state: 'open',
-        labels: [{ name: 'ready' }],
-        user: { login: 'alice' },
-        author_association: 'OWNER',
-        html_url: `https://github.com/${REPO}/issues/${number}`,
-      },
-      repository: { ...repository, private: false },
-      sender: { login: 'alice', type: 'User' },
-    };
+    return payload;
   }
 
   function comment(issue: number, body: string, login: string) {
@@ -190,11 +102,7 @@ describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
     return p;
   }
 
-  const runFor = (issue: number) =>
-    until(
-      `a run for #${issue}`,
-      async () => (await stack!.store.listRuns({ subject: `${REPO}#${issue}` }))[0]?.id,
-    );
+  const runFor = (issue: number) => e2e.runFor(issue);
   const reactionOn = (commentId: number) =>
     until(`a reaction on ${commentId}`, async () =>
       github.github.reactions.find((r) => r.commentId === commentId),
@@ -204,7 +112,10 @@ describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
     await start('{ enabled: false }');
     await webhook('issues', labeled(401));
     const id = await runFor(401);
-    await until('the approval gate', async () => (await stack!.store.getRun(id))?.gate?.kind === 'approval');
+    await until(
+      'the approval gate',
+      async () => (await e2e.live.store.getRun(id))?.gate?.kind === 'approval',
+    );
     github.github.permissions.set(`${REPO}#bob`, 'write');
 
     // Nothing to lift yet: refused.
@@ -220,7 +131,7 @@ describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
     expect((await reactionOn(approve.id)).content).toBe('+1');
 
     const held = await until('the hold gate', async () => {
-      const r = await stack!.store.getRun(id);
+      const r = await e2e.live.store.getRun(id);
       return r?.gate?.kind === 'hold' ? r : undefined;
     });
     expect(held.node).toBe('execute');
@@ -231,7 +142,7 @@ describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
     await webhook('issue_comment', unhold.payload);
     expect((await reactionOn(unhold.id)).content).toBe('+1');
     await until('the dispatch', async () => github.dispatches.find((d) => d.inputs.switchyard_run === id));
-    const cmds = (await stack!.store.listEvents(id))
+    const cmds = (await e2e.live.store.listEvents(id))
       .filter((e) => e.type === 'github.command')
       .map((e) => [e.detail.command, e.detail.outcome]);
     expect(cmds).toEqual([
@@ -261,7 +172,7 @@ describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
     await webhook('issues', labeled(402));
     const id = await runFor(402);
     const parked = await until('the ci gate', async () => {
-      const r = await stack!.store.getRun(id);
+      const r = await e2e.live.store.getRun(id);
       return r?.gate?.kind === 'ci' ? r : undefined;
     });
     expect(parked.status).toBe('waiting');
@@ -272,8 +183,11 @@ describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
     );
 
     await webhook('workflow_run', ciResult('success'));
-    await until('the approval gate', async () => (await stack!.store.getRun(id))?.gate?.kind === 'approval');
-    const events = await stack!.store.listEvents(id);
+    await until(
+      'the approval gate',
+      async () => (await e2e.live.store.getRun(id))?.gate?.kind === 'approval',
+    );
+    const events = await e2e.live.store.listEvents(id);
     const types = events.map((e) => e.type);
     // Resumed by the green delivery itself, not by the gate's periodic re-check.
     expect(events.find((e) => e.type === 'signal.result')?.by).toBe('ci-guard');
@@ -286,9 +200,9 @@ describe('hold and ci gates, end to end', { timeout: 120_000 }, () => {
     await webhook('workflow_run', ciResult('failure'));
     await webhook('issues', labeled(403));
     const id = await runFor(403);
-    await until('the ci gate', async () => (await stack!.store.getRun(id))?.gate?.kind === 'ci');
+    await until('the ci gate', async () => (await e2e.live.store.getRun(id))?.gate?.kind === 'ci');
     const failed = await until('the run fails', async () => {
-      const r = await stack!.store.getRun(id);
+      const r = await e2e.live.store.getRun(id);
       return r?.status === 'failed' ? r : undefined;
     });
     expect(failed.reason).toContain('waited 0.0005 h for green CI on main');

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
+import { signedRequest, type TestKeys } from '../discord/support.ts';
 
 /**
  * What every end-to-end test on the local stack shares: the stack itself (the real handlers behind
@@ -181,6 +182,20 @@ export class E2EStack {
         'x-hub-signature-256': `sha256=${createHmac('sha256', this.secret).update(body).digest('hex')}`,
       },
       body,
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+
+  /** A Discord interaction signed with `keys` (the stack's DISCORD_PUBLIC_KEY), as Discord sends it. */
+  async interact(
+    keys: TestKeys,
+    payload: unknown,
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    const req = signedRequest(keys, payload);
+    const res = await fetch(`${this.url}/discord/interactions`, {
+      method: 'POST',
+      headers: req.headers as Record<string, string>,
+      body: req.body as string,
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   }
