@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { logger } from '../common/observability.ts';
+import { readPostBody } from '../http/body.ts';
 import { header } from '../http/headers.ts';
 import type { RunStore } from '../store/port.ts';
 import type { CallbackRequest, CallbackResponse, ResumeFn } from './callbacks.ts';
@@ -102,17 +103,6 @@ function respond(statusCode: number, body: Record<string, unknown>, extra: Recor
     headers: { 'content-type': 'application/json', ...extra },
     body: JSON.stringify(body),
   };
-}
-
-function bytesOf(req: Pick<CallbackRequest, 'body' | 'isBase64Encoded'>): Buffer | undefined {
-  const b = req.body;
-  if (b === null || b === undefined) return Buffer.alloc(0);
-  if (typeof b !== 'string') return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (!req.isBase64Encoded) return Buffer.from(b, 'utf8');
-  const bytes = Buffer.from(b, 'base64');
-  if (bytes.toString('base64').replace(/=+$/, '') !== b.replace(/\s/g, '').replace(/=+$/, ''))
-    return undefined;
-  return bytes;
 }
 
 /** The deepest nesting of arrays and objects in JSON text (strings skipped), without parsing it. */
@@ -250,18 +240,12 @@ export async function handleActionsCallback(
   const now = deps.now ?? (() => new Date());
   const env = deps.env ?? process.env;
   // 1. method, content type, size
-  if (req.method.toUpperCase() !== 'POST')
-    return respond(405, { error: 'method not allowed' }, { allow: 'POST' });
-  const type = header(req.headers, 'content-type')?.split(';', 1)[0]?.trim().toLowerCase();
-  if (type !== 'application/json')
-    return respond(400, { error: 'unsupported content type: use application/json' });
-  const max = deps.maxBodyBytes ?? MAX_ACTIONS_CALLBACK_BYTES;
-  const declared = Number(header(req.headers, 'content-length'));
-  if (Number.isFinite(declared) && declared > max * 1.4)
-    return respond(413, { error: `body larger than ${max} bytes` });
-  const bytes = bytesOf(req);
-  if (!bytes) return respond(400, { error: 'body is not valid base64' });
-  if (bytes.byteLength > max) return respond(413, { error: `body larger than ${max} bytes` });
+  const read = readPostBody(req, {
+    maxBytes: deps.maxBodyBytes ?? MAX_ACTIONS_CALLBACK_BYTES,
+    mediaTypes: ['application/json'],
+  });
+  if (!read.ok) return respond(read.status, { error: read.error }, read.headers);
+  const { bytes } = read;
   // 2. a bearer token
   const auth = header(req.headers, 'authorization') ?? '';
   const bearer = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)\s*$/.exec(auth)?.[1];

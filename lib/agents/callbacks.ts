@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { ConfigurationError } from '../common/errors.ts';
 import { logger } from '../common/observability.ts';
 import { getNamedSecret } from '../common/secrets.ts';
+import { readPostBody } from '../http/body.ts';
 import { header } from '../http/headers.ts';
 import type { RunStore } from '../store/port.ts';
 import { checkResultBody, RESULT_LIMITS } from './payload-limits.ts';
@@ -108,17 +109,6 @@ function respond(statusCode: number, body: Record<string, unknown>, extra: Recor
   };
 }
 
-function bytesOf(req: CallbackRequest): Buffer | undefined {
-  const b = req.body;
-  if (b === null || b === undefined) return Buffer.alloc(0);
-  if (typeof b !== 'string') return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (!req.isBase64Encoded) return Buffer.from(b, 'utf8');
-  const bytes = Buffer.from(b, 'base64');
-  if (bytes.toString('base64').replace(/=+$/, '') !== b.replace(/\s/g, '').replace(/=+$/, ''))
-    return undefined;
-  return bytes;
-}
-
 const SUMMARY_MAX = RESULT_LIMITS.textChars;
 const OUTPUT_MAX = RESULT_LIMITS.outputBytes;
 
@@ -154,21 +144,13 @@ export function resultPayload(body: Record<string, unknown>): {
 
 export async function handleCallback(deps: CallbackDeps, req: CallbackRequest): Promise<CallbackResponse> {
   const now = deps.now ?? (() => new Date());
-  // 1. method
-  if (req.method.toUpperCase() !== 'POST')
-    return respond(405, { error: 'method not allowed' }, { allow: 'POST' });
-  // 2. content type
-  const type = header(req.headers, 'content-type')?.split(';', 1)[0]?.trim().toLowerCase();
-  if (type !== 'application/json')
-    return respond(400, { error: 'unsupported content type: use application/json' });
-  // 3. size
-  const max = deps.maxBodyBytes ?? MAX_CALLBACK_BYTES;
-  const declared = Number(header(req.headers, 'content-length'));
-  if (Number.isFinite(declared) && declared > max * 1.4)
-    return respond(413, { error: `body larger than ${max} bytes` });
-  const bytes = bytesOf(req);
-  if (!bytes) return respond(400, { error: 'body is not valid base64' });
-  if (bytes.byteLength > max) return respond(413, { error: `body larger than ${max} bytes` });
+  // 1-3. method, content type, size
+  const read = readPostBody(req, {
+    maxBytes: deps.maxBodyBytes ?? MAX_CALLBACK_BYTES,
+    mediaTypes: ['application/json'],
+  });
+  if (!read.ok) return respond(read.status, { error: read.error }, read.headers);
+  const { bytes } = read;
   // 4. token
   const token = req.token;
   if (!token || !TOKEN.test(token)) return respond(401, { error: 'missing or malformed callback token' });

@@ -1,5 +1,6 @@
 import { MetricName } from '../common/metric-names.ts';
 import { type Counter, logger, metricsCounter } from '../common/observability.ts';
+import { readPostBody } from '../http/body.ts';
 import { header } from '../http/headers.ts';
 import { type NormalizedEvent, normalizeEvent } from './events.ts';
 import { checkPayload } from './payload.ts';
@@ -72,56 +73,20 @@ function respond(
  * covers the raw (form-encoded) body either way, so accepting the form costs nothing and saves a
  * silently broken hook when someone picks the other option in the settings page.
  */
-type MediaType = 'json' | 'form';
-
-function mediaType(contentType: string | undefined): MediaType | undefined {
-  if (!contentType) return undefined;
-  const essence = contentType.split(';', 1)[0]?.trim().toLowerCase();
-  if (essence === 'application/json') return 'json';
-  if (essence === 'application/x-www-form-urlencoded') return 'form';
-  return undefined;
-}
-
-function rawBytes(req: WebhookRequest): Uint8Array | undefined {
-  const body = req.body;
-  if (body === null || body === undefined) return new Uint8Array(0);
-  if (typeof body === 'string') {
-    if (!req.isBase64Encoded) return Buffer.from(body, 'utf8');
-    // Buffer.from(base64) silently skips bad characters; reject anything that does not round-trip.
-    const bytes = Buffer.from(body, 'base64');
-    const canonical = body.replace(/[\r\n\s]/g, '').replace(/=+$/, '');
-    if (bytes.toString('base64').replace(/=+$/, '') !== canonical) return undefined;
-    return bytes;
-  }
-  return body;
-}
-
 const ID = /^[\w.:-]{1,200}$/;
 
 export async function handleGitHubWebhook(
   deps: WebhookCoreDeps,
   req: WebhookRequest,
 ): Promise<WebhookResponse> {
-  // 1. method
-  if (req.method.toUpperCase() !== 'POST')
-    return respond(405, { error: 'method not allowed' }, { allow: 'POST' });
-
-  // 2. content type
-  const media = mediaType(header(req.headers, 'content-type'));
-  if (!media) {
-    return respond(400, {
-      error: 'unsupported content type: use application/json or application/x-www-form-urlencoded',
-    });
-  }
-
-  // 3. size (of the decoded bytes: base64 inflates the transport body by a third)
-  const max = deps.maxBodyBytes ?? MAX_BODY_BYTES;
-  const declared = Number(header(req.headers, 'content-length'));
-  if (Number.isFinite(declared) && declared > max * 1.4)
-    return respond(413, { error: `body larger than ${max} bytes` });
-  const bytes = rawBytes(req);
-  if (!bytes) return respond(400, { error: 'body is not valid base64' });
-  if (bytes.byteLength > max) return respond(413, { error: `body larger than ${max} bytes` });
+  // 1-3. method, content type, size (of the decoded bytes)
+  const read = readPostBody(req, {
+    maxBytes: deps.maxBodyBytes ?? MAX_BODY_BYTES,
+    mediaTypes: ['application/json', 'application/x-www-form-urlencoded'],
+  });
+  if (!read.ok) return respond(read.status, { error: read.error }, read.headers);
+  const { bytes } = read;
+  const media = read.mediaType === 'application/json' ? 'json' : 'form';
   if (bytes.byteLength === 0) return respond(400, { error: 'empty body' });
 
   // 4. signature, over the exact bytes received. GitHub sends UTF-8; a body that is not would
