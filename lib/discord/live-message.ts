@@ -5,14 +5,13 @@ import type {
   RESTPostAPIChannelMessageJSONBody,
 } from 'discord-api-types/v10';
 import { budgetLine } from '../agents/budget.ts';
-import { isTerminal, type Run, type RunEvent } from '../engine/types.ts';
+import type { Run, RunEvent } from '../engine/types.ts';
 import { gateNeedsPerson } from './channels.ts';
-import { encodeButtonId } from './custom-id.ts';
-import { ButtonStyle, ComponentType, Limits } from './protocol.ts';
+import { Limits } from './protocol.ts';
 import {
-  issueUrl,
   type MessageBody,
   renderRunMessage,
+  runButtons,
   subjectLabel,
   truncate,
   type WorkflowView,
@@ -148,54 +147,9 @@ export function planEditable(run: Run): boolean {
   );
 }
 
+/** The run's buttons, with Edit plan while the plan shown can be edited (the links field has the status comment). */
 export function liveButtons(run: Run): APIActionRowComponent<APIButtonComponent>[] {
-  const buttons: APIButtonComponent[] = [];
-  const gate = run.gate;
-  const decidable =
-    waitingForPerson(run) &&
-    gate &&
-    (gate.kind === 'approval' || gate.kind === 'escalation' || gate.kind === 'budget');
-  if (decidable) {
-    const binding = gate.binding !== undefined ? { binding: gate.binding } : {};
-    buttons.push({
-      type: ComponentType.Button,
-      style: ButtonStyle.Success,
-      label: 'Approve',
-      custom_id: encodeButtonId({ action: 'approve', runId: run.id, ...binding }),
-    });
-    if (planEditable(run)) {
-      buttons.push({
-        type: ComponentType.Button,
-        style: ButtonStyle.Primary,
-        label: 'Edit plan',
-        custom_id: encodeButtonId({ action: 'edit', runId: run.id, ...binding }),
-      });
-    }
-    buttons.push({
-      type: ComponentType.Button,
-      style: ButtonStyle.Danger,
-      label: 'Reject',
-      custom_id: encodeButtonId({ action: 'reject', runId: run.id, ...binding }),
-    });
-  }
-  if (!isTerminal(run.status)) {
-    buttons.push({
-      type: ComponentType.Button,
-      style: ButtonStyle.Secondary,
-      label: 'Cancel',
-      custom_id: encodeButtonId({ action: 'cancel', runId: run.id }),
-    });
-  }
-  const { repo, issue } = run.subject;
-  if (repo && issue !== undefined) {
-    buttons.push({
-      type: ComponentType.Button,
-      style: ButtonStyle.Link,
-      label: 'Issue',
-      url: issueUrl(repo, issue),
-    });
-  }
-  return buttons.length > 0 ? [{ type: ComponentType.ActionRow, components: buttons.slice(0, 5) }] : [];
+  return runButtons(run, { editPlan: planEditable(run), statusComment: false });
 }
 
 /** The live message: never mentions anyone (edits do not notify; see `mentionMessage`). */

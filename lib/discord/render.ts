@@ -125,8 +125,14 @@ export function checklist(run: Run, workflow: WorkflowView | undefined, events: 
     .join('\n');
 }
 
-/** Approve/Reject while waiting at an approval gate; Cancel while active; links to the issue and the status comment. */
-export function runButtons(run: Run): APIActionRowComponent<APIButtonComponent>[] {
+/**
+ * Approve/Reject while waiting at a decision gate (with Edit plan between them when the plan can
+ * be edited); Cancel while active; links to the issue and (unless left out) the status comment.
+ */
+export function runButtons(
+  run: Run,
+  opts: { editPlan?: boolean; statusComment?: boolean } = {},
+): APIActionRowComponent<APIButtonComponent>[] {
   const buttons: APIButtonComponent[] = [];
   const gate = run.gate;
   if (
@@ -135,20 +141,25 @@ export function runButtons(run: Run): APIActionRowComponent<APIButtonComponent>[
     (gate.kind === 'approval' || gate.kind === 'escalation' || gate.kind === 'budget')
   ) {
     const binding = gate.binding !== undefined ? { binding: gate.binding } : {};
-    buttons.push(
-      {
+    buttons.push({
+      type: ComponentType.Button,
+      style: ButtonStyle.Success,
+      label: 'Approve',
+      custom_id: encodeButtonId({ action: 'approve', runId: run.id, ...binding }),
+    });
+    if (opts.editPlan)
+      buttons.push({
         type: ComponentType.Button,
-        style: ButtonStyle.Success,
-        label: 'Approve',
-        custom_id: encodeButtonId({ action: 'approve', runId: run.id, ...binding }),
-      },
-      {
-        type: ComponentType.Button,
-        style: ButtonStyle.Danger,
-        label: 'Reject',
-        custom_id: encodeButtonId({ action: 'reject', runId: run.id, ...binding }),
-      },
-    );
+        style: ButtonStyle.Primary,
+        label: 'Edit plan',
+        custom_id: encodeButtonId({ action: 'edit', runId: run.id, ...binding }),
+      });
+    buttons.push({
+      type: ComponentType.Button,
+      style: ButtonStyle.Danger,
+      label: 'Reject',
+      custom_id: encodeButtonId({ action: 'reject', runId: run.id, ...binding }),
+    });
   }
   if (!isTerminal(run.status)) {
     buttons.push({
@@ -167,7 +178,7 @@ export function runButtons(run: Run): APIActionRowComponent<APIButtonComponent>[
       url: issueUrl(repo, issue),
     });
   }
-  const comment = statusCommentUrl(run);
+  const comment = opts.statusComment === false ? undefined : statusCommentUrl(run);
   if (comment)
     buttons.push({
       type: ComponentType.Button,
