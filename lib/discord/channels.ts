@@ -90,7 +90,8 @@ const REPO_GLOB = /^[\w.*-]+\/[\w.*-]+$|^\*\*?$/;
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function ids(value: unknown, path: string, problems: string[]): string[] {
+/** A list of quoted Discord ids from config; each bad entry is a problem naming its path. */
+export function discordIds(value: unknown, path: string, problems: string[]): string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) {
     problems.push(`${path} must be a list of Discord ids`);
@@ -98,8 +99,11 @@ function ids(value: unknown, path: string, problems: string[]): string[] {
   }
   const out: string[] = [];
   for (const [i, v] of value.entries()) {
+    // Every real snowflake is above 2^53: as a YAML number it has already lost its last digits.
     if (typeof v === 'string' && SNOWFLAKE.test(v)) out.push(v);
-    else problems.push(`${path}[${i}] is not a quoted Discord id`);
+    else if (typeof v === 'number')
+      problems.push(`${path}[${i}] must be quoted: as a number the id loses precision`);
+    else problems.push(`${path}[${i}] is not a Discord id`);
   }
   return out;
 }
@@ -109,7 +113,7 @@ function ids(value: unknown, path: string, problems: string[]): string[] {
  * mapping is dropped and reported: that can only take rights and messages away, never add them.
  */
 export function channelsFromConfig(discord: Record<string, unknown>, problems: string[]): ChannelsPolicy {
-  const guilds = ids(discord.guilds, 'discord.guilds', problems);
+  const guilds = discordIds(discord.guilds, 'discord.guilds', problems);
   const channels: ChannelMapping[] = [];
   const raw = discord.channels;
   if (raw !== undefined && raw !== null && !Array.isArray(raw))
@@ -136,8 +140,8 @@ export function channelsFromConfig(discord: Record<string, unknown>, problems: s
       repos,
       channel: c.channel,
       approvers: {
-        roles: ids(approvers.roles, `${path}.approvers.roles`, problems),
-        users: ids(approvers.users, `${path}.approvers.users`, problems),
+        roles: discordIds(approvers.roles, `${path}.approvers.roles`, problems),
+        users: discordIds(approvers.users, `${path}.approvers.users`, problems),
       },
     };
     if (typeof c.mention === 'string' && SNOWFLAKE.test(c.mention)) mapping.mention = c.mention;

@@ -3,7 +3,7 @@
  * lives in lib/routing/config.ts); the Discord function reads only this, so it does not have to
  * load the config schema library at cold start.
  */
-import { type ChannelMapping, channelFor, channelsFromConfig, isApprover } from './channels.ts';
+import { type ChannelMapping, channelFor, channelsFromConfig, discordIds, isApprover } from './channels.ts';
 
 export const COMMAND_NAMES = [
   'plan',
@@ -92,23 +92,6 @@ export function authorizeFor(
 const SNOWFLAKE = /^\d{15,21}$/;
 const REPO = /^[\w.-]+\/[\w.-]+$/;
 
-function idList(value: unknown, path: string, problems: string[]): string[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) {
-    problems.push(`${path} must be a list of Discord ids`);
-    return [];
-  }
-  const out: string[] = [];
-  for (const [i, v] of value.entries()) {
-    // Every real snowflake is above 2^53: as a YAML number it has already lost its last digits.
-    if (typeof v === 'string' && SNOWFLAKE.test(v)) out.push(v);
-    else if (typeof v === 'number')
-      problems.push(`${path}[${i}] must be quoted: as a number the id loses precision`);
-    else problems.push(`${path}[${i}] is not a Discord id`);
-  }
-  return out;
-}
-
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -134,8 +117,8 @@ export function policyFromConfig(config: unknown): { policy: DiscordPolicy; prob
       continue;
     }
     permissions[name as CommandName] = {
-      users: idList(value.users, `discord.permissions.${name}.users`, problems),
-      roles: idList(value.roles, `discord.permissions.${name}.roles`, problems),
+      users: discordIds(value.users, `discord.permissions.${name}.users`, problems),
+      roles: discordIds(value.roles, `discord.permissions.${name}.roles`, problems),
     };
   }
   const policy: DiscordPolicy = {
@@ -144,8 +127,8 @@ export function policyFromConfig(config: unknown): { policy: DiscordPolicy; prob
         ? routing.triggerLabel
         : DEFAULT_TRIGGER_LABEL,
     admins: {
-      users: idList(admins.users, 'discord.admins.users', problems),
-      roles: idList(admins.roles, 'discord.admins.roles', problems),
+      users: discordIds(admins.users, 'discord.admins.users', problems),
+      roles: discordIds(admins.roles, 'discord.admins.roles', problems),
     },
     permissions,
     ...channelsFromConfig(discord, problems),
