@@ -31,6 +31,7 @@ import {
   SubjectLockedError,
   ThrottledError,
 } from './errors.ts';
+import { pack, unpack } from './packing.ts';
 import type {
   ActivePage,
   CommitInput,
@@ -49,6 +50,8 @@ import { DEFAULT_RETENTION_DAYS, INDEXES, itemKeys, normalizeKey, TABLE_KEYS } f
 type Item = Record<string, unknown>;
 
 const RUN_SK = 'RUN';
+/** The run item's packed attribute (everything but keys and what conditions read). */
+const BODY = 'body';
 const REPORT_SK = 'REPORT';
 const runPk = (id: string) => `RUN#${id}`;
 const eventSk = (seq: number) => `EVT#${String(seq).padStart(8, '0')}`;
@@ -134,10 +137,26 @@ export class DynamoRunStore implements RunStore {
     return Math.floor(this.now().getTime() / 1000);
   }
 
+  /**
+   * The run as its item: the index keys, the attributes that conditions and DynamoDB read
+   * (`version`, `eventSeq`, `lease`, `ttl`) and everything else packed into `body` (see
+   * packing.ts: a write is billed per KB, and the run item is rewritten on every transition).
+   */
   toItem(run: Run): Item {
+    const { version, eventSeq, lease, ttl, ...body } = run;
+    return {
+      ...this.keysOf(run),
+      version,
+      eventSeq,
+      ...(lease !== undefined ? { lease } : {}),
+      ...(ttl !== undefined ? { ttl } : {}),
+      [BODY]: pack(body),
+    };
+  }
+
+  private keysOf(run: Run): Item {
     const sortKey = `${run.createdAt}#${run.id}`;
     return {
-      ...run,
       pk: runPk(run.id),
       sk: RUN_SK,
       // Every write keeps the run in the sparse active index; retire() takes it out once the run
@@ -152,10 +171,18 @@ export class DynamoRunStore implements RunStore {
     };
   }
 
+  /** Reads a packed item, and an item written before runs were packed (all attributes plain). */
   fromItem(item: Item): Run {
     const run: Item = {};
-    for (const [k, v] of Object.entries(item)) if (!NON_RUN_FIELDS.has(k)) run[k] = v;
+    const packed = item[BODY];
+    if (packed instanceof Uint8Array) Object.assign(run, unpack<Item>(packed));
+    for (const [k, v] of Object.entries(item)) if (!NON_RUN_FIELDS.has(k) && k !== BODY) run[k] = v;
     return run as unknown as Run;
+  }
+
+  /** The run's size as the budget counts it: its unpacked JSON (what the workflow put in it). */
+  private budgetItem(run: Run): Item {
+    return { ...this.keysOf(run), ...run };
   }
 
   /**
@@ -277,7 +304,7 @@ export class DynamoRunStore implements RunStore {
       },
     });
     const eventItems = this.eventItems(stored, events, run.eventSeq);
-    this.checkBudget(run.id, items[items.length - 1]!.Put!.Item as Item, eventItems);
+    this.checkBudget(run.id, this.budgetItem(stored), eventItems);
     for (const e of eventItems) {
       items.push({ Put: { TableName: this.tableName, Item: e } });
     }
@@ -391,10 +418,10 @@ export class DynamoRunStore implements RunStore {
     }
     const stored: Run = { ...run, eventSeq: run.eventSeq + events.length };
     if (isTerminal(stored.status) && stored.ttl === undefined) stored.ttl = this.expiresAt();
-    const runItem = this.toItem(stored);
     const eventItems = this.eventItems(stored, events, run.eventSeq);
     // Checked before each commit: an over-budget run fails with a reason, not as a lost race.
-    this.checkBudget(run.id, runItem, eventItems);
+    this.checkBudget(run.id, this.budgetItem(stored), eventItems);
+    const runItem = this.toItem(stored);
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
       {
         Put: {
