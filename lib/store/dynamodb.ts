@@ -31,7 +31,7 @@ import {
   SubjectLockedError,
   ThrottledError,
 } from './errors.ts';
-import { pack, unpack } from './packing.ts';
+import { type Chunk, ChunkCache, joinData, pack, splitData, unpack } from './packing.ts';
 import type {
   ActivePage,
   CommitInput,
@@ -52,6 +52,12 @@ type Item = Record<string, unknown>;
 const RUN_SK = 'RUN';
 /** The run item's packed attribute (everything but keys and what conditions read). */
 const BODY = 'body';
+/** Inside a packed run body: the chunk of each large data key, and the data's key order. */
+const REFS = '$chunks';
+const ORDER = '$order';
+const chunkSk = (hash: string) => `DATA#${hash}`;
+/** How much longer than a finished run's retention a chunk is kept (a run may last this long). */
+const CHUNK_TTL_MARGIN_SECONDS = 30 * 86_400;
 const REPORT_SK = 'REPORT';
 const runPk = (id: string) => `RUN#${id}`;
 const eventSk = (seq: number) => `EVT#${String(seq).padStart(8, '0')}`;
@@ -102,6 +108,8 @@ export class DynamoRunStore implements RunStore {
   private readonly retentionSeconds: number;
   private readonly now: () => Date;
   private readonly onCapacity: ((op: string, units: number) => void) | undefined;
+  /** Chunks of run data this process wrote or read (packing.ts). */
+  private readonly chunkCache = new ChunkCache();
 
   constructor(client: DynamoDBClient, opts: DynamoRunStoreOptions) {
     this.doc = DynamoDBDocumentClient.from(client, {
@@ -138,13 +146,16 @@ export class DynamoRunStore implements RunStore {
   }
 
   /**
-   * The run as its item: the index keys, the attributes that conditions and DynamoDB read
-   * (`version`, `eventSeq`, `lease`, `ttl`) and everything else packed into `body` (see
-   * packing.ts: a write is billed per KB, and the run item is rewritten on every transition).
+   * The run as its items. The run item holds the index keys, the attributes that conditions and
+   * DynamoDB read (`version`, `eventSeq`, `lease`, `ttl`) and everything else packed into `body`
+   * (packing.ts: a write is billed per KB, and the run item is rewritten on every transition).
+   * Large values of `data` are chunks (packing.ts `splitData`): items of their own, written once.
    */
-  toItem(run: Run): Item {
-    const { version, eventSeq, lease, ttl, ...body } = run;
-    return {
+  private runItems(run: Run): { item: Item; chunks: Chunk[] } {
+    const { version, eventSeq, lease, ttl, data, ...rest } = run;
+    const { inline, refs, order, chunks } = splitData(data ?? {});
+    const body = { ...rest, data: inline, ...(order ? { [REFS]: refs, [ORDER]: order } : {}) };
+    const item = {
       ...this.keysOf(run),
       version,
       eventSeq,
@@ -152,6 +163,7 @@ export class DynamoRunStore implements RunStore {
       ...(ttl !== undefined ? { ttl } : {}),
       [BODY]: pack(body),
     };
+    return { item, chunks };
   }
 
   private keysOf(run: Run): Item {
@@ -171,13 +183,82 @@ export class DynamoRunStore implements RunStore {
     };
   }
 
-  /** Reads a packed item, and an item written before runs were packed (all attributes plain). */
-  fromItem(item: Item): Run {
-    const run: Item = {};
-    const packed = item[BODY];
-    if (packed instanceof Uint8Array) Object.assign(run, unpack<Item>(packed));
-    for (const [k, v] of Object.entries(item)) if (!NON_RUN_FIELDS.has(k) && k !== BODY) run[k] = v;
-    return run as unknown as Run;
+  /**
+   * Write the chunks this process has not written or read yet (a chunk is immutable and
+   * content-addressed, so one known is one that exists). Before the run's own write: a run item
+   * never refers to a chunk that is not there. A chunk of a write that then loses its race stays
+   * unreferenced until TTL removes it.
+   */
+  private async putChunks(runId: string, chunks: Chunk[]): Promise<void> {
+    const missing = chunks.filter((c) => !this.chunkCache.get(runId, c.hash));
+    await Promise.all(
+      missing.map(async (c) => {
+        try {
+          const out = await this.doc.send(
+            new PutCommand({
+              TableName: this.tableName,
+              Item: { pk: runPk(runId), sk: chunkSk(c.hash), [BODY]: c.bytes, ttl: this.chunkExpiresAt() },
+              ReturnConsumedCapacity: this.capacityMode,
+            }),
+          );
+          this.record('chunk', out.ConsumedCapacity);
+        } catch (err) {
+          throw this.translate(err, runId);
+        }
+        this.chunkCache.set(runId, c.hash, c.bytes);
+      }),
+    );
+  }
+
+  /**
+   * A chunk outlives the retention a finished run gets from its last write by a margin, since it
+   * may have been written when the run started: a run item never outlives its chunks.
+   */
+  private chunkExpiresAt(): number {
+    return this.expiresAt() + CHUNK_TTL_MARGIN_SECONDS;
+  }
+
+  /**
+   * Runs from their items: packed or plain (written before runs were packed), their chunks from
+   * memory or read in batches (strongly consistent: a chunk is written just before the run).
+   */
+  private async fromItems(items: Item[]): Promise<Run[]> {
+    const parsed = items.map((item) => {
+      const run: Item = {};
+      const packed = item[BODY];
+      if (packed instanceof Uint8Array) Object.assign(run, unpack<Item>(packed));
+      for (const [k, v] of Object.entries(item)) if (!NON_RUN_FIELDS.has(k) && k !== BODY) run[k] = v;
+      const refs = run[REFS] as Record<string, string> | undefined;
+      const order = run[ORDER] as string[] | undefined;
+      delete run[REFS];
+      delete run[ORDER];
+      return { run, refs, order };
+    });
+    const fetched = new Map<string, Uint8Array>();
+    const wanted = new Map<string, Item>();
+    for (const { run, refs } of parsed)
+      for (const hash of Object.values(refs ?? {})) {
+        const id = run.id as string;
+        const cached = this.chunkCache.get(id, hash);
+        if (cached) fetched.set(`${id}/${hash}`, cached);
+        else wanted.set(`${id}/${hash}`, { pk: runPk(id), sk: chunkSk(hash) });
+      }
+    for (const chunk of await this.batchGet('chunks', [...wanted.values()])) {
+      const id = (chunk.pk as string).slice(runPk('').length);
+      const hash = (chunk.sk as string).slice(chunkSk('').length);
+      this.chunkCache.set(id, hash, chunk[BODY] as Uint8Array);
+      fetched.set(`${id}/${hash}`, chunk[BODY] as Uint8Array);
+    }
+    return parsed.map(({ run, refs, order }) => {
+      if (!refs) return run as unknown as Run;
+      const id = run.id as string;
+      run.data = joinData((run.data ?? {}) as Record<string, unknown>, refs, order, (hash) => {
+        const bytes = fetched.get(`${id}/${hash}`);
+        if (!bytes) throw new StoreError(`run ${id}: a chunk of its data (${hash}) is missing`);
+        return unpack(bytes);
+      });
+      return run as unknown as Run;
+    });
   }
 
   /** The run's size as the budget counts it: its unpacked JSON (what the workflow put in it). */
@@ -296,15 +377,17 @@ export class DynamoRunStore implements RunStore {
         },
       });
     }
+    const eventItems = this.eventItems(stored, events, run.eventSeq);
+    this.checkBudget(run.id, this.budgetItem(stored), eventItems);
+    const { item: runItem, chunks } = this.runItems(stored);
     items.push({
       Put: {
         TableName: this.tableName,
-        Item: this.toItem(stored),
+        Item: runItem,
         ConditionExpression: 'attribute_not_exists(pk)',
       },
     });
-    const eventItems = this.eventItems(stored, events, run.eventSeq);
-    this.checkBudget(run.id, this.budgetItem(stored), eventItems);
+    await this.putChunks(run.id, chunks);
     for (const e of eventItems) {
       items.push({ Put: { TableName: this.tableName, Item: e } });
     }
@@ -401,7 +484,8 @@ export class DynamoRunStore implements RunStore {
         }),
       );
       if (!out.Item || this.expired(out.Item)) return null;
-      return this.fromItem(out.Item);
+      const [run] = await this.fromItems([out.Item]);
+      return run!;
     } catch (err) {
       throw this.translate(err, id);
     }
@@ -421,7 +505,8 @@ export class DynamoRunStore implements RunStore {
     const eventItems = this.eventItems(stored, events, run.eventSeq);
     // Checked before each commit: an over-budget run fails with a reason, not as a lost race.
     this.checkBudget(run.id, this.budgetItem(stored), eventItems);
-    const runItem = this.toItem(stored);
+    const { item: runItem, chunks } = this.runItems(stored);
+    await this.putChunks(run.id, chunks);
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
       {
         Put: {
@@ -498,11 +583,13 @@ export class DynamoRunStore implements RunStore {
   }
 
   async update(run: Run, expectedVersion: number): Promise<Run> {
+    const { item, chunks } = this.runItems(run);
+    await this.putChunks(run.id, chunks);
     try {
       const out = await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: this.toItem(run),
+          Item: item,
           ConditionExpression: '#v = :expected',
           ExpressionAttributeNames: { '#v': 'version' },
           ExpressionAttributeValues: { ':expected': expectedVersion },
@@ -805,23 +892,32 @@ export class DynamoRunStore implements RunStore {
   /** Read runs by partition key, in the order given (index order), 100 at a time. */
   private async batchGetRuns(pks: string[]): Promise<Run[]> {
     const found = new Map<string, Item>();
-    for (let i = 0; i < pks.length; i += 100) {
-      let keys: Item[] | undefined = pks.slice(i, i + 100).map((pk) => ({ pk, sk: RUN_SK }));
-      for (let attempt = 0; keys && keys.length > 0; attempt++) {
-        const res = await this.read('runs', () =>
+    for (const item of await this.batchGet(
+      'runs',
+      pks.map((pk) => ({ pk, sk: RUN_SK })),
+    ))
+      found.set(item.pk as string, item);
+    const items = pks.map((pk) => found.get(pk)).filter((i): i is Item => !!i && !this.expired(i));
+    return this.fromItems(items);
+  }
+
+  /** Items by key, 100 a request, strongly consistent, in no particular order. */
+  private async batchGet(what: string, keys: Item[]): Promise<Item[]> {
+    const out: Item[] = [];
+    for (let i = 0; i < keys.length; i += 100) {
+      let batch: Item[] | undefined = keys.slice(i, i + 100);
+      for (let attempt = 0; batch && batch.length > 0; attempt++) {
+        const res = await this.read(what, () =>
           this.doc.send(
-            new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+            new BatchGetCommand({
+              RequestItems: { [this.tableName]: { Keys: batch, ConsistentRead: true } },
+            }),
           ),
         );
-        for (const item of res.Responses?.[this.tableName] ?? []) found.set(item.pk as string, item);
-        keys = res.UnprocessedKeys?.[this.tableName]?.Keys as Item[] | undefined;
-        if (keys?.length) await backoff(attempt);
+        out.push(...(res.Responses?.[this.tableName] ?? []));
+        batch = res.UnprocessedKeys?.[this.tableName]?.Keys as Item[] | undefined;
+        if (batch?.length) await backoff(attempt);
       }
-    }
-    const out: Run[] = [];
-    for (const pk of pks) {
-      const item = found.get(pk);
-      if (item && !this.expired(item)) out.push(this.fromItem(item));
     }
     return out;
   }

@@ -8,6 +8,7 @@
  * Only what a condition or DynamoDB itself reads stays a plain attribute (keys, index keys,
  * `version`, `eventSeq`, `lease`, `ttl`): see DynamoRunStore.toItem.
  */
+import { createHash } from 'node:crypto';
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 
 /** Quality 11 (the best) costs well under a millisecond for a few KB, once per write. */
@@ -25,4 +26,98 @@ export function pack(value: unknown): Uint8Array {
 
 export function unpack<T>(bytes: Uint8Array): T {
   return JSON.parse(brotliDecompressSync(bytes).toString('utf8')) as T;
+}
+
+/**
+ * A large value of the run's data, stored once in an item of its own (`RUN#<id> / DATA#<hash>`)
+ * instead of in the run item. An issue's body, its plan and the routing decision are written once
+ * and read at every step; inside the run item they would be billed again on every lease and
+ * commit (a KB each). Content-addressed: the same value is the same item, so a chunk is written
+ * when its value first appears and never again, and a chunk read once can be kept in memory.
+ */
+export interface Chunk {
+  hash: string;
+  bytes: Uint8Array;
+}
+
+/** A value whose JSON is at least this long is a chunk; smaller ones stay in the run item. */
+export const CHUNK_MIN_JSON_BYTES = 200;
+
+/** The run item's side of split data: what stays inline, and the chunk of each other key. */
+export interface SplitData {
+  inline: Record<string, unknown>;
+  /** key -> chunk hash */
+  refs: Record<string, string>;
+  /** Every key in its order, when some are chunks (so the data reads back in the same order). */
+  order?: string[];
+  chunks: Chunk[];
+}
+
+export function splitData(data: Record<string, unknown>): SplitData {
+  const inline: Record<string, unknown> = {};
+  const refs: Record<string, string> = {};
+  const chunks: Chunk[] = [];
+  for (const [key, value] of Object.entries(data)) {
+    const json = value === undefined ? undefined : JSON.stringify(value);
+    if (json === undefined || Buffer.byteLength(json, 'utf8') < CHUNK_MIN_JSON_BYTES) {
+      inline[key] = value;
+      continue;
+    }
+    const hash = createHash('sha256').update(json).digest('base64url').slice(0, 22);
+    refs[key] = hash;
+    if (!chunks.some((c) => c.hash === hash)) chunks.push({ hash, bytes: pack(value) });
+  }
+  return Object.keys(refs).length === 0
+    ? { inline, refs, chunks }
+    : { inline, refs, order: Object.keys(data), chunks };
+}
+
+/** The data again, from its inline part and its chunks' values (`valueOf(hash)`). */
+export function joinData(
+  inline: Record<string, unknown>,
+  refs: Record<string, string>,
+  order: string[] | undefined,
+  valueOf: (hash: string) => unknown,
+): Record<string, unknown> {
+  const data: Record<string, unknown> = {};
+  for (const key of order ?? [...Object.keys(inline), ...Object.keys(refs)])
+    data[key] = key in refs ? valueOf(refs[key]!) : inline[key];
+  return data;
+}
+
+/**
+ * Chunks held in memory, packed (a caller may change the data it is given; unpacking a KB is a few
+ * microseconds). Least recently used first out, past `maxBytes`.
+ */
+export class ChunkCache {
+  private readonly entries = new Map<string, Uint8Array>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = 8 * 1024 * 1024) {}
+
+  get(runId: string, hash: string): Uint8Array | undefined {
+    const key = `${runId}/${hash}`;
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+    }
+    return hit;
+  }
+
+  set(runId: string, hash: string, bytes: Uint8Array): void {
+    const key = `${runId}/${hash}`;
+    const old = this.entries.get(key);
+    if (old) {
+      this.entries.delete(key);
+      this.bytes -= old.byteLength;
+    }
+    this.entries.set(key, bytes);
+    this.bytes += bytes.byteLength;
+    for (const [k, v] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(k);
+      this.bytes -= v.byteLength;
+    }
+  }
 }
