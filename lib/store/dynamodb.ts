@@ -389,7 +389,7 @@ export class DynamoRunStore implements RunStore {
     });
     await this.putChunks(run.id, chunks);
     for (const e of eventItems) {
-      items.push({ Put: { TableName: this.tableName, Item: e } });
+      items.push({ Put: { TableName: this.tableName, Item: packEvents(e) } });
     }
 
     for (let attempt = 0; ; attempt++) {
@@ -518,8 +518,12 @@ export class DynamoRunStore implements RunStore {
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
       },
-      ...eventItems.map((Item) => ({
-        Put: { TableName: this.tableName, Item, ConditionExpression: 'attribute_not_exists(pk)' },
+      ...eventItems.map((e) => ({
+        Put: {
+          TableName: this.tableName,
+          Item: packEvents(e),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
       })),
     ];
     if (input.releaseLock !== undefined) {
@@ -745,7 +749,12 @@ export class DynamoRunStore implements RunStore {
     const take = (item: Item): boolean => {
       if (this.expired(item)) return true;
       // A commit's events are one item with a list; an audit event is an item of its own.
-      const list = Array.isArray(item.events) ? (item.events as Item[]) : [item];
+      const list =
+        item[BODY] instanceof Uint8Array
+          ? unpack<Item[]>(item[BODY])
+          : Array.isArray(item.events)
+            ? (item.events as Item[])
+            : [item];
       for (const e of list) {
         if (opts.after !== undefined && (e.seq as number) <= opts.after) continue;
         if (out.length >= limit) return false;
@@ -1405,6 +1414,16 @@ export class DynamoRunStore implements RunStore {
     }
     return err instanceof Error ? err : new StoreError(String(err));
   }
+}
+
+/**
+ * A commit's events item as written: the list packed (packing.ts), like the run. Its events are
+ * written once but in a transaction, billed twice per KB. Read back by listEvents, which also
+ * reads items written before (a plain `events` list).
+ */
+function packEvents(item: Item): Item {
+  const { events, ...rest } = item;
+  return { ...rest, [BODY]: pack(events) };
 }
 
 function toKv<T>(item: Item): KvItem<T> {

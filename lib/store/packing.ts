@@ -72,16 +72,16 @@ export function splitData(data: Record<string, unknown>): SplitData {
     : { inline, refs, order: Object.keys(data), chunks };
 }
 
-/** The data again, from its inline part and its chunks' values (`valueOf(hash)`). */
+/** The data again, from its inline part and its chunks' values (`chunkValue(hash)`). */
 export function joinData(
   inline: Record<string, unknown>,
   refs: Record<string, string>,
   order: string[] | undefined,
-  valueOf: (hash: string) => unknown,
+  chunkValue: (hash: string) => unknown,
 ): Record<string, unknown> {
   const data: Record<string, unknown> = {};
   for (const key of order ?? [...Object.keys(inline), ...Object.keys(refs)])
-    data[key] = key in refs ? valueOf(refs[key]!) : inline[key];
+    data[key] = key in refs ? chunkValue(refs[key]!) : inline[key];
   return data;
 }
 

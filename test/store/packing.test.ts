@@ -150,4 +150,36 @@ describe('the packed run item', () => {
     expect(item.lease).toBeUndefined();
     expect(await store.getRun(run.id)).toEqual({ ...rest, version: run.version + 1 });
   });
+
+  it("packs a commit's events, and reads events items written before they were packed", async () => {
+    const store = await createTestStore();
+    const run = aRun();
+    await store.createRun({
+      run: { ...run, eventSeq: 0 },
+      events: [{ type: 'run.created', node: 'intake', detail: {} }],
+    });
+    // An item of the old shape: the commit's events as a plain list.
+    await store.doc.send(
+      new PutCommand({
+        TableName: store.tableName,
+        Item: {
+          pk: `RUN#${run.id}`,
+          sk: 'EVT#00000001',
+          seq: 1,
+          events: [{ seq: 1, at, type: 'step.succeeded', node: 'intake', detail: { ok: true } }],
+        },
+      }),
+    );
+    const packed = (
+      await store.doc.send(
+        new GetCommand({ TableName: store.tableName, Key: { pk: `RUN#${run.id}`, sk: 'EVT#00000000' } }),
+      )
+    ).Item!;
+    expect(packed.body).toBeInstanceOf(Uint8Array);
+    expect(packed.events).toBeUndefined();
+    expect((await store.listEvents(run.id)).map((e) => [e.seq, e.type])).toEqual([
+      [0, 'run.created'],
+      [1, 'step.succeeded'],
+    ]);
+  });
 });
