@@ -11,9 +11,12 @@ import type { Run } from './types.ts';
  * - Keyed per STEP, not per attempt: a retried or taken-over step finds what an earlier attempt
  *   did and gets its recorded result instead of acting again. `scope: 'run'` shares one record
  *   across every step of the run (one Discord thread per run, one dispatch per work item).
- * - Claimed, then acted, then recorded, and both journal writes are one transaction with a check
- *   of the step's lease: a worker that lost its lease (timed out, cancelled, taken over) can
- *   neither start the effect nor record it, and two workers never both claim it.
+ * - Claimed, then acted, then recorded. The claim is one transaction with a check of the step's
+ *   lease: a worker that lost its lease (timed out, cancelled, taken over) cannot start the
+ *   effect, and two workers never both claim it. The record is conditional on the claim alone
+ *   (one write, not a transaction): a takeover claims again, so the worker it replaced cannot
+ *   record, while a worker that acted and only lost its lease records what it did, and the next
+ *   attempt finds it instead of acting again.
  * - The one window left is at-least-once: a worker that stops after acting and before recording
  *   leaves its claim pending; the next attempt acts again, and is told so (`interrupted: true`)
  *   so an effect that can find what it did (look up a dispatched run, a posted comment) does that
@@ -76,9 +79,10 @@ export async function runEffect<T>(
   if (claimed.outcome === 'done') return claimed.result as T;
   notAfterTimeout();
   const value = await fn({ interrupted: claimed.interrupted });
-  // Recorded even if the step timed out meanwhile (it was done), as long as the lease holds.
+  // Recorded even if the step timed out or lost its lease meanwhile (it was done), unless a
+  // takeover claimed it again.
   const result = value === undefined ? null : value;
-  await fenced(run, node, name, 'recorded', () => store.recordEffect(run.id, key, fence(), claim, result));
+  await fenced(run, node, name, 'recorded', () => store.recordEffect(run.id, key, claim, result));
   return value;
 }
 

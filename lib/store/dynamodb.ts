@@ -1144,17 +1144,16 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  async recordEffect(
-    runId: string,
-    key: string,
-    fence: LeaseFence,
-    claim: string,
-    result: unknown,
-  ): Promise<void> {
-    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
-      this.leaseCheck(runId, fence),
-      {
-        Update: {
+  /**
+   * One conditional update of the journal item, fenced by the claim alone (no lease check, no
+   * transaction): a takeover claims again with its own claim, so a worker whose claim was taken
+   * cannot record; a worker that acted and lost only its lease records what it did, which the
+   * next attempt then finds instead of acting again.
+   */
+  async recordEffect(runId: string, key: string, claim: string, result: unknown): Promise<void> {
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: runPk(runId), sk: key },
           UpdateExpression: 'SET #state = :done, #result = :r REMOVE #claim',
@@ -1166,36 +1165,18 @@ export class DynamoRunStore implements RunStore {
             ':claim': claim,
             ':r': result ?? null,
           },
-        },
-      },
-    ];
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const out = await this.doc.send(
-          new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
-        );
-        this.record('effect.record', out.ConsumedCapacity);
-        return;
-      } catch (err) {
-        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, runId);
-        const reasons = err.CancellationReasons ?? [];
-        if (reasons.some((r) => r.Code === 'ConditionalCheckFailed')) {
-          throw new ConcurrencyError(
-            `effect ${key} not recorded: run ${runId} lost the step's lease or the claim`,
-            { runId: runId, cause: err },
-          );
-        }
-        this.refuseInvalid(reasons, runId, err);
-        if (await this.retryLater(reasons, attempt, runId, err)) continue;
-        if (attempt < 8 && reasons.some((r) => r.Code === 'TransactionConflict')) {
-          await backoff(attempt);
-          continue;
-        }
-        throw new ConcurrencyError(`effect ${key} of run ${runId} not recorded: ${describe(reasons)}`, {
-          runId: runId,
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('effect.record', out.ConsumedCapacity);
+    } catch (err) {
+      if (isConditionalFailure(err)) {
+        throw new ConcurrencyError(`effect ${key} not recorded: run ${runId}'s claim was taken over`, {
+          runId,
           cause: err,
         });
       }
+      throw this.translate(err, runId);
     }
   }
 

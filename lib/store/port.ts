@@ -130,10 +130,11 @@ export interface RunStore {
    */
   claimEffect(runId: string, key: string, fence: LeaseFence, claim: string): Promise<EffectClaim>;
   /**
-   * Record the result of a claimed effect, in one transaction with the same lease check. Throws
-   * ConcurrencyError when the lease or the claim was lost (a takeover claims it again).
+   * Record the result of a claimed effect, conditional on the claim: throws ConcurrencyError when
+   * the claim was taken (a takeover claims again). Not fenced by the lease: a worker that acted
+   * records what it did as long as nobody took its claim over.
    */
-  recordEffect(runId: string, key: string, fence: LeaseFence, claim: string, result: unknown): Promise<void>;
+  recordEffect(runId: string, key: string, claim: string, result: unknown): Promise<void>;
 
   /** Small keyed records for other modules (guards, tokens, caches, work items): pk `KV#<group>`, sk key. */
   kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined>;

@@ -898,7 +898,7 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         const { run, fence } = await leased(store);
 
         const first = await store.claimEffect(run.id, KEY, fence, 'c1');
-        await store.recordEffect(run.id, KEY, fence, 'c1', result);
+        await store.recordEffect(run.id, KEY, 'c1', result);
         const again = await store.claimEffect(run.id, KEY, fence, 'c2');
 
         expect(first).toEqual({ outcome: 'claimed', interrupted: false });
@@ -916,16 +916,14 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
           outcome: 'claimed',
           interrupted: true,
         });
-        await expect(store.recordEffect(run.id, KEY, fence, 'c1', 'late')).rejects.toBeInstanceOf(
-          ConcurrencyError,
-        );
+        await expect(store.recordEffect(run.id, KEY, 'c1', 'late')).rejects.toBeInstanceOf(ConcurrencyError);
       });
 
       it.each([
         { label: 'another owner', owner: 'w2', versionsBack: 0, laterMs: 0 },
         { label: 'an older version', owner: 'w1', versionsBack: 1, laterMs: 0 },
         { label: 'a lease that lapsed', owner: 'w1', versionsBack: 0, laterMs: 120_000 },
-      ])('refuses to claim or record under $label', async ({ owner, versionsBack, laterMs }) => {
+      ])('refuses to claim under $label', async ({ owner, versionsBack, laterMs }) => {
         const store = await makeStore();
         const { run, fence } = await leased(store);
         const stale = {
@@ -935,18 +933,28 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         };
 
         await expect(store.claimEffect(run.id, KEY, stale, 'c1')).rejects.toBeInstanceOf(ConcurrencyError);
-        await store.claimEffect(run.id, KEY, fence, 'c1');
-        await expect(store.recordEffect(run.id, KEY, stale, 'c1', 'x')).rejects.toBeInstanceOf(
-          ConcurrencyError,
-        );
         expect(await store.getEffect(run.id, KEY)).toBeUndefined();
+      });
+
+      it('records what a worker did after it lost only its lease: the claim is the fence', async () => {
+        const store = await makeStore();
+        const { run, fence } = await leased(store);
+        await store.claimEffect(run.id, KEY, fence, 'c1');
+        // The lease moves on (another worker leases the step) but nobody claims the effect again.
+        await store.update(
+          { ...run, version: run.version + 1, lease: { owner: 'w2', until: run.lease!.until, seq: 1 } },
+          run.version,
+        );
+
+        await store.recordEffect(run.id, KEY, 'c1', 'sent');
+        expect(await store.getEffect(run.id, KEY)).toEqual({ result: 'sent' });
       });
 
       it('keeps effects of different keys and runs apart', async () => {
         const store = await makeStore();
         const { run, fence } = await leased(store);
         await store.claimEffect(run.id, KEY, fence, 'c1');
-        await store.recordEffect(run.id, KEY, fence, 'c1', 'one');
+        await store.recordEffect(run.id, KEY, 'c1', 'one');
 
         expect(await store.claimEffect(run.id, 'FX#S#00000002#a#mail', fence, 'c1')).toEqual({
           outcome: 'claimed',
