@@ -132,7 +132,7 @@ export async function benchGitHub(): Promise<Results> {
     import('../lib/engine/engine.ts'),
     import('../lib/queue/memory.ts'),
     import('../lib/routing/config.ts'),
-    import('../lib/routing/ingress.ts'),
+    import('../lib/routing/deliveries.ts'),
     import('../lib/routing/repo-config.ts'),
   ]);
   const [{ dynamoClient }, { createTable, DynamoRunStore }, { startDynamoDbLocal }, { buildRegistry }] =

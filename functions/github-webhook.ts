@@ -11,14 +11,14 @@ import { type Delivery, type DeliveryOutcome, handleGitHubWebhook } from '../lib
 import type { HttpEvent, HttpResult } from '../lib/http/apigw.ts';
 import type { WorkQueue } from '../lib/queue/port.ts';
 import { configPath, loadConfigSource, workflowTuning } from '../lib/routing/config.ts';
-import { createDeliveryHandler } from '../lib/routing/ingress.ts';
+import { createDeliveryHandler } from '../lib/routing/deliveries.ts';
 import { ConfigProvider } from '../lib/routing/repo-config.ts';
 import type { RunStore } from '../lib/store/port.ts';
 import { buildRegistry, WORKFLOW_DEFINITIONS } from '../lib/workflows/index.ts';
 
 /**
  * POST /github/webhook. Thin: the core (lib/github/webhook.ts) verifies and parses; the hub
- * (lib/routing/ingress.ts) records a guard signal or starts a run idempotently on the delivery
+ * (lib/routing/deliveries.ts) records a guard signal or starts a run idempotently on the delivery
  * id; the answer is 202 well inside GitHub's 10 s. The local stack serves this same handler
  * through its API Gateway v2 event adapter.
  */

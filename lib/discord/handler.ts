@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { createInteractionEndpoint, type RawRequest, type RawResponse } from './ingress.ts';
+import { createInteractionEndpoint, type RawRequest, type RawResponse } from './endpoint.ts';
 import type { DiscordEnginePort, DiscordStorePort, InteractionDeps } from './interactions.ts';
 import type { DiscordPolicy } from './policy.ts';
 import { importDiscordPublicKey } from './verify.ts';

@@ -1,6 +1,6 @@
 import type { APIInteraction } from 'discord-api-types/v10';
 import { describe, expect, it } from 'vitest';
-import { createInteractionEndpoint, MAX_BODY_BYTES, type RawRequest } from '../../lib/discord/ingress.ts';
+import { createInteractionEndpoint, MAX_BODY_BYTES, type RawRequest } from '../../lib/discord/endpoint.ts';
 import { importDiscordPublicKey } from '../../lib/discord/verify.ts';
 import {
   autocomplete,

@@ -6,7 +6,7 @@ import { logger } from '../../lib/common/observability.ts';
 import { BINDING_GROUP, type DiscordBinding, TOKEN_GROUP } from '../../lib/discord/binding.ts';
 import { encodeButtonId } from '../../lib/discord/custom-id.ts';
 import { createDiscordHandler } from '../../lib/discord/handler.ts';
-import type { RawResponse } from '../../lib/discord/ingress.ts';
+import type { RawResponse } from '../../lib/discord/endpoint.ts';
 import { AUDIT_GROUP } from '../../lib/discord/interactions.ts';
 import type { DiscordPolicy } from '../../lib/discord/policy.ts';
 import { createDiscordReporter } from '../../lib/discord/reporter.ts';

@@ -6,7 +6,7 @@ import type {
   APIPingInteraction,
 } from 'discord-api-types/v10';
 import nacl from 'tweetnacl';
-import type { RawRequest } from '../../lib/discord/ingress.ts';
+import type { RawRequest } from '../../lib/discord/endpoint.ts';
 
 /**
  * Test helpers: requests signed with tweetnacl (an implementation independent of ours), and

@@ -5,7 +5,7 @@ import { CHECKED_EVENTS } from '../../lib/github/payload.ts';
 import { type Delivery, handleGitHubWebhook, type WebhookRequest } from '../../lib/github/webhook.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { parseConfigSource } from '../../lib/routing/config.ts';
-import { createDeliveryHandler } from '../../lib/routing/ingress.ts';
+import { createDeliveryHandler } from '../../lib/routing/deliveries.ts';
 import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { buildRegistry } from '../../lib/workflows/index.ts';

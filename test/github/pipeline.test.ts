@@ -13,7 +13,7 @@ import { GitHubClientFactory } from '../../lib/github/client.ts';
 import { handleGitHubWebhook, type WebhookRequest } from '../../lib/github/webhook.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { loadConfigSource, parseConfigSource } from '../../lib/routing/config.ts';
-import { createDeliveryHandler } from '../../lib/routing/ingress.ts';
+import { createDeliveryHandler } from '../../lib/routing/deliveries.ts';
 import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import { routedToRun } from '../../lib/routing/route.ts';
 import { routeLater } from '../../lib/routing/route-later.ts';

@@ -77,7 +77,7 @@ import { Engine } from '../../lib/engine/engine.ts';
 import { handleGitHubWebhook, type WebhookResponse } from '../../lib/github/webhook.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { loadConfigSource, parseConfigSource } from '../../lib/routing/config.ts';
-import { createDeliveryHandler } from '../../lib/routing/ingress.ts';
+import { createDeliveryHandler } from '../../lib/routing/deliveries.ts';
 import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { buildRegistry } from '../../lib/workflows/index.ts';
