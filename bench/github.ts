@@ -128,7 +128,7 @@ export async function benchGitHub(): Promise<Results> {
     { createDeliveryHandler },
     { ConfigProvider },
   ] = await Promise.all([
-    import('../functions/github-webhook.ts'),
+    import('../lib/app/github-webhook.ts'),
     import('../lib/engine/engine.ts'),
     import('../lib/queue/memory.ts'),
     import('../lib/routing/config.ts'),

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { HttpEvent, HttpResult } from './apigw.ts';
-import { MAX_BODY_BYTES } from './apigw.ts';
-
-export type LambdaHttpHandler = (event: HttpEvent) => Promise<HttpResult>;
+import type { HttpEvent, HttpResult, LambdaHttpHandler } from './apigw.ts';
+import { MAX_BODY_BYTES } from './request.ts';
 
 export interface Route {
   method: string;
