@@ -17,7 +17,7 @@ import type { AgentResult } from './work-queue.ts';
  *
  * The token is stored only as its SHA-256 (KV group `callback`), so a table read does not yield a
  * usable URL. Written once here over raw body and headers; the Lambda handler
- * (functions/callbacks.ts) and the local HTTP adapter only provide the I/O.
+ * (lib/app/callbacks.ts) and the local stack only provide the I/O, through lib/http.
  *
  * Checks, in the same fixed order as the other endpoints: method (405), content type (400),
  * size (413), token (401 malformed, 404 unknown), signature (401), JSON (400), the answer's
