@@ -16,6 +16,7 @@ import { makeRunsApi } from '../lib/api/runs.ts';
 import { ASSETS } from '../lib/console/assets.ts';
 import { makeConsole } from '../lib/console/handler.ts';
 import { Engine } from '../lib/engine/engine.ts';
+import { apiGateway } from '../lib/http/apigw.ts';
 import { httpListener } from '../lib/http/local-adapter.ts';
 import { InMemoryQueue } from '../lib/queue/memory.ts';
 import { dynamoClient } from '../lib/store/client.ts';
@@ -119,8 +120,10 @@ export async function benchConsole(): Promise<Results> {
     events: [...events, { type: 'gate.opened', node: 'approval', detail: { binding: plan.version } }],
   });
 
-  const runs = makeRunsApi({ store, version: 'bench' });
-  const console = makeConsole({ store, engine, policy: async () => ({}), access: { mode: 'loopback' } });
+  const runs = apiGateway(makeRunsApi({ store, version: 'bench' }));
+  const console = apiGateway(
+    makeConsole({ store, engine, policy: async () => ({}), access: { mode: 'loopback' } }),
+  );
   const server = createServer(
     httpListener([
       { method: 'GET', path: '/runs', handler: runs },

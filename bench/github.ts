@@ -128,11 +128,11 @@ export async function benchGitHub(): Promise<Results> {
     { createDeliveryHandler },
     { ConfigProvider },
   ] = await Promise.all([
-    import('../functions/github-webhook.ts'),
+    import('../lib/app/github-webhook.ts'),
     import('../lib/engine/engine.ts'),
     import('../lib/queue/memory.ts'),
     import('../lib/routing/config.ts'),
-    import('../lib/routing/ingress.ts'),
+    import('../lib/routing/deliveries.ts'),
     import('../lib/routing/repo-config.ts'),
   ]);
   const [{ dynamoClient }, { createTable, DynamoRunStore }, { startDynamoDbLocal }, { buildRegistry }] =

@@ -1,36 +1,4 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { instrumented, logger } from '../lib/common/observability.ts';
-import { parseWorkMessage, type WorkMessage } from '../lib/queue/port.ts';
+import { workerFunction } from '../lib/app/worker-function.ts';
 
-/** What consumes a message: the worker app (lib/app/worker.ts), or an engine in tests. */
-export interface MessageHandler {
-  handle(message: WorkMessage): Promise<unknown>;
-}
-
-/**
- * SQS worker: one step (or one report, or one delivery to route later) per message. Powertools Batch reports partial failures,
- * so one failing message is redelivered without redoing the others; stale and duplicate messages
- * are no-ops inside the engine, which is what makes redelivery safe.
- */
-export function makeHandler(app: () => Promise<MessageHandler>) {
-  const processor = new BatchProcessor(EventType.SQS);
-  const record = async (r: SQSRecord): Promise<void> => {
-    const message = parseWorkMessage(r.body);
-    // Records of a batch are handled concurrently: the run id goes on each line, not on the
-    // shared logger, where concurrent records would overwrite each other's.
-    const outcome = await (await app()).handle(message);
-    logger.debug('message handled', { runId: message.runId, kind: message.kind, outcome });
-  };
-  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, record, processor, { context });
-}
-
-/**
- * The app (config, clients, engine, services) is imported on the first message, not at cold
- * start: the bundle is split (infra/functions.ts), so Lambda's INIT phase parses only
- * this handler.
- */
-export const handler = instrumented(
-  makeHandler(async () => (await import('../lib/app/worker.ts')).workerAppFromEnv()),
-);
+/** SQS worker: lib/app/worker-function.ts. */
+export const handler = workerFunction();

@@ -2,9 +2,9 @@ import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } 
 import { z } from 'zod';
 import { logger } from '../common/observability.ts';
 import { readPostBody } from '../http/body.ts';
-import { header } from '../http/headers.ts';
+import { type HttpRequest, type HttpResponse, json } from '../http/request.ts';
 import type { RunStore } from '../store/port.ts';
-import type { CallbackRequest, CallbackResponse, ResumeFn } from './callbacks.ts';
+import type { ResumeFn } from './callbacks.ts';
 import { AgentWorkQueue, type DispatchRecord } from './work-queue.ts';
 import { runIdFromTitle } from './workflow-run.ts';
 
@@ -97,14 +97,6 @@ interface AppliedResult {
   at: string;
 }
 
-function respond(statusCode: number, body: Record<string, unknown>, extra: Record<string, string> = {}) {
-  return {
-    statusCode,
-    headers: { 'content-type': 'application/json', ...extra },
-    body: JSON.stringify(body),
-  };
-}
-
 /** The deepest nesting of arrays and objects in JSON text (strings skipped), without parsing it. */
 export function jsonDepth(text: string): number {
   let depth = 0;
@@ -128,13 +120,13 @@ export function parseActionsResult(
   text: string,
 ): { ok: true; value: ActionsResult } | { ok: false; error: string } {
   if (jsonDepth(text) > MAX_DEPTH) return { ok: false, error: `nested deeper than ${MAX_DEPTH} levels` };
-  let json: unknown;
+  let value: unknown;
   try {
-    json = JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     return { ok: false, error: 'malformed JSON' };
   }
-  const parsed = actionsResultSchema.safeParse(json);
+  const parsed = actionsResultSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? issue.path.join('.') : 'body';
@@ -235,8 +227,8 @@ async function bindClaims(
 
 export async function handleActionsCallback(
   deps: ActionsCallbackDeps,
-  req: Omit<CallbackRequest, 'token'>,
-): Promise<CallbackResponse> {
+  req: HttpRequest,
+): Promise<HttpResponse> {
   const now = deps.now ?? (() => new Date());
   const env = deps.env ?? process.env;
   // 1. method, content type, size
@@ -244,16 +236,16 @@ export async function handleActionsCallback(
     maxBytes: deps.maxBodyBytes ?? MAX_ACTIONS_CALLBACK_BYTES,
     mediaTypes: ['application/json'],
   });
-  if (!read.ok) return respond(read.status, { error: read.error }, read.headers);
+  if (!read.ok) return json(read.status, { error: read.error }, read.headers);
   const { bytes } = read;
   // 2. a bearer token
-  const auth = header(req.headers, 'authorization') ?? '';
+  const auth = req.headers.authorization ?? '';
   const bearer = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)\s*$/.exec(auth)?.[1];
   if (!bearer || bearer.length > 8_192)
-    return respond(401, { error: 'missing or malformed bearer token' }, { 'www-authenticate': 'Bearer' });
+    return json(401, { error: 'missing or malformed bearer token' }, { 'www-authenticate': 'Bearer' });
   // 3. the body, fully
   const parsed = parseActionsResult(bytes.toString('utf8'));
-  if (!parsed.ok) return respond(400, { error: parsed.error });
+  if (!parsed.ok) return json(400, { error: parsed.error });
   const result = parsed.value;
   // 4. the token
   let claims: ActionsClaims;
@@ -262,7 +254,7 @@ export async function handleActionsCallback(
   } catch (err) {
     if (isIssuerOutage(err)) throw err; // the issuer is down: a 5xx, the workflow retries
     logger.warn('actions callback refused', { runId: result.run, reason: (err as Error).name });
-    return respond(401, { error: 'invalid token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+    return json(401, { error: 'invalid token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
   }
   // 5. replay: a result already applied for this item
   const applied = await deps.store.kvGet<AppliedResult>(ACTIONS_RESULT_GROUP, result.item);
@@ -271,29 +263,29 @@ export async function handleActionsCallback(
       applied.value.runId === result.run &&
       claimStr(claims.repository)?.toLowerCase() === applied.value.repository.toLowerCase() &&
       claimStr(claims.run_id) === applied.value.runIdClaim;
-    if (!same) return respond(401, { error: 'the token is not for this work item' });
-    return respond(409, { error: 'a result was already applied for this item', run: result.run });
+    if (!same) return json(401, { error: 'the token is not for this work item' });
+    return json(409, { error: 'a result was already applied for this item', run: result.run });
   }
   const queue = new AgentWorkQueue(deps.store, { now });
   const rec = (await queue.getDispatch(result.run))?.value;
   if (rec?.executor !== 'github-actions')
-    return respond(404, { error: 'nothing was dispatched to GitHub Actions for this run', run: result.run });
+    return json(404, { error: 'nothing was dispatched to GitHub Actions for this run', run: result.run });
   if (rec.item !== result.item) {
     // Checked against the item's own repository first, so a stranger learns nothing.
     if (claimStr(claims.repository)?.toLowerCase() !== rec.repo?.toLowerCase())
-      return respond(401, { error: 'the token is not for this work item' });
-    return respond(410, { error: 'the run no longer waits for this item', run: result.run });
+      return json(401, { error: 'the token is not for this work item' });
+    return json(410, { error: 'the run no longer waits for this item', run: result.run });
   }
   // 6. the claims bind the token to the item
   const bound = await bindClaims(deps, rec, result, claims);
   if (!bound.ok) {
     logger.warn('actions callback refused', { runId: result.run, item: result.item, reason: bound.reason });
-    return respond(401, { error: bound.reason });
+    return json(401, { error: bound.reason });
   }
   if (result.pullRequest && rec.repo) {
     const path = new URL(result.pullRequest.url).pathname;
     if (path.toLowerCase() !== `/${rec.repo}/pull/${result.pullRequest.number}`.toLowerCase())
-      return respond(400, { error: 'pullRequest.url: not this repository’s pull request' });
+      return json(400, { error: 'pullRequest.url: not this repository’s pull request' });
   }
   // 7. claim the item's result once, then deliver
   const record: AppliedResult = {
@@ -305,7 +297,7 @@ export async function handleActionsCallback(
   };
   const ttl = Math.floor(now().getTime() / 1000) + KEEP_S;
   if (!(await deps.store.kvPut(ACTIONS_RESULT_GROUP, result.item, record, { expectedVersion: 0, ttl })))
-    return respond(409, { error: 'a result was already applied for this item', run: result.run });
+    return json(409, { error: 'a result was already applied for this item', run: result.run });
   if (rec.workflowRunId === undefined) {
     // Bound by the fallback: record the run, so a cancel and the completion find it.
     const owner = await queue.bindWorkflowRun(bound.runIdClaim, result.run, result.item);
@@ -342,8 +334,8 @@ export async function handleActionsCallback(
   }
   logger.info('actions callback accepted', { runId: result.run, item: result.item, ok, outcome });
   if (outcome === 'duplicate')
-    return respond(409, { error: 'a result was already applied for this item', run: result.run });
+    return json(409, { error: 'a result was already applied for this item', run: result.run });
   if (outcome === 'stale')
-    return respond(410, { error: 'the run no longer waits for this result', run: result.run });
-  return respond(200, { status: 'accepted', run: result.run, item: result.item, outcome });
+    return json(410, { error: 'the run no longer waits for this result', run: result.run });
+  return json(200, { status: 'accepted', run: result.run, item: result.item, outcome });
 }

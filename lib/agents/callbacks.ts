@@ -3,7 +3,7 @@ import { ConfigurationError } from '../common/errors.ts';
 import { logger } from '../common/observability.ts';
 import { getNamedSecret } from '../common/secrets.ts';
 import { readPostBody } from '../http/body.ts';
-import { header } from '../http/headers.ts';
+import { type HttpRequest, type HttpResponse, json } from '../http/request.ts';
 import type { RunStore } from '../store/port.ts';
 import { checkResultBody, RESULT_LIMITS } from './payload-limits.ts';
 import type { AgentResult } from './work-queue.ts';
@@ -17,7 +17,7 @@ import type { AgentResult } from './work-queue.ts';
  *
  * The token is stored only as its SHA-256 (KV group `callback`), so a table read does not yield a
  * usable URL. Written once here over raw body and headers; the Lambda handler
- * (functions/callbacks.ts) and the local HTTP adapter only provide the I/O.
+ * (lib/app/callbacks.ts) and the local stack only provide the I/O, through lib/http.
  *
  * Checks, in the same fixed order as the other endpoints: method (405), content type (400),
  * size (413), token (401 malformed, 404 unknown), signature (401), JSON (400), the answer's
@@ -74,21 +74,6 @@ export async function issueCallbackToken(
   return { token, ...(secret ? { secret } : {}) };
 }
 
-export interface CallbackRequest {
-  method: string;
-  /** The `{token}` path parameter. */
-  token: string | undefined;
-  headers: Record<string, string | string[] | undefined>;
-  body: string | Uint8Array | null | undefined;
-  isBase64Encoded?: boolean;
-}
-
-export interface CallbackResponse {
-  statusCode: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
 /** What a callback resumes: the hub's result delivery (it parks a result that arrives mid-step). */
 export type ResumeFn = (result: AgentResult) => Promise<'resumed' | 'parked' | 'stale' | 'duplicate'>;
 
@@ -99,14 +84,6 @@ export interface CallbackDeps {
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
   maxBodyBytes?: number;
-}
-
-function respond(statusCode: number, body: Record<string, unknown>, extra: Record<string, string> = {}) {
-  return {
-    statusCode,
-    headers: { 'content-type': 'application/json', ...extra },
-    body: JSON.stringify(body),
-  };
 }
 
 const SUMMARY_MAX = RESULT_LIMITS.textChars;
@@ -142,21 +119,21 @@ export function resultPayload(body: Record<string, unknown>): {
   return { ok, payload };
 }
 
-export async function handleCallback(deps: CallbackDeps, req: CallbackRequest): Promise<CallbackResponse> {
+export async function handleCallback(deps: CallbackDeps, req: HttpRequest): Promise<HttpResponse> {
   const now = deps.now ?? (() => new Date());
   // 1-3. method, content type, size
   const read = readPostBody(req, {
     maxBytes: deps.maxBodyBytes ?? MAX_CALLBACK_BYTES,
     mediaTypes: ['application/json'],
   });
-  if (!read.ok) return respond(read.status, { error: read.error }, read.headers);
+  if (!read.ok) return json(read.status, { error: read.error }, read.headers);
   const { bytes } = read;
-  // 4. token
-  const token = req.token;
-  if (!token || !TOKEN.test(token)) return respond(401, { error: 'missing or malformed callback token' });
+  // 4. token (the `{token}` path parameter; the path itself when no route named it)
+  const token = req.params.token ?? /^\/callbacks\/([^/]+)$/.exec(req.path)?.[1];
+  if (!token || !TOKEN.test(token)) return json(401, { error: 'missing or malformed callback token' });
   const key = tokenKey(token);
   const found = await deps.store.kvGet<CallbackRecord>(CALLBACK_GROUP, key);
-  if (!found) return respond(404, { error: 'unknown callback token' });
+  if (!found) return json(404, { error: 'unknown callback token' });
   const record = found.value;
   // 5. signature
   const secret =
@@ -166,32 +143,32 @@ export async function handleCallback(deps: CallbackDeps, req: CallbackRequest): 
     // Our misconfiguration (the executor's secret variable is not set here): fail loudly.
     throw new ConfigurationError(`callback secret ${record.secretEnv ?? '(per task)'} is not available`);
   }
-  if (!verifySignature(secret, bytes, header(req.headers, SIGNATURE_HEADER))) {
+  if (!verifySignature(secret, bytes, req.headers[SIGNATURE_HEADER])) {
     logger.warn('callback refused', { runId: record.runId, reason: 'signature' });
-    return respond(401, { error: 'invalid signature' });
+    return json(401, { error: 'invalid signature' });
   }
   // 6. parse
   let body: unknown;
   try {
     body = JSON.parse(bytes.toString('utf8'));
   } catch {
-    return respond(400, { error: 'malformed JSON' });
+    return json(400, { error: 'malformed JSON' });
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body))
-    return respond(400, { error: 'the body must be a JSON object' });
+    return json(400, { error: 'the body must be a JSON object' });
   // 7. shape, size and depth, in full, before the token is spent: a bad answer leaves it usable.
   const check = checkResultBody(body as Record<string, unknown>);
-  if (!check.ok) return respond(400, { error: check.error });
+  if (!check.ok) return json(400, { error: check.error });
   const { ok, payload } = resultPayload(body as Record<string, unknown>);
   // 8. state
-  if (record.usedAt) return respond(409, { error: 'callback token already used', run: record.runId });
+  if (record.usedAt) return json(409, { error: 'callback token already used', run: record.runId });
   if (Date.parse(record.expiresAt) <= now().getTime())
-    return respond(410, { error: 'callback token expired', run: record.runId });
+    return json(410, { error: 'callback token expired', run: record.runId });
   // One use: a conditional write claims the token; of two concurrent deliveries one gets 409.
   const used: CallbackRecord = { ...record, usedAt: now().toISOString() };
   const ttl = Math.floor(Date.parse(record.expiresAt) / 1000) + KEEP_AFTER_EXPIRY_S;
   if (!(await deps.store.kvPut(CALLBACK_GROUP, key, used, { expectedVersion: found.version, ttl })))
-    return respond(409, { error: 'callback token already used', run: record.runId });
+    return json(409, { error: 'callback token already used', run: record.runId });
 
   let outcome: Awaited<ReturnType<ResumeFn>>;
   try {
@@ -210,6 +187,6 @@ export async function handleCallback(deps: CallbackDeps, req: CallbackRequest): 
   }
   logger.info('callback accepted', { runId: record.runId, item: record.item, ok, outcome });
   if (outcome === 'stale')
-    return respond(410, { error: 'the run no longer waits for this result', run: record.runId });
-  return respond(200, { status: 'accepted', run: record.runId, outcome });
+    return json(410, { error: 'the run no longer waits for this result', run: record.runId });
+  return json(200, { status: 'accepted', run: record.runId, outcome });
 }

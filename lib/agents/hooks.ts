@@ -2,7 +2,7 @@ import { logger } from '../common/observability.ts';
 import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
 import type { Delivery, DeliveryOutcome } from '../github/webhook.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
-import type { DeliveryHook } from '../routing/ingress.ts';
+import type { DeliveryHook } from '../routing/deliveries.ts';
 import type { RunStore } from '../store/port.ts';
 import { startCiTriage } from './ci-triage.ts';
 import { startCoverage } from './coverage.ts';
@@ -11,7 +11,7 @@ import type { HubEngine } from './results.ts';
 import { agentWorkflows, isAgentWorkflowRun, resumeFromWorkflowRun } from './workflow-run.ts';
 
 /**
- * The agents' part of GitHub ingress, as one `DeliveryHook` (lib/routing/ingress.ts runs hooks
+ * The agents' part of GitHub ingress, as one `DeliveryHook` (lib/routing/deliveries.ts runs hooks
  * before routing). Each claim is cheap (a few KV reads and writes, at most one run start or one
  * signal), so it fits in the webhook request:
  *

@@ -3,7 +3,7 @@ import type { Signal } from '../engine/engine.ts';
 import { InvalidSignalError } from '../engine/errors.ts';
 import { isTerminal, type Run } from '../engine/types.ts';
 import type { Delivery, DeliveryOutcome } from '../github/webhook.ts';
-import type { DeliveryHook } from '../routing/ingress.ts';
+import type { DeliveryHook } from '../routing/deliveries.ts';
 import type { RunStore } from '../store/port.ts';
 
 /**

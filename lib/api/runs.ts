@@ -1,5 +1,5 @@
 import { RUN_STATUSES, type RunStatus, toPublicRun } from '../engine/types.ts';
-import { type HttpEvent, type HttpResult, json, problem } from '../http/apigw.ts';
+import { type Endpoint, type HttpResponse, json } from '../http/request.ts';
 import type { RunStore } from '../store/port.ts';
 
 export interface RunsApiDeps {
@@ -14,15 +14,18 @@ export interface RunsApiDeps {
 const EVENTS_PAGE = 500;
 const EVENTS_PAGE_MAX = 1000;
 
+function problem(statusCode: number, error: string, detail?: string): HttpResponse {
+  return json(statusCode, { error, ...(detail ? { detail } : {}) });
+}
+
 /**
  * GET /health, GET /runs, GET /runs/{id}. On AWS the /runs routes are IAM-authorized at the API;
  * this code does not repeat that check.
  */
-export function makeRunsApi(deps: RunsApiDeps): (event: HttpEvent) => Promise<HttpResult> {
+export function makeRunsApi(deps: RunsApiDeps): Endpoint {
   const now = deps.now ?? (() => new Date());
-  return async (event) => {
-    const method = event.requestContext?.http?.method ?? 'GET';
-    const path = event.rawPath ?? event.requestContext?.http?.path ?? '/';
+  return async (req) => {
+    const { method, path } = req;
     if (method !== 'GET') return problem(405, 'method not allowed');
 
     if (path === '/health') {
@@ -45,7 +48,7 @@ export function makeRunsApi(deps: RunsApiDeps): (event: HttpEvent) => Promise<Ht
     }
 
     if (path === '/runs' || path === '/runs/') {
-      const q = event.queryStringParameters ?? {};
+      const q = req.query;
       const status = q.status || undefined;
       if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
         return problem(400, 'invalid status', `status must be one of ${RUN_STATUSES.join(', ')}`);
@@ -75,7 +78,7 @@ export function makeRunsApi(deps: RunsApiDeps): (event: HttpEvent) => Promise<Ht
     if (m?.[1]) {
       // Events come a page at a time (`?after=<seq>&limit=`), so a long history never pushes the
       // response past Lambda's 6 MB: `nextAfter` is the cursor of the next page, when there is one.
-      const q = event.queryStringParameters ?? {};
+      const q = req.query;
       let limit = EVENTS_PAGE;
       if (q.limit !== undefined && q.limit !== '') {
         limit = Number(q.limit);

@@ -1,12 +1,3 @@
-import {
-  makeHandler as actionsCallbackHandler,
-  createActionsCallbackDeps,
-} from '../../functions/actions-callback.ts';
-import { makeHandler as callbacksHandler, createCallbackDeps } from '../../functions/callbacks.ts';
-import { makeHandler as consoleHandler } from '../../functions/console.ts';
-import { makeHandler as discordHandler } from '../../functions/discord-interactions.ts';
-import { createGitHubIngress, makeHandler as githubHandler } from '../../functions/github-webhook.ts';
-import { makeHandler as runsHandler } from '../../functions/runs-api.ts';
 import { configRefreshMs } from '../common/config-refresh.ts';
 import { parseWebhookSecrets } from '../common/secrets.ts';
 import { policyFromConfig } from '../discord/policy.ts';
@@ -14,7 +5,13 @@ import { policyWithVersions } from '../discord/policy-versions.ts';
 import type { Route } from '../http/local-adapter.ts';
 import type { WorkQueue } from '../queue/port.ts';
 import type { DynamoRunStore } from '../store/dynamodb.ts';
+import { makeHandler as actionsCallbackHandler, createActionsCallbackDeps } from './actions-callback.ts';
+import { makeHandler as callbacksHandler, createCallbackDeps } from './callbacks.ts';
+import { makeHandler as consoleHandler } from './console.ts';
 import { VERSION } from './core.ts';
+import { makeHandler as discordHandler } from './discord.ts';
+import { createGitHubIngress, makeHandler as githubHandler } from './github-webhook.ts';
+import { makeHandler as runsHandler } from './runs-api.ts';
 import type { WorkerApp } from './worker.ts';
 
 /** The console's routes; on AWS one `/console/{proxy+}` route covers them. */
@@ -37,7 +34,7 @@ export interface LocalRoutesDeps {
 
 /**
  * The routes of ARCHITECTURE.md §1, served by the same handler factories the Lambda functions
- * export, over the local store and the in-process queue. Ingress engines here share the worker's
+ * use (lib/app/*), over the local store and the in-process queue. Ingress engines here share the worker's
  * engine (graphs and queue are the same; ingress never executes steps).
  */
 export async function localRoutes(deps: LocalRoutesDeps): Promise<Route[]> {

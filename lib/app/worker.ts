@@ -5,6 +5,7 @@ import { deterministicPlanner, type Planner } from '../agents/planner.ts';
 import { type AgentServices, createAgentServices } from '../agents/services.ts';
 import { configRefreshMs } from '../common/config-refresh.ts';
 import { InternalError } from '../common/errors.ts';
+import { loadOnce } from '../common/load-once.ts';
 import { logger } from '../common/observability.ts';
 import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
@@ -227,17 +228,8 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
   };
 }
 
-let fromEnv: Promise<WorkerApp> | undefined;
-
 /** The worker app of a Lambda container, built once from its environment (a failure is retried next call). */
-export function workerAppFromEnv(): Promise<WorkerApp> {
-  fromEnv ??= import('./core.ts')
-    .then(({ storeFromEnv, queueFromEnv }) =>
-      createWorkerApp({ store: storeFromEnv(), queue: queueFromEnv() }),
-    )
-    .catch((err: unknown) => {
-      fromEnv = undefined;
-      throw err;
-    });
-  return fromEnv;
-}
+export const workerAppFromEnv: () => Promise<WorkerApp> = loadOnce(async () => {
+  const { storeFromEnv, queueFromEnv } = await import('./core.ts');
+  return createWorkerApp({ store: storeFromEnv(), queue: queueFromEnv() });
+});

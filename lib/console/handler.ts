@@ -4,7 +4,7 @@ import type { Signal } from '../engine/engine.ts';
 import { InvalidSignalError, StaleApprovalError } from '../engine/errors.ts';
 import { type NewEvent, RUN_STATUSES, type Run, type RunStatus } from '../engine/types.ts';
 import type { Workflow } from '../engine/workflow.ts';
-import { type HttpEvent, type HttpResult, header, rawBody } from '../http/apigw.ts';
+import type { Endpoint, HttpRequest, HttpResponse } from '../http/request.ts';
 import type { RunStore } from '../store/port.ts';
 import {
   createSession,
@@ -91,7 +91,7 @@ const SECURITY_HEADERS = {
   'cache-control': 'no-store',
 };
 
-function htmlResponse(status: number, body: string, extra: Record<string, string> = {}): HttpResult {
+function htmlResponse(status: number, body: string, extra: Record<string, string> = {}): HttpResponse {
   return {
     statusCode: status,
     headers: { 'content-type': 'text/html; charset=utf-8', ...SECURITY_HEADERS, ...extra },
@@ -102,7 +102,7 @@ function htmlResponse(status: number, body: string, extra: Record<string, string
 const message = (status: number, title: string, text: string) =>
   htmlResponse(status, renderMessagePage(title, text));
 
-const redirect = (location: string, extra: Record<string, string> = {}): HttpResult => ({
+const redirect = (location: string, extra: Record<string, string> = {}): HttpResponse => ({
   statusCode: 303,
   headers: { location, ...SECURITY_HEADERS, ...extra },
   body: '',
@@ -124,20 +124,20 @@ interface Viewer {
   csrf: string;
 }
 
-export function makeConsole(deps: ConsoleDeps): (event: HttpEvent) => Promise<HttpResult> {
+export function makeConsole(deps: ConsoleDeps): Endpoint {
   const now = deps.now ?? (() => new Date());
   // Loopback has no session to hold a CSRF token: one per process, bound to nothing a page can guess.
   const localCsrf = createHmac('sha256', randomBytes(32)).update('console-csrf').digest('base64url');
 
-  async function viewerOf(event: HttpEvent): Promise<Viewer | { reply: HttpResult }> {
+  async function viewerOf(event: HttpRequest): Promise<Viewer | { reply: HttpResponse }> {
     if (deps.access.mode === 'loopback') {
-      if (!isLoopbackAddress(event.requestContext?.http?.sourceIp) || !isLoopbackHost(header(event, 'host')))
+      if (!isLoopbackAddress(event.sourceIp) || !isLoopbackHost(event.headers.host))
         return {
           reply: message(403, 'Loopback only', 'The local console answers requests from this machine only.'),
         };
       return { rights: rightsFor({ kind: 'local' }, undefined), csrf: localCsrf };
     }
-    const session: Session | null = await readSession(deps.store, event.cookies ?? [], now());
+    const session: Session | null = await readSession(deps.store, event.cookies, now());
     if (!session)
       return {
         reply: message(
@@ -164,8 +164,8 @@ export function makeConsole(deps: ConsoleDeps): (event: HttpEvent) => Promise<Ht
     return run && rights.sees(run.subject.repo) ? run : null;
   }
 
-  function filtersOf(event: HttpEvent): ListFilters | { reply: HttpResult } {
-    const q = event.queryStringParameters ?? {};
+  function filtersOf(event: HttpRequest): ListFilters | { reply: HttpResponse } {
+    const q = event.query;
     const f: ListFilters = {};
     if (q.status) {
       if (!RUN_STATUSES.includes(q.status as RunStatus))
@@ -225,16 +225,16 @@ export function makeConsole(deps: ConsoleDeps): (event: HttpEvent) => Promise<Ht
   }
 
   /** A live part: 304 when the browser already has this body. */
-  function live(event: HttpEvent, body: string): HttpResult {
+  function live(event: HttpRequest, body: string): HttpResponse {
     const etag = etagOf(body);
-    if (header(event, 'if-none-match') === etag)
+    if (event.headers['if-none-match'] === etag)
       return { statusCode: 304, headers: { etag, ...SECURITY_HEADERS }, body: '' };
     return htmlResponse(200, body, { etag });
   }
 
-  async function exchange(event: HttpEvent): Promise<HttpResult> {
+  async function exchange(event: HttpRequest): Promise<HttpResponse> {
     if (deps.access.mode === 'loopback') return redirect('/console');
-    const token = event.queryStringParameters?.token ?? '';
+    const token = event.query.token ?? '';
     const grant = await redeemLinkToken(deps.store, await deps.access.linkKeys(), token, now());
     if (!grant)
       return message(
@@ -253,24 +253,25 @@ export function makeConsole(deps: ConsoleDeps): (event: HttpEvent) => Promise<Ht
   }
 
   /** Same-origin checks on top of the CSRF token: a cross-site form post is refused before parsing. */
-  function crossSite(event: HttpEvent): boolean {
-    const site = header(event, 'sec-fetch-site');
+  function crossSite(event: HttpRequest): boolean {
+    const site = event.headers['sec-fetch-site'];
     if (site !== undefined && site !== 'same-origin') return true;
-    const origin = header(event, 'origin');
+    const origin = event.headers.origin;
     if (origin === undefined) return false;
     try {
-      return new URL(origin).host !== header(event, 'host');
+      return new URL(origin).host !== event.headers.host;
     } catch {
       return true;
     }
   }
 
-  async function act(event: HttpEvent, runId: string, v: Viewer): Promise<HttpResult> {
+  async function act(event: HttpRequest, runId: string, v: Viewer): Promise<HttpResponse> {
     if (crossSite(event)) return message(403, 'Refused', 'Cross-site request.');
-    const type = (header(event, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    const type = (event.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/x-www-form-urlencoded') return message(415, 'Bad request', 'Send a form.');
-    const body = rawBody(event);
-    if (body.length > MAX_FORM_BYTES) return message(413, 'Too large', 'The form is too large.');
+    const body = event.body;
+    if (event.bodyProblem === 'too-large' || body.length > MAX_FORM_BYTES)
+      return message(413, 'Too large', 'The form is too large.');
     const form = new URLSearchParams(body.toString('utf8'));
     if (!sameToken(form.get('csrf') ?? undefined, v.csrf))
       return message(403, 'Refused', 'The form is stale or not from this console. Reload the page.');
@@ -279,7 +280,7 @@ export function makeConsole(deps: ConsoleDeps): (event: HttpEvent) => Promise<Ht
     const run = await visibleRun(runId, v.rights);
     if (!run) return message(404, 'Not found', 'No such run.');
     const by = v.rights.by;
-    const audit = { action, via: 'console', requestId: event.requestContext?.requestId ?? null };
+    const audit = { action, via: 'console', requestId: event.requestId ?? null };
     if (!v.rights.may(action, run.subject.repo)) {
       await deps.engine.recordEvent(run.id, {
         type: 'console.refused',
@@ -314,14 +315,13 @@ export function makeConsole(deps: ConsoleDeps): (event: HttpEvent) => Promise<Ht
   }
 
   return async (event) => {
-    const method = event.requestContext?.http?.method ?? 'GET';
-    const path = event.rawPath ?? event.requestContext?.http?.path ?? '/';
+    const { method, path } = event;
 
     const asset = /^\/console\/static\/([\w.-]+)$/.exec(path);
     if (asset) {
       const a = ASSETS[asset[1]!];
       if (!a || method !== 'GET') return message(404, 'Not found', 'No such file.');
-      if (header(event, 'if-none-match') === a.etag)
+      if (event.headers['if-none-match'] === a.etag)
         return { statusCode: 304, headers: { etag: a.etag }, body: '' };
       return {
         statusCode: 200,
@@ -361,7 +361,7 @@ export function makeConsole(deps: ConsoleDeps): (event: HttpEvent) => Promise<Ht
       if (method !== 'GET') return message(405, 'Method not allowed', 'GET only.');
       const run = await visibleRun(id, viewer.rights);
       if (!run) return message(404, 'Not found', 'No such run.');
-      const result = event.queryStringParameters?.result;
+      const result = event.query.result;
       const model = await runModel(run, viewer, m[2] ? undefined : result);
       return m[2] ? live(event, renderRunLive(model)) : htmlResponse(200, renderRunPage(model));
     }

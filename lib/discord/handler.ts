@@ -1,5 +1,7 @@
 import type { KeyObject } from 'node:crypto';
-import { createInteractionEndpoint, type RawRequest, type RawResponse } from './ingress.ts';
+import { loadOnce } from '../common/load-once.ts';
+import type { Endpoint } from '../http/request.ts';
+import { createInteractionEndpoint } from './endpoint.ts';
 import type { DiscordEnginePort, DiscordStorePort, InteractionDeps } from './interactions.ts';
 import type { DiscordPolicy } from './policy.ts';
 import { importDiscordPublicKey } from './verify.ts';
@@ -36,25 +38,8 @@ export interface LazyDiscordHandlerDeps {
   now?: () => Date;
 }
 
-/**
- * Memoize an async loader: concurrent callers share one load, so a cold start never loads twice;
- * a failed load is forgotten, so the next request tries again instead of failing forever.
- */
-export function loadOnce<T>(load: () => Promise<T>): () => Promise<T> {
-  let pending: Promise<T> | undefined;
-  return () => {
-    pending ??= load().catch((err: unknown) => {
-      pending = undefined;
-      throw err;
-    });
-    return pending;
-  };
-}
-
 /** The whole Discord endpoint over raw requests: verification, PING, commands, buttons, autocomplete. */
-export function createDiscordHandler(
-  deps: DiscordHandlerDeps | LazyDiscordHandlerDeps,
-): (req: RawRequest) => Promise<RawResponse> {
+export function createDiscordHandler(deps: DiscordHandlerDeps | LazyDiscordHandlerDeps): Endpoint {
   const publicKey =
     typeof deps.publicKey === 'string' ? importDiscordPublicKey(deps.publicKey) : deps.publicKey;
   const now = deps.now ?? (() => new Date());

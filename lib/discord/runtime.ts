@@ -14,7 +14,7 @@ import { policyWithVersions } from './policy-versions.ts';
 
 /**
  * The heavy half of the Discord function: the DynamoDB store, the SQS queue (AWS SDK) and the
- * engine's graphs. functions/discord-interactions.ts imports this module dynamically on the first
+ * engine's graphs. lib/app/discord.ts imports this module dynamically on the first
  * command, so module load and PING never pay for it.
  */
 export function servicesFromEnv(env: NodeJS.ProcessEnv = process.env): DiscordServices {

@@ -1,6 +1,6 @@
 import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
-import type { DeliveryHook } from '../routing/ingress.ts';
+import type { DeliveryHook } from '../routing/deliveries.ts';
 import { COMMENT_COMMAND } from '../workflows/comment-command.ts';
 import type { Delivery, DeliveryOutcome } from './webhook.ts';
 

@@ -1,7 +1,7 @@
 import { MetricName } from '../common/metric-names.ts';
 import { type Counter, logger, metricsCounter } from '../common/observability.ts';
 import { readPostBody } from '../http/body.ts';
-import { header } from '../http/headers.ts';
+import { type HttpRequest, type HttpResponse, json, MAX_BODY_BYTES } from '../http/request.ts';
 import { type NormalizedEvent, normalizeEvent } from './events.ts';
 import { checkPayload } from './payload.ts';
 import { verifyGitHubSignature } from './verify.ts';
@@ -13,24 +13,6 @@ import { verifyGitHubSignature } from './verify.ts';
  * Checks run in a fixed order: method, content type, size, signature on the raw bytes, then
  * parse. Bad input gets a 4xx and never reaches the routing hub; only our own failures are 5xx.
  */
-
-/** GitHub caps payloads at 25 MB, but nothing we route needs more than this. */
-export const MAX_BODY_BYTES = 1024 * 1024;
-
-export interface WebhookRequest {
-  method: string;
-  /** Header names in any case (API Gateway v2 lowercases them; node:http does too; tests may not). */
-  headers: Record<string, string | string[] | undefined>;
-  body: string | Uint8Array | null | undefined;
-  /** API Gateway may base64-encode the body. */
-  isBase64Encoded?: boolean;
-}
-
-export interface WebhookResponse {
-  statusCode: number;
-  headers: Record<string, string>;
-  body: string;
-}
 
 export interface Delivery {
   /** `X-GitHub-Event` */
@@ -52,19 +34,10 @@ export interface WebhookCoreDeps {
   secrets: () => readonly string[] | Promise<readonly string[]>;
   /** Called once per verified, parsed delivery (including ping). */
   onDelivery: (delivery: Delivery) => Promise<DeliveryOutcome>;
+  /** Below the request's 1 MiB (GitHub caps payloads at 25 MB, but nothing we route needs more). */
   maxBodyBytes?: number;
   /** Where refused deliveries are counted (Powertools Metrics by default). */
   metrics?: Counter;
-}
-
-const JSON_HEADERS = { 'content-type': 'application/json' };
-
-function respond(
-  statusCode: number,
-  body: Record<string, unknown>,
-  extra: Record<string, string> = {},
-): WebhookResponse {
-  return { statusCode, headers: { ...JSON_HEADERS, ...extra }, body: JSON.stringify(body) };
 }
 
 /**
@@ -75,52 +48,45 @@ function respond(
  */
 const ID = /^[\w.:-]{1,200}$/;
 
-export async function handleGitHubWebhook(
-  deps: WebhookCoreDeps,
-  req: WebhookRequest,
-): Promise<WebhookResponse> {
+export async function handleGitHubWebhook(deps: WebhookCoreDeps, req: HttpRequest): Promise<HttpResponse> {
   // 1-3. method, content type, size (of the decoded bytes)
   const read = readPostBody(req, {
     maxBytes: deps.maxBodyBytes ?? MAX_BODY_BYTES,
     mediaTypes: ['application/json', 'application/x-www-form-urlencoded'],
   });
-  if (!read.ok) return respond(read.status, { error: read.error }, read.headers);
+  if (!read.ok) return json(read.status, { error: read.error }, read.headers);
   const { bytes } = read;
   const media = read.mediaType === 'application/json' ? 'json' : 'form';
-  if (bytes.byteLength === 0) return respond(400, { error: 'empty body' });
+  if (bytes.byteLength === 0) return json(400, { error: 'empty body' });
 
   // 4. signature, over the exact bytes received. GitHub sends UTF-8; a body that is not would
   //    decode lossily and so cannot match, which fails closed.
-  const raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  const check = await verifyGitHubSignature(
-    await deps.secrets(),
-    raw,
-    header(req.headers, 'x-hub-signature-256'),
-  );
+  const raw = bytes.toString('utf8');
+  const check = await verifyGitHubSignature(await deps.secrets(), raw, req.headers['x-hub-signature-256']);
   if (!check.ok) {
     logger.warn('github webhook refused', { reason: check.reason });
-    return respond(401, { error: check.reason === 'missing' ? 'missing signature' : 'invalid signature' });
+    return json(401, { error: check.reason === 'missing' ? 'missing signature' : 'invalid signature' });
   }
 
   // 5. parse
-  const name = header(req.headers, 'x-github-event');
-  const id = header(req.headers, 'x-github-delivery');
-  if (!name || !ID.test(name)) return respond(400, { error: 'missing or malformed X-GitHub-Event' });
-  if (!id || !ID.test(id)) return respond(400, { error: 'missing or malformed X-GitHub-Delivery' });
-  let json = raw;
+  const name = req.headers['x-github-event'];
+  const id = req.headers['x-github-delivery'];
+  if (!name || !ID.test(name)) return json(400, { error: 'missing or malformed X-GitHub-Event' });
+  if (!id || !ID.test(id)) return json(400, { error: 'missing or malformed X-GitHub-Delivery' });
+  let text = raw;
   if (media === 'form') {
     const payload = new URLSearchParams(raw).get('payload');
-    if (payload === null) return respond(400, { error: 'form body has no payload field' });
-    json = payload;
+    if (payload === null) return json(400, { error: 'form body has no payload field' });
+    text = payload;
   }
   let payload: unknown;
   try {
-    payload = JSON.parse(json);
+    payload = JSON.parse(text);
   } catch {
-    return respond(400, { error: 'malformed JSON' });
+    return json(400, { error: 'malformed JSON' });
   }
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    return respond(400, { error: 'payload is not a JSON object' });
+    return json(400, { error: 'payload is not a JSON object' });
   }
 
   // 6. shape: signed is not the same as sane. A delivery lacking a field its event needs is
@@ -135,7 +101,7 @@ export async function handleGitHubWebhook(
       reason: shape.reason,
     });
     (deps.metrics ?? metricsCounter).count(MetricName.DeliveriesMalformed);
-    return respond(202, {
+    return json(202, {
       delivery: id,
       status: 'ignored',
       reason: `malformed payload: ${shape.reason}`,
@@ -146,10 +112,10 @@ export async function handleGitHubWebhook(
   const event = normalizeEvent(name, id, payload);
   try {
     const outcome = await deps.onDelivery({ name, id, event, payload });
-    return respond(outcome.statusCode, { delivery: id, ...outcome.body });
+    return json(outcome.statusCode, { delivery: id, ...outcome.body });
   } catch (err) {
     // Our own failure (the table is down, a bug): 5xx so GitHub marks the delivery failed and it can be redelivered.
     logger.error('github webhook failed', { delivery: id, event: name, error: err as Error });
-    return respond(500, { delivery: id, error: 'internal error' });
+    return json(500, { delivery: id, error: 'internal error' });
   }
 }

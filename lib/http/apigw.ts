@@ -1,31 +1,38 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { header as headerOf } from './headers.ts';
+import { type Endpoint, type HttpRequest, type HttpResponse, toRequest } from './request.ts';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2;
+export type LambdaHttpHandler = (event: HttpEvent) => Promise<HttpResult>;
 
-/** 1 MiB: larger bodies get 413 (ARCHITECTURE.md §1). */
-export const MAX_BODY_BYTES = 1024 * 1024;
+/** The API Gateway HTTP API (payload 2.0) event, converted once. */
+export function fromApiGateway(event: HttpEvent): HttpRequest {
+  const http = event.requestContext?.http;
+  return toRequest({
+    method: http?.method ?? 'GET',
+    path: event.rawPath ?? http?.path ?? '/',
+    headers: event.headers,
+    query: event.queryStringParameters,
+    params: event.pathParameters,
+    cookies: event.cookies,
+    body: event.body,
+    isBase64Encoded: event.isBase64Encoded,
+    ...(http?.sourceIp !== undefined ? { sourceIp: http.sourceIp } : {}),
+    ...(event.requestContext?.requestId !== undefined ? { requestId: event.requestContext.requestId } : {}),
+  });
+}
 
-export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+/** The response, as API Gateway expects it back. */
+export function toApiGateway(res: HttpResponse): HttpResult {
   return {
-    statusCode,
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
+    statusCode: res.statusCode,
+    headers: res.headers,
+    body: res.body,
+    ...(res.isBase64Encoded ? { isBase64Encoded: true } : {}),
   };
 }
 
-export function problem(statusCode: number, error: string, detail?: string): HttpResult {
-  return json(statusCode, { error, ...(detail ? { detail } : {}) });
-}
-
-/** The raw body bytes (API Gateway may base64-encode them). */
-export function rawBody(event: Pick<HttpEvent, 'body' | 'isBase64Encoded'>): Buffer {
-  if (event.body === undefined || event.body === null) return Buffer.alloc(0);
-  return event.isBase64Encoded ? Buffer.from(event.body, 'base64') : Buffer.from(event.body, 'utf8');
-}
-
-/** A header of the event (case-insensitive; see headers.ts). */
-export function header(event: Pick<HttpEvent, 'headers'>, name: string): string | undefined {
-  return headerOf(event.headers, name);
+/** An endpoint behind API Gateway (and behind the local stack, which plays API Gateway). */
+export function apiGateway(endpoint: Endpoint): LambdaHttpHandler {
+  return async (event) => toApiGateway(await endpoint(fromApiGateway(event)));
 }

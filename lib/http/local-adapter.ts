@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { HttpEvent, HttpResult } from './apigw.ts';
-import { MAX_BODY_BYTES } from './apigw.ts';
-
-export type LambdaHttpHandler = (event: HttpEvent) => Promise<HttpResult>;
+import type { HttpEvent, HttpResult, LambdaHttpHandler } from './apigw.ts';
+import { json, MAX_BODY_BYTES } from './request.ts';
 
 export interface Route {
   method: string;
@@ -117,11 +115,7 @@ export function httpListener(routes: Route[], onError: (err: unknown) => void = 
         const found = matchRoute(routes, method, url.pathname);
         if (!found) {
           const pathKnown = routes.some((r) => matchRoute([{ ...r, method: 'ANY' }], method, url.pathname));
-          write(res, {
-            statusCode: pathKnown ? 405 : 404,
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ error: pathKnown ? 'method not allowed' : 'not found' }),
-          });
+          write(res, json(pathKnown ? 405 : 404, { error: pathKnown ? 'method not allowed' : 'not found' }));
           return;
         }
         const event = toHttpEvent(
@@ -134,11 +128,7 @@ export function httpListener(routes: Route[], onError: (err: unknown) => void = 
           write(res, await found.route.handler(event));
         } catch (err) {
           onError(err);
-          write(res, {
-            statusCode: 500,
-            headers: { 'content-type': 'application/json' },
-            body: '{"error":"internal error"}',
-          });
+          write(res, json(500, { error: 'internal error' }));
         }
       })();
     });

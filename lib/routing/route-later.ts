@@ -4,8 +4,8 @@ import { eventKey } from '../github/events.ts';
 import type { DeliveryOutcome } from '../github/webhook.ts';
 import type { RouteMessage } from '../queue/port.ts';
 import { AgentRegistry } from './agents.ts';
+import { type IngressDeps, startRouted } from './deliveries.ts';
 import { formatIssue } from './errors.ts';
-import { type IngressDeps, startRouted } from './ingress.ts';
 import type { ConfigProvider } from './repo-config.ts';
 import { decide } from './rules.ts';
 

@@ -1,13 +1,14 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createActionsCallbackDeps } from '../../functions/actions-callback.ts';
 import {
   type ActionsCallbackDeps,
   handleActionsCallback,
   jsonDepth,
 } from '../../lib/agents/actions-callback.ts';
 import { resumeFromWorkflowRun } from '../../lib/agents/workflow-run.ts';
+import { createActionsCallbackDeps } from '../../lib/app/actions-callback.ts';
+import { toRequest } from '../../lib/http/request.ts';
 import { FakeOidcIssuer } from '../support/fake-oidc.ts';
 import { type AgentWorld, agentWorld } from './support.ts';
 
@@ -43,15 +44,18 @@ describe('dispatch with return_run_details and results over GitHub OIDC', () => 
   }
 
   async function post(body: unknown, token: string | undefined, headers: Record<string, string> = {}) {
-    const res = await handleActionsCallback(deps, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
-        ...headers,
-      },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
+    const res = await handleActionsCallback(
+      deps,
+      toRequest({
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
+          ...headers,
+        },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    );
     await w.h.settle();
     return { status: res.statusCode, body: JSON.parse(res.body) as Record<string, unknown> };
   }

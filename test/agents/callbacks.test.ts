@@ -3,13 +3,16 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   CALLBACK_GROUP,
   type CallbackDeps,
-  type CallbackRequest,
-  handleCallback,
+  handleCallback as callbackEndpoint,
   issueCallbackToken,
   type ResumeFn,
 } from '../../lib/agents/callbacks.ts';
+import { toRequest, type WireRequest } from '../../lib/http/request.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { createTestStore } from '../support/dynamo.ts';
+
+/** The endpoint over a request as the transport hands it over (converted once, as in production). */
+const handleCallback = (deps: CallbackDeps, req: WireRequest) => callbackEndpoint(deps, toRequest(req));
 
 /** Signed with node:crypto directly, not with the code under test. */
 const sign = (secret: string, body: string) =>
@@ -58,9 +61,9 @@ describe('signed agent callbacks', () => {
     token: string | undefined,
     body: string,
     headers: Record<string, string> = {},
-  ): CallbackRequest => ({
+  ): WireRequest => ({
     method: 'POST',
-    token,
+    params: { token },
     headers: { 'content-type': 'application/json', ...headers },
     body,
   });

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCallbackDeps, makeHandler } from '../../functions/callbacks.ts';
+import { createCallbackDeps, makeHandler } from '../../lib/app/callbacks.ts';
 import { type AgentWorld, agentsYaml, agentWorld, TEST_ENV } from './support.ts';
 
 /** An HTTP agent on loopback: records each task and answers with `status`. */

@@ -13,10 +13,11 @@ import {
   WorkflowRegistry,
 } from '../../lib/engine/workflow.ts';
 import { GitHubClientFactory } from '../../lib/github/client.ts';
-import { handleGitHubWebhook, type WebhookRequest } from '../../lib/github/webhook.ts';
+import { handleGitHubWebhook } from '../../lib/github/webhook.ts';
+import { toRequest, type WireRequest as WebhookRequest } from '../../lib/http/request.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { parseConfigSource } from '../../lib/routing/config.ts';
-import { createDeliveryHandler } from '../../lib/routing/ingress.ts';
+import { createDeliveryHandler } from '../../lib/routing/deliveries.ts';
 import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import { routedToRun } from '../../lib/routing/route.ts';
 import type { GitHubServices } from '../../lib/routing/services.ts';
@@ -149,7 +150,7 @@ describe('re-planning when the issue is edited', () => {
       github,
       hooks: [createIssueEditHook({ engine })],
     });
-    send = (r) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, r);
+    send = (r) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, toRequest(r));
   });
   afterAll(async () => {
     queue.stop();

@@ -1,13 +1,17 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { APIGatewayProxyEventV2WithIAMAuthorizer } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { makeRunsApi } from '../../lib/api/runs.ts';
+import { type RunsApiDeps, makeRunsApi as runsEndpoint } from '../../lib/api/runs.ts';
 import type { Run } from '../../lib/engine/types.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
-import type { HttpEvent, HttpResult } from '../../lib/http/apigw.ts';
+import { apiGateway, type HttpEvent, type HttpResult } from '../../lib/http/apigw.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
 import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { testClock } from '../engine/kit.ts';
+
+/** The endpoint behind API Gateway, as deployed (lib/app/runs-api.ts). */
+const makeRunsApi = (deps: RunsApiDeps) => apiGateway(runsEndpoint(deps));
+
 import { testEndpoint } from '../support/dynamo.ts';
 import { type Harness, harness } from '../support/harness.ts';
 

@@ -2,13 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultDeps as consoleDeps } from '../../functions/console.ts';
-import { createGitHubIngress } from '../../functions/github-webhook.ts';
-import { makeHandler as sweeperHandler } from '../../functions/sweeper.ts';
+import { defaultDeps as consoleDeps } from '../../lib/app/console.ts';
+import { createGitHubIngress } from '../../lib/app/github-webhook.ts';
+import { makeHandler as sweeperHandler } from '../../lib/app/sweeper.ts';
 import { createWorkerApp } from '../../lib/app/worker.ts';
 import { configRefreshMs } from '../../lib/common/config-refresh.ts';
 import { rightsFor } from '../../lib/console/rights.ts';
 import { handleGitHubWebhook } from '../../lib/github/webhook.ts';
+import { toRequest } from '../../lib/http/request.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { pushConfig } from '../../lib/routing/config-versions.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
@@ -167,7 +168,7 @@ describe('config versions reach every consumer within the refresh interval', () 
     const send = (payload: unknown) =>
       handleGitHubWebhook(
         { secrets: async () => [TEST_SECRET], onDelivery },
-        signedRequest(TEST_SECRET, 'issue_comment', payload),
+        toRequest(signedRequest(TEST_SECRET, 'issue_comment', payload)),
       );
     const comment = (id: number) => {
       const p = example('issue_comment', 'created');

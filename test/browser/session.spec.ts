@@ -3,14 +3,18 @@ import { createServer, type Server } from 'node:http';
 import { expect, test } from '@playwright/test';
 import { CONSOLE_ROUTES } from '../../lib/app/local-routes.ts';
 import { createLinkToken } from '../../lib/console/access.ts';
-import { makeConsole } from '../../lib/console/handler.ts';
+import { type ConsoleDeps, makeConsole as consoleEndpoint } from '../../lib/console/handler.ts';
 import { Engine } from '../../lib/engine/engine.ts';
+import { apiGateway } from '../../lib/http/apigw.ts';
 import { httpListener } from '../../lib/http/local-adapter.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
 import { createTable, DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../../lib/store/dynamodb-local.ts';
 import { buildRegistry } from '../../lib/workflows/index.ts';
+
+/** The endpoint behind API Gateway, as deployed (lib/app/console.ts). */
+const makeConsole = (deps: ConsoleDeps) => apiGateway(consoleEndpoint(deps));
 
 /**
  * The AWS access path in a real browser: the signed link is opened from another site (as from

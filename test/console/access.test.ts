@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { APIInteractionResponse } from 'discord-api-types/v10';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { makeHandler } from '../../functions/console.ts';
+import { makeHandler } from '../../lib/app/console.ts';
 import { LINK_TTL_SECONDS, SESSION_COOKIE } from '../../lib/console/access.ts';
 import type { ConsoleDeps } from '../../lib/console/handler.ts';
 import { makeConsoleLink } from '../../lib/discord/console-link.ts';

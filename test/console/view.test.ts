@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { renderGraphSvg } from '../../lib/console/graph.ts';
-import { makeConsole } from '../../lib/console/handler.ts';
+import { type ConsoleDeps, makeConsole as consoleEndpoint } from '../../lib/console/handler.ts';
 import { html } from '../../lib/console/html.ts';
 import { rightsFor } from '../../lib/console/rights.ts';
 import { budgetOf, renderListLive, renderRunLive } from '../../lib/console/view.ts';
 import type { Run } from '../../lib/engine/types.ts';
-import type { HttpEvent } from '../../lib/http/apigw.ts';
+import { apiGateway, type HttpEvent } from '../../lib/http/apigw.ts';
 import { buildRegistry } from '../../lib/workflows/index.ts';
+
+/** The endpoint behind API Gateway, as deployed (lib/app/console.ts). */
+const makeConsole = (deps: ConsoleDeps) => apiGateway(consoleEndpoint(deps));
 
 /** The console's rendering as pure functions: escaping, graph marking, budgets; and loopback access. */
 

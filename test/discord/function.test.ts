@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { defaultDeps, makeHandler } from '../../functions/discord-interactions.ts';
+import { defaultDeps, makeHandler } from '../../lib/app/discord.ts';
 import type { DiscordServices } from '../../lib/discord/handler.ts';
 import { servicesFromEnv } from '../../lib/discord/runtime.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';

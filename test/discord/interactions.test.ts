@@ -6,7 +6,6 @@ import { logger } from '../../lib/common/observability.ts';
 import { BINDING_GROUP, type DiscordBinding, TOKEN_GROUP } from '../../lib/discord/binding.ts';
 import { encodeButtonId } from '../../lib/discord/custom-id.ts';
 import { createDiscordHandler } from '../../lib/discord/handler.ts';
-import type { RawResponse } from '../../lib/discord/ingress.ts';
 import { AUDIT_GROUP } from '../../lib/discord/interactions.ts';
 import type { DiscordPolicy } from '../../lib/discord/policy.ts';
 import { createDiscordReporter } from '../../lib/discord/reporter.ts';
@@ -17,6 +16,7 @@ import { discordWorkflowDefinitions } from '../../lib/discord/workflows.ts';
 import type { Run } from '../../lib/engine/types.ts';
 import type { NodeResult, WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { GitHubClientFactory } from '../../lib/github/client.ts';
+import { type HttpResponse, toRequest } from '../../lib/http/request.ts';
 import { parseConfig } from '../../lib/routing/config.ts';
 import { issuePipeline, type PipelineNode } from '../../lib/workflows/issue-pipeline.ts';
 import { createTestStore } from '../support/dynamo.ts';
@@ -84,14 +84,14 @@ let githubUrl = '';
 const githubRequests: string[] = [];
 type TestServices = { pipeline: typeof pipeline } & DiscordWorkflowServices;
 let h: Harness<TestServices>;
-let handle: (req: ReturnType<typeof signedRequest>) => Promise<RawResponse>;
+let handle: (req: ReturnType<typeof signedRequest>) => Promise<HttpResponse>;
 const tokensSeen = new Set<string>();
 
 async function send(i: APIInteraction): Promise<APIInteractionResponse & { data?: Record<string, unknown> }> {
   tokensSeen.add(i.token);
   discord.interactionChannels.set(i.token, CHANNEL_ID);
   const res = await handle(signedRequest(keys, i));
-  expect(res.status).toBe(200);
+  expect(res.statusCode).toBe(200);
   return JSON.parse(res.body) as APIInteractionResponse & { data?: Record<string, unknown> };
 }
 
@@ -188,13 +188,14 @@ beforeAll(async () => {
     services,
     reporters: [createDiscordReporter({ store, rest, applicationId: APP_ID })],
   });
-  handle = createDiscordHandler({
+  const endpoint = createDiscordHandler({
     publicKey: keys.publicKeyHex,
     engine: h.engine,
     store,
     policy,
     workloads: async () => formatWorkloads(await workloads(store)),
   });
+  handle = (req) => endpoint(toRequest(req));
 });
 
 afterAll(async () => {
@@ -637,7 +638,7 @@ describe('signed but unexpected interactions', () => {
     const res = await handle(
       signedRequest(keys, { ...base, ...shape, data: (shape as { data?: unknown }).data }),
     );
-    expect(res.status).toBe(200);
+    expect(res.statusCode).toBe(200);
     const body = JSON.parse(res.body) as { type: number; data: { flags: number } };
     expect(body.type).toBe(4);
     expect(body.data.flags).toBe(64);

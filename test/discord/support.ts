@@ -6,7 +6,10 @@ import type {
   APIPingInteraction,
 } from 'discord-api-types/v10';
 import nacl from 'tweetnacl';
-import type { RawRequest } from '../../lib/discord/ingress.ts';
+import type { WireRequest } from '../../lib/http/request.ts';
+
+/** A request as the transport hands it over (single-valued headers), before lib/http converts it. */
+export type RawRequest = Omit<WireRequest, 'headers'> & { headers: Record<string, string | undefined> };
 
 /**
  * Test helpers: requests signed with tweetnacl (an implementation independent of ours), and

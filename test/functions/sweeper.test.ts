@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { makeHandler } from '../../functions/sweeper.ts';
 import type { WorkItem } from '../../lib/agents/work-queue.ts';
+import { makeHandler } from '../../lib/app/sweeper.ts';
 import { createWorkerApp, type WorkerApp } from '../../lib/app/worker.ts';
 import type { Run } from '../../lib/engine/types.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';

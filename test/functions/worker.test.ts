@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { makeHandler } from '../../functions/worker.ts';
+import { makeHandler } from '../../lib/app/worker-function.ts';
 import type { Engine } from '../../lib/engine/engine.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import type { WorkMessage } from '../../lib/queue/port.ts';

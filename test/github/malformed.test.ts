@@ -2,10 +2,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { MetricName } from '../../lib/common/metric-names.ts';
 import { Engine } from '../../lib/engine/engine.ts';
 import { CHECKED_EVENTS } from '../../lib/github/payload.ts';
-import { type Delivery, handleGitHubWebhook, type WebhookRequest } from '../../lib/github/webhook.ts';
+import { type Delivery, handleGitHubWebhook } from '../../lib/github/webhook.ts';
+import { toRequest, type WireRequest as WebhookRequest } from '../../lib/http/request.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { parseConfigSource } from '../../lib/routing/config.ts';
-import { createDeliveryHandler } from '../../lib/routing/ingress.ts';
+import { createDeliveryHandler } from '../../lib/routing/deliveries.ts';
 import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { buildRegistry } from '../../lib/workflows/index.ts';
@@ -232,7 +233,7 @@ describe('signed but malformed deliveries never start runs', () => {
           },
           metrics: { count: (metric) => void counted.push(metric) },
         },
-        r,
+        toRequest(r),
       );
   });
 
@@ -299,7 +300,7 @@ describe('a well-formed event routed to a workflow that needs more than it carri
 
     const res = await handleGitHubWebhook(
       { secrets: () => [TEST_SECRET], onDelivery },
-      signedRequest(TEST_SECRET, 'push', example('push')),
+      toRequest(signedRequest(TEST_SECRET, 'push', example('push'))),
     );
 
     expect(res.statusCode).toBe(202);

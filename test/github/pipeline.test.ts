@@ -10,10 +10,11 @@ import {
   WorkflowRegistry,
 } from '../../lib/engine/workflow.ts';
 import { GitHubClientFactory } from '../../lib/github/client.ts';
-import { handleGitHubWebhook, type WebhookRequest } from '../../lib/github/webhook.ts';
+import { handleGitHubWebhook } from '../../lib/github/webhook.ts';
+import { toRequest, type WireRequest as WebhookRequest } from '../../lib/http/request.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { loadConfigSource, parseConfigSource } from '../../lib/routing/config.ts';
-import { createDeliveryHandler } from '../../lib/routing/ingress.ts';
+import { createDeliveryHandler } from '../../lib/routing/deliveries.ts';
 import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import { routedToRun } from '../../lib/routing/route.ts';
 import { routeLater } from '../../lib/routing/route-later.ts';
@@ -95,7 +96,7 @@ describe('issue pipeline over the webhook, the engine and a fake GitHub', () => 
       else await engine.handle(m);
     });
     const onDelivery = createDeliveryHandler({ engine, queue, config, store, github });
-    send = (r) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, r);
+    send = (r) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, toRequest(r));
   }
 
   beforeAll(async () => {

@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createGitHubIngress } from '../../functions/github-webhook.ts';
-import { makeHandler as workerFunction } from '../../functions/worker.ts';
+import { createGitHubIngress } from '../../lib/app/github-webhook.ts';
 import { createWorkerApp, type WorkerApp } from '../../lib/app/worker.ts';
+import { makeHandler as workerFunction } from '../../lib/app/worker-function.ts';
 import { normalizeEvent } from '../../lib/github/events.ts';
-import { handleGitHubWebhook, type WebhookRequest } from '../../lib/github/webhook.ts';
+import { handleGitHubWebhook } from '../../lib/github/webhook.ts';
+import { toRequest, type WireRequest as WebhookRequest } from '../../lib/http/request.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { parseWorkMessage, type RouteMessage } from '../../lib/queue/port.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
@@ -90,7 +91,7 @@ describe('route later: no speculative runs', () => {
     queue.consume(async (m) => void (await app.handle(m)));
     const onDelivery = await createGitHubIngress({ store, queue, configFile });
     send = async (r) => {
-      const res = await handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, r);
+      const res = await handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, toRequest(r));
       return { statusCode: res.statusCode, body: JSON.parse(res.body) as Record<string, unknown> };
     };
   });

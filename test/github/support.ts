@@ -1,6 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { WebhookRequest } from '../../lib/github/webhook.ts';
+import type { WireRequest as WebhookRequest } from '../../lib/http/request.ts';
 
 /** One example payload of @octokit/webhooks-examples: real GitHub deliveries, contributed upstream. */
 export interface ExamplePayload {
@@ -74,10 +74,11 @@ export function signedRequest(
 // ----------------------------------------------------------------------------- a real ingress
 
 import { Engine } from '../../lib/engine/engine.ts';
-import { handleGitHubWebhook, type WebhookResponse } from '../../lib/github/webhook.ts';
+import { handleGitHubWebhook } from '../../lib/github/webhook.ts';
+import { toRequest, type HttpResponse as WebhookResponse } from '../../lib/http/request.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { loadConfigSource, parseConfigSource } from '../../lib/routing/config.ts';
-import { createDeliveryHandler } from '../../lib/routing/ingress.ts';
+import { createDeliveryHandler } from '../../lib/routing/deliveries.ts';
 import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { buildRegistry } from '../../lib/workflows/index.ts';
@@ -113,6 +114,6 @@ export async function testIngress(
     queue,
     engine,
     config,
-    send: (req) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, req),
+    send: (req) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, toRequest(req)),
   };
 }

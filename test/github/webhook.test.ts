@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Delivery, handleGitHubWebhook, type WebhookRequest } from '../../lib/github/webhook.ts';
+import { type Delivery, handleGitHubWebhook } from '../../lib/github/webhook.ts';
+import { toRequest, type WireRequest as WebhookRequest } from '../../lib/http/request.ts';
 import { example, sign, signedRequest } from './support.ts';
 
 const SECRET = 'current-secret';
@@ -14,7 +15,7 @@ function core(secrets: string[] = [SECRET]) {
       return { statusCode: 202 as const, body: { status: 'accepted' } };
     },
   };
-  return { seen, call: (req: WebhookRequest) => handleGitHubWebhook(deps, req) };
+  return { seen, call: (req: WebhookRequest) => handleGitHubWebhook(deps, toRequest(req)) };
 }
 
 const issuePayload = () => example('issues', 'labeled');
@@ -158,7 +159,7 @@ describe('GitHub webhook core', () => {
           throw new Error('table unreachable');
         },
       },
-      signedRequest(SECRET, 'issues', issuePayload()),
+      toRequest(signedRequest(SECRET, 'issues', issuePayload())),
     );
     expect(res.statusCode).toBe(500);
     expect(res.body).not.toContain('table unreachable');
@@ -167,7 +168,7 @@ describe('GitHub webhook core', () => {
 
 describe('the Lambda handler (API Gateway HTTP API, payload v2)', () => {
   it('verifies a base64-encoded body with lowercase headers and answers with the hub’s outcome', async () => {
-    const { makeHandler } = await import('../../functions/github-webhook.ts');
+    const { makeHandler } = await import('../../lib/app/github-webhook.ts');
     const seen: Delivery[] = [];
     const handler = makeHandler({
       secrets: async () => [SECRET],
