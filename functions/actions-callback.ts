@@ -8,10 +8,10 @@ import { AgentWorkQueue } from '../lib/agents/work-queue.ts';
 import { queueFromEnv, storeFromEnv } from '../lib/app/core.ts';
 import { instrumented } from '../lib/common/observability.ts';
 import { Engine } from '../lib/engine/engine.ts';
+import type { RunStore } from '../lib/engine/ports.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv, splitRepo } from '../lib/github/client.ts';
 import type { HttpEvent, HttpResult } from '../lib/http/apigw.ts';
 import type { WorkQueue } from '../lib/queue/port.ts';
-import type { RunStore } from '../lib/store/port.ts';
 import { buildRegistry } from '../lib/workflows/index.ts';
 
 /**

@@ -6,6 +6,7 @@ import { ConfigurationError } from '../lib/common/errors.ts';
 import { instrumented } from '../lib/common/observability.ts';
 import { getSecretValue, parseWebhookSecrets } from '../lib/common/secrets.ts';
 import { Engine } from '../lib/engine/engine.ts';
+import type { RunStore } from '../lib/engine/ports.ts';
 import { createCommentCommandHook } from '../lib/github/comment-commands.ts';
 import { type Delivery, type DeliveryOutcome, handleGitHubWebhook } from '../lib/github/webhook.ts';
 import type { HttpEvent, HttpResult } from '../lib/http/apigw.ts';
@@ -13,7 +14,6 @@ import type { WorkQueue } from '../lib/queue/port.ts';
 import { configPath, loadConfigSource, workflowTuning } from '../lib/routing/config.ts';
 import { createDeliveryHandler } from '../lib/routing/ingress.ts';
 import { ConfigProvider } from '../lib/routing/repo-config.ts';
-import type { RunStore } from '../lib/store/port.ts';
 import { buildRegistry, WORKFLOW_DEFINITIONS } from '../lib/workflows/index.ts';
 
 /**

@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import type { Outgoing, WorkMessage, WorkQueue } from '../queue/port.ts';
 import { MAX_DELAY_SECONDS } from '../queue/port.ts';
-import { ConcurrencyError, StoreValidationError, SubjectLockedError } from '../store/errors.ts';
-import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from '../store/port.ts';
 import { withStepSignal } from './abort.ts';
 import { type EffectFn, type EffectOptions, runEffect } from './effects.ts';
 import {
@@ -18,6 +16,8 @@ import {
   UnknownWorkflowError,
 } from './errors.ts';
 import { auditPause, describePause, pausedFor } from './pause.ts';
+import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from './ports.ts';
+import { ConcurrencyError, StoreValidationError, SubjectLockedError } from './store-errors.ts';
 import {
   isTerminal,
   type NewEvent,

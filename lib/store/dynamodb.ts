@@ -20,8 +20,20 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
-import { EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
+import type {
+  ActivePage,
+  CommitInput,
+  CreateRunInput,
+  CreateRunResult,
+  EffectClaim,
+  EffectRef,
+  KvItem,
+  KvWrite,
+  LeaseFence,
+  ListRunsQuery,
+  ReportState,
+  RunStore,
+} from '../engine/ports.ts';
 import {
   ConcurrencyError,
   RunNotFoundError,
@@ -30,21 +42,10 @@ import {
   StoreValidationError,
   SubjectLockedError,
   ThrottledError,
-} from './errors.ts';
-import type {
-  ActivePage,
-  CommitInput,
-  CreateRunInput,
-  CreateRunResult,
-  EffectClaim,
-  KvItem,
-  KvWrite,
-  LeaseFence,
-  ListRunsQuery,
-  ReportState,
-  RunStore,
-} from './port.ts';
-import { DEFAULT_RETENTION_DAYS, INDEXES, itemKeys, normalizeKey, TABLE_KEYS } from './schema.ts';
+} from '../engine/store-errors.ts';
+import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
+import { EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
+import { DEFAULT_RETENTION_DAYS, effectKeys, INDEXES, itemKeys, normalizeKey, TABLE_KEYS } from './schema.ts';
 
 type Item = Record<string, unknown>;
 
@@ -923,8 +924,8 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  async getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined> {
-    const item = await this.effectItem(runId, key);
+  async getEffect(runId: string, effect: EffectRef): Promise<{ result: unknown } | undefined> {
+    const item = await this.effectItem(runId, effectKeys.of(effect));
     return item?.state === EFFECT_DONE ? { result: item.result ?? null } : undefined;
   }
 
@@ -959,7 +960,13 @@ export class DynamoRunStore implements RunStore {
     };
   }
 
-  async claimEffect(runId: string, key: string, fence: LeaseFence, claim: string): Promise<EffectClaim> {
+  async claimEffect(
+    runId: string,
+    effect: EffectRef,
+    fence: LeaseFence,
+    claim: string,
+  ): Promise<EffectClaim> {
+    const key = effectKeys.of(effect);
     for (let attempt = 0; ; attempt++) {
       // Read, then claim conditional on what was read: so the claim knows whether it replaces an
       // earlier claim that was never recorded (that worker may have acted: the caller is told).
@@ -1014,11 +1021,12 @@ export class DynamoRunStore implements RunStore {
 
   async recordEffect(
     runId: string,
-    key: string,
+    effect: EffectRef,
     fence: LeaseFence,
     claim: string,
     result: unknown,
   ): Promise<void> {
+    const key = effectKeys.of(effect);
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
       this.leaseCheck(runId, fence),
       {

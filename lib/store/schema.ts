@@ -1,3 +1,5 @@
+import type { EffectRef } from '../engine/ports.ts';
+
 /**
  * The one DynamoDB table behind Switchyard. The CDK stack (infra/) and the local stack
  * (scripts/local-stack.ts) both create it from this description, so they cannot drift.
@@ -71,15 +73,16 @@ export const itemKeys = {
 } as const;
 
 /**
- * Sort keys of the effect journal (under the run's partition `RUN#<id>`). A 'step' effect belongs
- * to one step: its node and the sequence number of the step's FIRST attempt, which a retry keeps,
- * so a retried or taken-over step finds what an earlier attempt did. A 'run' effect is shared by
- * every step of the run (a Discord thread, an agent dispatch per work item).
+ * Sort keys of the effect journal (under the run's partition `RUN#<id>`), from the engine's
+ * `EffectRef` (lib/engine/ports.ts): a 'step' effect is keyed by its node and the sequence number
+ * of the step's FIRST attempt (which a retry keeps), a 'run' effect by its name alone.
  */
 export const effectKeys = {
   step: (node: string, firstSeq: number, name: string) =>
     `FX#S#${String(firstSeq).padStart(8, '0')}#${node}#${name}`,
   run: (name: string) => `FX#R#${name}`,
+  of: (ref: EffectRef) =>
+    ref.scope === 'run' ? effectKeys.run(ref.name) : effectKeys.step(ref.node, ref.firstSeq, ref.name),
 } as const;
 
 /**

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { NewEvent, Run, RunStatus } from '../../lib/engine/types.ts';
-import { EVENTS_ITEM_BUDGET_BYTES, RUN_ITEM_BUDGET_BYTES } from '../../lib/store/budget.ts';
+import type { EffectRef, RunStore } from '../../lib/engine/ports.ts';
 import {
   ConcurrencyError,
   RunNotFoundError,
   RunTooLargeError,
   SubjectLockedError,
-} from '../../lib/store/errors.ts';
-import type { RunStore } from '../../lib/store/port.ts';
+} from '../../lib/engine/store-errors.ts';
+import type { NewEvent, Run, RunStatus } from '../../lib/engine/types.ts';
+import { EVENTS_ITEM_BUDGET_BYTES, RUN_ITEM_BUDGET_BYTES } from '../../lib/store/budget.ts';
 
 /** Makes a fresh, empty store; `now` is the store's clock (TTL checks read it). */
 export type MakeStore = (opts?: { now?: () => Date }) => Promise<RunStore>;
@@ -872,7 +872,7 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
     });
 
     describe('effects', () => {
-      const KEY = 'FX#S#00000001#a#mail';
+      const KEY: EffectRef = { scope: 'step', node: 'a', firstSeq: 1, name: 'mail' };
 
       /** A run whose step `owner` holds the lease on: the fence its journal writes carry. */
       async function leased(store: RunStore, owner = 'w1') {
@@ -948,7 +948,11 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         await store.claimEffect(run.id, KEY, fence, 'c1');
         await store.recordEffect(run.id, KEY, fence, 'c1', 'one');
 
-        expect(await store.claimEffect(run.id, 'FX#S#00000002#a#mail', fence, 'c1')).toEqual({
+        expect(await store.claimEffect(run.id, { ...KEY, firstSeq: 2 }, fence, 'c1')).toEqual({
+          outcome: 'claimed',
+          interrupted: false,
+        });
+        expect(await store.claimEffect(run.id, { scope: 'run', name: 'mail' }, fence, 'c1')).toEqual({
           outcome: 'claimed',
           interrupted: false,
         });
