@@ -45,17 +45,25 @@ import {
 } from '../engine/store-errors.ts';
 import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
 import { EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
-import { DEFAULT_RETENTION_DAYS, effectKeys, INDEXES, itemKeys, normalizeKey, TABLE_KEYS } from './schema.ts';
+import {
+  DEFAULT_RETENTION_DAYS,
+  effectKeys,
+  INDEXES,
+  itemKeys,
+  normalizeKey,
+  sortKeys,
+  TABLE_KEYS,
+} from './schema.ts';
 
 type Item = Record<string, unknown>;
 
-const RUN_SK = 'RUN';
-const REPORT_SK = 'REPORT';
-const runPk = (id: string) => `RUN#${id}`;
-const eventSk = (seq: number) => `EVT#${String(seq).padStart(8, '0')}`;
+const RUN_SK = sortKeys.run;
+const REPORT_SK = sortKeys.report;
+const runPk = itemKeys.run;
+const eventSk = sortKeys.events;
 /** Audit events after committed event `last`: the n-th sorts `EVT#<last>#<n>`. */
-const auditPrefix = (last: number) => `${eventSk(last)}#`;
-const auditSk = (last: number, n: number) => `${auditPrefix(last)}${String(n).padStart(8, '0')}`;
+const auditPrefix = sortKeys.auditPrefix;
+const auditSk = sortKeys.audit;
 /**
  * An audit event's sequence number: after committed event `last` and before the next one, and
  * unique, so `listEvents({after})` from any event seen never skips one (n-th: last + n/(n+1)).
@@ -143,11 +151,11 @@ export class DynamoRunStore implements RunStore {
       sk: RUN_SK,
       // Every write keeps the run in the sparse active index; retire() takes it out once the run
       // is finished AND reported, so the sweeper also finds finished-but-unreported runs.
-      gsi1pk: 'ACTIVE',
+      gsi1pk: itemKeys.active,
       gsi1sk: sortKey,
       gsi2pk: itemKeys.subject(run.subject.key),
       gsi2sk: sortKey,
-      gsi4pk: `RUNS#${month(run.createdAt)}`,
+      gsi4pk: itemKeys.recent(month(run.createdAt)),
       gsi4sk: sortKey,
       ...(run.subject.repo ? { gsi3pk: itemKeys.repo(run.subject.repo), gsi3sk: sortKey } : {}),
     };
@@ -250,7 +258,7 @@ export class DynamoRunStore implements RunStore {
           TableName: this.tableName,
           Item: {
             pk: itemKeys.idempotency(idempotencyKey),
-            sk: 'IDEM',
+            sk: sortKeys.idempotency,
             runId: run.id,
             ttl: this.expiresAt(),
           },
@@ -264,7 +272,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { pk: itemKeys.lock(lockKey), sk: 'LOCK', runId: run.id },
+          Item: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock, runId: run.id },
           ConditionExpression: 'attribute_not_exists(pk)',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
@@ -328,7 +336,7 @@ export class DynamoRunStore implements RunStore {
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: { pk: itemKeys.idempotency(key), sk: 'IDEM' },
+          Key: { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency },
           ConsistentRead: true,
         }),
       ),
@@ -341,7 +349,7 @@ export class DynamoRunStore implements RunStore {
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: { pk: itemKeys.lock(lockKey), sk: 'LOCK' },
+          Key: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock },
           ConsistentRead: true,
         }),
       ),
@@ -354,7 +362,12 @@ export class DynamoRunStore implements RunStore {
       await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: itemKeys.idempotency(idempotencyKey), sk: 'IDEM', runId, ttl: this.expiresAt() },
+          Item: {
+            pk: itemKeys.idempotency(idempotencyKey),
+            sk: sortKeys.idempotency,
+            runId,
+            ttl: this.expiresAt(),
+          },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -415,7 +428,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Delete: {
           TableName: this.tableName,
-          Key: { pk: itemKeys.lock(input.releaseLock), sk: 'LOCK' },
+          Key: { pk: itemKeys.lock(input.releaseLock), sk: sortKeys.lock },
           ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
           ExpressionAttributeValues: { ':me': run.id },
         },
@@ -427,7 +440,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { pk: itemKeys.lock(input.acquireLock), sk: 'LOCK', runId: run.id },
+          Item: { pk: itemKeys.lock(input.acquireLock), sk: sortKeys.lock, runId: run.id },
           ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
           ExpressionAttributeValues: { ':me': run.id },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -662,7 +675,7 @@ export class DynamoRunStore implements RunStore {
             ExpressionAttributeValues: {
               ':pk': runPk(runId),
               ':from': from,
-              ':to': 'EVT#~',
+              ':to': sortKeys.eventsEnd,
             },
             ConsistentRead: true,
             ExclusiveStartKey: startKey,
@@ -688,7 +701,7 @@ export class DynamoRunStore implements RunStore {
     } else if (query.repo !== undefined) {
       partitions = [{ index: INDEXES.repo.name, pkName: 'gsi3pk', pk: itemKeys.repo(query.repo) }];
     } else if (query.status !== undefined && !isTerminal(query.status)) {
-      partitions = [{ index: INDEXES.active.name, pkName: 'gsi1pk', pk: 'ACTIVE' }];
+      partitions = [{ index: INDEXES.active.name, pkName: 'gsi1pk', pk: itemKeys.active }];
     } else {
       // Newest first across monthly partitions of the "recent" index, back as far as retention.
       const months: string[] = [];
@@ -697,7 +710,11 @@ export class DynamoRunStore implements RunStore {
       for (let i = 0; i < count; i++) {
         months.push(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - i, 1)).toISOString().slice(0, 7));
       }
-      partitions = months.map((m) => ({ index: INDEXES.recent.name, pkName: 'gsi4pk', pk: `RUNS#${m}` }));
+      partitions = months.map((m) => ({
+        index: INDEXES.recent.name,
+        pkName: 'gsi4pk',
+        pk: itemKeys.recent(m),
+      }));
     }
 
     const out: Run[] = [];
@@ -735,7 +752,7 @@ export class DynamoRunStore implements RunStore {
         TableName: this.tableName,
         IndexName: INDEXES.active.name,
         KeyConditionExpression: 'gsi1pk = :a',
-        ExpressionAttributeValues: { ':a': 'ACTIVE' },
+        ExpressionAttributeValues: { ':a': itemKeys.active },
       },
       limit,
     );
@@ -761,7 +778,7 @@ export class DynamoRunStore implements RunStore {
           TableName: this.tableName,
           IndexName: INDEXES.active.name,
           KeyConditionExpression: 'gsi1pk = :a',
-          ExpressionAttributeValues: { ':a': 'ACTIVE' },
+          ExpressionAttributeValues: { ':a': itemKeys.active },
           Limit: limit,
           ExclusiveStartKey: startKey,
         }),
@@ -1175,7 +1192,7 @@ export class DynamoRunStore implements RunStore {
   async kvTransact(writes: KvWrite[]): Promise<{ ok: true } | { ok: false; failed: number[] }> {
     if (writes.length === 0) return { ok: true };
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = writes.map((w) => {
-      const Key = { pk: `KV#${w.group}`, sk: w.key };
+      const Key = { pk: itemKeys.kv(w.group), sk: itemKeys.kvKey(w.key) };
       if (w.op === 'put') {
         const expected = w.expectedVersion;
         return {

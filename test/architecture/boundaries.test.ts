@@ -11,6 +11,9 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const LIB = join(ROOT, 'lib');
+/** Where production code lives (tests may spell keys out, to check them). */
+const SOURCE_DIRS = ['lib', 'functions', 'scripts', 'bench', 'infra'].map((d) => join(ROOT, d));
+const SCHEMA = 'lib/store/schema.ts';
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -42,7 +45,11 @@ function importGraph(): Map<string, string[]> {
 }
 
 /** A path of imports from `from` to any module `to` accepts, or undefined if there is none. */
-function pathTo(graph: Map<string, string[]>, from: string, to: (m: string) => boolean): string[] | undefined {
+function pathTo(
+  graph: Map<string, string[]>,
+  from: string,
+  to: (m: string) => boolean,
+): string[] | undefined {
   const parent = new Map<string, string>();
   const queue = [from];
   const seen = new Set(queue);
@@ -78,12 +85,10 @@ describe('lib/engine and lib/store', () => {
   });
 
   it('has no lib/engine module reaching lib/store through other modules', () => {
-    const paths = [...graph.keys()]
-      .filter(inEngine)
-      .flatMap((m) => {
-        const path = pathTo(graph, m, inStore);
-        return path ? [path.join(' -> ')] : [];
-      });
+    const paths = [...graph.keys()].filter(inEngine).flatMap((m) => {
+      const path = pathTo(graph, m, inStore);
+      return path ? [path.join(' -> ')] : [];
+    });
 
     expect(paths).toEqual([]);
   });
@@ -101,5 +106,43 @@ describe('lib/engine and lib/store', () => {
   it('walks the real graph (the engine imports its ports, the store adapter imports them too)', () => {
     expect(graph.get('lib/engine/effects.ts')).toContain('lib/engine/ports.ts');
     expect(graph.get('lib/store/dynamodb.ts')).toContain('lib/engine/ports.ts');
+  });
+});
+
+/** The text of every string and template literal piece in a file, with its line. */
+function literals(file: string): Array<{ line: number; text: string }> {
+  const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+  const out: Array<{ line: number; text: string }> = [];
+  const visit = (node: ts.Node) => {
+    if (ts.isStringLiteralLike(node) || ts.isTemplateLiteralToken(node)) {
+      out.push({ line: source.getLineAndCharacterOfPosition(node.getStart()).line + 1, text: node.text });
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return out;
+}
+
+/** The table's key prefixes (lib/store/schema.ts). */
+const KEY_PREFIX = /\b(IDEM|LOCK|KV|RUNS?|EVT|SUBJ|REPO|FX)#/;
+
+describe('table keys', () => {
+  it('are spelled only in lib/store/schema.ts: no key prefix in a string anywhere else', () => {
+    const inline = SOURCE_DIRS.flatMap(sourceFiles)
+      .filter((f) => rel(f) !== SCHEMA)
+      .flatMap((f) =>
+        literals(f)
+          .filter((l) => KEY_PREFIX.test(l.text))
+          .map((l) => `${rel(f)}:${l.line} ${JSON.stringify(l.text)}`),
+      );
+
+    expect(inline).toEqual([]);
+  });
+
+  it('finds a key prefix in a string, and not in a comment', () => {
+    const found = literals(join(ROOT, SCHEMA)).filter((l) => KEY_PREFIX.test(l.text));
+
+    expect(found.map((l) => l.text)).toContain('KV#');
+    expect(found.some((l) => l.line < 30)).toBe(false); // the item list at the top is a comment
   });
 });

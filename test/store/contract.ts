@@ -1133,6 +1133,18 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         expect(await store.kvGet('work', 'c#a')).toEqual({ value: 1, version: 1 });
       });
 
+      it('keys a KV transaction the way kvGet does (the repository part in any case is one key)', async () => {
+        const store = await makeStore();
+
+        await store.kvTransact([
+          { op: 'put', group: 'work', key: 'Acme/Widget#1', value: 'x', expectedVersion: 0 },
+          { op: 'add', group: 'work', key: 'Acme/Widget#n', by: 1 },
+        ]);
+
+        expect(await store.kvGet('work', 'acme/widget#1')).toEqual({ value: 'x', version: 1 });
+        expect(await store.kvGet('work', 'ACME/widget#n')).toEqual({ value: 1, version: 1 });
+      });
+
       it('writes nothing when a condition fails, and names the writes that failed', async () => {
         const store = await makeStore();
         await store.kvTransact([{ op: 'add', group: 'work', key: 'c#a', by: 2 }]);
