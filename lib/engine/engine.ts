@@ -15,6 +15,7 @@ import {
   StepTimeoutError,
   UnknownWorkflowError,
 } from './errors.ts';
+import { type EventType, runEndEvent } from './events.ts';
 import { auditPause, describePause, pausedFor } from './pause.ts';
 import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from './ports.ts';
 import { ConcurrencyError, StoreValidationError, SubjectLockedError } from './store-errors.ts';
@@ -139,7 +140,7 @@ export type Signal =
   | {
       type: 'note';
       by: string;
-      event: string;
+      event: EventType;
       detail: Record<string, unknown>;
       data?: Record<string, unknown>;
     };
@@ -713,7 +714,7 @@ export class Engine<S = unknown> {
       events: [
         ...events,
         {
-          type: `run.${status}`,
+          type: runEndEvent(status),
           ...(run.node ? { node: run.node } : {}),
           detail: { reason, ...(error ? { error } : {}) },
         },

@@ -20,6 +20,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { EventType } from '../engine/events.ts';
 import type {
   ActivePage,
   CommitInput,
@@ -652,7 +653,7 @@ export class DynamoRunStore implements RunStore {
         out.push({
           seq: e.seq as number,
           at: e.at as string,
-          type: e.type as string,
+          type: e.type as EventType,
           ...(e.node !== undefined ? { node: e.node as string } : {}),
           ...(e.by !== undefined ? { by: e.by as string } : {}),
           detail: (e.detail ?? {}) as Record<string, unknown>,

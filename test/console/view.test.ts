@@ -50,7 +50,16 @@ describe('escaping', () => {
 
   it('renders run text, event details and trigger actors as text on the run page and the list', () => {
     const r = run();
-    const events = [{ seq: 0, at: r.createdAt, type: 'x', node: 'plan', by: EVIL, detail: { note: EVIL } }];
+    const events = [
+      {
+        seq: 0,
+        at: r.createdAt,
+        type: 'plan.edited' as const,
+        node: 'plan',
+        by: EVIL,
+        detail: { note: EVIL },
+      },
+    ];
     const page = renderRunLive({
       run: r,
       events,
@@ -69,17 +78,22 @@ describe('escaping', () => {
   it('links only https://github.com URLs found in the history', () => {
     const r = run();
     const events = [
-      { seq: 0, at: r.createdAt, type: 'a', detail: { url: 'https://github.com/acme/app/actions/runs/42' } },
+      {
+        seq: 0,
+        at: r.createdAt,
+        type: 'agent.workflow-run.linked' as const,
+        detail: { url: 'https://github.com/acme/app/actions/runs/42' },
+      },
       {
         seq: 1,
         at: r.createdAt,
-        type: 'b',
+        type: 'agent.workflow-run.linked' as const,
         detail: { url: 'javascript:alert(1)//github.com/x/y/actions/runs/1' },
       },
       {
         seq: 2,
         at: r.createdAt,
-        type: 'c',
+        type: 'agent.workflow-run.linked' as const,
         detail: { url: 'https://evil.example/acme/app/actions/runs/43' },
       },
     ];

@@ -383,7 +383,7 @@ describe('conditional-check failures', () => {
       autoConsume: false,
       faults: async (p, run) => {
         if (p === 'after-lease')
-          await engine!.recordEvent(run.id, { type: 'audit.note', by: 'bob', detail: {} });
+          await engine!.recordEvent(run.id, { type: 'console.action', by: 'bob', detail: {} });
       },
     });
     engine = h.engine as Engine;
@@ -395,7 +395,7 @@ describe('conditional-check failures', () => {
     const events = await h.store.listEvents(run.id);
     expect(events.map((e) => e.type)).toEqual([
       'run.created',
-      'audit.note',
+      'console.action',
       'step.succeeded',
       'run.succeeded',
     ]);
@@ -442,7 +442,7 @@ describe('a throttled DynamoDB call', () => {
       listEvents: () => store.listEvents(run.id),
       listRuns: () => store.listRuns({ subject: 'o/r#10' }),
       listActive: () => store.listActive(),
-      appendEvent: () => store.appendEvent(run.id, { type: 'audit', detail: {} }),
+      appendEvent: () => store.appendEvent(run.id, { type: 'console.action', detail: {} }),
       getReportState: () => store.getReportState(run.id),
       claimReport: () =>
         store.claimReport(
