@@ -4,7 +4,8 @@ import { makeConsole } from '../../lib/console/handler.ts';
 import { html } from '../../lib/console/html.ts';
 import { rightsFor } from '../../lib/console/rights.ts';
 import { budgetOf, renderListLive, renderRunLive } from '../../lib/console/view.ts';
-import type { Run } from '../../lib/engine/types.ts';
+import { nodeProgress } from '../../lib/engine/progress.ts';
+import type { Run, RunEvent } from '../../lib/engine/types.ts';
 import type { HttpEvent } from '../../lib/http/apigw.ts';
 import { buildRegistry } from '../../lib/workflows/index.ts';
 
@@ -111,16 +112,25 @@ describe('escaping', () => {
   });
 });
 
+/** A history in which `nodes` succeeded, in order. */
+const passed = (...nodes: string[]): RunEvent[] =>
+  nodes.map((node, seq) => ({
+    seq,
+    at: '2026-01-01T00:00:00.000Z',
+    type: 'step.succeeded',
+    node,
+    detail: {},
+  }));
+
 describe('graph', () => {
   const state = (svg: string, node: string) =>
     new RegExp(`data-node="${node}" data-state="(\\w+)"`).exec(svg)?.[1];
 
   it('marks done nodes, the current node and the rest', () => {
-    const svg = renderGraphSvg(pipeline, {
-      current: 'approval',
-      status: 'waiting',
-      visited: new Set(['intake', 'route', 'plan']),
-    }).value;
+    const svg = renderGraphSvg(
+      pipeline,
+      nodeProgress({ node: 'approval', status: 'waiting' }, passed('intake', 'route', 'plan')),
+    ).value;
     expect([state(svg, 'plan'), state(svg, 'approval'), state(svg, 'execute')]).toEqual([
       'done',
       'current',
@@ -129,11 +139,10 @@ describe('graph', () => {
   });
 
   it('marks the node a failed run stopped at as failed', () => {
-    const svg = renderGraphSvg(pipeline, {
-      current: 'execute',
-      status: 'failed',
-      visited: new Set(['intake']),
-    }).value;
+    const svg = renderGraphSvg(
+      pipeline,
+      nodeProgress({ node: 'execute', status: 'failed' }, passed('intake')),
+    ).value;
     expect(state(svg, 'execute')).toBe('failed');
   });
 });
