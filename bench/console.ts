@@ -16,6 +16,7 @@ import { makeRunsApi } from '../lib/api/runs.ts';
 import { ASSETS } from '../lib/console/assets.ts';
 import { makeConsole } from '../lib/console/handler.ts';
 import { Engine } from '../lib/engine/engine.ts';
+import type { NewEvent } from '../lib/engine/types.ts';
 import { apiGateway } from '../lib/http/apigw.ts';
 import { httpListener } from '../lib/http/local-adapter.ts';
 import { InMemoryQueue } from '../lib/queue/memory.ts';
@@ -96,11 +97,12 @@ export async function benchConsole(): Promise<Results> {
       done: false,
     })),
   };
-  const events = ['intake', 'route', 'plan'].flatMap((node) => [
+  const nodeEvent = { intake: 'intake.accepted', route: 'routing.decided', plan: 'plan.created' } as const;
+  const events = (['intake', 'route', 'plan'] as const).flatMap((node): NewEvent[] => [
     { type: 'step.scheduled', node, detail: { attempt: 1 } },
-    { type: 'step.started', node, detail: { attempt: 1 } },
-    { type: `${node}.done`, node, detail: { note: 'x'.repeat(80) } },
+    { type: nodeEvent[node], node, detail: { note: 'x'.repeat(80) } },
     { type: 'step.succeeded', node, detail: { attempt: 1, durationMs: 12 } },
+    { type: 'node.completed', node, detail: { edge: null } },
   ]);
   await store.commit({
     run: {

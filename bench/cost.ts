@@ -13,7 +13,7 @@ import { InMemoryQueue } from '../lib/queue/memory.ts';
 import type { Outgoing } from '../lib/queue/port.ts';
 import { dynamoClient } from '../lib/store/client.ts';
 import { DynamoRunStore } from '../lib/store/dynamodb.ts';
-import { INDEXES } from '../lib/store/schema.ts';
+import { INDEXES, itemKeys, sortKeys } from '../lib/store/schema.ts';
 import { type LocalStack, startLocalStack } from '../scripts/local-stack.ts';
 import type { RecordedRequest } from '../test/support/fake-github.ts';
 import { FakeGitHubActions } from '../test/support/fake-github-actions.ts';
@@ -661,7 +661,7 @@ guards: { ci: { enabled: false } }
       readsBy: { ...meter.readsBy },
     };
     const events = await h.observer.listEvents(runId);
-    const runItem = await meter.image(table, { pk: { S: `RUN#${runId}` }, sk: { S: 'RUN' } });
+    const runItem = await meter.image(table, { pk: { S: itemKeys.run(runId) }, sk: { S: sortKeys.run } });
     const runsForIssue = (await h.observer.listRuns({ subject: `${REPO}#${ISSUE}` })).length;
     if (runsForIssue !== 1) throw new Error(`bench cost: ${runsForIssue} runs for one issue`);
 

@@ -7,12 +7,12 @@ import { type LocalRoutesDeps, localRoutes } from '../lib/app/local-routes.ts';
 import { recoverySweep } from '../lib/app/recovery.ts';
 import { createWorkerApp, type WorkerApp, type WorkerAppOptions } from '../lib/app/worker.ts';
 import { logger } from '../lib/common/observability.ts';
+import { StoreUnavailableError } from '../lib/engine/store-errors.ts';
 import { httpListener } from '../lib/http/local-adapter.ts';
 import { InMemoryQueue } from '../lib/queue/memory.ts';
 import { dynamoClient } from '../lib/store/client.ts';
 import { createTable, DynamoRunStore } from '../lib/store/dynamodb.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from '../lib/store/dynamodb-local.ts';
-import { StoreUnavailableError } from '../lib/store/errors.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 

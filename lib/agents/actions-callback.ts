@@ -1,9 +1,9 @@
 import { createRemoteJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { logger } from '../common/observability.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { readPostBody } from '../http/body.ts';
 import { type HttpRequest, type HttpResponse, json } from '../http/request.ts';
-import type { RunStore } from '../store/port.ts';
 import type { ResumeFn } from './callbacks.ts';
 import { AgentWorkQueue, type DispatchRecord } from './work-queue.ts';
 import { runIdFromTitle } from './workflow-run.ts';

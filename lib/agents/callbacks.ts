@@ -2,9 +2,9 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { ConfigurationError } from '../common/errors.ts';
 import { logger } from '../common/observability.ts';
 import { getNamedSecret } from '../common/secrets.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { readPostBody } from '../http/body.ts';
 import { type HttpRequest, type HttpResponse, json } from '../http/request.ts';
-import type { RunStore } from '../store/port.ts';
 import { checkResultBody, RESULT_LIMITS } from './payload-limits.ts';
 import type { AgentResult } from './work-queue.ts';
 

@@ -1,5 +1,6 @@
 import { isRetryable } from '../common/errors.ts';
 import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClient, type GitHubClientFactory, splitRepo } from '../github/client.ts';
 import { GitHubApiError } from '../github/errors.ts';
@@ -9,7 +10,6 @@ import type { AgentIdentity } from '../github/permissions.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
 import { guardBranch, recordCiSignal } from '../routing/guards.ts';
-import type { RunStore } from '../store/port.ts';
 import { CI_TRIAGE } from '../workflows/ci-triage.ts';
 import { AgentError, CiTriageBusyError } from './errors.ts';
 import { isAgentWorkflowRun } from './workflow-run.ts';

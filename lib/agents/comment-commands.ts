@@ -1,10 +1,10 @@
 import type { Signal } from '../engine/engine.ts';
 import { InvalidSignalError, StaleApprovalError } from '../engine/errors.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClientFactory, splitRepo } from '../github/client.ts';
 import type { CommentCommandInput } from '../github/comment-commands.ts';
-import type { RunStore } from '../store/port.ts';
 import { COMMENT_COMMAND } from '../workflows/comment-command.ts';
 import { heldBy, liftHold, setHold } from './gates.ts';
 

@@ -1,11 +1,11 @@
 import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClientFactory, isOwnComment } from '../github/client.ts';
 import { codeSpan, escapeGitHubInline, linkSuffix } from '../github/escape.ts';
 import type { AgentIdentity } from '../github/permissions.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
-import type { RunStore } from '../store/port.ts';
 import { COVERAGE } from '../workflows/coverage.ts';
 import { CoverageError } from './errors.ts';
 

@@ -1,4 +1,5 @@
 import { InternalError, isRetryable } from '../common/errors.ts';
+import type { EventType } from '../engine/events.ts';
 import { describePause, pausedFor } from '../engine/pause.ts';
 import type { EdgeDefinition, NodeResult, StepContext } from '../engine/workflow.ts';
 import type { RegisteredAgent } from '../routing/agents.ts';
@@ -159,7 +160,7 @@ class ExecuteStep {
     return this.ctx.run;
   }
 
-  private emit(type: string, detail: Obj, by = 'hub'): void {
+  private emit(type: EventType, detail: Obj, by = 'hub'): void {
     this.ctx.emit({ type, node: this.ctx.node, by, detail });
   }
 

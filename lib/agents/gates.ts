@@ -1,10 +1,10 @@
 import type { Signal } from '../engine/engine.ts';
 import { InvalidSignalError } from '../engine/errors.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { Run } from '../engine/types.ts';
 import type { NodeResult } from '../engine/workflow.ts';
 import { RunBlockedError } from '../routing/errors.ts';
 import type { RoutingDecision } from '../routing/rules.ts';
-import type { RunStore } from '../store/port.ts';
 import { RESULT_EDGE } from './results.ts';
 
 /**

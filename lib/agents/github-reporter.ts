@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import type { Reporter } from '../engine/engine.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { NewEvent, Run } from '../engine/types.ts';
 import {
   EventCollector,
@@ -11,7 +12,6 @@ import {
 import { GitHubApiError } from '../github/errors.ts';
 import { AgentRegistry } from '../routing/agents.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
-import type { RunStore } from '../store/port.ts';
 import { DEFAULT_RETENTION_DAYS } from '../store/schema.ts';
 import { capComment } from './comment-cap.ts';
 import { ReporterBusyError } from './errors.ts';

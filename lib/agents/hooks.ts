@@ -1,9 +1,9 @@
 import { logger } from '../common/observability.ts';
 import type { StartRunInput, StartRunResult } from '../engine/engine.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { Delivery, DeliveryOutcome } from '../github/webhook.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
 import type { DeliveryHook } from '../routing/deliveries.ts';
-import type { RunStore } from '../store/port.ts';
 import { startCiTriage } from './ci-triage.ts';
 import { startCoverage } from './coverage.ts';
 import { nudgePrChecks } from './pr-checks.ts';

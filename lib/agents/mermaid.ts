@@ -1,4 +1,4 @@
-import type { RunStatus } from '../engine/types.ts';
+import { type NodeProgress, progressOf } from '../engine/progress.ts';
 
 /**
  * A Mermaid flowchart of a workflow graph, with the run's current node highlighted, nodes it has
@@ -12,10 +12,23 @@ export interface GraphShape {
   edges: ReadonlyArray<{ from: string; to: string; on?: string }>;
 }
 
-export interface GraphState {
-  current: string | null;
-  status: RunStatus;
-  visited: ReadonlySet<string>;
+/** How a graph drawing marks a node: a run's gate or stop is where it is; `todo` is unmarked. */
+export type GraphMark = 'done' | 'current' | 'failed' | 'todo';
+
+/** The mark of a node in the diagram and the console's graph (lib/engine/progress.ts decides the state). */
+export function graphMark(progress: NodeProgress): GraphMark {
+  switch (progress) {
+    case 'done':
+      return 'done';
+    case 'current':
+    case 'waiting':
+      return 'current';
+    case 'failed':
+    case 'cancelled':
+      return 'failed';
+    case 'pending':
+      return 'todo';
+  }
 }
 
 /** Mermaid ids must avoid keywords (`end`, `graph`, ...) and punctuation: prefix and sanitise. */
@@ -27,7 +40,7 @@ function entries(nodes: GraphShape['nodes']): Array<[string, { title?: string }]
   return nodes instanceof Map ? [...nodes.entries()] : Object.entries(nodes);
 }
 
-export function renderMermaid(graph: GraphShape, state: GraphState): string {
+export function renderMermaid(graph: GraphShape, progress: ReadonlyMap<string, NodeProgress>): string {
   const lines = ['flowchart LR'];
   for (const [name, node] of entries(graph.nodes))
     lines.push(`  ${id(name)}["${label(node.title ?? name)}"]`);
@@ -39,14 +52,14 @@ export function renderMermaid(graph: GraphShape, state: GraphState): string {
   lines.push('  classDef done fill:#dcfce7,stroke:#16a34a,color:#14532d');
   lines.push('  classDef current fill:#fef3c7,stroke:#d97706,stroke-width:3px,color:#78350f');
   lines.push('  classDef failed fill:#fee2e2,stroke:#dc2626,stroke-width:3px,color:#7f1d1d');
-  const names = new Set(entries(graph.nodes).map(([n]) => n));
-  const failed = state.status === 'failed' || state.status === 'expired' || state.status === 'cancelled';
-  const here = state.current && names.has(state.current) ? state.current : null;
-  const done = [...state.visited].filter(
-    (n) => names.has(n) && !(here && n === here && state.status !== 'succeeded'),
-  );
-  if (done.length > 0) lines.push(`  class ${done.map(id).join(',')} done`);
-  if (here && state.status !== 'succeeded')
-    lines.push(`  class ${id(here)} ${failed ? 'failed' : 'current'}`);
+  const marked = new Map<GraphMark, string[]>();
+  for (const [name] of entries(graph.nodes)) {
+    const mark = graphMark(progressOf(progress, name));
+    marked.set(mark, [...(marked.get(mark) ?? []), id(name)]);
+  }
+  for (const mark of ['done', 'current', 'failed'] as const) {
+    const ids = marked.get(mark);
+    if (ids) lines.push(`  class ${ids.join(',')} ${mark}`);
+  }
   return lines.join('\n');
 }

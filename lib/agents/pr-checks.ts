@@ -1,7 +1,7 @@
+import type { RunStore } from '../engine/ports.ts';
 import type { GitHubClient } from '../github/client.ts';
 import { isSwitchyardAgentRun, splitRepo } from '../github/client.ts';
 import type { Delivery } from '../github/webhook.ts';
-import type { RunStore } from '../store/port.ts';
 import { collectFailedJobs, type FailedJob } from './ci-triage.ts';
 import { type DeliveryResult, deliverResult, type HubEngine } from './results.ts';
 import { AgentWorkQueue } from './work-queue.ts';

@@ -1,9 +1,9 @@
 import { logger } from '../common/observability.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { isTerminal } from '../engine/types.ts';
 import { type GitHubClientFactory, splitRepo } from '../github/client.ts';
 import { GitHubApiError } from '../github/errors.ts';
 import type { ReconcileConfig } from '../routing/recovery-config.ts';
-import type { RunStore } from '../store/port.ts';
 import type { HubEngine } from './results.ts';
 import { type DispatchRecord, WORK_GROUP } from './work-queue.ts';
 import { resumeFromWorkflowRun, runIdFromTitle, type WorkflowRunOutcome } from './workflow-run.ts';

@@ -1,10 +1,10 @@
 import { logger } from '../common/observability.ts';
 import type { Signal } from '../engine/engine.ts';
 import { InvalidSignalError } from '../engine/errors.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { isTerminal, type Run } from '../engine/types.ts';
 import type { Delivery, DeliveryOutcome } from '../github/webhook.ts';
 import type { DeliveryHook } from '../routing/deliveries.ts';
-import type { RunStore } from '../store/port.ts';
 
 /**
  * `issues.edited` that changes the title or body, as a `DeliveryHook` (cheap: one query by

@@ -1,3 +1,5 @@
+import type { EventType } from '../engine/events.ts';
+import { nodeProgress } from '../engine/progress.ts';
 import type { Run, RunEvent, RunStatus } from '../engine/types.ts';
 import type { Workflow } from '../engine/workflow.ts';
 import { codeSpan, escapeGitHub, escapeGitHubInline } from '../github/escape.ts';
@@ -52,21 +54,12 @@ function isPlan(v: unknown): v is Plan {
   );
 }
 
-export function visitedNodes(events: readonly RunEvent[]): Set<string> {
-  const done = new Set<string>();
-  for (const e of events) {
-    if ((e.type === 'step.succeeded' || e.type === 'node.completed' || e.type === 'gate.skipped') && e.node)
-      done.add(e.node);
-  }
-  return done;
-}
-
 function title(workflow: Workflow<unknown> | undefined, node: string | null): string {
   if (!node) return '';
   return workflow?.nodes.get(node)?.title ?? node;
 }
 
-const DECISION_WORDS: Record<string, string> = {
+const DECISION_WORDS: Partial<Record<EventType, string>> = {
   'signal.approve': 'approved',
   'signal.reject': 'rejected',
   'signal.cancel': 'cancelled',
@@ -197,12 +190,7 @@ export function renderStatusComment(
   if (decisions.length > 0) out.push('', '#### Decisions', ...decisions);
 
   if (workflow) {
-    out.push(
-      '',
-      '```mermaid',
-      renderMermaid(workflow, { current: run.node, status: run.status, visited: visitedNodes(events) }),
-      '```',
-    );
+    out.push('', '```mermaid', renderMermaid(workflow, nodeProgress(run, events)), '```');
   }
 
   const d = decisionOf(run);

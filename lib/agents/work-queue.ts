@@ -1,6 +1,6 @@
+import type { RunStore } from '../engine/ports.ts';
+import { ConcurrencyError } from '../engine/store-errors.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
-import { ConcurrencyError } from '../store/errors.ts';
-import type { RunStore } from '../store/port.ts';
 import { WorkContentionError } from './errors.ts';
 
 /**

@@ -1,5 +1,6 @@
 import { logger } from '../common/observability.ts';
 import type { Reporter } from '../engine/engine.ts';
+import type { EventType } from '../engine/events.ts';
 import { pausedFor } from '../engine/pause.ts';
 import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
 import { splitRepo } from '../github/client.ts';
@@ -64,7 +65,7 @@ async function cancelWorkflowRun(hub: AgentHub, run: Run, rec: DispatchRecord): 
   if (!(await hub.queue.claimOnce(claim))) return;
   const events: NewEvent[] = [];
   const node = run.node ?? undefined;
-  const push = (type: string, detail: Record<string, unknown>) =>
+  const push = (type: EventType, detail: Record<string, unknown>) =>
     events.push({ type, ...(node ? { node } : {}), by: rec.agent, detail: { item: rec.item, ...detail } });
   let identity: { name: string; permissions: readonly import('../github/permissions.ts').Permission[] };
   try {

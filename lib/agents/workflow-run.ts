@@ -1,6 +1,6 @@
+import type { RunStore } from '../engine/ports.ts';
 import type { NormalizedEvent } from '../github/events.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
-import type { RunStore } from '../store/port.ts';
 import { type DeliveryResult, deliverResult, type HubEngine } from './results.ts';
 import { AgentWorkQueue } from './work-queue.ts';
 

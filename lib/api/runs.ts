@@ -1,6 +1,6 @@
+import type { RunStore } from '../engine/ports.ts';
 import { RUN_STATUSES, type RunStatus, toPublicRun } from '../engine/types.ts';
 import { type Endpoint, type HttpResponse, json } from '../http/request.ts';
-import type { RunStore } from '../store/port.ts';
 
 export interface RunsApiDeps {
   store: RunStore;

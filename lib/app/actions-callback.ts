@@ -5,10 +5,10 @@ import {
 } from '../agents/actions-callback.ts';
 import type { HubEngine } from '../agents/results.ts';
 import { instrumented } from '../common/observability.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv, splitRepo } from '../github/client.ts';
 import type { LambdaHttpHandler } from '../http/apigw.ts';
 import type { WorkQueue } from '../queue/port.ts';
-import type { RunStore } from '../store/port.ts';
 import { queueFromEnv, storeFromEnv } from './core.ts';
 import { type DepsOrLoader, endpointHandler } from './http-function.ts';
 import { resultResumer } from './signals.ts';

@@ -1,9 +1,9 @@
 import { type CallbackDeps, handleCallback } from '../agents/callbacks.ts';
 import type { HubEngine } from '../agents/results.ts';
 import { instrumented } from '../common/observability.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { LambdaHttpHandler } from '../http/apigw.ts';
 import type { WorkQueue } from '../queue/port.ts';
-import type { RunStore } from '../store/port.ts';
 import { queueFromEnv, storeFromEnv } from './core.ts';
 import { type DepsOrLoader, endpointHandler } from './http-function.ts';
 import { resultResumer } from './signals.ts';

@@ -1,7 +1,7 @@
 import { MetricName } from '../common/metric-names.ts';
 import { metrics } from '../common/observability.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { NewEvent } from '../engine/types.ts';
-import type { RunStore } from '../store/port.ts';
 
 export interface MetricSink {
   count(name: string, value: number): void;

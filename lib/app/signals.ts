@@ -2,9 +2,9 @@ import type { ResumeFn } from '../agents/callbacks.ts';
 import { deliverResult, type HubEngine } from '../agents/results.ts';
 import { AgentWorkQueue } from '../agents/work-queue.ts';
 import { Engine } from '../engine/engine.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { WorkflowTuning } from '../engine/workflow.ts';
 import type { WorkQueue } from '../queue/port.ts';
-import type { RunStore } from '../store/port.ts';
 import { buildRegistry } from '../workflows/index.ts';
 
 export interface SignalEngineOptions {

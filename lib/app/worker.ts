@@ -11,6 +11,7 @@ import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
 import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/worker-services.ts';
 import { Engine, type EngineOptions, type Reporter } from '../engine/engine.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
 import type { WorkMessage, WorkQueue } from '../queue/port.ts';
@@ -18,7 +19,6 @@ import { configPath, loadConfigSource, type SwitchyardConfig, workflowTuning } f
 import { ConfigProvider } from '../routing/repo-config.ts';
 import { routeLater } from '../routing/route-later.ts';
 import type { GitHubServices } from '../routing/services.ts';
-import type { RunStore } from '../store/port.ts';
 import { buildRegistry, WORKFLOW_DEFINITIONS } from '../workflows/index.ts';
 import type { PipelineNode } from '../workflows/issue-pipeline.ts';
 import { withRunMetrics } from './run-metrics.ts';

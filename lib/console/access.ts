@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ConfigurationError } from '../common/errors.ts';
-import type { RunStore } from '../store/port.ts';
+import type { RunStore } from '../engine/ports.ts';
 
 /**
  * Access to the console on AWS: Discord `/status` answers with a link carrying a signed token

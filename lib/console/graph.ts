@@ -1,5 +1,5 @@
-import type { GraphShape } from '../agents/mermaid.ts';
-import type { RunStatus } from '../engine/types.ts';
+import { type GraphMark, type GraphShape, graphMark } from '../agents/mermaid.ts';
+import { type NodeProgress, progressOf } from '../engine/progress.ts';
 import { esc, type Html, raw } from './html.ts';
 
 /**
@@ -9,13 +9,7 @@ import { esc, type Html, raw } from './html.ts';
  * todo), the same marking the status comment's Mermaid diagram uses.
  */
 
-export type NodeState = 'done' | 'current' | 'failed' | 'todo';
-
-export interface GraphRunState {
-  current: string | null;
-  status: RunStatus;
-  visited: ReadonlySet<string>;
-}
+export type NodeState = GraphMark;
 
 const W = 124;
 const H = 40;
@@ -28,18 +22,12 @@ function nodeEntries(nodes: GraphShape['nodes']): Array<[string, { title?: strin
   return nodes instanceof Map ? [...nodes.entries()] : Object.entries(nodes);
 }
 
-/** The state of every node, by the same rules as the Mermaid status diagram (lib/agents/mermaid.ts). */
-export function nodeStates(graph: GraphShape, state: GraphRunState): Map<string, NodeState> {
-  const names = nodeEntries(graph.nodes).map(([n]) => n);
-  const failed = state.status === 'failed' || state.status === 'expired' || state.status === 'cancelled';
-  const here = state.current && names.includes(state.current) ? state.current : null;
-  const out = new Map<string, NodeState>();
-  for (const n of names) out.set(n, state.visited.has(n) ? 'done' : 'todo');
-  if (here) {
-    if (state.status === 'succeeded') out.set(here, 'done');
-    else out.set(here, failed ? 'failed' : 'current');
-  }
-  return out;
+/** The state of every node, marked as the status comment's Mermaid diagram marks it (lib/agents/mermaid.ts). */
+export function nodeStates(
+  graph: GraphShape,
+  progress: ReadonlyMap<string, NodeProgress>,
+): Map<string, NodeState> {
+  return new Map(nodeEntries(graph.nodes).map(([n]) => [n, graphMark(progressOf(progress, n))]));
 }
 
 function layers(graph: GraphShape): Map<string, number> {
@@ -61,7 +49,11 @@ function layers(graph: GraphShape): Map<string, number> {
 const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
 const f = (n: number) => Math.round(n * 10) / 10;
 
-export function renderGraphSvg(graph: GraphShape, state: GraphRunState, title = 'Workflow graph'): Html {
+export function renderGraphSvg(
+  graph: GraphShape,
+  progress: ReadonlyMap<string, NodeProgress>,
+  title = 'Workflow graph',
+): Html {
   const depth = layers(graph);
   const byLayer = new Map<number, string[]>();
   for (const [n, d] of depth) byLayer.set(d, [...(byLayer.get(d) ?? []), n]);
@@ -85,7 +77,7 @@ export function renderGraphSvg(graph: GraphShape, state: GraphRunState, title = 
   }
 
   const titles = new Map(nodeEntries(graph.nodes).map(([n, v]) => [n, v.title ?? n]));
-  const states = nodeStates(graph, state);
+  const states = nodeStates(graph, progress);
   const parts: string[] = [];
   parts.push(
     '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker></defs>',

@@ -2,10 +2,10 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { Workloads } from '../agents/work-queue.ts';
 import type { Signal } from '../engine/engine.ts';
 import { InvalidSignalError, StaleApprovalError } from '../engine/errors.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { type NewEvent, RUN_STATUSES, type Run, type RunStatus } from '../engine/types.ts';
 import type { Workflow } from '../engine/workflow.ts';
 import type { Endpoint, HttpRequest, HttpResponse } from '../http/request.ts';
-import type { RunStore } from '../store/port.ts';
 import {
   createSession,
   readSession,

@@ -1,5 +1,5 @@
-import { visitedNodes } from '../agents/status-comment.ts';
 import type { Workloads } from '../agents/work-queue.ts';
+import { nodeProgress } from '../engine/progress.ts';
 import { isTerminal, RUN_STATUSES, type Run, type RunEvent } from '../engine/types.ts';
 import type { Workflow } from '../engine/workflow.ts';
 import { renderGraphSvg } from './graph.ts';
@@ -310,7 +310,7 @@ ${m.result && RESULTS[m.result] ? html`<p class="notice" role="status">${RESULTS
     workflow
       ? renderGraphSvg(
           workflow,
-          { current: run.node, status: run.status, visited: visitedNodes(events) },
+          nodeProgress(run, events),
           `Workflow ${run.workflow}: at ${run.node ?? 'start'}, ${run.status}`,
         )
       : html`<p>Workflow ${run.workflow} is not known to this console.</p>`

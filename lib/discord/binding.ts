@@ -1,7 +1,7 @@
 import type { APIMessage } from 'discord-api-types/v10';
 import { isRetryable } from '../common/errors.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { Run } from '../engine/types.ts';
-import type { RunStore } from '../store/port.ts';
 import { DiscordApiError, DiscordNotFoundError } from './errors.ts';
 import { INTERACTION_TOKEN_TTL_MS } from './protocol.ts';
 import type { MessageBody } from './render.ts';

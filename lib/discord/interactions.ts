@@ -14,8 +14,8 @@ import {
   UnknownWorkflowError,
 } from '../engine/errors.ts';
 import { describePause, listPauses, setPaused } from '../engine/pause.ts';
+import type { ListRunsQuery, RunStore } from '../engine/ports.ts';
 import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
-import type { ListRunsQuery, RunStore } from '../store/port.ts';
 import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
 import { channelMapsRepo, guildAllowed, isApprover } from './channels.ts';
 import { consoleLinkRow } from './console-link.ts';

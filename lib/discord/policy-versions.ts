@@ -1,5 +1,5 @@
 import { logger } from '../common/observability.ts';
-import type { RunStore } from '../store/port.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { type DiscordPolicy, policyFromConfig } from './policy.ts';
 
 /** Where `npm run config:push` keeps the active version (lib/routing/config-versions.ts). */

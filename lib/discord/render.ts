@@ -7,6 +7,7 @@ import type {
 } from 'discord-api-types/v10';
 import { budgetLine } from '../agents/budget.ts';
 import { plannerLine } from '../agents/plan-usage.ts';
+import { type NodeProgress, nodeProgress, progressOf } from '../engine/progress.ts';
 import { isTerminal, type Run, type RunEvent, type RunStatus } from '../engine/types.ts';
 import { encodeButtonId } from './custom-id.ts';
 import { escapeDiscord, escapeDiscordInline } from './escape.ts';
@@ -27,7 +28,7 @@ export interface MessageBody {
   allowed_mentions: { parse: []; roles?: string[] };
 }
 
-export type StepState = 'done' | 'current' | 'waiting' | 'failed' | 'cancelled' | 'pending';
+export type StepState = NodeProgress;
 
 export const STEP_ICON: Record<StepState, string> = {
   done: '✅',
@@ -79,41 +80,19 @@ function subjectLink(run: Run): string {
   return repo && issue !== undefined ? `[${repo}#${issue}](${issueUrl(repo, issue)})` : subjectLabel(run);
 }
 
-/**
- * Each node's state from the history: a node is done once its step succeeded (or its gate
- * passed), failed once its step failed; the node the run is at shows the run's state.
- */
+/** Each node of the workflow in order, with its progress (lib/engine/progress.ts). */
 export function stepStates(
   run: Run,
   workflow: WorkflowView | undefined,
   events: readonly RunEvent[],
 ): Array<{ node: string; title: string; state: StepState }> {
   const order = workflow ? workflow.order() : run.node ? [run.node] : [];
-  const seen = new Map<string, StepState>();
-  for (const e of events) {
-    if (!e.node) continue;
-    if (e.type === 'step.succeeded' || e.type === 'node.completed' || e.type === 'gate.skipped')
-      seen.set(e.node, 'done');
-    else if (e.type === 'gate.opened') seen.set(e.node, 'waiting');
-    else if (e.type === 'step.failed') seen.set(e.node, 'failed');
-  }
-  const currentState: StepState | undefined =
-    run.status === 'succeeded'
-      ? 'done'
-      : run.status === 'waiting'
-        ? 'waiting'
-        : run.status === 'failed' || run.status === 'expired'
-          ? 'failed'
-          : run.status === 'cancelled'
-            ? 'cancelled'
-            : 'current';
-  return order.map((node) => {
-    const title = workflow?.nodes.get(node)?.title ?? node;
-    let state: StepState = seen.get(node) ?? 'pending';
-    if (node === run.node) state = currentState;
-    else if (state === 'waiting') state = 'done'; // a gate passed earlier (its node.completed may be in an older page)
-    return { node, title, state };
-  });
+  const progress = nodeProgress(run, events);
+  return order.map((node) => ({
+    node,
+    title: workflow?.nodes.get(node)?.title ?? node,
+    state: progressOf(progress, node),
+  }));
 }
 
 export function checklist(run: Run, workflow: WorkflowView | undefined, events: readonly RunEvent[]): string {

@@ -1,7 +1,7 @@
 import { logger } from '../common/observability.ts';
 import type { Reporter } from '../engine/engine.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { NewEvent, Run, RunEvent } from '../engine/types.ts';
-import type { RunStore } from '../store/port.ts';
 import {
   BINDING_GROUP,
   type DiscordBinding,

@@ -1,8 +1,7 @@
 import { InternalError } from '../common/errors.ts';
-import { ConcurrencyError } from '../store/errors.ts';
-import type { RunStore } from '../store/port.ts';
-import { effectKeys } from '../store/schema.ts';
 import { LeaseLostError, StepTimeoutError } from './errors.ts';
+import type { EffectLedger, EffectRef } from './ports.ts';
+import { ConcurrencyError } from './store-errors.ts';
 import type { Run } from './types.ts';
 
 /**
@@ -47,16 +46,16 @@ export interface EffectStep {
   now: () => Date;
 }
 
-/** The journal key of an effect (see `effectKeys` in lib/store/schema.ts). */
-export function effectKey(run: Run, node: string, name: string, scope: EffectScope = 'step'): string {
-  if (scope === 'run') return effectKeys.run(name);
+/** Which journal record an effect is (the store turns it into its key). */
+export function effectKey(run: Run, node: string, name: string, scope: EffectScope = 'step'): EffectRef {
+  if (scope === 'run') return { scope: 'run', name };
   const step = run.step;
   if (!step) throw new InternalError(`run ${run.id} has no step to journal effect ${name} under`);
-  return effectKeys.step(node, step.firstSeq ?? step.seq, name);
+  return { scope: 'step', node, firstSeq: step.firstSeq ?? step.seq, name };
 }
 
 export async function runEffect<T>(
-  store: RunStore,
+  store: EffectLedger,
   step: EffectStep,
   name: string,
   fn: EffectFn<T>,

@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import type { Outgoing, WorkMessage, WorkQueue } from '../queue/port.ts';
 import { MAX_DELAY_SECONDS } from '../queue/port.ts';
-import { ConcurrencyError, StoreValidationError, SubjectLockedError } from '../store/errors.ts';
-import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from '../store/port.ts';
 import { withStepSignal } from './abort.ts';
 import { type EffectFn, type EffectOptions, runEffect } from './effects.ts';
 import {
@@ -17,7 +15,10 @@ import {
   StepTimeoutError,
   UnknownWorkflowError,
 } from './errors.ts';
+import { type EventType, runEndEvent } from './events.ts';
 import { auditPause, describePause, pausedFor } from './pause.ts';
+import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from './ports.ts';
+import { ConcurrencyError, StoreValidationError, SubjectLockedError } from './store-errors.ts';
 import {
   isTerminal,
   type NewEvent,
@@ -139,7 +140,7 @@ export type Signal =
   | {
       type: 'note';
       by: string;
-      event: string;
+      event: EventType;
       detail: Record<string, unknown>;
       data?: Record<string, unknown>;
     };
@@ -713,7 +714,7 @@ export class Engine<S = unknown> {
       events: [
         ...events,
         {
-          type: `run.${status}`,
+          type: runEndEvent(status),
           ...(run.node ? { node: run.node } : {}),
           detail: { reason, ...(error ? { error } : {}) },
         },

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { RunStore } from '../store/port.ts';
+import type { RunStore } from './ports.ts';
 
 /**
  * The kill switch: a pause, global or for one repository, kept as a KV item so every function

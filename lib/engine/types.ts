@@ -1,3 +1,5 @@
+import type { EventType } from './events.ts';
+
 /** The run model shared by the engine, the store, the API and the reporters. */
 
 export const RUN_STATUSES = [
@@ -106,7 +108,8 @@ export interface Run {
 export interface RunEvent {
   seq: number;
   at: string;
-  type: string;
+  /** One of the names in lib/engine/events.ts. */
+  type: EventType;
   node?: string;
   /** Who caused it (a user for signals, `worker`, `sweeper`, `system`). */
   by?: string;

@@ -5,6 +5,7 @@ import { throttling } from '@octokit/plugin-throttling';
 import { logger, redact } from '../common/observability.ts';
 import { type GitHubCredentials, getSecretValue, parseGitHubCredentials } from '../common/secrets.ts';
 import { stepSignal, throwIfStepAborted } from '../engine/abort.ts';
+import type { EventType } from '../engine/events.ts';
 import type { NewEvent } from '../engine/types.ts';
 import {
   GitHubApiError,
@@ -440,7 +441,7 @@ export class GitHubClient {
     return this.agent.permissions.includes(permission);
   }
 
-  private async emit(type: string, detail: Record<string, unknown>): Promise<void> {
+  private async emit(type: EventType, detail: Record<string, unknown>): Promise<void> {
     const event: NewEvent = { type, by: this.agent.name, detail: { agent: this.agent.name, ...detail } };
     if (this.ctx.node) event.node = this.ctx.node;
     if (this.ctx.sink) await this.ctx.sink(event);

@@ -1,10 +1,10 @@
 import { logger } from '../common/observability.ts';
+import type { RunStore } from '../engine/ports.ts';
 import {
   GITHUB_REDELIVERY_WINDOW_HOURS,
   type HookTarget,
   type RedeliveryConfig,
 } from '../routing/recovery-config.ts';
-import type { RunStore } from '../store/port.ts';
 import type { GitHubClientFactory } from './client.ts';
 
 /**

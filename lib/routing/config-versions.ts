@@ -1,5 +1,5 @@
 import { ContentionError } from '../common/errors.ts';
-import type { RunStore } from '../store/port.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { parseConfigSource } from './config.ts';
 
 /**

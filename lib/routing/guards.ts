@@ -1,7 +1,7 @@
 import { ContentionError } from '../common/errors.ts';
+import type { RunStore } from '../engine/ports.ts';
 import { type GitHubClient, isSwitchyardAgentRun } from '../github/client.ts';
 import type { CiSignal, NormalizedEvent } from '../github/events.ts';
-import type { RunStore } from '../store/port.ts';
 import type { SwitchyardConfig } from './config.ts';
 
 /**

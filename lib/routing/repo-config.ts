@@ -1,7 +1,7 @@
 import { configRefreshMs } from '../common/config-refresh.ts';
 import { logger } from '../common/observability.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { GitHubClient } from '../github/client.ts';
-import type { RunStore } from '../store/port.ts';
 import {
   type ConfigSource,
   overlayConfig,

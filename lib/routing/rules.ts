@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
+import type { ConcurrencyPolicy } from '../engine/ports.ts';
 import { eventKey, type NormalizedEvent } from '../github/events.ts';
-import type { ConcurrencyPolicy } from '../store/port.ts';
 import { evaluateCondition, variablesOf } from './cel.ts';
 import { effectiveRules, type PolicyConfig, type RuleConfig, type SwitchyardConfig } from './config.ts';
 import type { CiState, CiVerdict } from './guards.ts';

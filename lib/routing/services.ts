@@ -1,8 +1,8 @@
 import type { Planner } from '../agents/planner.ts';
 import type { EffectFn, EffectOptions } from '../engine/effects.ts';
+import type { RunStore } from '../engine/ports.ts';
 import type { NewEvent, Run } from '../engine/types.ts';
 import type { GitHubClientFactory } from '../github/client.ts';
-import type { RunStore } from '../store/port.ts';
 import type { ConfigProvider } from './repo-config.ts';
 
 /**

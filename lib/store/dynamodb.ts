@@ -20,8 +20,21 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
-import { EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
+import type { EventType } from '../engine/events.ts';
+import type {
+  ActivePage,
+  CommitInput,
+  CreateRunInput,
+  CreateRunResult,
+  EffectClaim,
+  EffectRef,
+  KvItem,
+  KvWrite,
+  LeaseFence,
+  ListRunsQuery,
+  ReportState,
+  RunStore,
+} from '../engine/ports.ts';
 import {
   ConcurrencyError,
   RunNotFoundError,
@@ -30,40 +43,37 @@ import {
   StoreValidationError,
   SubjectLockedError,
   ThrottledError,
-} from './errors.ts';
+} from '../engine/store-errors.ts';
+import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
+import { EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
 import { type Chunk, ChunkCache, joinData, pack, splitData, unpack } from './packing.ts';
-import type {
-  ActivePage,
-  CommitInput,
-  CreateRunInput,
-  CreateRunResult,
-  EffectClaim,
-  KvItem,
-  KvWrite,
-  LeaseFence,
-  ListRunsQuery,
-  ReportState,
-  RunStore,
-} from './port.ts';
-import { DEFAULT_RETENTION_DAYS, INDEXES, itemKeys, normalizeKey, TABLE_KEYS } from './schema.ts';
+import {
+  DEFAULT_RETENTION_DAYS,
+  effectKeys,
+  INDEXES,
+  itemKeys,
+  normalizeKey,
+  sortKeys,
+  TABLE_KEYS,
+} from './schema.ts';
 
 type Item = Record<string, unknown>;
 
-const RUN_SK = 'RUN';
+const RUN_SK = sortKeys.run;
 /** The run item's packed attribute (everything but keys and what conditions read). */
 const BODY = 'body';
 /** Inside a packed run body: the chunk of each large data key, and the data's key order. */
 const REFS = '$chunks';
 const ORDER = '$order';
-const chunkSk = (hash: string) => `DATA#${hash}`;
+const chunkSk = sortKeys.chunk;
 /** How much longer than a finished run's retention a chunk is kept (a run may last this long). */
 const CHUNK_TTL_MARGIN_SECONDS = 30 * 86_400;
-const REPORT_SK = 'REPORT';
-const runPk = (id: string) => `RUN#${id}`;
-const eventSk = (seq: number) => `EVT#${String(seq).padStart(8, '0')}`;
+const REPORT_SK = sortKeys.report;
+const runPk = itemKeys.run;
+const eventSk = sortKeys.events;
 /** Audit events after committed event `last`: the n-th sorts `EVT#<last>#<n>`. */
-const auditPrefix = (last: number) => `${eventSk(last)}#`;
-const auditSk = (last: number, n: number) => `${auditPrefix(last)}${String(n).padStart(8, '0')}`;
+const auditPrefix = sortKeys.auditPrefix;
+const auditSk = sortKeys.audit;
 /**
  * An audit event's sequence number: after committed event `last` and before the next one, and
  * unique, so `listEvents({after})` from any event seen never skips one (n-th: last + n/(n+1)).
@@ -173,11 +183,11 @@ export class DynamoRunStore implements RunStore {
       sk: RUN_SK,
       // Every write keeps the run in the sparse active index; retire() takes it out once the run
       // is finished AND reported, so the sweeper also finds finished-but-unreported runs.
-      gsi1pk: 'ACTIVE',
+      gsi1pk: itemKeys.active,
       gsi1sk: sortKey,
       gsi2pk: itemKeys.subject(run.subject.key),
       gsi2sk: sortKey,
-      gsi4pk: `RUNS#${month(run.createdAt)}`,
+      gsi4pk: itemKeys.recent(month(run.createdAt)),
       gsi4sk: sortKey,
       ...(run.subject.repo ? { gsi3pk: itemKeys.repo(run.subject.repo), gsi3sk: sortKey } : {}),
     };
@@ -357,7 +367,7 @@ export class DynamoRunStore implements RunStore {
           TableName: this.tableName,
           Item: {
             pk: itemKeys.idempotency(idempotencyKey),
-            sk: 'IDEM',
+            sk: sortKeys.idempotency,
             runId: run.id,
             ttl: this.expiresAt(),
           },
@@ -371,7 +381,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { pk: itemKeys.lock(lockKey), sk: 'LOCK', runId: run.id },
+          Item: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock, runId: run.id },
           ConditionExpression: 'attribute_not_exists(pk)',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
@@ -437,7 +447,7 @@ export class DynamoRunStore implements RunStore {
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: { pk: itemKeys.idempotency(key), sk: 'IDEM' },
+          Key: { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency },
           ConsistentRead: true,
         }),
       ),
@@ -450,7 +460,7 @@ export class DynamoRunStore implements RunStore {
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: { pk: itemKeys.lock(lockKey), sk: 'LOCK' },
+          Key: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock },
           ConsistentRead: true,
         }),
       ),
@@ -463,7 +473,12 @@ export class DynamoRunStore implements RunStore {
       await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: itemKeys.idempotency(idempotencyKey), sk: 'IDEM', runId, ttl: this.expiresAt() },
+          Item: {
+            pk: itemKeys.idempotency(idempotencyKey),
+            sk: sortKeys.idempotency,
+            runId,
+            ttl: this.expiresAt(),
+          },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -530,7 +545,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Delete: {
           TableName: this.tableName,
-          Key: { pk: itemKeys.lock(input.releaseLock), sk: 'LOCK' },
+          Key: { pk: itemKeys.lock(input.releaseLock), sk: sortKeys.lock },
           ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
           ExpressionAttributeValues: { ':me': run.id },
         },
@@ -542,7 +557,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { pk: itemKeys.lock(input.acquireLock), sk: 'LOCK', runId: run.id },
+          Item: { pk: itemKeys.lock(input.acquireLock), sk: sortKeys.lock, runId: run.id },
           ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
           ExpressionAttributeValues: { ':me': run.id },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -761,7 +776,7 @@ export class DynamoRunStore implements RunStore {
         out.push({
           seq: e.seq as number,
           at: e.at as string,
-          type: e.type as string,
+          type: e.type as EventType,
           ...(e.node !== undefined ? { node: e.node as string } : {}),
           ...(e.by !== undefined ? { by: e.by as string } : {}),
           detail: (e.detail ?? {}) as Record<string, unknown>,
@@ -784,7 +799,7 @@ export class DynamoRunStore implements RunStore {
             ExpressionAttributeValues: {
               ':pk': runPk(runId),
               ':from': from,
-              ':to': 'EVT#~',
+              ':to': sortKeys.eventsEnd,
             },
             ConsistentRead: true,
             ExclusiveStartKey: startKey,
@@ -810,7 +825,7 @@ export class DynamoRunStore implements RunStore {
     } else if (query.repo !== undefined) {
       partitions = [{ index: INDEXES.repo.name, pkName: 'gsi3pk', pk: itemKeys.repo(query.repo) }];
     } else if (query.status !== undefined && !isTerminal(query.status)) {
-      partitions = [{ index: INDEXES.active.name, pkName: 'gsi1pk', pk: 'ACTIVE' }];
+      partitions = [{ index: INDEXES.active.name, pkName: 'gsi1pk', pk: itemKeys.active }];
     } else {
       // Newest first across monthly partitions of the "recent" index, back as far as retention.
       const months: string[] = [];
@@ -819,7 +834,11 @@ export class DynamoRunStore implements RunStore {
       for (let i = 0; i < count; i++) {
         months.push(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - i, 1)).toISOString().slice(0, 7));
       }
-      partitions = months.map((m) => ({ index: INDEXES.recent.name, pkName: 'gsi4pk', pk: `RUNS#${m}` }));
+      partitions = months.map((m) => ({
+        index: INDEXES.recent.name,
+        pkName: 'gsi4pk',
+        pk: itemKeys.recent(m),
+      }));
     }
 
     const out: Run[] = [];
@@ -857,7 +876,7 @@ export class DynamoRunStore implements RunStore {
         TableName: this.tableName,
         IndexName: INDEXES.active.name,
         KeyConditionExpression: 'gsi1pk = :a',
-        ExpressionAttributeValues: { ':a': 'ACTIVE' },
+        ExpressionAttributeValues: { ':a': itemKeys.active },
       },
       limit,
     );
@@ -883,7 +902,7 @@ export class DynamoRunStore implements RunStore {
           TableName: this.tableName,
           IndexName: INDEXES.active.name,
           KeyConditionExpression: 'gsi1pk = :a',
-          ExpressionAttributeValues: { ':a': 'ACTIVE' },
+          ExpressionAttributeValues: { ':a': itemKeys.active },
           Limit: limit,
           ExclusiveStartKey: startKey,
         }),
@@ -1055,8 +1074,8 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  async getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined> {
-    const item = await this.effectItem(runId, key);
+  async getEffect(runId: string, effect: EffectRef): Promise<{ result: unknown } | undefined> {
+    const item = await this.effectItem(runId, effectKeys.of(effect));
     return item?.state === EFFECT_DONE ? { result: item.result ?? null } : undefined;
   }
 
@@ -1091,7 +1110,13 @@ export class DynamoRunStore implements RunStore {
     };
   }
 
-  async claimEffect(runId: string, key: string, fence: LeaseFence, claim: string): Promise<EffectClaim> {
+  async claimEffect(
+    runId: string,
+    effect: EffectRef,
+    fence: LeaseFence,
+    claim: string,
+  ): Promise<EffectClaim> {
+    const key = effectKeys.of(effect);
     for (let attempt = 0; ; attempt++) {
       // Read, then claim conditional on what was read: so the claim knows whether it replaces an
       // earlier claim that was never recorded (that worker may have acted: the caller is told).
@@ -1150,7 +1175,8 @@ export class DynamoRunStore implements RunStore {
    * cannot record; a worker that acted and lost only its lease records what it did, which the
    * next attempt then finds instead of acting again.
    */
-  async recordEffect(runId: string, key: string, claim: string, result: unknown): Promise<void> {
+  async recordEffect(runId: string, effect: EffectRef, claim: string, result: unknown): Promise<void> {
+    const key = effectKeys.of(effect);
     try {
       const out = await this.doc.send(
         new UpdateCommand({
@@ -1280,7 +1306,7 @@ export class DynamoRunStore implements RunStore {
   async kvTransact(writes: KvWrite[]): Promise<{ ok: true } | { ok: false; failed: number[] }> {
     if (writes.length === 0) return { ok: true };
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = writes.map((w) => {
-      const Key = { pk: `KV#${w.group}`, sk: w.key };
+      const Key = { pk: itemKeys.kv(w.group), sk: itemKeys.kvKey(w.key) };
       if (w.op === 'put') {
         const expected = w.expectedVersion;
         return {

@@ -1,3 +1,5 @@
+import type { EffectRef } from '../engine/ports.ts';
+
 /**
  * The one DynamoDB table behind Switchyard. The CDK stack (infra/) and the local stack
  * (scripts/local-stack.ts) both create it from this description, so they cannot drift.
@@ -59,27 +61,54 @@ export function normalizeKey(key: string): string {
   return key.replace(REPO_PART, (_, sep: string, repo: string) => `${sep}${repo.toLowerCase()}`);
 }
 
-/** The partition keys of the table's items and indexes that name a subject or a repository. */
+const seq8 = (n: number) => String(n).padStart(8, '0');
+const eventsKey = (firstSeq: number) => `EVT#${seq8(firstSeq)}`;
+const auditPrefix = (last: number) => `${eventsKey(last)}#`;
+
+/** The partition keys of the table's items and indexes. Those naming a subject or a repository are normalised. */
 export const itemKeys = {
+  run: (id: string) => `RUN#${id}`,
   idempotency: (key: string) => `IDEM#${normalizeKey(key)}`,
   lock: (key: string) => `LOCK#${normalizeKey(key)}`,
   subject: (key: string) => `SUBJ#${normalizeKey(key)}`,
   repo: (repo: string) => `REPO#${repo.toLowerCase()}`,
+  /** The recent-runs index partition of a month (`yyyy-mm`). */
+  recent: (month: string) => `RUNS#${month}`,
+  /** The active index's one partition. */
+  active: 'ACTIVE',
   kv: (group: string) => `KV#${group}`,
   /** A KV record's sort key (its key within the group). */
   kvKey: (key: string) => normalizeKey(key),
 } as const;
 
+/** Sort keys of the items that share a partition with others (see the item list above). */
+export const sortKeys = {
+  run: 'RUN',
+  report: 'REPORT',
+  idempotency: 'IDEM',
+  lock: 'LOCK',
+  /** One commit's events, by the sequence number of its first event. */
+  events: eventsKey,
+  /** Audit events after committed event `last` all sort under this prefix... */
+  auditPrefix,
+  /** ...the n-th of them (from 1) as this. */
+  audit: (last: number, n: number) => `${auditPrefix(last)}${seq8(n)}`,
+  /** Sorts after every event item of a run ('~' sorts after the digits and '#'). */
+  eventsEnd: 'EVT#~',
+  /** A chunk of a run's data (lib/store/packing.ts), by the hash of its value. */
+  chunk: (hash: string) => `DATA#${hash}`,
+} as const;
+
 /**
- * Sort keys of the effect journal (under the run's partition `RUN#<id>`). A 'step' effect belongs
- * to one step: its node and the sequence number of the step's FIRST attempt, which a retry keeps,
- * so a retried or taken-over step finds what an earlier attempt did. A 'run' effect is shared by
- * every step of the run (a Discord thread, an agent dispatch per work item).
+ * Sort keys of the effect journal (under the run's partition `RUN#<id>`), from the engine's
+ * `EffectRef` (lib/engine/ports.ts): a 'step' effect is keyed by its node and the sequence number
+ * of the step's FIRST attempt (which a retry keeps), a 'run' effect by its name alone.
  */
 export const effectKeys = {
-  step: (node: string, firstSeq: number, name: string) =>
-    `FX#S#${String(firstSeq).padStart(8, '0')}#${node}#${name}`,
+  step: (node: string, firstSeq: number, name: string) => `FX#S#${seq8(firstSeq)}#${node}#${name}`,
   run: (name: string) => `FX#R#${name}`,
+  of: (ref: EffectRef) =>
+    ref.scope === 'run' ? effectKeys.run(ref.name) : effectKeys.step(ref.node, ref.firstSeq, ref.name),
 } as const;
 
 /**

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { RunsApiDeps } from '../../lib/api/runs.ts';
 import { makeHandler } from '../../lib/app/runs-api.ts';
 import { loadOnce } from '../../lib/common/load-once.ts';
-import type { RunStore } from '../../lib/store/port.ts';
+import type { RunStore } from '../../lib/engine/ports.ts';
 
 /** A /health request as API Gateway sends it. */
 const health = {

@@ -4,7 +4,8 @@ import { type ConsoleDeps, makeConsole as consoleEndpoint } from '../../lib/cons
 import { html } from '../../lib/console/html.ts';
 import { rightsFor } from '../../lib/console/rights.ts';
 import { budgetOf, renderListLive, renderRunLive } from '../../lib/console/view.ts';
-import type { Run } from '../../lib/engine/types.ts';
+import { nodeProgress } from '../../lib/engine/progress.ts';
+import type { Run, RunEvent } from '../../lib/engine/types.ts';
 import { apiGateway, type HttpEvent } from '../../lib/http/apigw.ts';
 import { buildRegistry } from '../../lib/workflows/index.ts';
 
@@ -53,7 +54,16 @@ describe('escaping', () => {
 
   it('renders run text, event details and trigger actors as text on the run page and the list', () => {
     const r = run();
-    const events = [{ seq: 0, at: r.createdAt, type: 'x', node: 'plan', by: EVIL, detail: { note: EVIL } }];
+    const events = [
+      {
+        seq: 0,
+        at: r.createdAt,
+        type: 'plan.edited' as const,
+        node: 'plan',
+        by: EVIL,
+        detail: { note: EVIL },
+      },
+    ];
     const page = renderRunLive({
       run: r,
       events,
@@ -72,17 +82,22 @@ describe('escaping', () => {
   it('links only https://github.com URLs found in the history', () => {
     const r = run();
     const events = [
-      { seq: 0, at: r.createdAt, type: 'a', detail: { url: 'https://github.com/acme/app/actions/runs/42' } },
+      {
+        seq: 0,
+        at: r.createdAt,
+        type: 'agent.workflow-run.linked' as const,
+        detail: { url: 'https://github.com/acme/app/actions/runs/42' },
+      },
       {
         seq: 1,
         at: r.createdAt,
-        type: 'b',
+        type: 'agent.workflow-run.linked' as const,
         detail: { url: 'javascript:alert(1)//github.com/x/y/actions/runs/1' },
       },
       {
         seq: 2,
         at: r.createdAt,
-        type: 'c',
+        type: 'agent.workflow-run.linked' as const,
         detail: { url: 'https://evil.example/acme/app/actions/runs/43' },
       },
     ];
@@ -100,16 +115,25 @@ describe('escaping', () => {
   });
 });
 
+/** A history in which `nodes` succeeded, in order. */
+const passed = (...nodes: string[]): RunEvent[] =>
+  nodes.map((node, seq) => ({
+    seq,
+    at: '2026-01-01T00:00:00.000Z',
+    type: 'step.succeeded',
+    node,
+    detail: {},
+  }));
+
 describe('graph', () => {
   const state = (svg: string, node: string) =>
     new RegExp(`data-node="${node}" data-state="(\\w+)"`).exec(svg)?.[1];
 
   it('marks done nodes, the current node and the rest', () => {
-    const svg = renderGraphSvg(pipeline, {
-      current: 'approval',
-      status: 'waiting',
-      visited: new Set(['intake', 'route', 'plan']),
-    }).value;
+    const svg = renderGraphSvg(
+      pipeline,
+      nodeProgress({ node: 'approval', status: 'waiting' }, passed('intake', 'route', 'plan')),
+    ).value;
     expect([state(svg, 'plan'), state(svg, 'approval'), state(svg, 'execute')]).toEqual([
       'done',
       'current',
@@ -118,11 +142,10 @@ describe('graph', () => {
   });
 
   it('marks the node a failed run stopped at as failed', () => {
-    const svg = renderGraphSvg(pipeline, {
-      current: 'execute',
-      status: 'failed',
-      visited: new Set(['intake']),
-    }).value;
+    const svg = renderGraphSvg(
+      pipeline,
+      nodeProgress({ node: 'execute', status: 'failed' }, passed('intake')),
+    ).value;
     expect(state(svg, 'execute')).toBe('failed');
   });
 });

@@ -13,6 +13,7 @@ import {
   renderRunMessage,
   stepStates,
 } from '../../lib/discord/render.ts';
+import type { EventType } from '../../lib/engine/events.ts';
 import type { Run, RunEvent } from '../../lib/engine/types.ts';
 import { Workflow } from '../../lib/engine/workflow.ts';
 import { issuePipeline } from '../../lib/workflows/issue-pipeline.ts';
@@ -38,7 +39,7 @@ function run(over: Partial<Run> = {}): Run {
   } as Run;
 }
 
-const ev = (type: string, node: string): RunEvent => ({ seq: 0, at, type, node, detail: {} });
+const ev = (type: EventType, node: string): RunEvent => ({ seq: 0, at, type, node, detail: {} });
 const done = (...nodes: string[]) => nodes.map((n) => ev('step.succeeded', n));
 
 type Button = APIButtonComponentWithCustomId & { url?: string };

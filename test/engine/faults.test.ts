@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { Engine, type FaultPoint, type StepOutcome } from '../../lib/engine/engine.ts';
 import { InvalidSignalError, NonRetryableError, RunConflictError } from '../../lib/engine/errors.ts';
+import { ThrottledError } from '../../lib/engine/store-errors.ts';
 import {
   type NodeDefinition,
   type RetryPolicy,
@@ -15,7 +16,6 @@ import {
 } from '../../lib/engine/workflow.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import type { Outgoing } from '../../lib/queue/port.ts';
-import { ThrottledError } from '../../lib/store/errors.ts';
 import { createTestStore } from '../support/dynamo.ts';
 import { harness } from '../support/harness.ts';
 import {
@@ -383,7 +383,7 @@ describe('conditional-check failures', () => {
       autoConsume: false,
       faults: async (p, run) => {
         if (p === 'after-lease')
-          await engine!.recordEvent(run.id, { type: 'audit.note', by: 'bob', detail: {} });
+          await engine!.recordEvent(run.id, { type: 'console.action', by: 'bob', detail: {} });
       },
     });
     engine = h.engine as Engine;
@@ -395,7 +395,7 @@ describe('conditional-check failures', () => {
     const events = await h.store.listEvents(run.id);
     expect(events.map((e) => e.type)).toEqual([
       'run.created',
-      'audit.note',
+      'console.action',
       'step.succeeded',
       'run.succeeded',
     ]);
@@ -432,6 +432,7 @@ describe('a throttled DynamoDB call', () => {
     const h = await harness([countedWorkflow(['a']).def], { store, autoConsume: false });
     const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#10', trigger });
     const fence = { version: run.version, owner: 'w', now: new Date().toISOString() };
+    const FX = { scope: 'run', name: 'fx' } as const;
     const act: Record<Op, () => Promise<unknown>> = {
       createRun: () => store.createRun({ run: { ...run, id: `${run.id}x` }, events: [] }),
       commit: () =>
@@ -441,7 +442,7 @@ describe('a throttled DynamoDB call', () => {
       listEvents: () => store.listEvents(run.id),
       listRuns: () => store.listRuns({ subject: 'o/r#10' }),
       listActive: () => store.listActive(),
-      appendEvent: () => store.appendEvent(run.id, { type: 'audit', detail: {} }),
+      appendEvent: () => store.appendEvent(run.id, { type: 'console.action', detail: {} }),
       getReportState: () => store.getReportState(run.id),
       claimReport: () =>
         store.claimReport(
@@ -451,9 +452,9 @@ describe('a throttled DynamoDB call', () => {
           new Date(Date.now() + 1000).toISOString(),
           new Date().toISOString(),
         ),
-      getEffect: () => store.getEffect(run.id, 'fx'),
-      claimEffect: () => store.claimEffect(run.id, 'fx', fence, 'c'),
-      recordEffect: () => store.recordEffect(run.id, 'fx', 'c', 1),
+      getEffect: () => store.getEffect(run.id, FX),
+      claimEffect: () => store.claimEffect(run.id, FX, fence, 'c'),
+      recordEffect: () => store.recordEffect(run.id, FX, 'c', 1),
       kvGet: () => store.kvGet('g', 'k'),
       kvPut: () => store.kvPut('g', 'k', 1),
       kvList: () => store.kvList('g'),

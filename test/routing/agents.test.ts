@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { renderMermaid } from '../../lib/agents/mermaid.ts';
 import { deterministicPlanner, planVersion, referencedFiles, taskList } from '../../lib/agents/planner.ts';
 import { assessIssue, renderAsk } from '../../lib/agents/triage.ts';
+import { nodeProgress } from '../../lib/engine/progress.ts';
+import type { RunEvent } from '../../lib/engine/types.ts';
 import { Workflow } from '../../lib/engine/workflow.ts';
 import { normalizeEvent } from '../../lib/github/events.ts';
 import { AgentRegistry, filterEnv } from '../../lib/routing/agents.ts';
@@ -172,14 +174,20 @@ triage:
   });
 });
 
+/** A history in which `nodes` succeeded, in order. */
+const passed = (...nodes: string[]): RunEvent[] =>
+  nodes.map((node, seq) => ({
+    seq,
+    at: '2026-01-01T00:00:00.000Z',
+    type: 'step.succeeded',
+    node,
+    detail: {},
+  }));
+
 describe('Mermaid graph', () => {
   const wf = new Workflow(issuePipeline);
   it('draws every node and edge and highlights the current node', () => {
-    const m = renderMermaid(wf, {
-      current: 'plan',
-      status: 'running',
-      visited: new Set(['intake', 'route']),
-    });
+    const m = renderMermaid(wf, nodeProgress({ node: 'plan', status: 'running' }, passed('intake', 'route')));
     expect(m.split('\n')).toEqual(
       expect.arrayContaining([
         'flowchart LR',
@@ -193,7 +201,7 @@ describe('Mermaid graph', () => {
 
   it('marks the node a failed run stopped at', () => {
     expect(
-      renderMermaid(wf, { current: 'execute', status: 'failed', visited: new Set(['intake']) }),
+      renderMermaid(wf, nodeProgress({ node: 'execute', status: 'failed' }, passed('intake'))),
     ).toContain('class n_execute failed');
   });
 });

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { NewEvent, Run, RunStatus } from '../../lib/engine/types.ts';
-import { EVENTS_ITEM_BUDGET_BYTES, RUN_ITEM_BUDGET_BYTES } from '../../lib/store/budget.ts';
+import type { EventType } from '../../lib/engine/events.ts';
+import type { EffectRef, RunStore } from '../../lib/engine/ports.ts';
 import {
   ConcurrencyError,
   RunNotFoundError,
   RunTooLargeError,
   SubjectLockedError,
-} from '../../lib/store/errors.ts';
-import type { RunStore } from '../../lib/store/port.ts';
+} from '../../lib/engine/store-errors.ts';
+import type { NewEvent, Run, RunStatus } from '../../lib/engine/types.ts';
+import { EVENTS_ITEM_BUDGET_BYTES, RUN_ITEM_BUDGET_BYTES } from '../../lib/store/budget.ts';
 
 /** Makes a fresh, empty store; `now` is the store's clock (TTL checks read it). */
 export type MakeStore = (opts?: { now?: () => Date }) => Promise<RunStore>;
@@ -44,7 +45,9 @@ function aRun(opts: { subject?: string; repo?: string; status?: RunStatus; creat
 }
 
 const created: NewEvent = { type: 'run.created', node: 'a', detail: {} };
-const ev = (type: string): NewEvent => ({ type, node: 'a', detail: { type } });
+/** The store keeps an event's type as given: these tests name their events for what they check. */
+const named = (type: string) => type as EventType;
+const ev = (type: string): NewEvent => ({ type: named(type), node: 'a', detail: { type } });
 
 /** The next version of `run` (what a commit or update writes). */
 function bumped(run: Run, patch: Partial<Run> = {}): Run {
@@ -468,8 +471,8 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
           events: [ev('committed.1')],
         });
 
-        await store.appendEvent(run.id, { type: 'audit.1', by: 'alice', detail: { why: 'refused' } });
-        await store.appendEvent(run.id, { type: 'audit.2', detail: {} });
+        await store.appendEvent(run.id, { type: named('audit.1'), by: 'alice', detail: { why: 'refused' } });
+        await store.appendEvent(run.id, { type: named('audit.2'), detail: {} });
         await store.commit({
           run: bumped(first),
           expectedVersion: first.version,
@@ -491,7 +494,7 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         const store = await makeStore();
         const run = await createOrFail(store, aRun());
 
-        await store.appendEvent(run.id, { type: 'audit', detail: {} });
+        await store.appendEvent(run.id, { type: named('audit'), detail: {} });
 
         await expect(
           store.commit({ run: bumped(run), expectedVersion: 1, events: [] }),
@@ -501,9 +504,9 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
       it('throws RunNotFoundError for a run that does not exist', async () => {
         const store = await makeStore();
 
-        await expect(store.appendEvent('no-such-run', { type: 'audit', detail: {} })).rejects.toBeInstanceOf(
-          RunNotFoundError,
-        );
+        await expect(
+          store.appendEvent('no-such-run', { type: named('audit'), detail: {} }),
+        ).rejects.toBeInstanceOf(RunNotFoundError);
       });
 
       it('gives audit events sequence numbers of their own, so listing after the last committed event finds them', async () => {
@@ -512,9 +515,9 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         const committed = await store.commit({ run: bumped(run), expectedVersion: 1, events: [ev('c1')] });
         const lastCommitted = committed.eventSeq - 1;
 
-        await store.appendEvent(run.id, { type: 'audit.1', detail: {} });
+        await store.appendEvent(run.id, { type: named('audit.1'), detail: {} });
         const afterCommit = await store.listEvents(run.id, { after: lastCommitted });
-        await store.appendEvent(run.id, { type: 'audit.2', detail: {} });
+        await store.appendEvent(run.id, { type: named('audit.2'), detail: {} });
         const afterFirstAudit = await store.listEvents(run.id, { after: afterCommit[0]!.seq });
 
         expect(afterCommit.map((e) => e.type)).toEqual(['audit.1']);
@@ -529,7 +532,9 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         const run = await createOrFail(store, aRun());
 
         await Promise.all(
-          Array.from({ length: 8 }, (_, i) => store.appendEvent(run.id, { type: `audit.${i}`, detail: {} })),
+          Array.from({ length: 8 }, (_, i) =>
+            store.appendEvent(run.id, { type: named(`audit.${i}`), detail: {} }),
+          ),
         );
 
         const audits = (await store.listEvents(run.id, { after: 0 })).map((e) => e.seq);
@@ -542,7 +547,7 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
       it('finds events inside a commit that wrote several, after an audit event', async () => {
         const store = await makeStore();
         const run = await createOrFail(store, aRun());
-        await store.appendEvent(run.id, { type: 'audit', detail: {} });
+        await store.appendEvent(run.id, { type: named('audit'), detail: {} });
         const [audit] = await store.listEvents(run.id, { after: 0 });
         await store.commit({
           run: bumped(run),
@@ -571,8 +576,8 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         });
         const read = await store.listEvents(run.id);
         const cursor = read[read.length - 1]!.seq;
-        await store.appendEvent(run.id, { type: 'audit.1', detail: {} });
-        await store.appendEvent(run.id, { type: 'audit.2', detail: {} });
+        await store.appendEvent(run.id, { type: named('audit.1'), detail: {} });
+        await store.appendEvent(run.id, { type: named('audit.2'), detail: {} });
         await store.commit({
           run: bumped(first),
           expectedVersion: first.version,
@@ -621,7 +626,7 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         const attempt = store.commit({
           run: bumped(run),
           expectedVersion: 1,
-          events: [{ type: 'big', detail: { text: 'y'.repeat(EVENTS_ITEM_BUDGET_BYTES) } }],
+          events: [{ type: named('big'), detail: { text: 'y'.repeat(EVENTS_ITEM_BUDGET_BYTES) } }],
         });
 
         await expect(attempt).rejects.toBeInstanceOf(RunTooLargeError);
@@ -872,7 +877,7 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
     });
 
     describe('effects', () => {
-      const KEY = 'FX#S#00000001#a#mail';
+      const KEY: EffectRef = { scope: 'step', node: 'a', firstSeq: 1, name: 'mail' };
 
       /** A run whose step `owner` holds the lease on: the fence its journal writes carry. */
       async function leased(store: RunStore, owner = 'w1') {
@@ -956,7 +961,11 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         await store.claimEffect(run.id, KEY, fence, 'c1');
         await store.recordEffect(run.id, KEY, 'c1', 'one');
 
-        expect(await store.claimEffect(run.id, 'FX#S#00000002#a#mail', fence, 'c1')).toEqual({
+        expect(await store.claimEffect(run.id, { ...KEY, firstSeq: 2 }, fence, 'c1')).toEqual({
+          outcome: 'claimed',
+          interrupted: false,
+        });
+        expect(await store.claimEffect(run.id, { scope: 'run', name: 'mail' }, fence, 'c1')).toEqual({
           outcome: 'claimed',
           interrupted: false,
         });
@@ -1135,6 +1144,18 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         expect(await store.kvGet('work', 'r#1')).toEqual({ value: { id: 1 }, version: 1 });
         expect(await store.kvGet('work', 'q#1')).toBeUndefined();
         expect(await store.kvGet('work', 'c#a')).toEqual({ value: 1, version: 1 });
+      });
+
+      it('keys a KV transaction the way kvGet does (the repository part in any case is one key)', async () => {
+        const store = await makeStore();
+
+        await store.kvTransact([
+          { op: 'put', group: 'work', key: 'Acme/Widget#1', value: 'x', expectedVersion: 0 },
+          { op: 'add', group: 'work', key: 'Acme/Widget#n', by: 1 },
+        ]);
+
+        expect(await store.kvGet('work', 'acme/widget#1')).toEqual({ value: 'x', version: 1 });
+        expect(await store.kvGet('work', 'ACME/widget#n')).toEqual({ value: 1, version: 1 });
       });
 
       it('writes nothing when a condition fails, and names the writes that failed', async () => {

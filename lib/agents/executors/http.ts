@@ -1,6 +1,6 @@
 import { logger } from '../../common/observability.ts';
 import { getNamedSecret } from '../../common/secrets.ts';
-import type { RunStore } from '../../store/port.ts';
+import type { RunStore } from '../../engine/ports.ts';
 import { issueCallbackToken, signBody } from '../callbacks.ts';
 import { DispatchError, NoExecutorError } from '../errors.ts';
 import { executorUrlProblem } from './endpoint.ts';

@@ -1,4 +1,9 @@
-import type { NewEvent, Run, RunEvent, RunStatus } from '../engine/types.ts';
+import type { NewEvent, Run, RunEvent, RunStatus } from './types.ts';
+
+/*
+ * The ports the engine needs from storage, owned here where their user lives: lib/store/ holds
+ * adapters that implement them, and nothing in lib/engine/ imports lib/store/ (test/engine/ports.test.ts).
+ */
 
 /** What a second start does while a run of the same workflow is active on the same subject. */
 export type ConcurrencyPolicy = 'reject' | 'attach' | 'supersede';
@@ -75,10 +80,10 @@ export interface KvItem<T = unknown> {
 }
 
 /**
- * The run store port. The DynamoDB adapter is the real one; every implementation passes the
- * same contract suite (test/store/contract.ts).
+ * Runs and their history: the engine's own record. Every write of a run is conditional on its
+ * version; a state change and its events are one transaction.
  */
-export interface RunStore {
+export interface RunLog {
   createRun(input: CreateRunInput): Promise<CreateRunResult>;
   /** Map an idempotency key to a run created earlier (used when a start attaches). */
   rememberKey(idempotencyKey: string, runId: string): Promise<string>;
@@ -100,7 +105,10 @@ export interface RunStore {
   listActivePage(opts?: { limit?: number; cursor?: string }): Promise<ActivePage>;
   /** Take the run out of the active index once it is terminal and reported. */
   retire(run: Run): Promise<void>;
+}
 
+/** Which versions of a run were reported to GitHub/Discord, and who is reporting now. */
+export interface ReportLedger {
   /** The highest run version reported to GitHub/Discord, and any live claim on reporting it. */
   getReportState(runId: string): Promise<ReportState>;
   /** Claim the right to report `version` (only one reporter at a time, only forward). False if not granted. */
@@ -115,12 +123,23 @@ export interface RunStore {
   reopenReport(runId: string, version: number): Promise<void>;
   /** Remember that `reporter` failed for good on this run; it is skipped from now on. */
   markReporterFailed(runId: string, reporter: string): Promise<void>;
+}
 
-  /**
-   * Effect journal (`key`: an `effectKeys` sort key): the recorded result of a side effect, or
-   * undefined while it is not recorded (never done, or claimed and not finished).
-   */
-  getEffect(runId: string, key: string): Promise<{ result: unknown } | undefined>;
+/**
+ * Which side effect of a run a journal record is about (lib/engine/effects.ts). A 'step' effect
+ * belongs to one step: its node and the sequence number of the step's FIRST attempt, which a
+ * retry keeps, so a retried or taken-over step finds what an earlier attempt did. A 'run' effect
+ * is shared by every step of the run (a Discord thread, an agent dispatch per work item). How a
+ * ref becomes a storage key is the adapter's business (lib/store/schema.ts `effectKeys`).
+ */
+export type EffectRef =
+  | { scope: 'step'; node: string; firstSeq: number; name: string }
+  | { scope: 'run'; name: string };
+
+/** The effect journal: exactly-once side effects, each journal write fenced by the step's lease. */
+export interface EffectLedger {
+  /** The recorded result of a side effect, or undefined while it is not recorded (never done, or claimed and not finished). */
+  getEffect(runId: string, effect: EffectRef): Promise<{ result: unknown } | undefined>;
   /**
    * Claim a side effect before doing it, in one transaction with a check of the step's lease
    * (`fence`): a worker that lost its lease cannot claim. Answers the recorded result when the
@@ -128,15 +147,17 @@ export interface RunStore {
    * claim was never recorded (its worker may or may not have acted). Throws ConcurrencyError when
    * the lease is no longer the fence's.
    */
-  claimEffect(runId: string, key: string, fence: LeaseFence, claim: string): Promise<EffectClaim>;
+  claimEffect(runId: string, effect: EffectRef, fence: LeaseFence, claim: string): Promise<EffectClaim>;
   /**
    * Record the result of a claimed effect, conditional on the claim: throws ConcurrencyError when
    * the claim was taken (a takeover claims again). Not fenced by the lease: a worker that acted
    * records what it did as long as nobody took its claim over.
    */
-  recordEffect(runId: string, key: string, claim: string, result: unknown): Promise<void>;
+  recordEffect(runId: string, effect: EffectRef, claim: string, result: unknown): Promise<void>;
+}
 
-  /** Small keyed records for other modules (guards, tokens, caches, work items): pk `KV#<group>`, sk key. */
+/** Small keyed records for other modules (guards, tokens, caches, work items), by group and key. */
+export interface KeyValueStore {
   kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined>;
   /** Conditional put: `expectedVersion` 0 means "must not exist"; undefined means unconditional. False if the condition failed. */
   kvPut<T>(
@@ -160,6 +181,14 @@ export interface RunStore {
    */
   kvTransact(writes: KvWrite[]): Promise<{ ok: true } | { ok: false; failed: number[] }>;
 }
+
+/**
+ * The run store: every port above, as one table provides them. The DynamoDB adapter
+ * (lib/store/dynamodb.ts) is the real one; every implementation passes the same contract suite
+ * (test/store/contract.ts). A module that needs one part takes that part (`Pick` or the small
+ * interface), so a test or a second adapter can provide just it. Errors: lib/engine/store-errors.ts.
+ */
+export interface RunStore extends RunLog, ReportLedger, EffectLedger, KeyValueStore {}
 
 /** One write of `kvTransact`. */
 export type KvWrite =
