@@ -21,10 +21,10 @@
  * were before issue 13): everything parsed at cold start. The split asset defers the app to the
  * first message, so `<fn>.coldImportWithAppMs` also times the entry plus the app's chunk and its
  * static imports (the first message's load, less the modules of nodes that have not run yet),
- * with `<fn>.coldImportWithAppRatioToSingleBundle`: the load moved, not removed, is shown. Each
- * workflow's nodes load when one of them first runs (lib/workflows/nodes.ts): the worker's
- * `coldImportFirstNodeMs` adds the issue pipeline's nodes chunk, what the first message of a run's
- * first node (intake) loads, with `worker.coldImportFirstNodeRatioToSingleBundle`.
+ * with `<fn>.coldImportWithAppRatioToSingleBundle`: the load moved, not removed, is shown. The
+ * workflows' nodes load when one of them first runs (lib/workflows/nodes.ts): the worker's
+ * `coldImportFirstNodeMs` adds their chunk (lib/workflows/worker-nodes.ts), what the first
+ * message of a run's first node (intake) loads, with `worker.coldImportFirstNodeRatioToSingleBundle`.
  *
  *   npx tsx bench/functions.ts             prints a Markdown table
  *   npx tsx bench/functions.ts --modules   also lists the packages each function loads at import
@@ -95,7 +95,7 @@ export interface Bundle {
   importInputs: string[];
   /** The chunk whose entry point is lib/app/worker.ts (split bundles that import the app lazily). */
   appChunk?: string;
-  /** The chunk of the issue pipeline's nodes, imported when one of them first runs. */
+  /** The chunk of the workflows' nodes (lib/workflows/worker-nodes.ts), imported when a node first runs. */
   nodesChunk?: string;
 }
 
@@ -166,7 +166,7 @@ export async function bundle(
   const chunkOf = (entry: string) =>
     Object.entries(metafile.outputs).find(([p, o]) => p.endsWith('.mjs') && o.entryPoint?.endsWith(entry));
   const app = chunkOf('lib/app/worker.ts');
-  const nodes = chunkOf('lib/workflows/issue-pipeline-nodes.ts');
+  const nodes = chunkOf('lib/workflows/worker-nodes.ts');
   return {
     file: outfile,
     totalBytes: jsBytes(outdir),

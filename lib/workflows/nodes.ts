@@ -9,15 +9,16 @@ import { issuePipeline } from './issue-pipeline.ts';
 /**
  * The worker's workflows: each graph bound to its nodes module, imported when one of its nodes
  * first runs (the worker's first message loads the engine, not every node's clients and agents).
- * Only the worker imports this file: the dynamic imports below put the nodes in chunks of the
- * worker's and the sweeper's split bundles, and nowhere else. The Discord workflows
+ * Only the worker imports this file: the dynamic import below puts the nodes in a chunk of the
+ * worker's and the sweeper's split bundles (./worker-nodes.ts), and nowhere else. The Discord workflows
  * (lib/discord/*-workflow.ts) carry their handlers in their graphs.
  */
+const nodes = () => import('./worker-nodes.ts');
 const BOUND: WorkflowDefinition<unknown>[] = [
-  lazyNodes(issuePipeline, () => import('./issue-pipeline-nodes.ts')),
-  lazyNodes(ciTriageWorkflow, () => import('./ci-triage-nodes.ts')),
-  lazyNodes(coverageWorkflow, () => import('./coverage-nodes.ts')),
-  lazyNodes(commentCommandWorkflow, () => import('./comment-command-nodes.ts')),
+  lazyNodes(issuePipeline, async () => (await nodes()).issuePipeline),
+  lazyNodes(ciTriageWorkflow, async () => (await nodes()).ciTriage),
+  lazyNodes(coverageWorkflow, async () => (await nodes()).coverage),
+  lazyNodes(commentCommandWorkflow, async () => (await nodes()).commentCommand),
 ];
 
 /** WORKFLOW_DEFINITIONS, in the same order, with every graph's nodes bound. */
