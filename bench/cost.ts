@@ -1,7 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { type AttributeValue, type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
@@ -14,10 +11,18 @@ import type { Outgoing } from '../lib/queue/port.ts';
 import { dynamoClient } from '../lib/store/client.ts';
 import { DynamoRunStore } from '../lib/store/dynamodb.ts';
 import { INDEXES, itemKeys, sortKeys } from '../lib/store/schema.ts';
-import { type LocalStack, startLocalStack } from '../scripts/local-stack.ts';
+import type { LocalStack } from '../scripts/local-stack.ts';
 import type { RecordedRequest } from '../test/support/fake-github.ts';
 import { FakeGitHubActions } from '../test/support/fake-github-actions.ts';
 import { FakeOidcIssuer } from '../test/support/fake-oidc.ts';
+import {
+  configFile,
+  issuePayload as githubIssuePayload,
+  readyToCoder,
+  startStack,
+  until as untilWithin,
+  webhookHeaders,
+} from '../test/support/stack-harness.ts';
 import { PRICES, perMillion } from './prices.ts';
 
 /**
@@ -405,21 +410,8 @@ class MeteredQueue extends InMemoryQueue {
 // ------------------------------------------------------------------------- the run
 
 function issuePayload(issue: number, action: string, extra: Record<string, unknown> = {}) {
-  const [owner = '', name = ''] = REPO.split('/');
   return {
-    action,
-    issue: {
-      number: issue,
-      title: `Parser clean-up (${issue})`,
-      body: BODY,
-      state: 'open',
-      labels: [{ name: 'ready' }],
-      user: { login: 'alice' },
-      author_association: 'OWNER',
-      html_url: `https://github.com/${REPO}/issues/${issue}`,
-    },
-    repository: { full_name: REPO, name, owner: { login: owner }, default_branch: 'main', private: false },
-    sender: { login: 'alice', type: 'User' },
+    ...githubIssuePayload(REPO, issue, { title: `Parser clean-up (${issue})`, body: BODY }, { action }),
     ...extra,
   };
 }
@@ -428,14 +420,8 @@ function issuePayload(issue: number, action: string, extra: Record<string, unkno
 const BOT = { login: 'switchyard[bot]', type: 'Bot' };
 
 /** Polls the store or a stand-in for an event; the bound only turns a hang into an error. */
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 240_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`bench cost: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 240_000): Promise<T> {
+  return untilWithin(`bench cost: ${what}`, fn, ms, 25);
 }
 
 interface Invocation {
@@ -464,18 +450,7 @@ async function post(h: Harness, fn: string, path: string, headers: Record<string
 
 function webhook(h: Harness, event: string, payload: unknown): Promise<number> {
   const body = JSON.stringify(payload);
-  return post(
-    h,
-    'github',
-    '/github/webhook',
-    {
-      'content-type': 'application/json',
-      'x-github-event': event,
-      'x-github-delivery': randomUUID(),
-      'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`,
-    },
-    body,
-  );
+  return post(h, 'github', '/github/webhook', webhookHeaders(SECRET, event, body, randomUUID()), body);
 }
 
 const ISSUE_WRITES = (r: RecordedRequest) =>
@@ -579,49 +554,20 @@ export async function benchCost(): Promise<Results> {
 
   const actions = await new FakeGitHubActions().start();
   const oidc = await new FakeOidcIssuer().start();
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-cost-'));
-  const config = join(dir, 'switchyard.yml');
-  writeFileSync(
-    config,
-    `
-version: 1
-routing:
-  rules:
-    - { name: ready, event: issues, action: labeled, label: ready, workflow: issue-pipeline, agents: [planner, coder] }
-repoConfig: { enabled: false }
-agents:
-  planner: { type: planner, permissions: [read] }
-  coder:
-    type: coder
-    executor: actions-agent
-    permissions: [read, comment, dispatch_workflow, cancel_workflow]
-    concurrency: 3
-executors:
-  actions-agent: { type: github-actions, workflow: switchyard-agent.yml, ref: main }
-guards: { ci: { enabled: false } }
-`,
+  const config = configFile(
+    readyToCoder({ coder: 'concurrency: 3', extra: 'guards: { ci: { enabled: false } }' }),
   );
   const table = `cost-${randomUUID().slice(0, 8)}`;
   const queue = new MeteredQueue();
-  const stack = await startLocalStack({
-    env: {
-      ...process.env,
-      DYNAMODB_ENDPOINT: endpoint,
-      TABLE_NAME: table,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      GITHUB_API_URL: actions.url,
-      GITHUB_TOKEN: 'bench-token',
-      GITHUB_THROTTLE: 'off',
-      GITHUB_WEBHOOK_SECRET: SECRET,
-      GITHUB_OIDC_ISSUER: oidc.url,
-      SWITCHYARD_CONFIG: config,
-      DISCORD_BOT_TOKEN: '',
-    },
-    persist: false,
+  const stack = await startStack({
+    dynamoEndpoint: endpoint,
+    config,
+    githubUrl: actions.url,
+    secret: SECRET,
+    table,
+    env: { HOST: '127.0.0.1', GITHUB_OIDC_ISSUER: oidc.url, DISCORD_BOT_TOKEN: '' },
     // Off for the run (see above): an hour is longer than any run here.
     sweepIntervalMs: 3_600_000,
-    print: () => {},
     queue,
   });
   const meter = new DynamoMeter(endpoint);

@@ -1,9 +1,6 @@
-import { createHmac, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { recoverySweep } from '../lib/app/recovery.ts';
 import type { FaultPoint } from '../lib/engine/engine.ts';
 import { isTerminal, type Run } from '../lib/engine/types.ts';
@@ -12,8 +9,15 @@ import { InMemoryQueue } from '../lib/queue/memory.ts';
 import type { Outgoing } from '../lib/queue/port.ts';
 import { dynamoClient } from '../lib/store/client.ts';
 import { DynamoRunStore } from '../lib/store/dynamodb.ts';
-import { startLocalStack } from '../scripts/local-stack.ts';
 import { FakeGitHubActions } from '../test/support/fake-github-actions.ts';
+import {
+  configFile,
+  issuePayload,
+  readyToCoder,
+  startStack,
+  webhookHeaders,
+  webhookSignature,
+} from '../test/support/stack-harness.ts';
 
 /**
  * The fault bench (issue 9, "Proof"): ≥ 500 signed webhooks for ~100 issues at concurrency 32
@@ -179,23 +183,7 @@ class FaultyQueue extends InMemoryQueue {
 // ------------------------------------------------------------------------- payloads
 
 function labeled(repo: string, issue: number): Record<string, unknown> {
-  const [owner = '', name = ''] = repo.split('/');
-  return {
-    action: 'labeled',
-    label: { name: 'ready' },
-    issue: {
-      number: issue,
-      title: `Fix the parser (${issue})`,
-      body: '- [ ] Fix `src/parser.ts`',
-      state: 'open',
-      labels: [{ name: 'ready' }],
-      user: { login: 'alice' },
-      author_association: 'OWNER',
-      html_url: `https://github.com/${repo}/issues/${issue}`,
-    },
-    repository: { full_name: repo, name, owner: { login: owner }, default_branch: 'main', private: false },
-    sender: { login: 'alice', type: 'User' },
-  };
+  return issuePayload(repo, issue, { title: `Fix the parser (${issue})`, body: '- [ ] Fix `src/parser.ts`' });
 }
 
 function commented(repo: string, issue: number): Record<string, unknown> {
@@ -225,19 +213,14 @@ interface Delivery {
   copies?: number;
 }
 
-const sign = (body: string | Buffer) => `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
+const sign = (body: string | Buffer) => webhookSignature(SECRET, body);
 
 function valid(event: string, payload: unknown, id = randomUUID(), extra: Partial<Delivery> = {}): Delivery {
   const body = JSON.stringify(payload);
   return {
     kind: 'valid',
     label: event,
-    headers: {
-      'content-type': 'application/json',
-      'x-github-event': event,
-      'x-github-delivery': id,
-      'x-hub-signature-256': sign(body),
-    },
+    headers: webhookHeaders(SECRET, event, body, id),
     body,
     ...extra,
   };
@@ -423,25 +406,10 @@ export async function benchFaults(): Promise<Record<string, Record<string, numbe
   };
   const queue = new FaultyQueue(random, 0.03, faults);
 
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-faults-'));
-  const config = join(dir, 'switchyard.yml');
-  writeFileSync(
-    config,
-    `
-version: 1
-routing:
-  rules:
-    - { name: ready, event: issues, action: labeled, label: ready, workflow: issue-pipeline, agents: [planner, coder] }
-repoConfig: { enabled: false }
-agents:
-  planner: { type: planner, permissions: [read] }
-  coder:
-    type: coder
-    executor: actions-agent
-    permissions: [read, comment, dispatch_workflow, cancel_workflow]
-    concurrency: 64
-executors:
-  actions-agent: { type: github-actions, workflow: switchyard-agent.yml, ref: main }
+  const config = configFile(
+    readyToCoder({
+      coder: 'concurrency: 64',
+      extra: `
 guards: { ci: { enabled: false } }
 workQueue: { repoConcurrency: 64 }
 workflows:
@@ -453,26 +421,18 @@ recovery:
   redelivery: { hook: { org: acme, id: 1 }, everyMinutes: 0.02 }
   reconcile: { afterMinutes: 0.03, everyMinutes: 0.02 }
 `,
+    }),
   );
 
   const table = `faults-${randomUUID().slice(0, 8)}`;
-  const stack = await startLocalStack({
-    env: {
-      ...process.env,
-      DYNAMODB_ENDPOINT: dynamo.url,
-      TABLE_NAME: table,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      GITHUB_API_URL: github.url,
-      GITHUB_TOKEN: 'bench-token',
-      GITHUB_THROTTLE: 'off',
-      GITHUB_WEBHOOK_SECRET: SECRET,
-      SWITCHYARD_CONFIG: config,
-      DISCORD_BOT_TOKEN: '',
-    },
-    persist: false,
+  const stack = await startStack({
+    dynamoEndpoint: dynamo.url,
+    config,
+    githubUrl: github.url,
+    secret: SECRET,
+    table,
+    env: { HOST: '127.0.0.1', DISCORD_BOT_TOKEN: '' },
     sweepIntervalMs: 250,
-    print: () => {},
     queue,
     engine: { leaseGraceMs: 1_000, faults: killPoint },
   });

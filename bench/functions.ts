@@ -21,7 +21,10 @@
  * were before issue 13): everything parsed at cold start. The split asset defers the app to the
  * first message, so `<fn>.coldImportWithAppMs` also times the entry plus the app's chunk and its
  * static imports (the first message's load, less the modules of nodes that have not run yet),
- * with `<fn>.coldImportWithAppRatioToSingleBundle`: the load moved, not removed, is shown.
+ * with `<fn>.coldImportWithAppRatioToSingleBundle`: the load moved, not removed, is shown. The
+ * workflows' nodes load when one of them first runs (lib/workflows/nodes.ts): the worker's
+ * `coldImportFirstNodeMs` adds their chunk (lib/workflows/worker-nodes.ts), what the first
+ * message of a run's first node (intake) loads, with `worker.coldImportFirstNodeRatioToSingleBundle`.
  *
  *   npx tsx bench/functions.ts             prints a Markdown table
  *   npx tsx bench/functions.ts --modules   also lists the packages each function loads at import
@@ -52,8 +55,8 @@ const NAIVE = 'discordNaive';
 interface Target {
   name: string;
   file: string;
-  /** Imported right after `file`, in the same timing (a chunk the first message loads). */
-  andThen?: string;
+  /** Imported right after `file`, in order, in the same timing (chunks the first message loads). */
+  andThen?: string[];
 }
 
 /** Functions whose split asset is compared with the same entry as a single bundle. */
@@ -92,6 +95,8 @@ export interface Bundle {
   importInputs: string[];
   /** The chunk whose entry point is lib/app/worker.ts (split bundles that import the app lazily). */
   appChunk?: string;
+  /** The chunk of the workflows' nodes (lib/workflows/worker-nodes.ts), imported when a node first runs. */
+  nodesChunk?: string;
 }
 
 function jsBytes(dir: string): number {
@@ -158,9 +163,10 @@ export async function bundle(
     if (existsSync(metafileOut)) metafile = JSON.parse(readFileSync(metafileOut, 'utf8')) as Metafile;
   }
   const loaded = importClosure(metafile);
-  const app = Object.entries(metafile.outputs).find(
-    ([p, o]) => p.endsWith('.mjs') && o.entryPoint?.endsWith('lib/app/worker.ts'),
-  );
+  const chunkOf = (entry: string) =>
+    Object.entries(metafile.outputs).find(([p, o]) => p.endsWith('.mjs') && o.entryPoint?.endsWith(entry));
+  const app = chunkOf('lib/app/worker.ts');
+  const nodes = chunkOf('lib/workflows/worker-nodes.ts');
   return {
     file: outfile,
     totalBytes: jsBytes(outdir),
@@ -168,6 +174,7 @@ export async function bundle(
     inputs: Object.keys(metafile.inputs),
     importInputs: loaded.inputs,
     ...(app ? { appChunk: join(ROOT, app[0]) } : {}),
+    ...(nodes ? { nodesChunk: join(ROOT, nodes[0]) } : {}),
   };
 }
 
@@ -196,7 +203,7 @@ function importOnce(target: Target, env: NodeJS.ProcessEnv): number {
       '-e',
       IMPORT_TIMER,
       pathToFileURL(target.file).href,
-      ...(target.andThen ? [pathToFileURL(target.andThen).href] : []),
+      ...(target.andThen ?? []).map((f) => pathToFileURL(f).href),
     ],
     { env, encoding: 'utf8', timeout: 60_000 },
   );
@@ -244,7 +251,13 @@ export async function benchFunctions(
         }
         targets.push({ name: spec.name, file: b.file });
         if (SINGLE_BUNDLE_BASELINE.includes(spec.name)) {
-          if (b.appChunk) targets.push({ name: `${spec.name}WithApp`, file: b.file, andThen: b.appChunk });
+          if (b.appChunk) targets.push({ name: `${spec.name}WithApp`, file: b.file, andThen: [b.appChunk] });
+          if (b.appChunk && b.nodesChunk && spec.name === 'worker')
+            targets.push({
+              name: `${spec.name}FirstNode`,
+              file: b.file,
+              andThen: [b.appChunk, b.nodesChunk],
+            });
           // The same entry, one file: no `bundle` steps, so esbuild inlines every dynamic import.
           const single = await bundle({ entry: spec.entry }, join(dir, `${spec.name}${SINGLE}`), dir);
           figures[`${spec.name}${SINGLE}.importKB`] = round(single.importBytes / 1024);
@@ -298,6 +311,13 @@ export async function benchFunctions(
         figures[`${name}.coldImportWithAppMs`] = round(cold(`${name}WithApp`));
         figures[`${name}.coldImportWithAppRatioToSingleBundle`] = round(
           cold(`${name}WithApp`) / cold(`${name}${SINGLE}`),
+          3,
+        );
+      }
+      if (samples.has(`${name}FirstNode`)) {
+        figures[`${name}.coldImportFirstNodeMs`] = round(cold(`${name}FirstNode`));
+        figures[`${name}.coldImportFirstNodeRatioToSingleBundle`] = round(
+          cold(`${name}FirstNode`) / cold(`${name}${SINGLE}`),
           3,
         );
       }

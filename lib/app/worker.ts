@@ -1,6 +1,4 @@
-import { commentCommandNodes } from '../agents/comment-commands.ts';
 import { createGitHubReporter } from '../agents/github-reporter.ts';
-import { githubPipelineNodes } from '../agents/pipeline.ts';
 import { deterministicPlanner, type Planner } from '../agents/planner.ts';
 import { type AgentServices, createAgentServices } from '../agents/services.ts';
 import { configRefreshMs } from '../common/config-refresh.ts';
@@ -10,9 +8,9 @@ import { logger } from '../common/observability.ts';
 import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
 import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/worker-services.ts';
+import type { DiscordWorkflowServices } from '../discord/workflow-services.ts';
 import { Engine, type EngineOptions, type Reporter } from '../engine/engine.ts';
 import type { RunStore } from '../engine/ports.ts';
-import type { NodeResult, StepContext } from '../engine/workflow.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
 import type { WorkMessage, WorkQueue } from '../queue/port.ts';
 import { configPath, loadConfigSource, type SwitchyardConfig, workflowTuning } from '../routing/config.ts';
@@ -20,7 +18,8 @@ import { ConfigProvider } from '../routing/repo-config.ts';
 import { routeLater } from '../routing/route-later.ts';
 import type { GitHubServices } from '../routing/services.ts';
 import { buildRegistry, WORKFLOW_DEFINITIONS } from '../workflows/index.ts';
-import type { PipelineNode } from '../workflows/issue-pipeline.ts';
+import { WORKER_WORKFLOWS } from '../workflows/nodes.ts';
+import type { WorkflowServices } from '../workflows/services.ts';
 import { withRunMetrics } from './run-metrics.ts';
 
 /**
@@ -63,8 +62,6 @@ export interface WorkerApp {
    */
   refreshConfig(): Promise<void>;
 }
-
-type Handler = (ctx: StepContext<unknown>) => Promise<NodeResult>;
 
 export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp> {
   const env = opts.env ?? process.env;
@@ -123,34 +120,13 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     ...(now ? { now } : {}),
   });
 
-  const nodes = githubPipelineNodes(gh);
-  const pipeline: Record<PipelineNode, Handler> = {
-    intake: nodes.intake,
-    route: nodes.route,
-    plan: nodes.plan,
-    approval: nodes.approval,
-    execute: agents.execute,
-    // The status comment and the Discord message are kept current by the reporters after every
-    // commit; the report node records the outcome of the work for the history.
-    report: async (ctx) => {
-      const work = ctx.run.data.work as { tasks?: Array<{ status?: string }> } | undefined;
-      const tasks = work?.tasks ?? [];
-      const done = tasks.filter((t) => t.status === 'done').length;
-      ctx.emit({
-        type: 'report.summary',
-        node: ctx.node,
-        detail: { tasks: tasks.length, done, failed: tasks.filter((t) => t.status === 'failed').length },
-      });
-      return { output: { summary: { tasks: tasks.length, done } } };
-    },
-  };
-
   const applicationId = env.DISCORD_APPLICATION_ID || undefined;
-  const services = {
-    pipeline,
-    ciTriage: agents.ciTriage,
-    coverage: agents.coverage,
-    commentCommand: commentCommandNodes({ github, store, engine: engineRef }),
+  // What every step sees as `ctx.services`. The nodes' own code (routing, planning, execution, CI
+  // triage, coverage, comment commands) is imported when a node first runs (lib/workflows/nodes.ts).
+  const services: WorkflowServices & DiscordWorkflowServices = {
+    github: gh,
+    hub: agents.hub,
+    engine: engineRef,
     discord: createDiscordWorkerServices({
       rest: discord,
       store,
@@ -187,7 +163,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
   engine = new Engine<unknown>({
     store,
     queue: opts.queue,
-    workflows: buildRegistry(tuning),
+    workflows: buildRegistry(tuning, WORKER_WORKFLOWS),
     services,
     reporters,
     ...(now ? { now } : {}),

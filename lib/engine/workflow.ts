@@ -227,19 +227,3 @@ export class WorkflowRegistry<S = unknown> {
     return [...this.byName.values()];
   }
 }
-
-/**
- * Node handlers that delegate to `services[key][node]`. Workflow files stay graphs only: the
- * worker injects the implementations, and ingress can use the same graphs without loading them.
- */
-export function delegateTo<S, K extends keyof S & string>(
-  key: K,
-  workflow: string,
-): <N extends keyof S[K] & string>(node: N) => NodeHandler<S> {
-  return (node) => (ctx) => {
-    const group = ctx.services[key] as Partial<Record<string, NodeHandler<S>>> | undefined;
-    const impl = group?.[node];
-    if (!impl) throw new InternalError(`no implementation of ${workflow}.${node} in this process`);
-    return impl(ctx);
-  };
-}

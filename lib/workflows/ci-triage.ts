@@ -1,27 +1,15 @@
-import {
-  delegateTo,
-  type NodeResult,
-  type StepContext,
-  type WorkflowDefinition,
-} from '../engine/workflow.ts';
+import type * as nodes from './ci-triage-nodes.ts';
+import { graph } from './graph.ts';
 
 /**
  * CI triage: a workflow run failed on a repository's default branch. Collect its failed jobs and
  * their first error lines, then post (or update) the summary on the branch's `ci-failure` issue.
  * A later green run of the same workflow resolves its section (and closes the issue when nothing
- * is failing any more). The graph only; handlers delegate to `services.ciTriage` (lib/agents/ci-triage.ts).
+ * is failing any more). The graph only; the nodes are ./ci-triage-nodes.ts, over lib/agents/ci-triage.ts.
  */
 export const CI_TRIAGE = 'ci-triage';
 
-export type CiTriageNode = 'collect' | 'post';
-
-export interface CiTriageServices {
-  ciTriage: Record<CiTriageNode, (ctx: StepContext<CiTriageServices>) => Promise<NodeResult>>;
-}
-
-const delegate = delegateTo<CiTriageServices, 'ciTriage'>('ciTriage', CI_TRIAGE);
-
-export const ciTriageWorkflow: WorkflowDefinition<CiTriageServices> = {
+export const ciTriageWorkflow = graph<typeof nodes>({
   name: CI_TRIAGE,
   version: 1,
   description:
@@ -31,16 +19,14 @@ export const ciTriageWorkflow: WorkflowDefinition<CiTriageServices> = {
   nodes: {
     collect: {
       title: 'Collect failed jobs',
-      handler: delegate('collect'),
       timeoutMs: 60_000,
       retry: { maxAttempts: 4, initialDelayMs: 5_000, maxDelayMs: 60_000 },
     },
     post: {
       title: 'Post summary',
-      handler: delegate('post'),
       timeoutMs: 30_000,
       retry: { maxAttempts: 6, initialDelayMs: 2_000, maxDelayMs: 60_000 },
     },
   },
   edges: [{ from: 'collect', to: 'post' }],
-};
+});

@@ -1,24 +1,14 @@
-import {
-  delegateTo,
-  type NodeResult,
-  type StepContext,
-  type WorkflowDefinition,
-} from '../engine/workflow.ts';
+import type * as nodes from './comment-command-nodes.ts';
+import { graph } from './graph.ts';
 
 /**
  * A command in a GitHub comment (`/approve`, `/reject`, `/cancel`, `/retry`, `/hold`, `/unhold`):
  * confirm the author's permission, act on the subject's run, answer with a reaction. The graph
- * only; the handler is lib/agents/comment-commands.ts (`services.commentCommand`).
+ * only; the node is ./comment-command-nodes.ts, over lib/agents/comment-commands.ts.
  */
 export const COMMENT_COMMAND = 'github-comment-command';
 
-export interface CommentCommandServices {
-  commentCommand: Record<'act', (ctx: StepContext<CommentCommandServices>) => Promise<NodeResult>>;
-}
-
-const delegate = delegateTo<CommentCommandServices, 'commentCommand'>('commentCommand', COMMENT_COMMAND);
-
-export const commentCommandWorkflow: WorkflowDefinition<CommentCommandServices> = {
+export const commentCommandWorkflow = graph<typeof nodes>({
   name: COMMENT_COMMAND,
   version: 1,
   description: 'Act on a /approve, /reject, /cancel, /retry, /hold or /unhold comment, and react 👍 or 😕.',
@@ -27,10 +17,9 @@ export const commentCommandWorkflow: WorkflowDefinition<CommentCommandServices> 
   nodes: {
     act: {
       title: 'Act on the comment',
-      handler: delegate('act'),
       timeoutMs: 30_000,
       retry: { maxAttempts: 4, initialDelayMs: 2_000, maxDelayMs: 30_000 },
     },
   },
   edges: [],
-};
+});

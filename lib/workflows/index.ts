@@ -12,9 +12,9 @@ import { coverageWorkflow } from './coverage.ts';
 import { issuePipeline } from './issue-pipeline.ts';
 
 /**
- * Every workflow Switchyard knows, as graphs whose handlers delegate to services the worker
- * injects. Ingress, the CLI and the worker all build the same registry from this list, so a run
- * started anywhere can be signalled anywhere.
+ * Every workflow Switchyard knows, as graphs. Ingress, the CLI and the worker all build the same
+ * registry from this list, so a run started anywhere can be signalled anywhere; only the worker
+ * binds the graphs to their nodes modules (lib/workflows/nodes.ts), so only it can run a node.
  */
 export const WORKFLOW_DEFINITIONS: WorkflowDefinition<never>[] = [
   issuePipeline as WorkflowDefinition<never>,
@@ -24,11 +24,12 @@ export const WORKFLOW_DEFINITIONS: WorkflowDefinition<never>[] = [
   ...discordWorkflowDefinitions(),
 ];
 
-export function buildRegistry<S>(tuning: Record<string, WorkflowTuning> = {}): WorkflowRegistry<S> {
+export function buildRegistry<S>(
+  tuning: Record<string, WorkflowTuning> = {},
+  definitions: readonly WorkflowDefinition<never>[] = WORKFLOW_DEFINITIONS,
+): WorkflowRegistry<S> {
   const registry = new WorkflowRegistry<S>(
-    WORKFLOW_DEFINITIONS.map(
-      (d) => new Workflow(d as unknown as WorkflowDefinition<S>, tuning[d.name] ?? {}),
-    ),
+    definitions.map((d) => new Workflow(d as unknown as WorkflowDefinition<S>, tuning[d.name] ?? {})),
   );
   // At config load (the worker builds its registry from config tuning): a node timeout that does
   // not fit the worker function is refused here, naming the node, not found when Lambda kills it.

@@ -1,17 +1,14 @@
-import {
-  delegateTo,
-  type NodeResult,
-  type StepContext,
-  type WorkflowDefinition,
-} from '../engine/workflow.ts';
+import { graph } from './graph.ts';
+import type * as nodes from './issue-pipeline-nodes.ts';
 
 /**
  * The issue pipeline: intake → route → plan → approval → execute → report.
  *
- * This file is only the graph: node names, edges, timeouts, retries. Each handler delegates to
- * `services.pipeline`, which the worker injects. Ingress (the Discord and GitHub functions) can
- * therefore start and signal runs with this definition without loading GitHub clients or agents,
- * which keeps their bundles and cold starts small.
+ * This file is only the graph: node names, edges, timeouts, retries. Each node is a handler of
+ * ./issue-pipeline-nodes.ts (go-to-definition on a node's key opens it), which only the worker
+ * imports, when a node first runs (lib/workflows/nodes.ts). Ingress (the Discord and GitHub
+ * functions) can therefore start and signal runs with this graph without loading GitHub clients
+ * or agents, which keeps their bundles and cold starts small.
  */
 export const ISSUE_PIPELINE = 'issue-pipeline';
 
@@ -20,15 +17,9 @@ export function routedToRun(data: Record<string, unknown>): boolean {
   return (data.routing as { outcome?: unknown } | undefined)?.outcome === 'run';
 }
 
-export type PipelineNode = 'intake' | 'route' | 'plan' | 'approval' | 'execute' | 'report';
+export type PipelineNode = keyof typeof nodes;
 
-export interface PipelineServices {
-  pipeline: Record<PipelineNode, (ctx: StepContext<PipelineServices>) => Promise<NodeResult>>;
-}
-
-const delegate = delegateTo<PipelineServices, 'pipeline'>('pipeline', ISSUE_PIPELINE);
-
-export const issuePipeline: WorkflowDefinition<PipelineServices> = {
+export const issuePipeline = graph<typeof nodes>({
   name: ISSUE_PIPELINE,
   version: 1,
   description: 'Plan an issue, wait for a human to approve the plan, hand it to an agent, report back.',
@@ -38,13 +29,12 @@ export const issuePipeline: WorkflowDefinition<PipelineServices> = {
   // Nothing waits forever: a run still going after a week ends as expired, with a report.
   deadlineMs: 7 * 24 * 3600_000,
   nodes: {
-    intake: { title: 'Intake', handler: delegate('intake'), timeoutMs: 20_000 },
-    route: { title: 'Route', handler: delegate('route'), timeoutMs: 20_000 },
+    intake: { title: 'Intake', timeoutMs: 20_000 },
+    route: { title: 'Route', timeoutMs: 20_000 },
     // A model planner may take a minute (and still has to fall back in time).
-    plan: { title: 'Plan', handler: delegate('plan'), timeoutMs: 90_000 },
+    plan: { title: 'Plan', timeoutMs: 90_000 },
     approval: {
       title: 'Approval',
-      handler: delegate('approval'),
       timeoutMs: 20_000,
       // Config may switch the gate off, but a policy that requires approval switches it back on.
       optionalGate: true,
@@ -53,11 +43,10 @@ export const issuePipeline: WorkflowDefinition<PipelineServices> = {
     },
     execute: {
       title: 'Execute',
-      handler: delegate('execute'),
       timeoutMs: 30_000,
       retry: { maxAttempts: 3, initialDelayMs: 5_000, maxDelayMs: 120_000 },
     },
-    report: { title: 'Report', handler: delegate('report'), timeoutMs: 20_000 },
+    report: { title: 'Report', timeoutMs: 20_000 },
   },
   edges: [
     { from: 'intake', to: 'route' },
@@ -76,4 +65,4 @@ export const issuePipeline: WorkflowDefinition<PipelineServices> = {
     { from: 'execute', to: 'execute', on: 'expired' },
     { from: 'execute', to: 'report' },
   ],
-};
+});

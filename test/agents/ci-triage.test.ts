@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CI_FAILURE_LABEL, createCiTriageServices, errorLines } from '../../lib/agents/ci-triage.ts';
-import { coverageTrigger, createCoverageServices, parseCoverage } from '../../lib/agents/coverage.ts';
+import { CI_FAILURE_LABEL, errorLines } from '../../lib/agents/ci-triage.ts';
+import { coverageTrigger, parseCoverage } from '../../lib/agents/coverage.ts';
 import { createAgentDeliveryHook } from '../../lib/agents/hooks.ts';
 import { GitHubClientFactory } from '../../lib/github/client.ts';
 import { normalizeEvent } from '../../lib/github/events.ts';
@@ -9,7 +9,10 @@ import type { Delivery } from '../../lib/github/webhook.ts';
 import { parseConfig } from '../../lib/routing/config.ts';
 import { ciVerdict, readCiRecord } from '../../lib/routing/guards.ts';
 import { ciTriageWorkflow } from '../../lib/workflows/ci-triage.ts';
+import * as ciTriageNodes from '../../lib/workflows/ci-triage-nodes.ts';
 import { coverageWorkflow } from '../../lib/workflows/coverage.ts';
+import * as coverageNodes from '../../lib/workflows/coverage-nodes.ts';
+import { withNodes } from '../../lib/workflows/graph.ts';
 import { FakeGitHubActions } from '../support/fake-github-actions.ts';
 import { type Harness, harness } from '../support/harness.ts';
 
@@ -42,9 +45,12 @@ describe('CI triage and coverage agents', () => {
       retries: 0,
     });
     const services: Record<string, unknown> = {};
-    h = await harness<unknown>([ciTriageWorkflow as never, coverageWorkflow as never], { services });
-    services.ciTriage = createCiTriageServices({ github, store: h.store, config: { central: config } });
-    services.coverage = createCoverageServices({ github, store: h.store, config: { central: config } });
+    h = await harness<unknown>(
+      [withNodes(ciTriageWorkflow, ciTriageNodes), withNodes(coverageWorkflow, coverageNodes)],
+      { services },
+    );
+    // The nodes' services (lib/workflows/services.ts): the GitHub side, over the harness's store.
+    services.github = { github, store: h.store, config: { central: config } };
     hook = createAgentDeliveryHook({ engine: h.engine, config: { central: config } });
   });
   afterAll(async () => {

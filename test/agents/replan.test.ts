@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { plannerFromConfig } from '../../lib/agents/bedrock-planner.ts';
 import { createGitHubReporter } from '../../lib/agents/github-reporter.ts';
-import { githubPipelineNodes } from '../../lib/agents/pipeline.ts';
 import { createIssueEditHook } from '../../lib/agents/replan.ts';
 import { Engine } from '../../lib/engine/engine.ts';
 import { StaleApprovalError } from '../../lib/engine/errors.ts';
 import {
+  type NodeHandler,
   type NodeResult,
   type StepContext,
   Workflow,
@@ -22,6 +22,7 @@ import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import { routedToRun } from '../../lib/routing/route.ts';
 import type { GitHubServices } from '../../lib/routing/services.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
+import * as nodes from '../../lib/workflows/issue-pipeline-nodes.ts';
 import { example, signedRequest, TEST_SECRET } from '../github/support.ts';
 import { createTestStore } from '../support/dynamo.ts';
 import { FakeBedrock, ISSUE_FIXTURES } from '../support/fake-bedrock.ts';
@@ -55,18 +56,20 @@ planner: { provider: bedrock, model: ${MODEL}, region: eu-west-1 }
 `;
 
 /** The pipeline with an execute node that waits for an agent (work under way), then reports. */
-function pipeline(services: GitHubServices): WorkflowDefinition<unknown> {
-  const gh = githubPipelineNodes(services);
-  const h = (fn: (ctx: StepContext<unknown>) => Promise<NodeResult>) => ({ handler: fn });
+function pipeline(): WorkflowDefinition<unknown> {
+  // The real nodes read the GitHub side from `ctx.services.github` (the engine's services below).
+  const h = (fn: (ctx: StepContext<never>) => Promise<NodeResult>) => ({
+    handler: fn as NodeHandler<unknown>,
+  });
   return {
     name: 'issue-pipeline',
     version: 1,
     start: 'intake',
     nodes: {
-      intake: { title: 'Intake', ...h(gh.intake) },
-      route: { title: 'Route', ...h(gh.route), retry: { maxAttempts: 1 } },
-      plan: { title: 'Plan', ...h(gh.plan) },
-      approval: { title: 'Approval', ...h(gh.approval) },
+      intake: { title: 'Intake', ...h(nodes.intake) },
+      route: { title: 'Route', ...h(nodes.route), retry: { maxAttempts: 1 } },
+      plan: { title: 'Plan', ...h(nodes.plan) },
+      approval: { title: 'Approval', ...h(nodes.approval) },
       execute: {
         title: 'Execute',
         handler: async () => ({ wait: { kind: 'agent', expiresInMs: 3_600_000, correlation: 'agent-1' } }),
@@ -137,8 +140,8 @@ describe('re-planning when the issue is edited', () => {
     engine = new Engine<unknown>({
       store,
       queue,
-      workflows: new WorkflowRegistry([new Workflow(pipeline(services))]),
-      services,
+      workflows: new WorkflowRegistry([new Workflow(pipeline())]),
+      services: { github: services },
       reporters: [createGitHubReporter({ github, config: () => central.config })],
     });
     queue.consume(async (m) => void (await engine.handle(m)));

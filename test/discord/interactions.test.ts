@@ -18,6 +18,7 @@ import type { NodeResult, WorkflowDefinition } from '../../lib/engine/workflow.t
 import { GitHubClientFactory } from '../../lib/github/client.ts';
 import { type HttpResponse, toRequest } from '../../lib/http/request.ts';
 import { parseConfig } from '../../lib/routing/config.ts';
+import { withNodes } from '../../lib/workflows/graph.ts';
 import { issuePipeline, type PipelineNode } from '../../lib/workflows/issue-pipeline.ts';
 import { createTestStore } from '../support/dynamo.ts';
 import { FakeDiscord } from '../support/fake-discord.ts';
@@ -82,7 +83,7 @@ const discord = new FakeDiscord('bot-token-for-tests');
 let github: Server;
 let githubUrl = '';
 const githubRequests: string[] = [];
-type TestServices = { pipeline: typeof pipeline } & DiscordWorkflowServices;
+type TestServices = DiscordWorkflowServices;
 let h: Harness<TestServices>;
 let handle: (req: ReturnType<typeof signedRequest>) => Promise<HttpResponse>;
 const tokensSeen = new Set<string>();
@@ -169,7 +170,6 @@ beforeAll(async () => {
     retries: 0,
   });
   const services: TestServices = {
-    pipeline,
     discord: createDiscordWorkerServices({
       rest,
       store,
@@ -180,7 +180,7 @@ beforeAll(async () => {
     }),
   };
   const defs = [
-    issuePipeline,
+    withNodes(issuePipeline, pipeline),
     ...discordWorkflowDefinitions(),
   ] as unknown as WorkflowDefinition<TestServices>[];
   h = await harness(defs, {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGitHubReporter } from '../../lib/agents/github-reporter.ts';
-import { githubPipelineNodes } from '../../lib/agents/pipeline.ts';
 import { Engine } from '../../lib/engine/engine.ts';
 import {
+  type NodeHandler,
   type NodeResult,
   type StepContext,
   Workflow,
@@ -20,6 +20,7 @@ import { routedToRun } from '../../lib/routing/route.ts';
 import { routeLater } from '../../lib/routing/route-later.ts';
 import type { GitHubServices } from '../../lib/routing/services.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
+import * as nodes from '../../lib/workflows/issue-pipeline-nodes.ts';
 import { createTestStore } from '../support/dynamo.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 import { example, signedRequest, TEST_SECRET } from './support.ts';
@@ -28,19 +29,21 @@ const TOKEN = 'pipeline-token';
 const REPO = (example('issues', 'labeled').repository as { full_name: string }).full_name;
 
 /** The issue pipeline's graph over the GitHub nodes; execute and report are the executor engineer's (issue 5), here no-ops. */
-function pipeline(services: GitHubServices): WorkflowDefinition<unknown> {
-  const gh = githubPipelineNodes(services);
+function pipeline(): WorkflowDefinition<unknown> {
   const done = async (): Promise<NodeResult> => ({});
-  const h = (fn: (ctx: StepContext<unknown>) => Promise<NodeResult>) => ({ handler: fn });
+  // The real nodes read the GitHub side from `ctx.services.github` (the engine's services below).
+  const h = (fn: (ctx: StepContext<never>) => Promise<NodeResult>) => ({
+    handler: fn as NodeHandler<unknown>,
+  });
   return {
     name: 'issue-pipeline',
     version: 1,
     start: 'intake',
     nodes: {
-      intake: { title: 'Intake', ...h(gh.intake) },
-      route: { title: 'Route', ...h(gh.route), retry: { maxAttempts: 1 } },
-      plan: { title: 'Plan', ...h(gh.plan) },
-      approval: { title: 'Approval', ...h(gh.approval) },
+      intake: { title: 'Intake', ...h(nodes.intake) },
+      route: { title: 'Route', ...h(nodes.route), retry: { maxAttempts: 1 } },
+      plan: { title: 'Plan', ...h(nodes.plan) },
+      approval: { title: 'Approval', ...h(nodes.approval) },
       execute: { title: 'Execute', handler: done },
       report: { title: 'Report', handler: done },
     },
@@ -86,8 +89,8 @@ describe('issue pipeline over the webhook, the engine and a fake GitHub', () => 
     engine = new Engine<unknown>({
       store,
       queue,
-      workflows: new WorkflowRegistry([new Workflow(pipeline(services))]),
-      services,
+      workflows: new WorkflowRegistry([new Workflow(pipeline())]),
+      services: { github: services },
       reporters: [createGitHubReporter({ github, config: () => central.config })],
     });
     // The worker app's dispatch (lib/app/worker.ts): deliveries to route later, then steps and reports.

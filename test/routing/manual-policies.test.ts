@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGitHubReporter } from '../../lib/agents/github-reporter.ts';
-import { githubPipelineNodes } from '../../lib/agents/pipeline.ts';
 import { Engine } from '../../lib/engine/engine.ts';
 import type { Trigger } from '../../lib/engine/types.ts';
 import {
+  type NodeHandler,
   type NodeResult,
   type StepContext,
   Workflow,
@@ -16,6 +16,7 @@ import { loadConfigSource, parseConfigSource } from '../../lib/routing/config.ts
 import { ConfigProvider } from '../../lib/routing/repo-config.ts';
 import { routedToRun } from '../../lib/routing/route.ts';
 import type { GitHubServices } from '../../lib/routing/services.ts';
+import * as nodes from '../../lib/workflows/issue-pipeline-nodes.ts';
 import { createTestStore } from '../support/dynamo.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
 
@@ -28,21 +29,23 @@ import { FakeGitHub } from '../support/fake-github.ts';
 const TOKEN = 'manual-policy-token';
 const REPO = 'acme/infra';
 
-function pipeline(services: GitHubServices, gate: 'on' | 'off'): WorkflowDefinition<unknown> {
-  const gh = githubPipelineNodes(services);
+function pipeline(gate: 'on' | 'off'): WorkflowDefinition<unknown> {
   const done = async (): Promise<NodeResult> => ({});
-  const h = (fn: (ctx: StepContext<unknown>) => Promise<NodeResult>) => ({ handler: fn });
+  // The real nodes read the GitHub side from `ctx.services.github` (the engine's services below).
+  const h = (fn: (ctx: StepContext<never>) => Promise<NodeResult>) => ({
+    handler: fn as NodeHandler<unknown>,
+  });
   return {
     name: 'issue-pipeline',
     version: 1,
     start: 'intake',
     nodes: {
-      intake: { title: 'Intake', ...h(gh.intake) },
-      route: { title: 'Route', ...h(gh.route), retry: { maxAttempts: 1 } },
-      plan: { title: 'Plan', ...h(gh.plan) },
+      intake: { title: 'Intake', ...h(nodes.intake) },
+      route: { title: 'Route', ...h(nodes.route), retry: { maxAttempts: 1 } },
+      plan: { title: 'Plan', ...h(nodes.plan) },
       approval: {
         title: 'Approval',
-        ...h(gh.approval),
+        ...h(nodes.approval),
         // The approval gate switched off by config; a policy's require.approval switches it back on.
         ...(gate === 'off'
           ? {
@@ -99,8 +102,8 @@ describe('policies apply to every trigger source', () => {
     const engine = new Engine<unknown>({
       store,
       queue,
-      workflows: new WorkflowRegistry([new Workflow(pipeline(services, opts.gate ?? 'on'))]),
-      services,
+      workflows: new WorkflowRegistry([new Workflow(pipeline(opts.gate ?? 'on'))]),
+      services: { github: services },
       reporters: [createGitHubReporter({ github, config: () => central.config })],
     });
     queue.consume(async (m) => void (await engine.handle(m)));

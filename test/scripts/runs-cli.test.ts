@@ -1,37 +1,36 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NonRetryableError } from '../../lib/engine/errors.ts';
 import type { Run } from '../../lib/engine/types.ts';
-import { issuePipeline, type PipelineServices } from '../../lib/workflows/issue-pipeline.ts';
+import { withNodes } from '../../lib/workflows/graph.ts';
+import { issuePipeline } from '../../lib/workflows/issue-pipeline.ts';
 import { main } from '../../scripts/runs-cli.ts';
 import { testEndpoint } from '../support/dynamo.ts';
 import { type Harness, harness } from '../support/harness.ts';
 
 /** The issue pipeline's graph with stub nodes: it plans `plan-v1` and parks at the approval gate. */
-const stubPipeline: PipelineServices = {
-  pipeline: {
-    intake: async (ctx) => {
-      if (ctx.run.data.failIntake) throw new NonRetryableError('issue is locked');
-      return { output: { issue: { title: 'Fix the parser' } } };
-    },
-    route: async () => ({ output: { routing: { outcome: 'run' } } }),
-    plan: async () => ({ output: { plan: { version: 'plan-v1', tasks: [] } } }),
-    approval: async () => ({
-      wait: { kind: 'approval', binding: 'plan-v1', prompt: 'Approve the plan?', expiresInMs: 3_600_000 },
-    }),
-    execute: async () => ({ output: { work: { tasks: [] } } }),
-    report: async () => ({ output: { summary: { tasks: 0, done: 0 } } }),
+const stubPipeline = withNodes(issuePipeline, {
+  intake: async (ctx) => {
+    if (ctx.run.data.failIntake) throw new NonRetryableError('issue is locked');
+    return { output: { issue: { title: 'Fix the parser' } } };
   },
-};
+  route: async () => ({ output: { routing: { outcome: 'run' } } }),
+  plan: async () => ({ output: { plan: { version: 'plan-v1', tasks: [] } } }),
+  approval: async () => ({
+    wait: { kind: 'approval', binding: 'plan-v1', prompt: 'Approve the plan?', expiresInMs: 3_600_000 },
+  }),
+  execute: async () => ({ output: { work: { tasks: [] } } }),
+  report: async () => ({ output: { summary: { tasks: 0, done: 0 } } }),
+});
 
 const ENV_KEYS = ['DYNAMODB_ENDPOINT', 'TABLE_NAME', 'QUEUE_URL', 'USER'] as const;
 
 describe('runs CLI', () => {
-  let h: Harness<PipelineServices>;
+  let h: Harness<unknown>;
   const saved = new Map<string, string | undefined>();
   let issue = 0;
 
   beforeAll(async () => {
-    h = await harness<PipelineServices>([issuePipeline], { services: stubPipeline });
+    h = await harness<unknown>([stubPipeline]);
     for (const k of ENV_KEYS) saved.set(k, process.env[k]);
     // The CLI reads the store from the environment (lib/app/local-env.ts); no QUEUE_URL: no SQS.
     process.env.DYNAMODB_ENDPOINT = testEndpoint();

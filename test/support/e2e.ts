@@ -1,16 +1,25 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../scripts/local-stack.ts';
+import type { LocalStack } from '../../scripts/local-stack.ts';
 import { signedRequest, type TestKeys } from '../discord/support.ts';
+import {
+  type IssueText,
+  issuePayload,
+  readyToCoder,
+  repository,
+  startStack,
+  until as untilWithin,
+  webhookHeaders,
+} from './stack-harness.ts';
 
 /**
  * What every end-to-end test on the local stack shares: the stack itself (the real handlers behind
  * the local HTTP adapter, the in-process queue and worker, the sweeper on a fast timer), signed
- * webhooks, the run API, and waiting on events.
+ * webhooks, the run API, and waiting on events. The stack's setup is test/support/stack-harness.ts,
+ * which the benches share; this file adds the suite's DynamoDB Local (vitest's `inject`).
  */
+
+export { configFile, type IssueText } from './stack-harness.ts';
 
 export const E2E_REPO = 'acme/app';
 
@@ -23,63 +32,18 @@ export const E2E_WAIT_MS = 240_000;
 export const E2E_TEST_TIMEOUT_MS = 300_000;
 
 /** Polls `fn` (a read of the store, the run API or a stand-in's record) until it yields. */
-export async function until<T>(
+export function until<T>(
   what: string,
   fn: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = E2E_WAIT_MS,
 ): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const configDir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
-
-/** Writes a central config to a fresh file and returns its path (for `SWITCHYARD_CONFIG`). */
-export function configFile(yaml: string): string {
-  const file = join(configDir, `config-${randomBytes(4).toString('hex')}.yml`);
-  writeFileSync(file, yaml);
-  return file;
+  return untilWithin(what, fn, timeoutMs);
 }
 
 /** The agents most e2e configs route a `ready` label to: a planner and an Actions coder. */
-export const READY_TO_CODER = `
-version: 1
-routing:
-  rules:
-    - name: ready
-      event: issues
-      action: labeled
-      label: ready
-      workflow: issue-pipeline
-      agents: [planner, coder]
-repoConfig: { enabled: false }
-agents:
-  planner: { type: planner, permissions: [read] }
-  coder:
-    type: coder
-    executor: actions-agent
-    permissions: [read, comment, dispatch_workflow, cancel_workflow]
-executors:
-  actions-agent: { type: github-actions, workflow: switchyard-agent.yml, ref: main }
-`;
+export const READY_TO_CODER = readyToCoder();
 
-export const REPOSITORY = {
-  full_name: E2E_REPO,
-  name: 'app',
-  owner: { login: 'acme' },
-  default_branch: 'main',
-  private: false,
-};
-
-export interface IssueText {
-  title: string;
-  body: string;
-}
+export const REPOSITORY = repository(E2E_REPO);
 
 /** The issue an e2e test labels: the default title names its number, the body names a file. */
 export function issueText(number: number, text: Partial<IssueText> = {}): IssueText {
@@ -91,24 +55,7 @@ export function issueText(number: number, text: Partial<IssueText> = {}): IssueT
 
 /** An `issues.labeled` payload in GitHub's shape. */
 export function labeledPayload(number: number, opts: Partial<IssueText> & { label?: string } = {}) {
-  const label = opts.label ?? 'ready';
-  const { title, body } = issueText(number, opts);
-  return {
-    action: 'labeled',
-    label: { name: label },
-    issue: {
-      number,
-      title,
-      body,
-      state: 'open',
-      labels: [{ name: label }],
-      user: { login: 'alice' },
-      author_association: 'OWNER',
-      html_url: `https://github.com/${E2E_REPO}/issues/${number}`,
-    },
-    repository: REPOSITORY,
-    sender: { login: 'alice', type: 'User' },
-  };
+  return issuePayload(E2E_REPO, number, issueText(number, opts), opts.label ? { label: opts.label } : {});
 }
 
 export interface RunView {
@@ -141,22 +88,14 @@ export class E2EStack {
     env?: Record<string, string>;
     table?: string;
   }): Promise<LocalStack> {
-    this.stack = await startLocalStack({
-      env: {
-        ...process.env,
-        DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
-        TABLE_NAME: opts.table ?? `e2e-${randomBytes(6).toString('hex')}`,
-        PORT: '0',
-        GITHUB_API_URL: opts.githubUrl,
-        GITHUB_TOKEN: 'e2e-github-token',
-        GITHUB_THROTTLE: 'off',
-        GITHUB_WEBHOOK_SECRET: this.secret,
-        SWITCHYARD_CONFIG: opts.config,
-        ...opts.env,
-      },
-      persist: false,
+    this.stack = await startStack({
+      dynamoEndpoint: inject('dynamoEndpoint'),
+      config: opts.config,
+      githubUrl: opts.githubUrl,
+      secret: this.secret,
+      table: opts.table ?? `e2e-${randomBytes(6).toString('hex')}`,
+      env: { GITHUB_TOKEN: 'e2e-github-token', ...opts.env },
       sweepIntervalMs: 100,
-      print: () => {},
     });
     return this.stack;
   }
@@ -175,12 +114,7 @@ export class E2EStack {
     const body = JSON.stringify(payload);
     const res = await fetch(`${this.url}/github/webhook`, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': event,
-        'x-github-delivery': delivery,
-        'x-hub-signature-256': `sha256=${createHmac('sha256', this.secret).update(body).digest('hex')}`,
-      },
+      headers: webhookHeaders(this.secret, event, body, delivery),
       body,
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
