@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { logger } from '../common/observability.ts';
-import type { Outgoing, WorkMessage, WorkQueue } from '../queue/port.ts';
+import type { Outgoing, StepQueue, WorkMessage } from '../queue/port.ts';
 import { MAX_DELAY_SECONDS } from '../queue/port.ts';
 import { ConcurrencyError, StoreValidationError, SubjectLockedError } from '../store/errors.ts';
 import type { ConcurrencyPolicy, ListRunsQuery, RunStore } from '../store/port.ts';
@@ -75,7 +75,7 @@ const EVENT_CACHE_RUNS = 200;
 
 export interface EngineOptions<S> {
   store: RunStore;
-  queue: WorkQueue;
+  queue: StepQueue;
   workflows: WorkflowRegistry<S>;
   services: S;
   reporters?: Reporter[];
@@ -217,7 +217,7 @@ const lockKeyOf = (run: Pick<Run, 'subject' | 'workflow'>) => `${run.subject.key
  */
 export class Engine<S = unknown> {
   readonly store: RunStore;
-  readonly queue: WorkQueue;
+  readonly queue: StepQueue;
   readonly workflows: WorkflowRegistry<S>;
   readonly services: S;
   private readonly reporters: Reporter[];
