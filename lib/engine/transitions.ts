@@ -59,11 +59,17 @@ export function reportMessage(run: Pick<Run, 'id' | 'version'>): Outgoing {
 
 /** The message that runs the run's pending step, delayed until its `notBefore` (seen at `nowMs`). */
 export function stepMessage(run: Run, nowMs: number): Outgoing {
-  const step = run.step!;
-  const delayMs = Date.parse(step.notBefore) - nowMs;
+  const delayMs = Date.parse(run.step!.notBefore) - nowMs;
+  return sendStep(run, delayMs > 1000 ? delayMs : undefined);
+}
+
+/** A message for the run's pending step, after `delayMs` (SQS caps a delay at 15 minutes). */
+function sendStep(run: Run, delayMs?: number): Outgoing {
   return {
-    message: { kind: 'step', runId: run.id, seq: step.seq },
-    ...(delayMs > 1000 ? { delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(delayMs / 1000)) } : {}),
+    message: { kind: 'step', runId: run.id, seq: run.step!.seq },
+    ...(delayMs !== undefined
+      ? { delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(delayMs / 1000)) }
+      : {}),
   };
 }
 
@@ -309,219 +315,204 @@ const refuse = (error: SwitchyardError, audit?: NewEvent): Extract<Decision, { k
 const commit = (plan: Plan): Extract<Decision, { kind: 'commit' }> => ({ kind: 'commit', plan });
 const unknownWorkflow = (run: Run) => refuse(new UnknownWorkflowError(`unknown workflow ${run.workflow}`));
 
+/** Refuse a signal that does not fit the run's state. */
+const invalid = (run: Run, message: string, node?: string) =>
+  refuse(new InvalidSignalError(message, { runId: run.id, ...(node ? { node } : {}) }));
+
+/** Gates a person decides (approve or reject). */
+const DECIDED_BY_PEOPLE: ReadonlySet<string> = new Set(['approval', 'escalation', 'budget']);
+
 /** Decide what `signal` does to `run` (of workflow `wf`, when it still exists). */
 export function onSignal<S>(run: Run, signal: Signal, wf: Workflow<S> | undefined, moment: Moment): Decision {
-  const { at } = moment;
-  const sigEvent: NewEvent = {
+  const why: NewEvent = {
     type: `signal.${signal.type}`,
     ...(run.node ? { node: run.node } : {}),
     by: signal.by,
     detail: signalDetail(signal),
   };
-
   switch (signal.type) {
-    case 'cancel': {
-      if (isTerminal(run.status)) {
-        return refuse(new InvalidSignalError(`run ${run.id} is already ${run.status}`, { runId: run.id }));
-      }
-      const reason = `cancelled by ${signal.by}${signal.reason ? `: ${signal.reason}` : ''}`;
-      return commit(finish(run, { status: 'cancelled', reason, events: [sigEvent] }, moment));
-    }
-    case 'retry': {
-      if (run.status !== 'failed' && run.status !== 'expired') {
-        return refuse(
-          new InvalidSignalError(
-            `run ${run.id} is ${run.status}; only failed or expired runs can be retried`,
-            {
-              runId: run.id,
-            },
-          ),
-        );
-      }
-      if (!wf) return unknownWorkflow(run);
-      const node = run.node && wf.nodes.has(run.node) ? run.node : wf.start;
-      return commit(
-        schedule(
-          bumped(withoutFinish(run), at),
-          run.version,
-          firstAttempt(run, node, at),
-          [sigEvent, { type: 'step.scheduled', node, detail: { attempt: 1, reason: 'retry' } }],
-          moment,
-          { lock: { acquire: lockKeyOf(run) } },
-        ),
-      );
-    }
+    case 'cancel':
+      return onCancel(run, signal, why, moment);
+    case 'retry':
+      return onRetry(run, wf, why, moment);
     case 'approve':
-    case 'reject': {
-      const gate = run.gate;
-      if (
-        run.status !== 'waiting' ||
-        !gate ||
-        (gate.kind !== 'approval' && gate.kind !== 'escalation' && gate.kind !== 'budget')
-      ) {
-        return refuse(
-          new InvalidSignalError(`run ${run.id} is not waiting for an approval (status ${run.status})`, {
-            runId: run.id,
-          }),
-        );
-      }
-      if (!wf) return unknownWorkflow(run);
-      if (Date.parse(gate.expiresAt) < Date.parse(at)) {
-        // The sweeper has not reached it yet, but the decision came too late all the same.
-        return refuse(
-          new InvalidSignalError(`the ${gate.node} gate of run ${run.id} expired at ${gate.expiresAt}`, {
+    case 'reject':
+      return onDecision(run, signal, wf, why, moment);
+    case 'result':
+      return onResult(run, signal, wf, why, moment);
+    case 'replan':
+      return onReplan(run, signal, wf, why, moment);
+    case 'note':
+      return onNote(run, signal, moment);
+  }
+}
+
+type SignalOf<T extends Signal['type']> = Extract<Signal, { type: T }>;
+
+function onCancel(run: Run, signal: SignalOf<'cancel'>, why: NewEvent, moment: Moment): Decision {
+  if (isTerminal(run.status)) return invalid(run, `run ${run.id} is already ${run.status}`);
+  const reason = `cancelled by ${signal.by}${signal.reason ? `: ${signal.reason}` : ''}`;
+  return commit(finish(run, { status: 'cancelled', reason, events: [why] }, moment));
+}
+
+/** A failed or expired run runs again from its node, and takes its subject's lock again. */
+function onRetry<S>(run: Run, wf: Workflow<S> | undefined, why: NewEvent, moment: Moment): Decision {
+  if (run.status !== 'failed' && run.status !== 'expired') {
+    return invalid(run, `run ${run.id} is ${run.status}; only failed or expired runs can be retried`);
+  }
+  if (!wf) return unknownWorkflow(run);
+  const node = run.node && wf.nodes.has(run.node) ? run.node : wf.start;
+  return commit(
+    schedule(
+      bumped(withoutFinish(run), moment.at),
+      run.version,
+      firstAttempt(run, node, moment.at),
+      [why, { type: 'step.scheduled', node, detail: { attempt: 1, reason: 'retry' } }],
+      moment,
+      { lock: { acquire: lockKeyOf(run) } },
+    ),
+  );
+}
+
+/** A person approves or rejects the gate the run waits at (only what the gate shows, only in time). */
+function onDecision<S>(
+  run: Run,
+  signal: SignalOf<'approve' | 'reject'>,
+  wf: Workflow<S> | undefined,
+  why: NewEvent,
+  moment: Moment,
+): Decision {
+  const { at } = moment;
+  const gate = run.gate;
+  if (run.status !== 'waiting' || !gate || !DECIDED_BY_PEOPLE.has(gate.kind)) {
+    return invalid(run, `run ${run.id} is not waiting for an approval (status ${run.status})`);
+  }
+  if (!wf) return unknownWorkflow(run);
+  if (Date.parse(gate.expiresAt) < Date.parse(at)) {
+    // The sweeper has not reached it yet, but the decision came too late all the same.
+    return invalid(run, `the ${gate.node} gate of run ${run.id} expired at ${gate.expiresAt}`, gate.node);
+  }
+  if (signal.type === 'approve') {
+    if (signal.binding !== undefined && gate.binding !== undefined && signal.binding !== gate.binding) {
+      // Bound to what was approved: the plan changed since the approver saw it.
+      return refuse(
+        new StaleApprovalError(
+          `approval for ${signal.binding} is stale: the gate now shows ${gate.binding}`,
+          {
             runId: run.id,
             node: gate.node,
-          }),
-        );
-      }
-      if (signal.type === 'approve') {
-        if (signal.binding !== undefined && gate.binding !== undefined && signal.binding !== gate.binding) {
-          // Bound to what was approved: the plan changed since the approver saw it.
-          return refuse(
-            new StaleApprovalError(
-              `approval for ${signal.binding} is stale: the gate now shows ${gate.binding}`,
-              {
-                runId: run.id,
-                node: gate.node,
-              },
-            ),
-            {
-              type: 'signal.approve.refused',
-              node: gate.node,
-              by: signal.by,
-              detail: { reason: 'stale', approved: signal.binding, current: gate.binding },
-            },
-          );
-        }
-        const approval = {
+          },
+        ),
+        {
+          type: 'signal.approve.refused',
+          node: gate.node,
           by: signal.by,
-          at,
-          binding: gate.binding ?? null,
-          bound: signal.binding !== undefined,
-          ...(signal.budget !== undefined ? { budget: signal.budget } : {}),
-        };
-        return commit(
-          decided(run, wf, gate.node, { output: { approval }, edge: 'approved' }, sigEvent, moment),
-        );
-      }
-      const reason = `rejected by ${signal.by}${signal.reason ? `: ${signal.reason}` : ''}`;
-      if (wf.hasEdge(gate.node, 'rejected')) {
-        return commit(
-          decided(
-            run,
-            wf,
-            gate.node,
-            { output: { rejection: { by: signal.by, reason } }, edge: 'rejected' },
-            sigEvent,
-            moment,
-          ),
-        );
-      }
-      return commit(finish(run, { status: 'failed', reason, events: [sigEvent] }, moment));
-    }
-    case 'result': {
-      const gate = run.gate;
-      if (run.status !== 'waiting' || !gate || !RESUMED_BY_RESULT.has(gate.kind)) {
-        return refuse(
-          new InvalidSignalError(`run ${run.id} is not waiting for an agent result`, { runId: run.id }),
-        );
-      }
-      if (gate.correlation !== undefined && signal.correlation !== gate.correlation) {
-        return refuse(
-          new InvalidSignalError(`result for ${signal.correlation} does not match ${gate.correlation}`, {
-            runId: run.id,
-          }),
-        );
-      }
-      if (!wf) return unknownWorkflow(run);
-      const ok = signal.ok !== false;
-      const edge = signal.edge ?? (ok ? undefined : 'failed');
-      if (!ok && !(edge && wf.hasEdge(gate.node, edge))) {
-        const summary = signal.payload.summary;
-        const reason = `${gate.node} reported failure${typeof summary === 'string' ? `: ${summary}` : ''}`;
-        return commit(
-          finish(
-            run,
-            {
-              status: 'failed',
-              reason,
-              events: [sigEvent],
-              error: { name: 'AgentFailed', message: reason, node: gate.node },
-            },
-            moment,
-          ),
-        );
-      }
-      return commit(
-        decided(
-          run,
-          wf,
-          gate.node,
-          { output: { [`${gate.node}Result`]: signal.payload }, ...(edge !== undefined ? { edge } : {}) },
-          sigEvent,
-          moment,
-        ),
+          detail: { reason: 'stale', approved: signal.binding, current: gate.binding },
+        },
       );
     }
-    case 'replan': {
-      const gate = run.gate;
-      if (run.status !== 'waiting' || gate?.kind !== 'approval') {
-        return refuse(
-          new InvalidSignalError(`run ${run.id} is not waiting for an approval (status ${run.status})`, {
-            runId: run.id,
-          }),
-        );
-      }
-      if (!wf) return unknownWorkflow(run);
-      if (!wf.nodes.has(signal.to)) {
-        return refuse(
-          new InvalidSignalError(`workflow ${run.workflow} has no node ${signal.to}`, { runId: run.id }),
-        );
-      }
-      const base: Run = { ...bumped(run, at), data: { ...run.data, ...signal.data } };
-      delete base.gate;
-      delete base.lease;
-      return commit(
-        schedule(
-          base,
-          run.version,
-          firstAttempt(run, signal.to, at),
-          [
-            sigEvent,
-            {
-              type: 'gate.withdrawn',
-              node: gate.node,
-              detail: { binding: gate.binding ?? null, reason: signal.reason },
-            },
-            { type: 'step.scheduled', node: signal.to, detail: { attempt: 1, reason: 'replan' } },
-          ],
-          moment,
-        ),
-      );
-    }
-    case 'note': {
-      const event: NewEvent = {
-        type: signal.event,
-        ...(run.node ? { node: run.node } : {}),
-        by: signal.by,
-        detail: signal.detail,
-      };
-      if (isTerminal(run.status)) {
-        return refuse(new InvalidSignalError(`run ${run.id} is already ${run.status}`, { runId: run.id }));
-      }
-      // A running step holds a lease on this version: append only; its commit reports the note.
-      if (run.status !== 'waiting') return { kind: 'append', event };
-      const next: Run = { ...bumped(run, at), data: { ...run.data, ...signal.data } };
-      // Reported even by an engine without reporters (ingress): the note is there to be seen.
-      return commit({
-        run: next,
-        expectedVersion: run.version,
-        events: [event],
-        messages: [reportMessage(next)],
-      });
-    }
+    const approval = {
+      by: signal.by,
+      at,
+      binding: gate.binding ?? null,
+      bound: signal.binding !== undefined,
+      ...(signal.budget !== undefined ? { budget: signal.budget } : {}),
+    };
+    return commit(decided(run, wf, gate.node, { output: { approval }, edge: 'approved' }, why, moment));
   }
+  const reason = `rejected by ${signal.by}${signal.reason ? `: ${signal.reason}` : ''}`;
+  if (!wf.hasEdge(gate.node, 'rejected')) {
+    return commit(finish(run, { status: 'failed', reason, events: [why] }, moment));
+  }
+  const rejection = { by: signal.by, reason };
+  return commit(decided(run, wf, gate.node, { output: { rejection }, edge: 'rejected' }, why, moment));
+}
+
+/**
+ * An agent's (or CI's, or a lifted hold's) result resumes the gate that waits for it, under
+ * `<node>Result`. A failure follows its edge, or fails the run when the gate has none.
+ */
+function onResult<S>(
+  run: Run,
+  signal: SignalOf<'result'>,
+  wf: Workflow<S> | undefined,
+  why: NewEvent,
+  moment: Moment,
+): Decision {
+  const gate = run.gate;
+  if (run.status !== 'waiting' || !gate || !RESUMED_BY_RESULT.has(gate.kind)) {
+    return invalid(run, `run ${run.id} is not waiting for an agent result`);
+  }
+  if (gate.correlation !== undefined && signal.correlation !== gate.correlation) {
+    return invalid(run, `result for ${signal.correlation} does not match ${gate.correlation}`);
+  }
+  if (!wf) return unknownWorkflow(run);
+  const ok = signal.ok !== false;
+  const edge = signal.edge ?? (ok ? undefined : 'failed');
+  if (!ok && !(edge && wf.hasEdge(gate.node, edge))) {
+    const summary = signal.payload.summary;
+    const reason = `${gate.node} reported failure${typeof summary === 'string' ? `: ${summary}` : ''}`;
+    const error = { name: 'AgentFailed', message: reason, node: gate.node };
+    return commit(finish(run, { status: 'failed', reason, events: [why], error }, moment));
+  }
+  const output = { [`${gate.node}Result`]: signal.payload };
+  return commit(
+    decided(run, wf, gate.node, { output, ...(edge !== undefined ? { edge } : {}) }, why, moment),
+  );
+}
+
+/** The plan changed under an approval gate: withdraw the gate and run again from `to`. */
+function onReplan<S>(
+  run: Run,
+  signal: SignalOf<'replan'>,
+  wf: Workflow<S> | undefined,
+  why: NewEvent,
+  moment: Moment,
+): Decision {
+  const gate = run.gate;
+  if (run.status !== 'waiting' || gate?.kind !== 'approval') {
+    return invalid(run, `run ${run.id} is not waiting for an approval (status ${run.status})`);
+  }
+  if (!wf) return unknownWorkflow(run);
+  if (!wf.nodes.has(signal.to)) return invalid(run, `workflow ${run.workflow} has no node ${signal.to}`);
+  const base: Run = { ...bumped(run, moment.at), data: { ...run.data, ...signal.data } };
+  delete base.gate;
+  delete base.lease;
+  const withdrawn: NewEvent = {
+    type: 'gate.withdrawn',
+    node: gate.node,
+    detail: { binding: gate.binding ?? null, reason: signal.reason },
+  };
+  return commit(
+    schedule(
+      base,
+      run.version,
+      firstAttempt(run, signal.to, moment.at),
+      [why, withdrawn, { type: 'step.scheduled', node: signal.to, detail: { attempt: 1, reason: 'replan' } }],
+      moment,
+    ),
+  );
+}
+
+/** Record an event on an active run and have it reported, without moving the run. */
+function onNote(run: Run, signal: SignalOf<'note'>, moment: Moment): Decision {
+  const event: NewEvent = {
+    type: signal.event,
+    ...(run.node ? { node: run.node } : {}),
+    by: signal.by,
+    detail: signal.detail,
+  };
+  if (isTerminal(run.status)) return invalid(run, `run ${run.id} is already ${run.status}`);
+  // A running step holds a lease on this version: append only; its commit reports the note.
+  if (run.status !== 'waiting') return { kind: 'append', event };
+  const next: Run = { ...bumped(run, moment.at), data: { ...run.data, ...signal.data } };
+  // Reported even by an engine without reporters (ingress): the note is there to be seen.
+  return commit({
+    run: next,
+    expectedVersion: run.version,
+    events: [event],
+    messages: [reportMessage(next)],
+  });
 }
 
 /** A gate decided (approved, rejected, a result, expired): the gate's node is done. */
@@ -658,13 +649,7 @@ export function onArrival<S>(
   const nowMs = opts.now.getTime();
   const dueIn = Date.parse(step.notBefore) - nowMs;
   if (dueIn > 1_000) {
-    return {
-      kind: 'early',
-      message: {
-        message: { kind: 'step', runId: run.id, seq: step.seq },
-        delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(dueIn / 1000)),
-      },
-    };
+    return { kind: 'early', message: sendStep(run, dueIn) };
   }
   const lease = run.lease;
   if (lease && lease.seq === step.seq && Date.parse(lease.until) > nowMs) return { kind: 'busy' };
@@ -868,10 +853,7 @@ export function releasedLease<S>(
       step: { ...leased.step!, notBefore: until },
       lease: { ...leased.lease!, until, error: toRunError(err, node.name).message.slice(0, 300) },
     },
-    message: {
-      message: { kind: 'step', runId: leased.id, seq: leased.step!.seq },
-      delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(delayMs / 1000)),
-    },
+    message: sendStep(leased, delayMs),
   };
 }
 
@@ -964,6 +946,6 @@ export function onSweep<S>(
     kind: 'resend',
     step,
     leaseLapsed,
-    message: { message: { kind: 'step', runId: run.id, seq: step.seq } },
+    message: sendStep(run),
   };
 }
