@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { logger } from '../common/observability.ts';
 import type { Outgoing, StepQueue } from '../queue/port.ts';
-import type { RunStore } from '../store/port.ts';
+import type { CreateRunResult, RunStore } from '../store/port.ts';
 import { UnknownWorkflowError } from './errors.ts';
 import type { Reporter } from './reporter.ts';
-import type { Moment, Plan } from './transitions.ts';
+import type { Moment, NewRun, Plan } from './transitions.ts';
 import type { NewEvent, Run } from './types.ts';
 import type { Workflow, WorkflowRegistry } from './workflow.ts';
 
@@ -79,6 +79,28 @@ export class EngineCore<S> {
   /** Now, as a transition sees it. */
   moment(): Moment {
     return { at: this.now().toISOString(), reporting: this.reporters.length > 0 };
+  }
+
+  // Every write of a run's state goes through one of these three: a new run (`create`), a
+  // transition (`commit`), a lease (`lease`). Report claims and retiring are in reporting.ts, the
+  // effect journal in effects.ts.
+
+  /** Create a run with its first events, idempotency key and subject lock (one transaction). */
+  create(fresh: NewRun, idempotencyKey: string | undefined): Promise<CreateRunResult> {
+    return this.store.createRun({
+      run: fresh.run,
+      events: fresh.events,
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      lockKey: fresh.lockKey,
+    });
+  }
+
+  /**
+   * A conditional write of the run without history: a step's lease taken, or given back early.
+   * Throws ConcurrencyError when the run is no longer at `expectedVersion`.
+   */
+  lease(run: Run, expectedVersion: number): Promise<Run> {
+    return this.store.update(run, expectedVersion);
   }
 
   /** Write a plan: the run and its events in one conditional commit (ConcurrencyError if it moved). */

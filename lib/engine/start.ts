@@ -105,12 +105,7 @@ export async function startRun<S>(
       },
       { at: now.toISOString(), reporting: core.reporters.length > 0 },
     );
-    const res = await core.store.createRun({
-      run: fresh.run,
-      events: fresh.events,
-      ...(input.idempotencyKey !== undefined ? { idempotencyKey: input.idempotencyKey } : {}),
-      lockKey: fresh.lockKey,
-    });
+    const res = await core.create(fresh, input.idempotencyKey);
     if (res.outcome === 'created') {
       await core.send(res.run, fresh.messages);
       return { run: res.run, outcome: superseded ? 'superseded' : 'created' };

@@ -60,7 +60,7 @@ export class StepRunner<S> {
     }
     const { leased, attempt } = arrival;
     try {
-      await core.store.update(leased, run.version);
+      await core.lease(leased, run.version);
     } catch (err) {
       if (err instanceof ConcurrencyError) return 'lost';
       throw err;
@@ -211,7 +211,7 @@ export class StepRunner<S> {
       random: this.core.random,
     });
     try {
-      await this.core.store.update(released.run, leased.version);
+      await this.core.lease(released.run, leased.version);
     } catch {
       throw err; // it committed after all (a crash after the commit), or the store is still down
     }
