@@ -15,19 +15,18 @@ export class Signals<S> {
     for (let attempt = 0; ; attempt++) {
       const run = await this.core.store.getRun(runId);
       if (!run) throw new InvalidSignalError(`run ${runId} not found`, { runId });
-      const wf = this.core.workflows.get(run.workflow);
+      const decision = onSignal(run, signal, this.core.workflows.get(run.workflow), this.core.moment());
       try {
-        return await this.apply(run, onSignal(run, signal, wf, this.core.moment()), (err) =>
-          signal.type === 'retry' && err instanceof SubjectLockedError
-            ? new InvalidSignalError(
-                `cannot retry run ${run.id}: ${run.subject.key} has another active run ${err.activeRunId}`,
-                { runId: run.id, cause: err },
-              )
-            : err,
-        );
+        return await this.apply(run, decision);
       } catch (err) {
         // The run moved between our read and our write (a step committed): re-read and re-decide.
         if (err instanceof ConcurrencyError && attempt < SIGNAL_TRIES) continue;
+        if (signal.type === 'retry' && err instanceof SubjectLockedError) {
+          throw new InvalidSignalError(
+            `cannot retry run ${run.id}: ${run.subject.key} has another active run ${err.activeRunId}`,
+            { runId: run.id, cause: err },
+          );
+        }
         throw err;
       }
     }
@@ -52,7 +51,7 @@ export class Signals<S> {
     }
   }
 
-  private async apply(run: Run, decision: Decision, commitError = (err: unknown) => err): Promise<Run> {
+  private async apply(run: Run, decision: Decision): Promise<Run> {
     switch (decision.kind) {
       case 'refuse':
         if (decision.audit) await this.core.recordEvent(run.id, decision.audit);
@@ -61,11 +60,7 @@ export class Signals<S> {
         await this.core.recordEvent(run.id, decision.event);
         return run;
       case 'commit':
-        try {
-          return await this.core.apply(decision.plan);
-        } catch (err) {
-          throw commitError(err);
-        }
+        return this.core.apply(decision.plan);
     }
   }
 }
