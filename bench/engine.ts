@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { Engine } from '../lib/engine/engine.ts';
 import { Workflow, type WorkflowDefinition, WorkflowRegistry } from '../lib/engine/workflow.ts';
-import type { Outgoing, WorkQueue } from '../lib/queue/port.ts';
+import type { Outgoing, StepQueue } from '../lib/queue/port.ts';
 import { dynamoClient } from '../lib/store/client.ts';
 import { createTable, DynamoRunStore } from '../lib/store/dynamodb.ts';
 import { startDynamoDbLocal } from '../lib/store/dynamodb-local.ts';
@@ -223,7 +223,7 @@ async function measure(endpoint: string): Promise<Results> {
     edges: NODES.slice(1).map((to, i) => ({ from: NODES[i]!, to })),
   };
   // The bench drives steps itself; the queue only has to accept what the engine sends.
-  const queue: WorkQueue = { send: async (_batch: Outgoing[]) => {} };
+  const queue: StepQueue = { send: async (_batch: Outgoing[]) => {} };
   const engine = new Engine({
     store,
     queue,

@@ -7,7 +7,7 @@ import { Engine, type Signal } from '../lib/engine/engine.ts';
 import { SwitchyardError } from '../lib/engine/errors.ts';
 import { describePause, listPauses, setPaused } from '../lib/engine/pause.ts';
 import { isTerminal, RUN_STATUSES, type Run, type RunEvent, toPublicRun } from '../lib/engine/types.ts';
-import type { Outgoing, WorkQueue } from '../lib/queue/port.ts';
+import type { Outgoing, StepQueue } from '../lib/queue/port.ts';
 import { buildRegistry } from '../lib/workflows/index.ts';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -32,7 +32,7 @@ Uses DYNAMODB_ENDPOINT / TABLE_NAME, else a running local stack (npm start), els
  * A queue for the CLI when no SQS queue is configured (the local stack): the signal is committed
  * to DynamoDB and the stack's sweeper enqueues the next step within its interval.
  */
-class DeferToSweeper implements WorkQueue {
+class DeferToSweeper implements StepQueue {
   async send(_batch: Outgoing[]): Promise<void> {}
 }
 

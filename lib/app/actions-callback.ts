@@ -8,7 +8,7 @@ import { instrumented } from '../common/observability.ts';
 import type { RunStore } from '../engine/ports.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv, splitRepo } from '../github/client.ts';
 import type { LambdaHttpHandler } from '../http/apigw.ts';
-import type { WorkQueue } from '../queue/port.ts';
+import type { StepQueue } from '../queue/port.ts';
 import { queueFromEnv, storeFromEnv } from './core.ts';
 import { type DepsOrLoader, endpointHandler } from './http-function.ts';
 import { resultResumer } from './signals.ts';
@@ -48,7 +48,7 @@ export function workflowRunReader(
 
 export function createActionsCallbackDeps(opts: {
   store: RunStore;
-  queue: WorkQueue;
+  queue: StepQueue;
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
   engine?: HubEngine;

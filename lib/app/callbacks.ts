@@ -3,7 +3,7 @@ import type { HubEngine } from '../agents/results.ts';
 import { instrumented } from '../common/observability.ts';
 import type { RunStore } from '../engine/ports.ts';
 import type { LambdaHttpHandler } from '../http/apigw.ts';
-import type { WorkQueue } from '../queue/port.ts';
+import type { StepQueue } from '../queue/port.ts';
 import { queueFromEnv, storeFromEnv } from './core.ts';
 import { type DepsOrLoader, endpointHandler } from './http-function.ts';
 import { resultResumer } from './signals.ts';
@@ -20,7 +20,7 @@ export function makeHandler(deps: DepsOrLoader<CallbackDeps>): LambdaHttpHandler
 /** The callback core's dependencies over a store and a queue: an engine that only signals runs. */
 export function createCallbackDeps(opts: {
   store: RunStore;
-  queue: WorkQueue;
+  queue: StepQueue;
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
   /** The engine that signals runs (default: one over every known workflow graph, with no services). */

@@ -1,6 +1,6 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { requireEnv } from '../common/env.ts';
-import type { WorkQueue } from '../queue/port.ts';
+import type { StepQueue } from '../queue/port.ts';
 import { SqsQueue } from '../queue/sqs.ts';
 import { dynamoClient } from '../store/client.ts';
 import { DynamoRunStore } from '../store/dynamodb.ts';
@@ -17,7 +17,7 @@ export function storeFromEnv(env: NodeJS.ProcessEnv = process.env): DynamoRunSto
   });
 }
 
-export function queueFromEnv(env: NodeJS.ProcessEnv = process.env): WorkQueue {
+export function queueFromEnv(env: NodeJS.ProcessEnv = process.env): StepQueue {
   return new SqsQueue(new SQSClient({}), requireEnv('QUEUE_URL', env));
 }
 

@@ -9,7 +9,7 @@ import type { RunStore } from '../engine/ports.ts';
 import { createCommentCommandHook } from '../github/comment-commands.ts';
 import { type Delivery, type DeliveryOutcome, handleGitHubWebhook } from '../github/webhook.ts';
 import type { LambdaHttpHandler } from '../http/apigw.ts';
-import type { WorkQueue } from '../queue/port.ts';
+import type { StepQueue } from '../queue/port.ts';
 import { configPath, loadConfigSource, workflowTuning } from '../routing/config.ts';
 import { createDeliveryHandler } from '../routing/deliveries.ts';
 import { ConfigProvider } from '../routing/repo-config.ts';
@@ -36,7 +36,7 @@ export function makeHandler(deps: DepsOrLoader<GitHubWebhookDeps>): LambdaHttpHa
 /** Build the hub's delivery handler from a store, a queue and the config file. */
 export async function createGitHubIngress(opts: {
   store: RunStore;
-  queue: WorkQueue;
+  queue: StepQueue;
   configFile?: string;
   /** For SWITCHYARD_CONFIG_REFRESH_SECONDS (default: process.env). */
   env?: NodeJS.ProcessEnv;

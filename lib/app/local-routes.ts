@@ -3,7 +3,7 @@ import { parseWebhookSecrets } from '../common/secrets.ts';
 import { policyFromConfig } from '../discord/policy.ts';
 import { policyWithVersions } from '../discord/policy-versions.ts';
 import type { Route } from '../http/local-adapter.ts';
-import type { WorkQueue } from '../queue/port.ts';
+import type { StepQueue } from '../queue/port.ts';
 import type { DynamoRunStore } from '../store/dynamodb.ts';
 import { makeHandler as actionsCallbackHandler, createActionsCallbackDeps } from './actions-callback.ts';
 import { makeHandler as callbacksHandler, createCallbackDeps } from './callbacks.ts';
@@ -27,7 +27,7 @@ export const CONSOLE_ROUTES = [
 
 export interface LocalRoutesDeps {
   store: DynamoRunStore;
-  queue: WorkQueue;
+  queue: StepQueue;
   env: NodeJS.ProcessEnv;
   app: WorkerApp;
 }

@@ -4,12 +4,12 @@ import { AgentWorkQueue } from '../agents/work-queue.ts';
 import { Engine } from '../engine/engine.ts';
 import type { RunStore } from '../engine/ports.ts';
 import type { WorkflowTuning } from '../engine/workflow.ts';
-import type { WorkQueue } from '../queue/port.ts';
+import type { StepQueue } from '../queue/port.ts';
 import { buildRegistry } from '../workflows/index.ts';
 
 export interface SignalEngineOptions {
   store: RunStore;
-  queue: WorkQueue;
+  queue: StepQueue;
   now?: () => Date;
   /** Per-workflow tuning from the config (timeouts, retries), when the caller has read it. */
   tuning?: Record<string, WorkflowTuning>;

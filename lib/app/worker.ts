@@ -12,7 +12,7 @@ import type { DiscordWorkflowServices } from '../discord/workflow-services.ts';
 import { Engine, type EngineOptions, type Reporter } from '../engine/engine.ts';
 import type { RunStore } from '../engine/ports.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
-import type { WorkMessage, WorkQueue } from '../queue/port.ts';
+import type { StepQueue, WorkMessage } from '../queue/port.ts';
 import { configPath, loadConfigSource, type SwitchyardConfig, workflowTuning } from '../routing/config.ts';
 import { ConfigProvider } from '../routing/repo-config.ts';
 import { routeLater } from '../routing/route-later.ts';
@@ -29,7 +29,7 @@ import { withRunMetrics } from './run-metrics.ts';
  */
 export interface WorkerAppOptions {
   store: RunStore;
-  queue: WorkQueue;
+  queue: StepQueue;
   env?: NodeJS.ProcessEnv;
   /** Base URL of this deployment, for HTTP agents' callbacks (the local stack knows it only after listening). */
   publicUrl?: () => string | undefined;

@@ -1,4 +1,4 @@
-import type { Outgoing, WorkMessage, WorkQueue } from './port.ts';
+import type { Outgoing, StepQueue, WorkMessage } from './port.ts';
 
 export type Consumer = (message: WorkMessage) => Promise<void>;
 
@@ -7,7 +7,7 @@ export type Consumer = (message: WorkMessage) => Promise<void>;
  * consumer throws is redelivered after `redeliveryMs` (like an SQS visibility timeout), up to
  * `maxReceives`, then parked in `deadLetters`.
  */
-export class InMemoryQueue implements WorkQueue {
+export class InMemoryQueue implements StepQueue {
   private consumer: Consumer | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private inFlight = 0;

@@ -29,8 +29,12 @@ export interface Outgoing {
   delaySeconds?: number;
 }
 
-/** The queue port: the SQS adapter in AWS, the in-process adapter locally and in tests. */
-export interface WorkQueue {
+/**
+ * The step queue: what carries the engine's step and report messages (and route messages) to the
+ * worker. The SQS adapter in AWS, the in-process adapter locally and in tests. Not to be confused
+ * with the agents' work queue (lib/agents/work-queue.ts), which orders agent work in DynamoDB.
+ */
+export interface StepQueue {
   send(batch: Outgoing[]): Promise<void>;
 }
 

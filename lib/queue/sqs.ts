@@ -1,9 +1,9 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { QueueError } from './errors.ts';
-import { MAX_DELAY_SECONDS, type Outgoing, type WorkQueue } from './port.ts';
+import { MAX_DELAY_SECONDS, type Outgoing, type StepQueue } from './port.ts';
 
 /** The SQS adapter: SendMessageBatch (10 per call) with DelaySeconds for backoff. */
-export class SqsQueue implements WorkQueue {
+export class SqsQueue implements StepQueue {
   constructor(
     private readonly client: SQSClient,
     private readonly queueUrl: string,

@@ -8,7 +8,7 @@ import type { Run, Subject } from '../engine/types.ts';
 import type { GitHubClientFactory } from '../github/client.ts';
 import { eventKey, type NormalizedEvent } from '../github/events.ts';
 import type { Delivery, DeliveryOutcome } from '../github/webhook.ts';
-import type { WorkQueue } from '../queue/port.ts';
+import type { StepQueue } from '../queue/port.ts';
 import { ciVerdict, isCiSignal, readCiRecord, recordCiSignal } from './guards.ts';
 import type { ConfigProvider } from './repo-config.ts';
 import { decide, type RoutingDecision } from './rules.ts';
@@ -32,7 +32,7 @@ export interface IngressDeps {
     signal?(runId: string, signal: Signal): Promise<Run>;
   };
   /** Where deliveries waiting for their repository's config are queued (the worker's queue). */
-  queue: Pick<WorkQueue, 'send'>;
+  queue: Pick<StepQueue, 'send'>;
   config: ConfigProvider;
   store: RunStore;
   /** Installation ids in payloads spare the worker a lookup. */

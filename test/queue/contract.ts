@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Outgoing, WorkMessage, WorkQueue } from '../../lib/queue/port.ts';
+import type { Outgoing, StepQueue, WorkMessage } from '../../lib/queue/port.ts';
 
 /** A message as it reached the far side of the queue, with the delay the transport was given. */
 export interface Arrival {
@@ -8,7 +8,7 @@ export interface Arrival {
 }
 
 export interface QueueUnderTest {
-  queue: WorkQueue;
+  queue: StepQueue;
   /** Everything that reached the far side so far (waits for deliveries in progress). */
   arrivals(): Promise<Arrival[]>;
   close(): Promise<void>;
@@ -28,11 +28,11 @@ const sent = (batch: Outgoing[]): Arrival[] =>
   batch.map((o) => ({ message: o.message, delaySeconds: o.delaySeconds ?? 0 }));
 
 /**
- * The WorkQueue port's contract: every adapter (in-process, SQS) must pass it. It covers what the
+ * The StepQueue port's contract: every adapter (in-process, SQS) must pass it. It covers what the
  * engine relies on: what is sent arrives, with its body intact and its delay, whatever the batch size.
  */
-export function workQueueContract(name: string, make: MakeQueue): void {
-  describe(`${name} (WorkQueue contract)`, () => {
+export function stepQueueContract(name: string, make: MakeQueue): void {
+  describe(`${name} (StepQueue contract)`, () => {
     let q: QueueUnderTest;
 
     beforeEach(async () => {

@@ -7,7 +7,7 @@ import { type Outgoing, parseWorkMessage, type WorkMessage } from '../../lib/que
 import { SqsQueue } from '../../lib/queue/sqs.ts';
 import { FakeSqs } from '../support/fake-sqs.ts';
 import type { Arrival } from './contract.ts';
-import { workQueueContract } from './contract.ts';
+import { stepQueueContract } from './contract.ts';
 
 const step = (runId: string, seq: number): WorkMessage => ({ kind: 'step', runId, seq });
 
@@ -34,7 +34,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 /** 900 s of delay is 90 ms here. */
 const TIME_SCALE = 0.0001;
 
-workQueueContract('InMemoryQueue', async () => {
+stepQueueContract('InMemoryQueue', async () => {
   const queue = new InMemoryQueue({ timeScale: TIME_SCALE });
   const seen: WorkMessage[] = [];
   queue.consume(async (m) => {
@@ -70,7 +70,7 @@ function sqsClient(): SQSClient {
   });
 }
 
-workQueueContract('SqsQueue against a loopback SQS', async () => {
+stepQueueContract('SqsQueue against a loopback SQS', async () => {
   const client = sqsClient();
   const queueUrl = fake.createQueue(`work-${randomBytes(4).toString('hex')}`);
   return {

@@ -1,0 +1,135 @@
+import type { EngineCore } from './core.ts';
+import { isPermanentReportFailure } from './reporter.ts';
+import { reportMessage } from './transitions.ts';
+import { isTerminal, type RunEvent } from './types.ts';
+import type { Workflow } from './workflow.ts';
+
+/** Runs whose history a worker keeps in memory for its reporters (most recently reported). */
+const EVENT_CACHE_RUNS = 200;
+
+/**
+ * Shows a run's state through every reporter, at most once per version: a claim (conditional
+ * write) keeps two workers from reporting at once; a crash leaves the claim to lapse and the
+ * sweeper sends the report again. A finished run leaves the active index once its final state
+ * is reported.
+ */
+export class Reporting<S> {
+  private readonly eventCache = new Map<string, RunEvent[]>();
+  private readonly eventReads = new Map<string, Promise<RunEvent[]>>();
+
+  constructor(private readonly core: EngineCore<S>) {}
+
+  async report(runId: string): Promise<'reported' | 'skipped'> {
+    const { core } = this;
+    const { store } = core;
+    const run = await store.getRun(runId);
+    if (!run) return 'skipped';
+    const state = await store.getReportState(runId);
+    if (state.reported >= run.version) {
+      if (isTerminal(run.status)) await store.retire(run);
+      return 'skipped';
+    }
+    const now = core.now();
+    const claimed = await store.claimReport(
+      runId,
+      run.version,
+      core.owner,
+      new Date(now.getTime() + core.reportClaimMs).toISOString(),
+      now.toISOString(),
+    );
+    if (!claimed) return 'skipped';
+    if (core.reporters.length > 0) {
+      const events = await this.eventsFor(runId);
+      const wf = core.workflows.get(run.workflow) as Workflow<unknown> | undefined;
+      const current = async () => {
+        const s = await store.getReportState(runId);
+        return (
+          s.claimOwner === core.owner &&
+          s.reported < run.version &&
+          s.claimUntil !== undefined &&
+          Date.parse(s.claimUntil) > core.now().getTime()
+        );
+      };
+      const failed = new Set(state.failedReporters ?? []);
+      const failures: unknown[] = [];
+      for (const r of core.reporters) {
+        if (failed.has(r.name)) continue;
+        try {
+          await r.report(run, { events, workflow: wf, store, current });
+        } catch (err) {
+          if (!isPermanentReportFailure(err)) {
+            failures.push(err);
+            continue;
+          }
+          // Retrying cannot fix it: record why, stop calling this reporter for the run, go on.
+          await store.markReporterFailed(runId, r.name);
+          await core.recordEvent(runId, {
+            type: 'report.failed',
+            ...(run.node ? { node: run.node } : {}),
+            by: r.name,
+            detail: {
+              reporter: r.name,
+              version: run.version,
+              status: (err as { status?: number }).status ?? null,
+              error: (err as Error).message?.slice(0, 500) ?? String(err),
+            },
+          });
+        }
+      }
+      // A failed report is retried by redelivery: leave the claim to lapse rather than marking it done.
+      if (failures.length > 0) throw failures[0];
+    }
+    const completed = await store.completeReport(runId, run.version, core.owner);
+    if (!completed) {
+      // Our claim lapsed while we reported (a stall): a newer state may have been shown before
+      // ours and overwritten by it. Mark it unreported and report the latest state again.
+      await store.reopenReport(runId, run.version);
+      const latest = await store.getRun(runId);
+      if (latest) await core.queue.send([reportMessage(latest)]);
+      return 'reported';
+    }
+    if (isTerminal(run.status)) {
+      // Only retire if nothing moved on meanwhile (retire is conditional on the version).
+      await store.retire(run);
+      this.eventCache.delete(runId);
+    }
+    // A newer version's report was refused while we held the claim (e.g. the run parked at a gate):
+    // nobody else will send it, so report the latest state now.
+    const latest = await store.getRun(runId);
+    if (latest && latest.version > run.version) await this.report(runId);
+    return 'reported';
+  }
+
+  /**
+   * The run's history: what this worker read before, plus the events after it (not all again).
+   * One read at a time per run: two reports of one run at once (a burst of versions) would both
+   * miss the cache and both read the whole history; chained, the second reads only what the
+   * first did not.
+   */
+  private eventsFor(runId: string): Promise<RunEvent[]> {
+    const before = this.eventReads.get(runId);
+    const read = (before ? before.catch(() => undefined) : Promise.resolve()).then(() =>
+      this.readEvents(runId),
+    );
+    this.eventReads.set(runId, read);
+    const done = () => {
+      if (this.eventReads.get(runId) === read) this.eventReads.delete(runId);
+    };
+    read.then(done, done);
+    return read;
+  }
+
+  private async readEvents(runId: string): Promise<RunEvent[]> {
+    const known = this.eventCache.get(runId);
+    const last = known?.[known.length - 1]?.seq;
+    const fresh = await this.core.store.listEvents(runId, last !== undefined ? { after: last } : {});
+    const events = known ? [...known, ...fresh] : fresh;
+    this.eventCache.delete(runId); // re-insert: the map's order is least recently reported first
+    this.eventCache.set(runId, events);
+    if (this.eventCache.size > EVENT_CACHE_RUNS) {
+      const oldest = this.eventCache.keys().next().value;
+      if (oldest !== undefined) this.eventCache.delete(oldest);
+    }
+    return events;
+  }
+}

@@ -1,0 +1,232 @@
+import { logger } from '../common/observability.ts';
+import { withStepSignal } from './abort.ts';
+import type { EngineCore } from './core.ts';
+import { type EffectFn, type EffectOptions, runEffect } from './effects.ts';
+import { StepTimeoutError } from './errors.ts';
+import { ConcurrencyError, StoreValidationError } from './store-errors.ts';
+import {
+  type Attempt,
+  isPending,
+  onArrival,
+  onAttempt,
+  onUncommittable,
+  type Plan,
+  releasedLease,
+  withoutData,
+} from './transitions.ts';
+import type { NewEvent, Run } from './types.ts';
+import type { NodeResult, ResolvedNode, StepContext } from './workflow.ts';
+
+export type StepOutcome = 'committed' | 'stale' | 'busy' | 'deferred' | 'lost' | 'missing';
+
+/**
+ * Runs one step of a run, exactly once in effect however often its message arrives: lease the
+ * step (a conditional write), run the node's handler, commit the outcome conditional on the
+ * leased version, then send what follows. `faults` is called at each named point in between.
+ */
+export class StepRunner<S> {
+  constructor(private readonly core: EngineCore<S>) {}
+
+  async execute(runId: string, seq: number): Promise<StepOutcome> {
+    const { core } = this;
+    const run = await core.store.getRun(runId);
+    if (!run) return 'missing';
+    if (!isPending(run, seq)) return 'stale';
+    const now = core.now();
+    const wf = core.workflow(run.workflow);
+    const node = wf.node(run.step!.node);
+
+    // 1. Lease (or find the step early, busy, or out of attempts).
+    const arrival = onArrival(run, node, {
+      now,
+      owner: core.owner,
+      leaseGraceMs: core.leaseGraceMs,
+      reporting: core.reporters.length > 0,
+    });
+    switch (arrival.kind) {
+      case 'early':
+        await core.queue.send([arrival.message]);
+        return 'deferred';
+      case 'busy':
+        return 'busy';
+      case 'exhausted':
+        try {
+          await core.apply(arrival.plan);
+          return 'committed';
+        } catch (err) {
+          if (err instanceof ConcurrencyError) return 'lost';
+          throw err;
+        }
+    }
+    const { leased, attempt } = arrival;
+    try {
+      await core.lease(leased, run.version);
+    } catch (err) {
+      if (err instanceof ConcurrencyError) return 'lost';
+      throw err;
+    }
+    await core.faults?.('after-lease', leased);
+
+    // 2. Run the node.
+    const outcome = await this.attempt(leased, node, attempt, now);
+    await core.faults?.('after-effect', leased);
+
+    // 3. Commit the outcome, conditional on our lease's version.
+    const plan = onAttempt(leased, wf, node, attempt, outcome, { ...core.moment(), random: core.random });
+    let saved: Run;
+    try {
+      saved = await core.commit(plan);
+    } catch (err) {
+      if (err instanceof ConcurrencyError) return 'lost'; // cancelled meanwhile, or another worker won
+      // Too large or otherwise invalid: no retry can commit it, so the step fails with the reason.
+      if (err instanceof StoreValidationError) return this.failUncommittable(leased, node, attempt, err);
+      // Throttled or unavailable: give the lease back early rather than hold it until it lapses.
+      return this.releaseLease(leased, node, attempt, err);
+    }
+    await this.sendAfter(saved, plan);
+    await core.faults?.('after-commit', saved);
+    return 'committed';
+  }
+
+  private async sendAfter(saved: Run, plan: Plan): Promise<void> {
+    await this.core.faults?.('before-enqueue', saved);
+    await this.core.send(saved, plan.messages);
+  }
+
+  /** Run the node's handler once (a gate that config turned off passes without it). */
+  private async attempt(leased: Run, node: ResolvedNode<S>, attempt: number, now: Date): Promise<Attempt> {
+    const started = Date.now();
+    if (node.gateDisabled && !node.gateRequired?.(leased.data)) {
+      const result: NodeResult = {
+        edge: 'approved',
+        output: {},
+        events: [{ type: 'gate.skipped', node: node.name, detail: { reason: 'disabled by config' } }],
+      };
+      return { ok: true, result, durationMs: Date.now() - started };
+    }
+    const emitted: NewEvent[] = [];
+    try {
+      const result = await this.runHandler(leased, node, attempt, now, emitted);
+      const events = emitted.length > 0 ? [...emitted, ...(result.events ?? [])] : result.events;
+      return {
+        ok: true,
+        result: events ? { ...result, events } : result,
+        durationMs: Date.now() - started,
+      };
+    } catch (failure) {
+      return { ok: false, failure, events: emitted, durationMs: Date.now() - started };
+    }
+  }
+
+  /** The handler under the node's timeout, its outbound calls under the step's abort signal. */
+  private async runHandler(
+    run: Run,
+    node: ResolvedNode<S>,
+    attempt: number,
+    now: Date,
+    emitted: NewEvent[],
+  ): Promise<NodeResult> {
+    const { core } = this;
+    const controller = new AbortController();
+    const ctx: StepContext<S> = {
+      emit: (event) => {
+        emitted.push({ ...event, at: event.at ?? core.now().toISOString() });
+      },
+      run,
+      node: node.name,
+      attempt,
+      stepKey: `${run.id}:${run.step!.seq}`,
+      now,
+      signal: controller.signal,
+      services: core.services,
+      // One effect primitive, fenced by this step's lease (lib/engine/effects.ts).
+      effect: <T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T> =>
+        runEffect(
+          core.store,
+          { run, node: node.name, owner: core.owner, signal: controller.signal, now: core.now },
+          name,
+          fn,
+          opts,
+        ),
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        // Reject before aborting: a handler that returns as soon as it is aborted must not win the race.
+        reject(
+          new StepTimeoutError(`${node.name} timed out after ${node.timeoutMs} ms`, {
+            runId: run.id,
+            node: node.name,
+          }),
+        );
+        controller.abort();
+      }, node.timeoutMs);
+    });
+    try {
+      // Every outbound call the handler makes reads the step's signal (lib/engine/abort.ts).
+      return await Promise.race([withStepSignal(controller.signal, () => node.handler(ctx)), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A step whose outcome the store refused as invalid (over the size budget, nested too deeply):
+   * fail the run with that reason, from the leased state (the outcome is what could not be stored).
+   */
+  private async failUncommittable(
+    leased: Run,
+    node: ResolvedNode<S>,
+    attempt: number,
+    err: StoreValidationError,
+  ): Promise<StepOutcome> {
+    const plan = onUncommittable(leased, node, attempt, err, this.core.moment());
+    let saved: Run;
+    try {
+      saved = await this.core.commit(plan);
+    } catch (again) {
+      if (again instanceof ConcurrencyError) return 'lost';
+      if (!(again instanceof StoreValidationError)) throw again;
+      // The state the step started from is itself over budget: end the run without its data.
+      saved = await this.core.commit(withoutData(plan));
+    }
+    await this.sendAfter(saved, plan);
+    return 'committed';
+  }
+
+  /**
+   * The commit failed for a reason that may pass (a throttle past its retries, the store
+   * unreachable). Shorten the lease to a backoff delay and send the step again after it: the next
+   * try takes the lapsed lease over and counts an attempt, so a commit that keeps failing ends
+   * the run once attempts are exhausted. If even this write fails, the lease lapses on its own.
+   */
+  private async releaseLease(
+    leased: Run,
+    node: ResolvedNode<S>,
+    attempt: number,
+    err: unknown,
+  ): Promise<StepOutcome> {
+    const released = releasedLease(leased, node, attempt, err, {
+      now: this.core.now(),
+      random: this.core.random,
+    });
+    try {
+      await this.core.lease(released.run, leased.version);
+    } catch {
+      throw err; // it committed after all (a crash after the commit), or the store is still down
+    }
+    logger.warn('step commit failed; lease released for a retry', {
+      runId: leased.id,
+      node: node.name,
+      attempt,
+      delayMs: released.delayMs,
+      error: (err as Error).message,
+    });
+    try {
+      await this.core.queue.send([released.message]);
+    } catch {
+      // The sweeper re-sends a step whose lease lapsed.
+    }
+    return 'deferred';
+  }
+}
