@@ -89,7 +89,14 @@ export class Engine<S = unknown> {
       throw new NonRetryableError('route messages are handled by the worker app (lib/app/worker.ts)');
     }
     if (message.kind === 'report') return this.report(message.runId);
-    return this.executeStep(message.runId, message.seq);
+    if (message.report === undefined) return this.executeStep(message.runId, message.seq);
+    // The step and the report it carries, side by side: the step needn't wait for GitHub and
+    // Discord, and a report that fails hands itself to a message of its own.
+    const [outcome] = await Promise.all([
+      this.executeStep(message.runId, message.seq),
+      this.reporting.carried(message.runId, message.report),
+    ]);
+    return outcome;
   }
 
   executeStep(runId: string, seq: number): Promise<StepOutcome> {

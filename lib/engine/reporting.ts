@@ -1,3 +1,5 @@
+import { logger } from '../common/observability.ts';
+import { MAX_DELAY_SECONDS } from '../queue/port.ts';
 import type { EngineCore } from './core.ts';
 import { isPermanentReportFailure } from './reporter.ts';
 import { reportMessage } from './transitions.ts';
@@ -30,6 +32,10 @@ export class Reporting<S> {
       return 'skipped';
     }
     const now = core.now();
+    // Another worker is reporting this run: it reports the newest version when it is done (below),
+    // so a claim here would only be refused, and a refused write is billed all the same.
+    if (state.claimOwner && state.claimUntil && Date.parse(state.claimUntil) > now.getTime())
+      return 'skipped';
     const claimed = await store.claimReport(
       runId,
       run.version,
@@ -98,6 +104,28 @@ export class Reporting<S> {
     const latest = await store.getRun(runId);
     if (latest && latest.version > run.version) await this.report(runId);
     return 'reported';
+  }
+
+  /**
+   * A report carried by a step's message (transitions.ts `messagesAfter`). It must not fail the
+   * step: a failure is handed to a report message of its own, due once the failed attempt's claim
+   * has lapsed (as a redelivered report message was); if even that send fails, the sweeper
+   * re-sends the unreported version.
+   */
+  async carried(runId: string, version: number): Promise<void> {
+    try {
+      await this.report(runId);
+    } catch (err) {
+      logger.warn('a report carried by a step failed; sending it as a report message', {
+        runId,
+        version,
+        error: (err as Error).message,
+      });
+      const delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.ceil(this.core.reportClaimMs / 1000) + 1);
+      await this.core.queue
+        .send([{ ...reportMessage({ id: runId, version }), delaySeconds }])
+        .catch(() => undefined);
+    }
   }
 
   /**

@@ -75,12 +75,18 @@ function sendStep(run: Run, delayMs?: number): Outgoing {
 }
 
 /**
- * The messages after a commit of `run`: its next step, then a report of the new state. Without
- * reporters only the final report matters: it retires the run from the active index.
+ * The messages after a commit of `run`: its next step, and a report of the new state. A step due
+ * now carries the report (`report: version`: the worker reports, then runs the step), so a
+ * transition costs one message and one invocation, not two; a delayed step, a gate or an end
+ * gets a report message of its own. Without reporters only the final report matters: it retires
+ * the run from the active index.
  */
 export function messagesAfter(run: Run, moment: Moment, step?: Outgoing): Outgoing[] {
+  const report = moment.reporting || isTerminal(run.status);
+  if (step && report && step.delaySeconds === undefined && step.message.kind === 'step')
+    return [{ ...step, message: { ...step.message, report: run.version } }];
   const batch = step ? [step] : [];
-  if (moment.reporting || isTerminal(run.status)) batch.push(reportMessage(run));
+  if (report) batch.push(reportMessage(run));
   return batch;
 }
 

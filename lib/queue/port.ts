@@ -3,7 +3,16 @@ import type { NormalizedEvent } from '../github/events.ts';
 
 /** Messages the worker consumes. A message names a step slot; stale or duplicate ones are no-ops. */
 export type WorkMessage =
-  | { kind: 'step'; runId: string; seq: number }
+  | {
+      kind: 'step';
+      runId: string;
+      seq: number;
+      /**
+       * Report this version of the run first: a report carried by the step's own message, instead
+       * of a message and an invocation of its own (lib/engine/transitions.ts `messagesAfter`).
+       */
+      report?: number;
+    }
   | { kind: 'report'; runId: string; version: number }
   | RouteMessage;
 
@@ -43,7 +52,12 @@ export const MAX_DELAY_SECONDS = 900;
 export function parseWorkMessage(body: string): WorkMessage {
   const m = JSON.parse(body) as Partial<WorkMessage>;
   if (m.kind === 'step' && typeof m.runId === 'string' && typeof m.seq === 'number') {
-    return { kind: 'step', runId: m.runId, seq: m.seq };
+    return {
+      kind: 'step',
+      runId: m.runId,
+      seq: m.seq,
+      ...(typeof m.report === 'number' ? { report: m.report } : {}),
+    };
   }
   if (m.kind === 'report' && typeof m.runId === 'string' && typeof m.version === 'number') {
     return { kind: 'report', runId: m.runId, version: m.version };

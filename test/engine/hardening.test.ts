@@ -430,7 +430,10 @@ describe('reporters', () => {
     await h.settle();
 
     const reads = spy.mock.calls.filter(([id]) => id === run.id).map(([, opts]) => opts?.after);
-    expect(reads.length).toBeGreaterThan(2);
+    // At least the first version and a later one (how many versions are reported one by one
+    // depends on timing: a report skips while another worker's claim is live, and that worker
+    // reports the newest version when it is done).
+    expect(reads.length).toBeGreaterThanOrEqual(2);
     expect(reads[0]).toBeUndefined();
     expect(reads.slice(1).every((after) => typeof after === 'number')).toBe(true);
   });

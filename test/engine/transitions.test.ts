@@ -199,8 +199,8 @@ describe('proceed', () => {
     });
     expect(types(plan)).toEqual([['step.scheduled', 'b']]);
     expect(plan.messages).toEqual([
-      { message: { kind: 'step', runId: 'r1', seq: 3 } },
-      { message: { kind: 'report', runId: 'r1', version: 5 } },
+      // The report of the new version rides on the step's own message.
+      { message: { kind: 'step', runId: 'r1', seq: 3, report: 5 } },
     ]);
     expect(plan.lock).toBeUndefined();
   });
@@ -283,7 +283,9 @@ describe('created', () => {
       lockKey: 'o/r#2#w',
       messages: [{ message: { kind: 'step', seq: 1 } }],
     });
-    expect(kinds({ messages: created(wf, input, loud).messages } as Plan)).toEqual(['step', 'report']);
+    expect(created(wf, input, loud).messages.map((m) => m.message)).toEqual([
+      expect.objectContaining({ kind: 'step', report: 1 }),
+    ]);
   });
 });
 
@@ -328,7 +330,8 @@ describe('onSignal: retry', () => {
       ['step.scheduled', 'b'],
     ]);
     expect(plan.events[1]?.detail).toEqual({ attempt: 1, reason: 'retry' });
-    expect(kinds(plan)).toEqual(['step', 'report']);
+    expect(kinds(plan)).toEqual(['step']);
+    expect(plan.messages[0]!.message).toMatchObject({ report: plan.run.version });
   });
 
   it('starts over at the start node when the run’s node is no longer in the workflow', () => {
@@ -496,7 +499,8 @@ describe('onSignal: replan', () => {
     expect(plan.run.gate).toBeUndefined();
     expect(plan.events.map((e) => e.type)).toEqual(['signal.replan', 'gate.withdrawn', 'step.scheduled']);
     expect(plan.events[1]?.detail).toEqual({ binding: 'v1', reason: 'edited' });
-    expect(kinds(plan)).toEqual(['step', 'report']);
+    expect(kinds(plan)).toEqual(['step']);
+    expect(plan.messages[0]!.message).toMatchObject({ report: plan.run.version });
   });
 
   it('refuses a node the workflow does not have', () => {
@@ -880,6 +884,17 @@ describe('messages', () => {
     expect(messagesAfter(aRun(), quiet)).toEqual([]);
     expect(messagesAfter(aRun(), loud)).toEqual([{ message: { kind: 'report', runId: 'r1', version: 4 } }]);
     expect(messagesAfter(aRun({ status: 'failed' }), quiet)).toHaveLength(1);
+  });
+
+  it('carries the report on a step due now, and sends it apart from a delayed step', () => {
+    const now = { message: { kind: 'step' as const, runId: 'r1', seq: 3 } };
+    expect(messagesAfter(aRun(), loud, now)).toEqual([{ message: { ...now.message, report: 4 } }]);
+    expect(messagesAfter(aRun(), quiet, now)).toEqual([now]);
+    const later = { ...now, delaySeconds: 30 };
+    expect(messagesAfter(aRun(), loud, later)).toEqual([
+      later,
+      { message: { kind: 'report', runId: 'r1', version: 4 } },
+    ]);
   });
 });
 
