@@ -91,12 +91,14 @@ export class Engine<S = unknown> {
     if (message.kind === 'report') return this.report(message.runId);
     if (message.report === undefined) return this.executeStep(message.runId, message.seq);
     // The step and the report it carries, side by side: the step needn't wait for GitHub and
-    // Discord, and a report that fails hands itself to a message of its own.
-    const [outcome] = await Promise.all([
+    // Discord, and a report that fails hands itself to a message of its own. Both are awaited
+    // even when the step throws: the invocation must not end with the report half done.
+    const [outcome] = await Promise.allSettled([
       this.executeStep(message.runId, message.seq),
       this.reporting.carried(message.runId, message.report),
     ]);
-    return outcome;
+    if (outcome.status === 'rejected') throw outcome.reason;
+    return outcome.value;
   }
 
   executeStep(runId: string, seq: number): Promise<StepOutcome> {

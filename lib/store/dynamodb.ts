@@ -207,7 +207,7 @@ export class DynamoRunStore implements RunStore {
           const out = await this.doc.send(
             new PutCommand({
               TableName: this.tableName,
-              Item: { pk: runPk(runId), sk: chunkSk(c.hash), [BODY]: c.bytes, ttl: this.chunkExpiresAt() },
+              Item: this.chunkItem(runId, c),
               ReturnConsumedCapacity: this.capacityMode,
             }),
           );
@@ -218,6 +218,10 @@ export class DynamoRunStore implements RunStore {
         this.chunkCache.set(runId, c.hash, c.bytes);
       }),
     );
+  }
+
+  private chunkItem(runId: string, c: Chunk): Item {
+    return { pk: runPk(runId), sk: chunkSk(c.hash), [BODY]: c.bytes, ttl: this.chunkExpiresAt() };
   }
 
   /**
@@ -397,7 +401,16 @@ export class DynamoRunStore implements RunStore {
         ConditionExpression: 'attribute_not_exists(pk)',
       },
     });
-    await this.putChunks(run.id, chunks);
+    // In the creating transaction (not before it, as for later writes): a duplicate delivery,
+    // refused by its idempotency key, must not leave chunks of a run that never existed.
+    for (const c of chunks) {
+      items.push({
+        Put: {
+          TableName: this.tableName,
+          Item: this.chunkItem(run.id, c),
+        },
+      });
+    }
     for (const e of eventItems) {
       items.push({ Put: { TableName: this.tableName, Item: packEvents(e) } });
     }
@@ -408,6 +421,7 @@ export class DynamoRunStore implements RunStore {
           new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
         );
         this.record('createRun', out.ConsumedCapacity);
+        for (const c of chunks) this.chunkCache.set(run.id, c.hash, c.bytes);
         return { outcome: 'created', run: stored };
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Run } from '../../lib/engine/types.ts';
 import { itemBytes } from '../../lib/store/budget.ts';
@@ -88,8 +88,10 @@ describe('the packed run item', () => {
     const client = dynamoClient(testEndpoint());
     client.middlewareStack.add(
       (next) => async (args) => {
-        const input = args.input as { Item?: { sk?: { S?: string } }; TransactItems?: unknown[] };
-        if (input.Item?.sk?.S) puts.push(input.Item.sk.S);
+        type Put = { Item?: { sk?: { S?: string } } };
+        const input = args.input as Put & { TransactItems?: Array<{ Put?: Put }> };
+        for (const put of [input, ...(input.TransactItems ?? []).map((t) => t.Put ?? {})])
+          if (put.Item?.sk?.S) puts.push(put.Item.sk.S);
         return next(args);
       },
       { step: 'serialize', name: 'recordPuts', priority: 'low' },
@@ -181,5 +183,27 @@ describe('the packed run item', () => {
       [0, 'run.created'],
       [1, 'step.succeeded'],
     ]);
+  });
+
+  it('writes the chunks of a new run in its creating transaction: a duplicate leaves none behind', async () => {
+    const store = await createTestStore();
+    const first = aRun();
+    await store.createRun({ run: first, events: [], idempotencyKey: 'delivery-1' });
+    const second = aRun();
+    expect((await store.createRun({ run: second, events: [], idempotencyKey: 'delivery-1' })).outcome).toBe(
+      'duplicate',
+    );
+    const items = async (id: string) =>
+      (
+        await store.doc.send(
+          new QueryCommand({
+            TableName: store.tableName,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': `RUN#${id}` },
+          }),
+        )
+      ).Items ?? [];
+    expect((await items(second.id)).length).toBe(0);
+    expect((await items(first.id)).filter((i) => String(i.sk).startsWith('DATA#')).length).toBe(3);
   });
 });
