@@ -1,5 +1,4 @@
 import { logger } from '../common/observability.ts';
-import { MAX_DELAY_SECONDS } from '../queue/port.ts';
 import type { EngineCore } from './core.ts';
 import { isPermanentReportFailure } from './reporter.ts';
 import { reportMessage } from './transitions.ts';
@@ -121,10 +120,8 @@ export class Reporting<S> {
         version,
         error: (err as Error).message,
       });
-      const delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.ceil(this.core.reportClaimMs / 1000) + 1);
-      await this.core.queue
-        .send([{ ...reportMessage({ id: runId, version }), delaySeconds }])
-        .catch(() => undefined);
+      const afterClaim = this.core.reportClaimMs + 1000;
+      await this.core.queue.send([reportMessage({ id: runId, version }, afterClaim)]).catch(() => undefined);
     }
   }
 

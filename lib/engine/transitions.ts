@@ -54,8 +54,16 @@ export interface Moment {
 export const lockKeyOf = (run: Pick<Run, 'subject' | 'workflow'>): string =>
   `${run.subject.key}#${run.workflow}`;
 
-export function reportMessage(run: Pick<Run, 'id' | 'version'>): Outgoing {
-  return { message: { kind: 'report', runId: run.id, version: run.version } };
+/** A report of `run`'s version, after `delayMs` if given. */
+export function reportMessage(run: Pick<Run, 'id' | 'version'>, delayMs?: number): Outgoing {
+  return { message: { kind: 'report', runId: run.id, version: run.version }, ...delay(delayMs) };
+}
+
+/** A message's delay (SQS caps a delay at 15 minutes). */
+function delay(delayMs: number | undefined): Pick<Outgoing, 'delaySeconds'> {
+  return delayMs !== undefined
+    ? { delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(delayMs / 1000)) }
+    : {};
 }
 
 /** The message that runs the run's pending step, delayed until its `notBefore` (seen at `nowMs`). */
@@ -64,14 +72,9 @@ export function stepMessage(run: Run, nowMs: number): Outgoing {
   return sendStep(run, delayMs > 1000 ? delayMs : undefined);
 }
 
-/** A message for the run's pending step, after `delayMs` (SQS caps a delay at 15 minutes). */
+/** A message for the run's pending step, after `delayMs` if given. */
 function sendStep(run: Run, delayMs?: number): Outgoing {
-  return {
-    message: { kind: 'step', runId: run.id, seq: run.step!.seq },
-    ...(delayMs !== undefined
-      ? { delaySeconds: Math.min(MAX_DELAY_SECONDS, Math.ceil(delayMs / 1000)) }
-      : {}),
-  };
+  return { message: { kind: 'step', runId: run.id, seq: run.step!.seq }, ...delay(delayMs) };
 }
 
 /**
