@@ -248,6 +248,15 @@ class DynamoMeter {
 
   private add(to: Record<string, number>, category: string, units: number): void {
     to[category] = (to[category] ?? 0) + units;
+    if (process.env.COST_TRACE && units > 0) {
+      const where = (new Error().stack ?? '')
+        .split('\n')
+        .filter((l) => l.includes('/lib/') && !l.includes('node_modules'))
+        .slice(0, 3)
+        .map((l) => l.trim().replace(/^at (async )?/, '').replace(/\(.*\/lib\//, '(').replace(/^.*\/lib\//, ''))
+        .join(' < ');
+      console.error(`TRACE ${to === this.writesBy ? 'W' : 'R'} ${category} ${units} ${where}`);
+    }
   }
 
   get writeUnits(): number {
@@ -623,6 +632,8 @@ export async function benchCost(): Promise<Results> {
       for (const e of events)
         console.error(`${e.seq} ${e.type} ${e.node ?? ''} ${JSON.stringify(e.detail ?? {}).slice(0, 100)}`);
     const runItemBytes = runItem ? itemBytes(runItem) : 0;
+    if (process.env.COST_VERBOSE && runItem)
+      for (const [k, v] of Object.entries(runItem)) console.error(`run item ${k}: ${JSON.stringify(v).length}`);
     return price({ dynamo, queue, ingress: h.ingress, events, sweep, wallSeconds, runItemBytes });
   } finally {
     await stack.stop();
