@@ -633,7 +633,14 @@ export async function benchCost(): Promise<Results> {
         console.error(`${e.seq} ${e.type} ${e.node ?? ''} ${JSON.stringify(e.detail ?? {}).slice(0, 100)}`);
     const runItemBytes = runItem ? itemBytes(runItem) : 0;
     if (process.env.COST_VERBOSE && runItem)
-      for (const [k, v] of Object.entries(runItem)) console.error(`run item ${k}: ${JSON.stringify(v).length}`);
+      for (const [k, v] of Object.entries(runItem)) {
+        console.error(`run item ${k}: ${JSON.stringify(v).length}`);
+        if (k === 'body' && v.B) {
+          const body = (await import('../lib/store/packing.ts')).unpack(v.B as Uint8Array) as Record<string, unknown>;
+          console.error(`body packed ${(v.B as Uint8Array).length} bytes, json ${JSON.stringify(body).length}`);
+          for (const [bk, bv] of Object.entries(body)) console.error(`  body ${bk}: ${JSON.stringify(bv).length} ${JSON.stringify(bv).slice(0, 160)}`);
+        }
+      }
     return price({ dynamo, queue, ingress: h.ingress, events, sweep, wallSeconds, runItemBytes });
   } finally {
     await stack.stop();
@@ -701,6 +708,19 @@ function price(m: Measured): Results {
     perMillion(ingress.length, P.lambda.perMillionRequests) +
     ingressGbS * P.lambda.perGbSecondArm64;
   const oursOrchestration = usd.dynamo + usd.sqs + usd.workerRequests;
+  // The engine's own share: the run's items (run, history, chunks, report ledger, effect journal,
+  // idempotency keys, subject locks, the indexes they are listed by). The KV groups are the
+  // nodes' and the reporters' records (the agents' work queue, the status comment's id, the
+  // Actions result, Discord message ids, the pause and hold flags): a run of the same product on
+  // Step Functions or durable functions would keep them too, like the node work's compute.
+  const nodeUnits = (by: Record<string, number>) =>
+    Object.entries(by).reduce((n, [c, u]) => n + (c.startsWith('kv.') ? u : 0), 0);
+  const nodeWrites = nodeUnits(dynamo.writesBy);
+  const nodeReads = nodeUnits(dynamo.readsBy);
+  const nodeDynamo =
+    perMillion(nodeWrites, P.dynamodb.perMillionWriteRequestUnits) +
+    perMillion(nodeReads, P.dynamodb.perMillionReadRequestUnits);
+  const engineOnly = oursOrchestration - nodeDynamo;
   const ours = oursOrchestration + usd.workerCompute + common;
 
   // Step Functions Standard: a Task state per node entered (.waitForTaskToken where it waits);
@@ -738,6 +758,15 @@ function price(m: Measured): Results {
       // Everything each would bill for the run, the same ingress and node work included.
       totalRatioVsStepFunctionsStandard: round(sf / ours, 3),
       totalRatioVsDurableFunctions: round(durable / ours, 3),
+      // The engine alone against the state machine: the nodes' own DynamoDB records (KV groups)
+      // left out of ours as the same in all three (conservative keys above still count them).
+      engineRatioVsStepFunctionsStandard: round(sfOrchestration / engineOnly, 3),
+      engineRatioVsDurableFunctions: round(durableOrchestration / engineOnly, 3),
+      engineUsdPerThousandRuns: round(engineOnly * k, 4),
+      engineWriteUnitsPerRun: round(dynamo.writes - nodeWrites, 1),
+      engineReadUnitsPerRun: round(dynamo.reads - nodeReads, 1),
+      nodeWriteUnitsPerRun: round(nodeWrites, 1),
+      nodeReadUnitsPerRun: round(nodeReads, 1),
       writeUnitsPerRun: round(dynamo.writes, 1),
       readUnitsPerRun: round(dynamo.reads, 1),
       sqsRequestsPerRun: sqsRequests,
@@ -786,6 +815,7 @@ function price(m: Measured): Results {
     },
     engine: {
       billedWriteUnitsPerTransition: round(dynamo.writes / transitions, 2),
+      engineBilledWriteUnitsPerTransition: round((dynamo.writes - nodeWrites) / transitions, 2),
     },
   };
 }
