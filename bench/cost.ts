@@ -253,7 +253,13 @@ class DynamoMeter {
         .split('\n')
         .filter((l) => l.includes('/lib/') && !l.includes('node_modules'))
         .slice(0, 3)
-        .map((l) => l.trim().replace(/^at (async )?/, '').replace(/\(.*\/lib\//, '(').replace(/^.*\/lib\//, ''))
+        .map((l) =>
+          l
+            .trim()
+            .replace(/^at (async )?/, '')
+            .replace(/\(.*\/lib\//, '(')
+            .replace(/^.*\/lib\//, ''),
+        )
         .join(' < ');
       console.error(`TRACE ${to === this.writesBy ? 'W' : 'R'} ${category} ${units} ${where}`);
     }
@@ -636,9 +642,15 @@ export async function benchCost(): Promise<Results> {
       for (const [k, v] of Object.entries(runItem)) {
         console.error(`run item ${k}: ${JSON.stringify(v).length}`);
         if (k === 'body' && v.B) {
-          const body = (await import('../lib/store/packing.ts')).unpack(v.B as Uint8Array) as Record<string, unknown>;
-          console.error(`body packed ${(v.B as Uint8Array).length} bytes, json ${JSON.stringify(body).length}`);
-          for (const [bk, bv] of Object.entries(body)) console.error(`  body ${bk}: ${JSON.stringify(bv).length} ${JSON.stringify(bv).slice(0, 160)}`);
+          const body = (await import('../lib/store/packing.ts')).unpack(v.B as Uint8Array) as Record<
+            string,
+            unknown
+          >;
+          console.error(
+            `body packed ${(v.B as Uint8Array).length} bytes, json ${JSON.stringify(body).length}`,
+          );
+          for (const [bk, bv] of Object.entries(body))
+            console.error(`  body ${bk}: ${JSON.stringify(bv).length} ${JSON.stringify(bv).slice(0, 160)}`);
         }
       }
     return price({ dynamo, queue, ingress: h.ingress, events, sweep, wallSeconds, runItemBytes });
