@@ -10,9 +10,10 @@ import type { Run } from './types.ts';
  * - Keyed per STEP, not per attempt: a retried or taken-over step finds what an earlier attempt
  *   did and gets its recorded result instead of acting again. `scope: 'run'` shares one record
  *   across every step of the run (one Discord thread per run, one dispatch per work item).
- * - Claimed, then acted, then recorded. The claim is one transaction with a check of the step's
- *   lease: a worker that lost its lease (timed out, cancelled, taken over) cannot start the
- *   effect, and two workers never both claim it. The record is conditional on the claim alone
+ * - Claimed, then acted, then recorded. The claim is fenced by the step's lease: it carries the
+ *   lease's version, so a worker whose lease was taken over can never claim over the takeover,
+ *   and the lease is checked once the claim is in place, so a worker that lost its lease (timed
+ *   out, cancelled, taken over) does not start the effect; two workers never both hold the claim. The record is conditional on the claim alone
  *   (one write, not a transaction): a takeover claims again, so the worker it replaced cannot
  *   record, while a worker that acted and only lost its lease records what it did, and the next
  *   attempt finds it instead of acting again.

@@ -136,16 +136,17 @@ export type EffectRef =
   | { scope: 'step'; node: string; firstSeq: number; name: string }
   | { scope: 'run'; name: string };
 
-/** The effect journal: exactly-once side effects, each journal write fenced by the step's lease. */
+/** The effect journal: exactly-once side effects, each claim fenced by the step's lease. */
 export interface EffectLedger {
   /** The recorded result of a side effect, or undefined while it is not recorded (never done, or claimed and not finished). */
   getEffect(runId: string, effect: EffectRef): Promise<{ result: unknown } | undefined>;
   /**
-   * Claim a side effect before doing it, in one transaction with a check of the step's lease
-   * (`fence`): a worker that lost its lease cannot claim. Answers the recorded result when the
-   * effect was done already; otherwise the claim is `claim`'s, and `interrupted` says an earlier
-   * claim was never recorded (its worker may or may not have acted). Throws ConcurrencyError when
-   * the lease is no longer the fence's.
+   * Claim a side effect before doing it, fenced by the step's lease (`fence`): a claim only
+   * replaces a pending claim of the same or an older lease, and the lease is checked once the
+   * claim is in place, so a worker that lost its lease never goes on to act. Answers the recorded
+   * result when the effect was done already; otherwise the claim is `claim`'s, and `interrupted`
+   * says an earlier claim was never recorded (its worker may or may not have acted). Throws
+   * ConcurrencyError when the lease is no longer the fence's.
    */
   claimEffect(runId: string, effect: EffectRef, fence: LeaseFence, claim: string): Promise<EffectClaim>;
   /**

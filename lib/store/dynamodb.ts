@@ -1106,24 +1106,23 @@ export class DynamoRunStore implements RunStore {
     return out.Item;
   }
 
-  /** The lease check that fences every journal write: it fails once the step lost its lease. */
-  private leaseCheck(runId: string, fence: LeaseFence) {
-    return {
-      ConditionCheck: {
-        TableName: this.tableName,
-        Key: { pk: runPk(runId), sk: RUN_SK },
-        ConditionExpression: '#v = :v AND #lease.#owner = :owner AND #lease.#until > :now',
-        ExpressionAttributeNames: {
-          '#v': 'version',
-          '#lease': 'lease',
-          '#owner': 'owner',
-          '#until': 'until',
-        },
-        ExpressionAttributeValues: { ':v': fence.version, ':owner': fence.owner, ':now': fence.now },
-      },
-    };
-  }
-
+  /**
+   * Claim an effect: ONE conditional put of the journal item, then a strongly consistent read of
+   * the run that checks the step's lease is still the fence's. Not a transaction with a check of
+   * the run item: that check is billed like a write of the whole run item, twice (a transaction),
+   * and the claim's own condition orders claimants already.
+   *
+   * - The claim carries its lease's version (`claimVersion`), and only replaces a pending claim of
+   *   the same or an older lease: a takeover (a newer lease) can claim over a worker that stopped,
+   *   and a worker whose lease was taken over can never claim over the takeover's claim.
+   * - The lease is checked AFTER the claim is in place. A worker that lost its lease before that
+   *   read never acts (its claim stays pending, and the next claimant is told it was
+   *   interrupted, which only makes it look up what was done). One that loses it after the read is
+   *   the case the transaction had too: its lease held when it claimed, and a takeover that claims
+   *   next is told the effect was interrupted.
+   * - A recorded effect refuses the put and comes back with it (`ALL_OLD` on failure), so the
+   *   claim needs no read of the journal item first.
+   */
   async claimEffect(
     runId: string,
     effect: EffectRef,
@@ -1131,56 +1130,70 @@ export class DynamoRunStore implements RunStore {
     claim: string,
   ): Promise<EffectClaim> {
     const key = effectKeys.of(effect);
-    for (let attempt = 0; ; attempt++) {
-      // Read, then claim conditional on what was read: so the claim knows whether it replaces an
-      // earlier claim that was never recorded (that worker may have acted: the caller is told).
-      const seen = await this.effectItem(runId, key);
-      if (seen?.state === EFFECT_DONE) return { outcome: 'done', result: seen.result ?? null };
-      const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
-        this.leaseCheck(runId, fence),
-        {
-          Put: {
-            TableName: this.tableName,
-            Item: { pk: runPk(runId), sk: key, state: EFFECT_PENDING, claim, ttl: this.expiresAt() },
-            ...(seen
-              ? {
-                  ConditionExpression: '#state = :pending AND #claim = :seen',
-                  ExpressionAttributeNames: { '#state': 'state', '#claim': 'claim' },
-                  ExpressionAttributeValues: { ':pending': EFFECT_PENDING, ':seen': seen.claim ?? null },
-                }
-              : { ConditionExpression: 'attribute_not_exists(pk)' }),
+    let replaced: Item | undefined;
+    try {
+      const out = await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: runPk(runId),
+            sk: key,
+            state: EFFECT_PENDING,
+            claim,
+            claimVersion: fence.version,
+            ttl: this.expiresAt(),
           },
-        },
-      ];
-      try {
-        const out = await this.doc.send(
-          new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
-        );
-        this.record('effect.claim', out.ConsumedCapacity);
-        return { outcome: 'claimed', interrupted: seen !== undefined };
-      } catch (err) {
-        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, runId);
-        const reasons = err.CancellationReasons ?? [];
-        if (reasons[0]?.Code === 'ConditionalCheckFailed') {
-          throw new ConcurrencyError(`effect ${key} not claimed: run ${runId} lost the step's lease`, {
-            runId: runId,
-            cause: err,
-          });
-        }
-        this.refuseInvalid(reasons, runId, err);
-        if (await this.retryLater(reasons, attempt, runId, err)) continue;
-        // The journal item changed since it was read (recorded or claimed meanwhile), or a
-        // concurrent transaction conflicted: read again.
-        if (attempt < 8) {
-          await backoff(attempt);
-          continue;
-        }
-        throw new ConcurrencyError(`effect ${key} of run ${runId} not claimed: ${describe(reasons)}`, {
-          runId: runId,
+          // Claims written before claimVersion existed are replaced as any older claim is.
+          ConditionExpression:
+            'attribute_not_exists(pk) OR (#state = :pending AND (attribute_not_exists(#cv) OR #cv <= :v))',
+          ExpressionAttributeNames: { '#state': 'state', '#cv': 'claimVersion' },
+          ExpressionAttributeValues: { ':pending': EFFECT_PENDING, ':v': fence.version },
+          ReturnValues: 'ALL_OLD',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('effect.claim', out.ConsumedCapacity);
+      replaced = out.Attributes;
+    } catch (err) {
+      if (!isConditionalFailure(err)) throw this.translate(err, runId);
+      const seen = oldItem(err as { Item?: Record<string, AttributeValue> });
+      if (seen?.state === EFFECT_DONE) return { outcome: 'done', result: seen.result ?? null };
+      throw new ConcurrencyError(
+        `effect ${key} not claimed: a newer lease of run ${runId}'s step claimed it`,
+        {
+          runId,
           cause: err,
-        });
-      }
+        },
+      );
     }
+    if (!(await this.leaseHolds(runId, fence))) {
+      throw new ConcurrencyError(`effect ${key} not claimed: run ${runId} lost the step's lease`, { runId });
+    }
+    return { outcome: 'claimed', interrupted: replaced !== undefined };
+  }
+
+  /** Whether the run is still at the fence's version, leased by its owner past its `now`. */
+  private async leaseHolds(runId: string, fence: LeaseFence): Promise<boolean> {
+    const out = await this.read(runId, () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(runId), sk: RUN_SK },
+          ConsistentRead: true,
+          ProjectionExpression: '#v, #lease',
+          ExpressionAttributeNames: { '#v': 'version', '#lease': 'lease' },
+        }),
+      ),
+    );
+    const item = out.Item;
+    const lease = item?.lease as { owner?: unknown; until?: unknown } | undefined;
+    return (
+      item?.version === fence.version &&
+      lease?.owner === fence.owner &&
+      typeof lease.until === 'string' &&
+      lease.until > fence.now
+    );
   }
 
   /**

@@ -418,7 +418,7 @@ describe('a throttled DynamoDB call', () => {
     { op: 'getReportState', command: 'GetItemCommand' },
     { op: 'claimReport', command: 'UpdateItemCommand' },
     { op: 'getEffect', command: 'GetItemCommand' },
-    { op: 'claimEffect', command: 'GetItemCommand' },
+    { op: 'claimEffect', command: 'PutItemCommand' },
     { op: 'recordEffect', command: 'UpdateItemCommand' },
     { op: 'kvGet', command: 'GetItemCommand' },
     { op: 'kvPut', command: 'PutItemCommand' },
@@ -524,7 +524,7 @@ describe('a throttled DynamoDB call', () => {
     const clock = testClock();
     const counting = await countingStore({ client: t.client });
     const wf = countedWorkflow(['a', 'b']);
-    // Armed once the first step's handler is done: its effect is journaled by transactions too.
+    // Armed once the first step's handler is done, so that the commit is what is throttled.
     let armed = false;
     const h = await harness([wf.def], {
       store: counting.store,

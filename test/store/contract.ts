@@ -941,6 +941,46 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         expect(await store.getEffect(run.id, KEY)).toBeUndefined();
       });
 
+      it("never lets an older lease's claim replace a newer lease's claim", async () => {
+        const store = await makeStore();
+        const { run, fence } = await leased(store);
+        // The lease is taken over (a newer version, another owner), and the takeover claims.
+        const until = new Date(Date.now() + 60_000).toISOString();
+        const takeover = { ...run, version: run.version + 1, lease: { owner: 'w2', seq: 1, until } };
+        await store.update(takeover, run.version);
+        const newer = { version: takeover.version, owner: 'w2', now: new Date().toISOString() };
+        expect(await store.claimEffect(run.id, KEY, newer, 'c2')).toEqual({
+          outcome: 'claimed',
+          interrupted: false,
+        });
+
+        await expect(store.claimEffect(run.id, KEY, fence, 'c1')).rejects.toBeInstanceOf(ConcurrencyError);
+        await store.recordEffect(run.id, KEY, 'c2', 'by the takeover');
+        expect(await store.getEffect(run.id, KEY)).toEqual({ result: 'by the takeover' });
+      });
+
+      it('tells the takeover of a claim whose lease was lost before acting that it was interrupted', async () => {
+        const store = await makeStore();
+        const { run } = await leased(store);
+        // A claim under a lease that had already moved on is refused, and its worker never acts...
+        const lapsed = {
+          version: run.version,
+          owner: 'w1',
+          now: new Date(Date.now() + 120_000).toISOString(),
+        };
+        await expect(store.claimEffect(run.id, KEY, lapsed, 'c1')).rejects.toBeInstanceOf(ConcurrencyError);
+        // ...and the next lease's claim is told so, conservatively: the effect may have been started.
+        const until = new Date(Date.now() + 60_000).toISOString();
+        const next = { ...run, version: run.version + 1, lease: { owner: 'w2', seq: 1, until } };
+        await store.update(next, run.version);
+        const fence = { version: next.version, owner: 'w2', now: new Date().toISOString() };
+        expect(await store.claimEffect(run.id, KEY, fence, 'c2')).toEqual({
+          outcome: 'claimed',
+          interrupted: true,
+        });
+        await expect(store.recordEffect(run.id, KEY, 'c1', 'late')).rejects.toBeInstanceOf(ConcurrencyError);
+      });
+
       it('records what a worker did after it lost only its lease: the claim is the fence', async () => {
         const store = await makeStore();
         const { run, fence } = await leased(store);
