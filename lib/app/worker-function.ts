@@ -1,11 +1,13 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { instrumented, logger } from '../common/observability.ts';
+import type { StepBudget } from '../engine/engine.ts';
 import { parseWorkMessage, type WorkMessage } from '../queue/port.ts';
 
 /** What consumes a message: the worker app (lib/app/worker.ts), or an engine in tests. */
 export interface MessageHandler {
-  handle(message: WorkMessage): Promise<unknown>;
+  /** `budget`: the invocation's remaining time (the engine may run several steps within it). */
+  handle(message: WorkMessage, budget?: StepBudget): Promise<unknown>;
 }
 
 /**
@@ -16,11 +18,15 @@ export interface MessageHandler {
  */
 export function makeHandler(app: () => Promise<MessageHandler>) {
   const processor = new BatchProcessor(EventType.SQS);
-  const record = async (r: SQSRecord): Promise<void> => {
+  const record = async (r: SQSRecord, context?: Context): Promise<void> => {
     const message = parseWorkMessage(r.body);
     // Records of a batch are handled concurrently: the run id goes on each line, not on the
     // shared logger, where concurrent records would overwrite each other's.
-    const outcome = await (await app()).handle(message);
+    // Lambda's remaining time bounds the steps this message may run in a row (no context: one).
+    const outcome = await (await app()).handle(
+      message,
+      context ? { remainingMs: () => context.getRemainingTimeInMillis() } : { remainingMs: () => 0 },
+    );
     logger.debug('message handled', { runId: message.runId, kind: message.kind, outcome });
   };
   return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>

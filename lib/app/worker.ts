@@ -9,7 +9,7 @@ import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
 import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/worker-services.ts';
 import type { DiscordWorkflowServices } from '../discord/workflow-services.ts';
-import { Engine, type EngineOptions, type Reporter } from '../engine/engine.ts';
+import { Engine, type EngineOptions, type Reporter, type StepBudget } from '../engine/engine.ts';
 import type { RunStore } from '../engine/ports.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
 import type { StepQueue, WorkMessage } from '../queue/port.ts';
@@ -41,7 +41,10 @@ export interface WorkerAppOptions {
   planner?: Planner;
   fetch?: typeof fetch;
   engine?: Partial<
-    Pick<EngineOptions<unknown>, 'leaseGraceMs' | 'enqueueGraceMs' | 'reportClaimMs' | 'faults'>
+    Pick<
+      EngineOptions<unknown>,
+      'leaseGraceMs' | 'enqueueGraceMs' | 'reportClaimMs' | 'faults' | 'chainSteps'
+    >
   >;
 }
 
@@ -54,14 +57,25 @@ export interface WorkerApp {
   discord: DiscordRest;
   agents: AgentServices;
   gh: GitHubServices;
-  /** One queue message: a run's step or report (the engine), or a delivery to route later. */
-  handle(message: WorkMessage): Promise<unknown>;
+  /**
+   * One queue message: a run's step or report (the engine), or a delivery to route later.
+   * `budget`: the invocation's remaining time, within which a step runs the steps it schedules
+   * for now (the engine's `chainSteps`).
+   */
+  handle(message: WorkMessage, budget?: StepBudget): Promise<unknown>;
   /**
    * Re-read the active config version when the refresh interval has passed (one KV read per
    * interval). `handle` does it before each message; the sweeper before each sweep.
    */
   refreshConfig(): Promise<void>;
 }
+
+/**
+ * Steps one message may run in a row when each schedules the next for now (route, plan and the
+ * approval gate after a new run; the last task and the report): each saves a message, an
+ * invocation, a read and a lease write. Bounded so one run cannot keep an invocation to itself.
+ */
+const CHAIN_STEPS = 8;
 
 export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp> {
   const env = opts.env ?? process.env;
@@ -168,6 +182,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     reporters,
     ...(now ? { now } : {}),
     ...(opts.owner ? { owner: opts.owner } : {}),
+    chainSteps: CHAIN_STEPS,
     ...opts.engine,
   });
   const built = engine;
@@ -183,11 +198,11 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     if (!opts.planner && cfg !== plannerOf.central)
       plannerOf = { central: cfg, planner: await plannerFor(cfg) };
   };
-  const handle = async (message: WorkMessage): Promise<unknown> => {
+  const handle = async (message: WorkMessage, budget?: StepBudget): Promise<unknown> => {
     await refreshConfig();
     return message.kind === 'route'
       ? routeLater({ engine: built, config: configProvider, github }, message)
-      : built.handle(message);
+      : built.handle(message, budget);
   };
   return {
     engine,

@@ -26,6 +26,11 @@ export interface EngineOptions<S> {
   reportClaimMs?: number;
   /** Active runs the sweeper reads per page (default 200); it reads every page. */
   sweepPageSize?: number;
+  /**
+   * Steps a queue message may run one after another in its invocation when each schedules the
+   * next for now (steps.ts, transitions.ts `chainNext`). 0, the default: one step per message.
+   */
+  chainSteps?: number;
   /** Called at named points of the step lifecycle (fault-injection tests crash here). */
   faults?: (point: FaultPoint, run: Run) => void | Promise<void>;
 }
@@ -52,6 +57,7 @@ export class EngineCore<S> {
   readonly enqueueGraceMs: number;
   readonly reportClaimMs: number;
   readonly sweepPageSize: number;
+  readonly chainSteps: number;
   readonly faults: EngineOptions<S>['faults'];
 
   constructor(opts: EngineOptions<S>) {
@@ -67,6 +73,7 @@ export class EngineCore<S> {
     this.enqueueGraceMs = opts.enqueueGraceMs ?? 60_000;
     this.reportClaimMs = opts.reportClaimMs ?? 30_000;
     this.sweepPageSize = opts.sweepPageSize ?? SWEEP_PAGE;
+    this.chainSteps = opts.chainSteps ?? 0;
     this.faults = opts.faults;
   }
 

@@ -18,7 +18,7 @@ import type { Reporter } from './reporter.ts';
 import { Reporting } from './reporting.ts';
 import { Signals } from './signals.ts';
 import { type StartRunInput, type StartRunResult, startRun } from './start.ts';
-import { type StepOutcome, StepRunner } from './steps.ts';
+import { type StepBudget, type StepOutcome, StepRunner } from './steps.ts';
 import { Sweeper, type SweepReport } from './sweeping.ts';
 import type { GateChange, Signal } from './transitions.ts';
 import type { NewEvent, Run, RunEvent } from './types.ts';
@@ -27,7 +27,11 @@ import type { WorkflowRegistry } from './workflow.ts';
 export type { EngineOptions, FaultPoint } from './core.ts';
 export { isPermanentReportFailure, type ReportContext, type Reporter } from './reporter.ts';
 export { checkSubject, newRunId, type StartRunInput, type StartRunResult, subjectOf } from './start.ts';
-export type { StepOutcome } from './steps.ts';
+export type { StepBudget, StepOutcome } from './steps.ts';
+
+/** A message handled outside Lambda (tests, the local stack): no time limit of its own. */
+const UNBOUNDED: StepBudget = { remainingMs: () => Number.POSITIVE_INFINITY };
+
 export { RESEND_GROUP, type SweepReport } from './sweeping.ts';
 export { backoffDelay, type Signal, toRunError } from './transitions.ts';
 
@@ -51,8 +55,8 @@ export class Engine<S = unknown> {
     this.services = this.core.services;
     this.owner = this.core.owner;
     this.signals = new Signals(this.core);
-    this.steps = new StepRunner(this.core);
     this.reporting = new Reporting(this.core);
+    this.steps = new StepRunner(this.core, (runId, version) => this.reporting.carried(runId, version));
     this.sweeper = new Sweeper(this.core);
   }
 
@@ -82,19 +86,26 @@ export class Engine<S = unknown> {
     return this.signals.rebindGate(runId, change);
   }
 
-  /** Handle one queue message. Never throws for stale or duplicate messages. */
-  async handle(message: WorkMessage): Promise<StepOutcome | 'reported' | 'skipped'> {
+  /**
+   * Handle one queue message. Never throws for stale or duplicate messages. `budget`: the time
+   * the invocation has left, which lets a step run the steps it schedules for now (`chainSteps`);
+   * without it (or with chaining off), one step per message.
+   */
+  async handle(
+    message: WorkMessage,
+    budget: StepBudget = UNBOUNDED,
+  ): Promise<StepOutcome | 'reported' | 'skipped'> {
     if (message.kind === 'route') {
       // No run exists yet: routing it needs GitHub and the config, which the worker app has.
       throw new NonRetryableError('route messages are handled by the worker app (lib/app/worker.ts)');
     }
     if (message.kind === 'report') return this.report(message.runId);
-    if (message.report === undefined) return this.executeStep(message.runId, message.seq);
+    if (message.report === undefined) return this.steps.execute(message.runId, message.seq, budget);
     // The step and the report it carries, side by side: the step needn't wait for GitHub and
     // Discord, and a report that fails hands itself to a message of its own. Both are awaited
     // even when the step throws: the invocation must not end with the report half done.
     const [outcome] = await Promise.allSettled([
-      this.executeStep(message.runId, message.seq),
+      this.steps.execute(message.runId, message.seq, budget),
       this.reporting.carried(message.runId, message.report),
     ]);
     if (outcome.status === 'rejected') throw outcome.reason;

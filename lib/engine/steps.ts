@@ -6,6 +6,8 @@ import { StepTimeoutError } from './errors.ts';
 import { ConcurrencyError, StoreValidationError } from './store-errors.ts';
 import {
   type Attempt,
+  type Chained,
+  chainNext,
   isPending,
   onArrival,
   onAttempt,
@@ -15,19 +17,35 @@ import {
   withoutData,
 } from './transitions.ts';
 import type { NewEvent, Run } from './types.ts';
-import type { NodeResult, ResolvedNode, StepContext } from './workflow.ts';
+import type { NodeResult, ResolvedNode, StepContext, Workflow } from './workflow.ts';
 
 export type StepOutcome = 'committed' | 'stale' | 'busy' | 'deferred' | 'lost' | 'missing';
+
+/** How long this invocation may go on running steps (Lambda: its remaining time). */
+export interface StepBudget {
+  remainingMs: () => number;
+}
+
+/** The time a chained step must leave after its own node timeout and lease grace. */
+const CHAIN_MARGIN_MS = 5_000;
 
 /**
  * Runs one step of a run, exactly once in effect however often its message arrives: lease the
  * step (a conditional write), run the node's handler, commit the outcome conditional on the
  * leased version, then send what follows. `faults` is called at each named point in between.
+ *
+ * With a budget (a queue message's invocation) and chaining on (`chainSteps`), a step that
+ * schedules another step of the same run for now runs it right here: the commit leases it, and
+ * its message, read and lease are never needed (transitions.ts `chainNext`).
  */
 export class StepRunner<S> {
-  constructor(private readonly core: EngineCore<S>) {}
+  constructor(
+    private readonly core: EngineCore<S>,
+    /** Makes the report a dropped step message would have carried (reporting.ts `carried`). */
+    private readonly report: (runId: string, version: number) => Promise<void> = async () => {},
+  ) {}
 
-  async execute(runId: string, seq: number): Promise<StepOutcome> {
+  async execute(runId: string, seq: number, budget?: StepBudget): Promise<StepOutcome> {
     const { core } = this;
     const run = await core.store.getRun(runId);
     if (!run) return 'missing';
@@ -65,14 +83,31 @@ export class StepRunner<S> {
       if (err instanceof ConcurrencyError) return 'lost';
       throw err;
     }
+    return this.leasedStep(leased, wf, node, attempt, now, budget, 0);
+  }
+
+  /** Steps 2 and 3 of a step this worker holds the lease on (from its own write, or a chained commit). */
+  private async leasedStep(
+    leased: Run,
+    wf: Workflow<S>,
+    node: ResolvedNode<S>,
+    attempt: number,
+    now: Date,
+    budget: StepBudget | undefined,
+    chained: number,
+  ): Promise<StepOutcome> {
+    const { core } = this;
     await core.faults?.('after-lease', leased);
 
     // 2. Run the node.
     const outcome = await this.attempt(leased, node, attempt, now);
     await core.faults?.('after-effect', leased);
 
-    // 3. Commit the outcome, conditional on our lease's version.
-    const plan = onAttempt(leased, wf, node, attempt, outcome, { ...core.moment(), random: core.random });
+    // 3. Commit the outcome, conditional on our lease's version (leasing the next step with it
+    // when that step runs here too).
+    let plan = onAttempt(leased, wf, node, attempt, outcome, { ...core.moment(), random: core.random });
+    const next = this.chainable(plan, wf, budget, chained);
+    if (next) plan = next.plan;
     let saved: Run;
     try {
       saved = await core.commit(plan);
@@ -85,7 +120,35 @@ export class StepRunner<S> {
     }
     await this.sendAfter(saved, plan);
     await core.faults?.('after-commit', saved);
-    return 'committed';
+    if (!next) return 'committed';
+
+    // 4. The next step, leased by that commit, beside the report its message would have carried.
+    const [stepped] = await Promise.allSettled([
+      this.leasedStep(saved, wf, next.node, saved.step!.attempt, core.now(), budget, chained + 1),
+      next.report !== undefined ? this.report(saved.id, next.report) : Promise.resolve(),
+    ]);
+    if (stepped.status === 'rejected') throw stepped.reason;
+    return stepped.value;
+  }
+
+  /** The plan with its next step leased here, when chaining is on and the invocation has time for it. */
+  private chainable(
+    plan: Plan,
+    wf: Workflow<S>,
+    budget: StepBudget | undefined,
+    chained: number,
+  ): (Chained & { node: ResolvedNode<S> }) | undefined {
+    const { core } = this;
+    const step = plan.run.step;
+    if (!budget || chained >= core.chainSteps || !step) return undefined;
+    const node = wf.node(step.node);
+    if (budget.remainingMs() < node.timeoutMs + core.leaseGraceMs + CHAIN_MARGIN_MS) return undefined;
+    const next = chainNext(plan, node, {
+      now: core.now(),
+      owner: core.owner,
+      leaseGraceMs: core.leaseGraceMs,
+    });
+    return next ? { ...next, node } : undefined;
   }
 
   private async sendAfter(saved: Run, plan: Plan): Promise<void> {

@@ -75,14 +75,24 @@ function countedWorkflow(nodes: string[] = NODES, node: Partial<NodeDefinition> 
 
 describe('a worker that dies mid-step', () => {
   const points: FaultPoint[] = ['after-lease', 'after-effect', 'before-enqueue', 'after-commit'];
-  const cases = points.flatMap((point) => [
-    { point, message: 'redelivered', maxReceives: 5 },
-    { point, message: 'lost', maxReceives: 1 },
-  ]);
+  // `chained`: each step runs the next in the same invocation (leased by its commit, no message
+  // of its own), so a crash leaves the next step to the sweeper once its lease lapses.
+  const cases = points.flatMap((point) =>
+    [0, 8].flatMap((chainSteps) => [
+      {
+        point,
+        message: 'redelivered',
+        maxReceives: 5,
+        chainSteps,
+        how: chainSteps ? 'chained' : 'one per message',
+      },
+      { point, message: 'lost', maxReceives: 1, chainSteps, how: chainSteps ? 'chained' : 'one per message' },
+    ]),
+  );
 
   it.each(cases)(
-    'at $point of every step, its message $message, is resumed by the sweeper with every step and effect done once',
-    async ({ point, maxReceives }) => {
+    'at $point of every step ($how), its message $message, is resumed by the sweeper with every step and effect done once',
+    async ({ point, maxReceives, chainSteps }) => {
       const clock = testClock();
       const counting = await countingStore();
       const queue = new InMemoryQueue({ timeScale: 0.001, redeliveryMs: 5, maxReceives });
@@ -92,6 +102,7 @@ describe('a worker that dies mid-step', () => {
         store: counting.store,
         queue,
         now: clock.now,
+        chainSteps,
         // Crash once per step at this point (a lease takeover keeps eventSeq, so it does not crash again).
         faults: (p, run) => {
           const key = `${run.eventSeq}`;
@@ -190,30 +201,37 @@ describe('duplicate queue messages', () => {
     }
   }
 
-  it('run every step and every side effect once when each message arrives five times', async () => {
-    const counting = await countingStore();
-    const wf = countedWorkflow();
-    const reporter = recordingReporter();
-    const h = await harness([wf.def], {
-      store: counting.store,
-      queue: new FiveTimesQueue({ timeScale: 0.001, redeliveryMs: 5 }),
-      reporters: [reporter],
-    });
+  it.each([
+    { how: 'one per message', chainSteps: 0 },
+    { how: 'chained', chainSteps: 8 },
+  ])(
+    'run every step and every side effect once when each message arrives five times ($how)',
+    async ({ chainSteps }) => {
+      const counting = await countingStore();
+      const wf = countedWorkflow();
+      const reporter = recordingReporter();
+      const h = await harness([wf.def], {
+        store: counting.store,
+        queue: new FiveTimesQueue({ timeScale: 0.001, redeliveryMs: 5 }),
+        reporters: [reporter],
+        chainSteps,
+      });
 
-    const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#3', trigger });
-    await h.settle();
+      const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#3', trigger });
+      await h.settle();
 
-    expect((await h.store.getRun(run.id))?.status).toBe('succeeded');
-    expect(wf.handled).toEqual(wf.once);
-    expect(wf.effects).toEqual(wf.once);
-    expect(counting.count('commit')).toBe(NODES.length);
-    const events = await h.store.listEvents(run.id);
-    expect(typesAndNodes(events)).toEqual(linearHistory(NODES));
-    expectContiguous(events);
-    const versions = reporter.seen.map((s) => s.version);
-    expect(new Set(versions).size).toBe(versions.length);
-    expect(reporter.seen.at(-1)?.status).toBe('succeeded');
-  });
+      expect((await h.store.getRun(run.id))?.status).toBe('succeeded');
+      expect(wf.handled).toEqual(wf.once);
+      expect(wf.effects).toEqual(wf.once);
+      expect(counting.count('commit')).toBe(NODES.length);
+      const events = await h.store.listEvents(run.id);
+      expect(typesAndNodes(events)).toEqual(linearHistory(NODES));
+      expectContiguous(events);
+      const versions = reporter.seen.map((s) => s.version);
+      expect(new Set(versions).size).toBe(versions.length);
+      expect(reporter.seen.at(-1)?.status).toBe('succeeded');
+    },
+  );
 
   it('commit a step once when the same step message is handled five times at once', async () => {
     const counting = await countingStore();

@@ -8,6 +8,7 @@ import { InvalidSignalError, StaleApprovalError, UnknownWorkflowError } from '..
 import {
   type Attempt,
   backoffDelay,
+  chainNext,
   created,
   type Decision,
   finish,
@@ -805,6 +806,57 @@ describe('onAttempt', () => {
   it('treats a thrown non-Error as a transient failure', () => {
     expect(toRunError('oops', 'b')).toEqual({ name: 'Error', message: 'oops', node: 'b', retryable: true });
     expect(onAttempt(leased(), wf, wf.node('b'), 1, threw('oops'), at).run.status).toBe('running');
+  });
+});
+
+describe('chainNext', () => {
+  const leased = aRun({
+    node: 'a',
+    version: 5,
+    step: { node: 'a', seq: 2, attempt: 1, notBefore: T0 },
+    lease: { owner: 'me', seq: 2, until: plus(AT, 60_000) },
+  });
+  const ok: Attempt = { ok: true, result: { output: { a: 1 } }, durationMs: 3 };
+  const now = new Date(AT);
+  const opts = { now, owner: 'me', leaseGraceMs: 5_000 };
+
+  it('leases the step the plan schedules for now in the same commit, and drops its message and carried report', () => {
+    const plan = onAttempt(leased, wf, wf.node('a'), 1, ok, { ...loud, random: () => 0.5 });
+    expect(plan.messages).toHaveLength(1);
+
+    const chained = chainNext(plan, wf.node('b'), opts);
+
+    expect(chained?.report).toBe(plan.run.version);
+    expect(chained?.plan.messages).toEqual([]);
+    expect(chained?.plan.expectedVersion).toBe(plan.expectedVersion);
+    expect(chained?.plan.events).toEqual(plan.events);
+    expect(chained?.plan.run).toEqual({
+      ...plan.run,
+      status: 'running',
+      step: { ...plan.run.step, attempt: 1 },
+      // The node's timeout (30 s by default) and the grace, from now: as a lease write would.
+      lease: { owner: 'me', seq: plan.run.step!.seq, until: plus(AT, 35_000) },
+    });
+  });
+
+  it('chains nothing when no step is due now: a delayed retry, a gate, the end, another run', () => {
+    const retry = onAttempt(
+      aRun({ ...leased, node: 'b', step: { node: 'b', seq: 2, attempt: 1, notBefore: T0 } }),
+      wf,
+      wf.node('b'),
+      1,
+      { ok: false, failure: new Error('flaky'), events: [], durationMs: 3 },
+      { ...quiet, random: () => 0.5 },
+    );
+    expect(retry.run.step?.node).toBe('b');
+    expect(chainNext(retry, wf.node('b'), opts)).toBeUndefined();
+
+    const ended = finish(leased, { status: 'succeeded', reason: 'done', events: [] }, quiet);
+    expect(chainNext(ended, wf.node('a'), opts)).toBeUndefined();
+
+    const elsewhere = onAttempt(leased, wf, wf.node('a'), 1, ok, { ...quiet, random: () => 0.5 });
+    const moved: Plan = { ...elsewhere, run: { ...elsewhere.run, id: 'r2' } };
+    expect(chainNext(moved, wf.node('b'), opts)).toBeUndefined();
   });
 });
 

@@ -164,3 +164,30 @@ describe('worker function', () => {
     expect((await h.store.listActive()).map((r) => r.id)).not.toContain(a.runId);
   });
 });
+
+describe('worker function, with steps run in a row (chainSteps)', () => {
+  it("lets a step run the next one only while Lambda's remaining time covers it", async () => {
+    const h = await harness<unknown>([TWO_STEPS], { autoConsume: false, chainSteps: 8 });
+    const handler = makeHandler(async () => h.engine as Engine<unknown>);
+    const start = async (issue: number) => {
+      const { run } = await h.engine.startRun({
+        workflow: 'two-steps',
+        subject: `acme/app#${issue}`,
+        trigger: { source: 'test' },
+      });
+      return { runId: run.id, body: JSON.stringify(h.queue.pending.find((m) => m.runId === run.id)) };
+    };
+    const roomy = await start(1);
+    const tight = await start(2);
+
+    // 60 s left covers `second` (30 s timeout, 5 s lease grace, 5 s margin); 20 s does not.
+    await handler(sqsEvent([sqsRecord(roomy.body)]), context);
+    await handler(sqsEvent([sqsRecord(tight.body)]), { ...context, getRemainingTimeInMillis: () => 20_000 });
+
+    expect((await h.store.getRun(roomy.runId))?.status).toBe('succeeded');
+    const waiting = await h.store.getRun(tight.runId);
+    expect(waiting).toMatchObject({ status: 'running', node: 'second' });
+    expect(waiting?.lease).toBeUndefined();
+    expect(h.queue.pending).toContainEqual({ kind: 'step', runId: tight.runId, seq: waiting!.step!.seq });
+  });
+});

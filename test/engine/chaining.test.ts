@@ -1,0 +1,138 @@
+/**
+ * Steps run in a row (issue 13, cost): a step that schedules another step of the same run for now
+ * runs it in the same invocation, leased by its own commit, instead of sending a message that a
+ * new invocation reads, leases and runs. What must hold: the same history and reports, one commit
+ * per step and no lease write for a chained step, a bound on how many run in a row and on the
+ * invocation's time, and a message as before whenever the next step is not chained. Crashes and
+ * duplicates in a chain: test/engine/faults.test.ts (the `chained` cases).
+ */
+import { describe, expect, it } from 'vitest';
+import type { Reporter } from '../../lib/engine/engine.ts';
+import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
+import { harness } from '../support/harness.ts';
+import { countingStore, linearHistory, typesAndNodes } from './kit.ts';
+
+const trigger = { source: 'test' as const };
+
+/** a → b → c → d. */
+function workflow(): WorkflowDefinition {
+  return {
+    name: 'row',
+    version: 1,
+    start: 'a',
+    nodes: {
+      a: { handler: async () => ({ output: { a: 1 } }) },
+      b: { handler: async () => ({ output: { b: 1 } }) },
+      c: { handler: async (ctx) => ({ output: { c: ctx.attempt } }) },
+      d: { handler: async () => ({ output: { d: 1 } }) },
+    },
+    edges: [
+      { from: 'a', to: 'b' },
+      { from: 'b', to: 'c' },
+      { from: 'c', to: 'd' },
+    ],
+  };
+}
+
+function listing(): Reporter & { versions: number[] } {
+  const versions: number[] = [];
+  return { name: 'list', versions, report: async (run) => void versions.push(run.version) };
+}
+
+describe('steps due now, run in a row', () => {
+  it('run in the invocation of the first step: one lease write, one commit per step, every version reported', async () => {
+    const counting = await countingStore();
+    const reporter = listing();
+    const h = await harness([workflow()], {
+      store: counting.store,
+      reporters: [reporter],
+      chainSteps: 8,
+      autoConsume: false,
+    });
+    const { run } = await h.engine.startRun({ workflow: 'row', subject: 'o/r#1', trigger });
+    const handled: string[] = [];
+    h.queue.consume(async (m) => {
+      handled.push(m.kind);
+      await h.engine.handle(m);
+    });
+    await h.settle();
+
+    const done = await h.store.getRun(run.id);
+    expect(done).toMatchObject({ status: 'succeeded' });
+    // The first step's message ran all four; the final report is a message of its own.
+    expect(handled).toEqual(['step', 'report']);
+    expect(counting.count('update')).toBe(1);
+    expect(counting.count('commit')).toBe(4);
+    expect(typesAndNodes(await h.store.listEvents(run.id))).toEqual(linearHistory(['a', 'b', 'c', 'd']));
+    expect(done?.lease).toBeUndefined();
+    // Each chained step still reports the version its message would have carried, in order.
+    expect(reporter.versions.at(-1)).toBe(done!.version);
+    expect([...reporter.versions].sort((x, y) => x - y)).toEqual(reporter.versions);
+    expect((await h.store.getReportState(run.id)).reported).toBe(done!.version);
+  });
+
+  it('stop after `chainSteps` and send the next step as a message', async () => {
+    const counting = await countingStore();
+    const h = await harness([workflow()], { store: counting.store, chainSteps: 1, autoConsume: false });
+    const { run } = await h.engine.startRun({ workflow: 'row', subject: 'o/r#2', trigger });
+    const handled: string[] = [];
+    h.queue.consume(async (m) => {
+      handled.push(m.kind);
+      await h.engine.handle(m);
+    });
+    await h.settle();
+
+    expect((await h.store.getRun(run.id))?.status).toBe('succeeded');
+    // a (+ b chained), then c (+ d chained), then the final report.
+    expect(handled).toEqual(['step', 'step', 'report']);
+    expect(counting.count('update')).toBe(2);
+    expect(counting.count('commit')).toBe(4);
+  });
+
+  it('send the next step as a message when the invocation has no time left for it', async () => {
+    const h = await harness([workflow()], { chainSteps: 8, autoConsume: false });
+    const { run } = await h.engine.startRun({ workflow: 'row', subject: 'o/r#3', trigger });
+
+    // The node timeout is 30 s by default: 10 s left is too little to start b here.
+    await h.engine.handle({ kind: 'step', runId: run.id, seq: run.step!.seq }, { remainingMs: () => 10_000 });
+
+    const after = await h.store.getRun(run.id);
+    expect(after).toMatchObject({ status: 'running', step: { node: 'b' } });
+    expect(after?.lease).toBeUndefined();
+    // (The first message is still pending too: this test handled it by hand.)
+    expect(h.queue.pending.at(-1)).toMatchObject({ kind: 'step', runId: run.id, seq: after!.step!.seq });
+  });
+
+  it('never run a step early: one that is due later keeps its delayed message', async () => {
+    // b fails once with a retryable error: its retry is due after a backoff, so it is not chained.
+    let fails = 1;
+    const def = workflow();
+    def.nodes.b = {
+      retry: { maxAttempts: 3, initialDelayMs: 60_000 },
+      handler: async () => {
+        if (fails-- > 0) throw Object.assign(new Error('flaky'), { retryable: true });
+        return { output: { b: 1 } };
+      },
+    };
+    const h = await harness([def], { chainSteps: 8, autoConsume: false });
+    const { run } = await h.engine.startRun({ workflow: 'row', subject: 'o/r#4', trigger });
+
+    await h.engine.handle({ kind: 'step', runId: run.id, seq: run.step!.seq });
+
+    const after = await h.store.getRun(run.id);
+    expect(after).toMatchObject({ status: 'running', step: { node: 'b', attempt: 2 } });
+    expect(after?.lease).toBeUndefined();
+    expect(h.queue.pending.at(-1)).toMatchObject({ kind: 'step', runId: run.id, seq: after!.step!.seq });
+  });
+
+  it('are not chained by an engine without `chainSteps` (the default): one step per message', async () => {
+    const counting = await countingStore();
+    const h = await harness([workflow()], { store: counting.store, autoConsume: false });
+    const { run } = await h.engine.startRun({ workflow: 'row', subject: 'o/r#5', trigger });
+
+    await h.engine.handle({ kind: 'step', runId: run.id, seq: run.step!.seq });
+
+    expect(await h.store.getRun(run.id)).toMatchObject({ step: { node: 'b' } });
+    expect(counting.count('commit')).toBe(1);
+  });
+});
