@@ -55,10 +55,10 @@ export type TableAction = (typeof TABLE_READ_ACTIONS)[number] | (typeof TABLE_WR
 /*
  * What the store's methods need (lib/store/dynamodb.ts): getRun, kvGet, getReportState: GetItem.
  * listEvents, kvList, appendEvent (finds the last audit event): Query. listRuns, listActive:
- * BatchGetItem (after an index Query). createRun, commit, update, rememberKey, kvPut: PutItem.
- * commit ending a run (its subject lock), kvDelete: DeleteItem. appendEvent (the run must exist),
- * claimEffect, recordEffect: ConditionCheckItem. retire, the report claim, recordEffect, kvTransact
- * counters: UpdateItem. Only the worker and the sweeper run steps, report and admit work, so the
+ * BatchGetItem (after an index Query). createRun, commit, update, rememberKey, kvPut, claimEffect:
+ * PutItem. commit ending a run (its subject lock), kvDelete: DeleteItem. appendEvent (the run must
+ * exist): ConditionCheckItem. retire, the report claim, recordEffect, kvTransact counters:
+ * UpdateItem. Only the worker and the sweeper run steps, report and admit work, so the
  * five internet-facing writers need no UpdateItem.
  */
 
