@@ -58,7 +58,7 @@ export type TableAction = (typeof TABLE_READ_ACTIONS)[number] | (typeof TABLE_WR
  * BatchGetItem (after an index Query). createRun, commit, update, rememberKey, kvPut: PutItem.
  * commit ending a run (its subject lock), kvDelete: DeleteItem. appendEvent (the run must exist),
  * claimEffect, recordEffect: ConditionCheckItem. retire, the report claim, recordEffect, kvTransact
- * counters: UpdateItem. Only the worker and the sweeper run steps, report and admit work, so the
+ * counters, kvJoin/kvLeave (the work queue's running sets): UpdateItem. Only the worker and the sweeper run steps, report and admit work, so the
  * five internet-facing writers need no UpdateItem.
  */
 

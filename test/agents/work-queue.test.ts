@@ -3,6 +3,7 @@ import {
   AgentWorkQueue,
   formatWorkloads,
   queueKey,
+  RUNNING_KEY,
   type WorkItem,
   workloads,
 } from '../../lib/agents/work-queue.ts';
@@ -125,15 +126,20 @@ describe('the agent work queue', () => {
     expect(await q.admit()).toHaveLength(0);
   });
 
-  it('drops a queue key left behind by a crash after a claim', async () => {
+  it('does not admit a running item again when its queue record is written again', async () => {
     const q = new AgentWorkQueue(store, { repoLimit: 10 });
     const a = item({ limit: 5 });
     await q.enqueue(a);
     await q.admit();
-    // The crash: the item is running, but its queue key is back.
+    // A crash between an enqueue's "is it running?" check and its write: the record is written
+    // again (and again at another priority, as after a config change) while the item runs.
     await store.kvPut('work', queueKey(a), a);
+    await store.kvPut('work', queueKey({ ...a, priority: 7 }), { ...a, priority: 7 });
     expect(await q.admit()).toHaveLength(0);
     expect((await q.snapshot()).waiting).toHaveLength(0);
+    expect((await q.snapshot()).running.map((r) => r.id)).toEqual([a.id]);
+    // Its release takes every record of it out of the queue.
+    await q.release(a.id);
     expect(await store.kvList('work', { prefix: 'q#' })).toHaveLength(0);
   });
 
@@ -263,10 +269,59 @@ describe('the agent work queue', () => {
     expect(violations).toEqual([]);
     expect([...ran.keys()].sort()).toEqual(items.map((i) => i.id).sort());
     expect([...ran.values()].every((n) => n === 1)).toBe(true);
-    // The counters came back to zero with the running records.
+    // Nothing runs, nothing waits, and no set holds a slot.
     expect(await workers[0]!.snapshot()).toEqual({ running: [], waiting: [] });
-    const counters = await store.kvList<number>('work', { prefix: 'c#' });
-    expect(counters.map((c) => c.value)).toEqual(counters.map(() => 0));
+    expect(await store.kvMembers('work', RUNNING_KEY)).toEqual({ members: {}, sets: {} });
+  });
+
+  it('never leaves a slot to a withdrawn item while workers admit it and its run releases it at once', async () => {
+    const workers = Array.from({ length: 10 }, () => new AgentWorkQueue(store, { repoLimit: 30 }));
+    const items = Array.from({ length: 30 }, () => item({ limit: 30 }));
+    await Promise.all(items.map((i, n) => workers[n % workers.length]!.enqueue(i)));
+
+    // Every item is withdrawn (its run moved on) while the workers admit: an admission that lands
+    // after its item's release must give its slot back, whatever the interleaving.
+    const [admitted] = await Promise.all([
+      Promise.all(workers.map((w) => w.admit())),
+      Promise.all(items.map((i, n) => workers[(n + 3) % workers.length]!.release(i.id))),
+    ]);
+
+    const ids = admitted.flat().map((a) => a.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(await workers[0]!.snapshot()).toEqual({ running: [], waiting: [] });
+    expect(await store.kvMembers('work', RUNNING_KEY)).toEqual({ members: {}, sets: {} });
+  });
+
+  it('admits exactly up to the limits when many workers admit from a long queue at once', async () => {
+    const workers = Array.from({ length: 20 }, () => new AgentWorkQueue(store, { repoLimit: 4 }));
+    const items = Array.from({ length: 40 }, (_, n) =>
+      item({
+        agent: n % 2 ? 'coder' : 'reviewer',
+        agentType: n % 2 ? 'coder' : 'reviewer',
+        limit: 3,
+        repo: n % 4 < 2 ? 'acme/app' : 'Acme/API',
+      }),
+    );
+    await Promise.all(items.map((i, n) => workers[n % workers.length]!.enqueue(i)));
+
+    const admitted = (await Promise.all(workers.map((w) => w.admit()))).flat();
+
+    const ids = admitted.map((a) => a.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const { running } = await workers[0]!.snapshot();
+    expect(running.map((r) => r.id).sort()).toEqual([...ids].sort());
+    const count = (f: (r: WorkItem) => boolean) => running.filter(f).length;
+    expect(count((r) => r.agent === 'coder')).toBe(3);
+    expect(count((r) => r.agent === 'reviewer')).toBe(3);
+    expect(count((r) => r.repo.toLowerCase() === 'acme/app')).toBeLessThanOrEqual(4);
+    expect(count((r) => r.repo.toLowerCase() === 'acme/api')).toBeLessThanOrEqual(4);
+    // The sets agree with the running items, per agent.
+    expect(await workers[0]!.runningByAgent()).toEqual(
+      new Map([
+        ['coder', 3],
+        ['reviewer', 3],
+      ]),
+    );
   });
 
   it('reports workloads: queue depth per agent and what each agent is doing', async () => {
