@@ -186,33 +186,77 @@ export class AgentWorkQueue {
   }
 
   /**
-   * Admit waiting items, in priority order, while their agent and their repository have free
-   * slots. Returns the items this call admitted (another worker's admissions are theirs to
-   * announce). Safe to call from any number of workers at once.
+   * Enqueue an item, admitting it at once when it is what an admission pass would admit now and
+   * nothing else would: `enqueue` then `admit` for this item, for fewer writes. 'running': it holds
+   * a slot (admitted now or before). 'queued': it waits, or other items may be admitted too (the
+   * caller's pump admits them, in queue order, with it). Idempotent like `enqueue`.
+   *
+   * Admitted at once, the item has no queue record: its running record (the sets' note) carries it,
+   * and it costs one write to admit and one to release, where the queue's way costs four. Only
+   * while the running record stays within 1 KB (a write bills whole KBs of the item, so a bigger
+   * note would cost every later admission); beyond, the item goes through the queue.
    */
-  async admit(): Promise<RunningItem[]> {
-    const listed = await this.store.kvList<WorkItem>(WORK_GROUP, {
-      prefix: QUEUE_PREFIX,
-      limit: SCAN_LIMIT,
-    });
-    if (listed.length === 0) return [];
-    let running = await this.running();
-    // Running items keep their queue record: what is left waits (one record per item: a second
-    // record of the same item, queued at another priority, is not a second item).
+  async offer(item: WorkItem): Promise<'queued' | 'running'> {
+    const [running, listed] = await Promise.all([
+      this.running(),
+      this.store.kvList<WorkItem>(WORK_GROUP, { prefix: QUEUE_PREFIX, limit: SCAN_LIMIT }),
+    ]);
+    if (item.id in running.members) return 'running';
+    const key = queueKey(item);
+    const queued = listed.some((w) => w.value.id === item.id);
+    const waiting = queued
+      ? listed
+      : [...listed, { key, value: item }].sort((a, b) => a.key.localeCompare(b.key));
+    const plan = this.plan(this.waiting(waiting, running), running);
+    if (!queued && plan.length === 1 && plan[0]!.item.id === item.id) {
+      const admittedAt = this.now().toISOString();
+      const { id: _id, runId: _run, agent: _agent, ...rest } = item;
+      const note = JSON.stringify({ at: admittedAt, item: rest });
+      const sets = [this.agentSet(item.agent), this.repoSet(item.repo)];
+      if (recordBytes(running) + memberBytes(item.id, note, sets, running) <= 1024) {
+        const joined = await this.store.kvJoin(
+          WORK_GROUP,
+          RUNNING_KEY,
+          item.id,
+          [
+            { name: sets[0]!, below: plan[0]!.limit },
+            { name: sets[1]!, below: this.repoLimit },
+          ],
+          note,
+        );
+        // Refused: a set filled meanwhile (then it waits), or another attempt of the same step
+        // admitted it.
+        if (joined || (await this.isRunning(item.id))) return 'running';
+      }
+    }
+    await this.store.kvPut(WORK_GROUP, key, item);
+    return 'queued';
+  }
+
+  /** The listed queue records of items that wait (not running), one per item, in queue order. */
+  private waiting(
+    listed: Array<{ key: string; value: WorkItem }>,
+    running: Running,
+  ): Array<{ key: string; value: WorkItem }> {
+    // Running items keep their queue record; a second record of the same item (queued again at
+    // another priority) is not a second item.
     const seen = new Set<string>();
-    const waiting = listed.filter(({ value: item }) => {
+    return listed.filter(({ value: item }) => {
       if (item.id in running.members || seen.has(item.id)) return false;
       seen.add(item.id);
       return true;
     });
-    if (waiting.length === 0) return [];
+  }
 
-    // The plan: what fits by the sets as read, in queue order (priority, then FIFO). The sets are
-    // only a hint, so that items of a full agent or repository cost no write: each admission's
-    // write checks the limits itself. Everything in the plan may run now, so the order of the
-    // admissions inside it does not matter; each worker starts at its own random place in it, so
-    // that a burst of workers admitting at once mostly admit different items instead of all racing
-    // for the queue's head.
+  /**
+   * What fits by the sets as read, in queue order (priority, then FIFO). The sets are only a hint,
+   * so that items of a full agent or repository cost no write: each admission's write checks the
+   * limits itself.
+   */
+  private plan(
+    waiting: Array<{ key: string; value: WorkItem }>,
+    running: Running,
+  ): Array<{ key: string; item: WorkItem; limit: number }> {
     const size = (set: string) => running.sets[set]?.length ?? 0;
     const plan: Array<{ key: string; item: WorkItem; limit: number }> = [];
     const planned = new Map<string, number>();
@@ -227,6 +271,28 @@ export class AgentWorkQueue {
       planned.set(repoSet, inRepo + 1);
       plan.push({ key, item, limit });
     }
+    return plan;
+  }
+
+  /**
+   * Admit waiting items, in priority order, while their agent and their repository have free
+   * slots. Returns the items this call admitted (another worker's admissions are theirs to
+   * announce). Safe to call from any number of workers at once.
+   */
+  async admit(): Promise<RunningItem[]> {
+    const listed = await this.store.kvList<WorkItem>(WORK_GROUP, {
+      prefix: QUEUE_PREFIX,
+      limit: SCAN_LIMIT,
+    });
+    if (listed.length === 0) return [];
+    let running = await this.running();
+    const waiting = this.waiting(listed, running);
+    if (waiting.length === 0) return [];
+    // Everything in the plan may run now, so the order of the admissions inside it does not
+    // matter; each worker starts at its own random place in it, so that a burst of workers
+    // admitting at once mostly admit different items instead of all racing for the queue's head.
+    const plan = this.plan(waiting, running);
+    const size = (set: string) => running.sets[set]?.length ?? 0;
     const start = Math.floor(Math.random() * plan.length);
     const admitted: RunningItem[] = [];
     for (let n = 0; n < plan.length; n++) {
@@ -257,6 +323,7 @@ export class AgentWorkQueue {
       // Withdrawn meanwhile (released while we admitted it)? Then it must not keep the slot.
       if (!(await this.store.kvGet(WORK_GROUP, key))) {
         await this.store.kvLeave(WORK_GROUP, RUNNING_KEY, item.id, [agentSet, repoSet]);
+        running = await this.running();
         continue;
       }
       admitted.push({ ...item, admittedAt });
@@ -285,25 +352,37 @@ export class AgentWorkQueue {
     // gone and leaves again (see the module comment).
     await Promise.all(mine.map((w) => this.store.kvDelete(WORK_GROUP, w.key)));
     const running = await this.running();
-    const admittedAt = running.members[id];
-    if (admittedAt === undefined) return undefined;
+    if (!(id in running.members)) return undefined;
     const sets = Object.keys(running.sets).filter((s) => running.sets[s]!.includes(id));
     // Refused: another worker released it first.
     if (!(await this.store.kvLeave(WORK_GROUP, RUNNING_KEY, id, sets))) return undefined;
-    return this.entry(id, admittedAt, running, mine[0]?.value);
+    return this.entry(id, running, mine[0]?.value);
   }
 
-  /** A running item from its queue record, or (that record lost in a crash) from the sets alone. */
-  private entry(id: string, admittedAt: string, running: Running, item?: WorkItem): RunningItem {
-    if (item) return { ...item, admittedAt };
+  /**
+   * A running item: from its note (admitted at once by `offer`), or its queue record, or (that
+   * record lost in a crash) from the sets alone.
+   */
+  private entry(id: string, running: Running, record?: WorkItem): RunningItem {
+    const note = running.members[id] ?? '';
+    let admittedAt = note;
+    let carried: Omit<WorkItem, 'id' | 'runId' | 'agent'> | undefined;
+    if (note.startsWith('{')) {
+      const parsed = JSON.parse(note) as { at: string; item: Omit<WorkItem, 'id' | 'runId' | 'agent'> };
+      admittedAt = parsed.at;
+      carried = parsed.item;
+    }
     const name = (prefix: string) =>
       Object.keys(running.sets)
         .find((s) => s.startsWith(prefix) && running.sets[s]!.includes(id))
         ?.slice(prefix.length) ?? '';
-    const agent = name(AGENT_SET);
+    const agent = record?.agent ?? name(AGENT_SET);
+    const runId = id.split('.')[0]!;
+    if (record) return { ...record, admittedAt };
+    if (carried) return { id, runId, agent, ...carried, admittedAt };
     return {
       id,
-      runId: id.split('.')[0]!,
+      runId,
       agent,
       agentType: agent,
       repo: name(REPO_SET),
@@ -324,7 +403,7 @@ export class AgentWorkQueue {
     for (const { value } of listed) if (!records.has(value.id)) records.set(value.id, value);
     const waiting = [...records.values()].filter((w) => !(w.id in running.members));
     const runningItems = Object.entries(running.members)
-      .map(([id, at]) => this.entry(id, at, running, records.get(id)))
+      .map(([id]) => this.entry(id, running, records.get(id)))
       .sort((a, b) => a.admittedAt.localeCompare(b.admittedAt));
     return { running: runningItems, waiting };
   }
@@ -443,6 +522,25 @@ export class AgentWorkQueue {
   private ttl(days: number): number {
     return Math.floor(this.now().getTime() / 1000) + days * DAY_S;
   }
+}
+
+/** The running record's size as DynamoDB bills it, about: attribute names and values, keys. */
+function recordBytes(running: Running): number {
+  let n = 60; // pk, sk
+  for (const [id, note] of Object.entries(running.members)) n += 2 + id.length + note.length;
+  for (const [set, ids] of Object.entries(running.sets))
+    n += 2 + set.length + ids.reduce((sum, id) => sum + id.length, 0);
+  return n;
+}
+
+/** What one more member adds to the running record (a set new to it adds its name too). */
+function memberBytes(id: string, note: string, sets: string[], running: Running): number {
+  return (
+    2 +
+    id.length +
+    note.length +
+    sets.reduce((n, s) => n + id.length + (running.sets[s] ? 0 : 2 + s.length), 0)
+  );
 }
 
 // ----------------------------------------------------------------------------- workloads

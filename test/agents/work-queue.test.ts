@@ -324,6 +324,97 @@ describe('the agent work queue', () => {
     );
   });
 
+  describe('offer (enqueue, and admit at once when nothing else may run first)', () => {
+    it('admits an item at once without a queue record, and shows it running with its details', async () => {
+      const q = new AgentWorkQueue(store, { repoLimit: 10 });
+      const a = item({ title: 'Fix the parser', purpose: 'task' });
+
+      expect(await q.offer(a)).toBe('running');
+
+      expect(await store.kvList('work', { prefix: 'q#' })).toHaveLength(0);
+      const { running, waiting } = await q.snapshot();
+      expect(waiting).toEqual([]);
+      expect(running).toEqual([{ ...a, admittedAt: expect.any(String) }]);
+      expect(await q.offer(a)).toBe('running'); // idempotent: no second slot
+      expect(await q.enqueue(a)).toBe('running');
+      expect(await q.admit()).toEqual([]);
+      expect(await q.release(a.id)).toMatchObject({ id: a.id, title: 'Fix the parser' });
+      expect(await q.release(a.id)).toBeUndefined();
+      expect(await store.kvMembers('work', RUNNING_KEY)).toEqual({ members: {}, sets: {} });
+    });
+
+    it('queues an item whose agent or repository is full, and admission takes it in order', async () => {
+      const q = new AgentWorkQueue(store, { repoLimit: 10 });
+      const a = item();
+      const b = item();
+      expect(await q.offer(a)).toBe('running');
+      expect(await q.offer(b)).toBe('queued');
+      expect((await q.snapshot()).waiting.map((w) => w.id)).toEqual([b.id]);
+      await q.release(a.id);
+      expect((await q.admit()).map((x) => x.id)).toEqual([b.id]);
+    });
+
+    it('leaves the admission to the queue when another waiting item may run too (its turn comes first)', async () => {
+      const q = new AgentWorkQueue(store, { repoLimit: 10 });
+      const busy = item({ agent: 'coverage', agentType: 'coverage' });
+      await q.enqueue(busy);
+      // `busy` waits but fits: an admission pass would admit it with ours, in queue order.
+      const mine = item({ priority: 5 });
+      expect(await q.offer(mine)).toBe('queued');
+      expect((await q.admit()).map((x) => x.id)).toEqual([mine.id, busy.id]);
+    });
+
+    it('goes through the queue once the running record would pass 1 KB', async () => {
+      const q = new AgentWorkQueue(store, { repoLimit: 50 });
+      const many = Array.from({ length: 12 }, () => item({ limit: 50, title: 'x'.repeat(100) }));
+      // Later ones are queued, for the caller's pump to admit by the queue's way (their record
+      // stays while they run).
+      for (const i of many)
+        if ((await q.offer(i)) === 'queued') expect((await q.admit()).map((x) => x.id)).toEqual([i.id]);
+      const records = await store.kvList<WorkItem>('work', { prefix: 'q#' });
+      expect(records.length).toBeGreaterThan(0);
+      expect(records.length).toBeLessThan(many.length);
+      expect((await q.snapshot()).running.map((r) => r.title)).toEqual(many.map(() => 'x'.repeat(100)));
+      for (const i of many) await q.release(i.id);
+      expect(await q.snapshot()).toEqual({ running: [], waiting: [] });
+    });
+
+    it('never exceeds a limit when many workers offer at once, and every item runs once', async () => {
+      const workers = Array.from({ length: 12 }, () => new AgentWorkQueue(store, { repoLimit: 3 }));
+      const items = Array.from({ length: 24 }, (_, n) =>
+        item({ agent: n % 2 ? 'coder' : 'reviewer', agentType: 'coder', limit: 2 }),
+      );
+      const ran = new Map<string, number>();
+      const violations: string[] = [];
+      const check = async (w: AgentWorkQueue) => {
+        const { running } = await w.snapshot();
+        if (running.length > 3) violations.push(`repository: ${running.length}`);
+        for (const agent of ['coder', 'reviewer'])
+          if (running.filter((r) => r.agent === agent).length > 2) violations.push(agent);
+      };
+      const run = async (w: AgentWorkQueue, id: string) => {
+        ran.set(id, (ran.get(id) ?? 0) + 1);
+        await check(w);
+        await w.release(id);
+      };
+      await Promise.all(
+        items.map(async (i, n) => {
+          const w = workers[n % workers.length]!;
+          if ((await w.offer(i)) === 'running') await run(w, i.id);
+        }),
+      );
+      // What was queued is admitted by the pumps after each release (here: until nothing waits).
+      for (let round = 0; round < 50 && ran.size < items.length; round++) {
+        const got = (await Promise.all(workers.slice(0, 4).map((w) => w.admit()))).flat();
+        await Promise.all(got.map((g) => run(workers[0]!, g.id)));
+      }
+      expect(violations).toEqual([]);
+      expect([...ran.keys()].sort()).toEqual(items.map((i) => i.id).sort());
+      expect([...ran.values()].every((n) => n === 1)).toBe(true);
+      expect(await workers[0]!.snapshot()).toEqual({ running: [], waiting: [] });
+    });
+  });
+
   it('reports workloads: queue depth per agent and what each agent is doing', async () => {
     const config = parseConfig(`
 agents:
