@@ -430,39 +430,48 @@ export class AgentWorkQueue {
    * work can date from. Overwriting it with a later time made a completion of that dispatch look
    * older than its dispatch, and it was ignored; overwriting its state lost a linked workflow run.
    */
-  async putDispatch(record: DispatchRecord): Promise<void> {
+  async putDispatch(record: DispatchRecord): Promise<{ value: DispatchRecord; version: number } | undefined> {
     const key = `${DISPATCH_PREFIX}${record.runId}`;
     const prior = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
-    if (prior?.value.item === record.item) return;
+    if (prior?.value.item === record.item) return { value: prior.value, version: prior.version };
     // Conditional on what we read: a concurrent attempt at the same item (a lease takeover) that
     // wrote first keeps its record.
+    const version = prior?.version ?? 0;
     const written = await this.store.kvPut(WORK_GROUP, key, record, {
-      expectedVersion: prior?.version ?? 0,
+      expectedVersion: version,
       ttl: this.ttl(30),
     });
-    if (!written) {
-      const now = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
-      if (now?.value.item !== record.item)
-        throw new WorkContentionError(`work queue: the dispatch record of ${record.runId} changed meanwhile`);
-    }
+    if (written) return { value: record, version: version + 1 };
+    const now = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
+    if (now?.value.item !== record.item)
+      throw new WorkContentionError(`work queue: the dispatch record of ${record.runId} changed meanwhile`);
+    return { value: now.value, version: now.version };
   }
 
-  /** Conditional read-modify-write of a run's dispatch record; `change` returns undefined to leave it. */
+  /**
+   * Conditional read-modify-write of a run's dispatch record; `change` returns undefined to leave
+   * it. `known`: the record as the caller just read or wrote it, tried first instead of a read (if
+   * it moved on since, the write is refused and the record read as usual).
+   */
   async updateDispatch(
     runId: string,
     change: (current: DispatchRecord) => DispatchRecord | undefined,
+    known?: { value: DispatchRecord; version: number },
   ): Promise<DispatchRecord | undefined> {
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const cur = await this.getDispatch(runId);
+      const fromKnown = attempt === 0 && known !== undefined;
+      const cur = fromKnown ? known : await this.getDispatch(runId);
       if (!cur) return undefined;
       const next = change(cur.value);
+      // "No change" judged on what the caller knew may be out of date: judge the record as it is.
+      if (!next && fromKnown) continue;
       if (!next) return cur.value;
       const ok = await this.store.kvPut(WORK_GROUP, `${DISPATCH_PREFIX}${runId}`, next, {
         expectedVersion: cur.version,
         ttl: this.ttl(30),
       });
       if (ok) return next;
-      await this.backoff(attempt);
+      if (!fromKnown) await this.backoff(attempt);
     }
     throw new WorkContentionError(`work queue: could not update the dispatch record of ${runId}`);
   }

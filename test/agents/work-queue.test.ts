@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   AgentWorkQueue,
+  type DispatchRecord,
   formatWorkloads,
   queueKey,
   RUNNING_KEY,
@@ -413,6 +414,35 @@ describe('the agent work queue', () => {
       expect([...ran.values()].every((n) => n === 1)).toBe(true);
       expect(await workers[0]!.snapshot()).toEqual({ running: [], waiting: [] });
     });
+  });
+
+  it('updates a dispatch record from the version the caller knows, and from a fresh read when it moved on', async () => {
+    const q = new AgentWorkQueue(store);
+    const rec: DispatchRecord = {
+      runId: 'r1',
+      item: 'r1.t1.1',
+      correlation: 'r1.t1.1',
+      agent: 'coder',
+      executor: 'github-actions',
+      state: 'dispatching',
+      startedAt: '2026-01-01T00:00:00.000Z',
+      expiresAt: '2026-01-01T01:00:00.000Z',
+    };
+    const written = await q.putDispatch(rec);
+    expect(written).toEqual({ value: rec, version: 1 });
+    expect(await q.putDispatch({ ...rec, startedAt: 'later' })).toEqual(written); // kept as it is
+
+    const dispatched = await q.updateDispatch('r1', (d) => ({ ...d, state: 'dispatched' }), written);
+    expect(dispatched?.state).toBe('dispatched');
+    // `written` is stale now: the write at its version is refused, and the change is applied to
+    // the record as it is.
+    const linked = await q.updateDispatch(
+      'r1',
+      (d) => (d.state === 'dispatched' ? { ...d, workflowRunId: 7 } : undefined),
+      written,
+    );
+    expect(linked).toMatchObject({ state: 'dispatched', workflowRunId: 7 });
+    expect(await q.getDispatch('r1')).toEqual({ value: linked, version: 3 });
   });
 
   it('reports workloads: queue depth per agent and what each agent is doing', async () => {
