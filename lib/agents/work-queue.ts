@@ -229,7 +229,8 @@ export class AgentWorkQueue {
         if (joined || (await this.isRunning(item.id))) return 'running';
       }
     }
-    await this.store.kvPut(WORK_GROUP, key, item);
+    // Same key, same value: a record already there (a re-run step) need not be written again.
+    if (!listed.some((w) => w.key === key)) await this.store.kvPut(WORK_GROUP, key, item);
     return 'queued';
   }
 
@@ -533,12 +534,14 @@ export class AgentWorkQueue {
   }
 }
 
+const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+
 /** The running record's size as DynamoDB bills it, about: attribute names and values, keys. */
 function recordBytes(running: Running): number {
   let n = 60; // pk, sk
-  for (const [id, note] of Object.entries(running.members)) n += 2 + id.length + note.length;
+  for (const [id, note] of Object.entries(running.members)) n += 2 + bytes(id) + bytes(note);
   for (const [set, ids] of Object.entries(running.sets))
-    n += 2 + set.length + ids.reduce((sum, id) => sum + id.length, 0);
+    n += 2 + bytes(set) + ids.reduce((sum, id) => sum + bytes(id), 0);
   return n;
 }
 
@@ -546,9 +549,9 @@ function recordBytes(running: Running): number {
 function memberBytes(id: string, note: string, sets: string[], running: Running): number {
   return (
     2 +
-    id.length +
-    note.length +
-    sets.reduce((n, s) => n + id.length + (running.sets[s] ? 0 : 2 + s.length), 0)
+    bytes(id) +
+    bytes(note) +
+    sets.reduce((n, s) => n + bytes(id) + (running.sets[s] ? 0 : 2 + bytes(s)), 0)
   );
 }
 
