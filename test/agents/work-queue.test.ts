@@ -445,6 +445,22 @@ describe('the agent work queue', () => {
     expect(await q.getDispatch('r1')).toEqual({ value: linked, version: 3 });
   });
 
+  it('still shows, and releases, an item whose queue record a crash deleted before its slot was freed', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    const a = item({ agent: 'coder', repo: 'Acme/App' });
+    await q.enqueue(a);
+    await q.admit();
+    // The crash: a release deleted the queue record and died before leaving the sets.
+    await store.kvDelete('work', queueKey(a));
+
+    // The sweeper's reconcile finds it (by its run id) and can release it; the slot is free again.
+    expect((await q.snapshot()).running).toEqual([
+      expect.objectContaining({ id: a.id, runId: a.runId, agent: 'coder', repo: 'acme/app' }),
+    ]);
+    expect(await q.release(a.id)).toMatchObject({ id: a.id, runId: a.runId });
+    expect(await q.offer(item({ agent: 'coder' }))).toBe('running');
+  });
+
   it('reports workloads: queue depth per agent and what each agent is doing', async () => {
     const config = parseConfig(`
 agents:
