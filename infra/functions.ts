@@ -57,9 +57,9 @@ export type TableAction = (typeof TABLE_READ_ACTIONS)[number] | (typeof TABLE_WR
  * listEvents, kvList, appendEvent (finds the last audit event): Query. listRuns, listActive:
  * BatchGetItem (after an index Query). createRun, commit, update, rememberKey, kvPut, claimEffect:
  * PutItem. commit ending a run (its subject lock), kvDelete: DeleteItem. appendEvent (the run must
- * exist): ConditionCheckItem. retire, the report claim, recordEffect, kvTransact counters:
- * UpdateItem. Only the worker and the sweeper run steps, report and admit work, so the
- * five internet-facing writers need no UpdateItem.
+ * exist): ConditionCheckItem. retire, the report claim, recordEffect, kvTransact counters,
+ * kvJoin/kvLeave (the work queue's running sets): UpdateItem. Only the worker and the sweeper run
+ * steps, report and admit work, so the five internet-facing writers need no UpdateItem.
  */
 
 /** The worker's function timeout: one number shared with the engine's node-timeout check. */

@@ -1,7 +1,7 @@
 import type { Signal } from '../engine/engine.ts';
 import { InvalidSignalError } from '../engine/errors.ts';
 import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
-import type { AgentResult, AgentWorkQueue } from './work-queue.ts';
+import type { AgentResult, AgentWorkQueue, DispatchRecord } from './work-queue.ts';
 
 /**
  * Delivering an agent's answer to its run. The run waits at an `agent` gate whose correlation is
@@ -69,14 +69,20 @@ export async function deliverResult(
   queue: AgentWorkQueue,
   r: AgentResult,
   now: () => Date = () => new Date(),
+  /** The run's dispatch record as the caller just read it (spares reading it again). */
+  known?: { value: DispatchRecord; version: number },
 ): Promise<DeliveryResult> {
-  const record = await queue.getDispatch(r.runId);
+  const record = known ?? (await queue.getDispatch(r.runId));
   if (record?.value.item === r.item && record.value.state === 'finished') return 'duplicate';
   const finished = async () => {
-    await queue.updateDispatch(r.runId, (d) =>
-      d.item === r.item && d.state !== 'finished'
-        ? { ...d, state: 'finished', finishedAt: now().toISOString() }
-        : undefined,
+    // Tried at the version read above first (one read fewer); moved on meanwhile, it is read again.
+    await queue.updateDispatch(
+      r.runId,
+      (d) =>
+        d.item === r.item && d.state !== 'finished'
+          ? { ...d, state: 'finished', finishedAt: now().toISOString() }
+          : undefined,
+      record,
     );
   };
   for (let attempt = 0; attempt < 3; attempt++) {

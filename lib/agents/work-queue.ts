@@ -1,5 +1,4 @@
 import type { RunStore } from '../engine/ports.ts';
-import { ConcurrencyError } from '../engine/store-errors.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
 import { WorkContentionError } from './errors.ts';
 
@@ -7,28 +6,37 @@ import { WorkContentionError } from './errors.ts';
  * The agents' work queue, in the store's KV (group `work`), so it survives restarts and is shared
  * by every worker.
  *
- * - Waiting items are keyed `q#<inverted priority>#<createdAt>#<id>`: a `kvList` over the prefix
- *   returns them highest priority first, FIFO within a priority.
- * - A running item has its own record `r#<id>`, and two counters hold the number running per
- *   agent (`c#a#<agent>`) and per repository (`c#r#<repo>`, lower-cased).
- * - Admitting one item is ONE transaction (`kvTransact`): create its running record (must not
- *   exist: exactly once), delete its queue key (must exist: it was not withdrawn or admitted by
- *   someone else), and add 1 to both counters, each only while below its limit. Releasing is the
- *   reverse transaction. The counters therefore always equal the running records, a crash cannot
- *   leave them off by one, and there is no shared record that every worker re-reads and rewrites:
- *   of several workers admitting at once, each transaction either admits an item or tells the
- *   worker why not (taken, full), so nobody retries a whole pass. (Before, one `slots` record held
- *   every running item, and ~100 concurrent runs spent tens of seconds in its conditional-write
- *   retries.)
- * - A crash between an enqueue's "is it running?" check and its queue write can leave a queue key
- *   for an item that is already running; admission finds its running record and deletes the key.
+ * - Each item has a queue record keyed `q#<inverted priority>#<createdAt>#<id>`: a `kvList` over
+ *   the prefix returns them highest priority first, FIFO within a priority. The record stays while
+ *   the item runs (it is what status pages show of it) and goes when the item is released.
+ * - What runs is ONE small record (`n#running`, `kvJoin`/`kvLeave`/`kvMembers`): the running item
+ *   ids, in one set per agent (`a:<agent>`) and one per repository (`r:<repo>`, lower-cased), with
+ *   each item's admission time. Admitting an item is one conditional single-item write: join both
+ *   sets, only if the item is in neither and each holds fewer than its limit. DynamoDB applies the
+ *   writes to one item one after another, each judged by its condition, so the limits hold exactly
+ *   under any number of workers, with nothing read first and nothing retried; a refused admission
+ *   is a full set or an item someone else admitted. Releasing is the reverse write. Running equals
+ *   "in the sets" by construction: no counter can drift from the running records in a crash.
+ * - Cost (why not the transaction it replaced): an admission was a 4-item transaction (running
+ *   record, queue delete, two counters: 8 WRU) and a release a 3-item one (6 WRU). Now an admission
+ *   is 1 WRU and a release 2 (the set write and the queue record's delete) while the sets are under
+ *   1 KB (about eight running items; each adds ~110 bytes, so 64 running items bill 7 WRU a write).
+ *   The old `slots` record (every running item in one versioned record, read-modify-write) is not
+ *   back: nothing here is read to be rewritten, so concurrent admissions never conflict.
+ * - Withdrawal: releasing a waiting item deletes its queue record, then leaves the sets if it got
+ *   in. An admission joins the sets, then checks (one strongly consistent read) that the queue
+ *   record is still there, and leaves again if not. Whichever order those four steps interleave in,
+ *   a withdrawn item does not keep a slot. A crash between the two steps of either leaves an item
+ *   running without its queue record: the sweeper's reconcile releases it when its run has ended or
+ *   moved on (snapshot lists it), as it does for a crash between an admission and its wake-up.
  */
 
 export const WORK_GROUP = 'work';
 const QUEUE_PREFIX = 'q#';
-const RUNNING_PREFIX = 'r#';
-const AGENT_COUNT_PREFIX = 'c#a#';
-const REPO_COUNT_PREFIX = 'c#r#';
+/** The running items' sets (see above). */
+export const RUNNING_KEY = 'n#running';
+const AGENT_SET = 'a:';
+const REPO_SET = 'r:';
 const DISPATCH_PREFIX = 'd#';
 const PARKED_PREFIX = 'p#';
 const CLAIM_PREFIX = 'x#';
@@ -116,13 +124,19 @@ export interface WorkQueueOptions {
   /** The current concurrency limit of an agent (from the registry); the item's own limit otherwise. */
   limitOf?: (agent: string) => number | undefined;
   now?: () => Date;
-  /** Attempts at a release whose transaction keeps conflicting, before a retryable WorkContentionError. */
+  /** Attempts at a dispatch-record update that keeps conflicting, before a retryable WorkContentionError. */
   maxAttempts?: number;
 }
 
 export const DEFAULT_REPO_LIMIT = 4;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The running sets as read: who runs (with the admission time), and who is in each set. */
+interface Running {
+  members: Record<string, string>;
+  sets: Record<string, string[]>;
+}
 
 export class AgentWorkQueue {
   private readonly repoLimitOf: () => number;
@@ -150,18 +164,17 @@ export class AgentWorkQueue {
     await sleep(Math.round(Math.random() * Math.min(200, 5 * 2 ** Math.min(attempt, 6))));
   }
 
-  private agentCounter(agent: string): string {
-    return `${AGENT_COUNT_PREFIX}${agent}`;
+  private agentSet(agent: string): string {
+    return `${AGENT_SET}${agent}`;
   }
 
-  private repoCounter(repo: string): string {
+  private repoSet(repo: string): string {
     // GitHub names are case-insensitive: `Acme/Widget` and `acme/widget` share one limit.
-    return `${REPO_COUNT_PREFIX}${repo.toLowerCase()}`;
+    return `${REPO_SET}${repo.toLowerCase()}`;
   }
 
-  private async count(key: string): Promise<number> {
-    const v = (await this.store.kvGet<number>(WORK_GROUP, key))?.value;
-    return typeof v === 'number' ? v : 0;
+  private running(): Promise<Running> {
+    return this.store.kvMembers(WORK_GROUP, RUNNING_KEY);
   }
 
   /** Put an item in the queue. Idempotent: an item already queued or running is left as it is. */
@@ -173,94 +186,157 @@ export class AgentWorkQueue {
   }
 
   /**
+   * Enqueue an item, admitting it at once when it is what an admission pass would admit now and
+   * nothing else would: `enqueue` then `admit` for this item, for fewer writes. 'running': it holds
+   * a slot (admitted now or before). 'queued': it waits, or other items may be admitted too (the
+   * caller's pump admits them, in queue order, with it). Idempotent like `enqueue`.
+   *
+   * Admitted at once, the item has no queue record: its running record (the sets' note) carries it,
+   * and it costs one write to admit and one to release, where the queue's way costs four. Only
+   * while the running record stays within 1 KB (a write bills whole KBs of the item, so a bigger
+   * note would cost every later admission); beyond, the item goes through the queue.
+   */
+  async offer(item: WorkItem): Promise<'queued' | 'running'> {
+    const [running, listed] = await Promise.all([
+      this.running(),
+      this.store.kvList<WorkItem>(WORK_GROUP, { prefix: QUEUE_PREFIX, limit: SCAN_LIMIT }),
+    ]);
+    if (item.id in running.members) return 'running';
+    const key = queueKey(item);
+    const queued = listed.some((w) => w.value.id === item.id);
+    const waiting = queued
+      ? listed
+      : [...listed, { key, value: item }].sort((a, b) => a.key.localeCompare(b.key));
+    const plan = this.plan(this.waiting(waiting, running), running);
+    if (!queued && plan.length === 1 && plan[0]!.item.id === item.id) {
+      const admittedAt = this.now().toISOString();
+      const { id: _id, runId: _run, agent: _agent, ...rest } = item;
+      const note = JSON.stringify({ at: admittedAt, item: rest });
+      const sets = [this.agentSet(item.agent), this.repoSet(item.repo)];
+      if (recordBytes(running) + memberBytes(item.id, note, sets, running) <= 1024) {
+        const joined = await this.store.kvJoin(
+          WORK_GROUP,
+          RUNNING_KEY,
+          item.id,
+          [
+            { name: sets[0]!, below: plan[0]!.limit },
+            { name: sets[1]!, below: this.repoLimit },
+          ],
+          note,
+        );
+        // Refused: a set filled meanwhile (then it waits), or another attempt of the same step
+        // admitted it.
+        if (joined || (await this.isRunning(item.id))) return 'running';
+      }
+    }
+    // Same key, same value: a record already there (a re-run step) need not be written again.
+    if (!listed.some((w) => w.key === key)) await this.store.kvPut(WORK_GROUP, key, item);
+    return 'queued';
+  }
+
+  /** The listed queue records of items that wait (not running), one per item, in queue order. */
+  private waiting(
+    listed: Array<{ key: string; value: WorkItem }>,
+    running: Running,
+  ): Array<{ key: string; value: WorkItem }> {
+    // Running items keep their queue record; a second record of the same item (queued again at
+    // another priority) is not a second item.
+    const seen = new Set<string>();
+    return listed.filter(({ value: item }) => {
+      if (item.id in running.members || seen.has(item.id)) return false;
+      seen.add(item.id);
+      return true;
+    });
+  }
+
+  /**
+   * What fits by the sets as read, in queue order (priority, then FIFO). The sets are only a hint,
+   * so that items of a full agent or repository cost no write: each admission's write checks the
+   * limits itself.
+   */
+  private plan(
+    waiting: Array<{ key: string; value: WorkItem }>,
+    running: Running,
+  ): Array<{ key: string; item: WorkItem; limit: number }> {
+    const size = (set: string) => running.sets[set]?.length ?? 0;
+    const plan: Array<{ key: string; item: WorkItem; limit: number }> = [];
+    const planned = new Map<string, number>();
+    for (const { key, value: item } of waiting) {
+      const agentSet = this.agentSet(item.agent);
+      const repoSet = this.repoSet(item.repo);
+      const limit = this.limitOf(item.agent) ?? item.limit;
+      const inAgent = planned.get(agentSet) ?? size(agentSet);
+      const inRepo = planned.get(repoSet) ?? size(repoSet);
+      if (inAgent >= limit || inRepo >= this.repoLimit) continue;
+      planned.set(agentSet, inAgent + 1);
+      planned.set(repoSet, inRepo + 1);
+      plan.push({ key, item, limit });
+    }
+    return plan;
+  }
+
+  /**
    * Admit waiting items, in priority order, while their agent and their repository have free
    * slots. Returns the items this call admitted (another worker's admissions are theirs to
    * announce). Safe to call from any number of workers at once.
    */
   async admit(): Promise<RunningItem[]> {
-    const waiting = await this.store.kvList<WorkItem>(WORK_GROUP, {
+    const listed = await this.store.kvList<WorkItem>(WORK_GROUP, {
       prefix: QUEUE_PREFIX,
       limit: SCAN_LIMIT,
     });
+    if (listed.length === 0) return [];
+    let running = await this.running();
+    const waiting = this.waiting(listed, running);
     if (waiting.length === 0) return [];
-    // The counters as they are now, so that items of a full agent or repository cost no write.
-    // They are only a hint: each admission's transaction checks the limits itself.
-    const counts = new Map<string, number>();
-    const keys = new Set<string>();
-    for (const { value: item } of waiting) {
-      keys.add(this.agentCounter(item.agent));
-      keys.add(this.repoCounter(item.repo));
-    }
-    await Promise.all([...keys].map(async (k) => counts.set(k, await this.count(k))));
-
-    // The plan: what fits by those counts, in queue order (priority, then FIFO). Everything in it
-    // may run now, so the order of the admissions inside it does not matter; each worker starts
-    // at its own random place in it, so that a burst of workers admitting at once mostly admit
-    // different items instead of all racing for the queue's head. An item whose agent or
-    // repository filled meanwhile fails its transaction and is skipped.
-    const plan: Array<{ key: string; item: WorkItem; limit: number }> = [];
-    const planned = new Map(counts);
-    for (const { key, value: item } of waiting) {
-      const agentKey = this.agentCounter(item.agent);
-      const repoKey = this.repoCounter(item.repo);
-      const limit = this.limitOf(item.agent) ?? item.limit;
-      if ((planned.get(agentKey) ?? 0) >= limit) continue;
-      if ((planned.get(repoKey) ?? 0) >= this.repoLimit) continue;
-      planned.set(agentKey, (planned.get(agentKey) ?? 0) + 1);
-      planned.set(repoKey, (planned.get(repoKey) ?? 0) + 1);
-      plan.push({ key, item, limit });
-    }
+    // Everything in the plan may run now, so the order of the admissions inside it does not
+    // matter; each worker starts at its own random place in it, so that a burst of workers
+    // admitting at once mostly admit different items instead of all racing for the queue's head.
+    const plan = this.plan(waiting, running);
+    const size = (set: string) => running.sets[set]?.length ?? 0;
     const start = Math.floor(Math.random() * plan.length);
     const admitted: RunningItem[] = [];
-    const full = new Set<string>();
     for (let n = 0; n < plan.length; n++) {
       const { key, item, limit } = plan[(start + n) % plan.length]!;
-      const agentKey = this.agentCounter(item.agent);
-      const repoKey = this.repoCounter(item.repo);
-      if (full.has(agentKey) || full.has(repoKey)) continue;
-      const running: RunningItem = { ...item, admittedAt: this.now().toISOString() };
-      let out: Awaited<ReturnType<RunStore['kvTransact']>>;
-      try {
-        out = await this.store.kvTransact([
-          {
-            op: 'put',
-            group: WORK_GROUP,
-            key: `${RUNNING_PREFIX}${item.id}`,
-            value: running,
-            expectedVersion: 0,
-          },
-          { op: 'delete', group: WORK_GROUP, key, mustExist: true },
-          { op: 'add', group: WORK_GROUP, key: agentKey, by: 1, below: limit },
-          { op: 'add', group: WORK_GROUP, key: repoKey, by: 1, below: this.repoLimit },
-        ]);
-      } catch (err) {
-        // Other workers' admissions keep conflicting with ours: they are walking the same plan,
-        // so leave the rest to them (and to the next pump) rather than fail the caller's step.
-        if (err instanceof ConcurrencyError) break;
-        throw err;
-      }
-      if (out.ok) {
-        admitted.push(running);
+      const agentSet = this.agentSet(item.agent);
+      const repoSet = this.repoSet(item.repo);
+      if (item.id in running.members) continue;
+      if (size(agentSet) >= limit || size(repoSet) >= this.repoLimit) continue;
+      const admittedAt = this.now().toISOString();
+      const joined = await this.store.kvJoin(
+        WORK_GROUP,
+        RUNNING_KEY,
+        item.id,
+        [
+          { name: agentSet, below: limit },
+          { name: repoSet, below: this.repoLimit },
+        ],
+        admittedAt,
+      );
+      if (!joined) {
+        // Refused: another worker admitted it, or a set filled meanwhile. Look again (a read is a
+        // fifth of a write), so the rest of the pass skips what cannot fit.
+        running = await this.running();
         continue;
       }
-      // Nothing was written. Learn why, so the rest of the pass skips what cannot fit.
-      if (out.failed.includes(0)) await this.store.kvDelete(WORK_GROUP, key); // already running
-      if (out.failed.includes(2)) full.add(agentKey);
-      if (out.failed.includes(3)) full.add(repoKey);
-      // Index 1 alone: withdrawn, or admitted by another worker just now.
+      running.members[item.id] = admittedAt;
+      for (const set of [agentSet, repoSet]) running.sets[set] = [...(running.sets[set] ?? []), item.id];
+      // Withdrawn meanwhile (released while we admitted it)? Then it must not keep the slot.
+      if (!(await this.store.kvGet(WORK_GROUP, key))) {
+        await this.store.kvLeave(WORK_GROUP, RUNNING_KEY, item.id, [agentSet, repoSet]);
+        running = await this.running();
+        continue;
+      }
+      admitted.push({ ...item, admittedAt });
     }
     // Queue order among what this call admitted (the caller wakes them in this order).
     admitted.sort((a, b) => queueKey(a).localeCompare(queueKey(b)));
     return admitted;
   }
 
-  private async deleteKeys(keys: string[]): Promise<void> {
-    await Promise.all(keys.map((k) => this.store.kvDelete(WORK_GROUP, k)));
-  }
-
   /** Whether the item holds a slot. */
   async isRunning(id: string): Promise<boolean> {
-    return (await this.store.kvGet(WORK_GROUP, `${RUNNING_PREFIX}${id}`)) !== undefined;
+    return id in (await this.running()).members;
   }
 
   /**
@@ -268,48 +344,76 @@ export class AgentWorkQueue {
    * Idempotent. Returns the running entry that was released, if it held a slot.
    */
   async release(id: string): Promise<RunningItem | undefined> {
-    const waiting = await this.store.kvList<WorkItem>(WORK_GROUP, {
+    const listed = await this.store.kvList<WorkItem>(WORK_GROUP, {
       prefix: QUEUE_PREFIX,
       limit: SCAN_LIMIT,
     });
-    await this.deleteKeys(waiting.filter((w) => w.value.id === id).map((w) => w.key));
-    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const entry = (await this.store.kvGet<RunningItem>(WORK_GROUP, `${RUNNING_PREFIX}${id}`))?.value;
-      if (!entry) return undefined;
-      try {
-        const out = await this.store.kvTransact([
-          { op: 'delete', group: WORK_GROUP, key: `${RUNNING_PREFIX}${id}`, mustExist: true },
-          { op: 'add', group: WORK_GROUP, key: this.agentCounter(entry.agent), by: -1 },
-          { op: 'add', group: WORK_GROUP, key: this.repoCounter(entry.repo), by: -1 },
-        ]);
-        // Not ok: another worker released it first.
-        return out.ok ? entry : undefined;
-      } catch (err) {
-        if (!(err instanceof ConcurrencyError)) throw err;
-        await this.backoff(attempt);
-      }
+    const mine = listed.filter((w) => w.value.id === id);
+    // The queue record first, then the slot: an admission that joins in between finds the record
+    // gone and leaves again (see the module comment).
+    await Promise.all(mine.map((w) => this.store.kvDelete(WORK_GROUP, w.key)));
+    const running = await this.running();
+    if (!(id in running.members)) return undefined;
+    const sets = Object.keys(running.sets).filter((s) => running.sets[s]!.includes(id));
+    // Refused: another worker released it first.
+    if (!(await this.store.kvLeave(WORK_GROUP, RUNNING_KEY, id, sets))) return undefined;
+    return this.entry(id, running, mine[0]?.value);
+  }
+
+  /**
+   * A running item: from its note (admitted at once by `offer`), or its queue record, or (that
+   * record lost in a crash) from the sets alone.
+   */
+  private entry(id: string, running: Running, record?: WorkItem): RunningItem {
+    const note = running.members[id] ?? '';
+    let admittedAt = note;
+    let carried: Omit<WorkItem, 'id' | 'runId' | 'agent'> | undefined;
+    if (note.startsWith('{')) {
+      const parsed = JSON.parse(note) as { at: string; item: Omit<WorkItem, 'id' | 'runId' | 'agent'> };
+      admittedAt = parsed.at;
+      carried = parsed.item;
     }
-    throw new WorkContentionError(`work queue: could not release ${id}`);
+    const name = (prefix: string) =>
+      Object.keys(running.sets)
+        .find((s) => s.startsWith(prefix) && running.sets[s]!.includes(id))
+        ?.slice(prefix.length) ?? '';
+    const agent = record?.agent ?? name(AGENT_SET);
+    const runId = id.split('.')[0]!;
+    if (record) return { ...record, admittedAt };
+    if (carried) return { id, runId, agent, ...carried, admittedAt };
+    return {
+      id,
+      runId,
+      agent,
+      agentType: agent,
+      repo: name(REPO_SET),
+      priority: 0,
+      createdAt: admittedAt,
+      limit: 0,
+      admittedAt,
+    };
   }
 
   /** Everything queued and running, for status pages and the sweeper. */
   async snapshot(): Promise<{ running: RunningItem[]; waiting: WorkItem[] }> {
-    const [runningItems, waiting] = await Promise.all([
-      this.store.kvList<RunningItem>(WORK_GROUP, { prefix: RUNNING_PREFIX }),
+    const [running, listed] = await Promise.all([
+      this.running(),
       this.store.kvList<WorkItem>(WORK_GROUP, { prefix: QUEUE_PREFIX, limit: SCAN_LIMIT }),
     ]);
-    const ids = new Set(runningItems.map((r) => r.value.id));
-    const waitingItems = waiting.map((w) => w.value).filter((w) => !ids.has(w.id));
-    const running = runningItems.map((r) => r.value).sort((a, b) => a.admittedAt.localeCompare(b.admittedAt));
-    return { running, waiting: waitingItems };
+    const records = new Map<string, WorkItem>();
+    for (const { value } of listed) if (!records.has(value.id)) records.set(value.id, value);
+    const waiting = [...records.values()].filter((w) => !(w.id in running.members));
+    const runningItems = Object.entries(running.members)
+      .map(([id]) => this.entry(id, running, records.get(id)))
+      .sort((a, b) => a.admittedAt.localeCompare(b.admittedAt));
+    return { running: runningItems, waiting };
   }
 
-  /** Running items per agent (from the counters: one small read). */
+  /** Running items per agent (from the agents' sets: one small read). */
   async runningByAgent(): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
-    for (const c of await this.store.kvList<number>(WORK_GROUP, { prefix: AGENT_COUNT_PREFIX }))
-      if (typeof c.value === 'number' && c.value > 0)
-        counts.set(c.key.slice(AGENT_COUNT_PREFIX.length), c.value);
+    for (const [set, ids] of Object.entries((await this.running()).sets))
+      if (set.startsWith(AGENT_SET) && ids.length > 0) counts.set(set.slice(AGENT_SET.length), ids.length);
     return counts;
   }
 
@@ -327,39 +431,48 @@ export class AgentWorkQueue {
    * work can date from. Overwriting it with a later time made a completion of that dispatch look
    * older than its dispatch, and it was ignored; overwriting its state lost a linked workflow run.
    */
-  async putDispatch(record: DispatchRecord): Promise<void> {
+  async putDispatch(record: DispatchRecord): Promise<{ value: DispatchRecord; version: number } | undefined> {
     const key = `${DISPATCH_PREFIX}${record.runId}`;
     const prior = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
-    if (prior?.value.item === record.item) return;
+    if (prior?.value.item === record.item) return { value: prior.value, version: prior.version };
     // Conditional on what we read: a concurrent attempt at the same item (a lease takeover) that
     // wrote first keeps its record.
+    const version = prior?.version ?? 0;
     const written = await this.store.kvPut(WORK_GROUP, key, record, {
-      expectedVersion: prior?.version ?? 0,
+      expectedVersion: version,
       ttl: this.ttl(30),
     });
-    if (!written) {
-      const now = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
-      if (now?.value.item !== record.item)
-        throw new WorkContentionError(`work queue: the dispatch record of ${record.runId} changed meanwhile`);
-    }
+    if (written) return { value: record, version: version + 1 };
+    const now = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
+    if (now?.value.item !== record.item)
+      throw new WorkContentionError(`work queue: the dispatch record of ${record.runId} changed meanwhile`);
+    return { value: now.value, version: now.version };
   }
 
-  /** Conditional read-modify-write of a run's dispatch record; `change` returns undefined to leave it. */
+  /**
+   * Conditional read-modify-write of a run's dispatch record; `change` returns undefined to leave
+   * it. `known`: the record as the caller just read or wrote it, tried first instead of a read (if
+   * it moved on since, the write is refused and the record read as usual).
+   */
   async updateDispatch(
     runId: string,
     change: (current: DispatchRecord) => DispatchRecord | undefined,
+    known?: { value: DispatchRecord; version: number },
   ): Promise<DispatchRecord | undefined> {
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const cur = await this.getDispatch(runId);
+      const fromKnown = attempt === 0 && known !== undefined;
+      const cur = fromKnown ? known : await this.getDispatch(runId);
       if (!cur) return undefined;
       const next = change(cur.value);
+      // "No change" judged on what the caller knew may be out of date: judge the record as it is.
+      if (!next && fromKnown) continue;
       if (!next) return cur.value;
       const ok = await this.store.kvPut(WORK_GROUP, `${DISPATCH_PREFIX}${runId}`, next, {
         expectedVersion: cur.version,
         ttl: this.ttl(30),
       });
       if (ok) return next;
-      await this.backoff(attempt);
+      if (!fromKnown) await this.backoff(attempt);
     }
     throw new WorkContentionError(`work queue: could not update the dispatch record of ${runId}`);
   }
@@ -419,6 +532,27 @@ export class AgentWorkQueue {
   private ttl(days: number): number {
     return Math.floor(this.now().getTime() / 1000) + days * DAY_S;
   }
+}
+
+const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+
+/** The running record's size as DynamoDB bills it, about: attribute names and values, keys. */
+function recordBytes(running: Running): number {
+  let n = 60; // pk, sk
+  for (const [id, note] of Object.entries(running.members)) n += 2 + bytes(id) + bytes(note);
+  for (const [set, ids] of Object.entries(running.sets))
+    n += 2 + bytes(set) + ids.reduce((sum, id) => sum + bytes(id), 0);
+  return n;
+}
+
+/** What one more member adds to the running record (a set new to it adds its name too). */
+function memberBytes(id: string, note: string, sets: string[], running: Running): number {
+  return (
+    2 +
+    bytes(id) +
+    bytes(note) +
+    sets.reduce((n, s) => n + bytes(id) + (running.sets[s] ? 0 : 2 + bytes(s)), 0)
+  );
 }
 
 // ----------------------------------------------------------------------------- workloads

@@ -159,7 +159,8 @@ export async function resumeFromWorkflowRun(
     return { outcome: 'ignored', reason: 'not a Switchyard agent workflow (its title is not the run-name)' };
   const { runId } = ids;
   const queue = new AgentWorkQueue(engine.store, { now });
-  const rec = (await queue.getDispatch(runId))?.value;
+  const read = await queue.getDispatch(runId);
+  const rec = read?.value;
   if (!rec) return { outcome: 'stale', runId, reason: 'nothing was dispatched for this run' };
   if (rec.executor !== 'github-actions')
     return { outcome: 'ignored', runId, reason: 'not dispatched to GitHub Actions' };
@@ -187,7 +188,14 @@ export async function resumeFromWorkflowRun(
     };
   // A workflow run belongs to the first item it was matched to (a redelivery after the run moved
   // on to its next item must not resume that item).
-  const bound = await queue.bindWorkflowRun(wr.id, runId, rec.item);
+  // A dispatch record that names this workflow run has it bound to its item: the link below and
+  // the Actions callback bind first; execute binds right after linking, and its step (which a crash
+  // retries) commits, letting the run move on to another item, only after both. No need to read.
+  // (Most events of a workflow run come after its link: this read was one per event.)
+  const bound =
+    rec.workflowRunId === wr.id
+      ? { runId, item: rec.item }
+      : await queue.bindWorkflowRun(wr.id, runId, rec.item);
   if (bound.runId !== runId || bound.item !== rec.item)
     return {
       outcome: 'stale',
@@ -197,10 +205,13 @@ export async function resumeFromWorkflowRun(
     };
 
   if (rec.workflowRunId === undefined) {
-    const linked = await queue.updateDispatch(runId, (d) =>
-      d.item === rec.item && d.workflowRunId === undefined
-        ? { ...d, workflowRunId: wr.id, ...(wr.url ? { workflowRunUrl: wr.url } : {}) }
-        : undefined,
+    const linked = await queue.updateDispatch(
+      runId,
+      (d) =>
+        d.item === rec.item && d.workflowRunId === undefined
+          ? { ...d, workflowRunId: wr.id, ...(wr.url ? { workflowRunUrl: wr.url } : {}) }
+          : undefined,
+      read,
     );
     if (linked?.workflowRunId === wr.id) {
       await engine.recordEvent(runId, {
@@ -236,6 +247,8 @@ export async function resumeFromWorkflowRun(
       },
     },
     now,
+    // The record as read above, unless this call just linked it (a new version).
+    rec.workflowRunId === undefined ? undefined : read,
   );
   return { outcome, runId, item: rec.item };
 }

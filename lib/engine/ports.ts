@@ -181,6 +181,27 @@ export interface KeyValueStore {
    * cancelling it (try again), ThrottledError when throttled.
    */
   kvTransact(writes: KvWrite[]): Promise<{ ok: true } | { ok: false; failed: number[] }>;
+  /**
+   * Bounded sets of members in ONE KV item (e.g. the running work items per agent and per
+   * repository), changed by a single conditional write with no read first: concurrent joins never
+   * conflict or retry, each is let in or refused by the sets as they are at that instant. Join adds
+   * `member` to every named set and keeps `note` for it, only when it is not a member yet and each
+   * set holds fewer than its `below` members. False (nothing written) when refused.
+   */
+  kvJoin(
+    group: string,
+    key: string,
+    member: string,
+    sets: Array<{ name: string; below?: number }>,
+    note?: string,
+  ): Promise<boolean>;
+  /** Removes `member` and its note from the named sets, only when it is a member. False if it was not. */
+  kvLeave(group: string, key: string, member: string, sets: string[]): Promise<boolean>;
+  /** The item's members with their notes, and its sets (an emptied set is absent). */
+  kvMembers(
+    group: string,
+    key: string,
+  ): Promise<{ members: Record<string, string>; sets: Record<string, string[]> }>;
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   TransactWriteCommand,
   type TransactWriteCommandInput,
   UpdateCommand,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { EventType } from '../engine/events.ts';
@@ -1417,6 +1418,97 @@ export class DynamoRunStore implements RunStore {
           cause: err,
         });
       }
+    }
+  }
+
+  // Bounded sets in one item (kvJoin/kvLeave/kvMembers): each member is an attribute `m#<member>`
+  // holding its note, each set a string set `s#<name>`. One UpdateItem, not a transaction: 1 WRU
+  // per KB where a transaction bills 2 per KB per item; and DynamoDB applies concurrent updates of
+  // one item one after the other, each judged by its condition, so no version is read or retried.
+  // DELETE of a set's last element removes the attribute: an idle set costs no bytes.
+  async kvJoin(
+    group: string,
+    key: string,
+    member: string,
+    sets: Array<{ name: string; below?: number }>,
+    note = '1',
+  ): Promise<boolean> {
+    const names: Record<string, string> = { '#m': `m#${member}` };
+    const values: Record<string, unknown> = { ':note': note };
+    const adds: string[] = [];
+    const conds = ['attribute_not_exists(#m)'];
+    sets.forEach((s, i) => {
+      names[`#s${i}`] = `s#${s.name}`;
+      adds.push(`#s${i} :mem`);
+      if (s.below !== undefined) {
+        values[`:b${i}`] = s.below;
+        conds.push(`(attribute_not_exists(#s${i}) OR size(#s${i}) < :b${i})`);
+      }
+    });
+    if (adds.length > 0) values[':mem'] = new Set([member]);
+    return this.kvUpdate(group, key, {
+      UpdateExpression: `SET #m = :note${adds.length > 0 ? ` ADD ${adds.join(', ')}` : ''}`,
+      ConditionExpression: conds.join(' AND '),
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+  }
+
+  async kvLeave(group: string, key: string, member: string, sets: string[]): Promise<boolean> {
+    const names: Record<string, string> = { '#m': `m#${member}` };
+    sets.forEach((name, i) => {
+      names[`#s${i}`] = `s#${name}`;
+    });
+    return this.kvUpdate(group, key, {
+      UpdateExpression: `REMOVE #m${sets.length > 0 ? ` DELETE ${sets.map((_, i) => `#s${i} :mem`).join(', ')}` : ''}`,
+      ConditionExpression: 'attribute_exists(#m)',
+      ExpressionAttributeNames: names,
+      ...(sets.length > 0 ? { ExpressionAttributeValues: { ':mem': new Set([member]) } } : {}),
+    });
+  }
+
+  async kvMembers(
+    group: string,
+    key: string,
+  ): Promise<{ members: Record<string, string>; sets: Record<string, string[]> }> {
+    const out = await this.read(`${group}/${key}`, () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const members: Record<string, string> = {};
+    const sets: Record<string, string[]> = {};
+    for (const [name, v] of Object.entries(out.Item ?? {})) {
+      if (name.startsWith('m#')) members[name.slice(2)] = String(v);
+      else if (name.startsWith('s#') && v instanceof Set) sets[name.slice(2)] = [...v].map(String).sort();
+    }
+    return { members, sets };
+  }
+
+  private async kvUpdate(
+    group: string,
+    key: string,
+    update: Pick<
+      UpdateCommandInput,
+      'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'
+    >,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) },
+          ...update,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionalFailure(err)) return false;
+      throw this.translate(err, `${group}/${key}`);
     }
   }
 

@@ -1,8 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   AgentWorkQueue,
+  type DispatchRecord,
   formatWorkloads,
   queueKey,
+  RUNNING_KEY,
   type WorkItem,
   workloads,
 } from '../../lib/agents/work-queue.ts';
@@ -125,15 +127,20 @@ describe('the agent work queue', () => {
     expect(await q.admit()).toHaveLength(0);
   });
 
-  it('drops a queue key left behind by a crash after a claim', async () => {
+  it('does not admit a running item again when its queue record is written again', async () => {
     const q = new AgentWorkQueue(store, { repoLimit: 10 });
     const a = item({ limit: 5 });
     await q.enqueue(a);
     await q.admit();
-    // The crash: the item is running, but its queue key is back.
+    // A crash between an enqueue's "is it running?" check and its write: the record is written
+    // again (and again at another priority, as after a config change) while the item runs.
     await store.kvPut('work', queueKey(a), a);
+    await store.kvPut('work', queueKey({ ...a, priority: 7 }), { ...a, priority: 7 });
     expect(await q.admit()).toHaveLength(0);
     expect((await q.snapshot()).waiting).toHaveLength(0);
+    expect((await q.snapshot()).running.map((r) => r.id)).toEqual([a.id]);
+    // Its release takes every record of it out of the queue.
+    await q.release(a.id);
     expect(await store.kvList('work', { prefix: 'q#' })).toHaveLength(0);
   });
 
@@ -263,10 +270,195 @@ describe('the agent work queue', () => {
     expect(violations).toEqual([]);
     expect([...ran.keys()].sort()).toEqual(items.map((i) => i.id).sort());
     expect([...ran.values()].every((n) => n === 1)).toBe(true);
-    // The counters came back to zero with the running records.
+    // Nothing runs, nothing waits, and no set holds a slot.
     expect(await workers[0]!.snapshot()).toEqual({ running: [], waiting: [] });
-    const counters = await store.kvList<number>('work', { prefix: 'c#' });
-    expect(counters.map((c) => c.value)).toEqual(counters.map(() => 0));
+    expect(await store.kvMembers('work', RUNNING_KEY)).toEqual({ members: {}, sets: {} });
+  });
+
+  it('never leaves a slot to a withdrawn item while workers admit it and its run releases it at once', async () => {
+    const workers = Array.from({ length: 10 }, () => new AgentWorkQueue(store, { repoLimit: 30 }));
+    const items = Array.from({ length: 30 }, () => item({ limit: 30 }));
+    await Promise.all(items.map((i, n) => workers[n % workers.length]!.enqueue(i)));
+
+    // Every item is withdrawn (its run moved on) while the workers admit: an admission that lands
+    // after its item's release must give its slot back, whatever the interleaving.
+    const [admitted] = await Promise.all([
+      Promise.all(workers.map((w) => w.admit())),
+      Promise.all(items.map((i, n) => workers[(n + 3) % workers.length]!.release(i.id))),
+    ]);
+
+    const ids = admitted.flat().map((a) => a.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(await workers[0]!.snapshot()).toEqual({ running: [], waiting: [] });
+    expect(await store.kvMembers('work', RUNNING_KEY)).toEqual({ members: {}, sets: {} });
+  });
+
+  it('admits exactly up to the limits when many workers admit from a long queue at once', async () => {
+    const workers = Array.from({ length: 20 }, () => new AgentWorkQueue(store, { repoLimit: 4 }));
+    const items = Array.from({ length: 40 }, (_, n) =>
+      item({
+        agent: n % 2 ? 'coder' : 'reviewer',
+        agentType: n % 2 ? 'coder' : 'reviewer',
+        limit: 3,
+        repo: n % 4 < 2 ? 'acme/app' : 'Acme/API',
+      }),
+    );
+    await Promise.all(items.map((i, n) => workers[n % workers.length]!.enqueue(i)));
+
+    const admitted = (await Promise.all(workers.map((w) => w.admit()))).flat();
+
+    const ids = admitted.map((a) => a.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const { running } = await workers[0]!.snapshot();
+    expect(running.map((r) => r.id).sort()).toEqual([...ids].sort());
+    const count = (f: (r: WorkItem) => boolean) => running.filter(f).length;
+    expect(count((r) => r.agent === 'coder')).toBe(3);
+    expect(count((r) => r.agent === 'reviewer')).toBe(3);
+    expect(count((r) => r.repo.toLowerCase() === 'acme/app')).toBeLessThanOrEqual(4);
+    expect(count((r) => r.repo.toLowerCase() === 'acme/api')).toBeLessThanOrEqual(4);
+    // The sets agree with the running items, per agent.
+    expect(await workers[0]!.runningByAgent()).toEqual(
+      new Map([
+        ['coder', 3],
+        ['reviewer', 3],
+      ]),
+    );
+  });
+
+  describe('offer (enqueue, and admit at once when nothing else may run first)', () => {
+    it('admits an item at once without a queue record, and shows it running with its details', async () => {
+      const q = new AgentWorkQueue(store, { repoLimit: 10 });
+      const a = item({ title: 'Fix the parser', purpose: 'task' });
+
+      expect(await q.offer(a)).toBe('running');
+
+      expect(await store.kvList('work', { prefix: 'q#' })).toHaveLength(0);
+      const { running, waiting } = await q.snapshot();
+      expect(waiting).toEqual([]);
+      expect(running).toEqual([{ ...a, admittedAt: expect.any(String) }]);
+      expect(await q.offer(a)).toBe('running'); // idempotent: no second slot
+      expect(await q.enqueue(a)).toBe('running');
+      expect(await q.admit()).toEqual([]);
+      expect(await q.release(a.id)).toMatchObject({ id: a.id, title: 'Fix the parser' });
+      expect(await q.release(a.id)).toBeUndefined();
+      expect(await store.kvMembers('work', RUNNING_KEY)).toEqual({ members: {}, sets: {} });
+    });
+
+    it('queues an item whose agent or repository is full, and admission takes it in order', async () => {
+      const q = new AgentWorkQueue(store, { repoLimit: 10 });
+      const a = item();
+      const b = item();
+      expect(await q.offer(a)).toBe('running');
+      expect(await q.offer(b)).toBe('queued');
+      expect((await q.snapshot()).waiting.map((w) => w.id)).toEqual([b.id]);
+      await q.release(a.id);
+      expect((await q.admit()).map((x) => x.id)).toEqual([b.id]);
+    });
+
+    it('leaves the admission to the queue when another waiting item may run too (its turn comes first)', async () => {
+      const q = new AgentWorkQueue(store, { repoLimit: 10 });
+      const busy = item({ agent: 'coverage', agentType: 'coverage' });
+      await q.enqueue(busy);
+      // `busy` waits but fits: an admission pass would admit it with ours, in queue order.
+      const mine = item({ priority: 5 });
+      expect(await q.offer(mine)).toBe('queued');
+      expect((await q.admit()).map((x) => x.id)).toEqual([mine.id, busy.id]);
+    });
+
+    it('goes through the queue once the running record would pass 1 KB', async () => {
+      const q = new AgentWorkQueue(store, { repoLimit: 50 });
+      const many = Array.from({ length: 12 }, () => item({ limit: 50, title: 'x'.repeat(100) }));
+      // Later ones are queued, for the caller's pump to admit by the queue's way (their record
+      // stays while they run).
+      for (const i of many)
+        if ((await q.offer(i)) === 'queued') expect((await q.admit()).map((x) => x.id)).toEqual([i.id]);
+      const records = await store.kvList<WorkItem>('work', { prefix: 'q#' });
+      expect(records.length).toBeGreaterThan(0);
+      expect(records.length).toBeLessThan(many.length);
+      expect((await q.snapshot()).running.map((r) => r.title)).toEqual(many.map(() => 'x'.repeat(100)));
+      for (const i of many) await q.release(i.id);
+      expect(await q.snapshot()).toEqual({ running: [], waiting: [] });
+    });
+
+    it('never exceeds a limit when many workers offer at once, and every item runs once', async () => {
+      const workers = Array.from({ length: 12 }, () => new AgentWorkQueue(store, { repoLimit: 3 }));
+      const items = Array.from({ length: 24 }, (_, n) =>
+        item({ agent: n % 2 ? 'coder' : 'reviewer', agentType: 'coder', limit: 2 }),
+      );
+      const ran = new Map<string, number>();
+      const violations: string[] = [];
+      const check = async (w: AgentWorkQueue) => {
+        const { running } = await w.snapshot();
+        if (running.length > 3) violations.push(`repository: ${running.length}`);
+        for (const agent of ['coder', 'reviewer'])
+          if (running.filter((r) => r.agent === agent).length > 2) violations.push(agent);
+      };
+      const run = async (w: AgentWorkQueue, id: string) => {
+        ran.set(id, (ran.get(id) ?? 0) + 1);
+        await check(w);
+        await w.release(id);
+      };
+      await Promise.all(
+        items.map(async (i, n) => {
+          const w = workers[n % workers.length]!;
+          if ((await w.offer(i)) === 'running') await run(w, i.id);
+        }),
+      );
+      // What was queued is admitted by the pumps after each release (here: until nothing waits).
+      for (let round = 0; round < 50 && ran.size < items.length; round++) {
+        const got = (await Promise.all(workers.slice(0, 4).map((w) => w.admit()))).flat();
+        await Promise.all(got.map((g) => run(workers[0]!, g.id)));
+      }
+      expect(violations).toEqual([]);
+      expect([...ran.keys()].sort()).toEqual(items.map((i) => i.id).sort());
+      expect([...ran.values()].every((n) => n === 1)).toBe(true);
+      expect(await workers[0]!.snapshot()).toEqual({ running: [], waiting: [] });
+    });
+  });
+
+  it('updates a dispatch record from the version the caller knows, and from a fresh read when it moved on', async () => {
+    const q = new AgentWorkQueue(store);
+    const rec: DispatchRecord = {
+      runId: 'r1',
+      item: 'r1.t1.1',
+      correlation: 'r1.t1.1',
+      agent: 'coder',
+      executor: 'github-actions',
+      state: 'dispatching',
+      startedAt: '2026-01-01T00:00:00.000Z',
+      expiresAt: '2026-01-01T01:00:00.000Z',
+    };
+    const written = await q.putDispatch(rec);
+    expect(written).toEqual({ value: rec, version: 1 });
+    expect(await q.putDispatch({ ...rec, startedAt: 'later' })).toEqual(written); // kept as it is
+
+    const dispatched = await q.updateDispatch('r1', (d) => ({ ...d, state: 'dispatched' }), written);
+    expect(dispatched?.state).toBe('dispatched');
+    // `written` is stale now: the write at its version is refused, and the change is applied to
+    // the record as it is.
+    const linked = await q.updateDispatch(
+      'r1',
+      (d) => (d.state === 'dispatched' ? { ...d, workflowRunId: 7 } : undefined),
+      written,
+    );
+    expect(linked).toMatchObject({ state: 'dispatched', workflowRunId: 7 });
+    expect(await q.getDispatch('r1')).toEqual({ value: linked, version: 3 });
+  });
+
+  it('still shows, and releases, an item whose queue record a crash deleted before its slot was freed', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    const a = item({ agent: 'coder', repo: 'Acme/App' });
+    await q.enqueue(a);
+    await q.admit();
+    // The crash: a release deleted the queue record and died before leaving the sets.
+    await store.kvDelete('work', queueKey(a));
+
+    // The sweeper's reconcile finds it (by its run id) and can release it; the slot is free again.
+    expect((await q.snapshot()).running).toEqual([
+      expect.objectContaining({ id: a.id, runId: a.runId, agent: 'coder', repo: 'acme/app' }),
+    ]);
+    expect(await q.release(a.id)).toMatchObject({ id: a.id, runId: a.runId });
+    expect(await q.offer(item({ agent: 'coder' }))).toBe('running');
   });
 
   it('reports workloads: queue depth per agent and what each agent is doing', async () => {

@@ -1248,6 +1248,50 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         expect((await store.kvGet('work', 'c'))?.value).toBe(5);
         expect(await store.kvList('work', { prefix: 'r#' })).toHaveLength(5);
       });
+
+      it('joins a member to bounded sets once, keeps its note, and leaves them empty again', async () => {
+        const store = await makeStore();
+        const sets = [
+          { name: 'a:coder', below: 2 },
+          { name: 'r:acme/app', below: 5 },
+        ];
+
+        expect(await store.kvJoin('work', 'n', 'i1', sets, 'at1')).toBe(true);
+        expect(await store.kvJoin('work', 'n', 'i1', sets, 'at2')).toBe(false); // already a member
+        expect(await store.kvJoin('work', 'n', 'i2', sets)).toBe(true);
+        expect(await store.kvJoin('work', 'n', 'i3', sets)).toBe(false); // a:coder is full
+        expect(await store.kvJoin('work', 'n', 'i3', [{ name: 'r:acme/app', below: 3 }])).toBe(true);
+        expect(await store.kvMembers('work', 'n')).toEqual({
+          members: { i1: 'at1', i2: '1', i3: '1' },
+          sets: { 'a:coder': ['i1', 'i2'], 'r:acme/app': ['i1', 'i2', 'i3'] },
+        });
+
+        expect(await store.kvLeave('work', 'n', 'i1', ['a:coder', 'r:acme/app'])).toBe(true);
+        expect(await store.kvLeave('work', 'n', 'i1', ['a:coder', 'r:acme/app'])).toBe(false);
+        await store.kvLeave('work', 'n', 'i2', ['a:coder', 'r:acme/app']);
+        await store.kvLeave('work', 'n', 'i3', ['r:acme/app']);
+        expect(await store.kvMembers('work', 'n')).toEqual({ members: {}, sets: {} });
+        expect(await store.kvMembers('work', 'missing')).toEqual({ members: {}, sets: {} });
+      });
+
+      it('lets exactly `below` of many concurrent joins into a set, each member once', async () => {
+        const store = await makeStore();
+
+        const outs = await Promise.all(
+          Array.from({ length: 12 }, (_, i) =>
+            store.kvJoin('work', 'n', `i${i % 8}`, [
+              { name: 'a', below: 5 },
+              { name: 'b', below: 9 },
+            ]),
+          ),
+        );
+
+        expect(outs.filter(Boolean)).toHaveLength(5);
+        const { members, sets } = await store.kvMembers('work', 'n');
+        expect(Object.keys(members)).toHaveLength(5);
+        expect(sets.a).toEqual(Object.keys(members).sort());
+        expect(sets.b).toEqual(sets.a);
+      });
     });
   });
 }
