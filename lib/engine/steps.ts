@@ -27,7 +27,8 @@ export type StepOutcome = 'committed' | 'stale' | 'busy' | 'deferred' | 'lost' |
 export class StepRunner<S> {
   constructor(private readonly core: EngineCore<S>) {}
 
-  async execute(runId: string, seq: number): Promise<StepOutcome> {
+  /** `onLeased` is called once the step's lease is written (a report waiting to show it, engine.ts). */
+  async execute(runId: string, seq: number, onLeased?: () => void): Promise<StepOutcome> {
     const { core } = this;
     const run = await core.store.getRun(runId);
     if (!run) return 'missing';
@@ -65,6 +66,7 @@ export class StepRunner<S> {
       if (err instanceof ConcurrencyError) return 'lost';
       throw err;
     }
+    onLeased?.();
     await core.faults?.('after-lease', leased);
 
     // 2. Run the node.
