@@ -93,18 +93,11 @@ export class Engine<S = unknown> {
     // The step and the report it carries, side by side: the step needn't wait for GitHub and
     // Discord, and a report that fails hands itself to a message of its own. Both are awaited
     // even when the step throws: the invocation must not end with the report half done.
-    // The report starts once the step is leased (or ended without a lease): the lease is a newer
-    // version, and one report of it costs half of reporting the carried version and then it.
-    const { runId, report } = message;
-    let leased = () => {};
-    const lease = new Promise<void>((resolve) => {
-      leased = resolve;
-    });
-    const step = this.steps.execute(runId, message.seq, leased);
-    step.then(leased, leased);
+    // The report waits a moment for its step, so a quick step's outcome is shown once (reporting.ts).
+    const step = this.executeStep(message.runId, message.seq);
     const [outcome] = await Promise.allSettled([
       step,
-      lease.then(() => this.reporting.carried(runId, report)),
+      this.reporting.carried(message.runId, message.report, step),
     ]);
     if (outcome.status === 'rejected') throw outcome.reason;
     return outcome.value;

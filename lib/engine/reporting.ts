@@ -9,6 +9,21 @@ import type { Workflow } from './workflow.ts';
 /** Runs whose history a worker keeps in memory for its reporters (most recently reported). */
 const EVENT_CACHE_RUNS = 200;
 
+/** What `p` resolved to if it settles within `ms` (undefined if it threw or took longer). */
+async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const elapsed = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref?.();
+  });
+  const settled = p.catch(() => undefined);
+  try {
+    return await Promise.race([settled, elapsed]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Shows a run's state through every reporter, at most once per version: a claim (conditional
  * write) keeps two workers from reporting at once; a crash leaves the claim to lapse and the
@@ -165,8 +180,17 @@ export class Reporting<S> {
    * step: a failure is handed to a report message of its own, due once the failed attempt's claim
    * has lapsed (as a redelivered report message was); if even that send fails, the sweeper
    * re-sends the unreported version.
+   *
+   * It waits for its step first, up to `carriedReportWaitMs` (2 s). A step that committed in that
+   * time sent a report of its outcome (carried by the next step's message, or its own): that
+   * report shows the latest state, so this one is left out; several quick steps in a row are
+   * shown once, by the report of the state they end in (a terminal or waiting state always gets
+   * its own report). A slower step's lease ("running") is shown after the wait, and a step that
+   * did not commit (stale, busy, lost, deferred, failed) leaves this report to show the version
+   * it carried. The wait holds no claim: a newer report may go first.
    */
-  async carried(runId: string, version: number): Promise<void> {
+  async carried(runId: string, version: number, step?: Promise<unknown>): Promise<void> {
+    if (step && (await settledWithin(step, this.core.carriedReportWaitMs)) === 'committed') return;
     try {
       await this.report(runId);
     } catch (err) {

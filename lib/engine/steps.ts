@@ -27,8 +27,7 @@ export type StepOutcome = 'committed' | 'stale' | 'busy' | 'deferred' | 'lost' |
 export class StepRunner<S> {
   constructor(private readonly core: EngineCore<S>) {}
 
-  /** `onLeased` is called once the step's lease is written (a report waiting to show it, engine.ts). */
-  async execute(runId: string, seq: number, onLeased?: () => void): Promise<StepOutcome> {
+  async execute(runId: string, seq: number): Promise<StepOutcome> {
     const { core } = this;
     const run = await core.store.getRun(runId);
     if (!run) return 'missing';
@@ -66,7 +65,6 @@ export class StepRunner<S> {
       if (err instanceof ConcurrencyError) return 'lost';
       throw err;
     }
-    onLeased?.();
     await core.faults?.('after-lease', leased);
 
     // 2. Run the node.

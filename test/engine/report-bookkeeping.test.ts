@@ -2,8 +2,9 @@
  * The bookkeeping of reports (issue 13, cost): what the report item costs per run, without giving
  * up a guarantee. A reporter that goes on to a newer version completes and claims it in one write
  * (the claim never free in between); reporters' notes ride on the completion and come back only
- * while they still describe what is shown; a carried report starts once its step is leased, so
- * the lease is shown by that one report instead of a second one.
+ * while they still describe what is shown; a carried report waits a moment for its step, and a
+ * step that committed meanwhile leaves it to the report its commit sent (quick steps in a row are
+ * shown once, in the state they end in; a slow step's lease is shown after the wait).
  */
 import { describe, expect, it, vi } from 'vitest';
 import type { ReportContext, Reporter } from '../../lib/engine/engine.ts';
@@ -122,7 +123,40 @@ describe('report bookkeeping', () => {
     expect(seen.slice(2).map((s) => s.noted)).toEqual([`shown ${v3.version}`, undefined]);
   });
 
-  it('starts a carried report once its step is leased, and shows the lease in that one report', async () => {
+  it("leaves a quick step's report to the message its commit sent: quick steps are shown once, in the state they end in", async () => {
+    const shown: number[] = [];
+    const reporter: Reporter = { name: 'list', report: async (run) => void shown.push(run.version) };
+    // A wait no step of this test comes near: each carried report waits for its step to end.
+    const h = await harness([twoNodes()], {
+      reporters: [reporter],
+      autoConsume: false,
+      carriedReportWaitMs: 60_000,
+    });
+    const claims = vi.spyOn(h.store, 'claimReport');
+    const completions = vi.spyOn(h.store, 'completeReport');
+    const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#3', trigger });
+    const [first] = h.queue.pending.splice(0);
+    expect(first).toMatchObject({ kind: 'step', report: run.version });
+
+    expect(await h.engine.handle(first!)).toBe('committed');
+    // The step committed (its lease, then its outcome) and its successor carries that report.
+    const outcome = (await h.store.getRun(run.id))!;
+    expect(outcome.version).toBe(run.version + 2);
+    expect(shown).toEqual([]);
+    expect(h.queue.pending).toEqual([expect.objectContaining({ kind: 'step', report: outcome.version })]);
+
+    h.queue.consume(async (m) => void (await h.engine.handle(m)));
+    await h.settle();
+
+    const done = (await h.store.getRun(run.id))!;
+    expect(done.status).toBe('succeeded');
+    expect(shown).toEqual([done.version]);
+    expect(claims).toHaveBeenCalledTimes(1);
+    expect(completions).toHaveBeenCalledTimes(1);
+    expect((await h.store.getReportState(run.id)).reported).toBe(done.version);
+  });
+
+  it("shows a slow step's lease once the wait is over, while the step still runs", async () => {
     const shown: Array<Pick<Run, 'version' | 'status'>> = [];
     const reportedOnce = signal();
     const finishStep = signal();
@@ -135,18 +169,18 @@ describe('report bookkeeping', () => {
     };
     const h = await harness([twoNodes(() => finishStep.promise)], {
       reporters: [reporter],
-      autoConsume: false,
+      autoConsume: false, // the default wait (2 s): far longer than the lease's one write
     });
-    const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#3', trigger });
+    const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#4', trigger });
     const [first] = h.queue.pending.splice(0);
-    expect(first).toMatchObject({ kind: 'step', report: run.version });
 
     const handled = h.engine.handle(first!);
     await reportedOnce.promise;
-    // The step is still running: the report showed its lease, not the version before it.
+    // The step is still running (it waits for the test): the report showed its lease.
     expect(shown).toEqual([{ version: run.version + 1, status: 'running' }]);
     finishStep.resolve();
     expect(await handled).toBe('committed');
-    expect((await h.store.getReportState(run.id)).reported).toBeGreaterThan(run.version);
+    await h.engine.report(run.id);
+    expect((await h.store.getReportState(run.id)).reported).toBe(run.version + 2);
   });
 });
