@@ -1063,7 +1063,9 @@ export class DynamoRunStore implements RunStore {
   ): Promise<boolean> {
     const { notes, next } = opts;
     if (next && next.version <= version)
-      throw new Error(`report claim must move forward: ${next.version} after ${version}`);
+      throw new StoreValidationError(`report claim must move forward: ${next.version} after ${version}`, {
+        runId,
+      });
     // One write for what used to be two: the completion of `version` and, with `next`, the claim
     // of the newer version (the claim never leaves the owner, so nobody can report in between).
     const set = ['reported = :v'];
