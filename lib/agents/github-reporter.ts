@@ -114,23 +114,43 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
       if (deps.github.dryRun) return dryRun(run, store, body, hash);
 
       const client = deps.github.forAgent(identity(), { runId: run.id, node: 'report' });
-      const item = await store.kvGet<StatusRecord>(STATUS_GROUP, run.id);
-      const id = item?.value.commentId;
-      if (item && id) {
-        if (item.value.hash === hash) return;
-        // The fence: a late writer (an older version, or a claim that lapsed) drops its update.
-        if (item.value.version !== undefined && item.value.version >= run.version) return;
-        if (ctx.current && !(await ctx.current())) return;
+      // Under the engine, what the comment shows (its id and body hash) is noted with the report's
+      // completion, which is written anyway: the KV record then only remembers the comment id, and
+      // is written when that changes, not on every edit.
+      const note = ctx.note;
+      const remember = (commentId: number) => note?.(JSON.stringify({ c: commentId, h: hash }));
+      const noted = notedOf(ctx.noted);
+      /** Edit the comment; a deleted one is forgotten, to be created again on the next report. */
+      const edit = async (id: number, record: { version: number } | undefined) => {
         try {
           await client.updateComment(repo, id, body);
         } catch (err) {
           if (!(err instanceof GitHubApiError && err.status === 404)) throw err;
-          // Someone deleted the comment: forget it and create a new one on the next report.
-          await store.kvDelete(STATUS_GROUP, run.id, { expectedVersion: item.version });
+          const known = record ?? (await store.kvGet<StatusRecord>(STATUS_GROUP, run.id));
+          if (known) await store.kvDelete(STATUS_GROUP, run.id, { expectedVersion: known.version });
           throw new ReporterBusyError(`status comment ${id} of run ${run.id} is gone; recreating`, {
             runId: run.id,
           });
         }
+      };
+      if (noted) {
+        // The note is what the last completed report showed, nothing written since (the engine
+        // drops notes it cannot vouch for): an unchanged body is not sent again.
+        if (noted.h === hash) return remember(noted.c);
+        if (ctx.current && !(await ctx.current())) return;
+        await edit(noted.c, undefined);
+        return remember(noted.c);
+      }
+      const item = await store.kvGet<StatusRecord>(STATUS_GROUP, run.id);
+      const id = item?.value.commentId;
+      if (item && id) {
+        // The record's hash is only kept up to date without the engine's notes (see above).
+        if (!note && item.value.hash === hash) return;
+        // The fence: a late writer (an older version, or a claim that lapsed) drops its update.
+        if (item.value.version !== undefined && item.value.version >= run.version) return;
+        if (ctx.current && !(await ctx.current())) return;
+        await edit(id, item);
+        if (note) return remember(id);
         await store.kvPut<StatusRecord>(
           STATUS_GROUP,
           run.id,
@@ -185,6 +205,20 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
         { commentId, hash, version: run.version },
         { expectedVersion: version, ttl: ttl() },
       );
+      remember(commentId);
     },
   };
+}
+
+/** The engine's note of what the comment shows: `{ c: comment id, h: body hash }`. */
+function notedOf(value: string | undefined): { c: number; h: string } | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(value) as { c?: unknown; h?: unknown };
+    return typeof parsed.c === 'number' && typeof parsed.h === 'string'
+      ? { c: parsed.c, h: parsed.h }
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

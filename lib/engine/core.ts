@@ -24,6 +24,8 @@ export interface EngineOptions<S> {
   enqueueGraceMs?: number;
   /** How long a reporter may hold its claim. */
   reportClaimMs?: number;
+  /** How long a report carried by a step waits for the step to end (reporting.ts `carried`). */
+  carriedReportWaitMs?: number;
   /** Active runs the sweeper reads per page (default 200); it reads every page. */
   sweepPageSize?: number;
   /**
@@ -56,6 +58,7 @@ export class EngineCore<S> {
   readonly leaseGraceMs: number;
   readonly enqueueGraceMs: number;
   readonly reportClaimMs: number;
+  readonly carriedReportWaitMs: number;
   readonly sweepPageSize: number;
   readonly chainSteps: number;
   readonly faults: EngineOptions<S>['faults'];
@@ -72,6 +75,7 @@ export class EngineCore<S> {
     this.leaseGraceMs = opts.leaseGraceMs ?? 5_000;
     this.enqueueGraceMs = opts.enqueueGraceMs ?? 60_000;
     this.reportClaimMs = opts.reportClaimMs ?? 30_000;
+    this.carriedReportWaitMs = opts.carriedReportWaitMs ?? 2_000;
     this.sweepPageSize = opts.sweepPageSize ?? SWEEP_PAGE;
     this.chainSteps = opts.chainSteps ?? 0;
     this.faults = opts.faults;

@@ -56,7 +56,9 @@ export class Engine<S = unknown> {
     this.owner = this.core.owner;
     this.signals = new Signals(this.core);
     this.reporting = new Reporting(this.core);
-    this.steps = new StepRunner(this.core, (runId, version) => this.reporting.carried(runId, version));
+    this.steps = new StepRunner(this.core, (runId, version, step) =>
+      this.reporting.carried(runId, version, step),
+    );
     this.sweeper = new Sweeper(this.core);
   }
 
@@ -104,9 +106,11 @@ export class Engine<S = unknown> {
     // The step and the report it carries, side by side: the step needn't wait for GitHub and
     // Discord, and a report that fails hands itself to a message of its own. Both are awaited
     // even when the step throws: the invocation must not end with the report half done.
+    // The report waits a moment for its step, so a quick step's outcome is shown once (reporting.ts).
+    const step = this.steps.execute(message.runId, message.seq, budget);
     const [outcome] = await Promise.allSettled([
-      this.steps.execute(message.runId, message.seq, budget),
-      this.reporting.carried(message.runId, message.report),
+      step,
+      this.reporting.carried(message.runId, message.report, step),
     ]);
     if (outcome.status === 'rejected') throw outcome.reason;
     return outcome.value;

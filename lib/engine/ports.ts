@@ -49,7 +49,17 @@ export interface ReportState {
   claimOwner?: string;
   /** Reporters that failed for good on this run (a 404/410/422/403): they are not called again. */
   failedReporters?: string[];
+  /**
+   * What each reporter noted at the last completed report (by reporter name), written with the
+   * completion itself, so a reporter need not keep a record of its own. Only as true as the
+   * completion it came with: a claim taken after this read (`claimReport`'s `ifReported`), a
+   * lapsed claim or a reopen means someone may have shown something else since.
+   */
+  notes?: ReportNotes;
 }
+
+/** A reporter's note per reporter name (small: it rides on the report item, under 1 KB in all). */
+export type ReportNotes = Record<string, string>;
 
 /** One page of the active index, oldest first; `cursor` is absent on the last page. */
 export interface ActivePage {
@@ -111,14 +121,34 @@ export interface RunLog {
 export interface ReportLedger {
   /** The highest run version reported to GitHub/Discord, and any live claim on reporting it. */
   getReportState(runId: string): Promise<ReportState>;
-  /** Claim the right to report `version` (only one reporter at a time, only forward). False if not granted. */
-  claimReport(runId: string, version: number, owner: string, until: string, now: string): Promise<boolean>;
-  /** Mark `version` reported and drop the claim. False if the claim was no longer `owner`'s. */
-  completeReport(runId: string, version: number, owner: string): Promise<boolean>;
+  /**
+   * Claim the right to report `version` (only one reporter at a time, only forward). False if not
+   * granted. With `ifReported`, granted only while the reported version is still that one and no
+   * claim (live or lapsed) is on the item: the notes read with it still describe what is shown.
+   */
+  claimReport(
+    runId: string,
+    version: number,
+    owner: string,
+    until: string,
+    now: string,
+    opts?: { ifReported?: number },
+  ): Promise<boolean>;
+  /**
+   * Mark `version` reported and drop the claim. False if the claim was no longer `owner`'s.
+   * `notes` replace the stored notes (an empty map removes them). With `next`, the claim is not
+   * dropped but moves on to the newer `next.version` until `next.until`, in the same write.
+   */
+  completeReport(
+    runId: string,
+    version: number,
+    owner: string,
+    opts?: { notes?: ReportNotes; next?: { version: number; until: string } },
+  ): Promise<boolean>;
   /**
    * A reporter that lost its claim mid-report may have overwritten a newer report: mark the
-   * reported version back to `version` (only downwards) and drop any claim, so the latest state
-   * is reported again.
+   * reported version back to `version` (only downwards), drop any claim and the notes, so the
+   * latest state is reported again.
    */
   reopenReport(runId: string, version: number): Promise<void>;
   /** Remember that `reporter` failed for good on this run; it is skipped from now on. */

@@ -16,6 +16,18 @@ export interface ReportContext {
    * reporter is called outside the engine, e.g. in a unit test: then there is nothing to fence.)
    */
   current?(): Promise<boolean>;
+  /**
+   * What this reporter noted (`note` below) at the last completed report of the run, when that
+   * still describes what is shown: undefined when nothing was noted, or when a claim lapsed, a
+   * report was reopened or another worker completed a report since this worker's read.
+   */
+  noted?: string;
+  /**
+   * Keep `value` for the next report of this run (it comes back as `noted`). It is written with
+   * this version's completion, no write of its own; a note not given again is dropped. Absent
+   * outside the engine: a reporter then keeps what it needs itself.
+   */
+  note?(value: string): void;
 }
 
 /** Something that shows a run's state where people look (GitHub comment, Discord message). */

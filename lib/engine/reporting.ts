@@ -1,12 +1,28 @@
 import { logger } from '../common/observability.ts';
 import type { EngineCore } from './core.ts';
+import type { ReportNotes } from './ports.ts';
 import { isPermanentReportFailure } from './reporter.ts';
 import { reportMessage } from './transitions.ts';
-import { isTerminal, type RunEvent } from './types.ts';
+import { isTerminal, type Run, type RunEvent } from './types.ts';
 import type { Workflow } from './workflow.ts';
 
 /** Runs whose history a worker keeps in memory for its reporters (most recently reported). */
 const EVENT_CACHE_RUNS = 200;
+
+/** What `p` resolved to if it settles within `ms` (undefined if it threw or took longer). */
+async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const elapsed = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+    timer.unref?.();
+  });
+  const settled = p.catch(() => undefined);
+  try {
+    return await Promise.race([settled, elapsed]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Shows a run's state through every reporter, at most once per version: a claim (conditional
@@ -35,74 +51,128 @@ export class Reporting<S> {
     // so a claim here would only be refused, and a refused write is billed all the same.
     if (state.claimOwner && state.claimUntil && Date.parse(state.claimUntil) > now.getTime())
       return 'skipped';
+    // The reporters' notes describe what the last completed report showed. They hold only if no
+    // claim (live or lapsed: its worker may have shown something else) and no completion came
+    // between this read and our claim, which the claim then checks (`ifReported`).
+    const notes = state.claimOwner === undefined ? state.notes : undefined;
     const claimed = await store.claimReport(
       runId,
       run.version,
       core.owner,
-      new Date(now.getTime() + core.reportClaimMs).toISOString(),
+      this.claimUntil(now),
       now.toISOString(),
+      notes ? { ifReported: state.reported } : {},
     );
     if (!claimed) return 'skipped';
-    if (core.reporters.length > 0) {
-      const events = await this.eventsFor(runId);
-      const wf = core.workflows.get(run.workflow) as Workflow<unknown> | undefined;
-      const current = async () => {
-        const s = await store.getReportState(runId);
-        return (
-          s.claimOwner === core.owner &&
-          s.reported < run.version &&
-          s.claimUntil !== undefined &&
-          Date.parse(s.claimUntil) > core.now().getTime()
-        );
-      };
-      const failed = new Set(state.failedReporters ?? []);
-      const failures: unknown[] = [];
-      for (const r of core.reporters) {
-        if (failed.has(r.name)) continue;
-        try {
-          await r.report(run, { events, workflow: wf, store, current });
-        } catch (err) {
-          if (!isPermanentReportFailure(err)) {
-            failures.push(err);
-            continue;
+    return this.reportClaimed(run, notes, new Set(state.failedReporters ?? []));
+  }
+
+  private claimUntil(now: Date): string {
+    return new Date(now.getTime() + this.core.reportClaimMs).toISOString();
+  }
+
+  /**
+   * Report `first` (whose version we hold the claim on), then every newer version committed
+   * meanwhile. Going on to a newer version completes the one shown and claims the next in one
+   * write, and the claim never leaves us, so no other worker can report in between.
+   */
+  private async reportClaimed(
+    first: Run,
+    firstNotes: ReportNotes | undefined,
+    failed: Set<string>,
+  ): Promise<'reported'> {
+    const { core } = this;
+    const { store } = core;
+    const runId = first.id;
+    let run = first;
+    let notes = firstNotes;
+    for (;;) {
+      const shown = run;
+      const noted: ReportNotes = {};
+      if (core.reporters.length > 0) {
+        const events = await this.eventsFor(runId);
+        const wf = core.workflows.get(shown.workflow) as Workflow<unknown> | undefined;
+        const current = async () => {
+          const s = await store.getReportState(runId);
+          return (
+            s.claimOwner === core.owner &&
+            s.reported < shown.version &&
+            s.claimUntil !== undefined &&
+            Date.parse(s.claimUntil) > core.now().getTime()
+          );
+        };
+        const failures: unknown[] = [];
+        for (const r of core.reporters) {
+          if (failed.has(r.name)) continue;
+          const before = notes?.[r.name];
+          try {
+            await r.report(shown, {
+              events,
+              workflow: wf,
+              store,
+              current,
+              ...(before !== undefined ? { noted: before } : {}),
+              note: (value) => {
+                noted[r.name] = value;
+              },
+            });
+          } catch (err) {
+            if (!isPermanentReportFailure(err)) {
+              failures.push(err);
+              continue;
+            }
+            // Retrying cannot fix it: record why, stop calling this reporter for the run, go on.
+            await store.markReporterFailed(runId, r.name);
+            failed.add(r.name);
+            await core.recordEvent(runId, {
+              type: 'report.failed',
+              ...(shown.node ? { node: shown.node } : {}),
+              by: r.name,
+              detail: {
+                reporter: r.name,
+                version: shown.version,
+                status: (err as { status?: number }).status ?? null,
+                error: (err as Error).message?.slice(0, 500) ?? String(err),
+              },
+            });
           }
-          // Retrying cannot fix it: record why, stop calling this reporter for the run, go on.
-          await store.markReporterFailed(runId, r.name);
-          await core.recordEvent(runId, {
-            type: 'report.failed',
-            ...(run.node ? { node: run.node } : {}),
-            by: r.name,
-            detail: {
-              reporter: r.name,
-              version: run.version,
-              status: (err as { status?: number }).status ?? null,
-              error: (err as Error).message?.slice(0, 500) ?? String(err),
-            },
-          });
         }
+        // A failed report is retried by redelivery: leave the claim to lapse rather than marking it
+        // done (whoever takes it over does not trust the notes: we may have shown something).
+        if (failures.length > 0) throw failures[0];
       }
-      // A failed report is retried by redelivery: leave the claim to lapse rather than marking it done.
-      if (failures.length > 0) throw failures[0];
-    }
-    const completed = await store.completeReport(runId, run.version, core.owner);
-    if (!completed) {
-      // Our claim lapsed while we reported (a stall): a newer state may have been shown before
-      // ours and overwritten by it. Mark it unreported and report the latest state again.
-      await store.reopenReport(runId, run.version);
+      // A newer version whose report found our claim live was left to us: read it before
+      // completing, so that completing this version and claiming that one is a single write.
       const latest = await store.getRun(runId);
-      if (latest) await core.queue.send([reportMessage(latest)]);
+      const next = latest && latest.version > shown.version ? latest : undefined;
+      const completed = await store.completeReport(runId, shown.version, core.owner, {
+        ...(core.reporters.length > 0 ? { notes: noted } : {}),
+        ...(next ? { next: { version: next.version, until: this.claimUntil(core.now()) } } : {}),
+      });
+      if (!completed) {
+        // Our claim lapsed while we reported (a stall): a newer state may have been shown before
+        // ours and overwritten by it. Mark it unreported and report the latest state again.
+        await store.reopenReport(runId, shown.version);
+        const newest = await store.getRun(runId);
+        if (newest) await core.queue.send([reportMessage(newest)]);
+        return 'reported';
+      }
+      if (next) {
+        run = next;
+        notes = noted;
+        continue;
+      }
+      if (isTerminal(shown.status)) {
+        // Only retire if nothing moved on meanwhile (retire is conditional on the version).
+        await store.retire(shown);
+        this.eventCache.delete(runId);
+      }
+      // The claim is released: a version committed between our read and the release found it live
+      // and left its report to us, so look once more.
+      const after = await store.getRun(runId);
+      if (after && after.version > shown.version) await this.report(runId);
       return 'reported';
     }
-    if (isTerminal(run.status)) {
-      // Only retire if nothing moved on meanwhile (retire is conditional on the version).
-      await store.retire(run);
-      this.eventCache.delete(runId);
-    }
-    // A newer version's report was refused while we held the claim (e.g. the run parked at a gate):
-    // nobody else will send it, so report the latest state now.
-    const latest = await store.getRun(runId);
-    if (latest && latest.version > run.version) await this.report(runId);
-    return 'reported';
   }
 
   /**
@@ -110,8 +180,17 @@ export class Reporting<S> {
    * step: a failure is handed to a report message of its own, due once the failed attempt's claim
    * has lapsed (as a redelivered report message was); if even that send fails, the sweeper
    * re-sends the unreported version.
+   *
+   * It waits for its step first, up to `carriedReportWaitMs` (2 s). A step that committed in that
+   * time sent a report of its outcome (carried by the next step's message, or its own): that
+   * report shows the latest state, so this one is left out; several quick steps in a row are
+   * shown once, by the report of the state they end in (a terminal or waiting state always gets
+   * its own report). A slower step's lease ("running") is shown after the wait, and a step that
+   * did not commit (stale, busy, lost, deferred, failed) leaves this report to show the version
+   * it carried. The wait holds no claim: a newer report may go first.
    */
-  async carried(runId: string, version: number): Promise<void> {
+  async carried(runId: string, version: number, step?: Promise<unknown>): Promise<void> {
+    if (step && (await settledWithin(step, this.core.carriedReportWaitMs)) === 'committed') return;
     try {
       await this.report(runId);
     } catch (err) {

@@ -41,8 +41,15 @@ const CHAIN_MARGIN_MS = 5_000;
 export class StepRunner<S> {
   constructor(
     private readonly core: EngineCore<S>,
-    /** Makes the report a dropped step message would have carried (reporting.ts `carried`). */
-    private readonly report: (runId: string, version: number) => Promise<void> = async () => {},
+    /**
+     * Makes the report a dropped step message would have carried (reporting.ts `carried`), given
+     * the step it would have run beside (a quick one's report is left to its own commit's).
+     */
+    private readonly report: (
+      runId: string,
+      version: number,
+      step: Promise<StepOutcome>,
+    ) => Promise<void> = async () => {},
   ) {}
 
   async execute(runId: string, seq: number, budget?: StepBudget): Promise<StepOutcome> {
@@ -123,9 +130,10 @@ export class StepRunner<S> {
     if (!next) return 'committed';
 
     // 4. The next step, leased by that commit, beside the report its message would have carried.
+    const step = this.leasedStep(saved, wf, next.node, saved.step!.attempt, core.now(), budget, chained + 1);
     const [stepped] = await Promise.allSettled([
-      this.leasedStep(saved, wf, next.node, saved.step!.attempt, core.now(), budget, chained + 1),
-      next.report !== undefined ? this.report(saved.id, next.report) : Promise.resolve(),
+      step,
+      next.report !== undefined ? this.report(saved.id, next.report, step) : Promise.resolve(),
     ]);
     if (stepped.status === 'rejected') throw stepped.reason;
     return stepped.value;

@@ -33,6 +33,7 @@ import type {
   KvWrite,
   LeaseFence,
   ListRunsQuery,
+  ReportNotes,
   ReportState,
   RunStore,
 } from '../engine/ports.ts';
@@ -1002,7 +1003,19 @@ export class DynamoRunStore implements RunStore {
       ...(failed instanceof Set && failed.size > 0
         ? { failedReporters: [...failed].map(String).sort() }
         : {}),
+      ...this.notesOf(out.Item?.notes),
     };
+  }
+
+  /** The reporters' notes as stored (a map of strings), or nothing. */
+  private notesOf(value: unknown): { notes?: ReportNotes } {
+    if (!value || typeof value !== 'object') return {};
+    const notes = Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).filter(
+        (e): e is [string, string] => typeof e[1] === 'string',
+      ),
+    );
+    return Object.keys(notes).length > 0 ? { notes } : {};
   }
 
   async claimReport(
@@ -1011,15 +1024,20 @@ export class DynamoRunStore implements RunStore {
     owner: string,
     until: string,
     now: string,
+    opts: { ifReported?: number } = {},
   ): Promise<boolean> {
+    // `ifReported`: the caller read the state (and its notes) with no claim on it, and the notes
+    // hold only while nothing was claimed or completed since (a lapsed claim stays on the item).
+    const unchanged = opts.ifReported !== undefined;
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: runPk(runId), sk: REPORT_SK },
           UpdateExpression: 'SET claimOwner = :o, claimUntil = :u, #ttl = :ttl',
-          ConditionExpression:
-            '(attribute_not_exists(reported) OR reported < :v) AND (attribute_not_exists(claimUntil) OR claimUntil < :now)',
+          ConditionExpression: `(attribute_not_exists(reported) OR reported < :v) AND (attribute_not_exists(claimUntil) OR claimUntil < :now)${
+            unchanged ? ' AND reported = :r AND attribute_not_exists(claimOwner)' : ''
+          }`,
           ExpressionAttributeNames: { '#ttl': TABLE_KEYS.ttl },
           ExpressionAttributeValues: {
             ':o': owner,
@@ -1027,6 +1045,7 @@ export class DynamoRunStore implements RunStore {
             ':v': version,
             ':now': now,
             ':ttl': this.expiresAt(),
+            ...(unchanged ? { ':r': opts.ifReported } : {}),
           },
         }),
       );
@@ -1037,15 +1056,38 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  async completeReport(runId: string, version: number, owner: string): Promise<boolean> {
+  async completeReport(
+    runId: string,
+    version: number,
+    owner: string,
+    opts: { notes?: ReportNotes; next?: { version: number; until: string } } = {},
+  ): Promise<boolean> {
+    const { notes, next } = opts;
+    if (next && next.version <= version)
+      throw new StoreValidationError(`report claim must move forward: ${next.version} after ${version}`, {
+        runId,
+      });
+    // One write for what used to be two: the completion of `version` and, with `next`, the claim
+    // of the newer version (the claim never leaves the owner, so nobody can report in between).
+    const set = ['reported = :v'];
+    const remove: string[] = [];
+    const values: Record<string, unknown> = { ':v': version, ':o': owner };
+    if (next) {
+      set.push('claimUntil = :u');
+      values[':u'] = next.until;
+    } else remove.push('claimOwner', 'claimUntil');
+    if (notes && Object.keys(notes).length > 0) {
+      set.push('notes = :n');
+      values[':n'] = notes;
+    } else if (notes) remove.push('notes');
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: runPk(runId), sk: REPORT_SK },
-          UpdateExpression: 'SET reported = :v REMOVE claimOwner, claimUntil',
+          UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
           ConditionExpression: 'claimOwner = :o',
-          ExpressionAttributeValues: { ':v': version, ':o': owner },
+          ExpressionAttributeValues: values,
         }),
       );
       return true;
@@ -1061,7 +1103,8 @@ export class DynamoRunStore implements RunStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: runPk(runId), sk: REPORT_SK },
-          UpdateExpression: 'SET reported = :v REMOVE claimOwner, claimUntil',
+          // The notes described what a newer report showed; a stalled writer may have replaced it.
+          UpdateExpression: 'SET reported = :v REMOVE claimOwner, claimUntil, notes',
           ConditionExpression:
             'attribute_exists(pk) AND (attribute_not_exists(reported) OR reported > :v OR attribute_exists(claimOwner))',
           ExpressionAttributeValues: { ':v': version },

@@ -70,6 +70,9 @@ describe('a report carried by a step message', () => {
       autoConsume: false,
       queue,
       reportClaimMs: 1000,
+      // No wait for the step: the report runs beside it (a step that commits first would leave
+      // the report to its successor's message, reporting.ts `carried`).
+      carriedReportWaitMs: 0,
     });
     const { run } = await h.engine.startRun({ workflow: 'three', subject: 'o/r#2', trigger });
     const [first] = h.queue.pending.splice(0);

@@ -424,7 +424,9 @@ describe('reporters', () => {
 
   it('read only the events after those already read when reporting the next version', async () => {
     const reporter: Reporter = { name: 'quiet', report: async () => {} };
-    const h = await harness([twoNodes(async () => ({}))], { reporters: [reporter] });
+    // Reports beside their steps (no wait): a quick step's carried report would otherwise leave
+    // it to its successor, and only the final version would be reported.
+    const h = await harness([twoNodes(async () => ({}))], { reporters: [reporter], carriedReportWaitMs: 0 });
     const spy = vi.spyOn(h.store, 'listEvents');
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#33', trigger });
     await h.settle();

@@ -874,6 +874,92 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
 
         expect(await store.getReportState(run.id)).toEqual({ reported: 1, failedReporters: ['github'] });
       });
+
+      it('completes a version and claims a newer one in the same write, the claim never free', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 3, 'w1', at(30_000), at(0));
+
+        const moved = await store.completeReport(run.id, 3, 'w1', {
+          next: { version: 5, until: at(50_000) },
+        });
+
+        expect(moved).toBe(true);
+        expect(await store.getReportState(run.id)).toEqual({
+          reported: 3,
+          claimUntil: at(50_000),
+          claimOwner: 'w1',
+        });
+        expect(await store.claimReport(run.id, 5, 'w2', at(60_000), at(40_000))).toBe(false);
+        expect(await store.completeReport(run.id, 5, 'w1')).toBe(true);
+        expect(await store.getReportState(run.id)).toEqual({ reported: 5 });
+      });
+
+      it('moves a claim only forward', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 3, 'w1', at(30_000), at(0));
+
+        await expect(
+          store.completeReport(run.id, 3, 'w1', { next: { version: 3, until: at(50_000) } }),
+        ).rejects.toThrow(/forward/);
+      });
+
+      it('keeps the notes given with a completion until the next completion replaces them', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 1, 'w1', at(30_000), at(0));
+        await store.completeReport(run.id, 1, 'w1', { notes: { github: 'a', discord: 'b' } });
+        expect(await store.getReportState(run.id)).toEqual({
+          reported: 1,
+          notes: { github: 'a', discord: 'b' },
+        });
+
+        await store.claimReport(run.id, 2, 'w1', at(30_000), at(0));
+        await store.completeReport(run.id, 2, 'w1', { notes: { github: 'c' } });
+        expect((await store.getReportState(run.id)).notes).toEqual({ github: 'c' });
+
+        // A completion without notes leaves them; an empty map removes them.
+        await store.claimReport(run.id, 3, 'w1', at(30_000), at(0));
+        await store.completeReport(run.id, 3, 'w1');
+        expect((await store.getReportState(run.id)).notes).toEqual({ github: 'c' });
+        await store.claimReport(run.id, 4, 'w1', at(30_000), at(0));
+        await store.completeReport(run.id, 4, 'w1', { notes: {} });
+        expect(await store.getReportState(run.id)).toEqual({ reported: 4 });
+      });
+
+      it('drops the notes on a reopen: a stalled writer may have replaced what they describe', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 6, 'w2', at(30_000), at(0));
+        await store.completeReport(run.id, 6, 'w2', { notes: { github: 'shown at 6' } });
+
+        await store.reopenReport(run.id, 5);
+
+        expect(await store.getReportState(run.id)).toEqual({ reported: 5 });
+      });
+
+      it('grants a claim with ifReported only while nothing was claimed or completed since that read', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        await store.claimReport(run.id, 1, 'w1', at(30_000), at(0));
+        await store.completeReport(run.id, 1, 'w1', { notes: { github: 'x' } });
+
+        // Another worker completed version 2 after our read of version 1.
+        await store.claimReport(run.id, 2, 'w2', at(30_000), at(0));
+        await store.completeReport(run.id, 2, 'w2');
+        expect(await store.claimReport(run.id, 3, 'w1', at(30_000), at(0), { ifReported: 1 })).toBe(false);
+
+        // A claim that lapsed is still on the item: its worker may have shown something.
+        await store.claimReport(run.id, 3, 'w2', at(30_000), at(0));
+        expect(await store.claimReport(run.id, 3, 'w1', at(70_000), at(40_000), { ifReported: 2 })).toBe(
+          false,
+        );
+        expect(await store.claimReport(run.id, 3, 'w1', at(70_000), at(40_000))).toBe(true);
+        await store.completeReport(run.id, 3, 'w1');
+
+        expect(await store.claimReport(run.id, 4, 'w1', at(30_000), at(0), { ifReported: 3 })).toBe(true);
+      });
     });
 
     describe('effects', () => {
