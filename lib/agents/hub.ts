@@ -387,6 +387,8 @@ export class AgentHub {
    */
   async reconcile(): Promise<{ released: number; woken: number }> {
     const engine = this.engine();
+    // Items a worker of the previous version admitted count against the limits from here on.
+    await this.queue.adoptLegacy();
     const { running, waiting } = await this.queue.snapshot();
     let released = 0;
     const runs = new Map<string, Run | null>();

@@ -37,6 +37,13 @@ const QUEUE_PREFIX = 'q#';
 export const RUNNING_KEY = 'n#running';
 const AGENT_SET = 'a:';
 const REPO_SET = 'r:';
+/**
+ * The layout before the running sets (issue 13): a running record `r#<id>` per admitted item and
+ * counters `c#…`. An item admitted by a worker of the previous version is adopted into the sets by
+ * the sweeper (`adoptLegacy`), so it counts against the limits and is released as any other.
+ */
+const LEGACY_RUNNING_PREFIX = 'r#';
+const LEGACY_COUNTER_PREFIX = 'c#';
 const DISPATCH_PREFIX = 'd#';
 const PARKED_PREFIX = 'p#';
 const CLAIM_PREFIX = 'x#';
@@ -350,8 +357,12 @@ export class AgentWorkQueue {
     });
     const mine = listed.filter((w) => w.value.id === id);
     // The queue record first, then the slot: an admission that joins in between finds the record
-    // gone and leaves again (see the module comment).
-    await Promise.all(mine.map((w) => this.store.kvDelete(WORK_GROUP, w.key)));
+    // gone and leaves again (see the module comment). An item admitted under the previous layout
+    // loses its old running record here too, so `adoptLegacy` never adopts an item that ended.
+    await Promise.all([
+      ...mine.map((w) => this.store.kvDelete(WORK_GROUP, w.key)),
+      this.store.kvDelete(WORK_GROUP, `${LEGACY_RUNNING_PREFIX}${id}`),
+    ]);
     const running = await this.running();
     if (!(id in running.members)) return undefined;
     const sets = Object.keys(running.sets).filter((s) => running.sets[s]!.includes(id));
@@ -392,6 +403,41 @@ export class AgentWorkQueue {
       limit: 0,
       admittedAt,
     };
+  }
+
+  /**
+   * Adopt items admitted under the previous layout (`r#<id>` running records), once after a deploy
+   * (the sweeper calls it on every pass; with nothing left it is one empty read). Each joins the
+   * running sets without a limit check (it holds its slot already), carrying its details in its
+   * note as an item `offer` admitted; then its old record is deleted, conditional on being the one
+   * read. A release that deleted the record first (the item ended meanwhile) makes that delete
+   * fail, and the join is undone. The old counters are deleted once no old record is left.
+   * Returns how many were adopted.
+   */
+  async adoptLegacy(): Promise<number> {
+    const legacy = await this.store.kvList<RunningItem>(WORK_GROUP, { prefix: LEGACY_RUNNING_PREFIX });
+    let adopted = 0;
+    for (const { key, value, version } of legacy) {
+      const { id, runId: _run, agent, admittedAt, ...rest } = value;
+      const sets = [this.agentSet(agent), this.repoSet(value.repo)];
+      const joined = await this.store.kvJoin(
+        WORK_GROUP,
+        RUNNING_KEY,
+        id,
+        sets.map((name) => ({ name })),
+        JSON.stringify({ at: admittedAt, item: rest }),
+      );
+      if (await this.store.kvDelete(WORK_GROUP, key, { expectedVersion: version })) {
+        if (joined) adopted++;
+      } else if (joined) {
+        await this.store.kvLeave(WORK_GROUP, RUNNING_KEY, id, sets);
+      }
+    }
+    if (legacy.length === 0) {
+      const counters = await this.store.kvList(WORK_GROUP, { prefix: LEGACY_COUNTER_PREFIX });
+      await Promise.all(counters.map((c) => this.store.kvDelete(WORK_GROUP, c.key)));
+    }
+    return adopted;
   }
 
   /** Everything queued and running, for status pages and the sweeper. */

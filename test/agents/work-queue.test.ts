@@ -461,6 +461,48 @@ describe('the agent work queue', () => {
     expect(await q.offer(item({ agent: 'coder' }))).toBe('running');
   });
 
+  it('adopts items a worker of the previous version admitted: they count against the limits and release as any other', async () => {
+    const q = new AgentWorkQueue(store, { repoLimit: 10 });
+    // What the previous layout left: a running record per admitted item, and counters.
+    const old = item({ limit: 1, title: 'from before the deploy' });
+    const ended = item({ limit: 1 });
+    for (const i of [old, ended])
+      await store.kvPut('work', `r#${i.id}`, { ...i, admittedAt: '2026-01-01T00:01:00.000Z' });
+    await store.kvPut('work', 'c#a#coder', 2);
+    // One of them ends before the sweeper adopts it: its release drops the old record.
+    expect(await q.release(ended.id)).toBeUndefined();
+
+    expect(await q.adoptLegacy()).toBe(1);
+
+    const snap = await q.snapshot();
+    expect(snap.running).toEqual([{ ...old, admittedAt: '2026-01-01T00:01:00.000Z' }]);
+    // It holds its agent's one slot: a new item of the same agent waits.
+    expect(await q.offer(item({ limit: 1 }))).toBe('queued');
+    expect(await q.admit()).toEqual([]);
+    expect(await q.release(old.id)).toMatchObject({ id: old.id, title: 'from before the deploy' });
+    expect(await q.admit()).toHaveLength(1);
+    // Nothing of the old layout is left once adopted: the next pass removes the counters too.
+    expect(await q.adoptLegacy()).toBe(0);
+    expect(await store.kvList('work', { prefix: 'r#' })).toEqual([]);
+    expect(await store.kvList('work', { prefix: 'c#' })).toEqual([]);
+  });
+
+  it('undoes an adoption whose item was released while it was being adopted', async () => {
+    const old = item({ limit: 1 });
+    await store.kvPut('work', `r#${old.id}`, { ...old, admittedAt: '2026-01-01T00:01:00.000Z' });
+    // The item's run releases it just as the sweeper joins it to the sets.
+    const racing: DynamoRunStore = Object.create(store);
+    racing.kvJoin = async (...args) => {
+      await new AgentWorkQueue(store).release(old.id);
+      return store.kvJoin(...args);
+    };
+
+    expect(await new AgentWorkQueue(racing).adoptLegacy()).toBe(0);
+
+    expect((await new AgentWorkQueue(store).snapshot()).running).toEqual([]);
+    expect(await store.kvList('work', { prefix: 'r#' })).toEqual([]);
+  });
+
   it('reports workloads: queue depth per agent and what each agent is doing', async () => {
     const config = parseConfig(`
 agents:
