@@ -458,30 +458,35 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  private async keyTarget(key: string): Promise<string | undefined> {
-    const out = await this.read(key, () =>
+  /**
+   * One item by its key, strongly consistent (`attrs`: only these attributes; the read is billed
+   * for the whole item all the same). Undefined when it does not exist.
+   */
+  private async item(id: string, Key: Item, attrs?: string[]): Promise<Item | undefined> {
+    const names = attrs && Object.fromEntries(attrs.map((a, i) => [`#a${i}`, a]));
+    const out = await this.read(id, () =>
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
-          Key: { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency },
+          Key,
           ConsistentRead: true,
+          ...(names
+            ? { ProjectionExpression: Object.keys(names).join(', '), ExpressionAttributeNames: names }
+            : {}),
         }),
       ),
     );
-    return typeof out.Item?.runId === 'string' ? out.Item.runId : undefined;
+    return out.Item;
+  }
+
+  private async keyTarget(key: string): Promise<string | undefined> {
+    const item = await this.item(key, { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency });
+    return typeof item?.runId === 'string' ? item.runId : undefined;
   }
 
   private async lockHolder(lockKey: string): Promise<string | undefined> {
-    const out = await this.read(lockKey, () =>
-      this.doc.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock },
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    return typeof out.Item?.runId === 'string' ? out.Item.runId : undefined;
+    const item = await this.item(lockKey, { pk: itemKeys.lock(lockKey), sk: sortKeys.lock });
+    return typeof item?.runId === 'string' ? item.runId : undefined;
   }
 
   async rememberKey(idempotencyKey: string, runId: string): Promise<string> {
@@ -986,24 +991,16 @@ export class DynamoRunStore implements RunStore {
   }
 
   async getReportState(runId: string): Promise<ReportState> {
-    const out = await this.read(runId, () =>
-      this.doc.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: runPk(runId), sk: REPORT_SK },
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    const failed = out.Item?.failedReporters;
+    const item = await this.item(runId, { pk: runPk(runId), sk: REPORT_SK });
+    const failed = item?.failedReporters;
     return {
-      reported: typeof out.Item?.reported === 'number' ? out.Item.reported : 0,
-      ...(typeof out.Item?.claimUntil === 'string' ? { claimUntil: out.Item.claimUntil } : {}),
-      ...(typeof out.Item?.claimOwner === 'string' ? { claimOwner: out.Item.claimOwner } : {}),
+      reported: typeof item?.reported === 'number' ? item.reported : 0,
+      ...(typeof item?.claimUntil === 'string' ? { claimUntil: item.claimUntil } : {}),
+      ...(typeof item?.claimOwner === 'string' ? { claimOwner: item.claimOwner } : {}),
       ...(failed instanceof Set && failed.size > 0
         ? { failedReporters: [...failed].map(String).sort() }
         : {}),
-      ...this.notesOf(out.Item?.notes),
+      ...this.notesOf(item?.notes),
     };
   }
 
@@ -1137,17 +1134,8 @@ export class DynamoRunStore implements RunStore {
     return item?.state === EFFECT_DONE ? { result: item.result ?? null } : undefined;
   }
 
-  private async effectItem(runId: string, key: string): Promise<Item | undefined> {
-    const out = await this.read(runId, () =>
-      this.doc.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: runPk(runId), sk: key },
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    return out.Item;
+  private effectItem(runId: string, key: string): Promise<Item | undefined> {
+    return this.item(runId, { pk: runPk(runId), sk: key });
   }
 
   /**
@@ -1219,18 +1207,7 @@ export class DynamoRunStore implements RunStore {
 
   /** Whether the run is still at the fence's version, leased by its owner past its `now`. */
   private async leaseHolds(runId: string, fence: LeaseFence): Promise<boolean> {
-    const out = await this.read(runId, () =>
-      this.doc.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: runPk(runId), sk: RUN_SK },
-          ConsistentRead: true,
-          ProjectionExpression: '#v, #lease',
-          ExpressionAttributeNames: { '#v': 'version', '#lease': 'lease' },
-        }),
-      ),
-    );
-    const item = out.Item;
+    const item = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, ['version', 'lease']);
     const lease = item?.lease as { owner?: unknown; until?: unknown } | undefined;
     return (
       item?.version === fence.version &&
@@ -1278,17 +1255,9 @@ export class DynamoRunStore implements RunStore {
   }
 
   async kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined> {
-    const out = await this.read(`${group}/${key}`, () =>
-      this.doc.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) },
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    if (!out.Item || this.expired(out.Item)) return undefined;
-    return toKv<T>(out.Item);
+    const item = await this.item(`${group}/${key}`, { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) });
+    if (!item || this.expired(item)) return undefined;
+    return toKv<T>(item);
   }
 
   async kvPut<T>(
@@ -1514,18 +1483,10 @@ export class DynamoRunStore implements RunStore {
     group: string,
     key: string,
   ): Promise<{ members: Record<string, string>; sets: Record<string, string[]> }> {
-    const out = await this.read(`${group}/${key}`, () =>
-      this.doc.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) },
-          ConsistentRead: true,
-        }),
-      ),
-    );
+    const item = await this.item(`${group}/${key}`, { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) });
     const members: Record<string, string> = {};
     const sets: Record<string, string[]> = {};
-    for (const [name, v] of Object.entries(out.Item ?? {})) {
+    for (const [name, v] of Object.entries(item ?? {})) {
       if (name.startsWith('m#')) members[name.slice(2)] = String(v);
       else if (name.startsWith('s#') && v instanceof Set) sets[name.slice(2)] = [...v].map(String).sort();
     }
