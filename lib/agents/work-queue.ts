@@ -407,11 +407,11 @@ export class AgentWorkQueue {
 
   /**
    * Adopt items admitted under the previous layout (`r#<id>` running records), once after a deploy
-   * (the sweeper calls it on every pass; with nothing left it is one empty read). Each joins the
+   * (the sweeper calls it on every pass; with nothing left it is one empty Query). Each joins the
    * running sets without a limit check (it holds its slot already), carrying its details in its
    * note as an item `offer` admitted; then its old record is deleted, conditional on being the one
    * read. A release that deleted the record first (the item ended meanwhile) makes that delete
-   * fail, and the join is undone. The old counters are deleted once no old record is left.
+   * fail, and the join is undone. The old counters go in the pass that adopts the old records.
    * Returns how many were adopted.
    */
   async adoptLegacy(): Promise<number> {
@@ -433,7 +433,7 @@ export class AgentWorkQueue {
         await this.store.kvLeave(WORK_GROUP, RUNNING_KEY, id, sets);
       }
     }
-    if (legacy.length === 0) {
+    if (legacy.length > 0) {
       const counters = await this.store.kvList(WORK_GROUP, { prefix: LEGACY_COUNTER_PREFIX });
       await Promise.all(counters.map((c) => this.store.kvDelete(WORK_GROUP, c.key)));
     }

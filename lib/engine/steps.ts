@@ -45,11 +45,7 @@ export class StepRunner<S> {
      * Makes the report a dropped step message would have carried (reporting.ts `carried`), given
      * the step it would have run beside (a quick one's report is left to its own commit's).
      */
-    private readonly report: (
-      runId: string,
-      version: number,
-      step: Promise<StepOutcome>,
-    ) => Promise<void> = async () => {},
+    private readonly report: (runId: string, version: number, step: Promise<StepOutcome>) => Promise<void>,
   ) {}
 
   async execute(runId: string, seq: number, budget?: StepBudget): Promise<StepOutcome> {

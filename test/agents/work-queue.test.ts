@@ -481,7 +481,7 @@ describe('the agent work queue', () => {
     expect(await q.admit()).toEqual([]);
     expect(await q.release(old.id)).toMatchObject({ id: old.id, title: 'from before the deploy' });
     expect(await q.admit()).toHaveLength(1);
-    // Nothing of the old layout is left once adopted: the next pass removes the counters too.
+    // Nothing of the old layout is left once adopted, the counters included; a later pass finds nothing.
     expect(await q.adoptLegacy()).toBe(0);
     expect(await store.kvList('work', { prefix: 'r#' })).toEqual([]);
     expect(await store.kvList('work', { prefix: 'c#' })).toEqual([]);
