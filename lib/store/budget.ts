@@ -20,3 +20,35 @@ export const DYNAMODB_MAX_DEPTH = 32;
 export function itemBytes(item: unknown): number {
   return Buffer.byteLength(JSON.stringify(item, (_k, v) => (v instanceof Set ? [...v] : v)) ?? '', 'utf8');
 }
+
+/**
+ * An item's size as DynamoDB bills it (not an upper estimate): attribute names and values in
+ * bytes, strings in UTF-8, binary as is, a number by its significant digits (two per byte, plus
+ * one), and 3 bytes per list or map plus 1 per element. What the store compares when it decides
+ * whether carrying a commit's events in the run item costs a write unit more (dynamodb.ts).
+ */
+export function dynamoItemBytes(item: Record<string, unknown>): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(item))
+    if (v !== undefined) n += Buffer.byteLength(k, 'utf8') + valueBytes(v);
+  return n;
+}
+
+function valueBytes(v: unknown): number {
+  if (typeof v === 'string') return Buffer.byteLength(v, 'utf8');
+  if (typeof v === 'number') {
+    const digits = String(Math.abs(v)).replace(/e.*$/, '').replace('.', '').replace(/^0+/, '').length;
+    return Math.ceil(Math.max(digits, 1) / 2) + 1;
+  }
+  if (typeof v === 'boolean' || v === null) return 1;
+  if (v instanceof Uint8Array) return v.byteLength;
+  if (v instanceof Set) return [...v].reduce((n: number, x) => n + valueBytes(x), 0);
+  if (Array.isArray(v)) return 3 + v.reduce((n: number, x) => n + 1 + valueBytes(x), 0);
+  if (typeof v === 'object') {
+    let n = 3;
+    for (const [k, x] of Object.entries(v as Record<string, unknown>))
+      if (x !== undefined) n += 1 + Buffer.byteLength(k, 'utf8') + valueBytes(x);
+    return n;
+  }
+  return 0;
+}

@@ -47,7 +47,7 @@ import {
   ThrottledError,
 } from '../engine/store-errors.ts';
 import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
-import { EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
+import { dynamoItemBytes, EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
 import { type Chunk, ChunkCache, joinData, pack, splitData, unpack } from './packing.ts';
 import {
   DEFAULT_RETENTION_DAYS,
@@ -60,6 +60,8 @@ import {
 } from './schema.ts';
 
 type Item = Record<string, unknown>;
+/** A history event as stored: in a history item's packed list, or pending in the run item. */
+type StoredEvent = Item & { seq: number };
 
 const RUN_SK = sortKeys.run;
 /** The run item's packed attribute (everything but keys and what conditions read). */
@@ -67,6 +69,15 @@ const BODY = 'body';
 /** Inside a packed run body: the chunk of each large data key, and the data's key order. */
 const REFS = '$chunks';
 const ORDER = '$order';
+/**
+ * Inside a packed run body: the newest committed events, not yet in a history item (see commit).
+ * Always the tail of the run's history: every event before the first of them is in an item.
+ */
+const PENDING = '$events';
+/** A commit's events over this (JSON bytes) go in an item of their own, in its transaction. */
+const PENDING_MAX_BYTES = 16 * 1024;
+/** Run items whose pending events this process knows, by run (see PendingEvents). */
+const PENDING_CACHE_RUNS = 1000;
 const chunkSk = sortKeys.chunk;
 /** How much longer than a finished run's retention a chunk is kept (a run may last this long). */
 const CHUNK_TTL_MARGIN_SECONDS = 30 * 86_400;
@@ -122,6 +133,8 @@ export class DynamoRunStore implements RunStore {
   private readonly onCapacity: ((op: string, units: number) => void) | undefined;
   /** Chunks of run data this process wrote or read (packing.ts). */
   private readonly chunkCache = new ChunkCache();
+  /** The pending events of run items this process wrote or read, by run and version. */
+  private readonly pendingCache = new PendingEvents(PENDING_CACHE_RUNS);
 
   constructor(client: DynamoDBClient, opts: DynamoRunStoreOptions) {
     this.doc = DynamoDBDocumentClient.from(client, {
@@ -163,10 +176,15 @@ export class DynamoRunStore implements RunStore {
    * (packing.ts: a write is billed per KB, and the run item is rewritten on every transition).
    * Large values of `data` are chunks (packing.ts `splitData`): items of their own, written once.
    */
-  private runItems(run: Run): { item: Item; chunks: Chunk[] } {
+  private runItems(run: Run, pending: StoredEvent[] = []): { item: Item; chunks: Chunk[] } {
     const { version, eventSeq, lease, ttl, data, ...rest } = run;
     const { inline, refs, order, chunks } = splitData(data ?? {});
-    const body = { ...rest, data: inline, ...(order ? { [REFS]: refs, [ORDER]: order } : {}) };
+    const body = {
+      ...rest,
+      data: inline,
+      ...(order ? { [REFS]: refs, [ORDER]: order } : {}),
+      ...(pending.length > 0 ? { [PENDING]: pending } : {}),
+    };
     const item = {
       ...this.keysOf(run),
       version,
@@ -248,6 +266,8 @@ export class DynamoRunStore implements RunStore {
       const order = run[ORDER] as string[] | undefined;
       delete run[REFS];
       delete run[ORDER];
+      this.pendingCache.set(run.id as string, run.version as number, (run[PENDING] ?? []) as StoredEvent[]);
+      delete run[PENDING];
       return { run, refs, order };
     });
     const fetched = new Map<string, Uint8Array>();
@@ -282,34 +302,38 @@ export class DynamoRunStore implements RunStore {
     return { ...this.keysOf(run), ...run };
   }
 
-  /**
-   * All events of one commit go in ONE item (`EVT#<first seq>` holding the list), so a commit is
-   * always two items (the run and its events) however many events a step emits: a transaction
-   * bills per item, and a step that routes an issue emits half a dozen events.
-   */
-  private eventItems(run: Run, events: NewEvent[], firstSeq: number): Item[] {
-    if (events.length === 0) return [];
+  /** A commit's events as stored, numbered from `firstSeq`. */
+  private storedEvents(run: Run, events: NewEvent[], firstSeq: number): StoredEvent[] {
     const at = run.updatedAt;
-    return [
-      {
-        pk: runPk(run.id),
-        sk: eventSk(firstSeq),
-        seq: firstSeq,
-        events: events.map((e, i) => ({
-          seq: firstSeq + i,
-          at: e.at ?? at,
-          type: e.type,
-          ...(e.node !== undefined ? { node: e.node } : {}),
-          ...(e.by !== undefined ? { by: e.by } : {}),
-          detail: e.detail,
-        })),
-        ttl: this.expiresAt(),
-      },
-    ];
+    return events.map((e, i) => ({
+      seq: firstSeq + i,
+      at: e.at ?? at,
+      type: e.type,
+      ...(e.node !== undefined ? { node: e.node } : {}),
+      ...(e.by !== undefined ? { by: e.by } : {}),
+      detail: e.detail,
+    }));
+  }
+
+  /**
+   * A history item: consecutive events in ONE item (`EVT#<first seq>` holding the list, packed),
+   * whatever their number, since a write is billed per item and per KB, and a step that routes an
+   * issue emits half a dozen events. `last` is its last event's seq (see flush).
+   */
+  private historyItem(runId: string, events: StoredEvent[]): Item {
+    const first = events[0]!.seq;
+    return {
+      pk: runPk(runId),
+      sk: eventSk(first),
+      seq: first,
+      last: events[events.length - 1]!.seq,
+      [BODY]: pack(events),
+      ttl: this.expiresAt(),
+    };
   }
 
   /** Refuse a write over the run's size budget before it is sent (DynamoDB would refuse it anyway). */
-  private checkBudget(runId: string, runItem: Item, eventItems: Item[]): void {
+  private checkBudget(runId: string, runItem: Item, events: StoredEvent[]): void {
     const measure = (what: string, item: Item, limit: number) => {
       let bytes: number;
       try {
@@ -324,7 +348,74 @@ export class DynamoRunStore implements RunStore {
       if (bytes > limit) throw new RunTooLargeError({ what, bytes, limit, runId });
     };
     measure('the run', runItem, RUN_ITEM_BUDGET_BYTES);
-    for (const e of eventItems) measure("one commit's events", e, EVENTS_ITEM_BUDGET_BYTES);
+    if (events.length > 0) measure("one commit's events", { events }, EVENTS_ITEM_BUDGET_BYTES);
+  }
+
+  /**
+   * Where a write of the run puts its commit's events (`added`) and the pending ones before them
+   * (`before`): the cheapest of
+   * - all of them pending in the run item, when that costs no write unit more than `added` alone
+   *   (a write is billed per KB of the item, and the events pack with the state);
+   * - `before` flushed first to a history item of their own, and `added` pending;
+   * - `added` too large to carry (over PENDING_MAX_BYTES): in a history item written in the
+   *   commit's transaction (`direct`), and nothing pending.
+   */
+  private layout(
+    run: Run,
+    before: StoredEvent[],
+    added: StoredEvent[],
+  ): { item: Item; chunks: Chunk[]; pending: StoredEvent[]; flush: StoredEvent[]; direct: StoredEvent[] } {
+    if (added.length > 0 && itemBytes(added) > PENDING_MAX_BYTES) {
+      return { ...this.runItems(run), pending: [], flush: before, direct: added };
+    }
+    const all = [...before, ...added];
+    const carried = this.runItems(run, all);
+    if (before.length === 0) return { ...carried, pending: all, flush: [], direct: [] };
+    const alone = this.runItems(run, added);
+    return writeUnits(carried.item) <= writeUnits(alone.item)
+      ? { ...carried, pending: all, flush: [], direct: [] }
+      : { ...alone, pending: added, flush: before, direct: [] };
+  }
+
+  /**
+   * Write pending events to their history item, before the run write that drops them from the
+   * run item: they are committed (read from a committed run item), so writing them again is
+   * harmless, and a write that then loses its race leaves nothing wrong behind. Pending events
+   * only grow at their end until they are flushed, so two flushes of the same first event hold
+   * one list and a prefix of it: the longer one is kept (a stale worker's flush never shortens it).
+   */
+  private async flush(runId: string, events: StoredEvent[]): Promise<void> {
+    const item = this.historyItem(runId, events);
+    try {
+      const out = await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(sk) OR #last < :last',
+          ExpressionAttributeNames: { '#last': 'last' },
+          ExpressionAttributeValues: { ':last': item.last },
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('flush', out.ConsumedCapacity);
+    } catch (err) {
+      if (isConditionalFailure(err)) return; // the same events or more are there already
+      throw this.translate(err, runId);
+    }
+  }
+
+  /**
+   * The pending events of the run item at `version`: known to this process when it read or wrote
+   * that version (the step runner always has), else read. A version is written once, so the
+   * events of a version never change. ConcurrencyError when the run is no longer at `version`
+   * (the write that wanted them would lose its race anyway).
+   */
+  private async pendingOf(runId: string, version: number): Promise<StoredEvent[]> {
+    const known = this.pendingCache.get(runId, version);
+    if (known) return known;
+    const item = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, ['version', BODY]);
+    if (item && item.version === version) return pendingIn(item);
+    throw new ConcurrencyError(`run ${runId} changed since version ${version}`, { runId });
   }
 
   /**
@@ -393,9 +484,11 @@ export class DynamoRunStore implements RunStore {
         },
       });
     }
-    const eventItems = this.eventItems(stored, events, run.eventSeq);
-    this.checkBudget(run.id, this.budgetItem(stored), eventItems);
-    const { item: runItem, chunks } = this.runItems(stored);
+    const added = this.storedEvents(stored, events, run.eventSeq);
+    this.checkBudget(run.id, this.budgetItem(stored), added);
+    // Its events pending in the run item (see commit): cheaper than an item of their own, in a
+    // transaction that bills every item twice.
+    const { item: runItem, chunks, pending, direct } = this.layout(stored, [], added);
     items.push({
       Put: {
         TableName: this.tableName,
@@ -413,9 +506,8 @@ export class DynamoRunStore implements RunStore {
         },
       });
     }
-    for (const e of eventItems) {
-      items.push({ Put: { TableName: this.tableName, Item: packEvents(e) } });
-    }
+    if (direct.length > 0)
+      items.push({ Put: { TableName: this.tableName, Item: this.historyItem(run.id, direct) } });
 
     for (let attempt = 0; ; attempt++) {
       try {
@@ -424,6 +516,7 @@ export class DynamoRunStore implements RunStore {
         );
         this.record('createRun', out.ConsumedCapacity);
         for (const c of chunks) this.chunkCache.set(run.id, c.hash, c.bytes);
+        this.pendingCache.set(run.id, stored.version, pending);
         return { outcome: 'created', run: stored };
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
@@ -531,6 +624,15 @@ export class DynamoRunStore implements RunStore {
     return typeof item.ttl === 'number' && item.ttl < this.nowSeconds();
   }
 
+  /**
+   * A commit is one conditional write of the run item when it can be: its events go in the run
+   * item, pending, until a later write finds that carrying them costs a write unit more; that
+   * write flushes them to their history item first (layout, flush). A history item is thus only
+   * ever written with committed events, so no transaction is needed to keep history and state in
+   * step, and a commit costs 1 write unit per KB of the run instead of 2 per KB of the run and
+   * of its events. A transaction remains for a commit that takes or releases a subject lock, or
+   * whose events are too large to carry.
+   */
   async commit(input: CommitInput): Promise<Run> {
     const { run, expectedVersion, events } = input;
     if (run.version !== expectedVersion + 1) {
@@ -538,30 +640,62 @@ export class DynamoRunStore implements RunStore {
     }
     const stored: Run = { ...run, eventSeq: run.eventSeq + events.length };
     if (isTerminal(stored.status) && stored.ttl === undefined) stored.ttl = this.expiresAt();
-    const eventItems = this.eventItems(stored, events, run.eventSeq);
+    const added = this.storedEvents(stored, events, run.eventSeq);
     // Checked before each commit: an over-budget run fails with a reason, not as a lost race.
-    this.checkBudget(run.id, this.budgetItem(stored), eventItems);
-    const { item: runItem, chunks } = this.runItems(stored);
+    this.checkBudget(run.id, this.budgetItem(stored), added);
+    const before = await this.pendingOf(run.id, expectedVersion);
+    const { item: runItem, chunks, pending, flush, direct } = this.layout(stored, before, added);
     await this.putChunks(run.id, chunks);
+    if (flush.length > 0) await this.flush(run.id, flush);
+    const condition = {
+      ConditionExpression: '#v = :expected',
+      ExpressionAttributeNames: { '#v': 'version' },
+      ExpressionAttributeValues: { ':expected': expectedVersion },
+    };
+    const lost = (cause: unknown) => {
+      this.pendingCache.delete(run.id);
+      return new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
+        runId: run.id,
+        cause,
+      });
+    };
+    if (direct.length === 0 && input.releaseLock === undefined && input.acquireLock === undefined) {
+      try {
+        const out = await this.doc.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: runItem,
+            ...condition,
+            ReturnConsumedCapacity: this.capacityMode,
+          }),
+        );
+        this.record('commit', out.ConsumedCapacity);
+      } catch (err) {
+        if (isConditionalFailure(err)) throw lost(err);
+        throw this.translate(err, run.id);
+      }
+      this.pendingCache.set(run.id, stored.version, pending);
+      return stored;
+    }
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
       {
         Put: {
           TableName: this.tableName,
           Item: runItem,
-          ConditionExpression: '#v = :expected',
-          ExpressionAttributeNames: { '#v': 'version' },
-          ExpressionAttributeValues: { ':expected': expectedVersion },
+          ...condition,
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
       },
-      ...eventItems.map((e) => ({
+    ];
+    if (direct.length > 0) {
+      items.push({
         Put: {
           TableName: this.tableName,
-          Item: packEvents(e),
+          Item: this.historyItem(run.id, direct),
           ConditionExpression: 'attribute_not_exists(pk)',
         },
-      })),
-    ];
+      });
+    }
     if (input.releaseLock !== undefined) {
       items.push({
         Delete: {
@@ -591,16 +725,12 @@ export class DynamoRunStore implements RunStore {
           new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
         );
         this.record('commit', out.ConsumedCapacity);
+        this.pendingCache.set(run.id, stored.version, pending);
         return stored;
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
         const reasons = err.CancellationReasons ?? [];
-        if (reasons[0]?.Code === 'ConditionalCheckFailed') {
-          throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
-            runId: run.id,
-            cause: err,
-          });
-        }
+        if (reasons[0]?.Code === 'ConditionalCheckFailed') throw lost(err);
         if (lockIndex >= 0 && reasons[lockIndex]?.Code === 'ConditionalCheckFailed') {
           const old = oldItem(reasons[lockIndex]) ?? {};
           throw new SubjectLockedError(
@@ -622,8 +752,10 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
+  /** A write of the run that adds no events (a lease): its pending events stay as they are. */
   async update(run: Run, expectedVersion: number): Promise<Run> {
-    const { item, chunks } = this.runItems(run);
+    const pending = await this.pendingOf(run.id, expectedVersion);
+    const { item, chunks } = this.runItems(run, pending);
     await this.putChunks(run.id, chunks);
     try {
       const out = await this.doc.send(
@@ -637,9 +769,11 @@ export class DynamoRunStore implements RunStore {
         }),
       );
       this.record('update', out.ConsumedCapacity);
+      this.pendingCache.set(run.id, run.version, pending);
       return run;
     } catch (err) {
       if (isConditionalFailure(err)) {
+        this.pendingCache.delete(run.id);
         throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
           runId: run.id,
           cause: err,
@@ -777,35 +911,57 @@ export class DynamoRunStore implements RunStore {
     return typeof head?.sk === 'string' ? { head, from: head.sk } : { from: eventSk(0) };
   }
 
+  /**
+   * The run's events after `after`, in order: its history items and the events pending in its run
+   * item (see commit). The run item is read FIRST: its pending events are the newest committed,
+   * and a flush after that read writes them (or more) to history, which is read next; read the
+   * other way round, events flushed in between would be in neither. An event in both is one.
+   *
+   * History items sort by their first event, and a list of flushed events can span audit events
+   * written meanwhile (`EVT#<last>#<n>`, after the list's item): what is read is sorted by seq.
+   * Every event of an item not yet read has a seq above the leading number of the last item's key,
+   * so with a `limit` the read stops once that many events are known up to there.
+   */
   async listEvents(runId: string, opts: { limit?: number; after?: number } = {}): Promise<RunEvent[]> {
-    const { head, from } = await this.eventsFrom(runId, opts.after);
-    const out: RunEvent[] = [];
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
-    /** Add an item's events after the cursor; false once the limit is reached. */
-    const take = (item: Item): boolean => {
-      if (this.expired(item)) return true;
-      // A commit's events are one item with a list; an audit event is an item of its own.
-      const list =
-        item[BODY] instanceof Uint8Array
-          ? unpack<Item[]>(item[BODY])
-          : Array.isArray(item.events)
-            ? (item.events as Item[])
-            : [item];
-      for (const e of list) {
-        if (opts.after !== undefined && (e.seq as number) <= opts.after) continue;
-        if (out.length >= limit) return false;
-        out.push({
-          seq: e.seq as number,
-          at: e.at as string,
-          type: e.type as EventType,
-          ...(e.node !== undefined ? { node: e.node as string } : {}),
-          ...(e.by !== undefined ? { by: e.by as string } : {}),
-          detail: (e.detail ?? {}) as Record<string, unknown>,
-        });
-      }
-      return true;
+    if (limit <= 0) return [];
+    const { after } = opts;
+    const runItem = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, [BODY, 'ttl']);
+    const pending = runItem && !this.expired(runItem) ? pendingIn(runItem) : [];
+    const found = new Map<number, Item>();
+    const add = (e: Item) => {
+      const seq = e.seq as number;
+      if ((after === undefined || seq > after) && !found.has(seq)) found.set(seq, e);
     };
-    if (head && (!take(head) || out.length >= limit)) return out;
+    for (const e of pending) add(e);
+    let readThrough = Number.NEGATIVE_INFINITY;
+    const take = (item: Item) => {
+      if (!this.expired(item)) for (const e of eventsIn(item)) add(e);
+      readThrough = Number((item.sk as string).slice(eventSk(0).length - 8, eventSk(0).length));
+    };
+    const enough = () => {
+      let n = 0;
+      for (const seq of found.keys()) if (seq <= readThrough) n++;
+      return n >= limit;
+    };
+    const result = (partial: boolean) =>
+      [...found.values()]
+        .filter((e) => !partial || (e.seq as number) <= readThrough)
+        .sort((a, b) => (a.seq as number) - (b.seq as number))
+        .slice(0, limit)
+        .map(toRunEvent);
+
+    // Every committed event after `after` is pending: only audit events, and events flushed since
+    // the run item was read, can be in history after it.
+    const tail =
+      after !== undefined && after >= 0 && pending.length > 0 && pending[0]!.seq <= Math.floor(after) + 1;
+    const { head, from } = tail
+      ? { head: undefined, from: auditPrefix(Math.floor(after)) }
+      : await this.eventsFrom(runId, after);
+    if (head) {
+      take(head);
+      if (enough()) return result(true);
+    }
     // With a head item, the forward read starts just after it (it was read on the way down).
     let startKey: Record<string, unknown> | undefined = head ? { pk: head.pk, sk: head.sk } : undefined;
     do {
@@ -815,22 +971,21 @@ export class DynamoRunStore implements RunStore {
             TableName: this.tableName,
             // '~' sorts after '#', so audit events after the last committed one are included
             KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-            // Start at the item holding `after` (a commit's item holds several events): a page
-            // after a cursor reads only what follows it, not the whole history again.
-            ExpressionAttributeValues: {
-              ':pk': runPk(runId),
-              ':from': from,
-              ':to': sortKeys.eventsEnd,
-            },
+            // Start at the item holding `after` (an item holds several events): a page after a
+            // cursor reads only what follows it, not the whole history again.
+            ExpressionAttributeValues: { ':pk': runPk(runId), ':from': from, ':to': sortKeys.eventsEnd },
             ConsistentRead: true,
             ExclusiveStartKey: startKey,
           }),
         ),
       );
-      for (const item of res.Items ?? []) if (!take(item)) return out;
+      for (const item of res.Items ?? []) {
+        take(item);
+        if (enough()) return result(true);
+      }
       startKey = res.LastEvaluatedKey;
-    } while (startKey && out.length < limit);
-    return out;
+    } while (startKey);
+    return result(false);
   }
 
   async listRuns(query: ListRunsQuery): Promise<Run[]> {
@@ -1546,14 +1701,66 @@ export class DynamoRunStore implements RunStore {
   }
 }
 
+/** The events pending in a run item (read whole, or with `body` projected). */
+function pendingIn(item: Item): StoredEvent[] {
+  const packed = item[BODY];
+  if (!(packed instanceof Uint8Array)) return [];
+  return (unpack<Item>(packed)[PENDING] ?? []) as StoredEvent[];
+}
+
 /**
- * A commit's events item as written: the list packed (packing.ts), like the run. Its events are
- * written once but in a transaction, billed twice per KB. Read back by listEvents, which also
- * reads items written before (a plain `events` list).
+ * The events of a history item: a list, packed (packing.ts) or plain (written before lists were
+ * packed), or an audit event, which is an item of its own.
  */
-function packEvents(item: Item): Item {
-  const { events, ...rest } = item;
-  return { ...rest, [BODY]: pack(events) };
+function eventsIn(item: Item): Item[] {
+  if (item[BODY] instanceof Uint8Array) return unpack<Item[]>(item[BODY]);
+  if (Array.isArray(item.events)) return item.events as Item[];
+  return [item];
+}
+
+function toRunEvent(e: Item): RunEvent {
+  return {
+    seq: e.seq as number,
+    at: e.at as string,
+    type: e.type as EventType,
+    ...(e.node !== undefined ? { node: e.node as string } : {}),
+    ...(e.by !== undefined ? { by: e.by as string } : {}),
+    detail: (e.detail ?? {}) as Record<string, unknown>,
+  };
+}
+
+/** Write units of a single-item write of `item` (1 per KB, at least 1). */
+function writeUnits(item: Item): number {
+  return Math.max(1, Math.ceil(dynamoItemBytes(item) / 1024));
+}
+
+/**
+ * The pending events of the run items this process read or wrote, by run, for the one version it
+ * saw last: what the next write of that version carries or flushes without reading them again.
+ * Least recently used runs are forgotten past `maxRuns`.
+ */
+class PendingEvents {
+  private readonly runs = new Map<string, { version: number; events: StoredEvent[] }>();
+
+  constructor(private readonly maxRuns: number) {}
+
+  get(runId: string, version: number): StoredEvent[] | undefined {
+    const hit = this.runs.get(runId);
+    return hit?.version === version ? hit.events : undefined;
+  }
+
+  set(runId: string, version: number, events: StoredEvent[]): void {
+    this.runs.delete(runId);
+    this.runs.set(runId, { version, events });
+    if (this.runs.size > this.maxRuns) {
+      const oldest = this.runs.keys().next().value;
+      if (oldest !== undefined) this.runs.delete(oldest);
+    }
+  }
+
+  delete(runId: string): void {
+    this.runs.delete(runId);
+  }
 }
 
 function toKv<T>(item: Item): KvItem<T> {

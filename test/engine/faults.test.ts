@@ -426,10 +426,12 @@ describe('a throttled DynamoDB call', () => {
   /** One store operation per row, with the DynamoDB command it sends first. */
   const operations = [
     { op: 'createRun', command: 'TransactWriteItemsCommand' },
-    { op: 'commit', command: 'TransactWriteItemsCommand' },
+    // A commit is one conditional PutItem of the run (its events carried in it); a transaction
+    // only with a subject lock or events too large to carry.
+    { op: 'commit', command: 'PutItemCommand' },
     { op: 'update', command: 'PutItemCommand' },
     { op: 'getRun', command: 'GetItemCommand' },
-    { op: 'listEvents', command: 'QueryCommand' },
+    { op: 'listEvents', command: 'GetItemCommand' },
     { op: 'listRuns', command: 'QueryCommand' },
     { op: 'listActive', command: 'QueryCommand' },
     { op: 'appendEvent', command: 'GetItemCommand' },
@@ -482,7 +484,7 @@ describe('a throttled DynamoDB call', () => {
 
   const retried = names.flatMap((name) =>
     operations
-      .filter((o) => ['createRun', 'update', 'getRun', 'listActive'].includes(o.op))
+      .filter((o) => ['createRun', 'commit', 'update', 'getRun', 'listActive'].includes(o.op))
       .map((o) => ({ ...o, name })),
   );
 
@@ -551,7 +553,7 @@ describe('a throttled DynamoDB call', () => {
       faults: (point) => {
         if (point !== 'after-effect' || armed) return;
         armed = true;
-        t.throttle('TransactWriteItemsCommand', 3);
+        t.throttle('PutItemCommand', 3);
       },
     });
     const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#12', trigger });

@@ -18,7 +18,7 @@ import type { WorkMessage } from '../../lib/queue/port.ts';
 import { RUN_ITEM_BUDGET_BYTES } from '../../lib/store/budget.ts';
 import { createTestStore, testEndpoint } from '../support/dynamo.ts';
 import { harness } from '../support/harness.ts';
-import { deferred, testClock, throttlingClient } from './kit.ts';
+import { deferred, testClock, throttlingClient, typesAndNodes } from './kit.ts';
 
 const trigger = { source: 'test' as const };
 const steps = (messages: WorkMessage[]) => messages.filter((m) => m.kind === 'step');
@@ -46,7 +46,8 @@ function twoNodes(
 
 /**
  * A real client for DynamoDB Local whose next N TransactWriteItems are cancelled with the given
- * per-item reasons, the way DynamoDB reports a throttled or invalid item inside a transaction.
+ * per-item reasons, the way DynamoDB reports a throttled or invalid item inside a transaction,
+ * and whose next PutItem can be refused as too large, the way DynamoDB refuses a single item.
  */
 function cancellingClient() {
   const client = new DynamoDBClient({
@@ -57,9 +58,18 @@ function cancellingClient() {
     retryStrategy: new ConfiguredRetryStrategy(1, 1),
   });
   const plan: Array<Array<{ Code: string; Message?: string }>> = [];
+  let refusePut: string | undefined;
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const command = String((context as { commandName?: string }).commandName);
+      if (command === 'PutItemCommand' && refusePut !== undefined) {
+        const message = refusePut;
+        refusePut = undefined;
+        throw Object.assign(new Error(message), {
+          name: 'ValidationException',
+          $metadata: { httpStatusCode: 400 },
+        });
+      }
       if (command === 'TransactWriteItemsCommand' && plan.length > 0) {
         const reasons = plan.shift()!;
         throw new TransactionCanceledException({
@@ -75,21 +85,50 @@ function cancellingClient() {
   return {
     client,
     cancelNext: (...reasons: Array<Array<{ Code: string; Message?: string }>>) => plan.push(...reasons),
+    /** Cancellations planned and not yet sent. */
+    planned: () => plan.length,
+    refuseNextPut: (message: string) => {
+      refusePut = message;
+    },
   };
 }
 
-describe('a step commit that DynamoDB cancels', () => {
+describe('a step commit that DynamoDB refuses or cancels', () => {
   it('fails the run with the validation reason, instead of reading it as a lost race', async () => {
     const c = cancellingClient();
     const store = await createTestStore({ client: c.client });
-    const h = await harness([twoNodes(async () => ({ output: { a: 1 } }))], { store, autoConsume: false });
+    // Refused once the step has run and holds its lease: the commit is the next PutItem.
+    const wf = twoNodes(async () => {
+      c.refuseNextPut('Item size has exceeded the maximum allowed size');
+      return { output: { a: 1 } };
+    });
+    const h = await harness([wf], { store, autoConsume: false });
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#1', trigger });
+
+    const outcome = await h.engine.executeStep(run.id, 1);
+
+    expect(outcome).toBe('committed');
+    const failed = await h.store.getRun(run.id);
+    expect(failed).toMatchObject({
+      status: 'failed',
+      error: { name: 'StoreValidationError', retryable: false },
+    });
+    expect(failed?.reason).toContain('Item size has exceeded the maximum allowed size');
+  });
+
+  // The commit that ends a run releases its subject's lock: a transaction.
+  it('fails the run with the validation reason when a transaction is cancelled for it', async () => {
+    const c = cancellingClient();
+    const store = await createTestStore({ client: c.client });
+    const h = await harness([twoNodes(async () => ({ output: { a: 1 } }))], { store, autoConsume: false });
+    const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#6', trigger });
+    await h.engine.executeStep(run.id, 1);
     c.cancelNext([
       { Code: 'ValidationError', Message: 'Item size has exceeded the maximum allowed size' },
       { Code: 'None' },
     ]);
 
-    const outcome = await h.engine.executeStep(run.id, 1);
+    const outcome = await h.engine.executeStep(run.id, 2);
 
     expect(outcome).toBe('committed');
     const failed = await h.store.getRun(run.id);
@@ -105,15 +144,20 @@ describe('a step commit that DynamoDB cancels', () => {
     const store = await createTestStore({ client: c.client });
     const h = await harness([twoNodes(async () => ({ output: { a: 1 } }))], { store, autoConsume: false });
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#2', trigger });
+    await h.engine.executeStep(run.id, 1);
     c.cancelNext(
       [{ Code: 'ThrottlingError' }, { Code: 'None' }],
       [{ Code: 'None' }, { Code: 'ThrottlingError' }],
     );
 
-    const outcome = await h.engine.executeStep(run.id, 1);
+    const outcome = await h.engine.executeStep(run.id, 2);
 
     expect(outcome).toBe('committed');
-    expect(await h.store.getRun(run.id)).toMatchObject({ status: 'running', node: 'b' });
+    expect(c.planned()).toBe(0);
+    expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', node: 'b' });
+    expect(
+      typesAndNodes(await h.store.listEvents(run.id)).filter(([type]) => type === 'run.succeeded'),
+    ).toHaveLength(1);
   });
 
   it('fails a run whose step output is over the size budget, with the size in the reason', async () => {
@@ -141,11 +185,16 @@ describe('a step commit that keeps being throttled', () => {
   it('gives its lease back after a backoff instead of holding it until it lapses, and then finishes', async () => {
     const t = throttlingClient(3);
     const store = await createTestStore({ client: t.client });
-    const wf = twoNodes(async () => ({ output: { a: 1 } }), 60_000);
+    let throttled = false;
+    // Armed once the step holds its lease: every SDK try of the commit (a PutItem) is throttled.
+    const wf = twoNodes(async () => {
+      if (!throttled) t.throttle('PutItemCommand', 3);
+      throttled = true;
+      return { output: { a: 1 } };
+    }, 60_000);
     const h = await harness([wf], { store, autoConsume: false });
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#4', trigger });
     h.queue.pending.splice(0);
-    t.throttle('TransactWriteItemsCommand', 3); // every SDK try of the commit
 
     const outcome = await h.engine.executeStep(run.id, 1);
 
@@ -163,12 +212,13 @@ describe('a step commit that keeps being throttled', () => {
   it('ends the run with the commit error once its attempts are exhausted', async () => {
     const t = throttlingClient(3);
     const store = await createTestStore({ client: t.client });
-    const h = await harness([twoNodes(async () => ({ output: { a: 1 } }), 60_000)], {
-      store,
-      autoConsume: false,
-    });
+    // Both attempts of the step: each try of each commit (a PutItem, once the step has run).
+    const wf = twoNodes(async () => {
+      t.throttle('PutItemCommand', 3);
+      return { output: { a: 1 } };
+    }, 60_000);
+    const h = await harness([wf], { store, autoConsume: false });
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#8', trigger });
-    t.throttle('TransactWriteItemsCommand', 3 * 2); // both attempts of the step
     h.queue.consume(async (m) => void (await h.engine.handle(m)));
     await h.settle();
 

@@ -153,14 +153,14 @@ describe('the packed run item', () => {
     expect(await store.getRun(run.id)).toEqual({ ...rest, version: run.version + 1 });
   });
 
-  it("packs a commit's events, and reads events items written before they were packed", async () => {
+  it("packs a run's events with it, and reads events items written before they were packed", async () => {
     const store = await createTestStore();
     const run = aRun();
     await store.createRun({
       run: { ...run, eventSeq: 0 },
       events: [{ type: 'run.created', node: 'intake', detail: {} }],
     });
-    // An item of the old shape: the commit's events as a plain list.
+    // An item of the old shape: a commit's events as a plain list.
     await store.doc.send(
       new PutCommand({
         TableName: store.tableName,
@@ -172,13 +172,19 @@ describe('the packed run item', () => {
         },
       }),
     );
-    const packed = (
+    // The new run's events are pending in its packed run item: no history item of their own.
+    const item = (
       await store.doc.send(
-        new GetCommand({ TableName: store.tableName, Key: { pk: `RUN#${run.id}`, sk: 'EVT#00000000' } }),
+        new GetCommand({ TableName: store.tableName, Key: { pk: `RUN#${run.id}`, sk: 'RUN' } }),
       )
     ).Item!;
-    expect(packed.body).toBeInstanceOf(Uint8Array);
-    expect(packed.events).toBeUndefined();
+    expect(unpack<Record<string, unknown>>(item.body)['$events']).toEqual([
+      { seq: 0, at, type: 'run.created', node: 'intake', detail: {} },
+    ]);
+    const history = await store.doc.send(
+      new GetCommand({ TableName: store.tableName, Key: { pk: `RUN#${run.id}`, sk: 'EVT#00000000' } }),
+    );
+    expect(history.Item).toBeUndefined();
     expect((await store.listEvents(run.id)).map((e) => [e.seq, e.type])).toEqual([
       [0, 'run.created'],
       [1, 'step.succeeded'],

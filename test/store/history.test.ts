@@ -1,0 +1,285 @@
+import { randomBytes } from 'node:crypto';
+import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
+import type { EventType } from '../../lib/engine/events.ts';
+import { ConcurrencyError } from '../../lib/engine/store-errors.ts';
+import type { NewEvent, Run } from '../../lib/engine/types.ts';
+import { dynamoClient } from '../../lib/store/client.ts';
+import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
+import { unpack } from '../../lib/store/packing.ts';
+import { createTestStore, testEndpoint } from '../support/dynamo.ts';
+
+/**
+ * The run's history in DynamoDB: a commit's events are carried in the run item (pending) until a
+ * later write would pay a write unit more to carry them, which flushes them to a history item
+ * first (lib/store/dynamodb.ts commit). What the RunStore contract cannot see: where the events
+ * are, that a stale worker's flush never loses any, and what a commit costs.
+ */
+
+const at = new Date().toISOString();
+
+function aRun(): Run {
+  return {
+    id: `run-${randomBytes(5).toString('hex')}`,
+    workflow: 'history',
+    status: 'running',
+    node: 'a',
+    subject: { repo: 'acme/widget', issue: 1, key: 'acme/widget#1' },
+    trigger: { source: 'test' },
+    createdAt: at,
+    updatedAt: at,
+    version: 1,
+    data: {},
+    eventSeq: 0,
+  };
+}
+
+const created: NewEvent = { type: 'run.created', node: 'a', detail: {} };
+const small = (name: string): NewEvent => ({ type: name as EventType, node: 'a', detail: {} });
+/**
+ * An event of about 1 KB packed (it does not compress): with the small run item, carrying small
+ * events beside it costs nothing more, and carrying another beside it always does.
+ */
+const large = (name: string): NewEvent => ({
+  type: name as EventType,
+  node: 'a',
+  detail: { noise: randomBytes(1000).toString('base64') },
+});
+
+/** An event too large to carry in the run item (over 16 KB): it goes to history in its commit. */
+const huge = (name: string): NewEvent => ({
+  type: name as EventType,
+  node: 'a',
+  detail: { noise: randomBytes(15_000).toString('base64') },
+});
+
+async function created_(store: DynamoRunStore): Promise<Run> {
+  const out = await store.createRun({ run: aRun(), events: [created] });
+  if (out.outcome !== 'created') throw new Error(`expected a new run, got ${out.outcome}`);
+  return out.run;
+}
+
+async function runItem(store: DynamoRunStore, runId: string) {
+  const out = await store.doc.send(
+    new GetCommand({ TableName: store.tableName, Key: { pk: `RUN#${runId}`, sk: 'RUN' } }),
+  );
+  return out.Item!;
+}
+
+async function pendingSeqs(store: DynamoRunStore, runId: string): Promise<number[]> {
+  const body = unpack<{ $events?: Array<{ seq: number }> }>((await runItem(store, runId)).body);
+  return (body.$events ?? []).map((e) => e.seq);
+}
+
+/** The history items (not audit events): sort key, first and last seq. */
+async function historyItems(store: DynamoRunStore, runId: string) {
+  const out = await store.doc.send(
+    new QueryCommand({
+      TableName: store.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :evt)',
+      ExpressionAttributeValues: { ':pk': `RUN#${runId}`, ':evt': 'EVT#' },
+      ConsistentRead: true,
+    }),
+  );
+  return (out.Items ?? [])
+    .filter((i) => i.audit !== true)
+    .map((i) => ({ sk: i.sk, seq: i.seq, last: i.last }));
+}
+
+/** A second store over the same table: another worker, with nothing in memory. */
+function otherWorker(store: DynamoRunStore): DynamoRunStore {
+  return new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
+}
+
+describe('the run history in DynamoDB', () => {
+  it('carries commits in the run item, flushes them once carrying costs more, and lists each event once', async () => {
+    const units: Array<[string, number]> = [];
+    const store = await createTestStore({ onConsumedCapacity: (op, n) => units.push([op, n]) });
+    let run = await created_(store);
+    const commit = async (...events: NewEvent[]) => {
+      run = await store.commit({
+        run: { ...run, version: run.version + 1 },
+        expectedVersion: run.version,
+        events,
+      });
+    };
+    await commit(small('s1'));
+    await commit(small('s2'));
+    expect(await pendingSeqs(store, run.id)).toEqual([0, 1, 2]);
+    await commit(large('l3'));
+    expect(await pendingSeqs(store, run.id)).toEqual([0, 1, 2, 3]);
+    expect(await historyItems(store, run.id)).toEqual([]);
+
+    await commit(large('l4'));
+    expect(await pendingSeqs(store, run.id)).toEqual([4]);
+    expect(await historyItems(store, run.id)).toEqual([{ sk: 'EVT#00000000', seq: 0, last: 3 }]);
+    await commit(large('l5'));
+    expect(await pendingSeqs(store, run.id)).toEqual([5]);
+    expect((await historyItems(store, run.id)).map((i) => i.sk)).toEqual(['EVT#00000000', 'EVT#00000004']);
+
+    expect((await store.listEvents(run.id)).map((e) => [e.seq, e.type])).toEqual([
+      [0, 'run.created'],
+      [1, 's1'],
+      [2, 's2'],
+      [3, 'l3'],
+      [4, 'l4'],
+      [5, 'l5'],
+    ]);
+    expect((await otherWorker(store).listEvents(run.id, { after: 2 })).map((e) => e.type)).toEqual([
+      'l3',
+      'l4',
+      'l5',
+    ]);
+    // A small commit is one single-item write of the run, under a KB: one write unit, no transaction.
+    expect(
+      units
+        .filter(([op]) => op === 'commit')
+        .map(([, n]) => n)
+        .slice(0, 2),
+    ).toEqual([1, 1]);
+    expect(units.filter(([op]) => op === 'flush')).toHaveLength(2);
+  });
+
+  // A write flushes the pending events it knows whenever its own events go straight to history
+  // (too large to carry): the way to make a stale worker flush at a chosen moment.
+  it('keeps the longer list when a stale worker flushes after the run moved on', async () => {
+    const store = await createTestStore();
+    let run = await created_(store);
+    const commit = async (...events: NewEvent[]) => {
+      run = await store.commit({
+        run: { ...run, version: run.version + 1 },
+        expectedVersion: run.version,
+        events,
+      });
+    };
+    await commit(small('s1'));
+    const stale = otherWorker(store);
+    const seen = (await stale.getRun(run.id))!;
+    await commit(small('s2'));
+    await commit(huge('h3'));
+    expect(await historyItems(store, run.id)).toEqual([
+      { sk: 'EVT#00000000', seq: 0, last: 2 },
+      { sk: 'EVT#00000003', seq: 3, last: 3 },
+    ]);
+
+    // The stale worker flushes the two events it saw, then loses its race.
+    await expect(
+      stale.commit({
+        run: { ...seen, version: seen.version + 1 },
+        expectedVersion: seen.version,
+        events: [huge('x')],
+      }),
+    ).rejects.toBeInstanceOf(ConcurrencyError);
+
+    expect((await historyItems(store, run.id))[0]).toEqual({ sk: 'EVT#00000000', seq: 0, last: 2 });
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1', 's2', 'h3']);
+  });
+
+  it('lets the run flush the longer list after a stale worker flushed a shorter one', async () => {
+    const store = await createTestStore();
+    let run = await created_(store);
+    const commit = async (...events: NewEvent[]) => {
+      run = await store.commit({
+        run: { ...run, version: run.version + 1 },
+        expectedVersion: run.version,
+        events,
+      });
+    };
+    await commit(small('s1'));
+    const stale = otherWorker(store);
+    const seen = (await stale.getRun(run.id))!;
+    await commit(small('s2'));
+
+    await expect(
+      stale.commit({
+        run: { ...seen, version: seen.version + 1 },
+        expectedVersion: seen.version,
+        events: [huge('x')],
+      }),
+    ).rejects.toBeInstanceOf(ConcurrencyError);
+    expect(await historyItems(store, run.id)).toEqual([{ sk: 'EVT#00000000', seq: 0, last: 1 }]);
+    expect(await pendingSeqs(store, run.id)).toEqual([0, 1, 2]);
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1', 's2']);
+
+    await commit(huge('h3'));
+    expect((await historyItems(store, run.id))[0]).toEqual({ sk: 'EVT#00000000', seq: 0, last: 2 });
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1', 's2', 'h3']);
+  });
+
+  it('reads the pending events of a version it never saw before committing over it', async () => {
+    const store = await createTestStore();
+    let run = await created_(store);
+    run = await store.commit({
+      run: { ...run, version: run.version + 1 },
+      expectedVersion: run.version,
+      events: [small('s1')],
+    });
+    const other = otherWorker(store);
+
+    await other.commit({
+      run: { ...run, version: run.version + 1 },
+      expectedVersion: run.version,
+      events: [small('s2')],
+    });
+    await other.update({ ...run, version: run.version + 2 }, run.version + 1);
+
+    expect(await pendingSeqs(store, run.id)).toEqual([0, 1, 2]);
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1', 's2']);
+  });
+
+  it("writes a commit's events too large to carry in the commit's own transaction", async () => {
+    const store = await createTestStore();
+    let run = await created_(store);
+    run = await store.commit({
+      run: { ...run, version: run.version + 1 },
+      expectedVersion: run.version,
+      events: [huge('huge')],
+    });
+
+    expect(await pendingSeqs(store, run.id)).toEqual([]);
+    expect(await historyItems(store, run.id)).toEqual([
+      { sk: 'EVT#00000000', seq: 0, last: 0 },
+      { sk: 'EVT#00000001', seq: 1, last: 1 },
+    ]);
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 'huge']);
+  });
+
+  it('pages through a flushed list that spans audit events without skipping or repeating one', async () => {
+    const store = await createTestStore();
+    let run = await created_(store);
+    const commit = async (...events: NewEvent[]) => {
+      run = await store.commit({
+        run: { ...run, version: run.version + 1 },
+        expectedVersion: run.version,
+        events,
+      });
+    };
+    const audit = (name: string) => store.appendEvent(run.id, { type: name as EventType, detail: {} });
+    await commit(small('s1'));
+    await audit('audit.a');
+    await commit(small('s2'));
+    await audit('audit.b');
+    await commit(large('l3'));
+    await audit('audit.c');
+    await commit(large('l4'));
+    // Events 0 to 3 were flushed in one list (EVT#0), after which audits a, b and c sort.
+    expect((await historyItems(store, run.id))[0]).toEqual({ sk: 'EVT#00000000', seq: 0, last: 3 });
+
+    const all = (await store.listEvents(run.id)).map((e) => e.type);
+    expect(all).toEqual(['run.created', 's1', 'audit.a', 's2', 'audit.b', 'l3', 'audit.c', 'l4']);
+    for (const limit of [1, 2, 3]) {
+      const paged: string[] = [];
+      let after: number | undefined;
+      for (;;) {
+        const page = await otherWorker(store).listEvents(run.id, {
+          limit,
+          ...(after !== undefined ? { after } : {}),
+        });
+        if (page.length === 0) break;
+        paged.push(...page.map((e) => e.type));
+        after = page[page.length - 1]!.seq;
+      }
+      expect(paged, `limit ${limit}`).toEqual(all);
+    }
+  });
+});
