@@ -177,8 +177,9 @@ function indexWrites(pre: Item | undefined, post: Item | undefined): number {
 }
 
 /**
- * The kind of item a key names, for the breakdown: `run` (the run item), `events`, `effects`,
- * `report` (under RUN#), `kv.<group>`, and the other partitions by prefix (`idem`, `lock`, ...).
+ * The kind of item a key names, for the breakdown: `run` (the run item), `list` (its listing
+ * item), `data` (chunks), `events`, `effects`, `report` (under RUN#), `kv.<group>`, and the other
+ * partitions by prefix (`idem`, `lock`, ...).
  */
 function category(key: Item): string {
   const pk = key.pk?.S ?? '';

@@ -76,8 +76,8 @@ const ORDER = '$order';
 const PENDING = '$events';
 /** A commit's events over this (JSON bytes) go in an item of their own, in its transaction. */
 const PENDING_MAX_BYTES = 16 * 1024;
-/** Run items whose pending events this process knows, by run (see PendingEvents). */
-const PENDING_CACHE_RUNS = 1000;
+/** Run items this process remembers (see KnownItems). */
+const KNOWN_RUNS = 1000;
 const chunkSk = sortKeys.chunk;
 /** How much longer than a finished run's retention a chunk is kept (a run may last this long). */
 const CHUNK_TTL_MARGIN_SECONDS = 30 * 86_400;
@@ -133,8 +133,8 @@ export class DynamoRunStore implements RunStore {
   private readonly onCapacity: ((op: string, units: number) => void) | undefined;
   /** Chunks of run data this process wrote or read (packing.ts). */
   private readonly chunkCache = new ChunkCache();
-  /** The pending events of run items this process wrote or read, by run and version. */
-  private readonly pendingCache = new PendingEvents(PENDING_CACHE_RUNS);
+  /** What this process knows of the run items it wrote or read, by run and version. */
+  private readonly known = new KnownItems(KNOWN_RUNS);
 
   constructor(client: DynamoDBClient, opts: DynamoRunStoreOptions) {
     this.doc = DynamoDBDocumentClient.from(client, {
@@ -176,7 +176,7 @@ export class DynamoRunStore implements RunStore {
    * (packing.ts: a write is billed per KB, and the run item is rewritten on every transition).
    * Large values of `data` are chunks (packing.ts `splitData`): items of their own, written once.
    */
-  private runItems(run: Run, pending: StoredEvent[] = []): { item: Item; chunks: Chunk[] } {
+  private runItems(run: Run, pending: StoredEvent[] = [], listed = false): { item: Item; chunks: Chunk[] } {
     const { version, eventSeq, lease, ttl, data, ...rest } = run;
     const { inline, refs, order, chunks } = splitData(data ?? {});
     const body = {
@@ -186,7 +186,7 @@ export class DynamoRunStore implements RunStore {
       ...(pending.length > 0 ? { [PENDING]: pending } : {}),
     };
     const item = {
-      ...this.keysOf(run),
+      ...this.keysOf(run, listed),
       version,
       eventSeq,
       ...(lease !== undefined ? { lease } : {}),
@@ -196,21 +196,43 @@ export class DynamoRunStore implements RunStore {
     return { item, chunks };
   }
 
-  private keysOf(run: Run): Item {
-    const sortKey = `${run.createdAt}#${run.id}`;
+  /**
+   * The run item's keys. `listed`: with the listing indexes' keys too, as runs created before the
+   * listing item were written (they keep them; see listingItem).
+   */
+  private keysOf(run: Run, listed = false): Item {
     return {
       pk: runPk(run.id),
       sk: RUN_SK,
       // Every write keeps the run in the sparse active index; retire() takes it out once the run
       // is finished AND reported, so the sweeper also finds finished-but-unreported runs.
       gsi1pk: itemKeys.active,
-      gsi1sk: sortKey,
+      gsi1sk: `${run.createdAt}#${run.id}`,
+      ...(listed ? this.listingKeys(run) : {}),
+    };
+  }
+
+  /** The keys that list a run by subject, by repository and by month (never change). */
+  private listingKeys(run: Run): Item {
+    const sortKey = `${run.createdAt}#${run.id}`;
+    return {
       gsi2pk: itemKeys.subject(run.subject.key),
       gsi2sk: sortKey,
       gsi4pk: itemKeys.recent(month(run.createdAt)),
       gsi4sk: sortKey,
       ...(run.subject.repo ? { gsi3pk: itemKeys.repo(run.subject.repo), gsi3sk: sortKey } : {}),
     };
+  }
+
+  /**
+   * The item that lists a run in the subject, repository and month indexes (`RUN#<id> / LIST`),
+   * written once with the run: their keys never change, and on the run item they were ~230 bytes
+   * of every write of it. The indexes give the partition key, and the run item is read by it, so
+   * a listing finds the run the same way from either item. It expires like a chunk (a run item
+   * never outlives it).
+   */
+  private listingItem(run: Run): Item {
+    return { pk: runPk(run.id), sk: sortKeys.listing, ...this.listingKeys(run), ttl: this.chunkExpiresAt() };
   }
 
   /**
@@ -266,7 +288,10 @@ export class DynamoRunStore implements RunStore {
       const order = run[ORDER] as string[] | undefined;
       delete run[REFS];
       delete run[ORDER];
-      this.pendingCache.set(run.id as string, run.version as number, (run[PENDING] ?? []) as StoredEvent[]);
+      this.known.set(run.id as string, run.version as number, {
+        events: (run[PENDING] ?? []) as StoredEvent[],
+        listed: item.gsi2pk !== undefined,
+      });
       delete run[PENDING];
       return { run, refs, order };
     });
@@ -362,16 +387,17 @@ export class DynamoRunStore implements RunStore {
    */
   private layout(
     run: Run,
-    before: StoredEvent[],
+    was: KnownItem,
     added: StoredEvent[],
   ): { item: Item; chunks: Chunk[]; pending: StoredEvent[]; flush: StoredEvent[]; direct: StoredEvent[] } {
+    const { events: before, listed } = was;
     if (added.length > 0 && itemBytes(added) > PENDING_MAX_BYTES) {
-      return { ...this.runItems(run), pending: [], flush: before, direct: added };
+      return { ...this.runItems(run, [], listed), pending: [], flush: before, direct: added };
     }
     const all = [...before, ...added];
-    const carried = this.runItems(run, all);
+    const carried = this.runItems(run, all, listed);
     if (before.length === 0) return { ...carried, pending: all, flush: [], direct: [] };
-    const alone = this.runItems(run, added);
+    const alone = this.runItems(run, added, listed);
     return writeUnits(carried.item) <= writeUnits(alone.item)
       ? { ...carried, pending: all, flush: [], direct: [] }
       : { ...alone, pending: added, flush: before, direct: [] };
@@ -410,11 +436,12 @@ export class DynamoRunStore implements RunStore {
    * events of a version never change. ConcurrencyError when the run is no longer at `version`
    * (the write that wanted them would lose its race anyway).
    */
-  private async pendingOf(runId: string, version: number): Promise<StoredEvent[]> {
-    const known = this.pendingCache.get(runId, version);
+  private async knownItem(runId: string, version: number): Promise<KnownItem> {
+    const known = this.known.get(runId, version);
     if (known) return known;
-    const item = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, ['version', BODY]);
-    if (item && item.version === version) return pendingIn(item);
+    const item = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, ['version', BODY, 'gsi2pk']);
+    if (item && item.version === version)
+      return { events: pendingIn(item), listed: item.gsi2pk !== undefined };
     throw new ConcurrencyError(`run ${runId} changed since version ${version}`, { runId });
   }
 
@@ -488,7 +515,12 @@ export class DynamoRunStore implements RunStore {
     this.checkBudget(run.id, this.budgetItem(stored), added);
     // Its events pending in the run item (see commit): cheaper than an item of their own, in a
     // transaction that bills every item twice.
-    const { item: runItem, chunks, pending, direct } = this.layout(stored, [], added);
+    const {
+      item: runItem,
+      chunks,
+      pending,
+      direct,
+    } = this.layout(stored, { events: [], listed: false }, added);
     items.push({
       Put: {
         TableName: this.tableName,
@@ -508,6 +540,7 @@ export class DynamoRunStore implements RunStore {
     }
     if (direct.length > 0)
       items.push({ Put: { TableName: this.tableName, Item: this.historyItem(run.id, direct) } });
+    items.push({ Put: { TableName: this.tableName, Item: this.listingItem(stored) } });
 
     for (let attempt = 0; ; attempt++) {
       try {
@@ -516,7 +549,7 @@ export class DynamoRunStore implements RunStore {
         );
         this.record('createRun', out.ConsumedCapacity);
         for (const c of chunks) this.chunkCache.set(run.id, c.hash, c.bytes);
-        this.pendingCache.set(run.id, stored.version, pending);
+        this.known.set(run.id, stored.version, { events: pending, listed: false });
         return { outcome: 'created', run: stored };
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
@@ -643,8 +676,8 @@ export class DynamoRunStore implements RunStore {
     const added = this.storedEvents(stored, events, run.eventSeq);
     // Checked before each commit: an over-budget run fails with a reason, not as a lost race.
     this.checkBudget(run.id, this.budgetItem(stored), added);
-    const before = await this.pendingOf(run.id, expectedVersion);
-    const { item: runItem, chunks, pending, flush, direct } = this.layout(stored, before, added);
+    const was = await this.knownItem(run.id, expectedVersion);
+    const { item: runItem, chunks, pending, flush, direct } = this.layout(stored, was, added);
     await this.putChunks(run.id, chunks);
     if (flush.length > 0) await this.flush(run.id, flush);
     const condition = {
@@ -653,7 +686,7 @@ export class DynamoRunStore implements RunStore {
       ExpressionAttributeValues: { ':expected': expectedVersion },
     };
     const lost = (cause: unknown) => {
-      this.pendingCache.delete(run.id);
+      this.known.delete(run.id);
       return new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
         runId: run.id,
         cause,
@@ -674,7 +707,7 @@ export class DynamoRunStore implements RunStore {
         if (isConditionalFailure(err)) throw lost(err);
         throw this.translate(err, run.id);
       }
-      this.pendingCache.set(run.id, stored.version, pending);
+      this.known.set(run.id, stored.version, { events: pending, listed: was.listed });
       return stored;
     }
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
@@ -725,7 +758,7 @@ export class DynamoRunStore implements RunStore {
           new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
         );
         this.record('commit', out.ConsumedCapacity);
-        this.pendingCache.set(run.id, stored.version, pending);
+        this.known.set(run.id, stored.version, { events: pending, listed: was.listed });
         return stored;
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
@@ -754,8 +787,8 @@ export class DynamoRunStore implements RunStore {
 
   /** A write of the run that adds no events (a lease): its pending events stay as they are. */
   async update(run: Run, expectedVersion: number): Promise<Run> {
-    const pending = await this.pendingOf(run.id, expectedVersion);
-    const { item, chunks } = this.runItems(run, pending);
+    const was = await this.knownItem(run.id, expectedVersion);
+    const { item, chunks } = this.runItems(run, was.events, was.listed);
     await this.putChunks(run.id, chunks);
     try {
       const out = await this.doc.send(
@@ -769,11 +802,11 @@ export class DynamoRunStore implements RunStore {
         }),
       );
       this.record('update', out.ConsumedCapacity);
-      this.pendingCache.set(run.id, run.version, pending);
+      this.known.set(run.id, run.version, was);
       return run;
     } catch (err) {
       if (isConditionalFailure(err)) {
-        this.pendingCache.delete(run.id);
+        this.known.delete(run.id);
         throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
           runId: run.id,
           cause: err,
@@ -1094,7 +1127,8 @@ export class DynamoRunStore implements RunStore {
   }
 
   /** Read runs by partition key, in the order given (index order), 100 at a time. */
-  private async batchGetRuns(pks: string[]): Promise<Run[]> {
+  private async batchGetRuns(listed: string[]): Promise<Run[]> {
+    const pks = [...new Set(listed)];
     const found = new Map<string, Item>();
     for (const item of await this.batchGet(
       'runs',
@@ -1734,24 +1768,32 @@ function writeUnits(item: Item): number {
   return Math.max(1, Math.ceil(dynamoItemBytes(item) / 1024));
 }
 
+/** What a write of a run item needs of the item it replaces. */
+interface KnownItem {
+  /** Its pending events. */
+  events: StoredEvent[];
+  /** Whether it carries the listing indexes' keys (a run created before the listing item). */
+  listed: boolean;
+}
+
 /**
- * The pending events of the run items this process read or wrote, by run, for the one version it
- * saw last: what the next write of that version carries or flushes without reading them again.
- * Least recently used runs are forgotten past `maxRuns`.
+ * What this process knows of the run items it read or wrote, by run, for the one version it saw
+ * last: what the next write of that version needs, without reading the item again. A version is
+ * written once, so what is known of it never changes. Least recently used runs go past `maxRuns`.
  */
-class PendingEvents {
-  private readonly runs = new Map<string, { version: number; events: StoredEvent[] }>();
+class KnownItems {
+  private readonly runs = new Map<string, KnownItem & { version: number }>();
 
   constructor(private readonly maxRuns: number) {}
 
-  get(runId: string, version: number): StoredEvent[] | undefined {
+  get(runId: string, version: number): KnownItem | undefined {
     const hit = this.runs.get(runId);
-    return hit?.version === version ? hit.events : undefined;
+    return hit?.version === version ? { events: hit.events, listed: hit.listed } : undefined;
   }
 
-  set(runId: string, version: number, events: StoredEvent[]): void {
+  set(runId: string, version: number, known: KnownItem): void {
     this.runs.delete(runId);
-    this.runs.set(runId, { version, events });
+    this.runs.set(runId, { version, ...known });
     if (this.runs.size > this.maxRuns) {
       const oldest = this.runs.keys().next().value;
       if (oldest !== undefined) this.runs.delete(oldest);

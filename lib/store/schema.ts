@@ -6,8 +6,12 @@ import type { EffectRef } from '../engine/ports.ts';
  *
  * Items (pk / sk):
  *   RUN#<id>      / RUN              the run (versioned; every write conditional)
- *   RUN#<id>      / EVT#<seq:8>      one commit's history events (a list), written in the same
- *                                    transaction as the run; audit events sort after as EVT#<seq>#...
+ *   RUN#<id>      / LIST             the run's keys in the subject, repo and recent indexes, written
+ *                                    once when it is created (runs created before keep them on RUN)
+ *   RUN#<id>      / EVT#<seq:8>      history events from <seq> on (a packed list), written once they
+ *                                    are committed: a commit's events are pending in the run item
+ *                                    until a later write of it flushes them here (dynamodb.ts
+ *                                    commit); audit events sort after as EVT#<seq>#...
  *   RUN#<id>      / FX#S#<seq:8>#<node>#<name>  effect journal, scope 'step': a side effect of one step
  *                                    (<seq>: the step's first attempt; retries keep it)
  *   RUN#<id>      / FX#R#<name>      effect journal, scope 'run': a side effect shared by the run's steps
@@ -23,7 +27,8 @@ import type { EffectRef } from '../engine/ports.ts';
  * case-insensitive, so one issue is one subject however a trigger spells it.
  *
  * GSIs (all KEYS_ONLY, written once at creation except gsi1 which is removed when a run is
- * finished and reported; so a transition never pays for index writes):
+ * finished and reported; so a transition never pays for index writes). gsi1 is on the run item;
+ * gsi2-4 on its LIST item (on the run item for runs created before it):
  *   gsi1 active:  gsi1pk = "ACTIVE" (sparse)        gsi1sk = <createdAt>#<id>
  *   gsi2 subject: gsi2pk = "SUBJ#<subject key>"     gsi2sk = <createdAt>#<id>
  *   gsi3 repo:    gsi3pk = "REPO#<owner/name>"      gsi3sk = <createdAt>#<id>
@@ -84,6 +89,8 @@ export const itemKeys = {
 /** Sort keys of the items that share a partition with others (see the item list above). */
 export const sortKeys = {
   run: 'RUN',
+  /** The item that lists a run in the subject, repository and month indexes. */
+  listing: 'LIST',
   report: 'REPORT',
   idempotency: 'IDEM',
   lock: 'LOCK',

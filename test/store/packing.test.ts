@@ -126,6 +126,56 @@ describe('the packed run item', () => {
     expect(Object.keys((await cold.getRun(run.id))!.data)).toEqual(Object.keys(run.data));
   });
 
+  it('lists a new run from an item of its own, and a run created before from its run item, however often each is written', async () => {
+    const store = await createTestStore();
+    const fresh = aRun();
+    await store.createRun({ run: fresh, events: [] });
+    // A run written before listing items: the listing keys on its run item.
+    const old = aRun();
+    const sortKey = `${old.createdAt}#${old.id}`;
+    await store.doc.send(
+      new PutCommand({
+        TableName: store.tableName,
+        Item: {
+          ...old,
+          pk: `RUN#${old.id}`,
+          sk: 'RUN',
+          gsi1pk: 'ACTIVE',
+          gsi1sk: sortKey,
+          gsi2pk: `SUBJ#${old.subject.key}`,
+          gsi2sk: sortKey,
+          gsi3pk: `REPO#${old.subject.repo}`,
+          gsi3sk: sortKey,
+          gsi4pk: `RUNS#${old.createdAt.slice(0, 7)}`,
+          gsi4sk: sortKey,
+        },
+      }),
+    );
+    const item = async (id: string, sk: string) =>
+      (await store.doc.send(new GetCommand({ TableName: store.tableName, Key: { pk: `RUN#${id}`, sk } })))
+        .Item;
+
+    for (const run of [fresh, old]) {
+      const leased = await store.update({ ...run, version: 4, lease: { owner: 'w', until: at, seq: 13 } }, 3);
+      await store.commit({ run: { ...leased, version: 5 }, expectedVersion: 4, events: [] });
+      // And by a worker that never read it.
+      const cold = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
+      await cold.commit({ run: { ...leased, version: 6 }, expectedVersion: 5, events: [] });
+    }
+
+    expect((await item(fresh.id, 'RUN'))?.gsi2pk).toBeUndefined();
+    expect((await item(fresh.id, 'LIST'))?.gsi2pk).toBe('SUBJ#acme/widget#7');
+    expect((await item(old.id, 'RUN'))?.gsi2pk).toBe('SUBJ#acme/widget#7');
+    expect(await item(old.id, 'LIST')).toBeUndefined();
+    const listed = (runs: Run[]) => runs.map((r) => r.id).filter((id) => id === fresh.id || id === old.id);
+    expect(listed(await store.listRuns({ subject: 'acme/widget#7' })).sort()).toEqual(
+      [fresh.id, old.id].sort(),
+    );
+    expect(listed(await store.listRuns({ repo: 'acme/widget' }))).toHaveLength(2);
+    expect(listed(await store.listRuns({}))).toHaveLength(2);
+    expect(listed(await store.listRuns({ status: 'running' }))).toHaveLength(2);
+  });
+
   it('reads a run item written before runs were packed (every attribute plain)', async () => {
     const store = await createTestStore();
     const run = aRun();
