@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import {
   type AttributeValue,
   CreateTableCommand,
@@ -20,7 +21,7 @@ import {
   UpdateCommand,
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { EventType } from '../engine/events.ts';
 import type {
   ActivePage,
@@ -699,13 +700,14 @@ export class DynamoRunStore implements RunStore {
             TableName: this.tableName,
             Item: runItem,
             ...condition,
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
             ReturnConsumedCapacity: this.capacityMode,
           }),
         );
         this.record('commit', out.ConsumedCapacity);
       } catch (err) {
-        if (isConditionalFailure(err)) throw lost(err);
-        throw this.translate(err, run.id);
+        if (!isConditionalFailure(err)) throw this.translate(err, run.id);
+        if (!isOwnWrite(err, runItem)) throw lost(err);
       }
       this.known.set(run.id, stored.version, { events: pending, listed: was.listed });
       return stored;
@@ -798,6 +800,7 @@ export class DynamoRunStore implements RunStore {
           ConditionExpression: '#v = :expected',
           ExpressionAttributeNames: { '#v': 'version' },
           ExpressionAttributeValues: { ':expected': expectedVersion },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           ReturnConsumedCapacity: this.capacityMode,
         }),
       );
@@ -805,6 +808,10 @@ export class DynamoRunStore implements RunStore {
       this.known.set(run.id, run.version, was);
       return run;
     } catch (err) {
+      if (isConditionalFailure(err) && isOwnWrite(err, item)) {
+        this.known.set(run.id, run.version, was);
+        return run;
+      }
       if (isConditionalFailure(err)) {
         this.known.delete(run.id);
         throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
@@ -1818,6 +1825,23 @@ function oldItem(
   reason: { Item?: Record<string, AttributeValue> | undefined } | undefined,
 ): Item | undefined {
   return reason?.Item ? unmarshall(reason.Item) : undefined;
+}
+
+/**
+ * Whether a conditional put refused for its version found the very item it writes: its own
+ * earlier try, applied by DynamoDB but whose answer was lost, then retried by the SDK (a
+ * transaction's retries share a ClientRequestToken and succeed again; a put's are refused by
+ * the condition the first try made false). The item as it is comes with the refusal
+ * (ReturnValuesOnConditionCheckFailure: ALL_OLD). Any other writer's item differs: its version
+ * or, for the same version, its packed body (the state, its times and its events).
+ */
+function isOwnWrite(err: unknown, written: Item): boolean {
+  const old = oldItem(err as { Item?: Record<string, AttributeValue> });
+  // As DynamoDB keeps it (no undefined members), to compare like with like.
+  const stored = unmarshall(
+    marshall(written, { removeUndefinedValues: true, convertClassInstanceToMap: false }),
+  );
+  return old !== undefined && isDeepStrictEqual(old, stored);
 }
 
 function isConditionalFailure(err: unknown): boolean {

@@ -283,3 +283,87 @@ describe('the run history in DynamoDB', () => {
     }
   });
 });
+
+describe('a run write whose answer is lost after DynamoDB applied it', () => {
+  /**
+   * A client whose next PutItem of a run item reaches DynamoDB Local and is applied, and whose
+   * answer is then lost (a timeout): the SDK tries again, and the condition the first try made
+   * false refuses the second.
+   */
+  function losingClient() {
+    const client = dynamoClient(testEndpoint());
+    let armed = false;
+    let tries = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const command = String((context as { commandName?: string }).commandName);
+        const input = args.input as { Item?: { sk?: { S?: string } } };
+        if (command !== 'PutItemCommand' || input.Item?.sk?.S !== 'RUN' || !armed) return next(args);
+        tries++;
+        const out = await next(args);
+        if (tries > 1) {
+          armed = false;
+          return out;
+        }
+        throw Object.assign(new Error('the answer was lost'), { name: 'TimeoutError', $metadata: {} });
+      },
+      { step: 'deserialize', name: 'loseAnswer' },
+    );
+    return {
+      client,
+      arm: () => {
+        armed = true;
+        tries = 0;
+      },
+      tries: () => tries,
+    };
+  }
+
+  it('is the commit: the refused retry finds its own item, not a lost race', async () => {
+    const l = losingClient();
+    const store = await createTestStore({ client: l.client });
+    let run = await created_(store);
+    l.arm();
+
+    run = await store.commit({
+      run: { ...run, version: run.version + 1 },
+      expectedVersion: run.version,
+      events: [small('s1')],
+    });
+
+    expect(l.tries()).toBe(2);
+    expect(run.version).toBe(2);
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1']);
+    // The store goes on from it as from any commit.
+    await store.commit({ run: { ...run, version: 3 }, expectedVersion: 2, events: [small('s2')] });
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1', 's2']);
+  });
+
+  it('is the lease write', async () => {
+    const l = losingClient();
+    const store = await createTestStore({ client: l.client });
+    const run = await created_(store);
+    l.arm();
+
+    const leased = await store.update({ ...run, version: 2, lease: { owner: 'w', until: at, seq: 1 } }, 1);
+
+    expect(l.tries()).toBe(2);
+    expect(await store.getRun(run.id)).toEqual(leased);
+  });
+
+  it('still loses to another writer of the same version', async () => {
+    const l = losingClient();
+    const store = await createTestStore({ client: l.client });
+    const run = await created_(store);
+    await otherWorker(store).commit({
+      run: { ...run, version: 2 },
+      expectedVersion: 1,
+      events: [small('theirs')],
+    });
+
+    await expect(
+      store.commit({ run: { ...run, version: 2 }, expectedVersion: 1, events: [small('ours')] }),
+    ).rejects.toBeInstanceOf(ConcurrencyError);
+    await expect(store.update({ ...run, version: 2 }, 1)).rejects.toBeInstanceOf(ConcurrencyError);
+  });
+});
