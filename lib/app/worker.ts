@@ -43,7 +43,7 @@ export interface WorkerAppOptions {
   engine?: Partial<
     Pick<
       EngineOptions<unknown>,
-      'leaseGraceMs' | 'enqueueGraceMs' | 'reportClaimMs' | 'faults' | 'chainSteps'
+      'leaseGraceMs' | 'enqueueGraceMs' | 'reportClaimMs' | 'faults' | 'chainSteps' | 'reportInline'
     >
   >;
 }
@@ -183,6 +183,7 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     ...(now ? { now } : {}),
     ...(opts.owner ? { owner: opts.owner } : {}),
     chainSteps: CHAIN_STEPS,
+    reportInline: true,
     ...opts.engine,
   });
   const built = engine;

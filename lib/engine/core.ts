@@ -33,6 +33,13 @@ export interface EngineOptions<S> {
    * next for now (steps.ts, transitions.ts `chainNext`). 0, the default: one step per message.
    */
   chainSteps?: number;
+  /**
+   * A step whose commit leaves nothing due now (a gate, a delayed retry, the end) shows its new
+   * state itself, in its own invocation, instead of sending a report message for another one
+   * (steps.ts). Only with a budget (a queue message's invocation) that has `inlineReportMinMs`
+   * left; a failed report becomes a report message as a carried one does. Off by default.
+   */
+  reportInline?: boolean;
   /** Called at named points of the step lifecycle (fault-injection tests crash here). */
   faults?: (point: FaultPoint, run: Run) => void | Promise<void>;
 }
@@ -61,6 +68,7 @@ export class EngineCore<S> {
   readonly carriedReportWaitMs: number;
   readonly sweepPageSize: number;
   readonly chainSteps: number;
+  readonly reportInline: boolean;
   readonly faults: EngineOptions<S>['faults'];
 
   constructor(opts: EngineOptions<S>) {
@@ -78,6 +86,7 @@ export class EngineCore<S> {
     this.carriedReportWaitMs = opts.carriedReportWaitMs ?? 2_000;
     this.sweepPageSize = opts.sweepPageSize ?? SWEEP_PAGE;
     this.chainSteps = opts.chainSteps ?? 0;
+    this.reportInline = opts.reportInline ?? false;
     this.faults = opts.faults;
   }
 

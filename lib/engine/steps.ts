@@ -1,4 +1,5 @@
 import { logger } from '../common/observability.ts';
+import type { Outgoing } from '../queue/port.ts';
 import { withStepSignal } from './abort.ts';
 import type { EngineCore } from './core.ts';
 import { type EffectFn, type EffectOptions, runEffect } from './effects.ts';
@@ -28,6 +29,11 @@ export interface StepBudget {
 
 /** The time a chained step must leave after its own node timeout and lease grace. */
 const CHAIN_MARGIN_MS = 5_000;
+/**
+ * The time an invocation must have left to report a step's new state itself (`reportInline`): a
+ * report calls GitHub and Discord, each call bounded by its client's timeout and retries.
+ */
+const INLINE_REPORT_MIN_MS = 60_000;
 
 /**
  * Runs one step of a run, exactly once in effect however often its message arrives: lease the
@@ -45,7 +51,7 @@ export class StepRunner<S> {
      * Makes the report a dropped step message would have carried (reporting.ts `carried`), given
      * the step it would have run beside (a quick one's report is left to its own commit's).
      */
-    private readonly report: (runId: string, version: number, step: Promise<StepOutcome>) => Promise<void>,
+    private readonly report: (runId: string, version: number, step?: Promise<StepOutcome>) => Promise<void>,
   ) {}
 
   async execute(runId: string, seq: number, budget?: StepBudget): Promise<StepOutcome> {
@@ -121,8 +127,10 @@ export class StepRunner<S> {
       // Throttled or unavailable: give the lease back early rather than hold it until it lapses.
       return this.releaseLease(leased, node, attempt, err);
     }
-    await this.sendAfter(saved, plan);
+    const here = this.reportsHere(plan, budget);
+    await this.sendAfter(saved, here ? plan.messages.filter((m) => m !== here) : plan.messages);
     await core.faults?.('after-commit', saved);
+    if (here) await this.report(saved.id, saved.version);
     if (!next) return 'committed';
 
     // 4. The next step, leased by that commit, beside the report its message would have carried.
@@ -155,9 +163,19 @@ export class StepRunner<S> {
     return next ? { ...next, node } : undefined;
   }
 
-  private async sendAfter(saved: Run, plan: Plan): Promise<void> {
+  /**
+   * The plan's report message, when this invocation shows the new state itself (`reportInline`)
+   * and has time for it: a report message due now is the last thing a step leaves for another
+   * invocation, whose receive, delete and start cost more than the report itself.
+   */
+  private reportsHere(plan: Plan, budget: StepBudget | undefined): Outgoing | undefined {
+    if (!this.core.reportInline || !budget || budget.remainingMs() < INLINE_REPORT_MIN_MS) return undefined;
+    return plan.messages.find((m) => m.message.kind === 'report' && m.delaySeconds === undefined);
+  }
+
+  private async sendAfter(saved: Run, messages: Outgoing[]): Promise<void> {
     await this.core.faults?.('before-enqueue', saved);
-    await this.core.send(saved, plan.messages);
+    await this.core.send(saved, messages);
   }
 
   /** Run the node's handler once (a gate that config turned off passes without it). */
@@ -257,7 +275,7 @@ export class StepRunner<S> {
       // The state the step started from is itself over budget: end the run without its data.
       saved = await this.core.commit(withoutData(plan));
     }
-    await this.sendAfter(saved, plan);
+    await this.sendAfter(saved, plan.messages);
     return 'committed';
   }
 
