@@ -681,34 +681,8 @@ export class DynamoRunStore implements RunStore {
     const { item: runItem, chunks, pending, flush, direct } = this.layout(stored, was, added);
     await this.putChunks(run.id, chunks);
     if (flush.length > 0) await this.flush(run.id, flush);
-    const condition = {
-      ConditionExpression: '#v = :expected',
-      ExpressionAttributeNames: { '#v': 'version' },
-      ExpressionAttributeValues: { ':expected': expectedVersion },
-    };
-    const lost = (cause: unknown) => {
-      this.known.delete(run.id);
-      return new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
-        runId: run.id,
-        cause,
-      });
-    };
     if (direct.length === 0 && input.releaseLock === undefined && input.acquireLock === undefined) {
-      try {
-        const out = await this.doc.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: runItem,
-            ...condition,
-            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-            ReturnConsumedCapacity: this.capacityMode,
-          }),
-        );
-        this.record('commit', out.ConsumedCapacity);
-      } catch (err) {
-        if (!isConditionalFailure(err)) throw this.translate(err, run.id);
-        if (!isOwnWrite(err, runItem)) throw lost(err);
-      }
+      await this.putRun(run.id, runItem, expectedVersion, 'commit');
       this.known.set(run.id, stored.version, { events: pending, listed: was.listed });
       return stored;
     }
@@ -717,7 +691,9 @@ export class DynamoRunStore implements RunStore {
         Put: {
           TableName: this.tableName,
           Item: runItem,
-          ...condition,
+          ConditionExpression: '#v = :expected',
+          ExpressionAttributeNames: { '#v': 'version' },
+          ExpressionAttributeValues: { ':expected': expectedVersion },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
       },
@@ -765,7 +741,13 @@ export class DynamoRunStore implements RunStore {
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
         const reasons = err.CancellationReasons ?? [];
-        if (reasons[0]?.Code === 'ConditionalCheckFailed') throw lost(err);
+        if (reasons[0]?.Code === 'ConditionalCheckFailed') {
+          this.known.delete(run.id);
+          throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
+            runId: run.id,
+            cause: err,
+          });
+        }
         if (lockIndex >= 0 && reasons[lockIndex]?.Code === 'ConditionalCheckFailed') {
           const old = oldItem(reasons[lockIndex]) ?? {};
           throw new SubjectLockedError(
@@ -792,6 +774,17 @@ export class DynamoRunStore implements RunStore {
     const was = await this.knownItem(run.id, expectedVersion);
     const { item, chunks } = this.runItems(run, was.events, was.listed);
     await this.putChunks(run.id, chunks);
+    await this.putRun(run.id, item, expectedVersion, 'update');
+    this.known.set(run.id, run.version, was);
+    return run;
+  }
+
+  /**
+   * Put the run item, conditional on the version it replaces: ConcurrencyError when the run is
+   * no longer at that version, unless what is there is this very item (isOwnWrite: an earlier
+   * try of this put, applied but unanswered).
+   */
+  private async putRun(runId: string, item: Item, expectedVersion: number, op: string): Promise<void> {
     try {
       const out = await this.doc.send(
         new PutCommand({
@@ -804,22 +797,15 @@ export class DynamoRunStore implements RunStore {
           ReturnConsumedCapacity: this.capacityMode,
         }),
       );
-      this.record('update', out.ConsumedCapacity);
-      this.known.set(run.id, run.version, was);
-      return run;
+      this.record(op, out.ConsumedCapacity);
     } catch (err) {
-      if (isConditionalFailure(err) && isOwnWrite(err, item)) {
-        this.known.set(run.id, run.version, was);
-        return run;
-      }
-      if (isConditionalFailure(err)) {
-        this.known.delete(run.id);
-        throw new ConcurrencyError(`run ${run.id} changed since version ${expectedVersion}`, {
-          runId: run.id,
-          cause: err,
-        });
-      }
-      throw this.translate(err, run.id);
+      if (!isConditionalFailure(err)) throw this.translate(err, runId);
+      if (isOwnWrite(err, item)) return;
+      this.known.delete(runId);
+      throw new ConcurrencyError(`run ${runId} changed since version ${expectedVersion}`, {
+        runId,
+        cause: err,
+      });
     }
   }
 
@@ -977,7 +963,7 @@ export class DynamoRunStore implements RunStore {
     let readThrough = Number.NEGATIVE_INFINITY;
     const take = (item: Item) => {
       if (!this.expired(item)) for (const e of eventsIn(item)) add(e);
-      readThrough = Number((item.sk as string).slice(eventSk(0).length - 8, eventSk(0).length));
+      readThrough = leadingSeq(item.sk as string);
     };
     const enough = () => {
       let n = 0;
@@ -1740,6 +1726,11 @@ export class DynamoRunStore implements RunStore {
     }
     return err instanceof Error ? err : new StoreError(String(err));
   }
+}
+
+/** The number a history item's key leads with: `EVT#<seq:8>` or an audit event's `EVT#<seq:8>#<n>`. */
+function leadingSeq(sk: string): number {
+  return Number(sk.slice(eventSk(0).length - 8, eventSk(0).length));
 }
 
 /** The events pending in a run item (read whole, or with `body` projected). */

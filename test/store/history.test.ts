@@ -59,6 +59,21 @@ async function created_(store: DynamoRunStore): Promise<Run> {
   return out.run;
 }
 
+/** A new run, and its commits one version at a time. */
+async function newRun(store: DynamoRunStore) {
+  let run = await created_(store);
+  return {
+    id: run.id,
+    commit: async (...events: NewEvent[]) => {
+      run = await store.commit({
+        run: { ...run, version: run.version + 1 },
+        expectedVersion: run.version,
+        events,
+      });
+    },
+  };
+}
+
 async function runItem(store: DynamoRunStore, runId: string) {
   const out = await store.doc.send(
     new GetCommand({ TableName: store.tableName, Key: { pk: `RUN#${runId}`, sk: 'RUN' } }),
@@ -95,14 +110,8 @@ describe('the run history in DynamoDB', () => {
   it('carries commits in the run item, flushes them once carrying costs more, and lists each event once', async () => {
     const units: Array<[string, number]> = [];
     const store = await createTestStore({ onConsumedCapacity: (op, n) => units.push([op, n]) });
-    let run = await created_(store);
-    const commit = async (...events: NewEvent[]) => {
-      run = await store.commit({
-        run: { ...run, version: run.version + 1 },
-        expectedVersion: run.version,
-        events,
-      });
-    };
+    const run = await newRun(store);
+    const { commit } = run;
     await commit(small('s1'));
     await commit(small('s2'));
     expect(await pendingSeqs(store, run.id)).toEqual([0, 1, 2]);
@@ -144,14 +153,8 @@ describe('the run history in DynamoDB', () => {
   // (too large to carry): the way to make a stale worker flush at a chosen moment.
   it('keeps the longer list when a stale worker flushes after the run moved on', async () => {
     const store = await createTestStore();
-    let run = await created_(store);
-    const commit = async (...events: NewEvent[]) => {
-      run = await store.commit({
-        run: { ...run, version: run.version + 1 },
-        expectedVersion: run.version,
-        events,
-      });
-    };
+    const run = await newRun(store);
+    const { commit } = run;
     await commit(small('s1'));
     const stale = otherWorker(store);
     const seen = (await stale.getRun(run.id))!;
@@ -177,14 +180,8 @@ describe('the run history in DynamoDB', () => {
 
   it('lets the run flush the longer list after a stale worker flushed a shorter one', async () => {
     const store = await createTestStore();
-    let run = await created_(store);
-    const commit = async (...events: NewEvent[]) => {
-      run = await store.commit({
-        run: { ...run, version: run.version + 1 },
-        expectedVersion: run.version,
-        events,
-      });
-    };
+    const run = await newRun(store);
+    const { commit } = run;
     await commit(small('s1'));
     const stale = otherWorker(store);
     const seen = (await stale.getRun(run.id))!;
@@ -246,14 +243,8 @@ describe('the run history in DynamoDB', () => {
 
   it('pages through a flushed list that spans audit events without skipping or repeating one', async () => {
     const store = await createTestStore();
-    let run = await created_(store);
-    const commit = async (...events: NewEvent[]) => {
-      run = await store.commit({
-        run: { ...run, version: run.version + 1 },
-        expectedVersion: run.version,
-        events,
-      });
-    };
+    const run = await newRun(store);
+    const { commit } = run;
     const audit = (name: string) => store.appendEvent(run.id, { type: name as EventType, detail: {} });
     await commit(small('s1'));
     await audit('audit.a');
