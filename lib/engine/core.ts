@@ -36,8 +36,9 @@ export interface EngineOptions<S> {
   /**
    * A step whose commit leaves nothing due now (a gate, a delayed retry, the end) shows its new
    * state itself, in its own invocation, instead of sending a report message for another one
-   * (steps.ts). Only with a budget (a queue message's invocation) that has `inlineReportMinMs`
-   * left; a failed report becomes a report message as a carried one does. Off by default.
+   * (steps.ts). Only with a budget (a queue message's invocation) that has a minute left
+   * (`INLINE_REPORT_MIN_MS`); a failed report becomes a report message as a carried one does. Off
+   * by default.
    */
   reportInline?: boolean;
   /** Called at named points of the step lifecycle (fault-injection tests crash here). */

@@ -91,14 +91,14 @@ export interface KvItem<T = unknown> {
 
 /**
  * Runs and their history: the engine's own record. Every write of a run is conditional on its
- * version; a state change and its events are one transaction.
+ * version; a state change and its events are written at once (one commit: both or neither).
  */
 export interface RunLog {
   createRun(input: CreateRunInput): Promise<CreateRunResult>;
   /** Map an idempotency key to a run created earlier (used when a start attaches). */
   rememberKey(idempotencyKey: string, runId: string): Promise<string>;
   getRun(id: string): Promise<Run | null>;
-  /** Conditional write of the new state plus its events, in one transaction. Throws ConcurrencyError. */
+  /** Conditional write of the new state plus its events, at once (both or neither). Throws ConcurrencyError. */
   commit(input: CommitInput): Promise<Run>;
   /** Conditional update of the run without history (leases, report marks). Throws ConcurrencyError. */
   update(run: Run, expectedVersion: number): Promise<Run>;

@@ -49,7 +49,8 @@ export class StepRunner<S> {
     private readonly core: EngineCore<S>,
     /**
      * Makes the report a dropped step message would have carried (reporting.ts `carried`), given
-     * the step it would have run beside (a quick one's report is left to its own commit's).
+     * the step it would have run beside (a quick one's report is left to its own commit's); with no
+     * step, the report a report message would have made (`reportInline`).
      */
     private readonly report: (runId: string, version: number, step?: Promise<StepOutcome>) => Promise<void>,
   ) {}
