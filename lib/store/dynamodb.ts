@@ -292,6 +292,7 @@ export class DynamoRunStore implements RunStore {
       this.known.set(run.id as string, run.version as number, {
         events: (run[PENDING] ?? []) as StoredEvent[],
         listed: item.gsi2pk !== undefined,
+        eventSeq: run.eventSeq as number,
       });
       delete run[PENDING];
       return { run, refs, order };
@@ -432,17 +433,37 @@ export class DynamoRunStore implements RunStore {
   }
 
   /**
-   * The pending events of the run item at `version`: known to this process when it read or wrote
-   * that version (the step runner always has), else read. A version is written once, so the
-   * events of a version never change. ConcurrencyError when the run is no longer at `version`
-   * (the write that wanted them would lose its race anyway).
+   * What a write over the run item at `version` needs of it (its pending events, its layout, its
+   * `eventSeq`): known to this process when it read or wrote that version (the step runner always
+   * has), else read. A version is written once, so what is known of it never changes.
+   * ConcurrencyError when the run is no longer at `version` (the write would lose its race
+   * anyway); StoreError when the run written does not go on from that version's `eventSeq`.
    */
-  private async knownItem(runId: string, version: number): Promise<KnownItem> {
-    const known = this.known.get(runId, version);
-    if (known) return known;
-    const item = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, ['version', BODY, 'gsi2pk']);
+  private async knownItem(runId: string, version: number, eventSeq: number): Promise<KnownItem> {
+    const known = this.known.get(runId, version) ?? (await this.readKnown(runId, version));
+    // A run that does not go on from the version's events would give two events one seq (a
+    // history item's key no longer refuses it): the caller's mistake, said as such.
+    if (eventSeq !== known.eventSeq) {
+      throw new StoreError(
+        `a write of run ${runId} over version ${version} starts its events at ${eventSeq}, not ${known.eventSeq}`,
+      );
+    }
+    return known;
+  }
+
+  private async readKnown(runId: string, version: number): Promise<KnownItem> {
+    const item = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, [
+      'version',
+      'eventSeq',
+      BODY,
+      'gsi2pk',
+    ]);
     if (item && item.version === version)
-      return { events: pendingIn(item), listed: item.gsi2pk !== undefined };
+      return {
+        events: pendingIn(item),
+        listed: item.gsi2pk !== undefined,
+        eventSeq: item.eventSeq as number,
+      };
     throw new ConcurrencyError(`run ${runId} changed since version ${version}`, { runId });
   }
 
@@ -521,7 +542,7 @@ export class DynamoRunStore implements RunStore {
       chunks,
       pending,
       direct,
-    } = this.layout(stored, { events: [], listed: false }, added);
+    } = this.layout(stored, { events: [], listed: false, eventSeq: run.eventSeq }, added);
     items.push({
       Put: {
         TableName: this.tableName,
@@ -550,7 +571,7 @@ export class DynamoRunStore implements RunStore {
         );
         this.record('createRun', out.ConsumedCapacity);
         for (const c of chunks) this.chunkCache.set(run.id, c.hash, c.bytes);
-        this.known.set(run.id, stored.version, { events: pending, listed: false });
+        this.known.set(run.id, stored.version, { events: pending, listed: false, eventSeq: stored.eventSeq });
         return { outcome: 'created', run: stored };
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
@@ -677,13 +698,17 @@ export class DynamoRunStore implements RunStore {
     const added = this.storedEvents(stored, events, run.eventSeq);
     // Checked before each commit: an over-budget run fails with a reason, not as a lost race.
     this.checkBudget(run.id, this.budgetItem(stored), added);
-    const was = await this.knownItem(run.id, expectedVersion);
+    const was = await this.knownItem(run.id, expectedVersion, run.eventSeq);
     const { item: runItem, chunks, pending, flush, direct } = this.layout(stored, was, added);
     await this.putChunks(run.id, chunks);
     if (flush.length > 0) await this.flush(run.id, flush);
     if (direct.length === 0 && input.releaseLock === undefined && input.acquireLock === undefined) {
       await this.putRun(run.id, runItem, expectedVersion, 'commit');
-      this.known.set(run.id, stored.version, { events: pending, listed: was.listed });
+      this.known.set(run.id, stored.version, {
+        events: pending,
+        listed: was.listed,
+        eventSeq: stored.eventSeq,
+      });
       return stored;
     }
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
@@ -736,7 +761,11 @@ export class DynamoRunStore implements RunStore {
           new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
         );
         this.record('commit', out.ConsumedCapacity);
-        this.known.set(run.id, stored.version, { events: pending, listed: was.listed });
+        this.known.set(run.id, stored.version, {
+          events: pending,
+          listed: was.listed,
+          eventSeq: stored.eventSeq,
+        });
         return stored;
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
@@ -771,7 +800,7 @@ export class DynamoRunStore implements RunStore {
 
   /** A write of the run that adds no events (a lease): its pending events stay as they are. */
   async update(run: Run, expectedVersion: number): Promise<Run> {
-    const was = await this.knownItem(run.id, expectedVersion);
+    const was = await this.knownItem(run.id, expectedVersion, run.eventSeq);
     const { item, chunks } = this.runItems(run, was.events, was.listed);
     await this.putChunks(run.id, chunks);
     await this.putRun(run.id, item, expectedVersion, 'update');
@@ -1772,6 +1801,8 @@ interface KnownItem {
   events: StoredEvent[];
   /** Whether it carries the listing indexes' keys (a run created before the listing item). */
   listed: boolean;
+  /** The seq its next event takes: a write must go on from it. */
+  eventSeq: number;
 }
 
 /**
@@ -1786,7 +1817,9 @@ class KnownItems {
 
   get(runId: string, version: number): KnownItem | undefined {
     const hit = this.runs.get(runId);
-    return hit?.version === version ? { events: hit.events, listed: hit.listed } : undefined;
+    if (hit?.version !== version) return undefined;
+    const { version: _, ...known } = hit;
+    return known;
   }
 
   set(runId: string, version: number, known: KnownItem): void {

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { EventType } from '../../lib/engine/events.ts';
 import { ConcurrencyError } from '../../lib/engine/store-errors.ts';
 import type { NewEvent, Run } from '../../lib/engine/types.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
 import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
-import { unpack } from '../../lib/store/packing.ts';
+import { pack, unpack } from '../../lib/store/packing.ts';
 import { createTestStore, testEndpoint } from '../support/dynamo.ts';
 
 /**
@@ -213,15 +213,33 @@ describe('the run history in DynamoDB', () => {
     });
     const other = otherWorker(store);
 
-    await other.commit({
+    const theirs = await other.commit({
       run: { ...run, version: run.version + 1 },
       expectedVersion: run.version,
       events: [small('s2')],
     });
-    await other.update({ ...run, version: run.version + 2 }, run.version + 1);
+    await other.update({ ...theirs, version: theirs.version + 1 }, theirs.version);
 
     expect(await pendingSeqs(store, run.id)).toEqual([0, 1, 2]);
     expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1', 's2']);
+  });
+
+  it('refuses a write whose run does not go on from the events of the version it replaces', async () => {
+    const store = await createTestStore();
+    const run = await created_(store);
+    const next = await store.commit({
+      run: { ...run, version: 2 },
+      expectedVersion: 1,
+      events: [small('s1')],
+    });
+
+    // `run` is a version behind: its events would start at 1 again, and take s1's seq.
+    await expect(
+      store.commit({ run: { ...run, version: 3 }, expectedVersion: 2, events: [small('s2')] }),
+    ).rejects.toThrow(/starts its events at 1, not 2/);
+    await expect(otherWorker(store).update({ ...run, version: 3 }, 2)).rejects.toThrow(/not 2/);
+    expect((await store.getRun(run.id))?.version).toBe(next.version);
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1']);
   });
 
   it("writes a commit's events too large to carry in the commit's own transaction", async () => {
@@ -272,6 +290,85 @@ describe('the run history in DynamoDB', () => {
       }
       expect(paged, `limit ${limit}`).toEqual(all);
     }
+  });
+});
+
+describe('a run written by the version before pending events', () => {
+  it('goes on: its history items read as they were, and new events follow them', async () => {
+    const store = await createTestStore();
+    const { version: _v, eventSeq: _e, data, ...rest } = aRun();
+    const id = rest.id;
+    const sortKey = `${rest.createdAt}#${id}`;
+    const old = (seq: number, type: string) => ({ seq, at, type, node: 'a', detail: {} });
+    const put = (Item: Record<string, unknown>) =>
+      store.doc.send(new PutCommand({ TableName: store.tableName, Item }));
+    // As the previous version wrote them: the listing keys on the run item, one history item per
+    // commit (no `last`), an audit event after event 2.
+    await put({
+      pk: `RUN#${id}`,
+      sk: 'RUN',
+      gsi1pk: 'ACTIVE',
+      gsi1sk: sortKey,
+      gsi2pk: `SUBJ#${rest.subject.key}`,
+      gsi2sk: sortKey,
+      gsi3pk: `REPO#${rest.subject.repo}`,
+      gsi3sk: sortKey,
+      gsi4pk: `RUNS#${rest.createdAt.slice(0, 7)}`,
+      gsi4sk: sortKey,
+      version: 3,
+      eventSeq: 3,
+      body: pack({ ...rest, data }),
+    });
+    await put({
+      pk: `RUN#${id}`,
+      sk: 'EVT#00000000',
+      seq: 0,
+      body: pack([old(0, 'run.created'), old(1, 'c1')]),
+    });
+    await put({ pk: `RUN#${id}`, sk: 'EVT#00000002', seq: 2, body: pack([old(2, 'c2')]) });
+    await put({
+      pk: `RUN#${id}`,
+      sk: 'EVT#00000002#00000001',
+      seq: 2.5,
+      audit: true,
+      at,
+      type: 'audit',
+      detail: {},
+    });
+
+    const run = (await otherWorker(store).getRun(id))!;
+    const next = await store.commit({
+      run: { ...run, version: 4 },
+      expectedVersion: 3,
+      events: [small('c3')],
+    });
+    const leased = await store.update({ ...next, version: 5, lease: { owner: 'w', until: at, seq: 1 } }, 4);
+    const c4 = await store.commit({
+      run: { ...leased, version: 6 },
+      expectedVersion: 5,
+      events: [large('c4')],
+    });
+    await store.commit({ run: { ...c4, version: 7 }, expectedVersion: 6, events: [large('c5')] });
+
+    const types = ['run.created', 'c1', 'c2', 'audit', 'c3', 'c4', 'c5'];
+    expect((await store.listEvents(id)).map((e) => e.type)).toEqual(types);
+    expect((await otherWorker(store).listEvents(id, { after: 2 })).map((e) => e.type)).toEqual(
+      types.slice(3),
+    );
+    const paged: string[] = [];
+    let after: number | undefined;
+    for (;;) {
+      const page = await otherWorker(store).listEvents(id, {
+        limit: 2,
+        ...(after !== undefined ? { after } : {}),
+      });
+      if (page.length === 0) break;
+      paged.push(...page.map((e) => e.type));
+      after = page[page.length - 1]!.seq;
+    }
+    expect(paged).toEqual(types);
+    expect((await runItem(store, id)).gsi2pk).toBe(`SUBJ#${rest.subject.key}`);
+    expect((await store.listRuns({ subject: rest.subject.key })).map((r) => r.id)).toEqual([id]);
   });
 });
 
