@@ -176,25 +176,32 @@ export class DynamoRunStore implements RunStore {
    * DynamoDB read (`version`, `eventSeq`, `lease`, `ttl`) and everything else packed into `body`
    * (packing.ts: a write is billed per KB, and the run item is rewritten on every transition).
    * Large values of `data` are chunks (packing.ts `splitData`): items of their own, written once.
+   * `itemWith(pending)`: the run item carrying those pending events (see commit).
    */
-  private runItems(run: Run, pending: StoredEvent[] = [], listed = false): { item: Item; chunks: Chunk[] } {
+  private runItems(
+    run: Run,
+    listed = false,
+  ): { chunks: Chunk[]; itemWith: (pending: StoredEvent[]) => Item } {
     const { version, eventSeq, lease, ttl, data, ...rest } = run;
+    // Split once: a write may weigh the item with and without its pending events (layout).
     const { inline, refs, order, chunks } = splitData(data ?? {});
-    const body = {
-      ...rest,
-      data: inline,
-      ...(order ? { [REFS]: refs, [ORDER]: order } : {}),
-      ...(pending.length > 0 ? { [PENDING]: pending } : {}),
-    };
-    const item = {
+    const attributes = {
       ...this.keysOf(run, listed),
       version,
       eventSeq,
       ...(lease !== undefined ? { lease } : {}),
       ...(ttl !== undefined ? { ttl } : {}),
-      [BODY]: pack(body),
     };
-    return { item, chunks };
+    const itemWith = (pending: StoredEvent[]): Item => ({
+      ...attributes,
+      [BODY]: pack({
+        ...rest,
+        data: inline,
+        ...(order ? { [REFS]: refs, [ORDER]: order } : {}),
+        ...(pending.length > 0 ? { [PENDING]: pending } : {}),
+      }),
+    });
+    return { chunks, itemWith };
   }
 
   /**
@@ -393,16 +400,17 @@ export class DynamoRunStore implements RunStore {
     added: StoredEvent[],
   ): { item: Item; chunks: Chunk[]; pending: StoredEvent[]; flush: StoredEvent[]; direct: StoredEvent[] } {
     const { events: before, listed } = was;
+    const { chunks, itemWith } = this.runItems(run, listed);
     if (added.length > 0 && itemBytes(added) > PENDING_MAX_BYTES) {
-      return { ...this.runItems(run, [], listed), pending: [], flush: before, direct: added };
+      return { item: itemWith([]), chunks, pending: [], flush: before, direct: added };
     }
     const all = [...before, ...added];
-    const carried = this.runItems(run, all, listed);
-    if (before.length === 0) return { ...carried, pending: all, flush: [], direct: [] };
-    const alone = this.runItems(run, added, listed);
-    return writeUnits(carried.item) <= writeUnits(alone.item)
-      ? { ...carried, pending: all, flush: [], direct: [] }
-      : { ...alone, pending: added, flush: before, direct: [] };
+    const carried = itemWith(all);
+    if (before.length === 0) return { item: carried, chunks, pending: all, flush: [], direct: [] };
+    const alone = itemWith(added);
+    return writeUnits(carried) <= writeUnits(alone)
+      ? { item: carried, chunks, pending: all, flush: [], direct: [] }
+      : { item: alone, chunks, pending: added, flush: before, direct: [] };
   }
 
   /**
@@ -801,7 +809,8 @@ export class DynamoRunStore implements RunStore {
   /** A write of the run that adds no events (a lease): its pending events stay as they are. */
   async update(run: Run, expectedVersion: number): Promise<Run> {
     const was = await this.knownItem(run.id, expectedVersion, run.eventSeq);
-    const { item, chunks } = this.runItems(run, was.events, was.listed);
+    const { chunks, itemWith } = this.runItems(run, was.listed);
+    const item = itemWith(was.events);
     await this.putChunks(run.id, chunks);
     await this.putRun(run.id, item, expectedVersion, 'update');
     this.known.set(run.id, run.version, was);
