@@ -2,30 +2,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGitHubReporter } from '../../lib/agents/github-reporter.ts';
 import { runMarker } from '../../lib/agents/status-comment.ts';
 import type { Run, RunEvent } from '../../lib/engine/types.ts';
-import { Workflow } from '../../lib/engine/workflow.ts';
 import { GitHubClientFactory } from '../../lib/github/client.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
-import { issuePipeline } from '../../lib/workflows/issue-pipeline.ts';
 import { createTestStore } from '../support/dynamo.ts';
 import { FakeGitHub } from '../support/fake-github.ts';
+import { REPO, statusRun, TOKEN, workflow } from './status-run.ts';
 
-const REPO = 'acme/app';
-const TOKEN = 't0ken';
-const workflow = new Workflow(issuePipeline) as Workflow<unknown>;
-
-let seq = 0;
 function makeRun(over: Partial<Run> = {}): Run {
-  const at = '2024-05-01T10:00:00.000Z';
-  return {
-    id: `rtest${++seq}`,
-    workflow: 'issue-pipeline',
-    status: 'running',
-    node: 'plan',
-    subject: { repo: REPO, issue: 7, key: `${REPO}#7` },
-    trigger: { source: 'github', actor: 'octocat', event: 'issues.labeled' },
-    createdAt: at,
-    updatedAt: at,
-    version: 3,
+  return statusRun('rtest', {
     data: {
       routing: {
         outcome: 'run',
@@ -36,9 +20,8 @@ function makeRun(over: Partial<Run> = {}): Run {
         policies: [],
       },
     },
-    eventSeq: 3,
     ...over,
-  };
+  });
 }
 
 const events = (...nodes: string[]): RunEvent[] =>
