@@ -149,15 +149,28 @@ describe('the run history in DynamoDB', () => {
     expect(units.filter(([op]) => op === 'flush')).toHaveLength(2);
   });
 
-  // A write flushes the pending events it knows whenever its own events go straight to history
-  // (too large to carry): the way to make a stale worker flush at a chosen moment.
-  it('keeps the longer list when a stale worker flushes after the run moved on', async () => {
+  /**
+   * A run at s1, and another worker that read it there. A write flushes the pending events it
+   * knows whenever its own events go straight to history (too large to carry): `staleFlush` makes
+   * that worker flush what it saw at a chosen moment, then lose its race.
+   */
+  async function staleWorkerAfterS1() {
     const store = await createTestStore();
     const run = await newRun(store);
-    const { commit } = run;
-    await commit(small('s1'));
+    await run.commit(small('s1'));
     const stale = otherWorker(store);
     const seen = (await stale.getRun(run.id))!;
+    const staleFlush = () =>
+      stale.commit({
+        run: { ...seen, version: seen.version + 1 },
+        expectedVersion: seen.version,
+        events: [huge('x')],
+      });
+    return { store, run, commit: run.commit, staleFlush };
+  }
+
+  it('keeps the longer list when a stale worker flushes after the run moved on', async () => {
+    const { store, run, commit, staleFlush } = await staleWorkerAfterS1();
     await commit(small('s2'));
     await commit(huge('h3'));
     expect(await historyItems(store, run.id)).toEqual([
@@ -166,34 +179,17 @@ describe('the run history in DynamoDB', () => {
     ]);
 
     // The stale worker flushes the two events it saw, then loses its race.
-    await expect(
-      stale.commit({
-        run: { ...seen, version: seen.version + 1 },
-        expectedVersion: seen.version,
-        events: [huge('x')],
-      }),
-    ).rejects.toBeInstanceOf(ConcurrencyError);
+    await expect(staleFlush()).rejects.toBeInstanceOf(ConcurrencyError);
 
     expect((await historyItems(store, run.id))[0]).toEqual({ sk: 'EVT#00000000', seq: 0, last: 2 });
     expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1', 's2', 'h3']);
   });
 
   it('lets the run flush the longer list after a stale worker flushed a shorter one', async () => {
-    const store = await createTestStore();
-    const run = await newRun(store);
-    const { commit } = run;
-    await commit(small('s1'));
-    const stale = otherWorker(store);
-    const seen = (await stale.getRun(run.id))!;
+    const { store, run, commit, staleFlush } = await staleWorkerAfterS1();
     await commit(small('s2'));
 
-    await expect(
-      stale.commit({
-        run: { ...seen, version: seen.version + 1 },
-        expectedVersion: seen.version,
-        events: [huge('x')],
-      }),
-    ).rejects.toBeInstanceOf(ConcurrencyError);
+    await expect(staleFlush()).rejects.toBeInstanceOf(ConcurrencyError);
     expect(await historyItems(store, run.id)).toEqual([{ sk: 'EVT#00000000', seq: 0, last: 1 }]);
     expect(await pendingSeqs(store, run.id)).toEqual([0, 1, 2]);
     expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1', 's2']);
