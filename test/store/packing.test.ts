@@ -228,7 +228,7 @@ describe('the packed run item', () => {
         new GetCommand({ TableName: store.tableName, Key: { pk: `RUN#${run.id}`, sk: 'RUN' } }),
       )
     ).Item!;
-    expect(unpack<Record<string, unknown>>(item.body)['$events']).toEqual([
+    expect(unpack<Record<string, unknown>>(item.body).$events).toEqual([
       { seq: 0, at, type: 'run.created', node: 'intake', detail: {} },
     ]);
     const history = await store.doc.send(
