@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import {
   type AttributeValue,
@@ -865,12 +866,35 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
+  /**
+   * An audit event goes after the last committed event and before the next (auditSeq), so a
+   * reader that has seen any committed event and lists after it never skips one. It is one put of
+   * its own item, and the run is read again after it: a commit that added events between the first
+   * read and the put may have let a reader page past the event's place. Then the event is written
+   * again after them and the first copy deleted; both copies carry the same `aid`, and listEvents
+   * keeps only the later one (a crash between the two writes leaves both, and a reader sees one).
+   * A commit never waits for or loses to an audit event. (The transaction this replaces, the put
+   * and a condition check of the run item's eventSeq, was billed twice the run item's size and
+   * the event's, 4-6 write units, and again whenever a commit landed first.)
+   */
   async appendEvent(runId: string, event: NewEvent): Promise<void> {
     const at = event.at ?? this.now().toISOString();
+    const aid = randomUUID();
+    /** The sort key of the copy written last, and the committed event it follows. */
+    let placed: { sk: string; last: number } | undefined;
     for (let attempt = 0; ; attempt++) {
-      const run = await this.getRun(runId);
-      if (!run) throw new RunNotFoundError({ runId });
-      const last = run.eventSeq - 1;
+      const runItem = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, ['eventSeq', 'ttl']);
+      if (!runItem || this.expired(runItem)) throw new RunNotFoundError({ runId });
+      const last = (runItem.eventSeq as number) - 1;
+      if (placed?.last === last) return;
+      if (attempt >= 10) {
+        // Kept where it is, when commits keep landing: only a reader that paged past its place in
+        // the meantime misses it (on its next full read it is there).
+        if (placed) return;
+        throw new ConcurrencyError(`could not append an event to run ${runId}: its place kept being taken`, {
+          runId,
+        });
+      }
       // The n-th audit event after `last` (a read, not a counter write): the put below is
       // conditional on its key, so two concurrent writers cannot take the same n.
       const prev = await this.read(runId, () =>
@@ -888,58 +912,49 @@ export class DynamoRunStore implements RunStore {
       );
       const prevSk = prev.Items?.[0]?.sk;
       const n = typeof prevSk === 'string' ? Number(prevSk.slice(auditPrefix(last).length)) + 1 : 1;
+      const sk = auditSk(last, n);
+      const item: Item = {
+        pk: runPk(runId),
+        sk,
+        seq: auditSeq(last, n),
+        audit: true,
+        aid,
+        at,
+        type: event.type,
+        ...(event.node !== undefined ? { node: event.node } : {}),
+        ...(event.by !== undefined ? { by: event.by } : {}),
+        detail: event.detail,
+        ttl: this.expiresAt(),
+      };
       try {
         await this.doc.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                // Only while no commit has added events since we read: otherwise the event would
-                // sort before events a reader may already have paged past (listEvents({after})).
-                // A condition check does not change the run, so it never makes a step's commit lose.
-                ConditionCheck: {
-                  TableName: this.tableName,
-                  Key: { pk: runPk(runId), sk: RUN_SK },
-                  ConditionExpression: 'eventSeq = :n',
-                  ExpressionAttributeValues: { ':n': run.eventSeq },
-                },
-              },
-              {
-                Put: {
-                  TableName: this.tableName,
-                  Item: {
-                    pk: runPk(runId),
-                    sk: auditSk(last, n),
-                    seq: auditSeq(last, n),
-                    audit: true,
-                    at,
-                    type: event.type,
-                    ...(event.node !== undefined ? { node: event.node } : {}),
-                    ...(event.by !== undefined ? { by: event.by } : {}),
-                    detail: event.detail,
-                    ttl: this.expiresAt(),
-                  },
-                  ConditionExpression: 'attribute_not_exists(sk)',
-                },
-              },
-            ],
+          new PutCommand({
+            TableName: this.tableName,
+            Item: item,
+            ConditionExpression: 'attribute_not_exists(sk)',
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
         );
-        return;
       } catch (err) {
-        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, runId);
-        const reasons = err.CancellationReasons ?? [];
-        this.refuseInvalid(reasons, runId, err);
-        if (await this.retryLater(reasons, attempt, runId, err)) continue;
-        // A commit added events, another audit event took n, or a transaction conflicted: again.
-        if (attempt < 10) {
+        if (!isConditionalFailure(err)) throw this.translate(err, runId);
+        // Unless it is this put's own earlier try (applied, its answer lost), another audit event
+        // took n: again.
+        if (!isOwnWrite(err, item)) {
           await backoff(attempt);
           continue;
         }
-        throw new ConcurrencyError(`could not append an event to run ${runId}: ${describe(reasons)}`, {
-          runId: runId,
-          cause: err,
-        });
       }
+      if (placed) await this.deleteAudit(runId, placed.sk);
+      placed = { sk, last };
+    }
+  }
+
+  /** Delete an audit event's earlier copy (it has been written again, later). */
+  private async deleteAudit(runId: string, sk: string): Promise<void> {
+    try {
+      await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: runPk(runId), sk } }));
+    } catch (err) {
+      throw this.translate(err, runId);
     }
   }
 
@@ -1009,7 +1024,7 @@ export class DynamoRunStore implements RunStore {
       return n >= limit;
     };
     const result = (partial: boolean) =>
-      [...found.values()]
+      latestCopies([...found.values()])
         .filter((e) => !partial || (e.seq as number) <= readThrough)
         .sort((a, b) => (a.seq as number) - (b.seq as number))
         .slice(0, limit)
@@ -1797,6 +1812,18 @@ function toRunEvent(e: Item): RunEvent {
     ...(e.by !== undefined ? { by: e.by as string } : {}),
     detail: (e.detail ?? {}) as Record<string, unknown>,
   };
+}
+
+/**
+ * The events without the earlier copies of audit events written again later (appendEvent): of
+ * those sharing an `aid`, the one with the highest seq.
+ */
+function latestCopies(events: Item[]): Item[] {
+  const latest = new Map<string, number>();
+  for (const e of events)
+    if (typeof e.aid === 'string') latest.set(e.aid, Math.max(latest.get(e.aid) ?? -1, e.seq as number));
+  if (latest.size === 0) return events;
+  return events.filter((e) => typeof e.aid !== 'string' || latest.get(e.aid) === e.seq);
 }
 
 /** Write units of a single-item write of `item` (1 per KB, at least 1). */

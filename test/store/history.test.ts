@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { EventType } from '../../lib/engine/events.ts';
@@ -99,6 +100,19 @@ async function historyItems(store: DynamoRunStore, runId: string) {
   return (out.Items ?? [])
     .filter((i) => i.audit !== true)
     .map((i) => ({ sk: i.sk, seq: i.seq, last: i.last }));
+}
+
+/** The audit events' items: sort key and the id their copies share. */
+async function auditItems(store: DynamoRunStore, runId: string) {
+  const out = await store.doc.send(
+    new QueryCommand({
+      TableName: store.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :evt)',
+      ExpressionAttributeValues: { ':pk': `RUN#${runId}`, ':evt': 'EVT#' },
+      ConsistentRead: true,
+    }),
+  );
+  return (out.Items ?? []).filter((i) => i.audit === true).map((i) => ({ sk: i.sk, aid: i.aid }));
 }
 
 /** A second store over the same table: another worker, with nothing in memory. */
@@ -289,6 +303,102 @@ describe('the run history in DynamoDB', () => {
   });
 });
 
+describe('an audit event', () => {
+  /** A client that calls `before(command, input)` ahead of sending each command (marshalled). */
+  function watchedClient(before: (command: string, input: Record<string, unknown>) => Promise<void> | void) {
+    const client = dynamoClient(testEndpoint());
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        await before(
+          String((context as { commandName?: string }).commandName),
+          args.input as Record<string, unknown>,
+        );
+        return next(args);
+      },
+      { step: 'deserialize', name: 'watch' },
+    );
+    return client;
+  }
+  const isAuditPut = (command: string, input: Record<string, unknown>) =>
+    command === 'PutItemCommand' &&
+    (input.Item as { audit?: { BOOL?: boolean } } | undefined)?.audit?.BOOL === true;
+
+  it('is one put of its own item: no transaction, nothing a commit could lose to', async () => {
+    const commands: string[] = [];
+    const store = await createTestStore({ client: watchedClient((c) => void commands.push(c)) });
+    const run = await newRun(store);
+    await run.commit(small('s1'));
+    commands.length = 0;
+
+    await store.appendEvent(run.id, { type: 'audit' as EventType, detail: {} });
+
+    expect(commands.filter((c) => c !== 'GetItemCommand' && c !== 'QueryCommand')).toEqual([
+      'PutItemCommand',
+    ]);
+    await run.commit(small('s2'));
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 's1', 'audit', 's2']);
+  });
+
+  it('is written again after a commit that landed between its read of the run and its put, and listed once', async () => {
+    let run: Awaited<ReturnType<typeof newRun>> | undefined;
+    let raced = false;
+    const store = await createTestStore({
+      client: watchedClient(async (command, input) => {
+        if (!isAuditPut(command, input) || raced || !run) return;
+        raced = true;
+        await run.commit(small('c2'), small('c3'));
+      }),
+    });
+    run = await newRun(store);
+    await run.commit(small('s1'));
+
+    await store.appendEvent(run.id, { type: 'audit' as EventType, detail: {} });
+
+    const events = await store.listEvents(run.id);
+    expect(events.map((e) => e.type)).toEqual(['run.created', 's1', 'c2', 'c3', 'audit']);
+    // A reader that had listed through c3 before the event's first copy was written finds it.
+    const c3 = events.find((e) => (e.type as string) === 'c3')!;
+    expect((await otherWorker(store).listEvents(run.id, { after: c3.seq })).map((e) => e.type)).toEqual([
+      'audit',
+    ]);
+    // The first copy (before c2) is gone.
+    expect(await auditItems(store, run.id)).toHaveLength(1);
+  });
+
+  it('is listed once when the process dies between writing it again and deleting its first copy', async () => {
+    let run: Awaited<ReturnType<typeof newRun>> | undefined;
+    let raced = false;
+    const store = await createTestStore({
+      client: watchedClient(async (command, input) => {
+        if (command === 'DeleteItemCommand')
+          throw Object.assign(new Error('the process died'), { name: 'Killed' });
+        if (!isAuditPut(command, input) || raced || !run) return;
+        raced = true;
+        await run.commit(small('c2'));
+      }),
+    });
+    run = await newRun(store);
+    await run.commit(small('s1'));
+
+    await expect(store.appendEvent(run.id, { type: 'audit' as EventType, detail: {} })).rejects.toThrow(
+      'the process died',
+    );
+
+    const copies = await auditItems(store, run.id);
+    expect(copies).toHaveLength(2);
+    expect(copies[0]!.aid).toBe(copies[1]!.aid);
+    const reader = otherWorker(store);
+    expect((await reader.listEvents(run.id)).map((e) => e.type)).toEqual([
+      'run.created',
+      's1',
+      'c2',
+      'audit',
+    ]);
+    const s1 = (await reader.listEvents(run.id)).find((e) => (e.type as string) === 's1')!;
+    expect((await reader.listEvents(run.id, { after: s1.seq })).map((e) => e.type)).toEqual(['c2', 'audit']);
+  });
+});
+
 describe('a run written by the version before pending events', () => {
   it('goes on: its history items read as they were, and new events follow them', async () => {
     const store = await createTestStore();
@@ -374,15 +484,17 @@ describe('a run write whose answer is lost after DynamoDB applied it', () => {
    * answer is then lost (a timeout): the SDK tries again, and the condition the first try made
    * false refuses the second.
    */
-  function losingClient() {
+  function losingClient(
+    which: (item: Record<string, AttributeValue>) => boolean = (item) => item.sk?.S === 'RUN',
+  ) {
     const client = dynamoClient(testEndpoint());
     let armed = false;
     let tries = 0;
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const command = String((context as { commandName?: string }).commandName);
-        const input = args.input as { Item?: { sk?: { S?: string } } };
-        if (command !== 'PutItemCommand' || input.Item?.sk?.S !== 'RUN' || !armed) return next(args);
+        const input = args.input as { Item?: Record<string, AttributeValue> };
+        if (command !== 'PutItemCommand' || !input.Item || !which(input.Item) || !armed) return next(args);
         tries++;
         const out = await next(args);
         if (tries > 1) {
@@ -433,6 +545,19 @@ describe('a run write whose answer is lost after DynamoDB applied it', () => {
 
     expect(l.tries()).toBe(2);
     expect(await store.getRun(run.id)).toEqual(leased);
+  });
+
+  it("is the audit event's put: one event, not a second after the first", async () => {
+    const l = losingClient((item) => item.audit?.BOOL === true);
+    const store = await createTestStore({ client: l.client });
+    const run = await created_(store);
+    l.arm();
+
+    await store.appendEvent(run.id, { type: 'audit' as EventType, detail: {} });
+
+    expect(l.tries()).toBe(2);
+    expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 'audit']);
+    expect(await auditItems(store, run.id)).toHaveLength(1);
   });
 
   it('still loses to another writer of the same version', async () => {
