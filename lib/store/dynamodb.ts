@@ -244,6 +244,35 @@ export class DynamoRunStore implements RunStore {
     return { pk: runPk(run.id), sk: sortKeys.listing, ...this.listingKeys(run), ttl: this.chunkExpiresAt() };
   }
 
+  private async putListing(run: Run): Promise<void> {
+    try {
+      const out = await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: this.listingItem(run),
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('listing', out.ConsumedCapacity);
+    } catch (err) {
+      throw this.translate(err, run.id);
+    }
+  }
+
+  /**
+   * Delete what createRun wrote before a transaction that refused the run: its listing item and
+   * chunks (no other run shares them: their partition is the run's). A delete that fails leaves an
+   * item no listing shows, which expires; the refusal is still the answer.
+   */
+  private async unlist(runId: string, chunks: Chunk[]): Promise<void> {
+    const keys = [sortKeys.listing, ...chunks.map((c) => chunkSk(c.hash))];
+    await Promise.allSettled(
+      keys.map((sk) =>
+        this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: runPk(runId), sk } })),
+      ),
+    );
+  }
+
   /**
    * Write the chunks this process has not written or read yet (a chunk is immutable and
    * content-addressed, so one known is one that exists). Before the run's own write: a run item
@@ -559,19 +588,19 @@ export class DynamoRunStore implements RunStore {
         ConditionExpression: 'attribute_not_exists(pk)',
       },
     });
-    // In the creating transaction (not before it, as for later writes): a duplicate delivery,
-    // refused by its idempotency key, must not leave chunks of a run that never existed.
-    for (const c of chunks) {
-      items.push({
-        Put: {
-          TableName: this.tableName,
-          Item: this.chunkItem(run.id, c),
-        },
-      });
-    }
     if (direct.length > 0)
       items.push({ Put: { TableName: this.tableName, Item: this.historyItem(run.id, direct) } });
-    items.push({ Put: { TableName: this.tableName, Item: this.listingItem(stored) } });
+    // The chunks and the listing item before the transaction, as single puts: a transaction bills
+    // every item twice, the listing item's three index entries too (8 write units, not 4). Either
+    // without its run is harmless: a run item never refers to a chunk that is not there, and a
+    // listing skips a listing item whose run it does not find. A creation refused (a duplicate, or
+    // the subject's lock) deletes them; one that fails otherwise may have been applied after all,
+    // so they stay, and expire like any chunk.
+    await Promise.all([this.putChunks(run.id, chunks), this.putListing(stored)]);
+    const refused = async <T>(outcome: T): Promise<T> => {
+      await this.unlist(run.id, chunks);
+      return outcome;
+    };
 
     for (let attempt = 0; ; attempt++) {
       try {
@@ -579,7 +608,6 @@ export class DynamoRunStore implements RunStore {
           new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
         );
         this.record('createRun', out.ConsumedCapacity);
-        for (const c of chunks) this.chunkCache.set(run.id, c.hash, c.bytes);
         this.known.set(run.id, stored.version, { events: pending, listed: false, eventSeq: stored.eventSeq });
         return { outcome: 'created', run: stored };
       } catch (err) {
@@ -591,14 +619,14 @@ export class DynamoRunStore implements RunStore {
           const existingId =
             typeof old?.runId === 'string' ? old.runId : await this.keyTarget(idempotencyKey!);
           const existing = existingId ? await this.getRun(existingId) : null;
-          if (existing) return { outcome: 'duplicate', run: existing };
+          if (existing) return refused({ outcome: 'duplicate', run: existing });
           throw new StoreError(`idempotency key ${idempotencyKey} points to a run that no longer exists`);
         }
         if (failed(lockIndex)) {
           const old = oldItem(reasons[lockIndex]);
           const activeRunId =
             typeof old?.runId === 'string' ? old.runId : ((await this.lockHolder(lockKey!)) ?? undefined);
-          if (activeRunId) return { outcome: 'locked', activeRunId };
+          if (activeRunId) return refused({ outcome: 'locked', activeRunId });
         }
         this.refuseInvalid(reasons, run.id, err);
         if (await this.retryLater(reasons, attempt, run.id, err)) continue;

@@ -241,14 +241,8 @@ describe('the packed run item', () => {
     ]);
   });
 
-  it('writes the chunks of a new run in its creating transaction: a duplicate leaves none behind', async () => {
+  it("writes a new run's chunks and listing item before its transaction: a refused creation deletes them, a crash leaves nothing listed", async () => {
     const store = await createTestStore();
-    const first = aRun();
-    await store.createRun({ run: first, events: [], idempotencyKey: 'delivery-1' });
-    const second = aRun();
-    expect((await store.createRun({ run: second, events: [], idempotencyKey: 'delivery-1' })).outcome).toBe(
-      'duplicate',
-    );
     const items = async (id: string) =>
       (
         await store.doc.send(
@@ -259,7 +253,47 @@ describe('the packed run item', () => {
           }),
         )
       ).Items ?? [];
-    expect((await items(second.id)).length).toBe(0);
-    expect((await items(first.id)).filter((i) => String(i.sk).startsWith('DATA#')).length).toBe(3);
+    const first = aRun();
+    await store.createRun({ run: first, events: [], idempotencyKey: 'delivery-1', lockKey: 'acme/widget#7' });
+    expect((await items(first.id)).map((i) => String(i.sk).replace(/#.*/, '#')).sort()).toEqual([
+      'DATA#',
+      'DATA#',
+      'DATA#',
+      'LIST',
+      'RUN',
+    ]);
+
+    // Refused by the idempotency key, and by the subject's lock: nothing of either is left.
+    const duplicate = aRun();
+    expect(
+      (await store.createRun({ run: duplicate, events: [], idempotencyKey: 'delivery-1' })).outcome,
+    ).toBe('duplicate');
+    const locked = aRun();
+    expect((await store.createRun({ run: locked, events: [], lockKey: 'acme/widget#7' })).outcome).toBe(
+      'locked',
+    );
+    expect(await items(duplicate.id)).toEqual([]);
+    expect(await items(locked.id)).toEqual([]);
+
+    // A process that died between those puts and the transaction: a listing item and chunks of a
+    // run that does not exist. Listings skip it, and still fill their page with runs that do.
+    const crashed = aRun();
+    const dying = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
+    dying.doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        if ((context as { commandName?: string }).commandName === 'TransactWriteItemsCommand')
+          throw Object.assign(new Error('the process died'), { name: 'Killed' });
+        return next(args);
+      },
+      { step: 'initialize', name: 'die' },
+    );
+    await expect(dying.createRun({ run: crashed, events: [] })).rejects.toThrow('the process died');
+    expect((await items(crashed.id)).length).toBe(4);
+    const second = aRun();
+    await store.createRun({ run: second, events: [] });
+    for (const query of [{ subject: 'acme/widget#7' }, { repo: 'acme/widget' }, {}])
+      expect((await store.listRuns({ ...query, limit: 2 })).map((r) => r.id).sort()).toEqual(
+        [first.id, second.id].sort(),
+      );
   });
 });
