@@ -48,16 +48,20 @@ export interface FunctionSpec {
 
 /** Actions on the run table, by store method: see `TABLE_ACTIONS_BY_USE` below. */
 export const TABLE_READ_ACTIONS = ['GetItem', 'BatchGetItem', 'Query'] as const;
-/** TransactWriteItems is authorized through these per-item actions; no BatchWriteItem (nothing batch-writes). */
-export const TABLE_WRITE_ACTIONS = ['PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'] as const;
+/**
+ * TransactWriteItems is authorized through these per-item actions; no BatchWriteItem (nothing
+ * batch-writes) and no ConditionCheckItem (no transaction checks an item it does not write).
+ */
+export const TABLE_WRITE_ACTIONS = ['PutItem', 'UpdateItem', 'DeleteItem'] as const;
 export type TableAction = (typeof TABLE_READ_ACTIONS)[number] | (typeof TABLE_WRITE_ACTIONS)[number];
 
 /*
  * What the store's methods need (lib/store/dynamodb.ts): getRun, kvGet, getReportState: GetItem.
  * listEvents, kvList, appendEvent (finds the last audit event): Query. listRuns, listActive:
  * BatchGetItem (after an index Query). createRun, commit, update, rememberKey, kvPut, claimEffect:
- * PutItem. commit ending a run (its subject lock), kvDelete: DeleteItem. appendEvent (the run must
- * exist): ConditionCheckItem. retire, the report claim, recordEffect, kvTransact counters,
+ * PutItem. commit ending a run (its subject lock), kvDelete, appendEvent (an audit event written
+ * again after a commit passed it deletes its first copy), a refused createRun (its listing item and
+ * chunks): DeleteItem. retire, the report claim, recordEffect, kvTransact counters,
  * kvJoin/kvLeave (the work queue's running sets): UpdateItem. Only the worker and the sweeper run
  * steps, report and admit work, so the five internet-facing writers need no UpdateItem.
  */
@@ -79,7 +83,7 @@ export const FUNCTIONS = [
     // Starts runs (/plan: IDEM#, LOCK#, RUN#), signals them (buttons: a cancel releases the LOCK#),
     // lists them (/status), records refusals; KV: interaction tokens and run messages, the policy
     // version, pauses and their audit, refusals, console link grants, the work queue (/workloads).
-    tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem'],
     tableKeys: [
       keys.runs,
       keys.idempotency,
@@ -113,7 +117,7 @@ export const FUNCTIONS = [
     // Starts runs (IDEM#, LOCK#, RUN#), signals them (comment commands, agent completions, edits),
     // finds a subject's runs; KV: the repo config cache and pushed versions, guards and delivery
     // records, holds, pauses and their audit, the work queue, CI-triage and coverage records.
-    tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem'],
     tableKeys: [
       keys.runs,
       keys.idempotency,
@@ -156,7 +160,7 @@ export const FUNCTIONS = [
     table: 'readWrite',
     // Spends the callback token, signals the run (a late result can end it: LOCK#), parks a result
     // that came mid-step in the work queue. Never starts runs (no IDEM#) and never lists them.
-    tableActions: ['GetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableActions: ['GetItem', 'Query', 'PutItem', 'DeleteItem'],
     tableKeys: [keys.runs, keys.locks, keys.kv('callback'), keys.kv('work')],
     sendsWork: true,
     secrets: [],
@@ -172,7 +176,7 @@ export const FUNCTIONS = [
     table: 'readWrite',
     // Lists and shows runs, signals them (a cancel releases the LOCK#, a retry takes it), reads the
     // work queue (workloads). Never starts runs (no IDEM#).
-    tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem'],
     tableKeys: [keys.runs, keys.locks, keys.kv('console-link'), keys.kv('console-session'), keys.kv('work')],
     // A signal enqueues the run's next step for the worker.
     sendsWork: true,
@@ -192,7 +196,7 @@ export const FUNCTIONS = [
     table: 'readWrite',
     // Records the applied result once, binds the workflow run in the work queue, signals the run
     // (which can end it: LOCK#). Never starts runs (no IDEM#) and never lists them.
-    tableActions: ['GetItem', 'Query', 'PutItem', 'DeleteItem', 'ConditionCheckItem'],
+    tableActions: ['GetItem', 'Query', 'PutItem', 'DeleteItem'],
     tableKeys: [keys.runs, keys.locks, keys.kv('actions-result'), keys.kv('work')],
     sendsWork: true,
     // Read only on the fallback path: a run dispatched without a returned run id is bound by its

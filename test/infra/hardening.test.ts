@@ -136,7 +136,7 @@ describe('table actions per internet-facing function (issue #9, defect 15)', () 
   // Exactly the actions each function's code uses (infra/functions.ts says which store methods
   // need which): nothing internet-facing retires, reports, admits work or journals effects, so
   // none has UpdateItem; the two callback endpoints never list runs (no BatchGetItem).
-  const signaller = ['ConditionCheckItem', 'DeleteItem', 'GetItem', 'PutItem', 'Query'];
+  const signaller = ['DeleteItem', 'GetItem', 'PutItem', 'Query'];
   const expected: Record<string, string[]> = {
     runs: d(['BatchGetItem', 'GetItem', 'Query']),
     discord: d([...signaller, 'BatchGetItem']),
