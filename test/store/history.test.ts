@@ -87,8 +87,8 @@ async function pendingSeqs(store: DynamoRunStore, runId: string): Promise<number
   return (body.$events ?? []).map((e) => e.seq);
 }
 
-/** The history items (not audit events): sort key, first and last seq. */
-async function historyItems(store: DynamoRunStore, runId: string) {
+/** The run's history items and audit events, as stored. */
+async function eventItems(store: DynamoRunStore, runId: string) {
   const out = await store.doc.send(
     new QueryCommand({
       TableName: store.tableName,
@@ -97,22 +97,21 @@ async function historyItems(store: DynamoRunStore, runId: string) {
       ConsistentRead: true,
     }),
   );
-  return (out.Items ?? [])
+  return out.Items ?? [];
+}
+
+/** The history items (not audit events): sort key, first and last seq. */
+async function historyItems(store: DynamoRunStore, runId: string) {
+  return (await eventItems(store, runId))
     .filter((i) => i.audit !== true)
     .map((i) => ({ sk: i.sk, seq: i.seq, last: i.last }));
 }
 
 /** The audit events' items: sort key and the id their copies share. */
 async function auditItems(store: DynamoRunStore, runId: string) {
-  const out = await store.doc.send(
-    new QueryCommand({
-      TableName: store.tableName,
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :evt)',
-      ExpressionAttributeValues: { ':pk': `RUN#${runId}`, ':evt': 'EVT#' },
-      ConsistentRead: true,
-    }),
-  );
-  return (out.Items ?? []).filter((i) => i.audit === true).map((i) => ({ sk: i.sk, aid: i.aid }));
+  return (await eventItems(store, runId))
+    .filter((i) => i.audit === true)
+    .map((i) => ({ sk: i.sk, aid: i.aid }));
 }
 
 /** A second store over the same table: another worker, with nothing in memory. */
