@@ -357,14 +357,18 @@ export class AgentWorkQueue {
     });
     const mine = listed.filter((w) => w.value.id === id);
     // The queue record first, then the slot: an admission that joins in between finds the record
-    // gone and leaves again (see the module comment). An item admitted under the previous layout
-    // loses its old running record here too, so `adoptLegacy` never adopts an item that ended.
-    await Promise.all([
-      ...mine.map((w) => this.store.kvDelete(WORK_GROUP, w.key)),
-      this.store.kvDelete(WORK_GROUP, `${LEGACY_RUNNING_PREFIX}${id}`),
-    ]);
+    // gone and leaves again (see the module comment).
+    await Promise.all(mine.map((w) => this.store.kvDelete(WORK_GROUP, w.key)));
     const running = await this.running();
-    if (!(id in running.members)) return undefined;
+    if (!(id in running.members)) {
+      // Not in the sets: it may hold a slot under the previous layout, not adopted yet. Its old
+      // running record goes, so `adoptLegacy` never adopts an item that ended (an adoption that
+      // joined after the read above finds the record gone and leaves again). Only here: a delete
+      // of an absent item is billed a write unit, and an item in the sets has no old record left
+      // (adopting it deleted that, or it never had one).
+      await this.store.kvDelete(WORK_GROUP, `${LEGACY_RUNNING_PREFIX}${id}`);
+      return undefined;
+    }
     const sets = Object.keys(running.sets).filter((s) => running.sets[s]!.includes(id));
     // Refused: another worker released it first.
     if (!(await this.store.kvLeave(WORK_GROUP, RUNNING_KEY, id, sets))) return undefined;

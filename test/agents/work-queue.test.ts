@@ -503,6 +503,42 @@ describe('the agent work queue', () => {
     expect(await store.kvList('work', { prefix: 'r#' })).toEqual([]);
   });
 
+  it('keeps an adoption whose item was released between joining the sets and deleting its old record: nothing is left of it', async () => {
+    const old = item({ limit: 1 });
+    await store.kvPut('work', `r#${old.id}`, { ...old, admittedAt: '2026-01-01T00:01:00.000Z' });
+    // The item's run releases it once the sweeper has joined it, before the old record goes.
+    const racing: DynamoRunStore = Object.create(store);
+    let released: unknown;
+    racing.kvDelete = async (group, key, opts) => {
+      if (key === `r#${old.id}` && released === undefined)
+        released = await new AgentWorkQueue(store).release(old.id);
+      return store.kvDelete(group, key, opts);
+    };
+
+    expect(await new AgentWorkQueue(racing).adoptLegacy()).toBe(1);
+
+    expect(released).toMatchObject({ id: old.id });
+    expect((await new AgentWorkQueue(store).snapshot()).running).toEqual([]);
+    expect(await store.kvList('work', { prefix: 'r#' })).toEqual([]);
+  });
+
+  it('releases an item admitted at once with one write of the sets and no delete (an absent item is billed too)', async () => {
+    const deleted: string[] = [];
+    const counting: DynamoRunStore = Object.create(store);
+    counting.kvDelete = async (group, key, opts) => {
+      deleted.push(key);
+      return store.kvDelete(group, key, opts);
+    };
+    const q = new AgentWorkQueue(counting, { repoLimit: 10 });
+    const a = item({ agent: 'coder' });
+    expect(await q.offer(a)).toBe('running');
+
+    expect(await q.release(a.id)).toMatchObject({ id: a.id });
+
+    expect(deleted).toEqual([]);
+    expect(await q.isRunning(a.id)).toBe(false);
+  });
+
   it('reports workloads: queue depth per agent and what each agent is doing', async () => {
     const config = parseConfig(`
 agents:
