@@ -900,7 +900,8 @@ export class DynamoRunStore implements RunStore {
    * its own item, and the run is read again after it: a commit that added events between the first
    * read and the put may have let a reader page past the event's place. Then the event is written
    * again after them and the first copy deleted; both copies carry the same `aid`, and listEvents
-   * keeps only the later one (a crash between the two writes leaves both, and a reader sees one).
+   * keeps only the later one (a crash between the two writes, or a failed delete, leaves both, and
+   * a reader sees one).
    * A commit never waits for or loses to an audit event. (The transaction this replaces, the put
    * and a condition check of the run item's eventSeq, was billed twice the run item's size and
    * the event's, 4-6 write units, and again whenever a commit landed first.)
@@ -977,13 +978,15 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  /** Delete an audit event's earlier copy (it has been written again, later). */
+  /**
+   * Delete an audit event's earlier copy (it has been written again, later). Best effort: a copy
+   * left behind is listed once all the same (`aid`), while failing here would have the caller
+   * append the event again, as a second event.
+   */
   private async deleteAudit(runId: string, sk: string): Promise<void> {
-    try {
-      await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: runPk(runId), sk } }));
-    } catch (err) {
-      throw this.translate(err, runId);
-    }
+    await this.doc
+      .send(new DeleteCommand({ TableName: this.tableName, Key: { pk: runPk(runId), sk } }))
+      .catch(() => undefined);
   }
 
   /**

@@ -364,13 +364,13 @@ describe('an audit event', () => {
     expect(await auditItems(store, run.id)).toHaveLength(1);
   });
 
-  it('is listed once when the process dies between writing it again and deleting its first copy', async () => {
+  it('is listed once when its first copy is left behind (the delete failed, or the process died before it)', async () => {
     let run: Awaited<ReturnType<typeof newRun>> | undefined;
     let raced = false;
     const store = await createTestStore({
       client: watchedClient(async (command, input) => {
         if (command === 'DeleteItemCommand')
-          throw Object.assign(new Error('the process died'), { name: 'Killed' });
+          throw Object.assign(new Error('the delete failed'), { name: 'Killed' });
         if (!isAuditPut(command, input) || raced || !run) return;
         raced = true;
         await run.commit(small('c2'));
@@ -379,9 +379,8 @@ describe('an audit event', () => {
     run = await newRun(store);
     await run.commit(small('s1'));
 
-    await expect(store.appendEvent(run.id, { type: 'audit' as EventType, detail: {} })).rejects.toThrow(
-      'the process died',
-    );
+    // Recorded all the same: failing would have the caller append it again, as a second event.
+    await store.appendEvent(run.id, { type: 'audit' as EventType, detail: {} });
 
     const copies = await auditItems(store, run.id);
     expect(copies).toHaveLength(2);
