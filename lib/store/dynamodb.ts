@@ -50,7 +50,7 @@ import {
 } from '../engine/store-errors.ts';
 import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
 import { dynamoItemBytes, EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
-import { type Chunk, ChunkCache, joinData, pack, splitData, unpack } from './packing.ts';
+import { type Chunk, ChunkCache, chunkOf, joinData, pack, splitData, unpack } from './packing.ts';
 import {
   DEFAULT_RETENTION_DAYS,
   effectKeys,
@@ -176,16 +176,18 @@ export class DynamoRunStore implements RunStore {
    * The run as its items. The run item holds the index keys, the attributes that conditions and
    * DynamoDB read (`version`, `eventSeq`, `lease`, `ttl`) and everything else packed into `body`
    * (packing.ts: a write is billed per KB, and the run item is rewritten on every transition).
-   * Large values of `data` are chunks (packing.ts `splitData`): items of their own, written once.
+   * Large values of `data` are chunks (packing.ts `splitData`): items of their own, written once
+   * (`stored`: the refs of the version this write replaces, whose values are not written again).
    * `itemWith(pending)`: the run item carrying those pending events (see commit).
    */
   private runItems(
     run: Run,
-    listed = false,
-  ): { chunks: Chunk[]; itemWith: (pending: StoredEvent[]) => Item } {
+    listed: boolean,
+    stored: Record<string, string>,
+  ): { chunks: Chunk[]; refs: Record<string, string>; itemWith: (pending: StoredEvent[]) => Item } {
     const { version, eventSeq, lease, ttl, data, ...rest } = run;
     // Split once: a write may weigh the item with and without its pending events (layout).
-    const { inline, refs, order, chunks } = splitData(data ?? {});
+    const { inline, refs, order, chunks } = splitData(data ?? {}, stored);
     const attributes = {
       ...this.keysOf(run, listed),
       version,
@@ -202,7 +204,7 @@ export class DynamoRunStore implements RunStore {
         ...(pending.length > 0 ? { [PENDING]: pending } : {}),
       }),
     });
-    return { chunks, itemWith };
+    return { chunks, refs, itemWith };
   }
 
   /**
@@ -330,6 +332,7 @@ export class DynamoRunStore implements RunStore {
         events: (run[PENDING] ?? []) as StoredEvent[],
         listed: item.gsi2pk !== undefined,
         eventSeq: run.eventSeq as number,
+        refs: refs ?? {},
       });
       delete run[PENDING];
       return { run, refs, order };
@@ -337,25 +340,37 @@ export class DynamoRunStore implements RunStore {
     const fetched = new Map<string, Uint8Array>();
     const wanted = new Map<string, Item>();
     for (const { run, refs } of parsed)
-      for (const hash of Object.values(refs ?? {})) {
+      for (const ref of Object.values(refs ?? {})) {
         const id = run.id as string;
-        const cached = this.chunkCache.get(id, hash);
-        if (cached) fetched.set(`${id}/${hash}`, cached);
-        else wanted.set(`${id}/${hash}`, { pk: runPk(id), sk: chunkSk(hash) });
+        const { chunk } = chunkOf(ref);
+        const cached = this.chunkCache.get(id, chunk);
+        if (cached) fetched.set(`${id}/${chunk}`, cached);
+        else wanted.set(`${id}/${chunk}`, { pk: runPk(id), sk: chunkSk(chunk) });
       }
-    for (const chunk of await this.batchGet('chunks', [...wanted.values()])) {
-      const id = (chunk.pk as string).slice(runPk('').length);
-      const hash = (chunk.sk as string).slice(chunkSk('').length);
-      this.chunkCache.set(id, hash, chunk[BODY] as Uint8Array);
-      fetched.set(`${id}/${hash}`, chunk[BODY] as Uint8Array);
+    for (const item of await this.batchGet('chunks', [...wanted.values()])) {
+      const id = (item.pk as string).slice(runPk('').length);
+      const chunk = (item.sk as string).slice(chunkSk('').length);
+      this.chunkCache.set(id, chunk, item[BODY] as Uint8Array);
+      fetched.set(`${id}/${chunk}`, item[BODY] as Uint8Array);
     }
     return parsed.map(({ run, refs, order }) => {
       if (!refs) return run as unknown as Run;
       const id = run.id as string;
-      run.data = joinData((run.data ?? {}) as Record<string, unknown>, refs, order, (hash) => {
-        const bytes = fetched.get(`${id}/${hash}`);
-        if (!bytes) throw new StoreError(`run ${id}: a chunk of its data (${hash}) is missing`);
-        return unpack(bytes);
+      // A shared chunk is unpacked once for all the values it holds.
+      const shared = new Map<string, Record<string, unknown>>();
+      run.data = joinData((run.data ?? {}) as Record<string, unknown>, refs, order, (ref) => {
+        const { chunk, value } = chunkOf(ref);
+        const bytes = fetched.get(`${id}/${chunk}`);
+        if (!bytes) throw new StoreError(`run ${id}: a chunk of its data (${chunk}) is missing`);
+        if (value === undefined) return unpack(bytes);
+        let values = shared.get(chunk);
+        if (!values) {
+          values = unpack<Record<string, unknown>>(bytes);
+          shared.set(chunk, values);
+        }
+        if (!(value in values))
+          throw new StoreError(`run ${id}: chunk ${chunk} does not hold value ${value}`);
+        return values[value];
       });
       return run as unknown as Run;
     });
@@ -428,19 +443,26 @@ export class DynamoRunStore implements RunStore {
     run: Run,
     was: KnownItem,
     added: StoredEvent[],
-  ): { item: Item; chunks: Chunk[]; pending: StoredEvent[]; flush: StoredEvent[]; direct: StoredEvent[] } {
+  ): {
+    item: Item;
+    chunks: Chunk[];
+    refs: Record<string, string>;
+    pending: StoredEvent[];
+    flush: StoredEvent[];
+    direct: StoredEvent[];
+  } {
     const { events: before, listed } = was;
-    const { chunks, itemWith } = this.runItems(run, listed);
+    const { chunks, refs, itemWith } = this.runItems(run, listed, was.refs);
     if (added.length > 0 && itemBytes(added) > PENDING_MAX_BYTES) {
-      return { item: itemWith([]), chunks, pending: [], flush: before, direct: added };
+      return { item: itemWith([]), chunks, refs, pending: [], flush: before, direct: added };
     }
     const all = [...before, ...added];
     const carried = itemWith(all);
-    if (before.length === 0) return { item: carried, chunks, pending: all, flush: [], direct: [] };
+    if (before.length === 0) return { item: carried, chunks, refs, pending: all, flush: [], direct: [] };
     const alone = itemWith(added);
     return writeUnits(carried) <= writeUnits(alone)
-      ? { item: carried, chunks, pending: all, flush: [], direct: [] }
-      : { item: alone, chunks, pending: added, flush: before, direct: [] };
+      ? { item: carried, chunks, refs, pending: all, flush: [], direct: [] }
+      : { item: alone, chunks, refs, pending: added, flush: before, direct: [] };
   }
 
   /**
@@ -496,12 +518,15 @@ export class DynamoRunStore implements RunStore {
       BODY,
       'gsi2pk',
     ]);
-    if (item && item.version === version)
+    if (item && item.version === version) {
+      const body = item[BODY] instanceof Uint8Array ? unpack<Item>(item[BODY]) : {};
       return {
-        events: pendingIn(item),
+        events: (body[PENDING] ?? []) as StoredEvent[],
         listed: item.gsi2pk !== undefined,
         eventSeq: item.eventSeq as number,
+        refs: (body[REFS] ?? {}) as Record<string, string>,
       };
+    }
     throw new ConcurrencyError(`run ${runId} changed since version ${version}`, { runId });
   }
 
@@ -578,9 +603,10 @@ export class DynamoRunStore implements RunStore {
     const {
       item: runItem,
       chunks,
+      refs,
       pending,
       direct,
-    } = this.layout(stored, { events: [], listed: false, eventSeq: run.eventSeq }, added);
+    } = this.layout(stored, { events: [], listed: false, eventSeq: run.eventSeq, refs: {} }, added);
     items.push({
       Put: {
         TableName: this.tableName,
@@ -608,7 +634,12 @@ export class DynamoRunStore implements RunStore {
           new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
         );
         this.record('createRun', out.ConsumedCapacity);
-        this.known.set(run.id, stored.version, { events: pending, listed: false, eventSeq: stored.eventSeq });
+        this.known.set(run.id, stored.version, {
+          events: pending,
+          listed: false,
+          eventSeq: stored.eventSeq,
+          refs,
+        });
         return { outcome: 'created', run: stored };
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
@@ -736,7 +767,7 @@ export class DynamoRunStore implements RunStore {
     // Checked before each commit: an over-budget run fails with a reason, not as a lost race.
     this.checkBudget(run.id, this.budgetItem(stored), added);
     const was = await this.knownItem(run.id, expectedVersion, run.eventSeq);
-    const { item: runItem, chunks, pending, flush, direct } = this.layout(stored, was, added);
+    const { item: runItem, chunks, refs, pending, flush, direct } = this.layout(stored, was, added);
     await this.putChunks(run.id, chunks);
     if (flush.length > 0) await this.flush(run.id, flush);
     if (direct.length === 0 && input.releaseLock === undefined && input.acquireLock === undefined) {
@@ -745,6 +776,7 @@ export class DynamoRunStore implements RunStore {
         events: pending,
         listed: was.listed,
         eventSeq: stored.eventSeq,
+        refs,
       });
       return stored;
     }
@@ -802,6 +834,7 @@ export class DynamoRunStore implements RunStore {
           events: pending,
           listed: was.listed,
           eventSeq: stored.eventSeq,
+          refs,
         });
         return stored;
       } catch (err) {
@@ -838,11 +871,11 @@ export class DynamoRunStore implements RunStore {
   /** A write of the run that adds no events (a lease): its pending events stay as they are. */
   async update(run: Run, expectedVersion: number): Promise<Run> {
     const was = await this.knownItem(run.id, expectedVersion, run.eventSeq);
-    const { chunks, itemWith } = this.runItems(run, was.listed);
+    const { chunks, refs, itemWith } = this.runItems(run, was.listed, was.refs);
     const item = itemWith(was.events);
     await this.putChunks(run.id, chunks);
     await this.putRun(run.id, item, expectedVersion, 'update');
-    this.known.set(run.id, run.version, was);
+    this.known.set(run.id, run.version, { ...was, refs });
     return run;
   }
 
@@ -1870,6 +1903,8 @@ interface KnownItem {
   listed: boolean;
   /** The seq its next event takes: a write must go on from it. */
   eventSeq: number;
+  /** The refs of its data's chunks (packing.ts): values a write need not store again. */
+  refs: Record<string, string>;
 }
 
 /**

@@ -33,11 +33,17 @@ export function unpack<T>(bytes: Uint8Array): T {
 }
 
 /**
- * A large value of the run's data, stored once in an item of its own (`RUN#<id> / DATA#<hash>`)
- * instead of in the run item. An issue's body, its plan and the routing decision are written once
- * and read at every step; inside the run item they would be billed again on every lease and
- * commit (a KB each). Content-addressed: the same value is the same item, so a chunk is written
- * when its value first appears and never again, and a chunk read once can be kept in memory.
+ * Large values of the run's data, stored in items of their own (`RUN#<id> / DATA#<hash>`) instead
+ * of in the run item. An issue's body, its plan and the routing decision are written once and read
+ * at every step; inside the run item they would be billed again on every lease and commit (a KB
+ * each). A value is written when it first appears, and a write of the run keeps the refs of the
+ * values the version it replaces had stored: only new values are written.
+ *
+ * A chunk is one such item, content-addressed: a lone new value is packed alone (its ref is its
+ * hash), and the new values of one write are packed together, up to about a KB an item, since a
+ * write is billed per KB however little the item holds (a task changes its work list, its budget
+ * and its result at once: one write, not three). A value in a shared chunk has the ref
+ * `<chunk hash>:<value hash>` (a base64url hash never holds a `:`).
  */
 export interface Chunk {
   hash: string;
@@ -47,41 +53,99 @@ export interface Chunk {
 /** A value whose JSON is at least this long is a chunk; smaller ones stay in the run item. */
 export const CHUNK_MIN_JSON_BYTES = 200;
 
+/**
+ * New values are packed together while their packed sizes add up to at most this (a chunk item's
+ * keys and attributes take the rest of its first KB).
+ */
+export const CHUNK_SHARED_BYTES = 900;
+
 /** The run item's side of split data: what stays inline, and the chunk of each other key. */
 export interface SplitData {
   inline: Record<string, unknown>;
-  /** key -> chunk hash */
+  /** key -> the value's ref: `<hash>` (a chunk of its own) or `<chunk hash>:<value hash>` */
   refs: Record<string, string>;
   /** Every key in its order, when some are chunks (so the data reads back in the same order). */
   order?: string[];
+  /** The chunks to write: those of values not stored before. */
   chunks: Chunk[];
 }
 
-export function splitData(data: Record<string, unknown>): SplitData {
+/** The chunk a ref names, and whether the value is one of several in it. */
+export function chunkOf(ref: string): { chunk: string; value?: string } {
+  const i = ref.indexOf(':');
+  return i < 0 ? { chunk: ref } : { chunk: ref.slice(0, i), value: ref.slice(i + 1) };
+}
+
+function hashOf(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 22);
+}
+
+/**
+ * Split the run's data into what stays in the run item and chunks. `stored`: the refs of the
+ * version this write replaces; a value stored there keeps its ref and is not written again.
+ */
+export function splitData(data: Record<string, unknown>, stored: Record<string, string> = {}): SplitData {
   const inline: Record<string, unknown> = {};
   const refs: Record<string, string> = {};
-  const chunks: Chunk[] = [];
+  const have = new Map<string, string>();
+  for (const ref of Object.values(stored)) {
+    const { chunk, value } = chunkOf(ref);
+    have.set(value ?? chunk, ref);
+  }
+  const fresh = new Map<string, { value: unknown; bytes: Uint8Array; keys: string[] }>();
   for (const [key, value] of Object.entries(data)) {
     const json = value === undefined ? undefined : JSON.stringify(value);
     if (json === undefined || Buffer.byteLength(json, 'utf8') < CHUNK_MIN_JSON_BYTES) {
       inline[key] = value;
       continue;
     }
-    const hash = createHash('sha256').update(json).digest('base64url').slice(0, 22);
+    const hash = hashOf(json);
+    const known = have.get(hash);
+    if (known !== undefined) {
+      refs[key] = known;
+      continue;
+    }
     refs[key] = hash;
-    if (!chunks.some((c) => c.hash === hash)) chunks.push({ hash, bytes: pack(value) });
+    const f = fresh.get(hash);
+    if (f) f.keys.push(key);
+    else fresh.set(hash, { value, bytes: pack(value), keys: [key] });
+  }
+  // Shared chunks, first fit in the data's order; a value too large to share is alone.
+  const groups: Array<Array<[string, { value: unknown; bytes: Uint8Array; keys: string[] }]>> = [];
+  const sizes: number[] = [];
+  for (const entry of fresh) {
+    const size = entry[1].bytes.byteLength;
+    const i = sizes.findIndex((n) => n + size <= CHUNK_SHARED_BYTES);
+    if (i < 0) {
+      groups.push([entry]);
+      sizes.push(size);
+    } else {
+      groups[i]!.push(entry);
+      sizes[i]! += size;
+    }
+  }
+  const chunks: Chunk[] = [];
+  for (const group of groups) {
+    if (group.length === 1) {
+      const [hash, { bytes }] = group[0]!;
+      chunks.push({ hash, bytes });
+      continue;
+    }
+    const hash = hashOf(group.map(([h]) => h).join(':'));
+    chunks.push({ hash, bytes: pack(Object.fromEntries(group.map(([h, f]) => [h, f.value]))) });
+    for (const [h, f] of group) for (const key of f.keys) refs[key] = `${hash}:${h}`;
   }
   return Object.keys(refs).length === 0
     ? { inline, refs, chunks }
     : { inline, refs, order: Object.keys(data), chunks };
 }
 
-/** The data again, from its inline part and its chunks' values (`chunkValue(hash)`). */
+/** The data again, from its inline part and its chunks' values (`chunkValue(ref)`). */
 export function joinData(
   inline: Record<string, unknown>,
   refs: Record<string, string>,
   order: string[] | undefined,
-  chunkValue: (hash: string) => unknown,
+  chunkValue: (ref: string) => unknown,
 ): Record<string, unknown> {
   const data: Record<string, unknown> = {};
   for (const key of order ?? [...Object.keys(inline), ...Object.keys(refs)])
