@@ -102,7 +102,7 @@ export const sortKeys = {
   audit: (last: number, n: number) => `${auditPrefix(last)}${seq8(n)}`,
   /** Sorts after every event item of a run ('~' sorts after the digits and '#'). */
   eventsEnd: 'EVT#~',
-  /** A chunk of a run's data (lib/store/packing.ts), by the hash of its value. */
+  /** A chunk of a run's data (lib/store/packing.ts), by its hash: of its value, or of the values it shares. */
   chunk: (hash: string) => `DATA#${hash}`,
 } as const;
 
