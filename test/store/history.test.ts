@@ -8,7 +8,7 @@ import type { NewEvent, Run } from '../../lib/engine/types.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
 import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { pack, unpack } from '../../lib/store/packing.ts';
-import { createTestStore, testEndpoint } from '../support/dynamo.ts';
+import { createTestStore, previousLayoutRunKeys, testEndpoint } from '../support/dynamo.ts';
 
 /**
  * The run's history in DynamoDB: a commit's events are carried in the run item (pending) until a
@@ -402,23 +402,13 @@ describe('a run written by the version before pending events', () => {
     const store = await createTestStore();
     const { version: _v, eventSeq: _e, data, ...rest } = aRun();
     const id = rest.id;
-    const sortKey = `${rest.createdAt}#${id}`;
     const old = (seq: number, type: string) => ({ seq, at, type, node: 'a', detail: {} });
     const put = (Item: Record<string, unknown>) =>
       store.doc.send(new PutCommand({ TableName: store.tableName, Item }));
     // As the previous version wrote them: the listing keys on the run item, one history item per
     // commit (no `last`), an audit event after event 2.
     await put({
-      pk: `RUN#${id}`,
-      sk: 'RUN',
-      gsi1pk: 'ACTIVE',
-      gsi1sk: sortKey,
-      gsi2pk: `SUBJ#${rest.subject.key}`,
-      gsi2sk: sortKey,
-      gsi3pk: `REPO#${rest.subject.repo}`,
-      gsi3sk: sortKey,
-      gsi4pk: `RUNS#${rest.createdAt.slice(0, 7)}`,
-      gsi4sk: sortKey,
+      ...previousLayoutRunKeys(rest),
       version: 3,
       eventSeq: 3,
       body: pack({ ...rest, data }),

@@ -6,7 +6,7 @@ import { itemBytes } from '../../lib/store/budget.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
 import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { pack, unpack } from '../../lib/store/packing.ts';
-import { createTestStore, testEndpoint } from '../support/dynamo.ts';
+import { createTestStore, previousLayoutRunKeys, testEndpoint } from '../support/dynamo.ts';
 
 const at = new Date().toISOString();
 const titles = ['Fix the parser in `src/parser.ts`', 'Update `docs/parser.md`', 'Tidy `src/lexer.ts`'];
@@ -162,23 +162,10 @@ describe('the packed run item', () => {
     await store.createRun({ run: fresh, events: [] });
     // A run written before listing items: the listing keys on its run item.
     const old = aRun();
-    const sortKey = `${old.createdAt}#${old.id}`;
     await store.doc.send(
       new PutCommand({
         TableName: store.tableName,
-        Item: {
-          ...old,
-          pk: `RUN#${old.id}`,
-          sk: 'RUN',
-          gsi1pk: 'ACTIVE',
-          gsi1sk: sortKey,
-          gsi2pk: `SUBJ#${old.subject.key}`,
-          gsi2sk: sortKey,
-          gsi3pk: `REPO#${old.subject.repo}`,
-          gsi3sk: sortKey,
-          gsi4pk: `RUNS#${old.createdAt.slice(0, 7)}`,
-          gsi4sk: sortKey,
-        },
+        Item: { ...old, ...previousLayoutRunKeys(old) },
       }),
     );
     const item = async (id: string, sk: string) =>

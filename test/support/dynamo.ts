@@ -17,3 +17,27 @@ export async function createTestStore(
   await createTable(client, tableName);
   return new DynamoRunStore(client, { ...opts, tableName });
 }
+
+/**
+ * A run item's keys as the version before listing items wrote them: its own key, the active index
+ * and the subject, repository and month indexes all on the run item.
+ */
+export function previousLayoutRunKeys(run: {
+  id: string;
+  createdAt: string;
+  subject: { key: string; repo?: string };
+}): Record<string, string> {
+  const sortKey = `${run.createdAt}#${run.id}`;
+  return {
+    pk: `RUN#${run.id}`,
+    sk: 'RUN',
+    gsi1pk: 'ACTIVE',
+    gsi1sk: sortKey,
+    gsi2pk: `SUBJ#${run.subject.key}`,
+    gsi2sk: sortKey,
+    gsi3pk: `REPO#${run.subject.repo}`,
+    gsi3sk: sortKey,
+    gsi4pk: `RUNS#${run.createdAt.slice(0, 7)}`,
+    gsi4sk: sortKey,
+  };
+}
