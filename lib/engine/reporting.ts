@@ -25,6 +25,23 @@ async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefine
 }
 
 /**
+ * Whether `run` is at a step that a worker holds a live lease on. That step's commit (or, if the
+ * worker stops, the takeover's) is followed by a report of its own, so a reporter that finds this
+ * version newer than the one it showed need not chase it: the state is about to pass.
+ */
+export function stepUnderWay(run: Run, now: Date): boolean {
+  const { lease, step } = run;
+  return (
+    !isTerminal(run.status) &&
+    run.status !== 'waiting' &&
+    lease !== undefined &&
+    step !== undefined &&
+    lease.seq === step.seq &&
+    Date.parse(lease.until) > now.getTime()
+  );
+}
+
+/**
  * Shows a run's state through every reporter, at most once per version: a claim (conditional
  * write) keeps two workers from reporting at once; a crash leaves the claim to lapse and the
  * sweeper sends the report again. A finished run leaves the active index once its final state
@@ -142,9 +159,13 @@ export class Reporting<S> {
         if (failures.length > 0) throw failures[0];
       }
       // A newer version whose report found our claim live was left to us: read it before
-      // completing, so that completing this version and claiming that one is a single write.
+      // completing, so that completing this version and claiming that one is a single write. A
+      // version whose step is under way is left to that step: its commit reports what it leads
+      // to (chasing it showed a state about to pass, at a claim, a completion and the reporters'
+      // calls each).
       const latest = await store.getRun(runId);
-      const next = latest && latest.version > shown.version ? latest : undefined;
+      const next =
+        latest && latest.version > shown.version && !stepUnderWay(latest, core.now()) ? latest : undefined;
       const completed = await store.completeReport(runId, shown.version, core.owner, {
         ...(core.reporters.length > 0 ? { notes: noted } : {}),
         ...(next ? { next: { version: next.version, until: this.claimUntil(core.now()) } } : {}),
@@ -170,7 +191,8 @@ export class Reporting<S> {
       // The claim is released: a version committed between our read and the release found it live
       // and left its report to us, so look once more.
       const after = await store.getRun(runId);
-      if (after && after.version > shown.version) await this.report(runId);
+      if (after && after.version > shown.version && !stepUnderWay(after, core.now()))
+        await this.report(runId);
       return 'reported';
     }
   }

@@ -4,7 +4,8 @@
  * (the claim never free in between); reporters' notes ride on the completion and come back only
  * while they still describe what is shown; a carried report waits a moment for its step, and a
  * step that committed meanwhile leaves it to the report its commit sent (quick steps in a row are
- * shown once, in the state they end in; a slow step's lease is shown after the wait).
+ * shown once, in the state they end in; a slow step's lease is shown after the wait). A version
+ * whose step is under way is not chased: the step's commit is followed by a report of its own.
  */
 import { describe, expect, it, vi } from 'vitest';
 import type { ReportContext, Reporter } from '../../lib/engine/engine.ts';
@@ -78,6 +79,60 @@ describe('report bookkeeping', () => {
     ]);
     expect(await h.store.getReportState(run.id)).toMatchObject({ reported: committed.version });
     expect((await h.store.getReportState(run.id)).claimOwner).toBeUndefined();
+  });
+
+  it("does not chase a version whose step is under way: that step's commit is reported", async () => {
+    const shown: Array<Pick<Run, 'version' | 'status'>> = [];
+    const reached = signal();
+    const proceed = signal();
+    const stepStarted = signal();
+    const finishStep = signal();
+    const reporter: Reporter = {
+      name: 'list',
+      report: async (run) => {
+        shown.push({ version: run.version, status: run.status });
+        if (shown.length === 1) {
+          reached.resolve();
+          await proceed.promise;
+        }
+      },
+    };
+    const h = await harness(
+      [
+        twoNodes(async () => {
+          stepStarted.resolve();
+          await finishStep.promise;
+        }),
+      ],
+      { reporters: [reporter], autoConsume: false },
+    );
+    const completions = vi.spyOn(h.store, 'completeReport');
+    const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#5', trigger });
+    h.queue.pending.splice(0);
+
+    const reporting = h.engine.report(run.id);
+    await reached.promise;
+    // While the first version is shown, a worker leases the step and runs it (it waits for the test).
+    const stepping = h.engine.executeStep(run.id, run.step!.seq);
+    await stepStarted.promise;
+    const leased = (await h.store.getRun(run.id))!;
+    expect(leased).toMatchObject({ version: run.version + 1, status: 'running' });
+    proceed.resolve();
+    expect(await reporting).toBe('reported');
+
+    // The lease's version was about to pass: the reporter completed its own and let the claim go.
+    expect(shown).toEqual([{ version: run.version, status: 'queued' }]);
+    expect(completions.mock.calls.map((c) => [c[1], c[3]?.next])).toEqual([[run.version, undefined]]);
+    expect((await h.store.getReportState(run.id)).claimOwner).toBeUndefined();
+
+    // The step commits, and the report its commit sent shows where it led.
+    finishStep.resolve();
+    expect(await stepping).toBe('committed');
+    const committed = (await h.store.getRun(run.id))!;
+    expect(h.queue.pending).toEqual([expect.objectContaining({ kind: 'step', report: committed.version })]);
+    expect(await h.engine.report(run.id)).toBe('reported');
+    expect(shown.map((s) => s.version)).toEqual([run.version, committed.version]);
+    expect((await h.store.getReportState(run.id)).reported).toBe(committed.version);
   });
 
   it('gives a reporter its note back, but not once a claim lapsed (its worker may have shown more)', async () => {
