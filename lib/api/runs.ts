@@ -96,6 +96,7 @@ export function makeRunsApi(deps: RunsApiDeps): Endpoint {
       const run = await deps.store.getRun(m[1]);
       if (!run) return problem(404, 'run not found');
       const page = await deps.store.listEvents(run.id, {
+        version: run.version,
         limit: limit + 1,
         ...(after !== undefined ? { after } : {}),
       });

@@ -212,7 +212,7 @@ export function makeConsole(deps: ConsoleDeps): Endpoint {
   }
 
   async function runModel(run: Run, v: Viewer, result?: string): Promise<RunModel> {
-    const events = await deps.store.listEvents(run.id);
+    const events = await deps.store.listEvents(run.id, { version: run.version });
     return {
       run,
       events,

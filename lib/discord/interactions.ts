@@ -14,7 +14,7 @@ import {
   UnknownWorkflowError,
 } from '../engine/errors.ts';
 import { describePause, listPauses, setPaused } from '../engine/pause.ts';
-import type { ListRunsQuery, RunStore } from '../engine/ports.ts';
+import type { ListEventsOptions, ListRunsQuery, RunStore } from '../engine/ports.ts';
 import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
 import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
 import { channelMapsRepo, guildAllowed, isApprover } from './channels.ts';
@@ -61,7 +61,7 @@ export interface DiscordEnginePort {
   recordEvent(runId: string, event: NewEvent): Promise<void>;
   getRun(id: string): Promise<Run | null>;
   listRuns(query: ListRunsQuery): Promise<Run[]>;
-  listEvents(id: string, opts?: { limit?: number; after?: number }): Promise<RunEvent[]>;
+  listEvents(id: string, opts?: ListEventsOptions): Promise<RunEvent[]>;
   workflows: { get(name: string): WorkflowView | undefined };
 }
 
@@ -358,7 +358,7 @@ export function createInteractionRouter(
       undefined,
       now().getTime(),
     );
-    const events = await engine.listEvents(res.run.id);
+    const events = await engine.listEvents(res.run.id, { version: res.run.version });
     const body = renderRunMessage(res.run, { workflow: workflowOf(res.run), events });
     return message({ ...body, content: `Already running: attached to \`${res.run.id}\`.` });
   }
@@ -396,7 +396,7 @@ export function createInteractionRouter(
     if (runText) {
       const run = await findRun(runText);
       if (!run) return ephemeral(`No run \`${truncate(runText, 80)}\`.`);
-      const events = await engine.listEvents(run.id);
+      const events = await engine.listEvents(run.id, { version: run.version });
       return message(withLink(renderRunDetail(run, { workflow: workflowOf(run), events })), {
         ephemeral: true,
       });
@@ -452,7 +452,7 @@ export function createInteractionRouter(
     const actor = actorOf(i);
     // Without `plan`, never approve blind: show the plan privately with an Approve button bound to it.
     if (shown === undefined && gate.binding !== undefined) {
-      const events = await engine.listEvents(run.id);
+      const events = await engine.listEvents(run.id, { version: run.version });
       const body = renderLiveMessage(run, { workflow: workflowOf(run), events });
       return message(
         { ...body, content: `Review plan \`${truncate(gate.binding, 60)}\`, then approve it here.` },
@@ -602,7 +602,7 @@ export function createInteractionRouter(
     const refusal = await signalOrRefuse(run.id, signal);
     if (refusal) return refusal;
     const after = (await engine.getRun(run.id)) ?? run;
-    const events = await engine.listEvents(after.id);
+    const events = await engine.listEvents(after.id, { version: after.version });
     return {
       type: ResponseType.UpdateMessage,
       data: renderLiveMessage(after, { workflow: workflowOf(after), events }),
@@ -671,7 +671,7 @@ export function createInteractionRouter(
       throw err;
     }
     const after = (await engine.getRun(run.id)) ?? run;
-    const events = await engine.listEvents(after.id);
+    const events = await engine.listEvents(after.id, { version: after.version });
     return {
       type: ResponseType.UpdateMessage,
       data: renderLiveMessage(after, { workflow: workflowOf(after), events }),

@@ -13,7 +13,7 @@
 import type { StepQueue, WorkMessage } from '../queue/port.ts';
 import { EngineCore, type EngineOptions } from './core.ts';
 import { NonRetryableError } from './errors.ts';
-import type { ListRunsQuery, RunStore } from './ports.ts';
+import type { ListEventsOptions, ListRunsQuery, RunStore } from './ports.ts';
 import type { Reporter } from './reporter.ts';
 import { Reporting } from './reporting.ts';
 import { Signals } from './signals.ts';
@@ -138,7 +138,7 @@ export class Engine<S = unknown> {
     return this.store.listRuns(query);
   }
 
-  listEvents(id: string, opts?: { limit?: number; after?: number }): Promise<RunEvent[]> {
+  listEvents(id: string, opts?: ListEventsOptions): Promise<RunEvent[]> {
     return this.store.listEvents(id, opts);
   }
 }

@@ -89,6 +89,19 @@ export interface KvItem<T = unknown> {
   ttl?: number;
 }
 
+export interface ListEventsOptions {
+  /** At most this many events. */
+  limit?: number;
+  /** Only events after this seq (the last one a reader has). */
+  after?: number;
+  /**
+   * The version of the run the caller has just read. A store that knows that version's events
+   * lists them without reading the run again, events committed since left for a later read; one
+   * that does not reads the run as it is now.
+   */
+  version?: number;
+}
+
 /**
  * Runs and their history: the engine's own record. Every write of a run is conditional on its
  * version; a state change and its events are written at once (one commit: both or neither).
@@ -107,7 +120,11 @@ export interface RunLog {
    * latest event without touching the run item, so it never races a step's commit.
    */
   appendEvent(runId: string, event: NewEvent): Promise<void>;
-  listEvents(runId: string, opts?: { limit?: number; after?: number }): Promise<RunEvent[]>;
+  /**
+   * The run's events in order, as of one read of the run: none it had not committed then is
+   * listed (a later read goes on from the last one listed without skipping any).
+   */
+  listEvents(runId: string, opts?: ListEventsOptions): Promise<RunEvent[]>;
   listRuns(query: ListRunsQuery): Promise<Run[]>;
   /** Runs not yet finished-and-reported (the sparse active index). Used by the sweeper. */
   listActive(limit?: number): Promise<Run[]>;

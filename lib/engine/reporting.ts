@@ -107,7 +107,7 @@ export class Reporting<S> {
       const shown = run;
       const noted: ReportNotes = {};
       if (core.reporters.length > 0) {
-        const events = await this.eventsFor(runId);
+        const events = await this.eventsFor(runId, shown.version);
         const wf = core.workflows.get(shown.workflow) as Workflow<unknown> | undefined;
         const current = async () => {
           const s = await store.getReportState(runId);
@@ -232,10 +232,10 @@ export class Reporting<S> {
    * miss the cache and both read the whole history; chained, the second reads only what the
    * first did not.
    */
-  private eventsFor(runId: string): Promise<RunEvent[]> {
+  private eventsFor(runId: string, version: number): Promise<RunEvent[]> {
     const before = this.eventReads.get(runId);
     const read = (before ? before.catch(() => undefined) : Promise.resolve()).then(() =>
-      this.readEvents(runId),
+      this.readEvents(runId, version),
     );
     this.eventReads.set(runId, read);
     const done = () => {
@@ -245,10 +245,14 @@ export class Reporting<S> {
     return read;
   }
 
-  private async readEvents(runId: string): Promise<RunEvent[]> {
+  private async readEvents(runId: string, version: number): Promise<RunEvent[]> {
     const known = this.eventCache.get(runId);
     const last = known?.[known.length - 1]?.seq;
-    const fresh = await this.core.store.listEvents(runId, last !== undefined ? { after: last } : {});
+    // As of the version shown (the store often knows it from the read just made).
+    const fresh = await this.core.store.listEvents(runId, {
+      version,
+      ...(last !== undefined ? { after: last } : {}),
+    });
     const events = known ? [...known, ...fresh] : fresh;
     this.eventCache.delete(runId); // re-insert: the map's order is least recently reported first
     this.eventCache.set(runId, events);

@@ -34,6 +34,7 @@ import type {
   KvItem,
   KvWrite,
   LeaseFence,
+  ListEventsOptions,
   ListRunsQuery,
   ReportNotes,
   ReportState,
@@ -1065,16 +1066,33 @@ export class DynamoRunStore implements RunStore {
    * Every event of an item not yet read has a seq above the leading number of the last item's key,
    * so with a `limit` the read stops once that many events are known up to there.
    */
-  async listEvents(runId: string, opts: { limit?: number; after?: number } = {}): Promise<RunEvent[]> {
+  async listEvents(runId: string, opts: ListEventsOptions = {}): Promise<RunEvent[]> {
     const limit = opts.limit ?? Number.POSITIVE_INFINITY;
     if (limit <= 0) return [];
     const { after } = opts;
-    const runItem = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, [BODY, 'ttl']);
-    const pending = runItem && !this.expired(runItem) ? pendingIn(runItem) : [];
+    // The run item as of one read: its pending events, and the seq its next event would take.
+    // A version the caller has just read is often known here already (the read or write of it
+    // kept its pending events): the run item is then not read again.
+    const known = opts.version !== undefined ? this.known.get(runId, opts.version) : undefined;
+    let pending: StoredEvent[] = [];
+    let nextSeq = Number.POSITIVE_INFINITY;
+    if (known) {
+      pending = known.events;
+      nextSeq = known.eventSeq;
+    } else {
+      const runItem = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, [BODY, 'ttl', 'eventSeq']);
+      if (runItem && !this.expired(runItem)) {
+        pending = pendingIn(runItem);
+        if (typeof runItem.eventSeq === 'number') nextSeq = runItem.eventSeq;
+      }
+    }
     const found = new Map<number, Item>();
+    // Events the run had not committed when it was read are left out, audit events placed after
+    // them too: listing one without the commit before it would let the reader's next read, which
+    // goes on after it, skip that commit's events.
     const add = (e: Item) => {
       const seq = e.seq as number;
-      if ((after === undefined || seq > after) && !found.has(seq)) found.set(seq, e);
+      if ((after === undefined || seq > after) && seq < nextSeq && !found.has(seq)) found.set(seq, e);
     };
     for (const e of pending) add(e);
     let readThrough = Number.NEGATIVE_INFINITY;

@@ -397,6 +397,58 @@ describe('an audit event', () => {
   });
 });
 
+describe('a list of events as of a version', () => {
+  it('takes the events of a version this process knows without reading the run again', async () => {
+    const gets: string[] = [];
+    const client = dynamoClient(testEndpoint());
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const command = String((context as { commandName?: string }).commandName);
+        if (command === 'GetItemCommand') gets.push(command);
+        return next(args);
+      },
+      { step: 'initialize', name: 'count-gets' },
+    );
+    const store = await createTestStore({ client });
+    const run = await newRun(store);
+    await run.commit(small('s1'));
+    const read = (await store.getRun(run.id))!;
+    gets.length = 0;
+
+    const events = await store.listEvents(run.id, { version: read.version });
+    expect(events.map((e) => e.type)).toEqual(['run.created', 's1']);
+    expect(gets).toEqual([]);
+    // A version it does not know (another worker's) is read as before, and lists the same.
+    expect(await otherWorker(store).listEvents(run.id, { version: read.version })).toEqual(events);
+  });
+
+  it("leaves out a commit made since, and an audit event after it, for the reader's next read", async () => {
+    const store = await createTestStore();
+    const run = await newRun(store);
+    await run.commit(small('s1'));
+    const read = (await store.getRun(run.id))!;
+    // After this reader's read: another worker commits, and an audit event follows that commit.
+    const other = otherWorker(store);
+    await other.commit({
+      run: { ...read, version: read.version + 1 },
+      expectedVersion: read.version,
+      events: [small('c2')],
+    });
+    await other.appendEvent(run.id, { type: 'audit' as EventType, detail: {} });
+
+    const first = await store.listEvents(run.id, { version: read.version });
+    // Listing the audit event without c2 would have the next read, which goes on after it, skip c2.
+    expect(first.map((e) => e.type)).toEqual(['run.created', 's1']);
+    const now = (await store.getRun(run.id))!;
+    const next = await store.listEvents(run.id, { after: first.at(-1)!.seq, version: now.version });
+    expect(next.map((e) => e.type)).toEqual(['c2', 'audit']);
+    // A reader that does not know the version reads the run as it is now.
+    expect(
+      (await otherWorker(store).listEvents(run.id, { version: read.version })).map((e) => e.type),
+    ).toEqual(['run.created', 's1', 'c2', 'audit']);
+  });
+});
+
 describe('a run written by the version before pending events', () => {
   it('goes on: its history items read as they were, and new events follow them', async () => {
     const store = await createTestStore();

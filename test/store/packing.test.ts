@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Run } from '../../lib/engine/types.ts';
 import { itemBytes } from '../../lib/store/budget.ts';
@@ -237,6 +237,15 @@ describe('the packed run item', () => {
           seq: 1,
           events: [{ seq: 1, at, type: 'step.succeeded', node: 'intake', detail: { ok: true } }],
         },
+      }),
+    );
+    // ...committed by that version: the run goes on after it.
+    await store.doc.send(
+      new UpdateCommand({
+        TableName: store.tableName,
+        Key: { pk: `RUN#${run.id}`, sk: 'RUN' },
+        UpdateExpression: 'SET eventSeq = :next',
+        ExpressionAttributeValues: { ':next': 2 },
       }),
     );
     // The new run's events are pending in its packed run item: no history item of their own.
