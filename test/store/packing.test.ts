@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { brotliCompressSync, constants, deflateSync } from 'node:zlib';
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Run } from '../../lib/engine/types.ts';
 import { itemBytes } from '../../lib/store/budget.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
+import { PACK_DICTIONARY } from '../../lib/store/dictionary.ts';
 import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
-import { pack, unpack } from '../../lib/store/packing.ts';
+import { dictionaryId, pack, unpack } from '../../lib/store/packing.ts';
 import { createTestStore, previousLayoutRunKeys, testEndpoint } from '../support/dynamo.ts';
 
 const at = new Date().toISOString();
@@ -54,6 +56,37 @@ describe('the packed run item', () => {
   it('round-trips any JSON value', () => {
     const value = { a: [1, 'two', { three: null }], unicode: 'é 🚀', nested: { deep: { er: true } } };
     expect(unpack(pack(value))).toEqual(value);
+  });
+
+  it('packs with the one dictionary stored values name, and reads what Brotli packed before', () => {
+    // Stored values name their dictionary by this id: the dictionary must never change.
+    expect(dictionaryId(Buffer.from(PACK_DICTIONARY, 'utf8'))).toBe(3649882292);
+    const value = aRun();
+    const packed = pack(value);
+    expect([packed[0], packed[1]! & 0x20, Buffer.from(packed).readUInt32BE(2)]).toEqual([
+      0x78, 0x20, 3649882292,
+    ]);
+    // Values of every size the previous encoder packed (Brotli, quality 5, with the size hint),
+    // as the store holds them: their first byte is never a zlib stream's 0x78.
+    for (let n = 0; n < 6_000; n += 97) {
+      const json = Buffer.from(
+        JSON.stringify({ ...value, pad: randomBytes(n).toString('base64').slice(0, n) }),
+      );
+      const before = new Uint8Array(
+        brotliCompressSync(json, {
+          params: {
+            [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+            [constants.BROTLI_PARAM_QUALITY]: 5,
+            [constants.BROTLI_PARAM_SIZE_HINT]: json.length,
+          },
+        }),
+      );
+      expect(before[0]! & 0x0f).toBe(0x0b);
+      expect(unpack(before)).toEqual(JSON.parse(json.toString()));
+    }
+    // A dictionary this version does not have is named in the error, not read as garbage.
+    const other = deflateSync(Buffer.from('{}'), { dictionary: Buffer.from('another dictionary') });
+    expect(() => unpack(new Uint8Array(other))).toThrow(/dictionary this version does not have/);
   });
 
   it('stores the run smaller than its JSON, and reads back the same run', async () => {
