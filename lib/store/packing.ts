@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { brotliDecompressSync, deflateSync, inflateSync } from 'node:zlib';
+import { StoreError } from '../engine/store-errors.ts';
 import { PACK_DICTIONARY } from './dictionary.ts';
 
 /**
@@ -49,7 +50,8 @@ function dictionaryOf(bytes: Uint8Array): Buffer | undefined {
   if (bytes.length < 6 || (bytes[1]! & 0x20) === 0) return undefined;
   const id = ((bytes[2]! << 24) | (bytes[3]! << 16) | (bytes[4]! << 8) | bytes[5]!) >>> 0;
   const dictionary = DICTIONARIES.get(id);
-  if (!dictionary) throw new Error(`a packed value names a dictionary this version does not have (${id})`);
+  if (!dictionary)
+    throw new StoreError(`a packed value names a dictionary this version does not have (${id})`);
   return dictionary;
 }
 
