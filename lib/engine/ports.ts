@@ -29,7 +29,10 @@ export interface CommitInput {
   run: Run;
   expectedVersion: number;
   events: NewEvent[];
-  /** Release the subject lock held by this run (terminal commits). */
+  /**
+   * Release the subject lock held by this run (terminal commits), once the run is written. A lock
+   * a crash leaves behind is freed by the next run that wants it: the lock of an ended run is free.
+   */
   releaseLock?: string;
   /** Take the subject lock for this run (a retried run becomes active again). */
   acquireLock?: string;

@@ -23,6 +23,7 @@ import {
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { logger } from '../common/observability.ts';
 import type { EventType } from '../engine/events.ts';
 import type {
   ActivePage,
@@ -81,6 +82,8 @@ const PENDING = '$events';
 const PENDING_MAX_BYTES = 16 * 1024;
 /** Run items this process remembers (see KnownItems). */
 const KNOWN_RUNS = 1000;
+/** Stale subject locks (their run ended) one write frees before it gives up and reports the holder. */
+const MAX_STALE_LOCKS = 3;
 const chunkSk = sortKeys.chunk;
 /** How much longer than a finished run's retention a chunk is kept (a run may last this long). */
 const CHUNK_TTL_MARGIN_SECONDS = 30 * 86_400;
@@ -591,7 +594,7 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock, runId: run.id },
+          Item: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock, runId: run.id, acquired: run.version },
           ConditionExpression: 'attribute_not_exists(pk)',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
@@ -629,6 +632,7 @@ export class DynamoRunStore implements RunStore {
       return outcome;
     };
 
+    let freed = 0;
     for (let attempt = 0; ; attempt++) {
       try {
         const out = await this.doc.send(
@@ -655,10 +659,12 @@ export class DynamoRunStore implements RunStore {
           throw new StoreError(`idempotency key ${idempotencyKey} points to a run that no longer exists`);
         }
         if (failed(lockIndex)) {
-          const old = oldItem(reasons[lockIndex]);
-          const activeRunId =
-            typeof old?.runId === 'string' ? old.runId : ((await this.lockHolder(lockKey!)) ?? undefined);
-          if (activeRunId) return refused({ outcome: 'locked', activeRunId });
+          const lock = oldItem(reasons[lockIndex]) ?? (await this.lockItem(lockKey!));
+          if (freed < MAX_STALE_LOCKS && (await this.freeStaleLock(lockKey!, lock))) {
+            freed++;
+            continue;
+          }
+          if (typeof lock?.runId === 'string') return refused({ outcome: 'locked', activeRunId: lock.runId });
         }
         this.refuseInvalid(reasons, run.id, err);
         if (await this.retryLater(reasons, attempt, run.id, err)) continue;
@@ -701,9 +707,72 @@ export class DynamoRunStore implements RunStore {
     return typeof item?.runId === 'string' ? item.runId : undefined;
   }
 
-  private async lockHolder(lockKey: string): Promise<string | undefined> {
-    const item = await this.item(lockKey, { pk: itemKeys.lock(lockKey), sk: sortKeys.lock });
-    return typeof item?.runId === 'string' ? item.runId : undefined;
+  private lockItem(lockKey: string): Promise<Item | undefined> {
+    return this.item(lockKey, { pk: itemKeys.lock(lockKey), sk: sortKeys.lock });
+  }
+
+  /**
+   * Free a subject lock whose holder has ended (or is gone): true when it was such a lock, and the
+   * caller should try to take it again. An ending commit deletes its lock after writing the run
+   * (commit), so a crash between the two leaves the lock behind. The delete is conditional on the
+   * lock being the one read: a holder that was retried meanwhile took it again under a later
+   * version (`acquired`), and keeps it.
+   */
+  private async freeStaleLock(lockKey: string, lock: Item | undefined): Promise<boolean> {
+    const holder = typeof lock?.runId === 'string' ? lock.runId : undefined;
+    if (!holder) return false;
+    const run = await this.getRun(holder);
+    if (run && !isTerminal(run.status)) return false;
+    const acquired = typeof lock?.acquired === 'number' ? lock.acquired : undefined;
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock },
+          ConditionExpression:
+            acquired === undefined
+              ? 'runId = :holder AND attribute_not_exists(acquired)'
+              : 'runId = :holder AND acquired = :acquired',
+          ExpressionAttributeValues: {
+            ':holder': holder,
+            ...(acquired === undefined ? {} : { ':acquired': acquired }),
+          },
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+    } catch (err) {
+      if (!isConditionalFailure(err)) throw this.translate(err, holder);
+    }
+    logger.info('freed a subject lock its ended run had left behind', { lockKey, runId: holder });
+    return true;
+  }
+
+  /**
+   * Delete the subject lock an ending run holds, after its run item is written. Conditional on it
+   * being this run's, taken before this version (a retry of the run that took it again since keeps
+   * it). Best effort: the run has ended whatever happens here, and a lock left behind is freed by
+   * the next run that wants it (freeStaleLock).
+   */
+  private async releaseLockOf(lockKey: string, runId: string, version: number): Promise<void> {
+    try {
+      const out = await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock },
+          ConditionExpression: 'runId = :me AND (attribute_not_exists(acquired) OR acquired < :version)',
+          ExpressionAttributeValues: { ':me': runId, ':version': version },
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('releaseLock', out.ConsumedCapacity);
+    } catch (err) {
+      if (isConditionalFailure(err)) return;
+      logger.warn('an ended run kept its subject lock; the next run on the subject frees it', {
+        runId,
+        lockKey,
+        error: (err as Error).message,
+      });
+    }
   }
 
   async rememberKey(idempotencyKey: string, runId: string): Promise<string> {
@@ -771,7 +840,9 @@ export class DynamoRunStore implements RunStore {
     const { item: runItem, chunks, refs, pending, flush, direct } = this.layout(stored, was, added);
     await this.putChunks(run.id, chunks);
     if (flush.length > 0) await this.flush(run.id, flush);
-    if (direct.length === 0 && input.releaseLock === undefined && input.acquireLock === undefined) {
+    // A lock is released after the run item, not with it: a transaction bills both items twice,
+    // and a lock left behind by a crash between the two is freed by the next run that wants it.
+    if (direct.length === 0 && input.acquireLock === undefined) {
       await this.putRun(run.id, runItem, expectedVersion, 'commit');
       this.known.set(run.id, stored.version, {
         events: pending,
@@ -779,6 +850,8 @@ export class DynamoRunStore implements RunStore {
         eventSeq: stored.eventSeq,
         refs,
       });
+      if (input.releaseLock !== undefined)
+        await this.releaseLockOf(input.releaseLock, run.id, stored.version);
       return stored;
     }
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
@@ -818,13 +891,19 @@ export class DynamoRunStore implements RunStore {
       items.push({
         Put: {
           TableName: this.tableName,
-          Item: { pk: itemKeys.lock(input.acquireLock), sk: sortKeys.lock, runId: run.id },
+          Item: {
+            pk: itemKeys.lock(input.acquireLock),
+            sk: sortKeys.lock,
+            runId: run.id,
+            acquired: run.version,
+          },
           ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
           ExpressionAttributeValues: { ':me': run.id },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
       });
     }
+    let freed = 0;
     for (let attempt = 0; ; attempt++) {
       try {
         const out = await this.doc.send(
@@ -850,6 +929,10 @@ export class DynamoRunStore implements RunStore {
         }
         if (lockIndex >= 0 && reasons[lockIndex]?.Code === 'ConditionalCheckFailed') {
           const old = oldItem(reasons[lockIndex]) ?? {};
+          if (freed < MAX_STALE_LOCKS && (await this.freeStaleLock(input.acquireLock!, old))) {
+            freed++;
+            continue;
+          }
           throw new SubjectLockedError(
             `subject ${input.acquireLock} already has an active run ${String(old.runId)}`,
             { activeRunId: String(old.runId) },

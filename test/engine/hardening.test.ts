@@ -23,10 +23,11 @@ import { deferred, testClock, throttlingClient, typesAndNodes } from './kit.ts';
 const trigger = { source: 'test' as const };
 const steps = (messages: WorkMessage[]) => messages.filter((m) => m.kind === 'step');
 
-/** One node `a` running `handler`, then `b` that does nothing. */
+/** One node `a` running `handler`, then `b` that does nothing (or `last`). */
 function twoNodes(
   handler: WorkflowDefinition['nodes'][string]['handler'],
   timeoutMs?: number,
+  last: WorkflowDefinition['nodes'][string]['handler'] = async () => ({ output: { b: true } }),
 ): WorkflowDefinition {
   return {
     name: 'two',
@@ -38,11 +39,20 @@ function twoNodes(
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         retry: { maxAttempts: 2, initialDelayMs: 1 },
       },
-      b: { handler: async () => ({ output: { b: true } }) },
+      b: { handler: last },
     },
     edges: [{ from: 'a', to: 'b' }],
   };
 }
+
+/**
+ * A last node whose event is too large to carry in the run item (over 16 KB): its commit writes
+ * the event's history item with the run, in a transaction.
+ */
+const withLargeEvent: WorkflowDefinition['nodes'][string]['handler'] = async (ctx) => {
+  ctx.emit({ type: 'report.summary', detail: { notes: 'n'.repeat(20_000) } });
+  return { output: { b: true } };
+};
 
 /**
  * A real client for DynamoDB Local whose next N TransactWriteItems are cancelled with the given
@@ -116,11 +126,14 @@ describe('a step commit that DynamoDB refuses or cancels', () => {
     expect(failed?.reason).toContain('Item size has exceeded the maximum allowed size');
   });
 
-  // The commit that ends a run releases its subject's lock: a transaction.
+  // A commit whose event is too large to carry is a transaction.
   it('fails the run with the validation reason when a transaction is cancelled for it', async () => {
     const c = cancellingClient();
     const store = await createTestStore({ client: c.client });
-    const h = await harness([twoNodes(async () => ({ output: { a: 1 } }))], { store, autoConsume: false });
+    const h = await harness([twoNodes(async () => ({ output: { a: 1 } }), undefined, withLargeEvent)], {
+      store,
+      autoConsume: false,
+    });
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#6', trigger });
     await h.engine.executeStep(run.id, 1);
     c.cancelNext([
@@ -142,7 +155,10 @@ describe('a step commit that DynamoDB refuses or cancels', () => {
   it('retries a throttled transaction with backoff and commits once', async () => {
     const c = cancellingClient();
     const store = await createTestStore({ client: c.client });
-    const h = await harness([twoNodes(async () => ({ output: { a: 1 } }))], { store, autoConsume: false });
+    const h = await harness([twoNodes(async () => ({ output: { a: 1 } }), undefined, withLargeEvent)], {
+      store,
+      autoConsume: false,
+    });
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#2', trigger });
     await h.engine.executeStep(run.id, 1);
     c.cancelNext(

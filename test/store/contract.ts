@@ -250,6 +250,20 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         expect(res.outcome).toBe('created');
       });
 
+      it('frees the lock of an ended run that never released it (a crash between its end and the release)', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun(), { lockKey: 'L' });
+        await store.commit({ run: finished(run), expectedVersion: 1, events: [ev('run.succeeded')] });
+
+        const res = await store.createRun({ run: aRun(), events: [created], lockKey: 'L' });
+
+        expect(res.outcome).toBe('created');
+        // The new run holds it now.
+        expect((await store.createRun({ run: aRun(), events: [created], lockKey: 'L' })).outcome).toBe(
+          'locked',
+        );
+      });
+
       it('keeps the subject lock while the run commits without releasing it', async () => {
         const store = await makeStore();
         const run = await createOrFail(store, aRun(), { lockKey: 'L' });
