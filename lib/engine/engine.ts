@@ -56,8 +56,8 @@ export class Engine<S = unknown> {
     this.owner = this.core.owner;
     this.signals = new Signals(this.core);
     this.reporting = new Reporting(this.core);
-    this.steps = new StepRunner(this.core, (runId, version, step) =>
-      this.reporting.carried(runId, version, step),
+    this.steps = new StepRunner(this.core, (runId, version, step, committed) =>
+      this.reporting.carried(runId, version, step, committed),
     );
     this.sweeper = new Sweeper(this.core);
   }

@@ -53,10 +53,15 @@ export class Reporting<S> {
 
   constructor(private readonly core: EngineCore<S>) {}
 
-  async report(runId: string): Promise<'reported' | 'skipped'> {
+  /**
+   * Report the run's latest version. `known`: the run as the caller has just committed it (a
+   * step reporting its own commit), shown without reading the run first; a version committed
+   * after it is found when this report completes, as any other.
+   */
+  async report(runId: string, known?: Run): Promise<'reported' | 'skipped'> {
     const { core } = this;
     const { store } = core;
-    const run = await store.getRun(runId);
+    const run = known ?? (await store.getRun(runId));
     if (!run) return 'skipped';
     const state = await store.getReportState(runId);
     if (state.reported >= run.version) {
@@ -211,10 +216,11 @@ export class Reporting<S> {
    * did not commit (stale, busy, lost, deferred, failed) leaves this report to show the version
    * it carried. The wait holds no claim: a newer report may go first.
    */
-  async carried(runId: string, version: number, step?: Promise<unknown>): Promise<void> {
+  async carried(runId: string, version: number, step?: Promise<unknown>, committed?: Run): Promise<void> {
     if (step && (await settledWithin(step, this.core.carriedReportWaitMs)) === 'committed') return;
     try {
-      await this.report(runId);
+      // Made at once by the step that committed it (no step to wait for): from the run it wrote.
+      await this.report(runId, step ? undefined : committed);
     } catch (err) {
       logger.warn('a report carried by a step failed; sending it as a report message', {
         runId,

@@ -50,9 +50,15 @@ export class StepRunner<S> {
     /**
      * Makes the report a dropped step message would have carried (reporting.ts `carried`), given
      * the step it would have run beside (a quick one's report is left to its own commit's); with no
-     * step, the report a report message would have made (`reportInline`).
+     * step, the report a report message would have made (`reportInline`), of `committed`: the run
+     * as the step committed it.
      */
-    private readonly report: (runId: string, version: number, step?: Promise<StepOutcome>) => Promise<void>,
+    private readonly report: (
+      runId: string,
+      version: number,
+      step?: Promise<StepOutcome>,
+      committed?: Run,
+    ) => Promise<void>,
   ) {}
 
   async execute(runId: string, seq: number, budget?: StepBudget): Promise<StepOutcome> {
@@ -131,7 +137,7 @@ export class StepRunner<S> {
     const here = this.reportsHere(plan, budget);
     await this.sendAfter(saved, here ? plan.messages.filter((m) => m !== here) : plan.messages);
     await core.faults?.('after-commit', saved);
-    if (here) await this.report(saved.id, saved.version);
+    if (here) await this.report(saved.id, saved.version, undefined, saved);
     if (!next) return 'committed';
 
     // 4. The next step, leased by that commit, beside the report its message would have carried.

@@ -4,7 +4,7 @@
  * second receive, delete and invocation. Only with time left in the invocation; a failed report is
  * not lost.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Reporter } from '../../lib/engine/engine.ts';
 import type { StepBudget } from '../../lib/engine/steps.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
@@ -54,6 +54,28 @@ describe('a report made by the step that committed it', () => {
     // Two steps, each its own message; the gate's and the end's reports made by them.
     expect(handled).toEqual(['step', 'step']);
     expect(h.queue.sent.filter((s) => s.message.kind === 'report')).toEqual([]);
+  });
+
+  it('shows the run as its step committed it, without reading it back first', async () => {
+    const reporter = recordingReporter();
+    const h = await harness([gated], { reporters: [reporter], autoConsume: false, reportInline: true });
+    const { run } = await h.engine.startRun({ workflow: 'gated', subject: 'o/r#3', trigger });
+    const [first] = h.queue.pending.splice(0);
+    const calls: string[] = [];
+    for (const name of ['getRun', 'commit', 'claimReport', 'completeReport'] as const) {
+      const original = h.store[name].bind(h.store) as (...args: unknown[]) => Promise<unknown>;
+      vi.spyOn(h.store, name).mockImplementation(async (...args: unknown[]) => {
+        calls.push(name);
+        return original(...args);
+      });
+    }
+
+    await h.engine.handle(first!, plenty);
+
+    // Read once for the step; the gate it committed is claimed and shown from the commit, then
+    // read again only to find what came after it.
+    expect(calls).toEqual(['getRun', 'commit', 'claimReport', 'getRun', 'completeReport', 'getRun']);
+    expect(reporter.seen.at(-1)).toEqual({ status: 'waiting', version: run.version + 2 });
   });
 
   it('sends the report message when the invocation has too little time left for it', async () => {
