@@ -740,10 +740,11 @@ export class DynamoRunStore implements RunStore {
           ReturnConsumedCapacity: this.capacityMode,
         }),
       );
+      logger.info('freed a subject lock its ended run had left behind', { lockKey, runId: holder });
     } catch (err) {
+      // Taken again meanwhile (its run retried, or another creation freed it first): look again.
       if (!isConditionalFailure(err)) throw this.translate(err, holder);
     }
-    logger.info('freed a subject lock its ended run had left behind', { lockKey, runId: holder });
     return true;
   }
 

@@ -61,20 +61,19 @@ describe('a report made by the step that committed it', () => {
     const h = await harness([gated], { reporters: [reporter], autoConsume: false, reportInline: true });
     const { run } = await h.engine.startRun({ workflow: 'gated', subject: 'o/r#3', trigger });
     const [first] = h.queue.pending.splice(0);
-    const calls: string[] = [];
-    for (const name of ['getRun', 'commit', 'claimReport', 'completeReport'] as const) {
-      const original = h.store[name].bind(h.store) as (...args: unknown[]) => Promise<unknown>;
-      vi.spyOn(h.store, name).mockImplementation(async (...args: unknown[]) => {
-        calls.push(name);
-        return original(...args);
-      });
-    }
+    const names = ['getRun', 'commit', 'claimReport', 'completeReport'] as const;
+    const spies = names.map((name) => vi.spyOn(h.store, name));
+    const order = () =>
+      spies
+        .flatMap((spy, i) => spy.mock.invocationCallOrder.map((at) => ({ at, name: names[i]! })))
+        .sort((a, b) => a.at - b.at)
+        .map((c) => c.name);
 
     await h.engine.handle(first!, plenty);
 
     // Read once for the step; the gate it committed is claimed and shown from the commit, then
     // read again only to find what came after it.
-    expect(calls).toEqual(['getRun', 'commit', 'claimReport', 'getRun', 'completeReport', 'getRun']);
+    expect(order()).toEqual(['getRun', 'commit', 'claimReport', 'getRun', 'completeReport', 'getRun']);
     expect(reporter.seen.at(-1)).toEqual({ status: 'waiting', version: run.version + 2 });
   });
 
