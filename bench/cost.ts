@@ -260,7 +260,7 @@ class DynamoMeter {
       const where = (new Error().stack ?? '')
         .split('\n')
         .filter((l) => l.includes('/lib/') && !l.includes('node_modules'))
-        .slice(0, 3)
+        .slice(0, Number(process.env.COST_TRACE_DEPTH ?? 3))
         .map((l) =>
           l
             .trim()
