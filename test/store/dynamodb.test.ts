@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { dynamoClient } from '../../lib/store/client.ts';
-import { createTestStore, testEndpoint } from '../support/dynamo.ts';
+import { createTestStore, recordingClient } from '../support/dynamo.ts';
 import { runStoreContract } from './contract.ts';
 
 /** Every command the contract suite sends, by name: the suite proves the store never scans. */
-const commands: string[] = [];
-const client = dynamoClient(testEndpoint());
-client.middlewareStack.add(
-  (next, context) => async (args) => {
-    commands.push(String((context as { commandName?: string }).commandName));
-    return next(args);
-  },
-  { step: 'initialize', name: 'recordCommandNames' },
-);
+const { client, commands } = recordingClient();
 
 runStoreContract('DynamoRunStore on DynamoDB Local', (opts = {}) =>
   createTestStore({ client, ...(opts.now ? { now: opts.now } : {}) }),

@@ -8,7 +8,13 @@ import type { NewEvent, Run } from '../../lib/engine/types.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
 import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { pack, unpack } from '../../lib/store/packing.ts';
-import { createTestStore, previousLayoutRunKeys, testEndpoint } from '../support/dynamo.ts';
+import {
+  createTestStore,
+  previousLayoutRunKeys,
+  recordingClient,
+  storeTestRun,
+  testEndpoint,
+} from '../support/dynamo.ts';
 
 /**
  * The run's history in DynamoDB: a commit's events are carried in the run item (pending) until a
@@ -19,21 +25,7 @@ import { createTestStore, previousLayoutRunKeys, testEndpoint } from '../support
 
 const at = new Date().toISOString();
 
-function aRun(): Run {
-  return {
-    id: `run-${randomBytes(5).toString('hex')}`,
-    workflow: 'history',
-    status: 'running',
-    node: 'a',
-    subject: { repo: 'acme/widget', issue: 1, key: 'acme/widget#1' },
-    trigger: { source: 'test' },
-    createdAt: at,
-    updatedAt: at,
-    version: 1,
-    data: {},
-    eventSeq: 0,
-  };
-}
+const aRun = () => storeTestRun('history', at);
 
 const created: NewEvent = { type: 'run.created', node: 'a', detail: {} };
 const small = (name: string): NewEvent => ({ type: name as EventType, node: 'a', detail: {} });
@@ -399,25 +391,16 @@ describe('an audit event', () => {
 
 describe('a list of events as of a version', () => {
   it('takes the events of a version this process knows without reading the run again', async () => {
-    const gets: string[] = [];
-    const client = dynamoClient(testEndpoint());
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const command = String((context as { commandName?: string }).commandName);
-        if (command === 'GetItemCommand') gets.push(command);
-        return next(args);
-      },
-      { step: 'initialize', name: 'count-gets' },
-    );
+    const { client, commands } = recordingClient();
     const store = await createTestStore({ client });
     const run = await newRun(store);
     await run.commit(small('s1'));
     const read = (await store.getRun(run.id))!;
-    gets.length = 0;
+    commands.length = 0;
 
     const events = await store.listEvents(run.id, { version: read.version });
     expect(events.map((e) => e.type)).toEqual(['run.created', 's1']);
-    expect(gets).toEqual([]);
+    expect(commands).not.toContain('GetItemCommand');
     // A version it does not know (another worker's) is read as before, and lists the same.
     expect(await otherWorker(store).listEvents(run.id, { version: read.version })).toEqual(events);
   });

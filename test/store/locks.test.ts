@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Run } from '../../lib/engine/types.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
 import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
-import { createTestStore, testEndpoint } from '../support/dynamo.ts';
+import { createTestStore, recordingClient, storeTestRun, testEndpoint } from '../support/dynamo.ts';
 
 /**
  * Subject locks without a transaction at the end of a run (issue 13, cost): the ending commit
@@ -15,21 +14,7 @@ import { createTestStore, testEndpoint } from '../support/dynamo.ts';
 const at = new Date().toISOString();
 const created = { type: 'run.created' as const, node: 'a', detail: {} };
 
-function aRun(): Run {
-  return {
-    id: `run-${randomBytes(5).toString('hex')}`,
-    workflow: 'locks',
-    status: 'running',
-    node: 'a',
-    subject: { key: 'acme/widget#1', repo: 'acme/widget', issue: 1 },
-    trigger: { source: 'test' },
-    createdAt: at,
-    updatedAt: at,
-    version: 1,
-    data: {},
-    eventSeq: 0,
-  };
-}
+const aRun = () => storeTestRun('locks', at);
 
 /** A client that, before each DeleteItem of a subject lock, awaits `beforeLockDelete` once. */
 function holdingClient() {
@@ -68,15 +53,7 @@ const retried = (run: Run): Run => ({ ...run, version: run.version + 1, status: 
 
 describe('a subject lock at the end of a run', () => {
   it('is released after the run is written, with no transaction', async () => {
-    const sent: string[] = [];
-    const client = dynamoClient(testEndpoint());
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        sent.push(String((context as { commandName?: string }).commandName));
-        return next(args);
-      },
-      { step: 'initialize', name: 'record' },
-    );
+    const { client, commands: sent } = recordingClient();
     const store = await createTestStore({ client });
     const run = await createOrFail(store, aRun());
     sent.length = 0;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { inject } from 'vitest';
+import type { Run } from '../../lib/engine/types.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
 import { createTable, DynamoRunStore, type DynamoRunStoreOptions } from '../../lib/store/dynamodb.ts';
 
@@ -39,5 +40,36 @@ export function previousLayoutRunKeys(run: {
     gsi3sk: sortKey,
     gsi4pk: `RUNS#${run.createdAt.slice(0, 7)}`,
     gsi4sk: sortKey,
+  };
+}
+
+/** A client for the suite's DynamoDB Local that records the name of every command it sends. */
+export function recordingClient(): { client: DynamoDBClient; commands: string[] } {
+  const commands: string[] = [];
+  const client = dynamoClient(testEndpoint());
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      commands.push(String((context as { commandName?: string }).commandName));
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordCommandNames' },
+  );
+  return { client, commands };
+}
+
+/** A new running run at version 1 with no events yet, for store tests. */
+export function storeTestRun(workflow: string, at = new Date().toISOString()): Run {
+  return {
+    id: `run-${randomBytes(5).toString('hex')}`,
+    workflow,
+    status: 'running',
+    node: 'a',
+    subject: { repo: 'acme/widget', issue: 1, key: 'acme/widget#1' },
+    trigger: { source: 'test' },
+    createdAt: at,
+    updatedAt: at,
+    version: 1,
+    data: {},
+    eventSeq: 0,
   };
 }
