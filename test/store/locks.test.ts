@@ -1,7 +1,9 @@
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Run } from '../../lib/engine/types.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
 import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
+import { itemKeys, sortKeys } from '../../lib/store/schema.ts';
 import { createTestStore, recordingClient, storeTestRun, testEndpoint } from '../support/dynamo.ts';
 
 /**
@@ -62,6 +64,42 @@ describe('a subject lock at the end of a run', () => {
 
     expect(sent).toEqual(['PutItemCommand', 'DeleteItemCommand']);
     expect((await store.createRun({ run: aRun(), events: [created], lockKey: 'L' })).outcome).toBe('created');
+  });
+
+  it('left behind by a release that failed (throttled, unreachable) does not fail the end, and is freed by the next run', async () => {
+    const { client, hold } = holdingClient();
+    const store = await createTestStore({ client });
+    const run = await createOrFail(store, aRun());
+    // Every try of the release's delete (the SDK retries a throttle) is refused.
+    let refused = 0;
+    const refuse = async () => {
+      refused++;
+      hold.beforeLockDelete = refuse;
+      throw Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), {
+        name: 'ThrottlingException',
+        $metadata: { httpStatusCode: 400 },
+      });
+    };
+    hold.beforeLockDelete = refuse;
+
+    const done = await store.commit({
+      run: ended(run),
+      expectedVersion: run.version,
+      events: [],
+      releaseLock: 'L',
+    });
+    delete hold.beforeLockDelete;
+
+    expect(refused).toBeGreaterThan(0);
+    expect(done.status).toBe('failed');
+    expect(await store.getRun(run.id)).toMatchObject({ status: 'failed', version: done.version });
+    // The lock is still there, held by the ended run: the next creation frees it.
+    const lock = await store.doc.send(
+      new GetCommand({ TableName: store.tableName, Key: { pk: itemKeys.lock('L'), sk: sortKeys.lock } }),
+    );
+    expect(lock.Item?.runId).toBe(run.id);
+    const next = await store.createRun({ run: aRun(), events: [created], lockKey: 'L' });
+    expect(next.outcome).toBe('created');
   });
 
   it('stays with a run retried between its end and the release', async () => {
