@@ -2,7 +2,7 @@ import { logger } from '../common/observability.ts';
 import type { EngineCore } from './core.ts';
 import type { ReportNotes } from './ports.ts';
 import { isPermanentReportFailure } from './reporter.ts';
-import { reportMessage } from './transitions.ts';
+import { reportMessage, stepUnderWay } from './transitions.ts';
 import { isTerminal, type Run, type RunEvent } from './types.ts';
 import type { Workflow } from './workflow.ts';
 
@@ -22,23 +22,6 @@ async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefine
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * Whether `run` is at a step that a worker holds a live lease on. That step's commit (or, if the
- * worker stops, the takeover's) is followed by a report of its own, so a reporter that finds this
- * version newer than the one it showed need not chase it: the state is about to pass.
- */
-export function stepUnderWay(run: Run, now: Date): boolean {
-  const { lease, step } = run;
-  return (
-    !isTerminal(run.status) &&
-    run.status !== 'waiting' &&
-    lease !== undefined &&
-    step !== undefined &&
-    lease.seq === step.seq &&
-    Date.parse(lease.until) > now.getTime()
-  );
 }
 
 /**

@@ -647,6 +647,22 @@ export function isPending(run: Run, seq: number): boolean {
 }
 
 /**
+ * Whether a worker holds a live lease on the run's pending step: the step is under way, and its
+ * commit (or, if the worker stops, a takeover's) comes next. A message for it finds it busy; a
+ * reporter need not chase its version, since that commit is reported in turn.
+ */
+export function stepUnderWay(run: Run, now: Date): boolean {
+  const { lease, step } = run;
+  return (
+    step !== undefined &&
+    isPending(run, step.seq) &&
+    lease !== undefined &&
+    lease.seq === step.seq &&
+    Date.parse(lease.until) > now.getTime()
+  );
+}
+
+/**
  * A message for the run's pending step (see `isPending`) arrived at `now`. Taking over a lease
  * that lapsed means the previous attempt's worker stopped: it counts as an attempt.
  */
@@ -661,8 +677,8 @@ export function onArrival<S>(
   if (dueIn > 1_000) {
     return { kind: 'early', message: sendStep(run, dueIn) };
   }
+  if (stepUnderWay(run, opts.now)) return { kind: 'busy' };
   const lease = run.lease;
-  if (lease && lease.seq === step.seq && Date.parse(lease.until) > nowMs) return { kind: 'busy' };
 
   const takeover = lease?.seq === step.seq;
   const attempt = takeover ? step.attempt + 1 : step.attempt;
