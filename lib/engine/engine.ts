@@ -102,12 +102,16 @@ export class Engine<S = unknown> {
       throw new NonRetryableError('route messages are handled by the worker app (lib/app/worker.ts)');
     }
     if (message.kind === 'report') return this.report(message.runId);
-    if (message.report === undefined) return this.steps.execute(message.runId, message.seq, budget);
+    const hint =
+      message.workflow !== undefined && message.node !== undefined
+        ? { workflow: message.workflow, node: message.node }
+        : undefined;
+    if (message.report === undefined) return this.steps.execute(message.runId, message.seq, budget, hint);
     // The step and the report it carries, side by side: the step needn't wait for GitHub and
     // Discord, and a report that fails hands itself to a message of its own. Both are awaited
     // even when the step throws: the invocation must not end with the report half done.
     // The report waits a moment for its step, so a quick step's outcome is shown once (reporting.ts).
-    const step = this.steps.execute(message.runId, message.seq, budget);
+    const step = this.steps.execute(message.runId, message.seq, budget, hint);
     const [outcome] = await Promise.allSettled([
       step,
       this.reporting.carried(message.runId, message.report, step),

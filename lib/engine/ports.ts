@@ -1,4 +1,4 @@
-import type { NewEvent, Run, RunEvent, RunStatus } from './types.ts';
+import type { Lease, NewEvent, Run, RunEvent, RunStatus } from './types.ts';
 
 /*
  * The ports the engine needs from storage, owned here where their user lives: lib/store/ holds
@@ -118,6 +118,16 @@ export interface RunLog {
   commit(input: CommitInput): Promise<Run>;
   /** Conditional update of the run without history (leases, report marks). Throws ConcurrencyError. */
   update(run: Run, expectedVersion: number): Promise<Run>;
+  /**
+   * Lease the pending step `seq` (a first try, due by `dueBy` ms) without reading the run first:
+   * the run one version on, `running` as of `at`, holding `lease`. `leased: false` gives the run as
+   * the refused write found it, for the caller to judge as if read (a takeover, a step not yet
+   * due, under way or stale); null when there is no run.
+   */
+  leaseStep(
+    runId: string,
+    step: { seq: number; lease: Lease; at: string; dueBy: number },
+  ): Promise<{ run: Run; leased: boolean } | null>;
   /**
    * An audit event outside a state change (a refusal, a dry-run call): written after the run's
    * latest event without touching the run item, so it never races a step's commit.

@@ -10,6 +10,7 @@ import {
   type Chained,
   chainNext,
   isPending,
+  leaseOf,
   onArrival,
   onAttempt,
   onUncommittable,
@@ -21,6 +22,12 @@ import type { NewEvent, Run } from './types.ts';
 import type { NodeResult, ResolvedNode, StepContext, Workflow } from './workflow.ts';
 
 export type StepOutcome = 'committed' | 'stale' | 'busy' | 'deferred' | 'lost' | 'missing';
+
+/** What a step message says of its step beyond its seq (queue/port.ts): enough to lease it unread. */
+export interface StepHint {
+  workflow: string;
+  node: string;
+}
 
 /** How long this invocation may go on running steps (Lambda: its remaining time). */
 export interface StepBudget {
@@ -45,6 +52,8 @@ const INLINE_REPORT_MIN_MS = 60_000;
  * its message, read and lease are never needed (transitions.ts `chainNext`).
  */
 export class StepRunner<S> {
+  private leases = 0;
+
   constructor(
     private readonly core: EngineCore<S>,
     /**
@@ -61,9 +70,11 @@ export class StepRunner<S> {
     ) => Promise<void>,
   ) {}
 
-  async execute(runId: string, seq: number, budget?: StepBudget): Promise<StepOutcome> {
+  async execute(runId: string, seq: number, budget?: StepBudget, hint?: StepHint): Promise<StepOutcome> {
     const { core } = this;
-    const run = await core.store.getRun(runId);
+    const tried = hint ? await this.leaseAtOnce(runId, seq, hint, budget) : undefined;
+    if (tried && 'outcome' in tried) return tried.outcome;
+    const run = tried ? tried.run : await core.store.getRun(runId);
     if (!run) return 'missing';
     if (!isPending(run, seq)) return 'stale';
     const now = core.now();
@@ -73,7 +84,7 @@ export class StepRunner<S> {
     // 1. Lease (or find the step early, busy, or out of attempts).
     const arrival = onArrival(run, node, {
       now,
-      owner: core.owner,
+      owner: this.leaseOwner(),
       leaseGraceMs: core.leaseGraceMs,
       reporting: core.reporters.length > 0,
     });
@@ -100,6 +111,59 @@ export class StepRunner<S> {
       throw err;
     }
     return this.leasedStep(leased, wf, node, attempt, now, budget, 0);
+  }
+
+  /**
+   * Step 1 in one write, when the message names the step's workflow and node: lease it as
+   * `onArrival` would for a first try, conditional on the run as stored (`leaseStep`), with no read
+   * of the run before. What the write's condition refuses (a takeover, a step not due yet, under
+   * way, or stale) comes back as the run it found, for the usual path to judge: `run`.
+   */
+  private async leaseAtOnce(
+    runId: string,
+    seq: number,
+    hint: StepHint,
+    budget: StepBudget | undefined,
+  ): Promise<{ outcome: StepOutcome } | { run: Run | null } | undefined> {
+    const { core } = this;
+    const wf = core.workflows.get(hint.workflow);
+    const hinted = wf?.nodes.get(hint.node);
+    if (!wf || !hinted) return undefined;
+    const now = core.now();
+    const lease = leaseOf(seq, hinted, {
+      now,
+      owner: this.leaseOwner(),
+      leaseGraceMs: core.leaseGraceMs,
+    });
+    let got: Awaited<ReturnType<typeof core.store.leaseStep>>;
+    try {
+      got = await core.store.leaseStep(runId, {
+        seq,
+        lease,
+        at: now.toISOString(),
+        dueBy: now.getTime() + 1_000,
+      });
+    } catch (err) {
+      if (err instanceof ConcurrencyError) return { outcome: 'lost' };
+      throw err;
+    }
+    if (!got?.leased) return { run: got?.run ?? null };
+    const leased = got.run;
+    // The node the run names: the message's (a seq is one step of one run), of the same workflow.
+    const node = wf.node(leased.step!.node);
+    return { outcome: await this.leasedStep(leased, wf, node, leased.step!.attempt, now, budget, 0) };
+  }
+
+  /**
+   * The owner a new lease is taken under: this worker, and which of its leases. Two messages for
+   * one step handled at once by one worker (an SQS batch, a redelivery) must not write the same
+   * lease: a write refused for its version is taken for its own earlier try when the item found is
+   * the one it writes (`isOwnWrite`, `leaseStep`), and two such leases taken in the same
+   * millisecond would both think they held the step, and share its effects' claims.
+   */
+  private leaseOwner(): string {
+    this.leases = (this.leases + 1) % 1_000_000;
+    return `${this.core.owner}.${this.leases.toString(36)}`;
   }
 
   /** Steps 2 and 3 of a step this worker holds the lease on (from its own write, or a chained commit). */
@@ -164,7 +228,7 @@ export class StepRunner<S> {
     if (budget.remainingMs() < node.timeoutMs + core.leaseGraceMs + CHAIN_MARGIN_MS) return undefined;
     const next = chainNext(plan, node, {
       now: core.now(),
-      owner: core.owner,
+      owner: this.leaseOwner(),
       leaseGraceMs: core.leaseGraceMs,
     });
     return next ? { ...next, node } : undefined;
@@ -235,7 +299,13 @@ export class StepRunner<S> {
       effect: <T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T> =>
         runEffect(
           core.store,
-          { run, node: node.name, owner: core.owner, signal: controller.signal, now: core.now },
+          {
+            run,
+            node: node.name,
+            owner: run.lease?.owner ?? core.owner,
+            signal: controller.signal,
+            now: core.now,
+          },
           name,
           fn,
           opts,

@@ -14,6 +14,7 @@ import { InvalidSignalError, isRetryable, StaleApprovalError, UnknownWorkflowErr
 import { type EventType, runEndEvent } from './events.ts';
 import {
   isTerminal,
+  type Lease,
   type NewEvent,
   type PendingStep,
   type Run,
@@ -74,7 +75,11 @@ export function stepMessage(run: Run, nowMs: number): Outgoing {
 
 /** A message for the run's pending step, after `delayMs` if given. */
 function sendStep(run: Run, delayMs?: number): Outgoing {
-  return { message: { kind: 'step', runId: run.id, seq: run.step!.seq }, ...delay(delayMs) };
+  const step = run.step!;
+  return {
+    message: { kind: 'step', runId: run.id, seq: step.seq, workflow: run.workflow, node: step.node },
+    ...delay(delayMs),
+  };
 }
 
 /**
@@ -724,15 +729,19 @@ function withLease<S>(
   opts: { now: Date; owner: string; leaseGraceMs: number },
 ): Run {
   const step = run.step!;
+  return { ...run, status: 'running', step: { ...step, attempt }, lease: leaseOf(step.seq, node, opts) };
+}
+
+/** A lease of step `seq` of `node` to `owner`, from `now` until its timeout and the grace have passed. */
+export function leaseOf<S>(
+  seq: number,
+  node: ResolvedNode<S>,
+  opts: { now: Date; owner: string; leaseGraceMs: number },
+): Lease {
   return {
-    ...run,
-    status: 'running',
-    step: { ...step, attempt },
-    lease: {
-      owner: opts.owner,
-      seq: step.seq,
-      until: new Date(opts.now.getTime() + node.timeoutMs + opts.leaseGraceMs).toISOString(),
-    },
+    owner: opts.owner,
+    seq,
+    until: new Date(opts.now.getTime() + node.timeoutMs + opts.leaseGraceMs).toISOString(),
   };
 }
 

@@ -12,6 +12,13 @@ export type WorkMessage =
        * of a message and an invocation of its own (lib/engine/transitions.ts `messagesAfter`).
        */
       report?: number;
+      /**
+       * The run's workflow and the step's node, as the sender scheduled them: enough for the
+       * worker to lease the step without reading the run first (lib/engine/steps.ts). A message
+       * without them (or naming a workflow this worker lacks) reads the run, then leases.
+       */
+      workflow?: string;
+      node?: string;
     }
   | { kind: 'report'; runId: string; version: number }
   | RouteMessage;
@@ -57,6 +64,9 @@ export function parseWorkMessage(body: string): WorkMessage {
       runId: m.runId,
       seq: m.seq,
       ...(typeof m.report === 'number' ? { report: m.report } : {}),
+      ...(typeof m.workflow === 'string' && typeof m.node === 'string'
+        ? { workflow: m.workflow, node: m.node }
+        : {}),
     };
   }
   if (m.kind === 'report' && typeof m.runId === 'string' && typeof m.version === 'number') {

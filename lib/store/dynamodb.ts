@@ -50,7 +50,8 @@ import {
   SubjectLockedError,
   ThrottledError,
 } from '../engine/store-errors.ts';
-import { isTerminal, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
+import { isPending } from '../engine/transitions.ts';
+import { isTerminal, type Lease, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
 import { dynamoItemBytes, EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
 import { type Chunk, ChunkCache, chunkOf, joinData, pack, splitData, unpack } from './packing.ts';
 import {
@@ -103,6 +104,14 @@ const month = (iso: string) => iso.slice(0, 7);
 const EFFECT_PENDING = 'pending';
 const EFFECT_DONE = 'done';
 
+/**
+ * Plain attributes of a run item whose step is pending (transitions.ts `isPending`): its seq, and
+ * the epoch milliseconds it is due at. A step message is leased against them in one UpdateItem
+ * (`leaseStep`), with no read of the run first.
+ */
+const PENDING_SEQ = 'ps';
+const PENDING_AT = 'pa';
+
 /** Fields of the item that are index keys or bookkeeping, not part of the Run. */
 const NON_RUN_FIELDS = new Set([
   'pk',
@@ -115,6 +124,8 @@ const NON_RUN_FIELDS = new Set([
   'gsi3sk',
   'gsi4pk',
   'gsi4sk',
+  PENDING_SEQ,
+  PENDING_AT,
 ]);
 
 export interface DynamoRunStoreOptions {
@@ -192,12 +203,14 @@ export class DynamoRunStore implements RunStore {
     const { version, eventSeq, lease, ttl, data, ...rest } = run;
     // Split once: a write may weigh the item with and without its pending events (layout).
     const { inline, refs, order, chunks } = splitData(data ?? {}, stored);
+    const pending = run.step !== undefined && isPending(run, run.step.seq) ? run.step : undefined;
     const attributes = {
       ...this.keysOf(run, listed),
       version,
       eventSeq,
       ...(lease !== undefined ? { lease } : {}),
       ...(ttl !== undefined ? { ttl } : {}),
+      ...(pending ? { [PENDING_SEQ]: pending.seq, [PENDING_AT]: Date.parse(pending.notBefore) } : {}),
     };
     const itemWith = (pending: StoredEvent[]): Item => ({
       ...attributes,
@@ -462,7 +475,9 @@ export class DynamoRunStore implements RunStore {
     }
     const all = [...before, ...added];
     const carried = itemWith(all);
-    if (before.length === 0) return { item: carried, chunks, refs, pending: all, flush: [], direct: [] };
+    // A carried item of one unit costs no more than any other: no need to pack the other one.
+    if (before.length === 0 || writeUnits(carried) === 1)
+      return { item: carried, chunks, refs, pending: all, flush: [], direct: [] };
     const alone = itemWith(added);
     return writeUnits(carried) <= writeUnits(alone)
       ? { item: carried, chunks, refs, pending: all, flush: [], direct: [] }
@@ -962,6 +977,64 @@ export class DynamoRunStore implements RunStore {
     await this.putRun(run.id, item, expectedVersion, 'update');
     this.known.set(run.id, run.version, { ...was, refs });
     return run;
+  }
+
+  /**
+   * Lease the run's pending step `seq` in one conditional UpdateItem, with no read of the run first:
+   * the version goes up by one, `lease` is set, the run is `running` as of `at` (those two as plain
+   * attributes over the packed body, until the next write of the whole item). The condition is
+   * what `onArrival` would find for a first try: the step is pending (`ps`), due by `dueBy`
+   * (`pa`), and holds no lease (a lease of this step means a takeover or a step under way, which
+   * `onArrival` judges). Returns the run as it is after the write (`leased`), or as the refused
+   * condition found it (not leased: the caller judges it as a read), or null when there is no run.
+   * A try of this very write, applied but unanswered and retried by the SDK, counts as leased.
+   */
+  async leaseStep(
+    runId: string,
+    step: { seq: number; lease: Lease; at: string; dueBy: number },
+  ): Promise<{ run: Run; leased: boolean } | null> {
+    const key = { pk: runPk(runId), sk: RUN_SK };
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key,
+          UpdateExpression: 'SET #v = #v + :one, #lease = :lease, #status = :running, #at = :at',
+          ConditionExpression:
+            '#ps = :seq AND #pa <= :due AND (attribute_not_exists(#lease) OR #lease.#seq <> :seq)',
+          ExpressionAttributeNames: {
+            '#v': 'version',
+            '#lease': 'lease',
+            '#status': 'status',
+            '#at': 'updatedAt',
+            '#ps': PENDING_SEQ,
+            '#pa': PENDING_AT,
+            '#seq': 'seq',
+          },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':lease': step.lease,
+            ':running': 'running',
+            ':at': step.at,
+            ':seq': step.seq,
+            ':due': step.dueBy,
+          },
+          ReturnValues: 'ALL_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('update', out.ConsumedCapacity);
+      const [run] = await this.fromItems([out.Attributes!]);
+      return { run: run!, leased: true };
+    } catch (err) {
+      if (!isConditionalFailure(err)) throw this.translate(err, runId);
+      const old = oldItem(err as { Item?: Record<string, AttributeValue> });
+      if (!old || this.expired(old)) return null;
+      const [run] = await this.fromItems([old]);
+      const mine = isDeepStrictEqual(old.lease, step.lease) && old.updatedAt === step.at;
+      return { run: run!, leased: mine };
+    }
   }
 
   /**

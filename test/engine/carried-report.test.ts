@@ -35,7 +35,7 @@ describe('a report carried by a step message', () => {
 
     // The first step carries the report of the created run: one message, not two.
     expect(h.queue.pending).toEqual([
-      { kind: 'step', runId: run.id, seq: run.step!.seq, report: run.version },
+      { kind: 'step', runId: run.id, seq: run.step!.seq, report: run.version, workflow: 'three', node: 'a' },
     ]);
     const handled: string[] = [];
     h.queue.consume(async (m) => {

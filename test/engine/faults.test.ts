@@ -252,6 +252,30 @@ describe('duplicate queue messages', () => {
   });
 });
 
+describe('one worker handling the same step message twice in one millisecond', () => {
+  // Both take their lease at the same instant: leases that differed only by their time would be
+  // the same item, and the write refused for its version would take the other's for its own.
+  it.each([
+    { how: 'leased from the message', hinted: true },
+    { how: 'leased after a read', hinted: false },
+  ])('runs the step and its effect once ($how)', async ({ hinted }) => {
+    const counting = await countingStore();
+    const wf = countedWorkflow(['a']);
+    const frozen = new Date();
+    const h = await harness([wf.def], { store: counting.store, autoConsume: false, now: () => frozen });
+    await h.engine.startRun({ workflow: 'linear', subject: 'o/r#40', trigger });
+    const [sent] = h.queue.pending.splice(0);
+    const message = hinted ? sent! : { kind: 'step' as const, runId: sent!.runId!, seq: 1 };
+
+    const outcomes = await Promise.all([h.engine.handle(message), h.engine.handle(message)]);
+
+    expect(outcomes.filter((o) => o === 'committed')).toHaveLength(1);
+    expect(wf.handled).toEqual({ a: 1 });
+    expect(wf.effects).toEqual({ a: 1 });
+    expect(counting.count('update')).toBe(1);
+  });
+});
+
 describe('20 concurrent workers on one run', () => {
   it('commit each step exactly once', async () => {
     const counting = await countingStore();
@@ -521,7 +545,8 @@ describe('a throttled DynamoDB call', () => {
     const h = await harness([wf.def], { store: counting.store, autoConsume: false });
     const errors: unknown[] = [];
     const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#11', trigger });
-    t.throttle('PutItemCommand', 3);
+    // A step message leases its step in one UpdateItem (leaseStep).
+    t.throttle('UpdateItemCommand', 3);
 
     h.queue.consume(async (m) => {
       await h.engine.handle(m).catch((err: unknown) => {

@@ -61,7 +61,7 @@ describe('a report made by the step that committed it', () => {
     const h = await harness([gated], { reporters: [reporter], autoConsume: false, reportInline: true });
     const { run } = await h.engine.startRun({ workflow: 'gated', subject: 'o/r#3', trigger });
     const [first] = h.queue.pending.splice(0);
-    const names = ['getRun', 'commit', 'claimReport', 'completeReport'] as const;
+    const names = ['getRun', 'leaseStep', 'commit', 'claimReport', 'completeReport'] as const;
     const spies = names.map((name) => vi.spyOn(h.store, name));
     const order = () =>
       spies
@@ -71,9 +71,9 @@ describe('a report made by the step that committed it', () => {
 
     await h.engine.handle(first!, plenty);
 
-    // Read once for the step; the gate it committed is claimed and shown from the commit, then
-    // read again only to find what came after it.
-    expect(order()).toEqual(['getRun', 'commit', 'claimReport', 'getRun', 'completeReport', 'getRun']);
+    // Leased from its message without a read; the gate it committed is claimed and shown from the
+    // commit, then the run is read only to find what came after it.
+    expect(order()).toEqual(['leaseStep', 'commit', 'claimReport', 'getRun', 'completeReport', 'getRun']);
     expect(reporter.seen.at(-1)).toEqual({ status: 'waiting', version: run.version + 2 });
   });
 

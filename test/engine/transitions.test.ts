@@ -201,7 +201,7 @@ describe('proceed', () => {
     expect(types(plan)).toEqual([['step.scheduled', 'b']]);
     expect(plan.messages).toEqual([
       // The report of the new version rides on the step's own message.
-      { message: { kind: 'step', runId: 'r1', seq: 3, report: 5 } },
+      { message: { kind: 'step', runId: 'r1', seq: 3, report: 5, workflow: 'w', node: 'b' } },
     ]);
     expect(plan.lock).toBeUndefined();
   });
@@ -629,7 +629,7 @@ describe('onArrival', () => {
     );
     expect(soon).toEqual({
       kind: 'early',
-      message: { message: { kind: 'step', runId: 'r1', seq: 2 }, delaySeconds: 3 },
+      message: { message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'b' }, delaySeconds: 3 },
     });
     const later = onArrival(
       atB({ step: { node: 'b', seq: 2, attempt: 1, notBefore: plus(AT, 3_600_000) } }),
@@ -773,7 +773,9 @@ describe('onAttempt', () => {
         },
       },
     ]);
-    expect(plan.messages).toEqual([{ message: { kind: 'step', runId: 'r1', seq: 3 }, delaySeconds: 1 }]);
+    expect(plan.messages).toEqual([
+      { message: { kind: 'step', runId: 'r1', seq: 3, workflow: 'w', node: 'b' }, delaySeconds: 1 },
+    ]);
   });
 
   it('keeps the first attempt’s seq across retries (its effects are found under it)', () => {
@@ -898,7 +900,10 @@ describe('releasedLease', () => {
       step: { seq: 2, notBefore: plus(AT, 1_000) },
       lease: { owner: 'me', seq: 2, until: plus(AT, 1_000), error: 'throttled' },
     });
-    expect(released.message).toEqual({ message: { kind: 'step', runId: 'r1', seq: 2 }, delaySeconds: 1 });
+    expect(released.message).toEqual({
+      message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'a' },
+      delaySeconds: 1,
+    });
   });
 });
 
@@ -925,7 +930,7 @@ describe('messages', () => {
   it('delays a step message until its notBefore, capped at 15 minutes', () => {
     const run = aRun({ step: { node: 'a', seq: 2, attempt: 1, notBefore: plus(AT, 10_200) } });
     expect(stepMessage(run, ms(AT))).toEqual({
-      message: { kind: 'step', runId: 'r1', seq: 2 },
+      message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'a' },
       delaySeconds: 11,
     });
     expect(stepMessage(run, ms(AT) - 3_600_000).delaySeconds).toBe(900);
@@ -994,7 +999,7 @@ describe('onSweep', () => {
       kind: 'resend',
       step: run.step,
       leaseLapsed: true,
-      message: { message: { kind: 'step', runId: 'r1', seq: 2 } },
+      message: { message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'a' } },
     });
   });
 

@@ -95,7 +95,7 @@ describe('sweeper function', () => {
     });
     expect(queue.pending).toEqual([
       { kind: 'report', runId: run.id, version: run.version },
-      { kind: 'step', runId: run.id, seq: 1 },
+      { kind: 'step', runId: run.id, seq: 1, workflow: 'issue-pipeline', node: 'intake' },
     ]);
   });
 

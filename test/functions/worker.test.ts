@@ -188,6 +188,12 @@ describe('worker function, with steps run in a row (chainSteps)', () => {
     const waiting = await h.store.getRun(tight.runId);
     expect(waiting).toMatchObject({ status: 'running', node: 'second' });
     expect(waiting?.lease).toBeUndefined();
-    expect(h.queue.pending).toContainEqual({ kind: 'step', runId: tight.runId, seq: waiting!.step!.seq });
+    expect(h.queue.pending).toContainEqual({
+      kind: 'step',
+      runId: tight.runId,
+      seq: waiting!.step!.seq,
+      workflow: 'two-steps',
+      node: 'second',
+    });
   });
 });

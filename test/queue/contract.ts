@@ -17,7 +17,13 @@ export interface QueueUnderTest {
 /** Makes a fresh, empty queue and a way to see what came out of it. */
 export type MakeQueue = () => Promise<QueueUnderTest>;
 
-const step = (runId: string, seq: number): WorkMessage => ({ kind: 'step', runId, seq });
+/** A step message; odd seqs name their workflow and node too (both forms must arrive intact). */
+const step = (runId: string, seq: number): WorkMessage => ({
+  kind: 'step',
+  runId,
+  seq,
+  ...(seq % 2 === 1 ? { workflow: 'issue-pipeline', node: `n${seq}` } : {}),
+});
 const report = (runId: string, version: number): WorkMessage => ({ kind: 'report', runId, version });
 
 /** Arrival order is not part of the contract (delays reorder messages): compare sorted. */
