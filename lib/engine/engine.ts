@@ -102,9 +102,10 @@ export class Engine<S = unknown> {
       throw new NonRetryableError('route messages are handled by the worker app (lib/app/worker.ts)');
     }
     if (message.kind === 'report') return this.report(message.runId);
+    const { workflow, node, version, due } = message;
     const hint =
-      message.workflow !== undefined && message.node !== undefined
-        ? { workflow: message.workflow, node: message.node }
+      workflow !== undefined && node !== undefined && version !== undefined && due !== undefined
+        ? { workflow, node, version, due }
         : undefined;
     if (message.report === undefined) return this.steps.execute(message.runId, message.seq, budget, hint);
     // The step and the report it carries, side by side: the step needn't wait for GitHub and

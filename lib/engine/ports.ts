@@ -119,14 +119,14 @@ export interface RunLog {
   /** Conditional update of the run without history (leases, report marks). Throws ConcurrencyError. */
   update(run: Run, expectedVersion: number): Promise<Run>;
   /**
-   * Lease the pending step `seq` (a first try, due by `dueBy` ms) without reading the run first:
-   * the run one version on, `running` as of `at`, holding `lease`. `leased: false` gives the run as
-   * the refused write found it, for the caller to judge as if read (a takeover, a step not yet
-   * due, under way or stale); null when there is no run.
+   * Lease step `seq` as a first try, of the run still at `version` (the version that scheduled it),
+   * without reading the run first: the run one version on, `running` as of `at`, holding `lease`.
+   * `leased: false` gives the run as the refused write found it, for the caller to judge as if
+   * read (a takeover, a step under way or stale, a run moved on); null when there is no run.
    */
   leaseStep(
     runId: string,
-    step: { seq: number; lease: Lease; at: string; dueBy: number },
+    step: { seq: number; version: number; lease: Lease; at: string },
   ): Promise<{ run: Run; leased: boolean } | null>;
   /**
    * An audit event outside a state change (a refusal, a dry-run call): written after the run's

@@ -27,6 +27,10 @@ export type StepOutcome = 'committed' | 'stale' | 'busy' | 'deferred' | 'lost' |
 export interface StepHint {
   workflow: string;
   node: string;
+  /** The run's version that scheduled the step. */
+  version: number;
+  /** When the step is due (epoch ms). */
+  due: number;
 }
 
 /** How long this invocation may go on running steps (Lambda: its remaining time). */
@@ -114,10 +118,11 @@ export class StepRunner<S> {
   }
 
   /**
-   * Step 1 in one write, when the message names the step's workflow and node: lease it as
-   * `onArrival` would for a first try, conditional on the run as stored (`leaseStep`), with no read
-   * of the run before. What the write's condition refuses (a takeover, a step not due yet, under
-   * way, or stale) comes back as the run it found, for the usual path to judge: `run`.
+   * Step 1 in one write, when the message says which step of which version it is: lease it as
+   * `onArrival` would for a first try, conditional on the run still being at that version
+   * (`leaseStep`), with no read of the run before. What the write's condition refuses (a takeover,
+   * a step under way or stale, a run that moved on) comes back as the run it found, for the usual
+   * path to judge: `run`.
    */
   private async leaseAtOnce(
     runId: string,
@@ -128,8 +133,9 @@ export class StepRunner<S> {
     const { core } = this;
     const wf = core.workflows.get(hint.workflow);
     const hinted = wf?.nodes.get(hint.node);
-    if (!wf || !hinted) return undefined;
     const now = core.now();
+    // Early (a wait longer than SQS can delay a message): `onArrival` sends it back for the rest.
+    if (!wf || !hinted || hint.due - now.getTime() > 1_000) return undefined;
     const lease = leaseOf(seq, hinted, {
       now,
       owner: this.leaseOwner(),
@@ -137,12 +143,7 @@ export class StepRunner<S> {
     });
     let got: Awaited<ReturnType<typeof core.store.leaseStep>>;
     try {
-      got = await core.store.leaseStep(runId, {
-        seq,
-        lease,
-        at: now.toISOString(),
-        dueBy: now.getTime() + 1_000,
-      });
+      got = await core.store.leaseStep(runId, { seq, version: hint.version, lease, at: now.toISOString() });
     } catch (err) {
       if (err instanceof ConcurrencyError) return { outcome: 'lost' };
       throw err;

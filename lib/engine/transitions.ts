@@ -77,7 +77,15 @@ export function stepMessage(run: Run, nowMs: number): Outgoing {
 function sendStep(run: Run, delayMs?: number): Outgoing {
   const step = run.step!;
   return {
-    message: { kind: 'step', runId: run.id, seq: step.seq, workflow: run.workflow, node: step.node },
+    message: {
+      kind: 'step',
+      runId: run.id,
+      seq: step.seq,
+      workflow: run.workflow,
+      node: step.node,
+      version: run.version,
+      due: Date.parse(step.notBefore),
+    },
     ...delay(delayMs),
   };
 }
@@ -934,15 +942,12 @@ export function releasedLease<S>(
 ): { run: Run; delayMs: number; message: Outgoing } {
   const delayMs = backoffDelay(node.retry, attempt, opts.random);
   const until = new Date(opts.now.getTime() + delayMs).toISOString();
-  return {
-    delayMs,
-    run: {
-      ...bumped(leased, opts.now.toISOString()),
-      step: { ...leased.step!, notBefore: until },
-      lease: { ...leased.lease!, until, error: toRunError(err, node.name).message.slice(0, 300) },
-    },
-    message: sendStep(leased, delayMs),
+  const run: Run = {
+    ...bumped(leased, opts.now.toISOString()),
+    step: { ...leased.step!, notBefore: until },
+    lease: { ...leased.lease!, until, error: toRunError(err, node.name).message.slice(0, 300) },
   };
+  return { delayMs, run, message: sendStep(run, delayMs) };
 }
 
 export function toRunError(err: unknown, node: string): NonNullable<Run['error']> {

@@ -13,12 +13,15 @@ export type WorkMessage =
        */
       report?: number;
       /**
-       * The run's workflow and the step's node, as the sender scheduled them: enough for the
-       * worker to lease the step without reading the run first (lib/engine/steps.ts). A message
+       * The step as the sender scheduled it: the run's workflow, the step's node, the run's
+       * version that scheduled it and when it is due (epoch ms). Enough for the worker to lease
+       * the step without reading the run first (lib/engine/steps.ts `leaseAtOnce`). A message
        * without them (or naming a workflow this worker lacks) reads the run, then leases.
        */
       workflow?: string;
       node?: string;
+      version?: number;
+      due?: number;
     }
   | { kind: 'report'; runId: string; version: number }
   | RouteMessage;
@@ -64,8 +67,11 @@ export function parseWorkMessage(body: string): WorkMessage {
       runId: m.runId,
       seq: m.seq,
       ...(typeof m.report === 'number' ? { report: m.report } : {}),
-      ...(typeof m.workflow === 'string' && typeof m.node === 'string'
-        ? { workflow: m.workflow, node: m.node }
+      ...(typeof m.workflow === 'string' &&
+      typeof m.node === 'string' &&
+      Number.isSafeInteger(m.version) &&
+      Number.isFinite(m.due)
+        ? { workflow: m.workflow, node: m.node, version: m.version, due: m.due }
         : {}),
     };
   }

@@ -50,7 +50,6 @@ import {
   SubjectLockedError,
   ThrottledError,
 } from '../engine/store-errors.ts';
-import { isPending } from '../engine/transitions.ts';
 import { isTerminal, type Lease, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
 import { dynamoItemBytes, EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
 import { type Chunk, ChunkCache, chunkOf, joinData, pack, splitData, unpack } from './packing.ts';
@@ -105,12 +104,11 @@ const EFFECT_PENDING = 'pending';
 const EFFECT_DONE = 'done';
 
 /**
- * Plain attributes of a run item whose step is pending (transitions.ts `isPending`): its seq, and
- * the epoch milliseconds it is due at. A step message is leased against them in one UpdateItem
- * (`leaseStep`), with no read of the run first.
+ * When a step was leased by `leaseStep` (epoch ms): a plain attribute over the packed body, which
+ * that UpdateItem does not rewrite, saying the run is `running` as of then. The next write of the
+ * whole item folds both back into the body and drops it.
  */
-const PENDING_SEQ = 'ps';
-const PENDING_AT = 'pa';
+const LEASED_AT = 'la';
 
 /** Fields of the item that are index keys or bookkeeping, not part of the Run. */
 const NON_RUN_FIELDS = new Set([
@@ -124,8 +122,7 @@ const NON_RUN_FIELDS = new Set([
   'gsi3sk',
   'gsi4pk',
   'gsi4sk',
-  PENDING_SEQ,
-  PENDING_AT,
+  LEASED_AT,
 ]);
 
 export interface DynamoRunStoreOptions {
@@ -203,14 +200,12 @@ export class DynamoRunStore implements RunStore {
     const { version, eventSeq, lease, ttl, data, ...rest } = run;
     // Split once: a write may weigh the item with and without its pending events (layout).
     const { inline, refs, order, chunks } = splitData(data ?? {}, stored);
-    const pending = run.step !== undefined && isPending(run, run.step.seq) ? run.step : undefined;
     const attributes = {
       ...this.keysOf(run, listed),
       version,
       eventSeq,
       ...(lease !== undefined ? { lease } : {}),
       ...(ttl !== undefined ? { ttl } : {}),
-      ...(pending ? { [PENDING_SEQ]: pending.seq, [PENDING_AT]: Date.parse(pending.notBefore) } : {}),
     };
     const itemWith = (pending: StoredEvent[]): Item => ({
       ...attributes,
@@ -341,6 +336,10 @@ export class DynamoRunStore implements RunStore {
       const packed = item[BODY];
       if (packed instanceof Uint8Array) Object.assign(run, unpack<Item>(packed));
       for (const [k, v] of Object.entries(item)) if (!NON_RUN_FIELDS.has(k) && k !== BODY) run[k] = v;
+      if (typeof item[LEASED_AT] === 'number') {
+        run.status = 'running';
+        run.updatedAt = new Date(item[LEASED_AT]).toISOString();
+      }
       const refs = run[REFS] as Record<string, string> | undefined;
       const order = run[ORDER] as string[] | undefined;
       delete run[REFS];
@@ -980,44 +979,35 @@ export class DynamoRunStore implements RunStore {
   }
 
   /**
-   * Lease the run's pending step `seq` in one conditional UpdateItem, with no read of the run first:
-   * the version goes up by one, `lease` is set, the run is `running` as of `at` (those two as plain
-   * attributes over the packed body, until the next write of the whole item). The condition is
-   * what `onArrival` would find for a first try: the step is pending (`ps`), due by `dueBy`
-   * (`pa`), and holds no lease (a lease of this step means a takeover or a step under way, which
-   * `onArrival` judges). Returns the run as it is after the write (`leased`), or as the refused
-   * condition found it (not leased: the caller judges it as a read), or null when there is no run.
-   * A try of this very write, applied but unanswered and retried by the SDK, counts as leased.
+   * Lease step `seq` of the run at `version` in one conditional UpdateItem, with no read of the run
+   * first: the version goes up by one and `lease` is set; the run is `running` as of `at` (one
+   * plain attribute over the packed body, `la`, until the next write of the whole item). The
+   * condition is what `onArrival` would find for a first try of a step scheduled by `version`: the
+   * run is still at that version (so the step is its pending step, as that version wrote it), and
+   * holds no lease of this step (a takeover, or a step under way, is `onArrival`'s to judge).
+   * Returns the run as it is after the write (`leased`), or as the refused condition found it (not
+   * leased: the caller judges it as a read), or null when there is no run. A try of this very
+   * write, applied but unanswered and retried by the SDK, counts as leased.
    */
   async leaseStep(
     runId: string,
-    step: { seq: number; lease: Lease; at: string; dueBy: number },
+    step: { seq: number; version: number; lease: Lease; at: string },
   ): Promise<{ run: Run; leased: boolean } | null> {
-    const key = { pk: runPk(runId), sk: RUN_SK };
+    const at = Date.parse(step.at);
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: key,
-          UpdateExpression: 'SET #v = #v + :one, #lease = :lease, #status = :running, #at = :at',
-          ConditionExpression:
-            '#ps = :seq AND #pa <= :due AND (attribute_not_exists(#lease) OR #lease.#seq <> :seq)',
-          ExpressionAttributeNames: {
-            '#v': 'version',
-            '#lease': 'lease',
-            '#status': 'status',
-            '#at': 'updatedAt',
-            '#ps': PENDING_SEQ,
-            '#pa': PENDING_AT,
-            '#seq': 'seq',
-          },
+          Key: { pk: runPk(runId), sk: RUN_SK },
+          UpdateExpression: 'SET #v = :next, #lease = :lease, #la = :at',
+          ConditionExpression: '#v = :v AND (attribute_not_exists(#lease) OR #lease.#seq <> :seq)',
+          ExpressionAttributeNames: { '#v': 'version', '#lease': 'lease', '#la': LEASED_AT, '#seq': 'seq' },
           ExpressionAttributeValues: {
-            ':one': 1,
+            ':v': step.version,
+            ':next': step.version + 1,
             ':lease': step.lease,
-            ':running': 'running',
-            ':at': step.at,
+            ':at': at,
             ':seq': step.seq,
-            ':due': step.dueBy,
           },
           ReturnValues: 'ALL_NEW',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -1032,7 +1022,10 @@ export class DynamoRunStore implements RunStore {
       const old = oldItem(err as { Item?: Record<string, AttributeValue> });
       if (!old || this.expired(old)) return null;
       const [run] = await this.fromItems([old]);
-      const mine = isDeepStrictEqual(old.lease, step.lease) && old.updatedAt === step.at;
+      // Our own earlier try: the version it wrote, with our lease and time (a lease's owner is
+      // unique to it, steps.ts `leaseOwner`).
+      const mine =
+        old.version === step.version + 1 && isDeepStrictEqual(old.lease, step.lease) && old[LEASED_AT] === at;
       return { run: run!, leased: mine };
     }
   }

@@ -35,7 +35,16 @@ describe('a report carried by a step message', () => {
 
     // The first step carries the report of the created run: one message, not two.
     expect(h.queue.pending).toEqual([
-      { kind: 'step', runId: run.id, seq: run.step!.seq, report: run.version, workflow: 'three', node: 'a' },
+      {
+        kind: 'step',
+        runId: run.id,
+        seq: run.step!.seq,
+        report: run.version,
+        workflow: 'three',
+        node: 'a',
+        version: run.version,
+        due: Date.parse(run.step!.notBefore),
+      },
     ]);
     const handled: string[] = [];
     h.queue.consume(async (m) => {

@@ -219,7 +219,17 @@ describe('a step commit that keeps being throttled', () => {
     const leaseLeftMs = Date.parse(released!.lease!.until) - Date.now();
     expect(leaseLeftMs).toBeLessThan(10_000); // the lease was node timeout (60 s) + grace
     expect(released!.lease!.error).toMatch(/throttled/);
-    expect(h.queue.pending).toEqual([{ kind: 'step', runId: run.id, seq: 1, workflow: 'two', node: 'a' }]);
+    expect(h.queue.pending).toEqual([
+      {
+        kind: 'step',
+        runId: run.id,
+        seq: 1,
+        workflow: 'two',
+        node: 'a',
+        version: released!.version,
+        due: Date.parse(released!.step!.notBefore),
+      },
+    ]);
     h.queue.consume(async (m) => void (await h.engine.handle(m)));
     await h.settle();
     expect((await h.store.getRun(run.id))?.status).toBe('succeeded');
@@ -398,7 +408,15 @@ describe('the sweeper', () => {
 
     expect([first.reenqueued, second.reenqueued, third.reenqueued]).toEqual([1, 0, 1]);
     expect(second.backedOff).toBe(1);
-    const again = { kind: 'step', runId: run.id, seq: 1, workflow: 'two', node: 'a' };
+    const again = {
+      kind: 'step',
+      runId: run.id,
+      seq: 1,
+      workflow: 'two',
+      node: 'a',
+      version: run.version,
+      due: Date.parse(run.step!.notBefore),
+    };
     expect(steps(h.queue.pending)).toEqual([again, again]);
   });
 });

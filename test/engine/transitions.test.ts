@@ -201,7 +201,18 @@ describe('proceed', () => {
     expect(types(plan)).toEqual([['step.scheduled', 'b']]);
     expect(plan.messages).toEqual([
       // The report of the new version rides on the step's own message.
-      { message: { kind: 'step', runId: 'r1', seq: 3, report: 5, workflow: 'w', node: 'b' } },
+      {
+        message: {
+          kind: 'step',
+          runId: 'r1',
+          seq: 3,
+          report: 5,
+          workflow: 'w',
+          node: 'b',
+          version: 5,
+          due: ms(AT),
+        },
+      },
     ]);
     expect(plan.lock).toBeUndefined();
   });
@@ -629,7 +640,18 @@ describe('onArrival', () => {
     );
     expect(soon).toEqual({
       kind: 'early',
-      message: { message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'b' }, delaySeconds: 3 },
+      message: {
+        message: {
+          kind: 'step',
+          runId: 'r1',
+          seq: 2,
+          workflow: 'w',
+          node: 'b',
+          version: 4,
+          due: ms(AT) + 2_500,
+        },
+        delaySeconds: 3,
+      },
     });
     const later = onArrival(
       atB({ step: { node: 'b', seq: 2, attempt: 1, notBefore: plus(AT, 3_600_000) } }),
@@ -774,7 +796,18 @@ describe('onAttempt', () => {
       },
     ]);
     expect(plan.messages).toEqual([
-      { message: { kind: 'step', runId: 'r1', seq: 3, workflow: 'w', node: 'b' }, delaySeconds: 1 },
+      {
+        message: {
+          kind: 'step',
+          runId: 'r1',
+          seq: 3,
+          workflow: 'w',
+          node: 'b',
+          version: 6,
+          due: ms(AT) + 750,
+        },
+        delaySeconds: 1,
+      },
     ]);
   });
 
@@ -901,7 +934,15 @@ describe('releasedLease', () => {
       lease: { owner: 'me', seq: 2, until: plus(AT, 1_000), error: 'throttled' },
     });
     expect(released.message).toEqual({
-      message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'a' },
+      message: {
+        kind: 'step',
+        runId: 'r1',
+        seq: 2,
+        workflow: 'w',
+        node: 'a',
+        version: 6,
+        due: ms(AT) + 1_000,
+      },
       delaySeconds: 1,
     });
   });
@@ -930,7 +971,15 @@ describe('messages', () => {
   it('delays a step message until its notBefore, capped at 15 minutes', () => {
     const run = aRun({ step: { node: 'a', seq: 2, attempt: 1, notBefore: plus(AT, 10_200) } });
     expect(stepMessage(run, ms(AT))).toEqual({
-      message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'a' },
+      message: {
+        kind: 'step',
+        runId: 'r1',
+        seq: 2,
+        workflow: 'w',
+        node: 'a',
+        version: 4,
+        due: ms(AT) + 10_200,
+      },
       delaySeconds: 11,
     });
     expect(stepMessage(run, ms(AT) - 3_600_000).delaySeconds).toBe(900);
@@ -999,7 +1048,9 @@ describe('onSweep', () => {
       kind: 'resend',
       step: run.step,
       leaseLapsed: true,
-      message: { message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'a' } },
+      message: {
+        message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'a', version: 4, due: ms(T0) },
+      },
     });
   });
 

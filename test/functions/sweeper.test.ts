@@ -95,7 +95,15 @@ describe('sweeper function', () => {
     });
     expect(queue.pending).toEqual([
       { kind: 'report', runId: run.id, version: run.version },
-      { kind: 'step', runId: run.id, seq: 1, workflow: 'issue-pipeline', node: 'intake' },
+      {
+        kind: 'step',
+        runId: run.id,
+        seq: 1,
+        workflow: 'issue-pipeline',
+        node: 'intake',
+        version: run.version,
+        due: Date.parse(run.step!.notBefore),
+      },
     ]);
   });
 

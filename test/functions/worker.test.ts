@@ -194,6 +194,8 @@ describe('worker function, with steps run in a row (chainSteps)', () => {
       seq: waiting!.step!.seq,
       workflow: 'two-steps',
       node: 'second',
+      version: waiting!.version,
+      due: Date.parse(waiting!.step!.notBefore),
     });
   });
 });

@@ -22,7 +22,9 @@ const step = (runId: string, seq: number): WorkMessage => ({
   kind: 'step',
   runId,
   seq,
-  ...(seq % 2 === 1 ? { workflow: 'issue-pipeline', node: `n${seq}` } : {}),
+  ...(seq % 2 === 1
+    ? { workflow: 'issue-pipeline', node: `n${seq}`, version: seq + 1, due: 1_764_568_800_000 }
+    : {}),
 });
 const report = (runId: string, version: number): WorkMessage => ({ kind: 'report', runId, version });
 

@@ -1,5 +1,5 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Lease, Run } from '../../lib/engine/types.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
@@ -16,11 +16,14 @@ const T0 = Date.parse('2026-12-01T06:00:00.000Z');
 const iso = (ms: number) => new Date(ms).toISOString();
 const at = iso(T0);
 
-/** A queued run whose step 1 (node a) is due at `due`, committed by a real commit. */
-async function pending(store: DynamoRunStore, due = T0, over: Partial<Run> = {}): Promise<Run> {
-  const base = { ...storeTestRun('lease', at), status: 'queued' as const };
+/** A queued run whose step 1 (node a) is pending, created as the engine creates one. */
+async function pending(store: DynamoRunStore): Promise<Run> {
   const out = await store.createRun({
-    run: { ...base, step: { node: 'a', seq: 1, attempt: 1, notBefore: iso(due) }, ...over },
+    run: {
+      ...storeTestRun('lease', at),
+      status: 'queued',
+      step: { node: 'a', seq: 1, attempt: 1, notBefore: at },
+    },
     events: [{ type: 'run.created', node: 'a', detail: {} }],
   });
   if (out.outcome !== 'created') throw new Error(out.outcome);
@@ -28,11 +31,11 @@ async function pending(store: DynamoRunStore, due = T0, over: Partial<Run> = {})
 }
 
 const leaseFor = (seq: number, owner = 'w-1.1'): Lease => ({ owner, seq, until: iso(T0 + 60_000) });
-const ask = (seq: number, owner?: string) => ({
+const ask = (run: Run, owner?: string, seq = 1) => ({
   seq,
+  version: run.version,
   lease: leaseFor(seq, owner),
   at: iso(T0 + 5),
-  dueBy: T0 + 1_000,
 });
 
 async function runItem(store: DynamoRunStore, runId: string) {
@@ -43,13 +46,13 @@ async function runItem(store: DynamoRunStore, runId: string) {
 }
 
 describe('leaseStep', () => {
-  it('leases a due step in one UpdateItem, and the run it returns is the run stored', async () => {
+  it('leases the step in one UpdateItem, and the run it returns is the run stored', async () => {
     const rec = recordingClient();
     const store = await createTestStore({ client: rec.client });
     const run = await pending(store);
     rec.commands.length = 0;
 
-    const got = await store.leaseStep(run.id, ask(1));
+    const got = await store.leaseStep(run.id, ask(run));
 
     expect(rec.commands).toEqual(['UpdateItemCommand']);
     expect(got?.leased).toBe(true);
@@ -61,63 +64,42 @@ describe('leaseStep', () => {
       lease: leaseFor(1),
     });
     expect(await store.getRun(run.id)).toEqual(got!.run);
-  });
-
-  it('keeps the pending step on the item as plain attributes, and not in the run', async () => {
-    const store = await createTestStore();
-    const run = await pending(store, T0 + 500);
-
-    expect(await runItem(store, run.id)).toMatchObject({ ps: 1, pa: T0 + 500 });
-    const read = (await store.getRun(run.id))!;
-    expect(read).not.toHaveProperty('ps');
-    expect(read).not.toHaveProperty('pa');
+    expect((await runItem(store, run.id)).la).toBe(T0 + 5);
   });
 
   it('is followed by commits as any lease is: the next write is the whole item again', async () => {
     const store = await createTestStore();
     const run = await pending(store);
-    const leased = (await store.leaseStep(run.id, ask(1)))!.run;
+    const leased = (await store.leaseStep(run.id, ask(run)))!.run;
 
+    const { step: _step, lease: _lease, ...rest } = leased;
     await store.commit({
-      run: { ...leased, version: leased.version + 1, status: 'succeeded', updatedAt: iso(T0 + 9) },
+      run: { ...rest, version: leased.version + 1, status: 'succeeded', updatedAt: iso(T0 + 9) },
       expectedVersion: leased.version,
       events: [{ type: 'run.succeeded', node: 'a', detail: {} }],
     });
 
-    const item = await runItem(store, run.id);
-    expect(item.status).toBeUndefined(); // only in the packed body again
-    expect(item.ps).toBeUndefined(); // a finished run has no pending step
-    expect((await store.getRun(run.id))?.status).toBe('succeeded');
+    expect((await runItem(store, run.id)).la).toBeUndefined();
+    expect(await store.getRun(run.id)).toMatchObject({ status: 'succeeded', updatedAt: iso(T0 + 9) });
     expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 'run.succeeded']);
   });
 
-  it('refuses what a first try may not lease, and gives the run as it found it', async () => {
+  it('refuses what a first try of that version may not lease, and gives the run as it found it', async () => {
     const store = await createTestStore();
-    const early = await pending(store, T0 + 5_000);
-    const stale = await pending(store);
+    const moved = await pending(store);
+    const movedOn = await store.commit({
+      run: { ...moved, version: moved.version + 1, status: 'cancelled' },
+      expectedVersion: moved.version,
+      events: [],
+    });
     const underWay = await pending(store);
-    const leasedOnce = (await store.leaseStep(underWay.id, ask(1, 'w-2.1')))!.run;
-    const waiting = await pending(store, T0, { status: 'waiting' });
+    const leased = (await store.leaseStep(underWay.id, ask(underWay, 'w-2.1')))!.run;
 
-    for (const [run, seq] of [
-      [early, 1],
-      [stale, 2],
-      [leasedOnce, 1],
-      [waiting, 1],
-    ] as const) {
-      const got = await store.leaseStep(run.id, ask(seq));
-      expect(got).toEqual({ leased: false, run });
-    }
-    expect(await store.leaseStep('run-none', ask(1))).toBeNull();
-  });
-
-  it('refuses a run written before the pending step was on the item: the engine reads it as before', async () => {
-    const store = await createTestStore();
-    const run = await pending(store);
-    const { ps: _ps, pa: _pa, ...older } = await runItem(store, run.id);
-    await store.doc.send(new PutCommand({ TableName: store.tableName, Item: older }));
-
-    expect(await store.leaseStep(run.id, ask(1))).toEqual({ leased: false, run });
+    // The run moved on since the message was sent (here: cancelled).
+    expect(await store.leaseStep(moved.id, ask(moved))).toEqual({ leased: false, run: movedOn });
+    // The step is leased already (under way, or lapsed: a takeover is onArrival's to judge).
+    expect(await store.leaseStep(underWay.id, ask(leased))).toEqual({ leased: false, run: leased });
+    expect(await store.leaseStep('run-none', ask(moved))).toBeNull();
   });
 
   it('counts its own write as leased when DynamoDB applied it but the answer was lost', async () => {
@@ -140,12 +122,12 @@ describe('leaseStep', () => {
     const run = await pending(store);
     armed = true;
 
-    const got = await store.leaseStep(run.id, ask(1));
+    const got = await store.leaseStep(run.id, ask(run));
 
     expect(tries).toBe(2);
     expect(got?.leased).toBe(true);
     expect(got!.run.version).toBe(run.version + 1);
-    // Another lease of the same step, even in the same millisecond, is not taken for its own.
-    expect((await store.leaseStep(run.id, ask(1, 'w-1.2')))?.leased).toBe(false);
+    // Another lease of the same version, even in the same millisecond, is not taken for its own.
+    expect((await store.leaseStep(run.id, ask(run, 'w-1.2')))?.leased).toBe(false);
   });
 });
