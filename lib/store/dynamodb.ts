@@ -340,6 +340,8 @@ export class DynamoRunStore implements RunStore {
         run.status = 'running';
         run.updatedAt = new Date(item[LEASED_AT]).toISOString();
       }
+      // Never part of the run (a worker of the previous version packed it into the body as one).
+      delete run[LEASED_AT];
       const refs = run[REFS] as Record<string, string> | undefined;
       const order = run[ORDER] as string[] | undefined;
       delete run[REFS];

@@ -454,6 +454,8 @@ describe('a throttled DynamoDB call', () => {
     // only with a subject lock or events too large to carry.
     { op: 'commit', command: 'PutItemCommand' },
     { op: 'update', command: 'PutItemCommand' },
+    // A step message's lease: one UpdateItem, no read first.
+    { op: 'leaseStep', command: 'UpdateItemCommand' },
     { op: 'getRun', command: 'GetItemCommand' },
     { op: 'listEvents', command: 'GetItemCommand' },
     { op: 'listRuns', command: 'QueryCommand' },
@@ -482,6 +484,13 @@ describe('a throttled DynamoDB call', () => {
       commit: () =>
         store.commit({ run: { ...run, version: run.version + 1 }, expectedVersion: run.version, events: [] }),
       update: () => store.update({ ...run, version: run.version + 1 }, run.version),
+      leaseStep: () =>
+        store.leaseStep(run.id, {
+          seq: 1,
+          version: run.version,
+          lease: { owner: 'w.1', seq: 1, until: new Date(Date.now() + 60_000).toISOString() },
+          at: new Date().toISOString(),
+        }),
       getRun: () => store.getRun(run.id),
       listEvents: () => store.listEvents(run.id),
       listRuns: () => store.listRuns({ subject: 'o/r#10' }),
@@ -508,7 +517,7 @@ describe('a throttled DynamoDB call', () => {
 
   const retried = names.flatMap((name) =>
     operations
-      .filter((o) => ['createRun', 'commit', 'update', 'getRun', 'listActive'].includes(o.op))
+      .filter((o) => ['createRun', 'commit', 'update', 'leaseStep', 'getRun', 'listActive'].includes(o.op))
       .map((o) => ({ ...o, name })),
   );
 
