@@ -48,7 +48,10 @@ import {
  * FAULTS_DEADLINE_MS (default 300 s) after the last delivery.
  *
  * Figures: `faults.lostRuns` (an issue with an accepted `ready` delivery and no run),
- * `faults.doubledRuns` (extra runs per issue, plus tasks dispatched more than once),
+ * `faults.doubledRuns` (extra runs per issue that ran beside another, plus tasks dispatched
+ * more than once; a run created after the issue's previous run had ended, as DynamoDB answered
+ * the two writes, is a later request and counts in `faults.rerunsAfterEnd` instead: a delivery
+ * redelivered after a 5xx can arrive as the first run ends),
  * `faults.stuckRuns` (runs neither finished nor parked at a gate by the deadline),
  * `faults.fiveHundreds` (5xx answers to bad input), `faults.deliveries`, `faults.injectedFaults`;
  * the breakdown is in the other `faults.*` keys.
@@ -110,6 +113,8 @@ class FaultProxy {
     private readonly target: string,
     private readonly decide: (method: string, path: string) => ProxyDecision,
     private readonly faults: Counter,
+    /** Told of every request that was forwarded and answered 200, when its answer arrived. */
+    private readonly onLanded?: (amzTarget: string | undefined, body: Buffer) => void,
   ) {}
 
   async start(): Promise<this> {
@@ -148,13 +153,47 @@ class FaultProxy {
       }
       const target = new URL(req.url ?? '/', this.target);
       const headers = { ...req.headers, host: target.host };
+      const body = Buffer.concat(chunks);
       const out = request(target, { method: req.method, headers }, (upstream) => {
+        if (upstream.statusCode === 200)
+          this.onLanded?.(typeof amzTarget === 'string' ? amzTarget : undefined, body);
         res.writeHead(upstream.statusCode ?? 502, upstream.headers);
         upstream.pipe(res);
       });
       out.on('error', () => res.destroy());
-      out.end(Buffer.concat(chunks));
+      out.end(body);
     });
+  }
+}
+
+/**
+ * When each run's item was created, and when it was last written whole (its last commit: for a
+ * finished run, the one that ended it), as DynamoDB answered them: what tells a second run of an
+ * issue that started after the first had ended (a later request, as GitHub would send after a
+ * label is added again) from one that ran beside it (a double: the subject lock failed).
+ */
+class RunWrites {
+  readonly created = new Map<string, number>();
+  readonly lastWritten = new Map<string, number>();
+
+  note(amzTarget: string | undefined, body: Buffer): void {
+    const op = amzTarget?.replace(/^DynamoDB_\d+\./, '');
+    if (op !== 'PutItem' && op !== 'TransactWriteItems') return;
+    const at = Date.now();
+    const input = JSON.parse(body.toString('utf8')) as {
+      Item?: Record<string, { S?: string }>;
+      ConditionExpression?: string;
+      TransactItems?: Array<{ Put?: { Item: Record<string, { S?: string }>; ConditionExpression?: string } }>;
+    };
+    const puts =
+      op === 'PutItem' ? [input] : (input.TransactItems ?? []).flatMap((t) => (t.Put ? [t.Put] : []));
+    for (const put of puts) {
+      const item = put.Item ?? {};
+      if (item.sk?.S !== 'RUN' || !item.pk?.S?.startsWith('RUN#')) continue;
+      const id = item.pk.S.slice('RUN#'.length);
+      if (put.ConditionExpression === 'attribute_not_exists(pk)') this.created.set(id, at);
+      this.lastWritten.set(id, at);
+    }
   }
 }
 
@@ -336,6 +375,7 @@ export async function benchFaults(): Promise<Record<string, Record<string, numbe
   const stallMs = Number(process.env.FAULTS_STALL_MS ?? 90_000);
   const random = rng(seed);
   const faults = new Counter();
+  const landed = new RunWrites();
 
   // DynamoDB faults happen before forwarding: a request that never reached DynamoDB. (A response
   // lost *after* DynamoDB applied a write is a different fault, not injected here; see docs.)
@@ -361,6 +401,7 @@ export async function benchFaults(): Promise<Record<string, Record<string, numbe
       return { kind: 'pass' };
     },
     faults,
+    (amzTarget, body) => landed.note(amzTarget, body),
   ).start();
 
   const actions = await new FakeGitHubActions().start();
@@ -622,15 +663,39 @@ recovery:
 
   let lostRuns = 0;
   let extraRuns = 0;
+  let rerunsAfterEnd = 0;
   let caseVariantDoubles = 0;
   let stuckRuns = 0;
   const outcome = new Counter();
   for (const [issue, runs] of snapshot) {
     if (accepted.has(issue) && runs.length === 0) lostRuns++;
     if (runs.length > 1) {
-      extraRuns += runs.length - 1;
+      // A run created once the one before it had ended (its ending write answered first) is a
+      // later request for the issue, not a double; any other is one.
+      const order = [...runs].sort(
+        (a, b) => (landed.created.get(a.id) ?? 0) - (landed.created.get(b.id) ?? 0),
+      );
+      const after = order.slice(1).filter((r, i) => {
+        const before = order[i]!;
+        const created = landed.created.get(r.id);
+        const ended = landed.lastWritten.get(before.id);
+        return isTerminal(before.status) && created !== undefined && ended !== undefined && created > ended;
+      }).length;
+      rerunsAfterEnd += after;
+      extraRuns += runs.length - 1 - after;
       const spellings = new Set(runs.map((r) => r.subject.repo));
-      if (spellings.size > 1) caseVariantDoubles += runs.length - 1;
+      if (spellings.size > 1) caseVariantDoubles += runs.length - 1 - after;
+      if (process.env.FAULTS_VERBOSE)
+        for (const r of [...runs].sort((a, b) => a.createdAt.localeCompare(b.createdAt))) {
+          const events = await store.listEvents(r.id);
+          console.error(
+            `  issue ${issue} has ${runs.length} runs: ${r.id} ${r.subject.repo} ${r.status} created ${r.createdAt} updated ${r.updatedAt} by ${String(r.trigger.delivery)}, written ${new Date(landed.created.get(r.id) ?? 0).toISOString().slice(11)}–${new Date(landed.lastWritten.get(r.id) ?? 0).toISOString().slice(11)}; ${events
+              .slice(0, 3)
+              .concat(events.slice(-2))
+              .map((e) => `${e.type}@${e.at.slice(11)}`)
+              .join(' ')}`,
+          );
+        }
     }
     for (const r of runs) {
       outcome.add(r.status);
@@ -675,6 +740,7 @@ recovery:
     runsSucceeded: outcome.counts.succeeded ?? 0,
     runsFailed: outcome.counts.failed ?? 0,
     caseVariantDoubles,
+    rerunsAfterEnd,
     doubledDispatches,
     badInputNot4xx: answers.badNon4xx,
     malformedIgnored: answers.malformedIgnored,

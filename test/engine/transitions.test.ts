@@ -33,6 +33,18 @@ import { type NodeResult, Workflow, type WorkflowDefinition } from '../../lib/en
 
 const T0 = '2026-01-01T00:00:00.000Z';
 const ms = (iso: string) => Date.parse(iso);
+
+/** A step message of run r1 of workflow w, as `sendStep` writes it. */
+const stepTo = (seq: number, node: string, version: number, due: number, more: { report?: number } = {}) => ({
+  kind: 'step',
+  runId: 'r1',
+  seq,
+  ...more,
+  workflow: 'w',
+  node,
+  version,
+  due,
+});
 const plus = (iso: string, delta: number) => new Date(ms(iso) + delta).toISOString();
 const AT = plus(T0, 60_000);
 const quiet: Moment = { at: AT, reporting: false };
@@ -202,16 +214,7 @@ describe('proceed', () => {
     expect(plan.messages).toEqual([
       // The report of the new version rides on the step's own message.
       {
-        message: {
-          kind: 'step',
-          runId: 'r1',
-          seq: 3,
-          report: 5,
-          workflow: 'w',
-          node: 'b',
-          version: 5,
-          due: ms(AT),
-        },
+        message: stepTo(3, 'b', 5, ms(AT), { report: 5 }),
       },
     ]);
     expect(plan.lock).toBeUndefined();
@@ -641,15 +644,7 @@ describe('onArrival', () => {
     expect(soon).toEqual({
       kind: 'early',
       message: {
-        message: {
-          kind: 'step',
-          runId: 'r1',
-          seq: 2,
-          workflow: 'w',
-          node: 'b',
-          version: 4,
-          due: ms(AT) + 2_500,
-        },
+        message: stepTo(2, 'b', 4, ms(AT) + 2_500),
         delaySeconds: 3,
       },
     });
@@ -797,15 +792,7 @@ describe('onAttempt', () => {
     ]);
     expect(plan.messages).toEqual([
       {
-        message: {
-          kind: 'step',
-          runId: 'r1',
-          seq: 3,
-          workflow: 'w',
-          node: 'b',
-          version: 6,
-          due: ms(AT) + 750,
-        },
+        message: stepTo(3, 'b', 6, ms(AT) + 750),
         delaySeconds: 1,
       },
     ]);
@@ -934,15 +921,7 @@ describe('releasedLease', () => {
       lease: { owner: 'me', seq: 2, until: plus(AT, 1_000), error: 'throttled' },
     });
     expect(released.message).toEqual({
-      message: {
-        kind: 'step',
-        runId: 'r1',
-        seq: 2,
-        workflow: 'w',
-        node: 'a',
-        version: 6,
-        due: ms(AT) + 1_000,
-      },
+      message: stepTo(2, 'a', 6, ms(AT) + 1_000),
       delaySeconds: 1,
     });
   });
@@ -971,15 +950,7 @@ describe('messages', () => {
   it('delays a step message until its notBefore, capped at 15 minutes', () => {
     const run = aRun({ step: { node: 'a', seq: 2, attempt: 1, notBefore: plus(AT, 10_200) } });
     expect(stepMessage(run, ms(AT))).toEqual({
-      message: {
-        kind: 'step',
-        runId: 'r1',
-        seq: 2,
-        workflow: 'w',
-        node: 'a',
-        version: 4,
-        due: ms(AT) + 10_200,
-      },
+      message: stepTo(2, 'a', 4, ms(AT) + 10_200),
       delaySeconds: 11,
     });
     expect(stepMessage(run, ms(AT) - 3_600_000).delaySeconds).toBe(900);
@@ -1049,7 +1020,7 @@ describe('onSweep', () => {
       step: run.step,
       leaseLapsed: true,
       message: {
-        message: { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'a', version: 4, due: ms(T0) },
+        message: stepTo(2, 'a', 4, ms(T0)),
       },
     });
   });
