@@ -9,6 +9,7 @@ import { InMemoryQueue } from '../lib/queue/memory.ts';
 import type { Outgoing } from '../lib/queue/port.ts';
 import { dynamoClient } from '../lib/store/client.ts';
 import { DynamoRunStore } from '../lib/store/dynamodb.ts';
+import { itemKeys, sortKeys } from '../lib/store/schema.ts';
 import { FakeGitHubActions } from '../test/support/fake-github-actions.ts';
 import {
   configFile,
@@ -189,8 +190,9 @@ class RunWrites {
       op === 'PutItem' ? [input] : (input.TransactItems ?? []).flatMap((t) => (t.Put ? [t.Put] : []));
     for (const put of puts) {
       const item = put.Item ?? {};
-      if (item.sk?.S !== 'RUN' || !item.pk?.S?.startsWith('RUN#')) continue;
-      const id = item.pk.S.slice('RUN#'.length);
+      const prefix = itemKeys.run('');
+      if (item.sk?.S !== sortKeys.run || !item.pk?.S?.startsWith(prefix)) continue;
+      const id = item.pk.S.slice(prefix.length);
       if (put.ConditionExpression === 'attribute_not_exists(pk)') this.created.set(id, at);
       this.lastWritten.set(id, at);
     }
