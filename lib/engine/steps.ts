@@ -9,6 +9,7 @@ import {
   type Attempt,
   type Chained,
   chainNext,
+  isDue,
   isPending,
   leaseOf,
   onArrival,
@@ -135,19 +136,19 @@ export class StepRunner<S> {
     const hinted = wf?.nodes.get(hint.node);
     const now = core.now();
     // Early (a wait longer than SQS can delay a message): `onArrival` sends it back for the rest.
-    if (!wf || !hinted || hint.due - now.getTime() > 1_000) return undefined;
+    if (!wf || !hinted || !isDue(hint.due, now.getTime())) return undefined;
     const lease = leaseOf(seq, hinted, {
       now,
       owner: this.leaseOwner(),
       leaseGraceMs: core.leaseGraceMs,
     });
-    let got: Awaited<ReturnType<typeof core.store.leaseStep>>;
-    try {
-      got = await core.store.leaseStep(runId, { seq, version: hint.version, lease, at: now.toISOString() });
-    } catch (err) {
-      if (err instanceof ConcurrencyError) return { outcome: 'lost' };
-      throw err;
-    }
+    // A refusal is an answer (below), never a ConcurrencyError: the write names no version of ours.
+    const got = await core.store.leaseStep(runId, {
+      seq,
+      version: hint.version,
+      lease,
+      at: now.toISOString(),
+    });
     if (!got?.leased) return { run: got?.run ?? null };
     const leased = got.run;
     // The node the run names: the message's (a seq is one step of one run), of the same workflow.

@@ -67,10 +67,18 @@ function delay(delayMs: number | undefined): Pick<Outgoing, 'delaySeconds'> {
     : {};
 }
 
+/**
+ * Whether a step due at `dueMs` may run at `nowMs`: within a second of it counts (SQS delays are
+ * whole seconds). Later, its message goes back to the queue for the rest of the wait.
+ */
+export function isDue(dueMs: number, nowMs: number): boolean {
+  return dueMs - nowMs <= 1_000;
+}
+
 /** The message that runs the run's pending step, delayed until its `notBefore` (seen at `nowMs`). */
 export function stepMessage(run: Run, nowMs: number): Outgoing {
-  const delayMs = Date.parse(run.step!.notBefore) - nowMs;
-  return sendStep(run, delayMs > 1000 ? delayMs : undefined);
+  const due = Date.parse(run.step!.notBefore);
+  return sendStep(run, isDue(due, nowMs) ? undefined : due - nowMs);
 }
 
 /** A message for the run's pending step, after `delayMs` if given. */
@@ -686,10 +694,8 @@ export function onArrival<S>(
 ): Arrival {
   const step = run.step!;
   const nowMs = opts.now.getTime();
-  const dueIn = Date.parse(step.notBefore) - nowMs;
-  if (dueIn > 1_000) {
-    return { kind: 'early', message: sendStep(run, dueIn) };
-  }
+  const due = Date.parse(step.notBefore);
+  if (!isDue(due, nowMs)) return { kind: 'early', message: sendStep(run, due - nowMs) };
   if (stepUnderWay(run, opts.now)) return { kind: 'busy' };
   const lease = run.lease;
 
@@ -779,7 +785,7 @@ export function chainNext<S>(
   const { run } = plan;
   const step = run.step;
   if (!step || isTerminal(run.status) || run.status === 'waiting' || run.lease) return undefined;
-  if (Date.parse(step.notBefore) - opts.now.getTime() > 1_000) return undefined;
+  if (!isDue(Date.parse(step.notBefore), opts.now.getTime())) return undefined;
   const index = plan.messages.findIndex(
     (o) =>
       o.message.kind === 'step' &&
