@@ -452,7 +452,8 @@ export class DynamoRunStore implements RunStore {
    * Where a write of the run puts its commit's events (`added`) and the pending ones before them
    * (`before`): the cheapest of
    * - all of them pending in the run item, when that costs no write unit more than `added` alone
-   *   (a write is billed per KB of the item, and the events pack with the state);
+   *   (a write is billed per KB of the item, and the events pack with the state), counting the
+   *   lease a step message adds to the item next and the step's commit over it (runWriteCost);
    * - `before` flushed first to a history item of their own, and `added` pending;
    * - `added` too large to carry (over PENDING_MAX_BYTES): in a history item written in the
    *   commit's transaction (`direct`), and nothing pending.
@@ -476,11 +477,12 @@ export class DynamoRunStore implements RunStore {
     }
     const all = [...before, ...added];
     const carried = itemWith(all);
+    const cost = runWriteCost(run);
     // A carried item of one unit costs no more than any other: no need to pack the other one.
-    if (before.length === 0 || writeUnits(carried) === 1)
+    if (before.length === 0 || cost(carried) === cost.least)
       return { item: carried, chunks, refs, pending: all, flush: [], direct: [] };
     const alone = itemWith(added);
-    return writeUnits(carried) <= writeUnits(alone)
+    return cost(carried) <= cost(alone)
       ? { item: carried, chunks, refs, pending: all, flush: [], direct: [] }
       : { item: alone, chunks, refs, pending: added, flush: before, direct: [] };
   }
@@ -2060,9 +2062,30 @@ function latestCopies(events: Item[]): Item[] {
   return events.filter((e) => typeof e.aid !== 'string' || latest.get(e.aid) === e.seq);
 }
 
-/** Write units of a single-item write of `item` (1 per KB, at least 1). */
-function writeUnits(item: Item): number {
-  return Math.max(1, Math.ceil(dynamoItemBytes(item) / 1024));
+/** Write units of a single-item write of `item` (1 per KB, at least 1), `extra` bytes added. */
+function writeUnits(item: Item, extra = 0): number {
+  return Math.max(1, Math.ceil((dynamoItemBytes(item) + extra) / 1024));
+}
+
+/**
+ * What a lease adds to a run item: the `lease` map (owner, until, seq) and `la`. Measured at 69
+ * bytes with the engine's owners (`w-` and 8 hex digits, `.` and a count); this leaves room for a
+ * longer owner.
+ */
+export const LEASE_BYTES = 80;
+
+/**
+ * The write units a layout of `run`'s item commits the run to: this write, and, when the run is
+ * left with a step to lease (a step message leases it: leaseStep's UpdateItem adds the lease to
+ * this item), that lease and the step's commit after it, both billed on the leased item's size
+ * (a write is billed on the larger of the item it replaces and the item it writes). An item a few
+ * bytes under a KB would make both of those writes cost two units: flushing its pending events
+ * now (a history item written anyway, later) keeps them at one. `least`: the lowest cost there is.
+ */
+function runWriteCost(run: Run): ((item: Item) => number) & { least: number } {
+  const leasedNext = run.step !== undefined && run.lease === undefined && !isTerminal(run.status);
+  const cost = (item: Item) => writeUnits(item) + (leasedNext ? 2 * writeUnits(item, LEASE_BYTES) : 0);
+  return Object.assign(cost, { least: leasedNext ? 3 : 1 });
 }
 
 /** What a write of a run item needs of the item it replaces. */

@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Lease, Run } from '../../lib/engine/types.ts';
+import { dynamoItemBytes } from '../../lib/store/budget.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
-import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
+import { type DynamoRunStore, LEASE_BYTES } from '../../lib/store/dynamodb.ts';
+import { unpack } from '../../lib/store/packing.ts';
 import { createTestStore, recordingClient, storeTestRun, testEndpoint } from '../support/dynamo.ts';
 
 /**
@@ -130,4 +133,56 @@ describe('leaseStep', () => {
     // Another lease of the same version, even in the same millisecond, is not taken for its own.
     expect((await store.leaseStep(run.id, ask(run, 'w-1.2')))?.leased).toBe(false);
   });
+
+  it('flushes the pending events of a run left with a step to lease when the lease would take its item over a KB', async () => {
+    const units: Array<[string, number]> = [];
+    const store = await createTestStore({ onConsumedCapacity: (op, n) => units.push([op, n]) });
+    const unitsOf = (op: string) => units.filter(([o]) => o === op).map(([, n]) => n);
+    let decidedByLease = 0;
+    // A commit carrying one incompressible event of n bytes, over a run whose creation event is
+    // still pending in its item: past some n, carrying both costs more than flushing the first.
+    for (let n = 560; n <= 680; n += 4) {
+      const noise = randomBytes(n).toString('base64');
+      const commitOver = async (run: Run, next: Partial<Run>) => {
+        const committed = await store.commit({
+          run: { ...run, ...next, version: run.version + 1 },
+          expectedVersion: run.version,
+          events: [{ type: 'step.succeeded', node: 'a', detail: { noise } }],
+        });
+        const item = await runItem(store, run.id);
+        const body = item.body as Uint8Array;
+        return { committed, bytes: dynamoItemBytes(item), pending: pendingSeqs(body) };
+      };
+      // Left with a step that a message will lease.
+      const queued = await pending(store);
+      const step = { node: 'a', seq: 2, attempt: 1, notBefore: at };
+      const a = await commitOver(queued, { status: 'queued', step });
+      // The same commit leaving the run waiting: nothing adds to its item before the next write.
+      const b = await commitOver(await pending(store), {
+        status: 'waiting',
+        gate: gateOf(),
+        step: undefined,
+      });
+      if (!a.pending.includes(0) && b.pending.includes(0)) decidedByLease++;
+      // Past here the commit's own events take the leased item over a KB: flushing would not help.
+      if (a.bytes + LEASE_BYTES > 1024) continue;
+      units.length = 0;
+      const got = await store.leaseStep(queued.id, ask(a.committed, undefined, 2));
+      expect(got?.leased).toBe(true);
+      const leased = got!.run;
+      await store.commit({
+        run: { ...leased, version: leased.version + 1, status: 'waiting', gate: gateOf() },
+        expectedVersion: leased.version,
+        events: [],
+      });
+      expect([unitsOf('update'), unitsOf('commit')]).toEqual([[1], [1]]);
+    }
+    expect(decidedByLease).toBeGreaterThan(0);
+  });
 });
+
+const gateOf = () => ({ node: 'a', kind: 'approval' as const, expiresAt: iso(T0 + 3_600_000) });
+
+function pendingSeqs(body: Uint8Array): number[] {
+  return (unpack<{ $events?: Array<{ seq: number }> }>(body).$events ?? []).map((e) => e.seq);
+}
