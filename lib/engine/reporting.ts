@@ -8,6 +8,12 @@ import type { Workflow } from './workflow.ts';
 
 /** Runs whose history a worker keeps in memory for its reporters (most recently reported). */
 const EVENT_CACHE_RUNS = 200;
+/**
+ * A report claim with more than this left is still ours without reading it (`current`): more than
+ * the clocks of two workers can differ (Lambda's are kept within milliseconds), and more than a
+ * reporter's next write takes to start.
+ */
+const CLAIM_SURE_MS = 10_000;
 
 /** What `p` resolved to if it settles within `ms` (undefined if it threw or took longer). */
 async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
@@ -60,16 +66,17 @@ export class Reporting<S> {
     // claim (live or lapsed: its worker may have shown something else) and no completion came
     // between this read and our claim, which the claim then checks (`ifReported`).
     const notes = state.claimOwner === undefined ? state.notes : undefined;
+    const until = this.claimUntil(now);
     const claimed = await store.claimReport(
       runId,
       run.version,
       core.owner,
-      this.claimUntil(now),
+      until,
       now.toISOString(),
       notes ? { ifReported: state.reported } : {},
     );
     if (!claimed) return 'skipped';
-    return this.reportClaimed(run, notes, new Set(state.failedReporters ?? []));
+    return this.reportClaimed(run, notes, new Set(state.failedReporters ?? []), until);
   }
 
   private claimUntil(now: Date): string {
@@ -85,19 +92,27 @@ export class Reporting<S> {
     first: Run,
     firstNotes: ReportNotes | undefined,
     failed: Set<string>,
+    firstUntil: string,
   ): Promise<'reported'> {
     const { core } = this;
     const { store } = core;
     const runId = first.id;
     let run = first;
     let notes = firstNotes;
+    /** Until when the claim is ours, as we wrote it. */
+    let until = firstUntil;
     for (;;) {
       const shown = run;
       const noted: ReportNotes = {};
       if (core.reporters.length > 0) {
         const events = await this.eventsFor(runId, shown.version);
         const wf = core.workflows.get(shown.workflow) as Workflow<unknown> | undefined;
+        const heldUntil = Date.parse(until);
         const current = async () => {
+          // Nobody else can claim, nor complete a report, before our claim lapses; we wrote when
+          // that is. Well before then (by more than any two workers' clocks differ), it still holds
+          // without a read. Near it, or past it, the report state says.
+          if (heldUntil - core.now().getTime() > CLAIM_SURE_MS) return true;
           const s = await store.getReportState(runId);
           return (
             s.claimOwner === core.owner &&
@@ -154,9 +169,10 @@ export class Reporting<S> {
       const latest = await store.getRun(runId);
       const next =
         latest && latest.version > shown.version && !stepUnderWay(latest, core.now()) ? latest : undefined;
+      const nextUntil = this.claimUntil(core.now());
       const completed = await store.completeReport(runId, shown.version, core.owner, {
         ...(core.reporters.length > 0 ? { notes: noted } : {}),
-        ...(next ? { next: { version: next.version, until: this.claimUntil(core.now()) } } : {}),
+        ...(next ? { next: { version: next.version, until: nextUntil } } : {}),
       });
       if (!completed) {
         // Our claim lapsed while we reported (a stall): a newer state may have been shown before
@@ -169,6 +185,7 @@ export class Reporting<S> {
       if (next) {
         run = next;
         notes = noted;
+        until = nextUntil;
         continue;
       }
       if (isTerminal(shown.status)) {

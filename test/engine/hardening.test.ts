@@ -504,6 +504,31 @@ describe('reporters', () => {
     expect(h.queue.pending).toEqual([{ kind: 'report', runId: run.id, version: 1 }]);
   });
 
+  it('answer current() without a read while most of the claim is left, and read the claim near its end', async () => {
+    const clock = testClock();
+    const answers: boolean[] = [];
+    const reporter: Reporter = {
+      name: 'fenced',
+      report: async (_run, ctx: ReportContext) => {
+        answers.push((await ctx.current?.()) ?? false);
+        clock.advance(25_000); // 5 s of the 30 s claim left: no longer sure without a read
+        answers.push((await ctx.current?.()) ?? false);
+      },
+    };
+    const h = await harness([twoNodes(async () => ({}))], {
+      reporters: [reporter],
+      now: clock.now,
+      autoConsume: false,
+    });
+    const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#34', trigger });
+    const spy = vi.spyOn(h.store, 'getReportState');
+    await h.engine.report(run.id);
+
+    expect(answers).toEqual([true, true]);
+    // One read to claim, one for the second answer; none for the first.
+    expect(spy.mock.calls.filter(([id]) => id === run.id)).toHaveLength(2);
+  });
+
   it('read only the events after those already read when reporting the next version', async () => {
     const reporter: Reporter = { name: 'quiet', report: async () => {} };
     // Reports beside their steps (no wait): a quick step's carried report would otherwise leave
