@@ -267,7 +267,8 @@ export async function handleActionsCallback(
     return json(409, { error: 'a result was already applied for this item', run: result.run });
   }
   const queue = new AgentWorkQueue(deps.store, { now });
-  const rec = (await queue.getDispatch(result.run))?.value;
+  const dispatch = await queue.getDispatch(result.run);
+  const rec = dispatch?.value;
   if (rec?.executor !== 'github-actions')
     return json(404, { error: 'nothing was dispatched to GitHub Actions for this run', run: result.run });
   if (rec.item !== result.item) {
@@ -298,7 +299,10 @@ export async function handleActionsCallback(
   const ttl = Math.floor(now().getTime() / 1000) + KEEP_S;
   if (!(await deps.store.kvPut(ACTIONS_RESULT_GROUP, result.item, record, { expectedVersion: 0, ttl })))
     return json(409, { error: 'a result was already applied for this item', run: result.run });
+  // The record as read, for the delivery (one read fewer), unless the fallback below rewrites it.
+  let known = dispatch;
   if (rec.workflowRunId === undefined) {
+    known = undefined;
     // Bound by the fallback: record the run, so a cancel and the completion find it.
     const owner = await queue.bindWorkflowRun(bound.runIdClaim, result.run, result.item);
     if (owner.item === result.item)
@@ -311,22 +315,25 @@ export async function handleActionsCallback(
   const ok = result.conclusion === 'success';
   let outcome: Awaited<ReturnType<ResumeFn>>;
   try {
-    outcome = await deps.resume({
-      runId: result.run,
-      item: result.item,
-      correlation: rec.correlation,
-      ok,
-      by: rec.agent,
-      payload: {
-        executor: 'github-actions',
-        via: 'oidc',
-        conclusion: result.conclusion,
-        workflowRunId: bound.runIdClaim,
-        ...(result.summary ? { summary: result.summary } : {}),
-        ...(result.pullRequest ? { url: result.pullRequest.url, pullRequest: result.pullRequest } : {}),
-        ...(result.usage ? { usage: result.usage } : {}),
+    outcome = await deps.resume(
+      {
+        runId: result.run,
+        item: result.item,
+        correlation: rec.correlation,
+        ok,
+        by: rec.agent,
+        payload: {
+          executor: 'github-actions',
+          via: 'oidc',
+          conclusion: result.conclusion,
+          workflowRunId: bound.runIdClaim,
+          ...(result.summary ? { summary: result.summary } : {}),
+          ...(result.pullRequest ? { url: result.pullRequest.url, pullRequest: result.pullRequest } : {}),
+          ...(result.usage ? { usage: result.usage } : {}),
+        },
       },
-    });
+      known,
+    );
   } catch (err) {
     // Our failure (the store is down): give the claim back, so the workflow's retry can succeed.
     await deps.store.kvDelete(ACTIONS_RESULT_GROUP, result.item);

@@ -6,7 +6,7 @@ import type { RunStore } from '../engine/ports.ts';
 import { readPostBody } from '../http/body.ts';
 import { type HttpRequest, type HttpResponse, json } from '../http/request.ts';
 import { checkResultBody, RESULT_LIMITS } from './payload-limits.ts';
-import type { AgentResult } from './work-queue.ts';
+import type { AgentResult, DispatchRecord } from './work-queue.ts';
 
 /**
  * Signed callbacks from HTTP agents: `POST /callbacks/{token}`.
@@ -75,7 +75,11 @@ export async function issueCallbackToken(
 }
 
 /** What a callback resumes: the hub's result delivery (it parks a result that arrives mid-step). */
-export type ResumeFn = (result: AgentResult) => Promise<'resumed' | 'parked' | 'stale' | 'duplicate'>;
+export type ResumeFn = (
+  result: AgentResult,
+  /** The run's dispatch record as the caller just read it (deliverResult then does not read it again). */
+  known?: { value: DispatchRecord; version: number },
+) => Promise<'resumed' | 'parked' | 'stale' | 'duplicate'>;
 
 export interface CallbackDeps {
   store: RunStore;

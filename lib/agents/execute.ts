@@ -439,7 +439,7 @@ class ExecuteStep {
     const expiresAt = new Date(this.now.getTime() + timeoutMs).toISOString();
     const correlation = cur.item;
     const queue = this.hub.queue;
-    await queue.putDispatch({
+    const put = await queue.putDispatch({
       runId: this.run.id,
       item: cur.item,
       correlation,
@@ -485,30 +485,33 @@ class ExecuteStep {
       }
       throw err;
     }
-    await queue.updateDispatch(this.run.id, (d) =>
-      d.item === cur.item && d.state === 'dispatching'
-        ? {
-            ...d,
-            state: 'dispatched',
-            // A replayed dispatch (journaled by an earlier attempt of a retried step) happened
-            // after that attempt's start, which putDispatch kept; not at this attempt's time.
-            dispatchedAt: dispatchedNow ? this.now.toISOString() : d.startedAt,
-            dryRun: outcome.dryRun,
-            ...(outcome.details.repo ? { repo: outcome.details.repo } : {}),
-            ...(outcome.details.workflow ? { workflow: outcome.details.workflow } : {}),
-            ...(outcome.details.ref ? { ref: outcome.details.ref } : {}),
-            ...(outcome.details.url ? { url: outcome.details.url } : {}),
-            // The exact workflow run (return_run_details): callbacks and completions bind to it.
-            ...(outcome.details.workflowRunId !== undefined
-              ? { workflowRunId: outcome.details.workflowRunId }
-              : {}),
-            ...(outcome.details.workflowRunUrl ? { workflowRunUrl: outcome.details.workflowRunUrl } : {}),
-          }
-        : undefined,
+    await queue.updateDispatch(
+      this.run.id,
+      (d) =>
+        d.item === cur.item && d.state === 'dispatching'
+          ? {
+              ...d,
+              state: 'dispatched',
+              // A replayed dispatch (journaled by an earlier attempt of a retried step) happened
+              // after that attempt's start, which putDispatch kept; not at this attempt's time.
+              dispatchedAt: dispatchedNow ? this.now.toISOString() : d.startedAt,
+              dryRun: outcome.dryRun,
+              ...(outcome.details.repo ? { repo: outcome.details.repo } : {}),
+              ...(outcome.details.workflow ? { workflow: outcome.details.workflow } : {}),
+              ...(outcome.details.ref ? { ref: outcome.details.ref } : {}),
+              ...(outcome.details.url ? { url: outcome.details.url } : {}),
+              // The exact workflow run (return_run_details): callbacks and completions bind to it.
+              ...(outcome.details.workflowRunId !== undefined
+                ? { workflowRunId: outcome.details.workflowRunId }
+                : {}),
+              ...(outcome.details.workflowRunUrl ? { workflowRunUrl: outcome.details.workflowRunUrl } : {}),
+            }
+          : undefined,
+      put,
     );
     this.budget.spent.dispatches++;
     if (outcome.details.workflowRunId !== undefined)
-      await queue.bindWorkflowRun(outcome.details.workflowRunId, this.run.id, cur.item);
+      await queue.bindWorkflowRun(outcome.details.workflowRunId, this.run.id, cur.item, { fresh: true });
     cur.state = 'dispatched';
     cur.correlation = correlation;
     cur.expiresAt = expiresAt;

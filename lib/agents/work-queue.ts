@@ -530,17 +530,25 @@ export class AgentWorkQueue {
   /**
    * Bind a GitHub workflow run to the work item it was first matched to. Returns the binding in
    * force: ours, or the earlier one (then the workflow run belongs to another item).
+   *
+   * `fresh`: the id was just returned by the dispatch that started the workflow run, so it is
+   * almost never bound yet (only a `workflow_run` delivery faster than GitHub's answer binds it
+   * first): write without reading.
    */
   async bindWorkflowRun(
     workflowRunId: number,
     runId: string,
     item: string,
+    opts: { fresh?: boolean } = {},
   ): Promise<{ runId: string; item: string }> {
     const key = `${WORKFLOW_RUN_PREFIX}${workflowRunId}`;
-    // Read first: every later event of the workflow run (in progress, completed, the callback)
-    // finds the binding, and a read costs a fifth of the write DynamoDB bills even when refused.
-    const bound = await this.store.kvGet<{ runId: string; item: string }>(WORK_GROUP, key);
-    if (bound) return bound.value;
+    // Otherwise read first: every later event of the workflow run (in progress, completed, the
+    // callback) finds the binding, and a read costs a fifth of the write DynamoDB bills even
+    // when refused.
+    if (!opts.fresh) {
+      const bound = await this.store.kvGet<{ runId: string; item: string }>(WORK_GROUP, key);
+      if (bound) return bound.value;
+    }
     if (await this.store.kvPut(WORK_GROUP, key, { runId, item }, { expectedVersion: 0, ttl: this.ttl(30) }))
       return { runId, item };
     const existing = await this.store.kvGet<{ runId: string; item: string }>(WORK_GROUP, key);

@@ -38,5 +38,5 @@ export function signalOnlyEngine(opts: SignalEngineOptions): Engine<unknown> {
 export function resultResumer(opts: SignalEngineOptions & { engine?: HubEngine }): ResumeFn {
   const engine = opts.engine ?? signalOnlyEngine(opts);
   const work = new AgentWorkQueue(opts.store, opts.now ? { now: opts.now } : {});
-  return (result) => deliverResult(engine, work, result, opts.now);
+  return (result, known) => deliverResult(engine, work, result, opts.now, known);
 }

@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type ActionsCallbackDeps,
   handleActionsCallback,
@@ -142,10 +142,19 @@ describe('dispatch with return_run_details and results over GitHub OIDC', () => 
     await world('return');
     const { run, wr, result } = await dispatched();
     const token = await oidc.token(oidc.claims({ repo: REPO, runId: wr.id }));
+    // The dispatch record, as the callback reads it (not the worker's steps meanwhile).
+    const kvGet = w.h.store.kvGet.bind(w.h.store);
+    let callbackReads = 0;
+    vi.spyOn(w.h.store, 'kvGet').mockImplementation((group, key) => {
+      if (key === `d#${run.id}` && new Error().stack?.includes('handleActionsCallback')) callbackReads++;
+      return kvGet(group, key);
+    });
 
     const first = await post(result, token);
 
     expect(first).toMatchObject({ status: 200, body: { status: 'accepted', outcome: 'resumed' } });
+    expect(callbackReads).toBe(1); // the delivery is given the record the callback checked
+    vi.restoreAllMocks();
     const done = await w.run(run.id);
     expect(done.status).toBe('succeeded');
     expect(done.data.execution).toMatchObject({

@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   AgentWorkQueue,
   type DispatchRecord,
@@ -443,6 +443,25 @@ describe('the agent work queue', () => {
     );
     expect(linked).toMatchObject({ state: 'dispatched', workflowRunId: 7 });
     expect(await q.getDispatch('r1')).toEqual({ value: linked, version: 3 });
+  });
+
+  it('binds a workflow run to the first item matched to it; a fresh id is written without a read', async () => {
+    const q = new AgentWorkQueue(store);
+    const reads = vi.spyOn(store, 'kvGet');
+    expect(await q.bindWorkflowRun(41, 'r1', 'r1.t1.1', { fresh: true })).toEqual({
+      runId: 'r1',
+      item: 'r1.t1.1',
+    });
+    expect(reads).not.toHaveBeenCalled();
+    // Already bound (a workflow_run delivery was faster than GitHub's answer to the dispatch):
+    // the refused write reads the binding in force.
+    expect(await q.bindWorkflowRun(41, 'r2', 'r2.t1.1', { fresh: true })).toEqual({
+      runId: 'r1',
+      item: 'r1.t1.1',
+    });
+    reads.mockClear();
+    expect(await q.bindWorkflowRun(41, 'r3', 'r3.t1.1')).toEqual({ runId: 'r1', item: 'r1.t1.1' });
+    expect(reads).toHaveBeenCalledTimes(1);
   });
 
   it('still shows, and releases, an item whose queue record a crash deleted before its slot was freed', async () => {
