@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RunPausedError } from '../../lib/engine/errors.ts';
-import { setPaused } from '../../lib/engine/pause.ts';
+import { pausedFor, setPaused } from '../../lib/engine/pause.ts';
+import { createTestStore } from '../support/dynamo.ts';
 import { type AgentWorld, agentWorld } from './support.ts';
 
 /** The kill switch against the real engine, hub and work queue on DynamoDB Local. */
@@ -55,5 +56,29 @@ describe('the kill switch', () => {
     const run = await w.start([{ agent: 'coder' }]);
     expect(run.status).toBe('waiting');
     expect(w.fake.dispatches).toHaveLength(1);
+  });
+});
+
+describe('pausedFor', () => {
+  it('finds the pause that applies in one read while there are few, and reads each that may apply when there are many', async () => {
+    const store = await createTestStore();
+    const reads = { list: vi.spyOn(store, 'kvList'), get: vi.spyOn(store, 'kvGet') };
+    expect(await pausedFor(store, 'acme/app')).toBeUndefined();
+    await setPaused(store, { paused: true, repo: 'Acme/App', by: 'alice' });
+    expect(await pausedFor(store, 'acme/APP')).toMatchObject({ scope: 'Acme/App', by: 'alice' });
+    expect(await pausedFor(store, 'acme/other')).toBeUndefined();
+    await setPaused(store, { paused: true, by: 'ops' });
+    expect(await pausedFor(store, 'acme/app')).toMatchObject({ scope: 'global', by: 'ops' });
+    expect(await pausedFor(store, undefined)).toMatchObject({ scope: 'global' });
+    expect([reads.list.mock.calls.length, reads.get.mock.calls.length]).toEqual([5, 0]);
+
+    // Many repositories paused one by one: the Query stops early, and the two are read by key.
+    await setPaused(store, { paused: false, by: 'ops' });
+    for (let i = 0; i < 10; i++) await setPaused(store, { paused: true, repo: `acme/r${i}`, by: 'bob' });
+    reads.get.mockClear();
+    expect(await pausedFor(store, 'acme/app')).toMatchObject({ scope: 'Acme/App', by: 'alice' });
+    expect(await pausedFor(store, 'acme/r7')).toMatchObject({ scope: 'acme/r7' });
+    expect(await pausedFor(store, 'acme/none')).toBeUndefined();
+    expect(reads.get).toHaveBeenCalledTimes(6);
   });
 });
