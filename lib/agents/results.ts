@@ -17,7 +17,7 @@ import type { AgentResult, AgentWorkQueue, DispatchRecord } from './work-queue.t
 
 /** The part of the engine the hub uses (the real Engine satisfies it). */
 export interface HubEngine {
-  signal(runId: string, signal: Signal): Promise<Run>;
+  signal(runId: string, signal: Signal, opts?: { known?: Run }): Promise<Run>;
   getRun(id: string): Promise<Run | null>;
   recordEvent(runId: string, event: NewEvent): Promise<void>;
   readonly workflows: { get(name: string): { hasEdge(from: string, label: string): boolean } | undefined };
@@ -56,7 +56,8 @@ async function resume(engine: HubEngine, run: Run, signal: ResultSignal): Promis
   const wf = engine.workflows.get(run.workflow);
   const loops = run.gate !== undefined && wf?.hasEdge(run.gate.node, RESULT_EDGE) === true;
   try {
-    await engine.signal(run.id, loops ? { ...signal, edge: RESULT_EDGE } : signal);
+    // Decided on the run as just read (one read fewer); a run that moved on is read again.
+    await engine.signal(run.id, loops ? { ...signal, edge: RESULT_EDGE } : signal, { known: run });
     return true;
   } catch (err) {
     if (err instanceof InvalidSignalError) return false;

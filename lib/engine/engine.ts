@@ -70,8 +70,9 @@ export class Engine<S = unknown> {
     return startRun(this.core, this.signals, input);
   }
 
-  signal(runId: string, signal: Signal): Promise<Run> {
-    return this.signals.signal(runId, signal);
+  /** `known`: the run as the caller has just read it (see Signals.signal). */
+  signal(runId: string, signal: Signal, opts: { known?: Run } = {}): Promise<Run> {
+    return this.signals.signal(runId, signal, opts);
   }
 
   /** An audit-only event (a refusal, an outbound call in dry-run): no state change, never races a step. */

@@ -11,11 +11,20 @@ const SIGNAL_TRIES = 10;
 export class Signals<S> {
   constructor(private readonly core: EngineCore<S>) {}
 
-  async signal(runId: string, signal: Signal): Promise<Run> {
+  /**
+   * `known`: the run as the caller has just read it, decided on without reading it again. If it
+   * moved on since, the commit is refused and the run read as usual; a refusal is never decided on
+   * it (the run as it is may take the signal).
+   */
+  async signal(runId: string, signal: Signal, opts: { known?: Run } = {}): Promise<Run> {
+    let known = opts.known?.id === runId ? opts.known : undefined;
     for (let attempt = 0; ; attempt++) {
-      const run = await this.core.store.getRun(runId);
+      const fromKnown = known !== undefined;
+      const run = known ?? (await this.core.store.getRun(runId));
+      known = undefined;
       if (!run) throw new InvalidSignalError(`run ${runId} not found`, { runId });
       const decision = onSignal(run, signal, this.core.workflows.get(run.workflow), this.core.moment());
+      if (fromKnown && decision.kind === 'refuse') continue;
       try {
         return await this.apply(run, decision);
       } catch (err) {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { harness } from '../support/harness.ts';
 
@@ -53,6 +53,58 @@ describe('engine', () => {
     ]);
     const active = await h.store.listActive();
     expect(active.map((r) => r.id)).not.toContain(run.id);
+  });
+});
+
+describe('a signal decided on the run its caller read', () => {
+  const approve = { type: 'approve', by: 'alice', binding: 'v1' } as const;
+  /** The run reads the signal itself makes (not a worker's, running its next step meanwhile). */
+  const signalReads = (h: Awaited<ReturnType<typeof harness>>) => {
+    const getRun = h.store.getRun.bind(h.store);
+    const calls = { n: 0 };
+    vi.spyOn(h.store, 'getRun').mockImplementation((id) => {
+      if (new Error().stack?.includes('Signals.signal')) calls.n++;
+      return getRun(id);
+    });
+    return calls;
+  };
+  const parkedRun = async (h: Awaited<ReturnType<typeof harness>>, subject: string) => {
+    const { run } = await h.engine.startRun({ workflow: 'linear', subject, trigger: { source: 'test' } });
+    await h.settle();
+    return (await h.engine.getRun(run.id))!;
+  };
+
+  it('is not read again', async () => {
+    const h = await harness([linear]);
+    const parked = await parkedRun(h, 'o/r#2');
+    const reads = signalReads(h);
+    const approved = await h.engine.signal(parked.id, approve, { known: parked });
+    expect(reads.n).toBe(0);
+    expect(approved.version).toBe(parked.version + 1);
+  });
+
+  it('is read and decided again when it moved on since', async () => {
+    const h = await harness([linear]);
+    const parked = await parkedRun(h, 'o/r#3');
+    // A note bumps the waiting run's version after the caller's read.
+    await h.engine.signal(parked.id, { type: 'note', by: 'bob', event: 'plan.edited', detail: { v: 2 } });
+    await h.settle();
+    const reads = signalReads(h);
+    const approved = await h.engine.signal(parked.id, approve, { known: parked });
+    expect(reads.n).toBe(1);
+    expect(approved.version).toBe(parked.version + 2);
+    await h.settle();
+    expect((await h.engine.getRun(parked.id))?.status).toBe('succeeded');
+  });
+
+  it('is read again rather than refused on it', async () => {
+    const h = await harness([linear]);
+    const parked = await parkedRun(h, 'o/r#4');
+    // As a caller that read the run before it reached its gate would see it.
+    const { gate: _gate, ...rest } = parked;
+    const before = { ...rest, status: 'running' as const };
+    const approved = await h.engine.signal(parked.id, approve, { known: before });
+    expect(approved.version).toBe(parked.version + 1);
   });
 });
 
