@@ -186,6 +186,12 @@ export async function resumeFromWorkflowRun(
       item: rec.item,
       reason: 'created before the current item was dispatched',
     };
+  // The dispatch that started it is still being recorded: that step records the workflow run's id
+  // itself when GitHub returned it (return_run_details), and a later delivery links it when not.
+  // Linking it now would race that step's own write (a bind, a link and an event more, and the
+  // step's write refused and read again). A completion is not left: it carries the result.
+  if (rec.state === 'dispatching' && wr.status !== 'completed')
+    return { outcome: 'ignored', runId, item: rec.item, reason: 'its dispatch is still being recorded' };
   // A workflow run belongs to the first item it was matched to (a redelivery after the run moved
   // on to its next item must not resume that item).
   // A dispatch record that names this workflow run has it bound to its item: the link below and

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { resumeFromWorkflowRun } from '../../lib/agents/workflow-run.ts';
 import { type AgentWorld, agentWorld, answer, TEST_ENV } from './support.ts';
 
@@ -200,6 +200,27 @@ describe('the execute node (hub, queue, GitHub Actions executor)', () => {
       expect.arrayContaining(['gate.expired', 'agent.timed-out', 'agent.workflow-run.cancelled']),
     );
     expect((await w.hub.queue.snapshot()).running).toEqual([]);
+  });
+
+  it('leaves a requested workflow run to the dispatch still recording it, but not its completion', async () => {
+    w = await agentWorld();
+    const run = await w.start([{ agent: 'coder' }]);
+    const wr = w.fake.dispatches[0]!;
+    // As the record is while the dispatching step waits for GitHub's answer.
+    await w.hub.queue.updateDispatch(run.id, ({ workflowRunId: _id, workflowRunUrl: _url, ...d }) => ({
+      ...d,
+      state: 'dispatching',
+    }));
+    const writes = vi.spyOn(w.h.store, 'kvPut');
+    expect(await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'requested'))).toMatchObject({
+      outcome: 'ignored',
+      reason: 'its dispatch is still being recorded',
+    });
+    expect(writes).not.toHaveBeenCalled();
+    expect((await w.types(run.id)).includes('agent.workflow-run.linked')).toBe(false);
+
+    w.fake.finish(wr, 'success');
+    expect((await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr))).outcome).toBe('resumed');
   });
 
   it('cancelling a run cancels its dispatched workflow run, once', async () => {
