@@ -530,12 +530,9 @@ class ExecuteStep {
       },
       agent.name,
     );
-    // An answer may already be here (a fast agent answered before this step committed).
-    const early = await this.freshResult(cur);
-    if (early?.kind === 'completed') {
-      await this.complete(cur, early);
-      return this.advance();
-    }
+    // An answer that arrives before this step commits (a fast agent) is parked, and the work
+    // reporter delivers it once this commit shows the run waiting (results.ts). Not looked for
+    // here: an agent takes longer than its dispatch's commit, and the look was a read a dispatch.
     return this.waitAgent(cur);
   }
 

@@ -11,8 +11,8 @@ import type { AgentResult, AgentWorkQueue, DispatchRecord } from './work-queue.t
  *
  * An answer can arrive before the step that dispatched the task has committed (a fast agent, a
  * quick workflow): the run is still `running`, so the signal is refused. The answer is then
- * parked in KV, and whoever sees the run waiting next (the dispatching step itself, or the work
- * reporter on the run's next state) delivers it. Nothing polls.
+ * parked in KV, and whoever sees the run waiting next (the work reporter on the run's next
+ * state, or the execute node when it is re-entered) delivers it. Nothing polls.
  */
 
 /** The part of the engine the hub uses (the real Engine satisfies it). */
