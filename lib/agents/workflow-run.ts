@@ -158,6 +158,12 @@ export async function resumeFromWorkflowRun(
   if (!ids)
     return { outcome: 'ignored', reason: 'not a Switchyard agent workflow (its title is not the run-name)' };
   const { runId } = ids;
+  // GitHub sends `requested`, `in_progress` and `completed` for each workflow run. The first two
+  // only link it to its item, and the dispatch recorded its id already when GitHub returned it
+  // (return_run_details); `in_progress` links it otherwise. `requested` is left without a read
+  // (it mostly comes while the dispatch is still being recorded, below).
+  if ((input as Obj).action === 'requested')
+    return { outcome: 'ignored', runId, reason: 'requested: linked when it is in progress' };
   const queue = new AgentWorkQueue(engine.store, { now });
   const read = await queue.getDispatch(runId);
   const rec = read?.value;

@@ -202,7 +202,24 @@ describe('the execute node (hub, queue, GitHub Actions executor)', () => {
     expect((await w.hub.queue.snapshot()).running).toEqual([]);
   });
 
-  it('leaves a requested workflow run to the dispatch still recording it, but not its completion', async () => {
+  it('links a workflow run when it is in progress, not when it is requested (no read)', async () => {
+    w = await agentWorld();
+    w.fake.runDetails = 'ignore'; // GitHub answers the dispatch without the run's id
+    const run = await w.start([{ agent: 'coder' }]);
+    const wr = w.fake.dispatches[0]!;
+    const reads = vi.spyOn(w.h.store, 'kvGet');
+    expect(await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'requested'))).toMatchObject({
+      outcome: 'ignored',
+      runId: run.id,
+    });
+    expect(reads).not.toHaveBeenCalled();
+    expect(await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'in_progress'))).toMatchObject({
+      outcome: 'linked',
+    });
+    expect((await w.hub.queue.getDispatch(run.id))?.value.workflowRunId).toBe(wr.id);
+  });
+
+  it('leaves a workflow run in progress to the dispatch still recording it, but not its completion', async () => {
     w = await agentWorld();
     const run = await w.start([{ agent: 'coder' }]);
     const wr = w.fake.dispatches[0]!;
@@ -212,7 +229,7 @@ describe('the execute node (hub, queue, GitHub Actions executor)', () => {
       state: 'dispatching',
     }));
     const writes = vi.spyOn(w.h.store, 'kvPut');
-    expect(await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'requested'))).toMatchObject({
+    expect(await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'in_progress'))).toMatchObject({
       outcome: 'ignored',
       reason: 'its dispatch is still being recorded',
     });
@@ -227,8 +244,8 @@ describe('the execute node (hub, queue, GitHub Actions executor)', () => {
     w = await agentWorld();
     const run = await w.start([{ agent: 'coder' }]);
     const wr = w.fake.dispatches[0]!;
-    // GitHub reports the run as requested: the hub links its id.
-    expect(await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'requested'))).toMatchObject({
+    // GitHub reports the run in progress: the hub links its id.
+    expect(await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'in_progress'))).toMatchObject({
       outcome: 'linked',
     });
 

@@ -76,11 +76,13 @@ describe('reconciling agent completions through the Actions API', () => {
     expect(await reconcile()).toMatchObject({ checked: 0, resumed: 0 });
   });
 
-  it('looks the run up by its recorded id when the requested webhook linked it', async () => {
+  it('looks the run up by its recorded id when the in_progress webhook linked it', async () => {
     w = await agentWorld();
     const run = await w.start([{ agent: 'coder' }]);
     const wr = dispatched(run.id);
-    expect((await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'requested'))).outcome).toBe('linked');
+    expect((await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'in_progress'))).outcome).toBe(
+      'linked',
+    );
     w.fake.finish(wr, 'failure');
     w.clock.advance(11 * MIN);
 

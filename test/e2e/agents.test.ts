@@ -158,6 +158,9 @@ describe('agents at work, end to end', { timeout: E2E_TEST_TIMEOUT_MS }, () => {
     });
 
     expect((await webhook('workflow_run', fake.payload(dispatch, 'requested'))).body).toMatchObject({
+      outcome: 'ignored',
+    });
+    expect((await webhook('workflow_run', fake.payload(dispatch, 'in_progress'))).body).toMatchObject({
       outcome: 'linked',
     });
     fake.finish(dispatch, 'success');
