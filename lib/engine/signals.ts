@@ -12,9 +12,10 @@ export class Signals<S> {
   constructor(private readonly core: EngineCore<S>) {}
 
   /**
-   * `known`: the run as the caller has just read it, decided on without reading it again. If it
-   * moved on since, the commit is refused and the run read as usual; a refusal is never decided on
-   * it (the run as it is may take the signal).
+   * `known`: the run as the caller has just read it, decided on without reading it again. Only a
+   * commit is taken from it, which is conditional on its version: if the run moved on since, the
+   * commit is refused and the run read as usual. Any other decision (a refusal, an audit-only
+   * append) is made on the run as it is.
    */
   async signal(runId: string, signal: Signal, opts: { known?: Run } = {}): Promise<Run> {
     let known = opts.known?.id === runId ? opts.known : undefined;
@@ -24,7 +25,7 @@ export class Signals<S> {
       known = undefined;
       if (!run) throw new InvalidSignalError(`run ${runId} not found`, { runId });
       const decision = onSignal(run, signal, this.core.workflows.get(run.workflow), this.core.moment());
-      if (fromKnown && decision.kind === 'refuse') continue;
+      if (fromKnown && decision.kind !== 'commit') continue;
       try {
         return await this.apply(run, decision);
       } catch (err) {

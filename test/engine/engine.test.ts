@@ -97,6 +97,21 @@ describe('a signal decided on the run its caller read', () => {
     expect((await h.engine.getRun(parked.id))?.status).toBe('succeeded');
   });
 
+  it('is read again rather than appended to as if a step were under way', async () => {
+    const h = await harness([linear]);
+    const parked = await parkedRun(h, 'o/r#5');
+    const { gate: _gate, ...rest } = parked;
+    const running = { ...rest, status: 'running' as const };
+    // On a running run a note is only recorded (its step's commit reports it); on a waiting run it
+    // is committed, so that reporters show it.
+    const noted = await h.engine.signal(
+      parked.id,
+      { type: 'note', by: 'bob', event: 'plan.edited', detail: { v: 2 } },
+      { known: running },
+    );
+    expect(noted.version).toBe(parked.version + 1);
+  });
+
   it('is read again rather than refused on it', async () => {
     const h = await harness([linear]);
     const parked = await parkedRun(h, 'o/r#4');
