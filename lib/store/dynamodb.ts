@@ -50,6 +50,7 @@ import {
   SubjectLockedError,
   ThrottledError,
 } from '../engine/store-errors.ts';
+import { isPending } from '../engine/transitions.ts';
 import { isTerminal, type Lease, type NewEvent, type Run, type RunEvent } from '../engine/types.ts';
 import { dynamoItemBytes, EVENTS_ITEM_BUDGET_BYTES, itemBytes, RUN_ITEM_BUDGET_BYTES } from './budget.ts';
 import { type Chunk, ChunkCache, chunkOf, joinData, pack, splitData, unpack } from './packing.ts';
@@ -2083,7 +2084,7 @@ export const LEASE_BYTES = 80;
  * now (a history item written anyway, later) keeps them at one. `least`: the lowest cost there is.
  */
 function runWriteCost(run: Run): ((item: Item) => number) & { least: number } {
-  const leasedNext = run.step !== undefined && run.lease === undefined && !isTerminal(run.status);
+  const leasedNext = run.step !== undefined && run.lease === undefined && isPending(run, run.step.seq);
   const cost = (item: Item) => writeUnits(item) + (leasedNext ? 2 * writeUnits(item, LEASE_BYTES) : 0);
   return Object.assign(cost, { least: leasedNext ? 3 : 1 });
 }
