@@ -168,12 +168,18 @@ export interface ReportLedger {
    * Mark `version` reported and drop the claim. False if the claim was no longer `owner`'s.
    * `notes` replace the stored notes (an empty map removes them). With `next`, the claim is not
    * dropped but moves on to the newer `next.version` until `next.until`, in the same write.
+   * `unclaimed`: the report was claimed in the run's commit (Run.reporting), not here; it completes
+   * only while the item is as read then: `unclaimed.reported` reported and no claim on it.
    */
   completeReport(
     runId: string,
     version: number,
     owner: string,
-    opts?: { notes?: ReportNotes; next?: { version: number; until: string } },
+    opts?: {
+      notes?: ReportNotes;
+      next?: { version: number; until: string };
+      unclaimed?: { reported: number };
+    },
   ): Promise<boolean>;
   /**
    * A reporter that lost its claim mid-report may have overwritten a newer report: mark the

@@ -2,7 +2,7 @@ import { logger } from '../common/observability.ts';
 import type { EngineCore } from './core.ts';
 import type { ReportNotes } from './ports.ts';
 import { isPermanentReportFailure } from './reporter.ts';
-import { reportMessage, stepUnderWay } from './transitions.ts';
+import { reportClaimHeld, reportMessage, stepUnderWay } from './transitions.ts';
 import { isTerminal, type Run, type RunEvent } from './types.ts';
 import type { Workflow } from './workflow.ts';
 
@@ -47,7 +47,11 @@ export class Reporting<S> {
    * step reporting its own commit), shown without reading the run first; a version committed
    * after it is found when this report completes, as any other.
    */
-  async report(runId: string, known?: Run): Promise<'reported' | 'skipped'> {
+  async report(
+    runId: string,
+    known?: Run,
+    opts: { chained?: boolean } = {},
+  ): Promise<'reported' | 'skipped'> {
     const { core } = this;
     const { store } = core;
     const run = known ?? (await store.getRun(runId));
@@ -66,6 +70,15 @@ export class Reporting<S> {
     // claim (live or lapsed: its worker may have shown something else) and no completion came
     // between this read and our claim, which the claim then checks (`ifReported`).
     const notes = state.claimOwner === undefined ? state.notes : undefined;
+    const failed = new Set(state.failedReporters ?? []);
+    // A claim taken in a commit (withReportClaim) and not yet done with. Another worker's: it goes
+    // on to the newest version when it is done, as a claim of the report item's holder does; but
+    // that holder itself (`chained`) goes on regardless. Ours, taken by the commit of this very
+    // version, on an item nobody claimed since: the report needs no claim of its own.
+    const held = reportClaimHeld(run, state.reported, now);
+    if (held && held.owner !== core.owner && !opts.chained) return 'skipped';
+    if (held && held.owner === core.owner && held.version === run.version && state.claimOwner === undefined)
+      return this.reportClaimed(run, notes, failed, held.until, { reported: state.reported });
     const until = this.claimUntil(now);
     const claimed = await store.claimReport(
       runId,
@@ -76,7 +89,7 @@ export class Reporting<S> {
       notes ? { ifReported: state.reported } : {},
     );
     if (!claimed) return 'skipped';
-    return this.reportClaimed(run, notes, new Set(state.failedReporters ?? []), until);
+    return this.reportClaimed(run, notes, failed, until);
   }
 
   private claimUntil(now: Date): string {
@@ -87,12 +100,18 @@ export class Reporting<S> {
    * Report `first` (whose version we hold the claim on), then every newer version committed
    * meanwhile. Going on to a newer version completes the one shown and claims the next in one
    * write, and the claim never leaves us, so no other worker can report in between.
+   *
+   * `unclaimed`: `first`'s claim was taken in its commit (Run.reporting), on a report item read
+   * with this reported version and no claim. Its completion checks the item is still so; a worker
+   * that read the run before that commit may have claimed the item meanwhile (the one way to
+   * report beside such a claim), and then this report completes nothing and is made again.
    */
   private async reportClaimed(
     first: Run,
     firstNotes: ReportNotes | undefined,
     failed: Set<string>,
     firstUntil: string,
+    firstUnclaimed?: { reported: number },
   ): Promise<'reported'> {
     const { core } = this;
     const { store } = core;
@@ -101,8 +120,10 @@ export class Reporting<S> {
     let notes = firstNotes;
     /** Until when the claim is ours, as we wrote it. */
     let until = firstUntil;
+    let unclaimed = firstUnclaimed;
     for (;;) {
       const shown = run;
+      const taken = unclaimed;
       const noted: ReportNotes = {};
       if (core.reporters.length > 0) {
         const events = await this.eventsFor(runId, shown.version);
@@ -114,6 +135,10 @@ export class Reporting<S> {
           // without a read. Near it, or past it, the report state says.
           if (heldUntil - core.now().getTime() > CLAIM_SURE_MS) return true;
           const s = await store.getReportState(runId);
+          if (taken)
+            return (
+              s.claimOwner === undefined && s.reported === taken.reported && heldUntil > core.now().getTime()
+            );
           return (
             s.claimOwner === core.owner &&
             s.reported < shown.version &&
@@ -173,11 +198,18 @@ export class Reporting<S> {
       const completed = await store.completeReport(runId, shown.version, core.owner, {
         ...(core.reporters.length > 0 ? { notes: noted } : {}),
         ...(next ? { next: { version: next.version, until: nextUntil } } : {}),
+        ...(taken ? { unclaimed: taken } : {}),
       });
       if (!completed) {
-        // Our claim lapsed while we reported (a stall): a newer state may have been shown before
-        // ours and overwritten by it. Mark it unreported and report the latest state again.
+        // Our claim lapsed while we reported (a stall), or a claim taken in the commit met a
+        // reporter that read the run before it: a newer state may have been shown before ours and
+        // overwritten by it. Mark it unreported and report the latest state again: at once when
+        // the claim was the commit's (still ours in the run item, it would hold others off).
         await store.reopenReport(runId, shown.version);
+        if (taken) {
+          await this.report(runId, undefined, { chained: true });
+          return 'reported';
+        }
         const newest = await store.getRun(runId);
         if (newest) await core.queue.send([reportMessage(newest)]);
         return 'reported';
@@ -186,6 +218,7 @@ export class Reporting<S> {
         run = next;
         notes = noted;
         until = nextUntil;
+        unclaimed = undefined;
         continue;
       }
       if (isTerminal(shown.status)) {
@@ -197,7 +230,7 @@ export class Reporting<S> {
       // and left its report to us, so look once more.
       const after = await store.getRun(runId);
       if (after && after.version > shown.version && !stepUnderWay(after, core.now()))
-        await this.report(runId);
+        await this.report(runId, undefined, { chained: true });
       return 'reported';
     }
   }

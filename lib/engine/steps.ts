@@ -18,6 +18,7 @@ import {
   type Plan,
   releasedLease,
   withoutData,
+  withReportClaim,
 } from './transitions.ts';
 import type { NewEvent, Run } from './types.ts';
 import type { NodeResult, ResolvedNode, StepContext, Workflow } from './workflow.ts';
@@ -190,6 +191,9 @@ export class StepRunner<S> {
     let plan = onAttempt(leased, wf, node, attempt, outcome, { ...core.moment(), random: core.random });
     const next = this.chainable(plan, wf, budget, chained);
     if (next) plan = next.plan;
+    // Reported here: the report claim rides on this commit (reporting.ts), not a write of its own.
+    const here = this.reportsHere(plan, budget);
+    if (here) plan = { ...plan, run: withReportClaim(plan.run, core.owner, core.now(), core.reportClaimMs) };
     let saved: Run;
     try {
       saved = await core.commit(plan);
@@ -200,7 +204,6 @@ export class StepRunner<S> {
       // Throttled or unavailable: give the lease back early rather than hold it until it lapses.
       return this.releaseLease(leased, node, attempt, err);
     }
-    const here = this.reportsHere(plan, budget);
     await this.sendAfter(saved, here ? plan.messages.filter((m) => m !== here) : plan.messages);
     await core.faults?.('after-commit', saved);
     if (here) await this.report(saved.id, saved.version, undefined, saved);

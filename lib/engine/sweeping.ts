@@ -3,7 +3,7 @@ import { MAX_DELAY_SECONDS } from '../queue/port.ts';
 import type { EngineCore } from './core.ts';
 import { InvalidSignalError } from './errors.ts';
 import { ConcurrencyError } from './store-errors.ts';
-import { type Moment, onSweep, reportMessage } from './transitions.ts';
+import { type Moment, onSweep, reportClaimHeld, reportMessage } from './transitions.ts';
 import { isTerminal, type PendingStep, type Run } from './types.ts';
 
 export interface SweepReport {
@@ -72,7 +72,11 @@ export class Sweeper<S> {
       if (state.reported >= run.version) {
         await core.store.retire(run);
         report.retired++;
-      } else if (!state.claimUntil || Date.parse(state.claimUntil) < nowMs) {
+      } else if (
+        (!state.claimUntil || Date.parse(state.claimUntil) < nowMs) &&
+        // Its final commit's worker is reporting it (withReportClaim): a report now would skip.
+        !reportClaimHeld(run, state.reported, new Date(nowMs))
+      ) {
         await core.queue.send([reportMessage(run)]);
         report.reported++;
       }

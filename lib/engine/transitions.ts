@@ -17,6 +17,7 @@ import {
   type Lease,
   type NewEvent,
   type PendingStep,
+  type ReportingClaim,
   type Run,
   type RunError,
   type RunStatus,
@@ -54,6 +55,27 @@ export interface Moment {
 /** A subject lock key: one active run of a workflow per subject. */
 export const lockKeyOf = (run: Pick<Run, 'subject' | 'workflow'>): string =>
   `${run.subject.key}#${run.workflow}`;
+
+/**
+ * `run` as committed by a worker that goes on to report it itself (steps.ts `reportsHere`): the
+ * report claim is taken in that commit (`Run.reporting`), where a claim of the report item would be
+ * a write of its own. Not over another worker's claim that may still hold: that worker goes on to
+ * the newest version when it is done (reporting.ts `report`), so the claim is carried forward.
+ */
+export function withReportClaim(run: Run, owner: string, now: Date, claimMs: number): Run {
+  const held = run.reporting;
+  if (held && held.owner !== owner && Date.parse(held.until) > now.getTime()) return run;
+  return {
+    ...run,
+    reporting: { owner, until: new Date(now.getTime() + claimMs).toISOString(), version: run.version },
+  };
+}
+
+/** The report claim taken in a commit of `run` (withReportClaim), if it still holds. */
+export function reportClaimHeld(run: Run, reported: number, now: Date): ReportingClaim | undefined {
+  const held = run.reporting;
+  return held && Date.parse(held.until) > now.getTime() && reported < held.version ? held : undefined;
+}
 
 /** A report of `run`'s version, after `delayMs` if given. */
 export function reportMessage(run: Pick<Run, 'id' | 'version'>, delayMs?: number): Outgoing {

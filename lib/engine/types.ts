@@ -101,8 +101,22 @@ export interface Run {
   finishedAt?: string;
   /** Number of history events written so far (the next event's sequence number). */
   eventSeq: number;
+  /**
+   * Who reports this run now, claimed in the commit of `version` by the worker that shows that
+   * version itself (reporting.ts: a claim with no write of its own). Commits after it carry it
+   * forward; it holds while `until` is ahead and the reported version is below `version`.
+   */
+  reporting?: ReportingClaim;
   /** Epoch seconds at which DynamoDB TTL may remove a finished run. */
   ttl?: number;
+}
+
+/** A report claim taken in a commit (Run.reporting). */
+export interface ReportingClaim {
+  owner: string;
+  until: string;
+  /** The version whose commit took it. */
+  version: number;
 }
 
 export interface RunEvent {

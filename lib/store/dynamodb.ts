@@ -1529,9 +1529,13 @@ export class DynamoRunStore implements RunStore {
     runId: string,
     version: number,
     owner: string,
-    opts: { notes?: ReportNotes; next?: { version: number; until: string } } = {},
+    opts: {
+      notes?: ReportNotes;
+      next?: { version: number; until: string };
+      unclaimed?: { reported: number };
+    } = {},
   ): Promise<boolean> {
-    const { notes, next } = opts;
+    const { notes, next, unclaimed } = opts;
     if (next && next.version <= version)
       throw new StoreValidationError(`report claim must move forward: ${next.version} after ${version}`, {
         runId,
@@ -1540,11 +1544,27 @@ export class DynamoRunStore implements RunStore {
     // of the newer version (the claim never leaves the owner, so nobody can report in between).
     const set = ['reported = :v'];
     const remove: string[] = [];
-    const values: Record<string, unknown> = { ':v': version, ':o': owner };
+    // `:o` only where an expression names it (DynamoDB refuses a value no expression uses).
+    const values: Record<string, unknown> = { ':v': version, ...(unclaimed && !next ? {} : { ':o': owner }) };
+    const names: Record<string, string> = {};
     if (next) {
       set.push('claimUntil = :u');
       values[':u'] = next.until;
-    } else remove.push('claimOwner', 'claimUntil');
+      if (unclaimed) set.push('claimOwner = :o');
+    } else if (!unclaimed) remove.push('claimOwner', 'claimUntil');
+    let condition = 'claimOwner = :o';
+    if (unclaimed) {
+      // Claimed in the run's commit: nobody claimed or completed a report since the state was read
+      // (a claim stays on the item until completed or reopened, and either moves `reported`). The
+      // item may be new: it expires as a claimed one does.
+      condition = `attribute_not_exists(claimOwner) AND ${
+        unclaimed.reported === 0 ? '(attribute_not_exists(reported) OR reported = :r)' : 'reported = :r'
+      }`;
+      values[':r'] = unclaimed.reported;
+      set.push('#ttl = :ttl');
+      names['#ttl'] = TABLE_KEYS.ttl;
+      values[':ttl'] = this.expiresAt();
+    }
     if (notes && Object.keys(notes).length > 0) {
       set.push('notes = :n');
       values[':n'] = notes;
@@ -1555,7 +1575,8 @@ export class DynamoRunStore implements RunStore {
           TableName: this.tableName,
           Key: { pk: runPk(runId), sk: REPORT_SK },
           UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
-          ConditionExpression: 'claimOwner = :o',
+          ConditionExpression: condition,
+          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,
         }),
       );

@@ -71,10 +71,14 @@ describe('a report made by the step that committed it', () => {
 
     await h.engine.handle(first!, plenty);
 
-    // Leased from its message without a read; the gate it committed is claimed and shown from the
-    // commit, then the run is read only to find what came after it.
-    expect(order()).toEqual(['leaseStep', 'commit', 'claimReport', 'getRun', 'completeReport', 'getRun']);
+    // Leased from its message without a read; the gate it committed carries the report's claim
+    // and is shown from the commit, then the run is read only to find what came after it.
+    expect(order()).toEqual(['leaseStep', 'commit', 'getRun', 'completeReport', 'getRun']);
     expect(reporter.seen.at(-1)).toEqual({ status: 'waiting', version: run.version + 2 });
+    expect((await h.store.getRun(run.id))!.reporting).toMatchObject({
+      owner: h.engine.owner,
+      version: run.version + 2,
+    });
   });
 
   it('sends the report message when the invocation has too little time left for it', async () => {

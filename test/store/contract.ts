@@ -974,6 +974,46 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
 
         expect(await store.claimReport(run.id, 4, 'w1', at(30_000), at(0), { ifReported: 3 })).toBe(true);
       });
+
+      it('completes a report claimed in the run’s commit only while the item is as read', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        // The claim rides in the run item, and is read back with the run.
+        const claimed = bumped(run, {
+          reporting: { owner: 'w1', until: at(30_000), version: run.version + 1 },
+        });
+        await store.update(claimed, run.version);
+        expect((await store.getRun(run.id))!.reporting).toEqual(claimed.reporting);
+
+        // No report item yet: it is written, and expires as a claimed one does.
+        expect(
+          await store.completeReport(run.id, 2, 'w1', { unclaimed: { reported: 0 }, notes: { github: 'a' } }),
+        ).toBe(true);
+        expect(await store.getReportState(run.id)).toEqual({ reported: 2, notes: { github: 'a' } });
+        // Read at 2, but another worker completed 3 since.
+        await store.claimReport(run.id, 3, 'w2', at(30_000), at(0));
+        await store.completeReport(run.id, 3, 'w2');
+        expect(await store.completeReport(run.id, 4, 'w1', { unclaimed: { reported: 2 } })).toBe(false);
+        // A claim on the item, even one that lapsed: its worker may have shown something.
+        await store.claimReport(run.id, 4, 'w2', at(30_000), at(0));
+        expect(await store.completeReport(run.id, 4, 'w1', { unclaimed: { reported: 3 } })).toBe(false);
+        await store.completeReport(run.id, 4, 'w2');
+        // Going on to a newer version claims it on the item, in the same write.
+        expect(
+          await store.completeReport(run.id, 5, 'w1', {
+            unclaimed: { reported: 4 },
+            next: { version: 7, until: at(60_000) },
+          }),
+        ).toBe(true);
+        expect(await store.getReportState(run.id)).toEqual({
+          reported: 5,
+          claimOwner: 'w1',
+          claimUntil: at(60_000),
+          notes: { github: 'a' },
+        });
+        expect(await store.completeReport(run.id, 7, 'w1', { notes: {} })).toBe(true);
+        expect(await store.getReportState(run.id)).toEqual({ reported: 7 });
+      });
     });
 
     describe('effects', () => {
