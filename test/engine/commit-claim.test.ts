@@ -7,11 +7,12 @@
  * what stays shown.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { Engine, type Reporter } from '../../lib/engine/engine.ts';
+import { Engine, type EngineOptions, type Reporter } from '../../lib/engine/engine.ts';
 import type { StepBudget } from '../../lib/engine/steps.ts';
 import type { Run } from '../../lib/engine/types.ts';
 import { Workflow, type WorkflowDefinition, WorkflowRegistry } from '../../lib/engine/workflow.ts';
 import { harness } from '../support/harness.ts';
+import { testClock } from './kit.ts';
 
 const trigger = { source: 'test' as const };
 const plenty: StepBudget = { remainingMs: () => 600_000 };
@@ -58,12 +59,16 @@ function holdingReporter(holdStatus?: string) {
 }
 
 /** Two workers (engines with their own owners and reporters) over one store and queue. */
-async function twoWorkers(reporters: { make: (by: string) => Reporter }) {
+async function twoWorkers(
+  reporters: { make: (by: string) => Reporter },
+  opts: { now?: () => Date; faults?: EngineOptions<unknown>['faults'] } = {},
+) {
   const h = await harness([gated], {
     reporters: [reporters.make('a')],
     autoConsume: false,
     reportInline: true,
     owner: 'w-a',
+    ...opts,
   });
   const b = new Engine({
     store: h.store,
@@ -73,6 +78,7 @@ async function twoWorkers(reporters: { make: (by: string) => Reporter }) {
     reporters: [reporters.make('b')],
     reportInline: true,
     owner: 'w-b',
+    ...(opts.now ? { now: opts.now } : {}),
   });
   return { h, a: h.engine, b };
 }
@@ -221,6 +227,38 @@ describe('a report claimed in the commit that it shows', () => {
     expect(await h.store.getReportState(run.id)).toMatchObject({ reported: done.version });
     await drain(h, a);
     expect(reporters.shown.at(-1)).toMatchObject({ version: done.version, status: 'succeeded' });
+  });
+
+  it('of a worker that died after its commit is made once by another worker, when the claim has lapsed', async () => {
+    const reporters = holdingReporter();
+    const clock = testClock();
+    let crash = true;
+    const { h, a, b } = await twoWorkers(reporters, {
+      now: clock.now,
+      faults: (point) => {
+        if (point !== 'after-commit' || !crash) return;
+        crash = false;
+        throw new Error('worker died after its commit');
+      },
+    });
+    const { run } = await a.startRun({ workflow: 'gated', subject: 'o/r#7', trigger });
+    const [first] = h.queue.pending.splice(0) as Parameters<Engine<unknown>['handle']>;
+    // The step alone (the start's message also carries a report of the created run).
+    const step = { ...first, report: undefined } as typeof first;
+    await expect(a.handle(step, plenty)).rejects.toThrow(/died/);
+    const parked = (await h.store.getRun(run.id))!;
+    expect(parked.reporting).toMatchObject({ owner: 'w-a', version: parked.version });
+    expect(reporters.shown).toEqual([]);
+
+    // Within the claim, another worker's report leaves it to its holder; the sweeper waits too.
+    expect(await b.report(run.id)).toBe('skipped');
+    expect((await b.sweep()).reported).toBe(0);
+    // Past it, the sweeper sends the report again, and the other worker makes it.
+    clock.advance(31_000);
+    expect((await b.sweep()).reported).toBe(1);
+    await drain(h, b);
+    expect(reporters.shown).toEqual([{ version: parked.version, status: 'waiting', by: 'b' }]);
+    expect(await h.store.getReportState(run.id)).toEqual({ reported: parked.version });
   });
 
   it('keeps the sweeper from re-sending the report of a finished run while its claim holds', async () => {
