@@ -211,7 +211,13 @@ export class Reporting<S> {
           return 'reported';
         }
         const newest = await store.getRun(runId);
-        if (newest) await core.queue.send([reportMessage(newest)]);
+        if (newest) {
+          // The reported version just went down, so another worker's claim in the run item, done
+          // with, may hold again until it lapses: a report before then would leave it to that worker.
+          const held = newest.reporting?.owner !== core.owner ? newest.reporting : undefined;
+          const wait = held ? Date.parse(held.until) - core.now().getTime() : 0;
+          await core.queue.send([reportMessage(newest, wait > 0 ? wait + 1000 : undefined)]);
+        }
         return 'reported';
       }
       if (next) {

@@ -261,6 +261,53 @@ describe('a report claimed in the commit that it shows', () => {
     expect(await h.store.getReportState(run.id)).toEqual({ reported: parked.version });
   });
 
+  it('is waited out by the report a stalled reporter sends after reopening, since the reopen can make it hold again', async () => {
+    const clock = testClock();
+    const shown: Array<{ version: number; status: string; by: string }> = [];
+    const reached = signal();
+    const release = signal();
+    let stalled = false;
+    const reporters = {
+      make: (by: string): Reporter => ({
+        name: 'list',
+        report: async (run) => {
+          if (by === 'b' && !stalled) {
+            stalled = true;
+            reached.resolve();
+            await release.promise;
+          }
+          shown.push({ version: run.version, status: run.status, by });
+        },
+      }),
+    };
+    const { h, a, b } = await twoWorkers(reporters, { now: clock.now });
+    const { run } = await a.startRun({ workflow: 'gated', subject: 'o/r#8', trigger });
+    const [first] = h.queue.pending.splice(0) as Parameters<Engine<unknown>['handle']>;
+
+    // b claims the report item for the created run and stalls past its claim.
+    const stalling = b.report(run.id);
+    await reached.promise;
+    clock.advance(31_000);
+    // a commits the gate with its claim in the run item and reports it (the item's lapsed claim
+    // makes it claim the item too), done.
+    await a.handle({ ...first, report: undefined } as typeof first, plenty);
+    const parked = (await h.store.getRun(run.id))!;
+    expect(parked.reporting).toMatchObject({ owner: 'w-a', version: parked.version });
+    expect(await h.store.getReportState(run.id)).toEqual({ reported: parked.version });
+
+    // b's completion is refused: it reopens to its own version, which makes a's claim hold again,
+    // and its report message waits that claim out.
+    release.resolve();
+    await stalling;
+    expect(await h.store.getReportState(run.id)).toEqual({ reported: run.version });
+    const message = h.queue.sent.filter((m) => m.message.kind === 'report').at(-1)!;
+    expect(message.delaySeconds).toBeGreaterThanOrEqual(30);
+    clock.advance(message.delaySeconds! * 1000);
+    await drain(h, b);
+    expect(shown.at(-1)).toEqual({ version: parked.version, status: 'waiting', by: 'b' });
+    expect(await h.store.getReportState(run.id)).toEqual({ reported: parked.version });
+  });
+
   it('keeps the sweeper from re-sending the report of a finished run while its claim holds', async () => {
     const reporters = holdingReporter('succeeded');
     const { h, a } = await twoWorkers(reporters);
