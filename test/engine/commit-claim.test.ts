@@ -10,39 +10,22 @@ import { describe, expect, it, vi } from 'vitest';
 import { Engine, type EngineOptions, type Reporter } from '../../lib/engine/engine.ts';
 import type { StepBudget } from '../../lib/engine/steps.ts';
 import type { Run } from '../../lib/engine/types.ts';
-import { Workflow, type WorkflowDefinition, WorkflowRegistry } from '../../lib/engine/workflow.ts';
+import { Workflow, WorkflowRegistry } from '../../lib/engine/workflow.ts';
+import type { WorkMessage } from '../../lib/queue/port.ts';
 import { harness } from '../support/harness.ts';
-import { testClock } from './kit.ts';
+import { approvalThenShip, deferred, testClock } from './kit.ts';
 
 const trigger = { source: 'test' as const };
 const plenty: StepBudget = { remainingMs: () => 600_000 };
 
 /** `ask` opens an approval gate; approved, `ship` ends the run. */
-const gated: WorkflowDefinition = {
-  name: 'gated',
-  version: 1,
-  start: 'ask',
-  nodes: {
-    ask: { handler: async () => ({ wait: { kind: 'approval', expiresInMs: 60_000 } }) },
-    ship: { handler: async () => ({ output: { shipped: true } }) },
-  },
-  edges: [{ from: 'ask', to: 'ship', on: 'approved' }],
-};
-
-/** A promise with its resolver, to wait on an event instead of a timer. */
-function signal<T = void>() {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
+const gated = approvalThenShip;
 
 /** A reporter that records what it shows and can hold its first report of `status` until released. */
 function holdingReporter(holdStatus?: string) {
   const shown: Array<{ version: number; status: string; by: string }> = [];
-  const reached = signal();
-  const release = signal();
+  const reached = deferred();
+  const release = deferred();
   let held = false;
   const make = (by: string): Reporter => ({
     name: 'list',
@@ -61,14 +44,15 @@ function holdingReporter(holdStatus?: string) {
 /** Two workers (engines with their own owners and reporters) over one store and queue. */
 async function twoWorkers(
   reporters: { make: (by: string) => Reporter },
-  opts: { now?: () => Date; faults?: EngineOptions<unknown>['faults'] } = {},
+  opts: { now?: () => Date; faults?: NonNullable<EngineOptions<unknown>['faults']> } = {},
 ) {
   const h = await harness([gated], {
     reporters: [reporters.make('a')],
     autoConsume: false,
     reportInline: true,
     owner: 'w-a',
-    ...opts,
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.faults ? { faults: opts.faults } : {}),
   });
   const b = new Engine({
     store: h.store,
@@ -83,10 +67,17 @@ async function twoWorkers(
   return { h, a: h.engine, b };
 }
 
+/** The step a step message starts, without the report of the created run it also carries. */
+function stepOnly(message: WorkMessage): WorkMessage {
+  if (message.kind !== 'step') throw new Error(`not a step message: ${message.kind}`);
+  const { report: _carried, ...step } = message;
+  return step;
+}
+
 /** Hand every pending message to `engine`, until none is left. */
-async function drain(h: { queue: { pending: unknown[] } }, engine: Engine<unknown>) {
+async function drain<S>(h: { queue: { pending: unknown[] } }, engine: Engine<S>) {
   for (;;) {
-    const next = h.queue.pending.shift() as Parameters<Engine<unknown>['handle']>[0] | undefined;
+    const next = h.queue.pending.shift() as Parameters<Engine<S>['handle']>[0] | undefined;
     if (!next) return;
     await engine.handle(next, plenty);
   }
@@ -243,9 +234,7 @@ describe('a report claimed in the commit that it shows', () => {
     });
     const { run } = await a.startRun({ workflow: 'gated', subject: 'o/r#7', trigger });
     const [first] = h.queue.pending.splice(0) as Parameters<Engine<unknown>['handle']>;
-    // The step alone (the start's message also carries a report of the created run).
-    const step = { ...first, report: undefined } as typeof first;
-    await expect(a.handle(step, plenty)).rejects.toThrow(/died/);
+    await expect(a.handle(stepOnly(first), plenty)).rejects.toThrow(/died/);
     const parked = (await h.store.getRun(run.id))!;
     expect(parked.reporting).toMatchObject({ owner: 'w-a', version: parked.version });
     expect(reporters.shown).toEqual([]);
@@ -264,8 +253,8 @@ describe('a report claimed in the commit that it shows', () => {
   it('is waited out by the report a stalled reporter sends after reopening, since the reopen can make it hold again', async () => {
     const clock = testClock();
     const shown: Array<{ version: number; status: string; by: string }> = [];
-    const reached = signal();
-    const release = signal();
+    const reached = deferred();
+    const release = deferred();
     let stalled = false;
     const reporters = {
       make: (by: string): Reporter => ({
@@ -290,7 +279,7 @@ describe('a report claimed in the commit that it shows', () => {
     clock.advance(31_000);
     // a commits the gate with its claim in the run item and reports it (the item's lapsed claim
     // makes it claim the item too), done.
-    await a.handle({ ...first, report: undefined } as typeof first, plenty);
+    await a.handle(stepOnly(first), plenty);
     const parked = (await h.store.getRun(run.id))!;
     expect(parked.reporting).toMatchObject({ owner: 'w-a', version: parked.version });
     expect(await h.store.getReportState(run.id)).toEqual({ reported: parked.version });

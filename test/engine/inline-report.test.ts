@@ -7,25 +7,15 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Reporter } from '../../lib/engine/engine.ts';
 import type { StepBudget } from '../../lib/engine/steps.ts';
-import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import { harness } from '../support/harness.ts';
-import { recordingReporter } from './kit.ts';
+import { approvalThenShip, recordingReporter } from './kit.ts';
 
 const trigger = { source: 'test' as const };
 const plenty: StepBudget = { remainingMs: () => 600_000 };
 
 /** `ask` opens an approval gate; approved, `ship` ends the run. */
-const gated: WorkflowDefinition = {
-  name: 'gated',
-  version: 1,
-  start: 'ask',
-  nodes: {
-    ask: { handler: async () => ({ wait: { kind: 'approval', expiresInMs: 60_000 } }) },
-    ship: { handler: async () => ({ output: { shipped: true } }) },
-  },
-  edges: [{ from: 'ask', to: 'ship', on: 'approved' }],
-};
+const gated = approvalThenShip;
 
 describe('a report made by the step that committed it', () => {
   it('shows a gate and the end without a report message', async () => {

@@ -12,6 +12,7 @@ import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { expect } from 'vitest';
 import type { Reporter } from '../../lib/engine/engine.ts';
 import { isTerminal, type Run, type RunEvent } from '../../lib/engine/types.ts';
+import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { createTestStore, testEndpoint } from '../support/dynamo.ts';
 import type { Harness } from '../support/harness.ts';
@@ -82,6 +83,18 @@ export function linearHistory(nodes: string[]): Array<[string, string]> {
 export function expectContiguous(events: RunEvent[]): void {
   expect(events.map((e) => e.seq)).toEqual([...Array(events.length).keys()]);
 }
+
+/** `ask` opens an approval gate; approved, `ship` ends the run. */
+export const approvalThenShip: WorkflowDefinition = {
+  name: 'gated',
+  version: 1,
+  start: 'ask',
+  nodes: {
+    ask: { handler: async () => ({ wait: { kind: 'approval', expiresInMs: 60_000 } }) },
+    ship: { handler: async () => ({ output: { shipped: true } }) },
+  },
+  edges: [{ from: 'ask', to: 'ship', on: 'approved' }],
+};
 
 /** A promise the test resolves by hand (to hold a handler mid-step). */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
