@@ -203,21 +203,16 @@ export class Reporting<S> {
       if (!completed) {
         // Our claim lapsed while we reported (a stall), or a claim taken in the commit met a
         // reporter that read the run before it: a newer state may have been shown before ours and
-        // overwritten by it. Mark it unreported and report the latest state again: at once when
-        // the claim was the commit's (still ours in the run item, it would hold others off).
+        // overwritten by it. Mark it unreported and report the latest state again. From here when
+        // a claim in the run item has not lapsed (ours, or another worker's: the reported version
+        // just went down, so even one done with may hold again), since any other worker would
+        // leave the report to that claim's holder; else by a report message.
         await store.reopenReport(runId, shown.version);
-        if (taken) {
-          await this.report(runId, undefined, { chained: true });
-          return 'reported';
-        }
         const newest = await store.getRun(runId);
-        if (newest) {
-          // The reported version just went down, so another worker's claim in the run item, done
-          // with, may hold again until it lapses: a report before then would leave it to that worker.
-          const held = newest.reporting?.owner !== core.owner ? newest.reporting : undefined;
-          const wait = held ? Date.parse(held.until) - core.now().getTime() : 0;
-          await core.queue.send([reportMessage(newest, wait > 0 ? wait + 1000 : undefined)]);
-        }
+        if (!newest) return 'reported';
+        const held = newest.reporting && Date.parse(newest.reporting.until) > core.now().getTime();
+        if (taken || held) await this.report(runId, undefined, { chained: true });
+        else await core.queue.send([reportMessage(newest)]);
         return 'reported';
       }
       if (next) {

@@ -10,7 +10,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { Engine, type EngineOptions, type Reporter } from '../../lib/engine/engine.ts';
 import type { StepBudget } from '../../lib/engine/steps.ts';
 import type { Run } from '../../lib/engine/types.ts';
-import { Workflow, WorkflowRegistry } from '../../lib/engine/workflow.ts';
+import { Workflow, type WorkflowDefinition, WorkflowRegistry } from '../../lib/engine/workflow.ts';
 import type { WorkMessage } from '../../lib/queue/port.ts';
 import { harness } from '../support/harness.ts';
 import { approvalThenShip, deferred, testClock } from './kit.ts';
@@ -250,7 +250,7 @@ describe('a report claimed in the commit that it shows', () => {
     expect(await h.store.getReportState(run.id)).toEqual({ reported: parked.version });
   });
 
-  it('is waited out by the report a stalled reporter sends after reopening, since the reopen can make it hold again', async () => {
+  it('does not hold off a stalled reporter that reopened: it shows the latest state again itself', async () => {
     const clock = testClock();
     const shown: Array<{ version: number; status: string; by: string }> = [];
     const reached = deferred();
@@ -284,17 +284,19 @@ describe('a report claimed in the commit that it shows', () => {
     expect(parked.reporting).toMatchObject({ owner: 'w-a', version: parked.version });
     expect(await h.store.getReportState(run.id)).toEqual({ reported: parked.version });
 
-    // b's completion is refused: it reopens to its own version, which makes a's claim hold again,
-    // and its report message waits that claim out.
+    // b's completion is refused: it reopens to its own version, which makes a's claim hold again
+    // (any other worker would leave the report to a, which is done), so b shows the latest state
+    // again itself, at once, with no report message.
+    const messages = h.queue.sent.length;
     release.resolve();
     await stalling;
-    expect(await h.store.getReportState(run.id)).toEqual({ reported: run.version });
-    const message = h.queue.sent.filter((m) => m.message.kind === 'report').at(-1)!;
-    expect(message.delaySeconds).toBeGreaterThanOrEqual(30);
-    clock.advance(message.delaySeconds! * 1000);
-    await drain(h, b);
-    expect(shown.at(-1)).toEqual({ version: parked.version, status: 'waiting', by: 'b' });
+    expect(shown.map((s) => [s.version, s.by])).toEqual([
+      [parked.version, 'a'],
+      [run.version, 'b'],
+      [parked.version, 'b'],
+    ]);
     expect(await h.store.getReportState(run.id)).toEqual({ reported: parked.version });
+    expect(h.queue.sent.slice(messages)).toEqual([]);
   });
 
   it('keeps the sweeper from re-sending the report of a finished run while its claim holds', async () => {
@@ -316,5 +318,90 @@ describe('a report claimed in the commit that it shows', () => {
     const done = (await h.store.getRun(run.id))!;
     expect(await h.store.getReportState(run.id)).toEqual({ reported: done.version });
     expect((await h.store.listActive()).map((r) => r.id)).not.toContain(run.id);
+  });
+
+  it('leaves the newest state shown last, however the reports of three workers interleave', async () => {
+    // Five gates in a row; each is approved, by one of three workers, as soon as a reporter shows
+    // it (so approvals, steps and reports overlap), and other workers report the run now and then.
+    // Each reporter's edit takes a random number of turns of the event loop.
+    const loop: WorkflowDefinition = {
+      name: 'loop',
+      version: 1,
+      start: 'ask',
+      nodes: {
+        ask: { handler: async () => ({ wait: { kind: 'approval', expiresInMs: 60_000 } }) },
+        ship: { handler: async (ctx) => ({ output: { n: Number(ctx.run.data.n ?? 0) + 1 } }) },
+      },
+      edges: [
+        { from: 'ask', to: 'ship', on: 'approved' },
+        { from: 'ship', to: 'ask', when: (data) => Number(data.n) < 5 },
+      ],
+    };
+    for (let seed = 1; seed <= 12; seed++) {
+      let x = seed;
+      const random = () => {
+        x = (x * 1103515245 + 12345) % 2 ** 31;
+        return x / 2 ** 31;
+      };
+      const turns = async () => {
+        for (let i = Math.floor(random() * 6); i > 0; i--) await new Promise((r) => setImmediate(r));
+      };
+      const shown: Array<{ version: number; status: string }> = [];
+      const pending: Promise<unknown>[] = [];
+      const engines: Engine<unknown>[] = [];
+      const pick = () => engines[Math.floor(random() * engines.length)]!;
+      const reporter: Reporter = {
+        name: 'list',
+        report: async (run) => {
+          await turns();
+          shown.push({ version: run.version, status: run.status });
+          if (run.status === 'waiting' && run.gate?.kind === 'approval')
+            pending.push(
+              pick()
+                .signal(run.id, { type: 'approve', by: 'alice' })
+                .catch(() => undefined),
+            );
+          // Another worker's report of the run now and then (a report message, a sweep).
+          if (random() < 0.3)
+            pending.push(
+              pick()
+                .report(run.id)
+                .catch(() => undefined),
+            );
+          await turns();
+        },
+      };
+      const h = await harness<unknown>([loop], {
+        reporters: [reporter],
+        autoConsume: false,
+        reportInline: true,
+        owner: 'w-0',
+      });
+      engines.push(h.engine);
+      for (const owner of ['w-1', 'w-2'])
+        engines.push(
+          new Engine<unknown>({
+            store: h.store,
+            queue: h.queue,
+            workflows: new WorkflowRegistry([new Workflow(loop)]),
+            services: {},
+            reporters: [reporter],
+            reportInline: true,
+            owner,
+          }),
+        );
+      h.queue.consume(async (m) => void (await pick().handle(m, plenty)));
+      const { run } = await h.engine.startRun({ workflow: 'loop', subject: `o/r#loop${seed}`, trigger });
+      for (;;) {
+        await h.settle();
+        const waiting = pending.splice(0);
+        if (waiting.length === 0) break;
+        await Promise.all(waiting);
+      }
+      const done = (await h.store.getRun(run.id))!;
+      expect(done.status, `seed ${seed}`).toBe('succeeded');
+      expect(shown.at(-1), `seed ${seed}`).toEqual({ version: done.version, status: 'succeeded' });
+      expect(await h.store.getReportState(run.id), `seed ${seed}`).toMatchObject({ reported: done.version });
+    }
   });
 });
