@@ -2,7 +2,7 @@ import { logger } from '../common/observability.ts';
 import type { EngineCore } from './core.ts';
 import type { ReportNotes } from './ports.ts';
 import { isPermanentReportFailure } from './reporter.ts';
-import { reportClaimHeld, reportMessage, stepUnderWay } from './transitions.ts';
+import { reportClaimHeld, reportMessage, stepAhead } from './transitions.ts';
 import { isTerminal, type Run, type RunEvent } from './types.ts';
 import type { Workflow } from './workflow.ts';
 
@@ -71,13 +71,19 @@ export class Reporting<S> {
     // between this read and our claim, which the claim then checks (`ifReported`).
     const notes = state.claimOwner === undefined ? state.notes : undefined;
     const failed = new Set(state.failedReporters ?? []);
-    // A claim taken in a commit (withReportClaim) and not yet done with. Another worker's: it goes
+    // A claim taken in a commit (withReportClaim) and not yet done with. The caller's own, when it
+    // made that very commit (`known`), on an item nobody claimed since: the report needs no claim
+    // of its own. Anyone else's (another worker's, or another report in this one): its holder goes
     // on to the newest version when it is done, as a claim of the report item's holder does; but
-    // that holder itself (`chained`) goes on regardless. Ours, taken by the commit of this very
-    // version, on an item nobody claimed since: the report needs no claim of its own.
+    // such a holder itself (`chained`) goes on regardless, with a claim of the item.
     const held = reportClaimHeld(run, state.reported, now);
-    if (held && held.owner !== core.owner && !opts.chained) return 'skipped';
-    if (held && held.owner === core.owner && held.version === run.version && state.claimOwner === undefined)
+    const mine =
+      held !== undefined &&
+      known !== undefined &&
+      held.version === known.version &&
+      held.owner === core.owner;
+    if (held && !mine && !opts.chained) return 'skipped';
+    if (held && mine && state.claimOwner === undefined)
       return this.reportClaimed(run, notes, failed, held.until, { reported: state.reported });
     const until = this.claimUntil(now);
     const claimed = await store.claimReport(
@@ -188,12 +194,12 @@ export class Reporting<S> {
       }
       // A newer version whose report found our claim live was left to us: read it before
       // completing, so that completing this version and claiming that one is a single write. A
-      // version whose step is under way is left to that step: its commit reports what it leads
-      // to (chasing it showed a state about to pass, at a claim, a completion and the reporters'
-      // calls each).
+      // version whose step is under way, or due (its message on its way), is left to that step:
+      // its commit, or the report its message carries, shows what it leads to (chasing it showed a
+      // state about to pass, at a claim, a completion and the reporters' calls each).
       const latest = await store.getRun(runId);
       const next =
-        latest && latest.version > shown.version && !stepUnderWay(latest, core.now()) ? latest : undefined;
+        latest && latest.version > shown.version && !stepAhead(latest, core.now()) ? latest : undefined;
       const nextUntil = this.claimUntil(core.now());
       const completed = await store.completeReport(runId, shown.version, core.owner, {
         ...(core.reporters.length > 0 ? { notes: noted } : {}),
@@ -230,7 +236,7 @@ export class Reporting<S> {
       // The claim is released: a version committed between our read and the release found it live
       // and left its report to us, so look once more.
       const after = await store.getRun(runId);
-      if (after && after.version > shown.version && !stepUnderWay(after, core.now()))
+      if (after && after.version > shown.version && !stepAhead(after, core.now()))
         await this.report(runId, undefined, { chained: true });
       return 'reported';
     }

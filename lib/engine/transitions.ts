@@ -706,6 +706,23 @@ export function stepUnderWay(run: Run, now: Date): boolean {
 }
 
 /**
+ * Whether the run's pending step comes next by itself: under way (`stepUnderWay`), or due with
+ * no lease, its message on its way (a step message due now carries a report of the version that
+ * sent it, `messagesAfter`). A reporter need not chase such a version: the step's commit, or the
+ * report its message carries, shows what comes of it.
+ */
+export function stepAhead(run: Run, now: Date): boolean {
+  if (stepUnderWay(run, now)) return true;
+  const { step, lease } = run;
+  return (
+    step !== undefined &&
+    lease === undefined &&
+    isPending(run, step.seq) &&
+    isDue(Date.parse(step.notBefore), now.getTime())
+  );
+}
+
+/**
  * A message for the run's pending step (see `isPending`) arrived at `now`. Taking over a lease
  * that lapsed means the previous attempt's worker stopped: it counts as an attempt.
  */

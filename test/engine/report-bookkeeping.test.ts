@@ -55,7 +55,19 @@ describe('report bookkeeping', () => {
         }
       },
     };
-    const h = await harness([twoNodes()], { reporters: [reporter], autoConsume: false });
+    // `a` parks the run at a gate: a version with no step to come, which only a report shows.
+    const h = await harness(
+      [
+        {
+          ...twoNodes(),
+          nodes: {
+            ...twoNodes().nodes,
+            a: { handler: async () => ({ wait: { kind: 'approval', expiresInMs: 60_000 } }) },
+          },
+        },
+      ],
+      { reporters: [reporter], autoConsume: false },
+    );
     const claims = vi.spyOn(h.store, 'claimReport');
     const completions = vi.spyOn(h.store, 'completeReport');
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#1', trigger });
@@ -79,6 +91,44 @@ describe('report bookkeeping', () => {
     ]);
     expect(await h.store.getReportState(run.id)).toMatchObject({ reported: committed.version });
     expect((await h.store.getReportState(run.id)).claimOwner).toBeUndefined();
+  });
+
+  it("does not chase a version whose step is due: the report its step's message carries shows it", async () => {
+    const shown: Array<Pick<Run, 'version' | 'status'>> = [];
+    const reached = signal();
+    const proceed = signal();
+    const reporter: Reporter = {
+      name: 'list',
+      report: async (run) => {
+        shown.push({ version: run.version, status: run.status });
+        if (shown.length === 1) {
+          reached.resolve();
+          await proceed.promise;
+        }
+      },
+    };
+    const h = await harness([twoNodes()], { reporters: [reporter], autoConsume: false });
+    const completions = vi.spyOn(h.store, 'completeReport');
+    const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#6', trigger });
+    h.queue.pending.splice(0);
+
+    const reporting = h.engine.report(run.id);
+    await reached.promise;
+    // While the first version is shown, `a` commits; `b` is due, and its message carries a report.
+    expect(await h.engine.executeStep(run.id, run.step!.seq)).toBe('committed');
+    const committed = (await h.store.getRun(run.id))!;
+    expect(h.queue.pending).toEqual([expect.objectContaining({ kind: 'step', report: committed.version })]);
+    proceed.resolve();
+    expect(await reporting).toBe('reported');
+
+    // The reporter completed its own version and let the claim go; the message shows the rest.
+    expect(completions.mock.calls.map((c) => [c[1], c[3]?.next])).toEqual([[run.version, undefined]]);
+    expect((await h.store.getReportState(run.id)).claimOwner).toBeUndefined();
+    for (let m = h.queue.pending.shift(); m; m = h.queue.pending.shift()) await h.engine.handle(m);
+    const done = (await h.store.getRun(run.id))!;
+    expect(done.status).toBe('succeeded');
+    expect(shown.at(-1)).toEqual({ version: done.version, status: 'succeeded' });
+    expect(shown.map((s) => s.version)).not.toContain(committed.version);
   });
 
   it("does not chase a version whose step is under way: that step's commit is reported", async () => {
