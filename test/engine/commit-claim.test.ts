@@ -84,7 +84,7 @@ async function drain<S>(h: { queue: { pending: unknown[] } }, engine: Engine<S>)
 }
 
 describe('a report claimed in the commit that it shows', () => {
-  it('is made with no claim of the report item, and completes it with the notes', async () => {
+  it('is made with no claim of the report item, and completes it only as it was read', async () => {
     const reporters = holdingReporter();
     const { h, a } = await twoWorkers(reporters);
     const claims = vi.spyOn(h.store, 'claimReport');

@@ -40,6 +40,24 @@ const twoNodes = (a: () => Promise<void> = async () => {}): WorkflowDefinition =
   edges: [{ from: 'a', to: 'b' }],
 });
 
+/** A reporter that records what it shows, holding its first report until `proceed`. */
+function holdingFirst() {
+  const shown: Array<Pick<Run, 'version' | 'status'>> = [];
+  const reached = signal();
+  const proceed = signal();
+  const reporter: Reporter = {
+    name: 'list',
+    report: async (run) => {
+      shown.push({ version: run.version, status: run.status });
+      if (shown.length === 1) {
+        reached.resolve();
+        await proceed.promise;
+      }
+    },
+  };
+  return { shown, reached, proceed, reporter };
+}
+
 describe('report bookkeeping', () => {
   it('goes on to a version committed meanwhile with one write, the claim never left free', async () => {
     const shown: number[] = [];
@@ -94,19 +112,7 @@ describe('report bookkeeping', () => {
   });
 
   it("does not chase a version whose step is due: the report its step's message carries shows it", async () => {
-    const shown: Array<Pick<Run, 'version' | 'status'>> = [];
-    const reached = signal();
-    const proceed = signal();
-    const reporter: Reporter = {
-      name: 'list',
-      report: async (run) => {
-        shown.push({ version: run.version, status: run.status });
-        if (shown.length === 1) {
-          reached.resolve();
-          await proceed.promise;
-        }
-      },
-    };
+    const { shown, reached, proceed, reporter } = holdingFirst();
     const h = await harness([twoNodes()], { reporters: [reporter], autoConsume: false });
     const completions = vi.spyOn(h.store, 'completeReport');
     const { run } = await h.engine.startRun({ workflow: 'two', subject: 'o/r#6', trigger });
@@ -132,21 +138,9 @@ describe('report bookkeeping', () => {
   });
 
   it("does not chase a version whose step is under way: that step's commit is reported", async () => {
-    const shown: Array<Pick<Run, 'version' | 'status'>> = [];
-    const reached = signal();
-    const proceed = signal();
+    const { shown, reached, proceed, reporter } = holdingFirst();
     const stepStarted = signal();
     const finishStep = signal();
-    const reporter: Reporter = {
-      name: 'list',
-      report: async (run) => {
-        shown.push({ version: run.version, status: run.status });
-        if (shown.length === 1) {
-          reached.resolve();
-          await proceed.promise;
-        }
-      },
-    };
     const h = await harness(
       [
         twoNodes(async () => {
