@@ -439,6 +439,11 @@ class ExecuteStep {
     const expiresAt = new Date(this.now.getTime() + timeoutMs).toISOString();
     const correlation = cur.item;
     const queue = this.hub.queue;
+    // Where a GitHub Actions dispatch goes is configured, so the record says it before GitHub
+    // answers: an agent's callback that comes first is bound by that workflow and its run-name
+    // (actions-callback.ts), not refused as "from another workflow".
+    const ex = agent.executor;
+    const repo = (ex.type === 'github-actions' ? ex.repo : undefined) ?? this.run.subject.repo;
     const put = await queue.putDispatch({
       runId: this.run.id,
       item: cur.item,
@@ -448,7 +453,8 @@ class ExecuteStep {
       state: 'dispatching',
       startedAt: this.now.toISOString(),
       expiresAt,
-      ...(this.run.subject.repo ? { repo: this.run.subject.repo } : {}),
+      ...(repo ? { repo } : {}),
+      ...(ex.type === 'github-actions' ? { workflow: ex.workflow } : {}),
     });
     let outcome: Awaited<ReturnType<typeof executor.dispatch>>;
     let dispatchedNow = false;

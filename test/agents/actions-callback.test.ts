@@ -319,6 +319,28 @@ describe('dispatch with return_run_details and results over GitHub OIDC', () => 
     expect((await w.run(run.id)).status).toBe('succeeded');
   });
 
+  it('binds a callback that comes while the dispatch is still being recorded, by workflow and run-name', async () => {
+    await world('ignore');
+    const put = vi.spyOn(w.hub.queue, 'putDispatch');
+    const { run, wr, result } = await dispatched();
+    // The record as the dispatching step wrote it before GitHub answered: it names the workflow.
+    const recording = put.mock.calls[0]![0];
+    expect(recording).toMatchObject({ state: 'dispatching', repo: REPO, workflow: 'switchyard-agent.yml' });
+    await w.hub.queue.updateDispatch(run.id, () => recording);
+    expect((await w.hub.queue.getDispatch(run.id))!.value.state).toBe('dispatching');
+
+    const wrongWorkflow = await post(
+      result,
+      await oidc.token(oidc.claims({ repo: REPO, runId: wr.id, workflow: 'other.yml' })),
+    );
+    const ok = await post(result, await oidc.token(oidc.claims({ repo: REPO, runId: wr.id })));
+
+    expect(wrongWorkflow.status).toBe(401);
+    expect(ok.status).toBe(200);
+    expect((await w.hub.queue.getDispatch(run.id))!.value.workflowRunId).toBe(wr.id);
+    expect((await w.run(run.id)).status).toBe('succeeded');
+  });
+
   it('measures JSON depth without parsing', () => {
     expect(jsonDepth('{"a":[1,{"b":"[[[[["}]}')).toBe(3);
     expect(jsonDepth('"\\"{"')).toBe(0);
