@@ -439,11 +439,10 @@ class ExecuteStep {
     const expiresAt = new Date(this.now.getTime() + timeoutMs).toISOString();
     const correlation = cur.item;
     const queue = this.hub.queue;
-    // Where a GitHub Actions dispatch goes is configured, so the record says it before GitHub
-    // answers: an agent's callback that comes first is bound by that workflow and its run-name
-    // (actions-callback.ts), not refused as "from another workflow".
-    const ex = agent.executor;
-    const repo = (ex.type === 'github-actions' ? ex.repo : undefined) ?? this.run.subject.repo;
+    // Where the dispatch goes, as configured, is recorded before GitHub answers: an agent's
+    // callback that comes first is bound by that workflow and its run-name (actions-callback.ts),
+    // not refused as "from another workflow".
+    const { repo = this.run.subject.repo, workflow } = executor.destination?.(agent, this.run) ?? {};
     const put = await queue.putDispatch({
       runId: this.run.id,
       item: cur.item,
@@ -454,7 +453,7 @@ class ExecuteStep {
       startedAt: this.now.toISOString(),
       expiresAt,
       ...(repo ? { repo } : {}),
-      ...(ex.type === 'github-actions' ? { workflow: ex.workflow } : {}),
+      ...(workflow ? { workflow } : {}),
     });
     let outcome: Awaited<ReturnType<typeof executor.dispatch>>;
     let dispatchedNow = false;

@@ -1,4 +1,6 @@
+import type { Run } from '../../engine/types.ts';
 import { type GitHubClient, type GitHubClientFactory, splitRepo } from '../../github/client.ts';
+import type { RegisteredAgent } from '../../routing/agents.ts';
 import { scrub, secretValues } from '../allowlist.ts';
 import { NoExecutorError } from '../errors.ts';
 import { type DispatchOutcome, type DispatchRequest, type Executor, payloadFor } from './types.ts';
@@ -30,13 +32,21 @@ export class GitHubActionsExecutor implements Executor {
 
   constructor(private readonly deps: GitHubActionsExecutorDeps) {}
 
+  /** The agent's configured workflow, in its configured repository or else the run's. */
+  destination(agent: RegisteredAgent, run: Readonly<Run>): { repo?: string; workflow?: string } {
+    const ex = agent.executor;
+    if (ex.type !== 'github-actions') return {};
+    const repo = ex.repo ?? run.subject.repo;
+    return { workflow: ex.workflow, ...(repo ? { repo } : {}) };
+  }
+
   async dispatch(req: DispatchRequest): Promise<DispatchOutcome> {
     const ex = req.agent.executor;
     if (ex.type !== 'github-actions')
       throw new NoExecutorError(`agent ${req.agent.name} has no GitHub Actions executor`, {
         runId: req.run.id,
       });
-    const repo = ex.repo ?? req.run.subject.repo;
+    const { repo } = this.destination(req.agent, req.run);
     if (!repo)
       throw new NoExecutorError(`run ${req.run.id} has no repository to dispatch ${ex.workflow} in`, {
         runId: req.run.id,

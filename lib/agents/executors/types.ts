@@ -43,6 +43,11 @@ export interface DispatchOutcome {
 export interface Executor {
   readonly type: 'github-actions' | 'http';
   dispatch(req: DispatchRequest): Promise<DispatchOutcome>;
+  /**
+   * Where a dispatch for `run` goes, as far as config says before it is sent (the dispatch
+   * record names it while GitHub's answer is awaited). Executors with nothing to name omit it.
+   */
+  destination?(agent: RegisteredAgent, run: Readonly<Run>): { repo?: string; workflow?: string };
 }
 
 /**
