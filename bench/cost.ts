@@ -424,12 +424,12 @@ class MeteredQueue extends InMemoryQueue {
   }
 
   override consume(consumer: Consumer): void {
-    super.consume(async (message) => {
-      if (!this.on) return consumer(message);
+    super.consume(async (message, delivery) => {
+      if (!this.on) return consumer(message, delivery);
       const t0 = performance.now();
       let ok = false;
       try {
-        await consumer(message);
+        await consumer(message, delivery);
         ok = true;
       } finally {
         this.receives++;

@@ -88,8 +88,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     publicUrl: () => url || undefined,
     engine: { enqueueGraceMs: 2_000, ...opts.engine },
   });
-  queue.consume(async (message) => {
-    await app.handle(message);
+  queue.consume(async (message, delivery) => {
+    await app.handle(message, undefined, delivery);
   });
 
   const deps: LocalRoutesDeps = { store, queue, env, app };

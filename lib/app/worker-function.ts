@@ -1,13 +1,16 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { instrumented, logger } from '../common/observability.ts';
-import type { StepBudget } from '../engine/engine.ts';
+import type { Delivery, StepBudget } from '../engine/engine.ts';
 import { parseWorkMessage, type WorkMessage } from '../queue/port.ts';
 
 /** What consumes a message: the worker app (lib/app/worker.ts), or an engine in tests. */
 export interface MessageHandler {
-  /** `budget`: the invocation's remaining time (the engine may run several steps within it). */
-  handle(message: WorkMessage, budget?: StepBudget): Promise<unknown>;
+  /**
+   * `budget`: the invocation's remaining time (the engine may run several steps within it);
+   * `delivery`: how many times SQS has delivered the message.
+   */
+  handle(message: WorkMessage, budget?: StepBudget, delivery?: Delivery): Promise<unknown>;
 }
 
 /**
@@ -26,11 +29,18 @@ export function makeHandler(app: () => Promise<MessageHandler>) {
     const outcome = await (await app()).handle(
       message,
       context ? { remainingMs: () => context.getRemainingTimeInMillis() } : { remainingMs: () => 0 },
+      receiveCountOf(r),
     );
     logger.debug('message handled', { runId: message.runId, kind: message.kind, outcome });
   };
   return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
     processPartialResponse(event, record, processor, { context });
+}
+
+/** Which delivery of its message a record is: a record without the attribute counts as the first. */
+function receiveCountOf(r: SQSRecord): Delivery {
+  const n = Number(r.attributes?.ApproximateReceiveCount);
+  return { receiveCount: Number.isInteger(n) && n > 0 ? n : 1 };
 }
 
 /**

@@ -9,7 +9,13 @@ import { createDiscordReporter } from '../discord/reporter.ts';
 import type { DiscordRest } from '../discord/rest.ts';
 import { createDiscordWorkerServices, discordRestFromEnv } from '../discord/worker-services.ts';
 import type { DiscordWorkflowServices } from '../discord/workflow-services.ts';
-import { Engine, type EngineOptions, type Reporter, type StepBudget } from '../engine/engine.ts';
+import {
+  type Delivery,
+  Engine,
+  type EngineOptions,
+  type Reporter,
+  type StepBudget,
+} from '../engine/engine.ts';
 import type { RunStore } from '../engine/ports.ts';
 import { type GitHubClientFactory, githubClientFactoryFromEnv } from '../github/client.ts';
 import type { StepQueue, WorkMessage } from '../queue/port.ts';
@@ -62,7 +68,7 @@ export interface WorkerApp {
    * `budget`: the invocation's remaining time, within which a step runs the steps it schedules
    * for now (the engine's `chainSteps`).
    */
-  handle(message: WorkMessage, budget?: StepBudget): Promise<unknown>;
+  handle(message: WorkMessage, budget?: StepBudget, delivery?: Delivery): Promise<unknown>;
   /**
    * Re-read the active config version when the refresh interval has passed (one KV read per
    * interval). `handle` does it before each message; the sweeper before each sweep.
@@ -199,11 +205,11 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
     if (!opts.planner && cfg !== plannerOf.central)
       plannerOf = { central: cfg, planner: await plannerFor(cfg) };
   };
-  const handle = async (message: WorkMessage, budget?: StepBudget): Promise<unknown> => {
+  const handle = async (message: WorkMessage, budget?: StepBudget, delivery?: Delivery): Promise<unknown> => {
     await refreshConfig();
     return message.kind === 'route'
       ? routeLater({ engine: built, config: configProvider, github }, message)
-      : built.handle(message, budget);
+      : built.handle(message, budget, delivery);
   };
   return {
     engine,

@@ -165,7 +165,8 @@ export function planAllWorkflow<S extends DiscordWorkflowServices>(): WorkflowDe
     deadlineMs: 30 * 60_000,
     nodes: {
       // Below the worker function's timeout with the lease grace (lib/engine/timeouts.ts).
-      plan: { title: 'Plan ready issues', handler: planAll, timeoutMs: 100_000 },
+      // Lists the ready issues (a read) before its first effect: `lazyLease` (lib/engine/workflow.ts).
+      plan: { title: 'Plan ready issues', handler: planAll, timeoutMs: 100_000, lazyLease: true },
     },
     edges: [],
   };

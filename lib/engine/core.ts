@@ -41,6 +41,12 @@ export interface EngineOptions<S> {
    * by default.
    */
   reportInline?: boolean;
+  /**
+   * A step's first try, on its message's first delivery, runs without writing its lease until it
+   * needs one (steps.ts, hold.ts `StepHold`): before its first effect, or once it has run this
+   * long (default 1 s). 0: every step writes its lease before its node runs.
+   */
+  lazyLeaseMs?: number;
   /** Called at named points of the step lifecycle (fault-injection tests crash here). */
   faults?: (point: FaultPoint, run: Run) => void | Promise<void>;
 }
@@ -70,6 +76,7 @@ export class EngineCore<S> {
   readonly sweepPageSize: number;
   readonly chainSteps: number;
   readonly reportInline: boolean;
+  readonly lazyLeaseMs: number;
   readonly faults: EngineOptions<S>['faults'];
 
   constructor(opts: EngineOptions<S>) {
@@ -88,6 +95,7 @@ export class EngineCore<S> {
     this.sweepPageSize = opts.sweepPageSize ?? SWEEP_PAGE;
     this.chainSteps = opts.chainSteps ?? 0;
     this.reportInline = opts.reportInline ?? false;
+    this.lazyLeaseMs = opts.lazyLeaseMs ?? 1_000;
     this.faults = opts.faults;
   }
 

@@ -18,7 +18,7 @@ import type { Reporter } from './reporter.ts';
 import { Reporting } from './reporting.ts';
 import { Signals } from './signals.ts';
 import { type StartRunInput, type StartRunResult, startRun } from './start.ts';
-import { type StepBudget, type StepOutcome, StepRunner } from './steps.ts';
+import { type Delivery, type StepBudget, type StepOutcome, StepRunner } from './steps.ts';
 import { Sweeper, type SweepReport } from './sweeping.ts';
 import type { GateChange, Signal } from './transitions.ts';
 import type { NewEvent, Run, RunEvent } from './types.ts';
@@ -27,7 +27,7 @@ import type { WorkflowRegistry } from './workflow.ts';
 export type { EngineOptions, FaultPoint } from './core.ts';
 export { isPermanentReportFailure, type ReportContext, type Reporter } from './reporter.ts';
 export { checkSubject, newRunId, type StartRunInput, type StartRunResult, subjectOf } from './start.ts';
-export type { StepBudget, StepOutcome } from './steps.ts';
+export type { Delivery, StepBudget, StepOutcome } from './steps.ts';
 
 /** A message handled outside Lambda (tests, the local stack): no time limit of its own. */
 const UNBOUNDED: StepBudget = { remainingMs: () => Number.POSITIVE_INFINITY };
@@ -92,11 +92,13 @@ export class Engine<S = unknown> {
   /**
    * Handle one queue message. Never throws for stale or duplicate messages. `budget`: the time
    * the invocation has left, which lets a step run the steps it schedules for now (`chainSteps`);
-   * without it (or with chaining off), one step per message.
+   * without it (or with chaining off), one step per message. `delivery`: which delivery of the
+   * message this is (a redelivered step leases before its node runs, steps.ts); none: the first.
    */
   async handle(
     message: WorkMessage,
     budget: StepBudget = UNBOUNDED,
+    delivery?: Delivery,
   ): Promise<StepOutcome | 'reported' | 'skipped'> {
     if (message.kind === 'route') {
       // No run exists yet: routing it needs GitHub and the config, which the worker app has.
@@ -108,12 +110,13 @@ export class Engine<S = unknown> {
       workflow !== undefined && node !== undefined && version !== undefined && due !== undefined
         ? { workflow, node, version, due }
         : undefined;
-    if (message.report === undefined) return this.steps.execute(message.runId, message.seq, budget, hint);
+    if (message.report === undefined)
+      return this.steps.execute(message.runId, message.seq, budget, hint, delivery);
     // The step and the report it carries, side by side: the step needn't wait for GitHub and
     // Discord, and a report that fails hands itself to a message of its own. Both are awaited
     // even when the step throws: the invocation must not end with the report half done.
     // The report waits a moment for its step, so a quick step's outcome is shown once (reporting.ts).
-    const step = this.steps.execute(message.runId, message.seq, budget, hint);
+    const step = this.steps.execute(message.runId, message.seq, budget, hint, delivery);
     const [outcome] = await Promise.allSettled([
       step,
       this.reporting.carried(message.runId, message.report, step),

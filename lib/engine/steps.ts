@@ -3,7 +3,8 @@ import type { Outgoing } from '../queue/port.ts';
 import { withStepSignal } from './abort.ts';
 import type { EngineCore } from './core.ts';
 import { type EffectFn, type EffectOptions, runEffect } from './effects.ts';
-import { StepTimeoutError } from './errors.ts';
+import { LeaseLostError, StepTimeoutError } from './errors.ts';
+import { StepHold } from './hold.ts';
 import { ConcurrencyError, StoreValidationError } from './store-errors.ts';
 import {
   type Attempt,
@@ -17,6 +18,7 @@ import {
   onUncommittable,
   type Plan,
   releasedLease,
+  unwrittenLease,
   withoutData,
   withReportClaim,
 } from './transitions.ts';
@@ -33,6 +35,12 @@ export interface StepHint {
   version: number;
   /** When the step is due (epoch ms). */
   due: number;
+}
+
+/** What the queue says of a message's delivery. */
+export interface Delivery {
+  /** How many times the message has been delivered, this time included (SQS `ApproximateReceiveCount`). */
+  receiveCount: number;
 }
 
 /** How long this invocation may go on running steps (Lambda: its remaining time). */
@@ -52,6 +60,12 @@ const INLINE_REPORT_MIN_MS = 60_000;
  * Runs one step of a run, exactly once in effect however often its message arrives: lease the
  * step (a conditional write), run the node's handler, commit the outcome conditional on the
  * leased version, then send what follows. `faults` is called at each named point in between.
+ *
+ * A node marked `lazyLease` (workflow.ts) runs its first try, on its message's first delivery,
+ * from a read of the run instead, and writes its lease only when it needs one (before its first
+ * effect, or once it has run `lazyLeaseMs`; hold.ts): a quick step without effects is one read and
+ * one write. A redelivered message leases first, as a takeover does, so a step that keeps crashing
+ * its worker counts its attempts and ends.
  *
  * With a budget (a queue message's invocation) and chaining on (`chainSteps`), a step that
  * schedules another step of the same run for now runs it right here: the commit leases it, and
@@ -76,9 +90,21 @@ export class StepRunner<S> {
     ) => Promise<void>,
   ) {}
 
-  async execute(runId: string, seq: number, budget?: StepBudget, hint?: StepHint): Promise<StepOutcome> {
+  async execute(
+    runId: string,
+    seq: number,
+    budget?: StepBudget,
+    hint?: StepHint,
+    delivery?: Delivery,
+  ): Promise<StepOutcome> {
     const { core } = this;
-    const tried = hint ? await this.leaseAtOnce(runId, seq, hint, budget) : undefined;
+    // A first delivery may hold a first try unwritten (below); a redelivery leases it at once.
+    const firstDelivery = core.lazyLeaseMs > 0 && (delivery?.receiveCount ?? 1) <= 1;
+    const lazyHinted =
+      firstDelivery &&
+      hint &&
+      this.lazyFirstTry(core.workflows.get(hint.workflow)?.nodes.get(hint.node), hint.due);
+    const tried = hint && !lazyHinted ? await this.leaseAtOnce(runId, seq, hint, budget) : undefined;
     if (tried && 'outcome' in tried) return tried.outcome;
     const run = tried ? tried.run : await core.store.getRun(runId);
     if (!run) return 'missing';
@@ -109,14 +135,22 @@ export class StepRunner<S> {
           throw err;
         }
     }
-    const { leased, attempt } = arrival;
+    const { leased, attempt, takeover } = arrival;
+    if (firstDelivery && !takeover && this.lazyFirstTry(node, Date.parse(run.step!.notBefore))) {
+      const held = unwrittenLease(run, node, {
+        now,
+        owner: leased.lease!.owner,
+        leaseGraceMs: core.leaseGraceMs,
+      });
+      return this.leasedStep(this.hold(held, false), wf, node, attempt, now, budget, 0);
+    }
     try {
       await core.lease(leased, run.version);
     } catch (err) {
       if (err instanceof ConcurrencyError) return 'lost';
       throw err;
     }
-    return this.leasedStep(leased, wf, node, attempt, now, budget, 0);
+    return this.leasedStep(this.hold(leased, true), wf, node, attempt, now, budget, 0);
   }
 
   /**
@@ -154,7 +188,9 @@ export class StepRunner<S> {
     const leased = got.run;
     // The node the run names: the message's (a seq is one step of one run), of the same workflow.
     const node = wf.node(leased.step!.node);
-    return { outcome: await this.leasedStep(leased, wf, node, leased.step!.attempt, now, budget, 0) };
+    return {
+      outcome: await this.leasedStep(this.hold(leased, true), wf, node, leased.step!.attempt, now, budget, 0),
+    };
   }
 
   /**
@@ -169,9 +205,26 @@ export class StepRunner<S> {
     return `${this.core.owner}.${this.leases.toString(36)}`;
   }
 
-  /** Steps 2 and 3 of a step this worker holds the lease on (from its own write, or a chained commit). */
+  /**
+   * Whether a first try of `node`, due at `dueMs`, may run before its lease is written: a node
+   * marked `lazyLease`, and a message that is not the sweeper's (it re-sends a step only once the
+   * enqueue grace has passed since it was due: a first try that stopped before writing anything,
+   * its message gone, is tried again under a lease, whose lapses count as attempts).
+   */
+  private lazyFirstTry(node: ResolvedNode<S> | undefined, dueMs: number): boolean {
+    return node?.lazyLease === true && dueMs + this.core.enqueueGraceMs > this.core.now().getTime();
+  }
+
+  private hold(run: Run, written: boolean): StepHold {
+    return new StepHold(this.core.store, run, written, this.core.now);
+  }
+
+  /**
+   * Steps 2 and 3 of a step this worker holds: leased (by its own write, or a chained commit), or
+   * a first try whose lease is written when it needs one (hold.ts).
+   */
   private async leasedStep(
-    leased: Run,
+    hold: StepHold,
     wf: Workflow<S>,
     node: ResolvedNode<S>,
     attempt: number,
@@ -180,14 +233,19 @@ export class StepRunner<S> {
     chained: number,
   ): Promise<StepOutcome> {
     const { core } = this;
-    await core.faults?.('after-lease', leased);
+    await core.faults?.('after-lease', hold.run);
 
     // 2. Run the node.
-    const outcome = await this.attempt(leased, node, attempt, now);
+    const outcome = await this.attempt(hold, node, attempt, now);
+    await hold.settled();
+    // The run moved on while the step ran unleased (another worker, a cancel): nothing to commit.
+    if (hold.lost) return 'lost';
+    // The state the commit builds on: the lease's version, or the version read if never written.
+    const leased = hold.run;
     await core.faults?.('after-effect', leased);
 
-    // 3. Commit the outcome, conditional on our lease's version (leasing the next step with it
-    // when that step runs here too).
+    // 3. Commit the outcome, conditional on that version (leasing the next step with it when that
+    // step runs here too).
     let plan = onAttempt(leased, wf, node, attempt, outcome, { ...core.moment(), random: core.random });
     const next = this.chainable(plan, wf, budget, chained);
     if (next) plan = next.plan;
@@ -210,7 +268,15 @@ export class StepRunner<S> {
     if (!next) return 'committed';
 
     // 4. The next step, leased by that commit, beside the report its message would have carried.
-    const step = this.leasedStep(saved, wf, next.node, saved.step!.attempt, core.now(), budget, chained + 1);
+    const step = this.leasedStep(
+      this.hold(saved, true),
+      wf,
+      next.node,
+      saved.step!.attempt,
+      core.now(),
+      budget,
+      chained + 1,
+    );
     const [stepped] = await Promise.allSettled([
       step,
       next.report !== undefined ? this.report(saved.id, next.report, step) : Promise.resolve(),
@@ -255,9 +321,9 @@ export class StepRunner<S> {
   }
 
   /** Run the node's handler once (a gate that config turned off passes without it). */
-  private async attempt(leased: Run, node: ResolvedNode<S>, attempt: number, now: Date): Promise<Attempt> {
+  private async attempt(hold: StepHold, node: ResolvedNode<S>, attempt: number, now: Date): Promise<Attempt> {
     const started = Date.now();
-    if (node.gateDisabled && !node.gateRequired?.(leased.data)) {
+    if (node.gateDisabled && !node.gateRequired?.(hold.run.data)) {
       const result: NodeResult = {
         edge: 'approved',
         output: {},
@@ -267,7 +333,7 @@ export class StepRunner<S> {
     }
     const emitted: NewEvent[] = [];
     try {
-      const result = await this.runHandler(leased, node, attempt, now, emitted);
+      const result = await this.runHandler(hold, node, attempt, now, emitted);
       const events = emitted.length > 0 ? [...emitted, ...(result.events ?? [])] : result.events;
       return {
         ok: true,
@@ -279,15 +345,20 @@ export class StepRunner<S> {
     }
   }
 
-  /** The handler under the node's timeout, its outbound calls under the step's abort signal. */
+  /**
+   * The handler under the node's timeout, its outbound calls under the step's abort signal. An
+   * unwritten lease is written before the first effect, or after `lazyLeaseMs`; if the run moved
+   * on meanwhile, the handler is aborted (`hold.lost`).
+   */
   private async runHandler(
-    run: Run,
+    hold: StepHold,
     node: ResolvedNode<S>,
     attempt: number,
     now: Date,
     emitted: NewEvent[],
   ): Promise<NodeResult> {
     const { core } = this;
+    const run = hold.run;
     const controller = new AbortController();
     const ctx: StepContext<S> = {
       emit: (event) => {
@@ -300,23 +371,41 @@ export class StepRunner<S> {
       now,
       signal: controller.signal,
       services: core.services,
-      // One effect primitive, fenced by this step's lease (lib/engine/effects.ts).
-      effect: <T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T> =>
-        runEffect(
+      // One effect primitive, fenced by this step's lease (lib/engine/effects.ts), written first.
+      effect: async <T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T> => {
+        // A step that timed out writes no lease: the effect refuses to start (runEffect).
+        const leased = controller.signal.aborted ? hold.run : await hold.lease();
+        return runEffect(
           core.store,
           {
-            run,
+            run: leased,
             node: node.name,
-            owner: run.lease?.owner ?? core.owner,
+            owner: leased.lease?.owner ?? core.owner,
             signal: controller.signal,
             now: core.now,
           },
           name,
           fn,
           opts,
-        ),
+        );
+      },
     };
     let timer: NodeJS.Timeout | undefined;
+    let lazy: NodeJS.Timeout | undefined;
+    const lost = new Promise<never>((_, reject) => {
+      if (hold.leased) return;
+      // A step still running after `lazyLeaseMs` writes its lease, so that it is seen under way.
+      lazy = setTimeout(() => {
+        hold.lease().then(
+          () => undefined,
+          (err: unknown) => {
+            if (!(err instanceof LeaseLostError)) return; // a throttle: an effect, if any, tries again
+            reject(err);
+            controller.abort();
+          },
+        );
+      }, core.lazyLeaseMs);
+    });
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         // Reject before aborting: a handler that returns as soon as it is aborted must not win the race.
@@ -331,9 +420,10 @@ export class StepRunner<S> {
     });
     try {
       // Every outbound call the handler makes reads the step's signal (lib/engine/abort.ts).
-      return await Promise.race([withStepSignal(controller.signal, () => node.handler(ctx)), timeout]);
+      return await Promise.race([withStepSignal(controller.signal, () => node.handler(ctx)), timeout, lost]);
     } finally {
       clearTimeout(timer);
+      clearTimeout(lazy);
     }
   }
 

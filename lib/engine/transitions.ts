@@ -679,8 +679,11 @@ export type Arrival =
   | { kind: 'busy' }
   /** Every attempt was spent by workers that stopped mid-step: the run fails. */
   | { kind: 'exhausted'; plan: Plan }
-  /** Take the step: write `leased` (conditional on the run's version), then run attempt `attempt`. */
-  | { kind: 'lease'; leased: Run; attempt: number };
+  /**
+   * Take the step: write `leased` (conditional on the run's version), then run attempt `attempt`.
+   * `takeover`: a lease of this step lapsed (its worker stopped), and this attempt counts anew.
+   */
+  | { kind: 'lease'; leased: Run; attempt: number; takeover: boolean };
 
 /** Whether a step message for `seq` still names the run's pending step. */
 export function isPending(run: Run, seq: number): boolean {
@@ -771,7 +774,21 @@ export function onArrival<S>(
       ),
     };
   }
-  return { kind: 'lease', attempt, leased: withLease(bumped(run, at), node, attempt, opts) };
+  return { kind: 'lease', attempt, takeover, leased: withLease(bumped(run, at), node, attempt, opts) };
+}
+
+/**
+ * The step as a first try holds it before its lease is written (steps.ts `StepHold`): the run at
+ * the version read, with the lease it would write. The lease is written only when the step needs
+ * it (before its first effect, or once it has run a while); until then its commit is conditional
+ * on the version read, as a leased step's is on its lease's.
+ */
+export function unwrittenLease<S>(
+  run: Run,
+  node: ResolvedNode<S>,
+  opts: { now: Date; owner: string; leaseGraceMs: number },
+): Run {
+  return withLease(run, node, run.step!.attempt, opts);
 }
 
 /** The run with its pending step leased by `owner` for attempt `attempt`, from `now` on. */

@@ -66,6 +66,17 @@ export interface NodeDefinition<S = unknown> {
   optionalGate?: boolean;
   /** Even when config turns the gate off, keep it for runs whose data says so (a policy requires approval). */
   gateRequired?: (data: Record<string, unknown>) => boolean;
+  /**
+   * The handler does nothing before its first `ctx.effect` that must not run twice at once: it
+   * only reads, or writes what is the same whoever writes it (a cache of what it read). Its step's
+   * first try, on its message's first delivery, then writes its lease only before that first
+   * effect, or once it has run a second (steps.ts, hold.ts): a quick step without effects is a
+   * read of the run and its commit. Two copies of one message may then both run the handler up
+   * to there, and one of them loses. Unset (the default): the lease is written before the
+   * handler runs, as a redelivery's always is. Not for a node that writes outside `ctx.effect`
+   * (a queue record, a claim, a comment, a signal) or makes a costly call (a model).
+   */
+  lazyLease?: boolean;
 }
 
 export interface EdgeDefinition {

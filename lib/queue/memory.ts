@@ -1,6 +1,7 @@
 import type { Outgoing, StepQueue, WorkMessage } from './port.ts';
 
-export type Consumer = (message: WorkMessage) => Promise<void>;
+/** `receiveCount`: which delivery of the message this is (1 the first), as SQS counts it. */
+export type Consumer = (message: WorkMessage, delivery: { receiveCount: number }) => Promise<void>;
 
 /**
  * The in-process queue for the local stack and tests: at-least-once, with delays. A message whose
@@ -61,7 +62,7 @@ export class InMemoryQueue implements StepQueue {
 
   private async deliver(message: WorkMessage, receive: number): Promise<void> {
     try {
-      await this.consumer?.(message);
+      await this.consumer?.(message, { receiveCount: receive });
     } catch (error) {
       if (receive >= this.maxReceives) this.deadLetters.push({ message, error });
       else this.schedule(message, this.redeliveryMs, receive + 1);

@@ -20,6 +20,8 @@ export const ciTriageWorkflow = graph<typeof nodes>({
     collect: {
       title: 'Collect failed jobs',
       timeoutMs: 60_000,
+      // Only reads (jobs and logs): no lease until it has run a second (lib/engine/workflow.ts).
+      lazyLease: true,
       retry: { maxAttempts: 4, initialDelayMs: 5_000, maxDelayMs: 60_000 },
     },
     post: {

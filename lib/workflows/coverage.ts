@@ -15,7 +15,8 @@ export const coverageWorkflow = graph<typeof nodes>({
   start: 'compare',
   deadlineMs: 24 * 3600_000,
   nodes: {
-    compare: { title: 'Compare with base', timeoutMs: 20_000 },
+    // Only reads: no lease written unless it runs a second (lib/engine/workflow.ts `lazyLease`).
+    compare: { title: 'Compare with base', timeoutMs: 20_000, lazyLease: true },
     comment: {
       title: 'Comment',
       timeoutMs: 30_000,

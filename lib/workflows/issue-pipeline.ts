@@ -28,14 +28,18 @@ export const issuePipeline = graph<typeof nodes>({
   requires: ['repo', 'issue'],
   // Nothing waits forever: a run still going after a week ends as expired, with a report.
   deadlineMs: 7 * 24 * 3600_000,
+  // `lazyLease`: the node only reads (and caches what it read) before its first effect, so its step
+  // writes no lease until then (lib/engine/workflow.ts). Not plan (a model call) nor execute (the
+  // work queue's records and signals to other runs).
   nodes: {
-    intake: { title: 'Intake', timeoutMs: 20_000 },
-    route: { title: 'Route', timeoutMs: 20_000 },
+    intake: { title: 'Intake', timeoutMs: 20_000, lazyLease: true },
+    route: { title: 'Route', timeoutMs: 20_000, lazyLease: true },
     // A model planner may take a minute (and still has to fall back in time).
     plan: { title: 'Plan', timeoutMs: 90_000 },
     approval: {
       title: 'Approval',
       timeoutMs: 20_000,
+      lazyLease: true,
       // Config may switch the gate off, but a policy that requires approval switches it back on.
       optionalGate: true,
       gateRequired: (data) =>
@@ -46,7 +50,7 @@ export const issuePipeline = graph<typeof nodes>({
       timeoutMs: 30_000,
       retry: { maxAttempts: 3, initialDelayMs: 5_000, maxDelayMs: 120_000 },
     },
-    report: { title: 'Report', timeoutMs: 20_000 },
+    report: { title: 'Report', timeoutMs: 20_000, lazyLease: true },
   },
   edges: [
     { from: 'intake', to: 'route' },

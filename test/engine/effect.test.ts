@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { effectKey } from '../../lib/engine/effects.ts';
 import { Engine } from '../../lib/engine/engine.ts';
 import { LeaseLostError } from '../../lib/engine/errors.ts';
-import type { StepContext, WorkflowDefinition } from '../../lib/engine/workflow.ts';
+import type { NodeDefinition, StepContext, WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { harness } from '../support/harness.ts';
 import { deferred, testClock } from './kit.ts';
 
@@ -20,7 +20,10 @@ class Flaky extends Error {
 }
 
 /** One node `a` (retried once, 1 ms apart) whose handler the test writes. */
-function oneNode(handler: (ctx: StepContext) => Promise<Record<string, unknown>>): WorkflowDefinition {
+function oneNode(
+  handler: (ctx: StepContext) => Promise<Record<string, unknown>>,
+  node: Partial<NodeDefinition> = {},
+): WorkflowDefinition {
   return {
     name: 'fx',
     version: 1,
@@ -29,6 +32,7 @@ function oneNode(handler: (ctx: StepContext) => Promise<Record<string, unknown>>
       a: {
         handler: async (ctx) => ({ output: await handler(ctx) }),
         retry: { maxAttempts: 3, initialDelayMs: 1 },
+        ...node,
       },
     },
     edges: [],
@@ -166,6 +170,50 @@ describe('ctx.effect', () => {
     expect(effects).toBe(0);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(LeaseLostError);
+  });
+
+  it('does not start the effect of a first try whose run moved on before the effect could lease it', async () => {
+    const reached = deferred();
+    const release = deferred();
+    const errors: unknown[] = [];
+    let calls = 0;
+    let effects = 0;
+    const h = await harness(
+      [
+        oneNode(
+          async (ctx) => {
+            if (++calls === 1) {
+              reached.resolve();
+              await release.promise; // a copy of the message, read and run unleased, stalls
+            }
+            const sent = await ctx
+              .effect('send', async () => `sent-${++effects}`)
+              .catch((err: unknown) => {
+                errors.push(err);
+                throw err;
+              });
+            return { sent };
+          },
+          { lazyLease: true },
+        ),
+      ],
+      // Long enough that the stalled copy never leases by time while the test runs.
+      { autoConsume: false, lazyLeaseMs: 60_000 },
+    );
+    const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#5', trigger });
+    const [message] = h.queue.pending.splice(0);
+
+    const stalled = h.engine.handle(message!);
+    await reached.promise;
+    // Another copy arrives, runs the step, leases it before its effect, and commits.
+    const other = await anotherWorker(h, () => new Date()).handle(message!);
+    release.resolve();
+
+    expect([other, await stalled]).toEqual(['committed', 'lost']);
+    expect(effects).toBe(1);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(LeaseLostError);
+    expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
   });
 
   it("shares a 'run' effect across the run's steps, and keeps 'step' effects per step", async () => {

@@ -193,6 +193,33 @@ describe('a worker that dies mid-step', () => {
   });
 });
 
+/**
+ * A step's lease, written before its node runs (the default), or, for a node marked `lazyLease`,
+ * by a first try only when it needs one (steps.ts, hold.ts): before its first effect. Copies of a
+ * message that arrive together then each run the handler up to its first effect (at least once,
+ * as a takeover always did); one of them leases and acts, the others lose. Effects and commits
+ * stay exactly once. `lazyLeaseMs: 0` turns lazy leases off in the engine.
+ */
+const LEASES = [
+  { lease: 'written first', lazyLease: false, lazyLeaseMs: undefined },
+  { lease: 'written when needed (lazyLease)', lazyLease: true, lazyLeaseMs: undefined },
+  { lease: 'written first, lazy leases off (lazyLeaseMs 0)', lazyLease: true, lazyLeaseMs: 0 },
+] as const;
+
+/** What a step's handler ran: exactly once under a lease written first, else at least once. */
+function expectHandled(
+  handled: Record<string, number>,
+  once: Record<string, number>,
+  lease: { lazyLease: boolean; lazyLeaseMs: number | undefined },
+) {
+  if (!lease.lazyLease || lease.lazyLeaseMs === 0) {
+    expect(handled).toEqual(once);
+    return;
+  }
+  expect(Object.keys(handled).sort()).toEqual(Object.keys(once).sort());
+  for (const n of Object.values(handled)) expect(n).toBeGreaterThanOrEqual(1);
+}
+
 describe('duplicate queue messages', () => {
   /** At-least-once taken literally: every message is delivered five times. */
   class FiveTimesQueue extends InMemoryQueue {
@@ -201,27 +228,30 @@ describe('duplicate queue messages', () => {
     }
   }
 
-  it.each([
-    { how: 'one per message', chainSteps: 0 },
-    { how: 'chained', chainSteps: 8 },
-  ])(
-    'run every step and every side effect once when each message arrives five times ($how)',
-    async ({ chainSteps }) => {
+  it.each(
+    [
+      { how: 'one per message', chainSteps: 0 },
+      { how: 'chained', chainSteps: 8 },
+    ].flatMap((c) => LEASES.map((l) => ({ ...c, ...l }))),
+  )(
+    'run every step and every side effect once when each message arrives five times ($how, lease $lease)',
+    async ({ chainSteps, lazyLeaseMs, lazyLease }) => {
       const counting = await countingStore();
-      const wf = countedWorkflow();
+      const wf = countedWorkflow(NODES, { lazyLease });
       const reporter = recordingReporter();
       const h = await harness([wf.def], {
         store: counting.store,
         queue: new FiveTimesQueue({ timeScale: 0.001, redeliveryMs: 5 }),
         reporters: [reporter],
         chainSteps,
+        ...(lazyLeaseMs !== undefined ? { lazyLeaseMs } : {}),
       });
 
       const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#3', trigger });
       await h.settle();
 
       expect((await h.store.getRun(run.id))?.status).toBe('succeeded');
-      expect(wf.handled).toEqual(wf.once);
+      expectHandled(wf.handled, wf.once, { lazyLease, lazyLeaseMs });
       expect(wf.effects).toEqual(wf.once);
       expect(counting.count('commit')).toBe(NODES.length);
       const events = await h.store.listEvents(run.id);
@@ -233,34 +263,43 @@ describe('duplicate queue messages', () => {
     },
   );
 
-  it('commit a step once when the same step message is handled five times at once', async () => {
-    const counting = await countingStore();
-    const wf = countedWorkflow(['a']);
-    const h = await harness([wf.def], { store: counting.store, autoConsume: false });
-    const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#4', trigger });
+  it.each(LEASES)(
+    'commit a step once when the same step message is handled five times at once (lease $lease)',
+    async ({ lazyLeaseMs, lazyLease }) => {
+      const counting = await countingStore();
+      const wf = countedWorkflow(['a'], { lazyLease });
+      const h = await harness([wf.def], {
+        store: counting.store,
+        autoConsume: false,
+        ...(lazyLeaseMs !== undefined ? { lazyLeaseMs } : {}),
+      });
+      const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#4', trigger });
 
-    const outcomes = await Promise.all(
-      Array.from({ length: 5 }, () => h.engine.handle({ kind: 'step', runId: run.id, seq: 1 })),
-    );
+      const outcomes = await Promise.all(
+        Array.from({ length: 5 }, () => h.engine.handle({ kind: 'step', runId: run.id, seq: 1 })),
+      );
 
-    expect(outcomes.filter((o) => o === 'committed')).toHaveLength(1);
-    expect(
-      outcomes.filter((o) => o !== 'committed').every((o) => ['busy', 'lost', 'stale'].includes(o)),
-    ).toBe(true);
-    expect(wf.handled).toEqual({ a: 1 });
-    expect(counting.count('commit')).toBe(1);
-  });
+      expect(outcomes.filter((o) => o === 'committed')).toHaveLength(1);
+      expect(
+        outcomes.filter((o) => o !== 'committed').every((o) => ['busy', 'lost', 'stale'].includes(o)),
+      ).toBe(true);
+      expectHandled(wf.handled, { a: 1 }, { lazyLease, lazyLeaseMs });
+      expect(wf.effects).toEqual({ a: 1 });
+      expect(counting.count('commit')).toBe(1);
+    },
+  );
 });
 
 describe('one worker handling the same step message twice in one millisecond', () => {
   // Both take their lease at the same instant: leases that differed only by their time would be
   // the same item, and the write refused for its version would take the other's for its own.
   it.each([
-    { how: 'leased from the message', hinted: true },
-    { how: 'leased after a read', hinted: false },
-  ])('runs the step and its effect once ($how)', async ({ hinted }) => {
+    { how: 'leased from the message', hinted: true, lazyLease: false },
+    { how: 'leased after a read', hinted: false, lazyLease: false },
+    { how: 'leased before its effect', hinted: true, lazyLease: true },
+  ])('runs the step and its effect once ($how)', async ({ hinted, lazyLease }) => {
     const counting = await countingStore();
-    const wf = countedWorkflow(['a']);
+    const wf = countedWorkflow(['a'], { lazyLease });
     const frozen = new Date();
     const h = await harness([wf.def], { store: counting.store, autoConsume: false, now: () => frozen });
     await h.engine.startRun({ workflow: 'linear', subject: 'o/r#40', trigger });
@@ -270,21 +309,30 @@ describe('one worker handling the same step message twice in one millisecond', (
     const outcomes = await Promise.all([h.engine.handle(message), h.engine.handle(message)]);
 
     expect(outcomes.filter((o) => o === 'committed')).toHaveLength(1);
-    expect(wf.handled).toEqual({ a: 1 });
+    expectHandled(wf.handled, { a: 1 }, { lazyLease, lazyLeaseMs: undefined });
     expect(wf.effects).toEqual({ a: 1 });
+    // One lease written: the other copy's write is refused (before its node runs, or its effect).
     expect(counting.count('update')).toBe(1);
   });
 });
 
 describe('20 concurrent workers on one run', () => {
-  it('commit each step exactly once', async () => {
+  it.each(LEASES)('commit each step exactly once (lease $lease)', async ({ lazyLeaseMs, lazyLease }) => {
     const counting = await countingStore();
-    const wf = countedWorkflow(['a', 'b', 'c', 'd']);
+    const wf = countedWorkflow(['a', 'b', 'c', 'd'], { lazyLease });
     const workflows = new WorkflowRegistry([new Workflow(wf.def)]);
     const queue = new InMemoryQueue(); // no consumer: the test delivers every step to all workers
     const workers = Array.from(
       { length: 20 },
-      (_, i) => new Engine({ store: counting.store, queue, workflows, services: {}, owner: `worker-${i}` }),
+      (_, i) =>
+        new Engine({
+          store: counting.store,
+          queue,
+          workflows,
+          services: {},
+          owner: `worker-${i}`,
+          ...(lazyLeaseMs !== undefined ? { lazyLeaseMs } : {}),
+        }),
     );
     const { run } = await workers[0]!.startRun({ workflow: 'linear', subject: 'o/r#6', trigger });
 
@@ -296,7 +344,7 @@ describe('20 concurrent workers on one run', () => {
 
     expect(perStep).toHaveLength(4);
     for (const outcomes of perStep) expect(outcomes.filter((o) => o === 'committed')).toHaveLength(1);
-    expect(wf.handled).toEqual({ a: 1, b: 1, c: 1, d: 1 });
+    expectHandled(wf.handled, { a: 1, b: 1, c: 1, d: 1 }, { lazyLease, lazyLeaseMs });
     expect(wf.effects).toEqual({ a: 1, b: 1, c: 1, d: 1 });
     expect(counting.count('commit')).toBe(4);
     const events = await counting.store.listEvents(run.id);
@@ -571,6 +619,37 @@ describe('a throttled DynamoDB call', () => {
     expect(wf.effects).toEqual({ a: 1, b: 1 });
     expect(counting.count('commit')).toBe(2);
     expect(typesAndNodes(await h.store.listEvents(run.id))).toEqual(linearHistory(['a', 'b']));
+  });
+
+  it('fails the attempt whose lease, written before its effect, is throttled past its retries, and retries it', async () => {
+    const t = throttlingClient(3);
+    const counting = await countingStore({ client: t.client });
+    const wf = countedWorkflow(['a', 'b'], { lazyLease: true });
+    const h = await harness([wf.def], { store: counting.store, autoConsume: false });
+    const errors: unknown[] = [];
+    const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#12', trigger });
+    // The first step is read, not leased; its effect leases it first, in one UpdateItem.
+    t.throttle('UpdateItemCommand', 3);
+
+    h.queue.consume(async (m, delivery) => {
+      await h.engine.handle(m, undefined, delivery).catch((err: unknown) => {
+        errors.push(err);
+        throw err;
+      });
+    });
+    await h.settle();
+
+    expect(errors).toEqual([]);
+    expect((await h.store.getRun(run.id))?.status).toBe('succeeded');
+    expect(wf.attempts.a).toEqual([1, 2]);
+    expect(wf.effects).toEqual({ a: 1, b: 1 });
+    expect(counting.count('commit')).toBe(3);
+    const events = typesAndNodes(await h.store.listEvents(run.id));
+    expect(events.slice(0, 2)).toEqual([
+      ['run.created', 'a'],
+      ['step.retry', 'a'],
+    ]);
+    expect(events.slice(2)).toEqual(linearHistory(['a', 'b']).slice(1));
   });
 
   it('fails a step commit past its retries, and the sweeper resumes the step once its lease lapses', async () => {

@@ -26,6 +26,7 @@ import {
   releasedLease,
   stepMessage,
   toRunError,
+  unwrittenLease,
   withoutData,
 } from '../../lib/engine/transitions.ts';
 import type { Gate, NewEvent, Run } from '../../lib/engine/types.ts';
@@ -625,6 +626,7 @@ describe('onArrival', () => {
     expect(arrival).toEqual({
       kind: 'lease',
       attempt: 1,
+      takeover: false,
       leased: {
         ...atB(),
         status: 'running',
@@ -632,6 +634,15 @@ describe('onArrival', () => {
         updatedAt: AT,
         lease: { owner: 'me', seq: 2, until: plus(AT, node.timeoutMs + 5_000) },
       },
+    });
+  });
+
+  it('holds a first try unwritten: the version read, with the lease it would write', () => {
+    const run = atB({ status: 'queued' });
+    expect(unwrittenLease(run, node, at(AT))).toEqual({
+      ...run,
+      status: 'running',
+      lease: { owner: 'me', seq: 2, until: plus(AT, node.timeoutMs + 5_000) },
     });
   });
 
@@ -667,6 +678,7 @@ describe('onArrival', () => {
     expect(arrival).toMatchObject({
       kind: 'lease',
       attempt: 2,
+      takeover: true,
       leased: { step: { attempt: 2 }, lease: { owner: 'me' } },
     });
   });

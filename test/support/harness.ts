@@ -27,6 +27,7 @@ export async function harness<S = Record<string, never>>(
     services: (opts.services ?? {}) as S,
     ...opts,
   });
-  if (opts.autoConsume !== false) queue.consume(async (m) => void (await engine.handle(m)));
+  if (opts.autoConsume !== false)
+    queue.consume(async (m, delivery) => void (await engine.handle(m, undefined, delivery)));
   return { engine, store, queue, settle: () => queue.idle() };
 }

@@ -1,0 +1,86 @@
+import { LeaseLostError } from './errors.ts';
+import type { RunStore } from './ports.ts';
+import type { Run } from './types.ts';
+
+/**
+ * The step a worker runs, and the run its commit is conditional on. Either leased (by its own
+ * write, or by the commit that chained it), or held unwritten: a first delivery's first try reads
+ * the run and holds it with the lease it would take (transitions.ts `unwrittenLease`), and writes
+ * that lease only when it must:
+ * - before its first effect, since effects are fenced by a written lease (effects.ts);
+ * - once it has run a while (`lazyLeaseMs`), so that a slow step is seen to be under way: a
+ *   duplicate message finds it busy, and the sweeper leaves it be.
+ * Only for a node marked `lazyLease` (workflow.ts): one that does nothing before its first effect
+ * that must not run twice at once. A quick step of such a node without effects is then a read of
+ * the run and its commit, with no write of its own. Until the lease is written, the commit is
+ * conditional on the version read, as a leased step's is on its lease's: any other write of the
+ * run (another worker's lease or commit, a cancel) makes it lose, and by the node's promise it did
+ * nothing outside the run that needs undoing.
+ */
+export class StepHold {
+  private current: Run;
+  private written: boolean;
+  private taking: Promise<Run> | undefined;
+  /** Set when the lease could not be written because the run moved on: the step is lost. */
+  lost: LeaseLostError | undefined;
+
+  constructor(
+    private readonly store: Pick<RunStore, 'leaseStep'>,
+    run: Run,
+    written: boolean,
+    private readonly now: () => Date,
+  ) {
+    this.current = run;
+    this.written = written;
+  }
+
+  /** The run as the step holds it: the leased version, or the version read with its lease unwritten. */
+  get run(): Run {
+    return this.current;
+  }
+
+  get leased(): boolean {
+    return this.written;
+  }
+
+  /**
+   * The run with its lease written: at once when it is, otherwise by one conditional write
+   * (`leaseStep`, on the version read), shared by every caller that asks meanwhile. Throws
+   * LeaseLostError when the run moved on since it was read (the step is another's, or over); any
+   * other failure (a throttle) may be tried again by the next caller.
+   */
+  lease(): Promise<Run> {
+    if (this.written) return Promise.resolve(this.current);
+    this.taking ??= this.write().catch((err: unknown) => {
+      if (!(err instanceof LeaseLostError)) this.taking = undefined;
+      throw err;
+    });
+    return this.taking;
+  }
+
+  /** Once a lease write under way (from a timer the handler outlived) has landed or failed. */
+  async settled(): Promise<void> {
+    await this.taking?.catch(() => undefined);
+  }
+
+  private async write(): Promise<Run> {
+    const run = this.current;
+    const step = run.step!;
+    const got = await this.store.leaseStep(run.id, {
+      seq: step.seq,
+      version: run.version,
+      lease: run.lease!,
+      at: this.now().toISOString(),
+    });
+    if (!got?.leased) {
+      this.lost = new LeaseLostError(
+        `step ${step.seq} (${step.node}) of run ${run.id} could not be leased: the run moved on since version ${run.version}`,
+        { runId: run.id, node: step.node },
+      );
+      throw this.lost;
+    }
+    this.current = got.run;
+    this.written = true;
+    return got.run;
+  }
+}
