@@ -392,19 +392,24 @@ export class StepRunner<S> {
     };
     let timer: NodeJS.Timeout | undefined;
     let lazy: NodeJS.Timeout | undefined;
+    let ended = false;
     const lost = new Promise<never>((_, reject) => {
-      if (hold.leased) return;
-      // A step still running after `lazyLeaseMs` writes its lease, so that it is seen under way.
-      lazy = setTimeout(() => {
-        hold.lease().then(
-          () => undefined,
-          (err: unknown) => {
-            if (!(err instanceof LeaseLostError)) return; // a throttle: an effect, if any, tries again
-            reject(err);
-            controller.abort();
-          },
-        );
-      }, core.lazyLeaseMs);
+      // A step still running after `lazyLeaseMs` writes its lease, so that it is seen under way
+      // (and tries again as long after a write that failed for a reason that may pass).
+      const arm = () => {
+        if (ended || hold.leased) return;
+        lazy = setTimeout(() => {
+          hold.lease().then(
+            () => undefined,
+            (err: unknown) => {
+              if (!(err instanceof LeaseLostError)) return arm();
+              reject(err);
+              controller.abort();
+            },
+          );
+        }, core.lazyLeaseMs);
+      };
+      arm();
     });
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -422,6 +427,7 @@ export class StepRunner<S> {
       // Every outbound call the handler makes reads the step's signal (lib/engine/abort.ts).
       return await Promise.race([withStepSignal(controller.signal, () => node.handler(ctx)), timeout, lost]);
     } finally {
+      ended = true;
       clearTimeout(timer);
       clearTimeout(lazy);
     }

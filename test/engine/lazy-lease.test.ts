@@ -10,7 +10,15 @@ import type { Engine } from '../../lib/engine/engine.ts';
 import type { StepContext, WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import type { WorkMessage } from '../../lib/queue/port.ts';
 import { harness } from '../support/harness.ts';
-import { deferred, drive, expectContiguous, testClock, typesAndNodes } from './kit.ts';
+import {
+  countingStore,
+  deferred,
+  drive,
+  expectContiguous,
+  testClock,
+  throttlingClient,
+  typesAndNodes,
+} from './kit.ts';
 
 const trigger = { source: 'test' as const };
 
@@ -130,6 +138,41 @@ describe('a lazyLease node', () => {
     const slow = h.engine.handle(message);
     await leased.promise;
     expect(await h.store.getRun(run.id)).toMatchObject({ version: run.version + 1, status: 'running' });
+    expect(await h.engine.handle(message)).toBe('busy');
+    release.resolve();
+
+    expect(await slow).toBe('committed');
+    expect(await h.store.getRun(run.id)).toMatchObject({ version: run.version + 2, data: { a: 'slow' } });
+  });
+
+  it('tries its lease again when the write is throttled past its retries, while it still runs', async () => {
+    const t = throttlingClient(3);
+    const counting = await countingStore({ client: t.client });
+    const leased = deferred();
+    const release = deferred();
+    const h = await harness(
+      [
+        twoNodes(async () => {
+          await leased.promise;
+          await release.promise;
+          return 'slow';
+        }),
+      ],
+      { store: counting.store, autoConsume: false, lazyLeaseMs: 5 },
+    );
+    const { run, message } = await firstMessage(h, 'o/r#9');
+    const leaseStep = h.store.leaseStep.bind(h.store);
+    const tries = vi.spyOn(h.store, 'leaseStep').mockImplementation(async (...args) => {
+      const got = await leaseStep(...args);
+      leased.resolve();
+      return got;
+    });
+    // The first lease write fails after the SDK's three tries; the next one is written.
+    t.throttle('UpdateItemCommand', 3);
+
+    const slow = h.engine.handle(message);
+    await leased.promise;
+    expect(tries).toHaveBeenCalledTimes(2);
     expect(await h.engine.handle(message)).toBe('busy');
     release.resolve();
 
