@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { logger } from '../common/observability.ts';
-import type { Outgoing, StepQueue } from '../queue/port.ts';
+import { MAX_CARRIED_ITEM_BYTES, type Outgoing, type StepQueue } from '../queue/port.ts';
 import { UnknownWorkflowError } from './errors.ts';
 import type { CreateRunResult, RunStore } from './ports.ts';
 import type { Reporter } from './reporter.ts';
@@ -162,7 +162,7 @@ export class EngineCore<S> {
   async send(run: Run, batch: Outgoing[]): Promise<void> {
     if (batch.length === 0) return;
     try {
-      await this.queue.send(batch);
+      await this.queue.send(batch.map((out) => this.carrying(run, out)));
     } catch (err) {
       logger.warn('queue send after a commit failed; the sweeper re-sends it', {
         runId: run.id,
@@ -171,6 +171,19 @@ export class EngineCore<S> {
         error: (err as Error).message,
       });
     }
+  }
+
+  /**
+   * A step message of `run`'s own version, for a `lazyLease` node, with the run item that version
+   * wrote: its first try runs from it without reading the run (steps.ts). Others as they are.
+   */
+  private carrying(run: Run, out: Outgoing): Outgoing {
+    const m = out.message;
+    if (m.kind !== 'step' || m.runId !== run.id || m.version !== run.version || m.node === undefined)
+      return out;
+    if (!this.workflows.get(run.workflow)?.nodes.get(m.node)?.lazyLease) return out;
+    const item = this.store.carriedRun(run.id, run.version, MAX_CARRIED_ITEM_BYTES);
+    return item === undefined ? out : { ...out, message: { ...m, item } };
   }
 
   /** An audit-only event (a refusal, an outbound call in dry-run): no state change, never races a step. */

@@ -105,10 +105,10 @@ export class Engine<S = unknown> {
       throw new NonRetryableError('route messages are handled by the worker app (lib/app/worker.ts)');
     }
     if (message.kind === 'report') return this.report(message.runId);
-    const { workflow, node, version, due } = message;
+    const { workflow, node, version, due, item } = message;
     const hint =
       workflow !== undefined && node !== undefined && version !== undefined && due !== undefined
-        ? { workflow, node, version, due }
+        ? { workflow, node, version, due, ...(item !== undefined ? { item } : {}) }
         : undefined;
     if (message.report === undefined)
       return this.steps.execute(message.runId, message.seq, budget, hint, delivery);

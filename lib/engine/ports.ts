@@ -129,6 +129,19 @@ export interface RunLog {
     step: { seq: number; version: number; lease: Lease; at: string },
   ): Promise<{ run: Run; leased: boolean } | null>;
   /**
+   * The run item this process wrote (or read) at `version`, encoded for a step message to carry
+   * (`runFromCarried` reads it back): undefined when this process does not have that version, or
+   * when it is over `maxBytes` encoded.
+   */
+  carriedRun(runId: string, version: number, maxBytes: number): string | undefined;
+  /**
+   * The run as a step message carried it (`carriedRun`): what `getRun` returns for that item,
+   * with no read of the run item. It is the run as of the message's version, which may have moved
+   * on since: a write conditional on that version finds out. Null when the encoding is not this
+   * run's item (or has expired): the caller reads the run instead.
+   */
+  runFromCarried(runId: string, carried: string): Promise<Run | null>;
+  /**
    * An audit event outside a state change (a refusal, a dry-run call): written after the run's
    * latest event without touching the run item, so it never races a step's commit.
    */

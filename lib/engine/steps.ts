@@ -35,6 +35,8 @@ export interface StepHint {
   version: number;
   /** When the step is due (epoch ms). */
   due: number;
+  /** The run item as the commit that sent the message wrote it (`RunStore.carriedRun`). */
+  item?: string;
 }
 
 /** What the queue says of a message's delivery. */
@@ -106,7 +108,11 @@ export class StepRunner<S> {
       this.lazyFirstTry(core.workflows.get(hint.workflow)?.nodes.get(hint.node), hint.due);
     const tried = hint && !lazyHinted ? await this.leaseAtOnce(runId, seq, hint, budget) : undefined;
     if (tried && 'outcome' in tried) return tried.outcome;
-    const run = tried ? tried.run : await core.store.getRun(runId);
+    // A lazy first try runs from the run item its message carries, as of the message's version:
+    // if the run moved on since, its commit (or its lease) is refused for that version.
+    const carried =
+      lazyHinted && hint.item !== undefined ? await core.store.runFromCarried(runId, hint.item) : null;
+    const run = tried ? tried.run : (carried ?? (await core.store.getRun(runId)));
     if (!run) return 'missing';
     if (!isPending(run, seq)) return 'stale';
     const now = core.now();

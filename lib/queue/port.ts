@@ -22,6 +22,12 @@ export type WorkMessage =
       node?: string;
       version?: number;
       due?: number;
+      /**
+       * The run item as the commit that sent the message wrote it (the store's own encoding,
+       * `RunStore.carriedRun`), for a step of a `lazyLease` node: its first try runs from it
+       * without reading the run (lib/engine/steps.ts). Left out when large.
+       */
+      item?: string;
     }
   | { kind: 'report'; runId: string; version: number }
   | RouteMessage;
@@ -59,6 +65,9 @@ export interface StepQueue {
 
 export const MAX_DELAY_SECONDS = 900;
 
+/** The largest run item a step message carries (encoded); SQS takes messages up to 256 KiB. */
+export const MAX_CARRIED_ITEM_BYTES = 16 * 1024;
+
 export function parseWorkMessage(body: string): WorkMessage {
   const m = JSON.parse(body) as Partial<WorkMessage>;
   if (m.kind === 'step' && typeof m.runId === 'string' && typeof m.seq === 'number') {
@@ -73,6 +82,7 @@ export function parseWorkMessage(body: string): WorkMessage {
       Number.isFinite(m.due)
         ? { workflow: m.workflow, node: m.node, version: m.version, due: m.due }
         : {}),
+      ...(typeof m.item === 'string' && m.item.length <= MAX_CARRIED_ITEM_BYTES ? { item: m.item } : {}),
     };
   }
   if (m.kind === 'report' && typeof m.runId === 'string' && typeof m.version === 'number') {

@@ -113,6 +113,12 @@ const EFFECT_DONE = 'done';
  */
 const LEASED_AT = 'la';
 
+/** A run item as a step message carries it (`carriedRun`): its attributes, its packed body in base64. */
+interface CarriedItem {
+  a: Item;
+  b?: string;
+}
+
 /** How items are marshalled: the document client's options, and the run item's own puts'. */
 const MARSHALL = { removeUndefinedValues: true, convertClassInstanceToMap: false } as const;
 
@@ -354,12 +360,17 @@ export class DynamoRunStore implements RunStore {
       const order = run[ORDER] as string[] | undefined;
       delete run[REFS];
       delete run[ORDER];
-      this.known.set(run.id as string, run.version as number, {
-        events: (run[PENDING] ?? []) as StoredEvent[],
-        listed: item.gsi2pk !== undefined,
-        eventSeq: run.eventSeq as number,
-        refs: refs ?? {},
-      });
+      this.known.set(
+        run.id as string,
+        run.version as number,
+        {
+          events: (run[PENDING] ?? []) as StoredEvent[],
+          listed: item.gsi2pk !== undefined,
+          eventSeq: run.eventSeq as number,
+          refs: refs ?? {},
+        },
+        item,
+      );
       delete run[PENDING];
       return { run, refs, order };
     });
@@ -665,12 +676,12 @@ export class DynamoRunStore implements RunStore {
           new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
         );
         this.record('createRun', out.ConsumedCapacity);
-        this.known.set(run.id, stored.version, {
-          events: pending,
-          listed: false,
-          eventSeq: stored.eventSeq,
-          refs,
-        });
+        this.known.set(
+          run.id,
+          stored.version,
+          { events: pending, listed: false, eventSeq: stored.eventSeq, refs },
+          runItem,
+        );
         return { outcome: 'created', run: stored };
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
@@ -847,6 +858,35 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
+  carriedRun(runId: string, version: number, maxBytes: number): string | undefined {
+    const item = this.known.item(runId, version);
+    if (!item) return undefined;
+    const { [BODY]: body, ...attributes } = item;
+    const carried: CarriedItem = {
+      a: attributes,
+      ...(body instanceof Uint8Array ? { b: Buffer.from(body).toString('base64') } : {}),
+    };
+    const encoded = JSON.stringify(carried);
+    return encoded.length <= maxBytes ? encoded : undefined;
+  }
+
+  async runFromCarried(runId: string, carried: string): Promise<Run | null> {
+    try {
+      const { a, b } = JSON.parse(carried) as CarriedItem;
+      const item: Item = b === undefined ? a : { ...a, [BODY]: new Uint8Array(Buffer.from(b, 'base64')) };
+      if (item.pk !== runPk(runId) || item.sk !== RUN_SK || this.expired(item)) return null;
+      const [run] = await this.fromItems([item]);
+      return run ?? null;
+    } catch (err) {
+      // Not an item this store encoded (or its chunks unreadable): read the run instead.
+      logger.warn('a step message carried a run item that could not be used', {
+        runId,
+        error: (err as Error).message,
+      });
+      return null;
+    }
+  }
+
   private expired(item: Item): boolean {
     return typeof item.ttl === 'number' && item.ttl < this.nowSeconds();
   }
@@ -878,12 +918,12 @@ export class DynamoRunStore implements RunStore {
     // and a lock left behind by a crash between the two is freed by the next run that wants it.
     if (direct.length === 0 && input.acquireLock === undefined) {
       await this.putRun(run.id, runItem, expectedVersion, 'commit');
-      this.known.set(run.id, stored.version, {
-        events: pending,
-        listed: was.listed,
-        eventSeq: stored.eventSeq,
-        refs,
-      });
+      this.known.set(
+        run.id,
+        stored.version,
+        { events: pending, listed: was.listed, eventSeq: stored.eventSeq, refs },
+        runItem,
+      );
       if (input.releaseLock !== undefined)
         await this.releaseLockOf(input.releaseLock, run.id, stored.version);
       return stored;
@@ -944,12 +984,12 @@ export class DynamoRunStore implements RunStore {
           new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
         );
         this.record('commit', out.ConsumedCapacity);
-        this.known.set(run.id, stored.version, {
-          events: pending,
-          listed: was.listed,
-          eventSeq: stored.eventSeq,
-          refs,
-        });
+        this.known.set(
+          run.id,
+          stored.version,
+          { events: pending, listed: was.listed, eventSeq: stored.eventSeq, refs },
+          runItem,
+        );
         return stored;
       } catch (err) {
         if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
@@ -993,7 +1033,7 @@ export class DynamoRunStore implements RunStore {
     const item = itemWith(was.events);
     await this.putChunks(run.id, chunks);
     await this.putRun(run.id, item, expectedVersion, 'update');
-    this.known.set(run.id, run.version, { ...was, refs });
+    this.known.set(run.id, run.version, { ...was, refs }, item);
     return run;
   }
 
@@ -2143,20 +2183,24 @@ interface KnownItem {
  * written once, so what is known of it never changes. Least recently used runs go past `maxRuns`.
  */
 class KnownItems {
-  private readonly runs = new Map<string, KnownItem & { version: number }>();
+  private readonly runs = new Map<string, { version: number; known: KnownItem; item: Item }>();
 
   constructor(private readonly maxRuns: number) {}
 
   get(runId: string, version: number): KnownItem | undefined {
     const hit = this.runs.get(runId);
-    if (hit?.version !== version) return undefined;
-    const { version: _, ...known } = hit;
-    return known;
+    return hit?.version === version ? hit.known : undefined;
   }
 
-  set(runId: string, version: number, known: KnownItem): void {
+  /** The item itself, as written or read at `version`. */
+  item(runId: string, version: number): Item | undefined {
+    const hit = this.runs.get(runId);
+    return hit?.version === version ? hit.item : undefined;
+  }
+
+  set(runId: string, version: number, known: KnownItem, item: Item): void {
     this.runs.delete(runId);
-    this.runs.set(runId, { version, ...known });
+    this.runs.set(runId, { version, known, item });
     if (this.runs.size > this.maxRuns) {
       const oldest = this.runs.keys().next().value;
       if (oldest !== undefined) this.runs.delete(oldest);

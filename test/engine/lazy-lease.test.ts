@@ -52,6 +52,12 @@ function callOrder(h: Awaited<ReturnType<typeof harness>>) {
       .map((c) => c.name);
 }
 
+/** The message as a sender that carries no run item sends it (the sweeper, a large run). */
+function withoutItem(message: Extract<WorkMessage, { kind: 'step' }>): WorkMessage {
+  const { item: _, ...rest } = message;
+  return rest;
+}
+
 async function firstMessage(h: Awaited<ReturnType<typeof harness>>, subject: string) {
   const { run } = await h.engine.startRun({ workflow: 'lazy', subject, trigger });
   const [message] = h.queue.pending.splice(0);
@@ -59,17 +65,36 @@ async function firstMessage(h: Awaited<ReturnType<typeof harness>>, subject: str
 }
 
 describe('a lazyLease node', () => {
-  it('without effects is a read of the run and its commit, with no lease write', async () => {
+  it('without effects is its commit alone: no read (its message carries the run item), no lease', async () => {
     const h = await harness([twoNodes(async () => 'read only')], { autoConsume: false });
     const { run, message } = await firstMessage(h, 'o/r#1');
+    expect(message.item).toEqual(expect.any(String));
     const order = callOrder(h);
 
     expect(await h.engine.handle(message)).toBe('committed');
 
-    expect(order()).toEqual(['getRun', 'commit']);
+    expect(order()).toEqual(['commit']);
     const after = (await h.store.getRun(run.id))!;
     expect(after).toMatchObject({ version: run.version + 1, node: 'b', data: { a: 'read only' } });
     expect(after.lease).toBeUndefined();
+  });
+
+  it('reads the run when its message carries no run item, and a stale item only loses', async () => {
+    const h = await harness([twoNodes(async () => 'x')], { autoConsume: false });
+    const { run, message } = await firstMessage(h, 'o/r#10');
+    let order = callOrder(h);
+    expect(await h.engine.handle(withoutItem(message))).toBe('committed');
+    expect(order()).toEqual(['getRun', 'commit']);
+    vi.restoreAllMocks();
+
+    // The same message again, carrying the item of a version the run has left: the step runs
+    // from it, and its commit, conditional on that version, is refused.
+    order = callOrder(h);
+    expect(await h.engine.handle(message)).toBe('lost');
+    expect(order()).toEqual(['commit']);
+    const events = await h.store.listEvents(run.id);
+    expect(events.filter((e) => e.type === 'step.succeeded')).toHaveLength(1);
+    expectContiguous(events);
   });
 
   it('writes its lease right before its first effect, and the effect is fenced by it', async () => {
@@ -81,7 +106,7 @@ describe('a lazyLease node', () => {
 
     expect(await h.engine.handle(message)).toBe('committed');
 
-    expect(order()).toEqual(['getRun', 'leaseStep', 'claimEffect', 'commit']);
+    expect(order()).toEqual(['leaseStep', 'claimEffect', 'commit']);
     // The lease's version, then the commit's.
     expect(await h.store.getRun(run.id)).toMatchObject({ version: run.version + 2, data: { a: 'sent' } });
   });
@@ -114,7 +139,7 @@ describe('a lazyLease node', () => {
     expect(order()).toEqual(['leaseStep', 'commit']);
   });
 
-  it('writes its lease once it has run lazyLeaseMs, so that a second copy of its message finds it busy', async () => {
+  it('writes its lease once it has run lazyLeaseMs, so that another copy of its message finds it taken', async () => {
     const leased = deferred();
     const release = deferred();
     const h = await harness(
@@ -138,7 +163,10 @@ describe('a lazyLease node', () => {
     const slow = h.engine.handle(message);
     await leased.promise;
     expect(await h.store.getRun(run.id)).toMatchObject({ version: run.version + 1, status: 'running' });
-    expect(await h.engine.handle(message)).toBe('busy');
+    // A copy that reads the run finds it busy; one that runs from the item it carries finds out
+    // when its own lease is refused.
+    expect(await h.engine.handle(withoutItem(message))).toBe('busy');
+    expect(await h.engine.handle(message)).toBe('lost');
     release.resolve();
 
     expect(await slow).toBe('committed');
@@ -173,7 +201,7 @@ describe('a lazyLease node', () => {
     const slow = h.engine.handle(message);
     await leased.promise;
     expect(tries).toHaveBeenCalledTimes(2);
-    expect(await h.engine.handle(message)).toBe('busy');
+    expect(await h.engine.handle(withoutItem(message))).toBe('busy');
     release.resolve();
 
     expect(await slow).toBe('committed');

@@ -3,7 +3,12 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { QueueError } from '../../lib/queue/errors.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
-import { type Outgoing, parseWorkMessage, type WorkMessage } from '../../lib/queue/port.ts';
+import {
+  MAX_CARRIED_ITEM_BYTES,
+  type Outgoing,
+  parseWorkMessage,
+  type WorkMessage,
+} from '../../lib/queue/port.ts';
 import { SqsQueue } from '../../lib/queue/sqs.ts';
 import { FakeSqs } from '../support/fake-sqs.ts';
 import type { Arrival } from './contract.ts';
@@ -313,5 +318,16 @@ describe('InMemoryQueue', () => {
 
     expect(seen).toEqual([step('r-stopped', 1)]);
     await expect(within(queue.idle(), 100, 'idle() after the held delivery ended')).resolves.toBeUndefined();
+  });
+});
+
+describe('parseWorkMessage', () => {
+  it('keeps the run item a step message carries, and drops one over the limit', () => {
+    const step = { kind: 'step', runId: 'r1', seq: 2, workflow: 'w', node: 'n', version: 3, due: 1 } as const;
+    const item = JSON.stringify({ a: { pk: 'RUN#r1' }, b: 'AAAA' });
+    expect(parseWorkMessage(JSON.stringify({ ...step, item }))).toEqual({ ...step, item });
+    const large = 'x'.repeat(MAX_CARRIED_ITEM_BYTES + 1);
+    expect(parseWorkMessage(JSON.stringify({ ...step, item: large }))).toEqual(step);
+    expect(parseWorkMessage(JSON.stringify({ ...step, item: 42 }))).toEqual(step);
   });
 });

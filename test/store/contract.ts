@@ -175,6 +175,52 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
       });
     });
 
+    describe('carriedRun and runFromCarried', () => {
+      it('carry the run item a commit wrote, read back as getRun reads it', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        const saved = await store.commit({
+          run: bumped(run, { status: 'running', data: { a: 1, text: 'x'.repeat(2000) } }),
+          expectedVersion: 1,
+          events: [ev('step.succeeded')],
+        });
+
+        const carried = store.carriedRun(run.id, saved.version, 64 * 1024);
+        expect(carried).toEqual(expect.any(String));
+        const read = await store.runFromCarried(run.id, carried!);
+        expect(read).toEqual(await store.getRun(run.id));
+        const next = await store.commit({
+          run: bumped(read!),
+          expectedVersion: saved.version,
+          events: [ev('y')],
+        });
+        expect(await store.getRun(run.id)).toEqual(next);
+        expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual([
+          'run.created',
+          'step.succeeded',
+          'y',
+        ]);
+      });
+
+      it('carry nothing for a version not written here, or over the size given', async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+
+        expect(store.carriedRun(run.id, 7, 64 * 1024)).toBeUndefined();
+        expect(store.carriedRun(run.id, 1, 10)).toBeUndefined();
+      });
+
+      it("refuse an item that is not the run's, or not an item at all", async () => {
+        const store = await makeStore();
+        const run = await createOrFail(store, aRun());
+        const other = await createOrFail(store, aRun());
+        const carried = store.carriedRun(other.id, 1, 64 * 1024)!;
+
+        expect(await store.runFromCarried(run.id, carried)).toBeNull();
+        expect(await store.runFromCarried(run.id, 'not json')).toBeNull();
+      });
+    });
+
     describe('commit', () => {
       it('writes the new state and appends its events after the existing ones', async () => {
         const store = await makeStore();

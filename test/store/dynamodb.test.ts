@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { createTestStore, recordingClient } from '../support/dynamo.ts';
+import type { Run } from '../../lib/engine/types.ts';
+import { dynamoClient } from '../../lib/store/client.ts';
+import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
+import { createTestStore, recordingClient, testEndpoint } from '../support/dynamo.ts';
 import { runStoreContract } from './contract.ts';
 
 /** Every command the contract suite sends, by name: the suite proves the store never scans. */
@@ -17,5 +20,57 @@ describe('DynamoRunStore', () => {
     expect(sent).toContain('QueryCommand');
     expect(sent).toContain('TransactWriteItemsCommand');
     expect([...sent].filter((c) => /scan/i.test(c))).toEqual([]);
+  });
+});
+
+describe('a run item carried in a step message', () => {
+  it('is read by another process as getRun reads it, and a commit over its version needs no read', async () => {
+    const writer = await createTestStore();
+    const at = new Date().toISOString();
+    const run: Run = {
+      id: `run-carried-${Date.now()}`,
+      workflow: 'w',
+      status: 'running',
+      node: 'a',
+      subject: { repo: 'o/r', issue: 1, key: 'o/r#1' },
+      trigger: { source: 'test' },
+      createdAt: at,
+      updatedAt: at,
+      version: 1,
+      data: { text: 'x'.repeat(3000) },
+      step: { node: 'a', seq: 1, attempt: 1, notBefore: at },
+      eventSeq: 0,
+    };
+    await writer.createRun({
+      run,
+      events: [{ type: 'run.created', node: 'a', detail: {} }],
+      lockKey: 'o/r#1',
+    });
+    const carried = writer.carriedRun(run.id, 1, 64 * 1024)!;
+
+    // Another process, over the same table: nothing known of the run.
+    const readerClient = dynamoClient(testEndpoint());
+    const reads: string[] = [];
+    readerClient.middlewareStack.add(
+      (next, context) => async (args) => {
+        reads.push(String((context as { commandName?: string }).commandName));
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordReads' },
+    );
+    const reader = new DynamoRunStore(readerClient, { tableName: writer.tableName });
+    const read = await reader.runFromCarried(run.id, carried);
+    expect(read).toEqual(await writer.getRun(run.id));
+    const next = { ...read!, version: 2, data: { ...read!.data, b: 1 } };
+    await reader.commit({
+      run: next,
+      expectedVersion: 1,
+      events: [{ type: 'step.succeeded', node: 'a', detail: {} }],
+    });
+
+    // Its chunk (the long text) is read; the run item never is, not even for the commit's layout.
+    expect(reads).toEqual(['BatchGetItemCommand', 'PutItemCommand']);
+    expect(await writer.getRun(run.id)).toMatchObject({ version: 2, data: { b: 1, text: run.data.text } });
+    expect((await writer.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 'step.succeeded']);
   });
 });
