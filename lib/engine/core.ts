@@ -42,9 +42,10 @@ export interface EngineOptions<S> {
    */
   reportInline?: boolean;
   /**
-   * A step's first try, on its message's first delivery, runs without writing its lease until it
-   * needs one (steps.ts, hold.ts `StepHold`): before its first effect, or once it has run this
-   * long (default 1 s). 0: every step writes its lease before its node runs.
+   * A step of a `lazyLease` node (workflow.ts) runs its first try, on its message's first
+   * delivery, without writing its lease until it needs one (steps.ts, hold.ts `StepHold`): before
+   * its first effect, or once it has run this long (default 1 s). 0: every step writes its lease
+   * before its node runs.
    */
   lazyLeaseMs?: number;
   /** Called at named points of the step lifecycle (fault-injection tests crash here). */
