@@ -64,6 +64,33 @@ async function firstMessage(h: Awaited<ReturnType<typeof harness>>, subject: str
   return { run, message: message as Extract<WorkMessage, { kind: 'step' }> };
 }
 
+/**
+ * A lazyLease step that waits until its lease is written (`leased`), then until `release`: its
+ * lease is written by time (`lazyLeaseMs` 5), and `tries` counts the writes.
+ */
+async function slowStep(subject: string, opts: Parameters<typeof harness>[1] = {}) {
+  const leased = deferred();
+  const release = deferred();
+  const h = await harness(
+    [
+      twoNodes(async () => {
+        await leased.promise;
+        await release.promise;
+        return 'slow';
+      }),
+    ],
+    { autoConsume: false, lazyLeaseMs: 5, ...opts },
+  );
+  const { run, message } = await firstMessage(h, subject);
+  const leaseStep = h.store.leaseStep.bind(h.store);
+  const tries = vi.spyOn(h.store, 'leaseStep').mockImplementation(async (...args) => {
+    const got = await leaseStep(...args);
+    leased.resolve();
+    return got;
+  });
+  return { h, run, message, leased, release, tries };
+}
+
 describe('a lazyLease node', () => {
   it('without effects is its commit alone: no read (its message carries the run item), no lease', async () => {
     const h = await harness([twoNodes(async () => 'read only')], { autoConsume: false });
@@ -140,25 +167,7 @@ describe('a lazyLease node', () => {
   });
 
   it('writes its lease once it has run lazyLeaseMs, so that another copy of its message finds it taken', async () => {
-    const leased = deferred();
-    const release = deferred();
-    const h = await harness(
-      [
-        twoNodes(async () => {
-          await leased.promise;
-          await release.promise;
-          return 'slow';
-        }),
-      ],
-      { autoConsume: false, lazyLeaseMs: 5 },
-    );
-    const { run, message } = await firstMessage(h, 'o/r#6');
-    const leaseStep = h.store.leaseStep.bind(h.store);
-    vi.spyOn(h.store, 'leaseStep').mockImplementation(async (...args) => {
-      const got = await leaseStep(...args);
-      leased.resolve();
-      return got;
-    });
+    const { h, run, message, leased, release } = await slowStep('o/r#6');
 
     const slow = h.engine.handle(message);
     await leased.promise;
@@ -176,25 +185,7 @@ describe('a lazyLease node', () => {
   it('tries its lease again when the write is throttled past its retries, while it still runs', async () => {
     const t = throttlingClient(3);
     const counting = await countingStore({ client: t.client });
-    const leased = deferred();
-    const release = deferred();
-    const h = await harness(
-      [
-        twoNodes(async () => {
-          await leased.promise;
-          await release.promise;
-          return 'slow';
-        }),
-      ],
-      { store: counting.store, autoConsume: false, lazyLeaseMs: 5 },
-    );
-    const { run, message } = await firstMessage(h, 'o/r#9');
-    const leaseStep = h.store.leaseStep.bind(h.store);
-    const tries = vi.spyOn(h.store, 'leaseStep').mockImplementation(async (...args) => {
-      const got = await leaseStep(...args);
-      leased.resolve();
-      return got;
-    });
+    const { h, run, message, leased, release, tries } = await slowStep('o/r#9', { store: counting.store });
     // The first lease write fails after the SDK's three tries; the next one is written.
     t.throttle('UpdateItemCommand', 3);
 

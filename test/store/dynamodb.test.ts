@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Run } from '../../lib/engine/types.ts';
-import { dynamoClient } from '../../lib/store/client.ts';
 import { DynamoRunStore } from '../../lib/store/dynamodb.ts';
-import { createTestStore, recordingClient, testEndpoint } from '../support/dynamo.ts';
+import { createTestStore, recordingClient, storeTestRun } from '../support/dynamo.ts';
 import { runStoreContract } from './contract.ts';
 
 /** Every command the contract suite sends, by name: the suite proves the store never scans. */
@@ -26,21 +24,7 @@ describe('DynamoRunStore', () => {
 describe('a run item carried in a step message', () => {
   it('is read by another process as getRun reads it, and a commit over its version needs no read', async () => {
     const writer = await createTestStore();
-    const at = new Date().toISOString();
-    const run: Run = {
-      id: `run-carried-${Date.now()}`,
-      workflow: 'w',
-      status: 'running',
-      node: 'a',
-      subject: { repo: 'o/r', issue: 1, key: 'o/r#1' },
-      trigger: { source: 'test' },
-      createdAt: at,
-      updatedAt: at,
-      version: 1,
-      data: { text: 'x'.repeat(3000) },
-      step: { node: 'a', seq: 1, attempt: 1, notBefore: at },
-      eventSeq: 0,
-    };
+    const run = { ...storeTestRun('w'), data: { text: 'x'.repeat(3000) } };
     await writer.createRun({
       run,
       events: [{ type: 'run.created', node: 'a', detail: {} }],
@@ -49,16 +33,8 @@ describe('a run item carried in a step message', () => {
     const carried = writer.carriedRun(run.id, 1, 64 * 1024)!;
 
     // Another process, over the same table: nothing known of the run.
-    const readerClient = dynamoClient(testEndpoint());
-    const reads: string[] = [];
-    readerClient.middlewareStack.add(
-      (next, context) => async (args) => {
-        reads.push(String((context as { commandName?: string }).commandName));
-        return next(args);
-      },
-      { step: 'initialize', name: 'recordReads' },
-    );
-    const reader = new DynamoRunStore(readerClient, { tableName: writer.tableName });
+    const recording = recordingClient();
+    const reader = new DynamoRunStore(recording.client, { tableName: writer.tableName });
     const read = await reader.runFromCarried(run.id, carried);
     expect(read).toEqual(await writer.getRun(run.id));
     const next = { ...read!, version: 2, data: { ...read!.data, b: 1 } };
@@ -69,7 +45,7 @@ describe('a run item carried in a step message', () => {
     });
 
     // Its chunk (the long text) is read; the run item never is, not even for the commit's layout.
-    expect(reads).toEqual(['BatchGetItemCommand', 'PutItemCommand']);
+    expect(recording.commands).toEqual(['BatchGetItemCommand', 'PutItemCommand']);
     expect(await writer.getRun(run.id)).toMatchObject({ version: 2, data: { b: 1, text: run.data.text } });
     expect((await writer.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 'step.succeeded']);
   });
