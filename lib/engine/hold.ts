@@ -4,16 +4,16 @@ import type { Run } from './types.ts';
 
 /**
  * The step a worker runs, and the run its commit is conditional on. Either leased (by its own
- * write, or by the commit that chained it), or held unwritten: a first delivery's first try reads
- * the run and holds it with the lease it would take (transitions.ts `unwrittenLease`), and writes
- * that lease only when it must:
+ * write, or by the commit that chained it), or held unwritten: a first delivery's first try takes
+ * the run from the item its message carries (or a read) and holds it with the lease it would take
+ * (transitions.ts `unwrittenLease`), and writes that lease only when it must:
  * - before its first effect, since effects are fenced by a written lease (effects.ts);
  * - once it has run a while (`lazyLeaseMs`), so that a slow step is seen to be under way: a
  *   duplicate message finds it busy, and the sweeper leaves it be.
  * Only for a node marked `lazyLease` (workflow.ts): one that does nothing before its first effect
- * that must not run twice at once. A quick step of such a node without effects is then a read of
- * the run and its commit, with no write of its own. Until the lease is written, the commit is
- * conditional on the version read, as a leased step's is on its lease's: any other write of the
+ * that must not run twice at once. A quick step of such a node without effects is then its commit
+ * alone. Until the lease is written, the commit is conditional on the version held (read, or
+ * carried: the run as of the message), as a leased step's is on its lease's: any other write of the
  * run (another worker's lease or commit, a cancel) makes it lose, and by the node's promise it did
  * nothing outside the run that needs undoing.
  */

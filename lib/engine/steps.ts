@@ -64,10 +64,11 @@ const INLINE_REPORT_MIN_MS = 60_000;
  * leased version, then send what follows. `faults` is called at each named point in between.
  *
  * A node marked `lazyLease` (workflow.ts) runs its first try, on its message's first delivery,
- * from a read of the run instead, and writes its lease only when it needs one (before its first
- * effect, or once it has run `lazyLeaseMs`; hold.ts): a quick step without effects is one read and
- * one write. A redelivered message leases first, as a takeover does, so a step that keeps crashing
- * its worker counts its attempts and ends.
+ * from the run item the message carries (the one the commit that sent it wrote; a read when there
+ * is none) instead, and writes its lease only when it needs one (before its first effect, or once
+ * it has run `lazyLeaseMs`; hold.ts): a quick step without effects is its commit alone. A
+ * redelivered message leases first, as a takeover does, so a step that keeps crashing its worker
+ * counts its attempts and ends.
  *
  * With a budget (a queue message's invocation) and chaining on (`chainSteps`), a step that
  * schedules another step of the same run for now runs it right here: the commit leases it, and
