@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeHandler } from '../../lib/app/worker-function.ts';
 import type { Engine } from '../../lib/engine/engine.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
@@ -197,5 +197,46 @@ describe('worker function, with steps run in a row (chainSteps)', () => {
       version: waiting!.version,
       due: Date.parse(waiting!.step!.notBefore),
     });
+  });
+});
+
+describe('worker function, for a lazyLease node', () => {
+  const LAZY: WorkflowDefinition<unknown> = {
+    name: 'lazy-steps',
+    version: 1,
+    start: 'first',
+    nodes: {
+      first: { handler: async () => ({ output: { first: true } }), lazyLease: true },
+      second: { handler: async () => ({ output: { second: true } }) },
+    },
+    edges: [{ from: 'first', to: 'second' }],
+  };
+
+  it("runs a first delivery from the run item its body carries, and leases a redelivery first (SQS's ApproximateReceiveCount)", async () => {
+    const h = await harness<unknown>([LAZY], { autoConsume: false });
+    const handler = makeHandler(async () => h.engine as Engine<unknown>);
+    const bodies: string[] = [];
+    for (const issue of [1, 2]) {
+      const { run } = await h.engine.startRun({
+        workflow: 'lazy-steps',
+        subject: `acme/app#${issue}`,
+        trigger: { source: 'test' },
+      });
+      bodies.push(JSON.stringify(h.queue.pending.find((m) => m.runId === run.id)));
+    }
+    const leases = vi.spyOn(h.store, 'leaseStep');
+    const reads = vi.spyOn(h.store, 'getRun');
+
+    // Lambda's context leaves too little time to chain the next step: one step per record.
+    const short = { ...context, getRemainingTimeInMillis: () => 1_000 };
+    expect(await handler(sqsEvent([sqsRecord(bodies[0]!)]), short)).toEqual({ batchItemFailures: [] });
+    expect([leases.mock.calls.length, reads.mock.calls.length]).toEqual([0, 0]);
+
+    expect(await handler(sqsEvent([sqsRecord(bodies[1]!, 2)]), short)).toEqual({ batchItemFailures: [] });
+    expect(leases).toHaveBeenCalledTimes(1);
+    for (const body of bodies) {
+      const { runId } = JSON.parse(body) as { runId: string };
+      expect((await h.store.getRun(runId))?.node).toBe('second');
+    }
   });
 });
