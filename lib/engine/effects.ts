@@ -38,10 +38,14 @@ export type EffectFn<T> = (attempt: EffectAttempt) => Promise<T>;
 
 /** The leased step an effect runs in. */
 export interface EffectStep {
-  /** The run as leased by this step (its version is the lease's). */
-  run: Run;
+  runId: string;
+  /**
+   * The run as leased by this step (its version is the lease's), its lease written first if the
+   * step holds it unwritten (hold.ts): an effect is never claimed without a written lease.
+   */
+  leased: () => Promise<Run>;
   node: string;
-  /** This worker's id: the lease's owner. */
+  /** This worker's id, for a leased run that names no owner. */
   owner: string;
   signal: AbortSignal;
   now: () => Date;
@@ -62,17 +66,24 @@ export async function runEffect<T>(
   fn: EffectFn<T>,
   opts: EffectOptions = {},
 ): Promise<T> {
-  const { run, node, signal } = step;
-  const key = effectKey(run, node, name, opts.scope);
-  const fence = () => ({ version: run.version, owner: step.owner, now: step.now().toISOString() });
+  const { node, signal } = step;
   const notAfterTimeout = () => {
     if (signal.aborted) {
-      throw new StepTimeoutError(`effect ${name} not started: ${node} timed out`, { runId: run.id, node });
+      throw new StepTimeoutError(`effect ${name} not started: ${node} timed out`, {
+        runId: step.runId,
+        node,
+      });
     }
   };
+  // A step that timed out writes no lease for it.
   notAfterTimeout();
+  const run = await step.leased();
+  notAfterTimeout();
+  const owner = run.lease?.owner ?? step.owner;
+  const key = effectKey(run, node, name, opts.scope);
+  const fence = () => ({ version: run.version, owner, now: step.now().toISOString() });
   // One claim per lease: the leased version is unique to this lease.
-  const claim = `${step.owner}@${run.version}`;
+  const claim = `${owner}@${run.version}`;
   const claimed = await fenced(run, node, name, 'started', () =>
     store.claimEffect(run.id, key, fence(), claim),
   );

@@ -379,23 +379,21 @@ export class StepRunner<S> {
       signal: controller.signal,
       services: core.services,
       // One effect primitive, fenced by this step's lease (lib/engine/effects.ts), written first.
-      effect: async <T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T> => {
-        // A step that timed out writes no lease: the effect refuses to start (runEffect).
-        const leased = controller.signal.aborted ? hold.run : await hold.lease();
-        return runEffect(
+      effect: <T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T> =>
+        runEffect(
           core.store,
           {
-            run: leased,
+            runId: run.id,
+            leased: () => hold.lease(),
             node: node.name,
-            owner: leased.lease?.owner ?? core.owner,
+            owner: core.owner,
             signal: controller.signal,
             now: core.now,
           },
           name,
           fn,
           opts,
-        );
-      },
+        ),
     };
     let timer: NodeJS.Timeout | undefined;
     let lazy: NodeJS.Timeout | undefined;
