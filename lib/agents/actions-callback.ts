@@ -205,6 +205,9 @@ async function bindClaims(
   if (!repository || !rec.repo || repository.toLowerCase() !== rec.repo.toLowerCase())
     return { ok: false, reason: 'the token is for another repository' };
   if (!Number.isSafeInteger(runIdClaim) || runIdClaim <= 0) return { ok: false, reason: 'no run_id claim' };
+  // A workflow run of an earlier item of the run (its record moved on) is never this item's.
+  if (rec.earlier?.includes(runIdClaim))
+    return { ok: false, reason: 'the token is for another workflow run' };
   if (rec.workflowRunId !== undefined) {
     return rec.workflowRunId === runIdClaim
       ? { ok: true, runIdClaim }

@@ -505,7 +505,7 @@ class ExecuteStep {
               ...(outcome.details.workflow ? { workflow: outcome.details.workflow } : {}),
               ...(outcome.details.ref ? { ref: outcome.details.ref } : {}),
               ...(outcome.details.url ? { url: outcome.details.url } : {}),
-              // The exact workflow run (return_run_details): callbacks and completions bind to it.
+              // The exact workflow run (return_run_details): callbacks and completions match it.
               ...(outcome.details.workflowRunId !== undefined
                 ? { workflowRunId: outcome.details.workflowRunId }
                 : {}),
@@ -515,8 +515,8 @@ class ExecuteStep {
       put,
     );
     this.budget.spent.dispatches++;
-    if (outcome.details.workflowRunId !== undefined)
-      await queue.bindWorkflowRun(outcome.details.workflowRunId, this.run.id, cur.item, { fresh: true });
+    // The workflow run GitHub returned is named by the record now, and by its `earlier` list after
+    // the next item: no binding record of its own (work-queue.ts bindWorkflowRun).
     cur.state = 'dispatched';
     cur.correlation = correlation;
     cur.expiresAt = expiresAt;

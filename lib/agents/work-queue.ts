@@ -97,7 +97,17 @@ export interface DispatchRecord {
   workflowRunId?: number;
   workflowRunUrl?: string;
   finishedAt?: string;
+  /**
+   * The workflow runs of this run's earlier items, newest first (at most `EARLIER_RUNS`), carried
+   * over by `putDispatch` when the next item replaces the record. A workflow run GitHub returned
+   * at dispatch is named by the record alone (no binding of its own): once the record moves on,
+   * this list is what makes a late event or token of that run stale for the new item.
+   */
+  earlier?: number[];
 }
+
+/** How many earlier items' workflow runs a dispatch record remembers (older ones are stale by date). */
+export const EARLIER_RUNS = 8;
 
 /** An agent's answer to a work item, as the hub delivers it to the item's run. */
 export interface AgentResult {
@@ -481,10 +491,12 @@ export class AgentWorkQueue {
    * work can date from. Overwriting it with a later time made a completion of that dispatch look
    * older than its dispatch, and it was ignored; overwriting its state lost a linked workflow run.
    */
-  async putDispatch(record: DispatchRecord): Promise<{ value: DispatchRecord; version: number } | undefined> {
-    const key = `${DISPATCH_PREFIX}${record.runId}`;
+  async putDispatch(fresh: DispatchRecord): Promise<{ value: DispatchRecord; version: number } | undefined> {
+    const key = `${DISPATCH_PREFIX}${fresh.runId}`;
     const prior = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
-    if (prior?.value.item === record.item) return { value: prior.value, version: prior.version };
+    if (prior?.value.item === fresh.item) return { value: prior.value, version: prior.version };
+    const earlier = earlierRuns(prior?.value);
+    const record = earlier.length > 0 ? { ...fresh, earlier } : fresh;
     // Conditional on what we read: a concurrent attempt at the same item (a lease takeover) that
     // wrote first keeps its record.
     const version = prior?.version ?? 0;
@@ -531,24 +543,20 @@ export class AgentWorkQueue {
    * Bind a GitHub workflow run to the work item it was first matched to. Returns the binding in
    * force: ours, or the earlier one (then the workflow run belongs to another item).
    *
-   * `fresh`: the id was just returned by the dispatch that started the workflow run, so it is
-   * almost never bound yet (only a `workflow_run` delivery faster than GitHub's answer binds it
-   * first): write without reading.
+   * Only for a workflow run the dispatch did not name: one GitHub returned at dispatch
+   * (return_run_details) is named by the dispatch record, and by its `earlier` list once the
+   * record moves on to the next item, so it needs no binding of its own.
    */
   async bindWorkflowRun(
     workflowRunId: number,
     runId: string,
     item: string,
-    opts: { fresh?: boolean } = {},
   ): Promise<{ runId: string; item: string }> {
     const key = `${WORKFLOW_RUN_PREFIX}${workflowRunId}`;
-    // Otherwise read first: every later event of the workflow run (in progress, completed, the
-    // callback) finds the binding, and a read costs a fifth of the write DynamoDB bills even
-    // when refused.
-    if (!opts.fresh) {
-      const bound = await this.store.kvGet<{ runId: string; item: string }>(WORK_GROUP, key);
-      if (bound) return bound.value;
-    }
+    // Read first: every later event of the workflow run (in progress, completed, the callback)
+    // finds the binding, and a read costs a fifth of the write DynamoDB bills even when refused.
+    const bound = await this.store.kvGet<{ runId: string; item: string }>(WORK_GROUP, key);
+    if (bound) return bound.value;
     if (await this.store.kvPut(WORK_GROUP, key, { runId, item }, { expectedVersion: 0, ttl: this.ttl(30) }))
       return { runId, item };
     const existing = await this.store.kvGet<{ runId: string; item: string }>(WORK_GROUP, key);
@@ -593,6 +601,13 @@ export class AgentWorkQueue {
 }
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+
+/** The workflow runs a record replacing `prior` remembers: prior's own, then what prior remembered. */
+function earlierRuns(prior: DispatchRecord | undefined): number[] {
+  if (!prior) return [];
+  const own = prior.workflowRunId === undefined ? [] : [prior.workflowRunId];
+  return [...own, ...(prior.earlier ?? [])].slice(0, EARLIER_RUNS);
+}
 
 /** The running record's size as DynamoDB bills it, about: attribute names and values, keys. */
 function recordBytes(running: Running): number {

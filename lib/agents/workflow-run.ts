@@ -184,6 +184,13 @@ export async function resumeFromWorkflowRun(
       item: rec.item,
       reason: `the current item runs as workflow run ${rec.workflowRunId}`,
     };
+  if (rec.earlier?.includes(wr.id))
+    return {
+      outcome: 'stale',
+      runId,
+      item: rec.item,
+      reason: 'the workflow run belongs to an earlier work item',
+    };
   const since = Date.parse(rec.startedAt);
   if (!ids.item && wr.createdAt && Date.parse(wr.createdAt) < since - CLOCK_SKEW_MS)
     return {
@@ -200,9 +207,9 @@ export async function resumeFromWorkflowRun(
     return { outcome: 'ignored', runId, item: rec.item, reason: 'its dispatch is still being recorded' };
   // A workflow run belongs to the first item it was matched to (a redelivery after the run moved
   // on to its next item must not resume that item).
-  // A dispatch record that names this workflow run has it bound to its item: the link below and
-  // the Actions callback bind first; execute binds right after linking, and its step (which a crash
-  // retries) commits, letting the run move on to another item, only after both. No need to read.
+  // A dispatch record that names this workflow run has it as its item's: execute records the id
+  // GitHub returned (and the record's `earlier` list keeps it once the run moves on, checked
+  // above); the link below and the Actions callback bind first. No need to read.
   // (Most events of a workflow run come after its link: this read was one per event.)
   const bound =
     rec.workflowRunId === wr.id

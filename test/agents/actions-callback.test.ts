@@ -341,6 +341,28 @@ describe('dispatch with return_run_details and results over GitHub OIDC', () => 
     expect((await w.run(run.id)).status).toBe('succeeded');
   });
 
+  it("refuses a token of an earlier item's workflow run, which has no binding record, even named for this run", async () => {
+    await world('ignore');
+    const { run, wr, result } = await dispatched();
+    // A workflow run of this run's earlier item, named by its run-name for this run and item (a
+    // rerun of it, say). GitHub returned its id at its dispatch, so the record listed it as
+    // `earlier` when the next item replaced it, and nothing bound it.
+    const earlier = w.fake.addRun(REPO, {
+      workflow: 'switchyard-agent.yml',
+      event: 'workflow_dispatch',
+      display_title: `switchyard ${run.id} ${result.item}`,
+      status: 'in_progress',
+      conclusion: null,
+    });
+    await w.hub.queue.updateDispatch(run.id, (d) => ({ ...d, earlier: [earlier.id] }));
+
+    const stale = await post(result, await oidc.token(oidc.claims({ repo: REPO, runId: earlier.id })));
+    expect(stale.status).toBe(401);
+    expect(stale.body).toEqual({ error: 'the token is for another workflow run' });
+    const ok = await post(result, await oidc.token(oidc.claims({ repo: REPO, runId: wr.id })));
+    expect(ok.status).toBe(200);
+  });
+
   it('measures JSON depth without parsing', () => {
     expect(jsonDepth('{"a":[1,{"b":"[[[[["}]}')).toBe(3);
     expect(jsonDepth('"\\"{"')).toBe(0);

@@ -277,6 +277,39 @@ describe('the execute node (hub, queue, GitHub Actions executor)', () => {
     expect((await w.run(run.id)).status).toBe('succeeded');
   });
 
+  it("finds an earlier item's workflow run stale with no binding record, even while the next is being dispatched", async () => {
+    w = await agentWorld();
+    const writes = vi.spyOn(w.h.store, 'kvPut');
+    const run = await w.start([{ agent: 'coder' }, { agent: 'coder' }]);
+    const first = w.fake.dispatches[0]!;
+    await w.complete(run.id);
+    // GitHub returned each run's id at dispatch: the dispatch record names it, nothing binds it.
+    const bindings = writes.mock.calls.filter(([, key]) => String(key).startsWith('w#'));
+    expect(bindings).toEqual([]);
+    const second = w.fake.dispatches[1]!;
+    // As the record is while a step dispatches the second item (its id not recorded yet), with the
+    // first run's redelivered completion dated like the second dispatch and titled without an item
+    // (the default run-name): only the record's `earlier` list tells them apart.
+    const rec = await w.hub.queue.updateDispatch(
+      run.id,
+      ({ workflowRunId: _id, workflowRunUrl: _url, ...d }) => ({
+        ...d,
+        state: 'dispatching',
+      }),
+    );
+    expect(rec?.earlier).toEqual([first.id]);
+    const late = w.fake.payload(first);
+    late.workflow_run.created_at = rec!.startedAt;
+    expect(await resumeFromWorkflowRun(w.h.engine, late)).toMatchObject({
+      outcome: 'stale',
+      reason: 'the workflow run belongs to an earlier work item',
+    });
+    expect((await w.run(run.id)).gate?.correlation).toBe(`${run.id}.t2.1`);
+    // The second run's own completion still resumes the run.
+    w.fake.finish(second, 'success');
+    expect((await resumeFromWorkflowRun(w.h.engine, w.fake.payload(second))).outcome).toBe('resumed');
+  });
+
   it('ignores a redelivered completion', async () => {
     w = await agentWorld();
     const run = await w.start([{ agent: 'coder' }, { agent: 'coder' }]);

@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   AgentWorkQueue,
   type DispatchRecord,
+  EARLIER_RUNS,
   formatWorkloads,
   queueKey,
   RUNNING_KEY,
@@ -445,23 +446,37 @@ describe('the agent work queue', () => {
     expect(await q.getDispatch('r1')).toEqual({ value: linked, version: 3 });
   });
 
-  it('binds a workflow run to the first item matched to it; a fresh id is written without a read', async () => {
+  it('binds a workflow run to the first item matched to it', async () => {
     const q = new AgentWorkQueue(store);
+    expect(await q.bindWorkflowRun(41, 'r1', 'r1.t1.1')).toEqual({ runId: 'r1', item: 'r1.t1.1' });
     const reads = vi.spyOn(store, 'kvGet');
-    expect(await q.bindWorkflowRun(41, 'r1', 'r1.t1.1', { fresh: true })).toEqual({
-      runId: 'r1',
-      item: 'r1.t1.1',
-    });
-    expect(reads).not.toHaveBeenCalled();
-    // Already bound (a workflow_run delivery was faster than GitHub's answer to the dispatch):
-    // the refused write reads the binding in force.
-    expect(await q.bindWorkflowRun(41, 'r2', 'r2.t1.1', { fresh: true })).toEqual({
-      runId: 'r1',
-      item: 'r1.t1.1',
-    });
-    reads.mockClear();
     expect(await q.bindWorkflowRun(41, 'r3', 'r3.t1.1')).toEqual({ runId: 'r1', item: 'r1.t1.1' });
     expect(reads).toHaveBeenCalledTimes(1);
+  });
+
+  it("remembers the earlier items' workflow runs when the next item replaces the record", async () => {
+    const q = new AgentWorkQueue(store);
+    const record = (n: number): DispatchRecord => ({
+      runId: 'r9',
+      item: `r9.t${n}.1`,
+      correlation: `r9.t${n}.1`,
+      agent: 'coder',
+      executor: 'github-actions',
+      state: 'dispatching',
+      startedAt: '2026-01-01T00:00:00.000Z',
+      expiresAt: '2026-01-01T01:00:00.000Z',
+    });
+    for (let n = 1; n <= EARLIER_RUNS + 2; n++) {
+      const put = await q.putDispatch(record(n));
+      // The dispatch named its workflow run (return_run_details): 100 + n.
+      await q.updateDispatch('r9', (d) => ({ ...d, state: 'dispatched', workflowRunId: 100 + n }), put);
+    }
+    const last = (await q.getDispatch('r9'))!.value;
+    expect(last).toMatchObject({ item: `r9.t${EARLIER_RUNS + 2}.1`, workflowRunId: 100 + EARLIER_RUNS + 2 });
+    // Newest first, at most EARLIER_RUNS.
+    expect(last.earlier).toEqual(Array.from({ length: EARLIER_RUNS }, (_, i) => 100 + EARLIER_RUNS + 1 - i));
+    // The same item again (a retried step) keeps its record as it was.
+    expect((await q.putDispatch(record(EARLIER_RUNS + 2)))?.value).toEqual(last);
   });
 
   it('still shows, and releases, an item whose queue record a crash deleted before its slot was freed', async () => {
