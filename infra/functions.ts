@@ -194,10 +194,11 @@ export const FUNCTIONS = [
     timeoutSeconds: 10,
     memoryMb: 512,
     table: 'readWrite',
-    // Records the applied result once, binds the workflow run in the work queue, signals the run
-    // (which can end it: LOCK#). Never starts runs (no IDEM#) and never lists them.
+    // Reads the dispatch record (its `finished` state makes a replay a 409), binds the workflow run
+    // in the work queue, signals the run (which can end it: LOCK#). Never starts runs (no IDEM#)
+    // and never lists them.
     tableActions: ['GetItem', 'Query', 'PutItem', 'DeleteItem'],
-    tableKeys: [keys.runs, keys.locks, keys.kv('actions-result'), keys.kv('work')],
+    tableKeys: [keys.runs, keys.locks, keys.kv('work')],
     sendsWork: true,
     // Read only on the fallback path: a run dispatched without a returned run id is bound by its
     // run-name, read from the Actions API.

@@ -38,9 +38,6 @@ export const DEFAULT_OIDC_AUDIENCE = 'switchyard';
 /** A result is small; anything bigger is not one. */
 export const MAX_ACTIONS_CALLBACK_BYTES = 64 * 1024;
 const MAX_DEPTH = 6;
-/** The KV group of applied results, one per work item. */
-export const ACTIONS_RESULT_GROUP = 'actions-result';
-const KEEP_S = 30 * 86_400;
 
 const RUN = /^r[0-9a-z]{8,40}$/;
 const ITEM = /^r[0-9a-z]{8,40}\.[A-Za-z0-9_-]{1,64}\.[0-9]{1,6}$/;
@@ -86,15 +83,6 @@ export interface ActionsCallbackDeps {
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
   maxBodyBytes?: number;
-}
-
-/** An applied result, per work item: what a replay is compared with. */
-interface AppliedResult {
-  runId: string;
-  repository: string;
-  runIdClaim: string;
-  conclusion: string;
-  at: string;
 }
 
 /** The deepest nesting of arrays and objects in JSON text (strings skipped), without parsing it. */
@@ -259,16 +247,8 @@ export async function handleActionsCallback(
     logger.warn('actions callback refused', { runId: result.run, reason: (err as Error).name });
     return json(401, { error: 'invalid token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
   }
-  // 5. replay: a result already applied for this item
-  const applied = await deps.store.kvGet<AppliedResult>(ACTIONS_RESULT_GROUP, result.item);
-  if (applied) {
-    const same =
-      applied.value.runId === result.run &&
-      claimStr(claims.repository)?.toLowerCase() === applied.value.repository.toLowerCase() &&
-      claimStr(claims.run_id) === applied.value.runIdClaim;
-    if (!same) return json(401, { error: 'the token is not for this work item' });
-    return json(409, { error: 'a result was already applied for this item', run: result.run });
-  }
+  // 5. the run's dispatch record: what was sent, to which workflow run, and whether its result
+  // was applied (`finished`, written by the delivery)
   const queue = new AgentWorkQueue(deps.store, { now });
   const dispatch = await queue.getDispatch(result.run);
   const rec = dispatch?.value;
@@ -291,16 +271,10 @@ export async function handleActionsCallback(
     if (path.toLowerCase() !== `/${rec.repo}/pull/${result.pullRequest.number}`.toLowerCase())
       return json(400, { error: 'pullRequest.url: not this repository’s pull request' });
   }
-  // 7. claim the item's result once, then deliver
-  const record: AppliedResult = {
-    runId: result.run,
-    repository: rec.repo ?? '',
-    runIdClaim: String(bound.runIdClaim),
-    conclusion: result.conclusion,
-    at: now().toISOString(),
-  };
-  const ttl = Math.floor(now().getTime() / 1000) + KEEP_S;
-  if (!(await deps.store.kvPut(ACTIONS_RESULT_GROUP, result.item, record, { expectedVersion: 0, ttl })))
+  // 7. a replay: the delivery marks the record `finished` once the run took a result for the item
+  // (this one, or the workflow run's completion). Two callbacks at once both go on to deliver; the
+  // run's own conditional commit takes one of them (results.ts).
+  if (rec.state === 'finished')
     return json(409, { error: 'a result was already applied for this item', run: result.run });
   // The record as read, for the delivery (one read fewer), unless the fallback below rewrites it.
   let known = dispatch;
@@ -316,32 +290,25 @@ export async function handleActionsCallback(
       );
   }
   const ok = result.conclusion === 'success';
-  let outcome: Awaited<ReturnType<ResumeFn>>;
-  try {
-    outcome = await deps.resume(
-      {
-        runId: result.run,
-        item: result.item,
-        correlation: rec.correlation,
-        ok,
-        by: rec.agent,
-        payload: {
-          executor: 'github-actions',
-          via: 'oidc',
-          conclusion: result.conclusion,
-          workflowRunId: bound.runIdClaim,
-          ...(result.summary ? { summary: result.summary } : {}),
-          ...(result.pullRequest ? { url: result.pullRequest.url, pullRequest: result.pullRequest } : {}),
-          ...(result.usage ? { usage: result.usage } : {}),
-        },
+  const outcome = await deps.resume(
+    {
+      runId: result.run,
+      item: result.item,
+      correlation: rec.correlation,
+      ok,
+      by: rec.agent,
+      payload: {
+        executor: 'github-actions',
+        via: 'oidc',
+        conclusion: result.conclusion,
+        workflowRunId: bound.runIdClaim,
+        ...(result.summary ? { summary: result.summary } : {}),
+        ...(result.pullRequest ? { url: result.pullRequest.url, pullRequest: result.pullRequest } : {}),
+        ...(result.usage ? { usage: result.usage } : {}),
       },
-      known,
-    );
-  } catch (err) {
-    // Our failure (the store is down): give the claim back, so the workflow's retry can succeed.
-    await deps.store.kvDelete(ACTIONS_RESULT_GROUP, result.item);
-    throw err;
-  }
+    },
+    known,
+  );
   logger.info('actions callback accepted', { runId: result.run, item: result.item, ok, outcome });
   if (outcome === 'duplicate')
     return json(409, { error: 'a result was already applied for this item', run: result.run });

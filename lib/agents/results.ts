@@ -97,6 +97,12 @@ export async function deliverResult(
       continue; // the run moved between our read and the signal: look again
     }
     if (run.status === 'waiting') return 'stale'; // waiting for something else: a late or foreign answer
+    // Mid-step after our resume lost: most likely to another delivery of this answer (two callbacks
+    // at once, a callback and the completion), which marks the record finished once it committed.
+    if (attempt > 0) {
+      const latest = await queue.getDispatch(r.runId);
+      if (latest?.value.item === r.item && latest.value.state === 'finished') return 'duplicate';
+    }
     // Mid-step: park the answer for the run's next wait.
     const parked = await queue.park({ ...r, at: now().toISOString() });
     if (!parked) return 'duplicate';

@@ -174,6 +174,26 @@ describe('dispatch with return_run_details and results over GitHub OIDC', () => 
     expect((await w.run(run.id)).status).toBe('succeeded');
   });
 
+  it('applies one of two identical callbacks that come at once; the other is not applied again', async () => {
+    await world('return');
+    const { run, wr, result } = await dispatched();
+    const token = await oidc.token(oidc.claims({ repo: REPO, runId: wr.id }));
+    const writes = vi.spyOn(w.h.store, 'kvPut');
+
+    const both = await Promise.all([post(result, token), post(result, token)]);
+
+    const resumed = both.filter((r) => r.body.outcome === 'resumed');
+    expect(resumed).toHaveLength(1);
+    // The other: refused as a replay, or too late for the run, or (its resume lost, and the record
+    // not yet marked) parked for a wait that never comes: never a second resume.
+    const other = both.find((r) => r !== resumed[0])!;
+    expect([409, 410, 200]).toContain(other.status);
+    expect((await w.events(run.id)).filter((e) => e.type === 'signal.result')).toHaveLength(1);
+    expect((await w.run(run.id)).status).toBe('succeeded');
+    // No record of its own per applied result: the dispatch record is the one written.
+    expect(writes.mock.calls.every(([group]) => group === 'work')).toBe(true);
+  });
+
   it('fails the task when the agent reports failure, with its summary', async () => {
     await world('return');
     const { run, wr, result } = await dispatched();

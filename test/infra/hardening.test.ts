@@ -3,7 +3,6 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FunctionName } from '../../infra/functions.ts';
 import type { SwitchyardStack } from '../../infra/switchyard-stack.ts';
-import { ACTIONS_RESULT_GROUP } from '../../lib/agents/actions-callback.ts';
 import { CALLBACK_GROUP } from '../../lib/agents/callbacks.ts';
 import { CI_TRIAGE_GROUP } from '../../lib/agents/ci-triage.ts';
 import { COVERAGE_GROUP } from '../../lib/agents/coverage.ts';
@@ -171,7 +170,7 @@ describe('table actions per internet-facing function (issue #9, defect 15)', () 
       ...kv(PAUSE_AUDIT_GROUP, WORK_GROUP, CI_TRIAGE_GROUP, COVERAGE_GROUP),
     ],
     callbacks: [leadingKeys.runs, leadingKeys.locks, ...kv(CALLBACK_GROUP, WORK_GROUP)],
-    actions: [leadingKeys.runs, leadingKeys.locks, ...kv(ACTIONS_RESULT_GROUP, WORK_GROUP)],
+    actions: [leadingKeys.runs, leadingKeys.locks, ...kv(WORK_GROUP)],
     console: [leadingKeys.runs, leadingKeys.locks, ...kv(LINK_GROUP, SESSION_GROUP, WORK_GROUP)],
   };
   for (const [fn, keys] of Object.entries(partitions)) {
