@@ -20,12 +20,13 @@ import {
   NoExecutorError,
   QueueTimeoutError,
 } from './errors.ts';
+import type { DispatchOutcome } from './executors/types.ts';
 import { heldBy, holdWait } from './gates.ts';
 import { type AgentHub, type EscalationRequest, type HubDeps, hubOf } from './hub.ts';
 import type { Plan } from './planner.ts';
 import { type ChecksState, checksCorrelation, readChecks } from './pr-checks.ts';
 import { RESULT_EDGE } from './results.ts';
-import type { WorkItem } from './work-queue.ts';
+import type { DispatchRecord, WorkItem } from './work-queue.ts';
 
 /**
  * The issue pipeline's `execute` node: the plan's tasks, one after the other, each handed to its
@@ -455,65 +456,72 @@ class ExecuteStep {
       ...(repo ? { repo } : {}),
       ...(workflow ? { workflow } : {}),
     });
-    let outcome: Awaited<ReturnType<typeof executor.dispatch>>;
-    let dispatchedNow = false;
-    try {
-      // Once per work item for the whole run: the execute node runs as many steps.
-      outcome = await this.ctx.effect(
-        `dispatch:${cur.item}`,
-        () => {
-          dispatchedNow = true;
-          return executor.dispatch({
-            run: this.run,
-            node: this.ctx.node,
-            item: cur.item,
-            agent,
-            task: this.taskFor(cur),
-            correlation,
-            expiresAt,
-            emit: (e) => this.ctx.emit(e),
-          });
-        },
-        { scope: 'run' },
+    // The dispatch record is the dispatch effect's journal (`recorded: 'by-caller'`): the effect
+    // writes it right after GitHub answers, and an attempt that finds it so (a retried or taken-over
+    // step) replays it without calling the effect, with no ledger record of its own.
+    const recordDispatched = (outcome: DispatchOutcome, replayed = false) =>
+      queue.updateDispatch(
+        this.run.id,
+        (d) =>
+          d.item === cur.item && d.state === 'dispatching'
+            ? {
+                ...d,
+                state: 'dispatched',
+                // A dispatch replayed from the ledger happened after its attempt's start, which
+                // putDispatch kept; not at this attempt's time.
+                dispatchedAt: replayed ? d.startedAt : this.now.toISOString(),
+                dryRun: outcome.dryRun,
+                ...dispatchDetails(outcome.details),
+              }
+            : undefined,
+        put,
       );
-    } catch (err) {
-      if (!isRetryable(err)) {
-        // A refusal (permission, config) will not change on retry: free the slot for others now.
-        this.task(cur.task).status = 'failed';
-        this.emit('work.dispatch.failed', {
-          item: cur.item,
-          agent: agent.name,
-          error: (err as Error).message,
-        });
-        await queue.release(cur.item);
-        await this.hub.pump();
+    const recorded = put?.value.item === cur.item ? recordedOutcome(put.value) : undefined;
+    let outcome: DispatchOutcome;
+    if (recorded) outcome = recorded;
+    else {
+      let dispatchedNow = false;
+      try {
+        // Once per work item for the whole run: the execute node runs as many steps.
+        outcome = await this.ctx.effect(
+          `dispatch:${cur.item}`,
+          async () => {
+            dispatchedNow = true;
+            const sent = await executor.dispatch({
+              run: this.run,
+              node: this.ctx.node,
+              item: cur.item,
+              agent,
+              task: this.taskFor(cur),
+              correlation,
+              expiresAt,
+              emit: (e) => this.ctx.emit(e),
+            });
+            // Written whatever became of this step's lease (it was done); a takeover that
+            // dispatched first keeps its own (conditional on `dispatching`).
+            await recordDispatched(sent);
+            return sent;
+          },
+          { scope: 'run', recorded: 'by-caller' },
+        );
+      } catch (err) {
+        if (!isRetryable(err)) {
+          // A refusal (permission, config) will not change on retry: free the slot for others now.
+          this.task(cur.task).status = 'failed';
+          this.emit('work.dispatch.failed', {
+            item: cur.item,
+            agent: agent.name,
+            error: (err as Error).message,
+          });
+          await queue.release(cur.item);
+          await this.hub.pump();
+        }
+        throw err;
       }
-      throw err;
+      // Replayed from the ledger: journaled by the previous version of this node, which recorded
+      // the effect there and the dispatch record after it.
+      if (!dispatchedNow) await recordDispatched(outcome, true);
     }
-    await queue.updateDispatch(
-      this.run.id,
-      (d) =>
-        d.item === cur.item && d.state === 'dispatching'
-          ? {
-              ...d,
-              state: 'dispatched',
-              // A replayed dispatch (journaled by an earlier attempt of a retried step) happened
-              // after that attempt's start, which putDispatch kept; not at this attempt's time.
-              dispatchedAt: dispatchedNow ? this.now.toISOString() : d.startedAt,
-              dryRun: outcome.dryRun,
-              ...(outcome.details.repo ? { repo: outcome.details.repo } : {}),
-              ...(outcome.details.workflow ? { workflow: outcome.details.workflow } : {}),
-              ...(outcome.details.ref ? { ref: outcome.details.ref } : {}),
-              ...(outcome.details.url ? { url: outcome.details.url } : {}),
-              // The exact workflow run (return_run_details): callbacks and completions match it.
-              ...(outcome.details.workflowRunId !== undefined
-                ? { workflowRunId: outcome.details.workflowRunId }
-                : {}),
-              ...(outcome.details.workflowRunUrl ? { workflowRunUrl: outcome.details.workflowRunUrl } : {}),
-            }
-          : undefined,
-      put,
-    );
     this.budget.spent.dispatches++;
     // The workflow run GitHub returned is named by the record now, and by its `earlier` list after
     // the next item: no binding record of its own (work-queue.ts bindWorkflowRun).
@@ -981,4 +989,35 @@ class ExecuteStep {
     if (verdict.state !== 'red') return undefined;
     return { branch: verdict.branch ?? 'the default branch', failing: verdict.failing.map((f) => f.name) };
   }
+}
+
+const DETAIL_KEYS = [
+  'repo',
+  'workflow',
+  'ref',
+  'url',
+  'status',
+  'workflowRunId',
+  'workflowRunUrl',
+  'runUrl',
+  'runDetails',
+] as const satisfies readonly (keyof DispatchOutcome['details'] & keyof DispatchRecord)[];
+
+/** What the dispatch record keeps of where a dispatch went (every detail the executor gave). */
+function dispatchDetails(details: DispatchOutcome['details']): Partial<DispatchRecord> {
+  const kept: Record<string, unknown> = {};
+  for (const k of DETAIL_KEYS) if (details[k] !== undefined) kept[k] = details[k];
+  return kept as Partial<DispatchRecord>;
+}
+
+/** The dispatch a record says was made (undefined while it is still `dispatching`). */
+function recordedOutcome(d: DispatchRecord): DispatchOutcome | undefined {
+  if (d.state === 'dispatching') return undefined;
+  const details: Record<string, unknown> = {};
+  for (const k of DETAIL_KEYS) if (d[k] !== undefined) details[k] = d[k];
+  return {
+    executor: d.executor === 'http' ? 'http' : 'github-actions',
+    dryRun: d.dryRun ?? false,
+    details: details as DispatchOutcome['details'],
+  };
 }

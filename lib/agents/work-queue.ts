@@ -96,6 +96,10 @@ export interface DispatchRecord {
   expiresAt: string;
   workflowRunId?: number;
   workflowRunUrl?: string;
+  /** The rest of what the executor answered (executors/types.ts `DispatchOutcome.details`). */
+  status?: number;
+  runUrl?: string;
+  runDetails?: 'returned' | 'absent' | 'refused' | 'dry-run';
   finishedAt?: string;
   /**
    * The workflow runs of this run's earlier items, newest first (at most `EARLIER_RUNS`), carried

@@ -27,6 +27,17 @@ export type EffectScope = 'step' | 'run';
 export interface EffectOptions {
   /** 'step' (default): once per step, across its attempts. 'run': once per run, across its steps. */
   scope?: EffectScope;
+  /**
+   * `'by-caller'`: `fn` itself writes what it did, in a record its caller reads before it calls
+   * `effect` again (and then does not call it), so the ledger keeps only the claim that fences it:
+   * one write fewer per effect. The at-least-once window is the same, ending at `fn`'s own write
+   * instead of the ledger's: an attempt that finds the claim but not the caller's record acts again
+   * and is told `interrupted`. `fn`'s write must not depend on this worker still holding the
+   * lease (a worker that acted and then lost its lease must still record what it did), and a
+   * takeover that acted again must not overwrite it (the first record wins). The execute node's
+   * dispatch does this with its dispatch record (lib/agents/execute.ts).
+   */
+  recorded?: 'by-ledger' | 'by-caller';
 }
 
 export interface EffectAttempt {
@@ -90,6 +101,7 @@ export async function runEffect<T>(
   if (claimed.outcome === 'done') return claimed.result as T;
   notAfterTimeout();
   const value = await fn({ interrupted: claimed.interrupted });
+  if (opts.recorded === 'by-caller') return value;
   // Recorded even if the step timed out or lost its lease meanwhile (it was done), unless a
   // takeover claimed it again.
   const result = value === undefined ? null : value;

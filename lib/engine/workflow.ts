@@ -45,7 +45,8 @@ export interface StepContext<S = unknown> {
    * Run a side effect once per step (across its retries and takeovers), or once per run with
    * `{ scope: 'run' }`: the result is journaled and returned to later attempts instead of acting
    * again. Claimed and recorded under the step's lease; see lib/engine/effects.ts for the one
-   * at-least-once window (`interrupted`).
+   * at-least-once window (`interrupted`), and for `{ recorded: 'by-caller' }` (an effect whose
+   * `fn` writes its own record, which the caller reads first: no ledger record).
    */
   effect<T>(name: string, fn: EffectFn<T>, opts?: EffectOptions): Promise<T>;
   /** Add an event to the history, committed with this step's outcome (dry-run calls, refusals). */

@@ -1,10 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isTerminal } from '../../lib/engine/types.ts';
 import { type AgentWorld, agentWorld } from './support.ts';
 
 /**
  * A worker dies after the execute step dispatched the agent's workflow but before the step
- * committed. The retried step replays the journaled dispatch; its dispatch record must keep the
+ * committed. The retried step replays the dispatch from its dispatch record, the effect's journal; its dispatch record must keep the
  * first attempt's times, or the workflow's completion (created before the retry) is ignored as
  * "created before the current item was dispatched" and the task waits until it times out.
  */
@@ -24,6 +24,8 @@ describe('a retried execute step', () => {
       },
     });
     const firstAttemptAt = w.clock.now().getTime();
+    const claims = vi.spyOn(w.h.store, 'claimEffect');
+    const ledgerRecords = vi.spyOn(w.h.store, 'recordEffect');
     const started = await w.start([{ agent: 'coder' }]);
     expect(crashed).toBe(true);
     expect(w.fake.dispatches).toHaveLength(1);
@@ -42,6 +44,10 @@ describe('a retried execute step', () => {
     const succeeded = (await w.events(started.id)).find((e) => e.type === 'step.succeeded');
     expect(succeeded?.detail).toMatchObject({ attempt: 2 });
     expect(w.fake.dispatches).toHaveLength(1); // the journal replayed it
+    // That journal is the dispatch record (recorded 'by-caller'): the retry read it there and did
+    // not claim the effect again; the ledger holds the first attempt's claim and no record.
+    expect(claims).toHaveBeenCalledTimes(1);
+    expect(ledgerRecords).not.toHaveBeenCalled();
 
     const rec = (await w.hub.queue.getDispatch(started.id))!.value;
     expect(rec.state).toBe('dispatched');
@@ -56,5 +62,53 @@ describe('a retried execute step', () => {
     const done = await w.run(started.id);
     expect(isTerminal(done.status)).toBe(true);
     expect(done.status).toBe('succeeded');
+  });
+
+  it('replays a dispatch the previous version journaled in the ledger, and records it in the dispatch record', async () => {
+    let crashed = false;
+    w = await agentWorld({
+      faults: (point, run) => {
+        if (point !== 'after-effect' || run.step?.node !== 'execute' || crashed) return;
+        crashed = true;
+        throw new Error('worker died after the dispatch');
+      },
+    });
+    const claims = vi.spyOn(w.h.store, 'claimEffect');
+    const started = await w.start([{ agent: 'coder' }]);
+    expect(crashed).toBe(true);
+    const dispatched = (await w.hub.queue.getDispatch(started.id))!.value;
+    // As the previous version left it: the dispatch recorded in the effect ledger, the worker gone
+    // before it updated the dispatch record.
+    const [runId, ref, , claim] = claims.mock.calls[0]!;
+    await w.h.store.recordEffect(runId, ref, claim, {
+      executor: 'github-actions',
+      dryRun: false,
+      details: {
+        repo: dispatched.repo,
+        workflow: dispatched.workflow,
+        workflowRunId: dispatched.workflowRunId,
+      },
+    });
+    await w.hub.queue.updateDispatch(started.id, ({ workflowRunId: _id, workflowRunUrl: _url, ...d }) => ({
+      ...d,
+      state: 'dispatching',
+    }));
+
+    let run = await w.run(started.id);
+    for (let round = 0; round < 6 && run.status !== 'waiting'; round++) {
+      w.clock.advance(10 * 60_000);
+      await w.h.engine.sweep();
+      await w.h.settle();
+      run = await w.run(started.id);
+    }
+    expect(run.status).toBe('waiting');
+    expect(w.fake.dispatches).toHaveLength(1);
+    const rec = (await w.hub.queue.getDispatch(started.id))!.value;
+    expect(rec).toMatchObject({
+      state: 'dispatched',
+      workflowRunId: dispatched.workflowRunId,
+      dispatchedAt: dispatched.startedAt,
+    });
+    expect((await w.complete(started.id, 'success')) as object).toMatchObject({ outcome: 'resumed' });
   });
 });

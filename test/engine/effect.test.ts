@@ -4,7 +4,7 @@
  * per run with scope 'run', claimed and recorded under the step's lease, and the one documented
  * at-least-once window (a worker that stops after acting and before recording).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { effectKey } from '../../lib/engine/effects.ts';
 import { Engine } from '../../lib/engine/engine.ts';
 import { LeaseLostError } from '../../lib/engine/errors.ts';
@@ -260,5 +260,89 @@ describe('ctx.effect', () => {
     expect(outcomes.filter((o) => o === 'committed')).toHaveLength(1);
     expect(effects).toBe(1);
     expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 1 } });
+  });
+
+  describe("recorded 'by-caller'", () => {
+    /**
+     * A node whose effect writes its own record (a KV item, as execute's dispatch record) and
+     * which looks there before calling the effect again.
+     */
+    type Store = Awaited<ReturnType<typeof harness>>['store'];
+    function recordsItself(records: { store?: Store }, act: () => Promise<void>) {
+      return oneNode(async (ctx) => {
+        const kv = records.store!;
+        const key = `${ctx.run.id}:send`;
+        const mine = await kv.kvGet<string>('fx', key);
+        const sent =
+          mine?.value ??
+          (await ctx.effect(
+            'send',
+            async () => {
+              await act();
+              const value = `sent-${ctx.attempt}`;
+              await kv.kvPut('fx', key, value, { expectedVersion: 0 });
+              return value;
+            },
+            { recorded: 'by-caller' },
+          ));
+        if (ctx.attempt === 1) throw new Flaky('the step failed after its effect');
+        return { sent };
+      });
+    }
+
+    it('claims the effect but writes no ledger record; a retry finds the caller’s record and does not act', async () => {
+      let effects = 0;
+      const own: { store?: Store } = {};
+      const h = await harness([recordsItself(own, async () => void effects++)], { autoConsume: false });
+      own.store = h.store;
+      const claims = vi.spyOn(h.store, 'claimEffect');
+      const ledgerRecords = vi.spyOn(h.store, 'recordEffect');
+      const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#7', trigger });
+
+      expect(await h.engine.executeStep(run.id, 1)).toBe('committed'); // a retry, as seq 2
+      expect(await h.engine.executeStep(run.id, 2)).toBe('committed');
+
+      expect(effects).toBe(1);
+      expect(claims).toHaveBeenCalledTimes(1);
+      expect(ledgerRecords).not.toHaveBeenCalled();
+      expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
+    });
+
+    it('acts again, told it was interrupted, when a worker stopped after acting and before its own record', async () => {
+      const clock = testClock();
+      const acted = deferred();
+      const wake = deferred();
+      const seen: boolean[] = [];
+      const h = await harness(
+        [
+          oneNode(async (ctx) => {
+            const sent = await ctx.effect(
+              'send',
+              async ({ interrupted }) => {
+                seen.push(interrupted);
+                if (seen.length === 1) {
+                  acted.resolve();
+                  await wake.promise; // the worker froze (or died) before writing its record
+                }
+                return `sent-${seen.length}`;
+              },
+              { recorded: 'by-caller' },
+            );
+            return { sent };
+          }),
+        ],
+        { autoConsume: false, now: clock.now },
+      );
+      const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#8', trigger });
+
+      const frozen = h.engine.executeStep(run.id, 1);
+      await acted.promise;
+      clock.advance(10 * 60_000);
+      const outcome = await anotherWorker(h, clock.now).executeStep(run.id, 1);
+      wake.resolve();
+
+      expect([outcome, await frozen]).toEqual(['committed', 'lost']);
+      expect(seen).toEqual([false, true]);
+    });
   });
 });
