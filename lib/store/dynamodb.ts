@@ -88,6 +88,19 @@ const KNOWN_RUNS = 1000;
 /** Stale subject locks (their run ended) one write frees before it gives up and reports the holder. */
 const MAX_STALE_LOCKS = 3;
 const chunkSk = sortKeys.chunk;
+/**
+ * A chunk homed in the history item its commit flushed (see homeChunk): its id is `~` and the
+ * item's first seq in base36 (a content hash is base64url, which has no `~`), its values packed
+ * under this attribute of that item.
+ */
+const HOMED = '~';
+const HOMED_VALUES = 'values';
+const isHomed = (chunk: string) => chunk.startsWith(HOMED);
+/** Where a chunk's item is, and the attribute its packed values are under. */
+const chunkHome = (chunk: string) =>
+  isHomed(chunk)
+    ? { sk: eventSk(Number.parseInt(chunk.slice(HOMED.length), 36)), attribute: HOMED_VALUES }
+    : { sk: chunkSk(chunk), attribute: BODY };
 /** How much longer than a finished run's retention a chunk is kept (a run may last this long). */
 const CHUNK_TTL_MARGIN_SECONDS = 30 * 86_400;
 const REPORT_SK = sortKeys.report;
@@ -210,7 +223,11 @@ export class DynamoRunStore implements RunStore {
     run: Run,
     listed: boolean,
     stored: Record<string, string>,
-  ): { chunks: Chunk[]; refs: Record<string, string>; itemWith: (pending: StoredEvent[]) => Item } {
+  ): {
+    chunks: Chunk[];
+    refs: Record<string, string>;
+    itemWith: (pending: StoredEvent[], homedRefs?: Record<string, string>) => Item;
+  } {
     const { version, eventSeq, lease, ttl, data, ...rest } = run;
     // Split once: a write may weigh the item with and without its pending events (layout).
     const { inline, refs, order, chunks } = splitData(data ?? {}, stored);
@@ -221,12 +238,12 @@ export class DynamoRunStore implements RunStore {
       ...(lease !== undefined ? { lease } : {}),
       ...(ttl !== undefined ? { ttl } : {}),
     };
-    const itemWith = (pending: StoredEvent[]): Item => ({
+    const itemWith = (pending: StoredEvent[], homedRefs?: Record<string, string>): Item => ({
       ...attributes,
       [BODY]: pack({
         ...rest,
         data: inline,
-        ...(order ? { [REFS]: refs, [ORDER]: order } : {}),
+        ...(order ? { [REFS]: homedRefs ?? refs, [ORDER]: order } : {}),
         ...(pending.length > 0 ? { [PENDING]: pending } : {}),
       }),
     });
@@ -375,20 +392,25 @@ export class DynamoRunStore implements RunStore {
       return { run, refs, order };
     });
     const fetched = new Map<string, Uint8Array>();
-    const wanted = new Map<string, Item>();
+    const wanted = new Map<string, { key: Item; id: string; chunk: string; attribute: string }>();
     for (const { run, refs } of parsed)
       for (const ref of Object.values(refs ?? {})) {
         const id = run.id as string;
         const { chunk } = chunkOf(ref);
         const cached = this.chunkCache.get(id, chunk);
         if (cached) fetched.set(`${id}/${chunk}`, cached);
-        else wanted.set(`${id}/${chunk}`, { pk: runPk(id), sk: chunkSk(chunk) });
+        else {
+          const { sk, attribute } = chunkHome(chunk);
+          wanted.set(`${runPk(id)}|${sk}`, { key: { pk: runPk(id), sk }, id, chunk, attribute });
+        }
       }
-    for (const item of await this.batchGet('chunks', [...wanted.values()])) {
-      const id = (item.pk as string).slice(runPk('').length);
-      const chunk = (item.sk as string).slice(chunkSk('').length);
-      this.chunkCache.set(id, chunk, item[BODY] as Uint8Array);
-      fetched.set(`${id}/${chunk}`, item[BODY] as Uint8Array);
+    const keys = [...wanted.values()].map((w) => w.key);
+    for (const item of await this.batchGet('chunks', keys)) {
+      const w = wanted.get(`${item.pk as string}|${item.sk as string}`);
+      const bytes = w && item[w.attribute];
+      if (!w || !(bytes instanceof Uint8Array)) continue;
+      this.chunkCache.set(w.id, w.chunk, bytes);
+      fetched.set(`${w.id}/${w.chunk}`, bytes);
     }
     return parsed.map(({ run, refs, order }) => {
       if (!refs) return run as unknown as Run;
@@ -488,22 +510,62 @@ export class DynamoRunStore implements RunStore {
     pending: StoredEvent[];
     flush: StoredEvent[];
     direct: StoredEvent[];
+    itemWith: (pending: StoredEvent[], homedRefs?: Record<string, string>) => Item;
   } {
     const { events: before, listed } = was;
     const { chunks, refs, itemWith } = this.runItems(run, listed, was.refs);
     if (added.length > 0 && itemBytes(added) > PENDING_MAX_BYTES) {
-      return { item: itemWith([]), chunks, refs, pending: [], flush: before, direct: added };
+      return { item: itemWith([]), chunks, refs, pending: [], flush: before, direct: added, itemWith };
     }
     const all = [...before, ...added];
     const carried = itemWith(all);
     const cost = runWriteCost(run);
     // A carried item of one unit costs no more than any other: no need to pack the other one.
     if (before.length === 0 || cost(carried) === cost.least)
-      return { item: carried, chunks, refs, pending: all, flush: [], direct: [] };
+      return { item: carried, chunks, refs, pending: all, flush: [], direct: [], itemWith };
     const alone = itemWith(added);
     return cost(carried) <= cost(alone)
-      ? { item: carried, chunks, refs, pending: all, flush: [], direct: [] }
-      : { item: alone, chunks, refs, pending: added, flush: before, direct: [] };
+      ? { item: carried, chunks, refs, pending: all, flush: [], direct: [], itemWith }
+      : { item: alone, chunks, refs, pending: added, flush: before, direct: [], itemWith };
+  }
+
+  /**
+   * A commit that flushes pending events (a history item) and writes a new chunk writes them as
+   * ONE item when they fit in a KB together: the chunk's values go in the history item
+   * (`HOMED_VALUES`), and the run item refers to them as `~<first seq in base36>:<value hash>`.
+   * A write is billed per KB however little the item holds, and on the issue pipeline an agent's
+   * result is both (the signal's commit flushes the events before it, and the result is a chunk).
+   * Only where the run item's write costs no more with the new refs, and the chunk is one this
+   * process has not stored (a known one is not written at all). A history item is written once
+   * with the committed events it holds: a later flush of the same first seq is refused unless it
+   * holds more events, which only a write that lost its race to this commit's lineage can have
+   * (see flush). So a homed chunk that a committed run item refers to is never overwritten.
+   */
+  private homeChunk(
+    run: Run,
+    laid: ReturnType<DynamoRunStore['layout']>,
+  ):
+    | { home: { id: string; bytes: Uint8Array }; item: Item; chunks: Chunk[]; refs: Record<string, string> }
+    | undefined {
+    const { flush, chunks, refs, pending, itemWith, item } = laid;
+    if (flush.length === 0 || chunks.length === 0) return undefined;
+    const history = this.historyItem(run.id, flush);
+    const cost = runWriteCost(run);
+    for (const c of chunks) {
+      if (this.chunkCache.get(run.id, c.hash)) continue;
+      const id = `${HOMED}${flush[0]!.seq.toString(36)}`;
+      // Its values by value hash: a lone value's hash is its chunk's (packing.ts splitData).
+      const keys = Object.entries(refs).filter(([, ref]) => chunkOf(ref).chunk === c.hash);
+      const lone = keys.some(([, ref]) => chunkOf(ref).value === undefined);
+      const bytes = lone ? pack({ [c.hash]: unpack(c.bytes) }) : c.bytes;
+      if (writeUnits({ ...history, [HOMED_VALUES]: bytes }) > 1) continue;
+      const homedRefs = { ...refs };
+      for (const [key, ref] of keys) homedRefs[key] = `${id}:${chunkOf(ref).value ?? c.hash}`;
+      const homed = itemWith(pending, homedRefs);
+      if (cost(homed) > cost(item)) continue;
+      return { home: { id, bytes }, item: homed, chunks: chunks.filter((x) => x !== c), refs: homedRefs };
+    }
+    return undefined;
   }
 
   /**
@@ -513,8 +575,10 @@ export class DynamoRunStore implements RunStore {
    * only grow at their end until they are flushed, so two flushes of the same first event hold
    * one list and a prefix of it: the longer one is kept (a stale worker's flush never shortens it).
    */
-  private async flush(runId: string, events: StoredEvent[]): Promise<void> {
+  private async flush(runId: string, events: StoredEvent[], home?: { bytes: Uint8Array }): Promise<boolean> {
     const item = this.historyItem(runId, events);
+    // A homed chunk lives as long as any chunk (a run item never outlives its chunks).
+    if (home) Object.assign(item, { [HOMED_VALUES]: home.bytes, ttl: this.chunkExpiresAt() });
     try {
       const out = await this.doc.send(
         new PutCommand({
@@ -527,8 +591,9 @@ export class DynamoRunStore implements RunStore {
         }),
       );
       this.record('flush', out.ConsumedCapacity);
+      return true;
     } catch (err) {
-      if (isConditionalFailure(err)) return; // the same events or more are there already
+      if (isConditionalFailure(err)) return false; // the same events or more are there already
       throw this.translate(err, runId);
     }
   }
@@ -911,9 +976,17 @@ export class DynamoRunStore implements RunStore {
     // Checked before each commit: an over-budget run fails with a reason, not as a lost race.
     this.checkBudget(run.id, this.budgetItem(stored), added);
     const was = await this.knownItem(run.id, expectedVersion, run.eventSeq);
-    const { item: runItem, chunks, refs, pending, flush, direct } = this.layout(stored, was, added);
+    const laid = this.layout(stored, was, added);
+    const { pending, flush, direct } = laid;
+    let { item: runItem, chunks, refs } = laid;
+    const homed = this.homeChunk(stored, laid);
+    // Refused, the flush's events are there already (another worker's write of this version):
+    // the chunk is written as a chunk of its own, and the run item refers to it as such.
+    if (homed && (await this.flush(run.id, flush, homed.home))) {
+      ({ item: runItem, chunks, refs } = homed);
+      this.chunkCache.set(run.id, homed.home.id, homed.home.bytes);
+    } else if (flush.length > 0 && !homed) await this.flush(run.id, flush);
     await this.putChunks(run.id, chunks);
-    if (flush.length > 0) await this.flush(run.id, flush);
     // A lock is released after the run item, not with it: a transaction bills both items twice,
     // and a lock left behind by a crash between the two is freed by the next run that wants it.
     if (direct.length === 0 && input.acquireLock === undefined) {

@@ -599,3 +599,105 @@ describe('a run write whose answer is lost after DynamoDB applied it', () => {
     await expect(store.update({ ...run, version: 2 }, 1)).rejects.toBeInstanceOf(ConcurrencyError);
   });
 });
+
+describe('a chunk homed in the history item its commit flushes', () => {
+  /** About 450 bytes packed (random bytes do not compress): two of them pass a KB with the run. */
+  const medium = (name: string): NewEvent => ({
+    type: name as EventType,
+    node: 'a',
+    detail: { noise: randomBytes(450).toString('base64') },
+  });
+  /** A data value large enough to be a chunk (over 200 bytes of JSON), about 230 bytes packed. */
+  const value = (n: number) => ({ n, text: randomBytes(160).toString('base64') });
+
+  async function partition(store: DynamoRunStore, runId: string) {
+    const out = await store.doc.send(
+      new QueryCommand({
+        TableName: store.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `RUN#${runId}` },
+      }),
+    );
+    return out.Items ?? [];
+  }
+
+  it('writes the flushed events and a new value as one item, which another process reads the run from', async () => {
+    const writes: string[] = [];
+    const store = await createTestStore({ onConsumedCapacity: (op) => writes.push(op) });
+    let run = await created_(store);
+    run = await store.commit({ run: { ...run, version: 2 }, expectedVersion: 1, events: [medium('m1')] });
+    const result = value(1);
+    writes.length = 0;
+    // Carrying m1 beside m2 would pass a KB, so m1 is flushed; the new value goes with it.
+    run = await store.commit({
+      run: { ...run, version: 3, data: { result } },
+      expectedVersion: 2,
+      events: [medium('m2')],
+    });
+
+    expect(writes).toEqual(['flush', 'commit']);
+    const items = await partition(store, run.id);
+    expect(items.filter((i) => String(i.sk).startsWith('DATA#'))).toEqual([]);
+    const history = items.filter((i) => String(i.sk).startsWith('EVT#'));
+    expect(history).toHaveLength(1);
+    expect(history[0]!.values).toBeInstanceOf(Uint8Array);
+    const refs = unpack<{ $chunks: Record<string, string> }>((await runItem(store, run.id)).body).$chunks;
+    expect(refs.result).toMatch(/^~[0-9a-z]+:/);
+
+    // Another worker (nothing cached) reads the run and its whole history.
+    const other = new DynamoRunStore(dynamoClient(testEndpoint()), {
+      tableName: store.tableName,
+      onConsumedCapacity: (op) => writes.push(op),
+    });
+    expect((await other.getRun(run.id))?.data).toEqual({ result });
+    expect((await other.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 'm1', 'm2']);
+
+    // A later write keeps the value where it is: nothing is written for it again.
+    writes.length = 0;
+    const after = await other.commit({
+      run: { ...(await other.getRun(run.id))!, version: 4, data: { result, more: 1 } },
+      expectedVersion: 3,
+      events: [small('s4')],
+    });
+    expect(writes).toEqual(['commit']);
+    expect((await store.getRun(after.id))?.data).toEqual({ result, more: 1 });
+  });
+
+  it('writes the value as a chunk of its own when another write of the version flushed the same events', async () => {
+    const store = await createTestStore();
+    let run = await created_(store);
+    run = await store.commit({ run: { ...run, version: 2 }, expectedVersion: 1, events: [medium('m1')] });
+    // A worker that loses the race to this commit flushed m1 first (with nothing homed).
+    const other = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
+    await expect(
+      other.commit({
+        run: { ...(await other.getRun(run.id))!, version: 3, data: { result: value(0) } },
+        expectedVersion: 2,
+        events: [medium('x2')],
+      }),
+    ).resolves.toBeDefined();
+    // This store never saw version 3: its own write of version 3 loses, and it tries again over it.
+    const mine = value(2);
+    await expect(
+      store.commit({
+        run: { ...run, version: 3, data: { result: mine } },
+        expectedVersion: 2,
+        events: [medium('m2')],
+      }),
+    ).rejects.toBeInstanceOf(ConcurrencyError);
+    // Its flush of m1 was refused (the other's is there, holding the other's value), so its value
+    // went to a chunk of its own before the run write that lost.
+    const items = await partition(store, run.id);
+    expect(items.filter((i) => String(i.sk).startsWith('DATA#'))).toHaveLength(1);
+    expect(items.filter((i) => String(i.sk).startsWith('EVT#') && i.values)).toHaveLength(1);
+    const latest = (await store.getRun(run.id))!;
+    const next = await store.commit({
+      run: { ...latest, version: 4, data: { result: mine } },
+      expectedVersion: 3,
+      events: [medium('m3')],
+    });
+    const fresh = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
+    expect((await fresh.getRun(next.id))?.data).toEqual({ result: mine });
+    expect((await fresh.listEvents(next.id)).map((e) => e.type)).toEqual(['run.created', 'm1', 'x2', 'm3']);
+  });
+});
