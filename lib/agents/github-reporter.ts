@@ -115,8 +115,8 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
 
       const client = deps.github.forAgent(identity(), { runId: run.id, node: 'report' });
       // Under the engine, what the comment shows (its id and body hash) is noted with the report's
-      // completion, which is written anyway: the KV record then only remembers the comment id, and
-      // is written when that changes, not on every edit.
+      // completion, which is written anyway: the KV record is then only the creator's claim, and
+      // is not written on any edit.
       const note = ctx.note;
       const remember = (commentId: number) => note?.(JSON.stringify({ c: commentId, h: hash }));
       const noted = notedOf(ctx.noted);
@@ -160,7 +160,25 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
         return;
       }
 
-      // No comment recorded: claim the right to create it.
+      // No comment recorded. Under the engine a creator leaves the comment's id in the report's note
+      // only (below), so a record that is just a claim may stand for a comment already there: one
+      // this report (a lapsed claim dropped the note) edits.
+      if (item) {
+        const made = await findMarked(client, repo, issue, runMarker(run.id));
+        if (made) {
+          if (ctx.current && !(await ctx.current())) return;
+          if (made.body !== body) await client.updateComment(repo, made.id, body);
+          if (note) return remember(made.id);
+          await store.kvPut<StatusRecord>(
+            STATUS_GROUP,
+            run.id,
+            { commentId: made.id, hash, version: run.version },
+            { expectedVersion: item.version, ttl: ttl() },
+          );
+          return;
+        }
+      }
+      // Claim the right to create it.
       const claimedAt = now().toISOString();
       const stale =
         item?.value.claimedAt === undefined || now().getTime() - Date.parse(item.value.claimedAt) > CLAIM_MS;
@@ -199,13 +217,16 @@ export function createGitHubReporter(deps: GitHubReporterDeps): Reporter {
         if (!created) throw new ReporterBusyError('comment creation returned nothing', { runId: run.id });
         commentId = created.id;
       }
+      // Under the engine the comment's id rides on the report's completion (the note), which is
+      // written anyway: the claim stays as the record, and a report without the note finds the
+      // comment by its marker (above). Without the engine the record names it.
+      if (note) return remember(commentId);
       await store.kvPut<StatusRecord>(
         STATUS_GROUP,
         run.id,
         { commentId, hash, version: run.version },
         { expectedVersion: version, ttl: ttl() },
       );
-      remember(commentId);
     },
   };
 }

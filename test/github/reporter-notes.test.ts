@@ -1,9 +1,9 @@
 /**
  * The status comment under the engine (issue 13, cost): what it shows (comment id and body hash)
- * is noted with the report's completion, so its KV record is written when the comment is created
- * and not on every edit. Against the fake GitHub server (real wire format) and DynamoDB Local.
+ * is noted with the report's completion, so its KV record is only the creator's claim, written
+ * once, and never on an edit. Against the fake GitHub server (real wire format) and DynamoDB Local.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createGitHubReporter, STATUS_GROUP } from '../../lib/agents/github-reporter.ts';
 import type { ReportContext } from '../../lib/engine/engine.ts';
 import type { Run } from '../../lib/engine/types.ts';
@@ -55,10 +55,11 @@ describe("the status comment with the engine's notes", () => {
   }
   const patches = () => gh.calls('PATCH', /\/issues\/comments\/\d+$/);
 
-  it('writes its record when it creates the comment, and edits by its note without writing it again', async () => {
+  it('writes only its claim when it creates the comment, and edits by its note without writing it again', async () => {
     const run = makeRun();
     const created = await report(run, undefined);
     const record = await store.kvGet(STATUS_GROUP, run.id);
+    expect(record).toMatchObject({ version: 1, value: { commentId: null } });
     const [comment] = gh.commentsOn(REPO, 7);
     expect(JSON.parse(created!)).toMatchObject({ c: comment!.id });
 
@@ -82,16 +83,23 @@ describe("the status comment with the engine's notes", () => {
     expect(kept).toBe(created);
   });
 
-  it('edits even an unchanged body when the engine has no note it can vouch for', async () => {
+  it('without a note it can vouch for, compares with the comment GitHub has, found by its marker', async () => {
     const run = makeRun();
     await report(run, undefined);
+    const writes = vi.spyOn(store, 'kvPut');
 
-    // A claim lapsed since (its worker may have shown something else): no note. The record's hash
-    // is not kept up to date under the engine, so it is not taken as what is shown either.
+    // A claim lapsed since (its worker may have shown something else): no note. The record is only
+    // the creator's claim, so the comment is found by its marker, and its body is GitHub's.
     const kept = await report({ ...run, version: 4 }, undefined);
-
-    expect(patches()).toHaveLength(1);
+    expect(patches()).toHaveLength(0);
     expect(kept).toBeDefined();
+    // Shown differently meanwhile (the lapsed worker's later state): edited back.
+    const [comment] = gh.commentsOn(REPO, 7);
+    comment!.body = `${comment!.body}\n(another state)`;
+    await report({ ...run, version: 5 }, undefined);
+    expect(patches()).toHaveLength(1);
+    expect(writes).not.toHaveBeenCalled();
+    writes.mockRestore();
   });
 
   it('forgets a deleted comment and creates a new one on the next report', async () => {
