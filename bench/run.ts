@@ -54,9 +54,12 @@ async function main(): Promise<void> {
   }
   console.log(rows.join('\n'));
   const file = new URL('./results.json', import.meta.url);
-  const previous: Results = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Results) : {};
-  // Per benchmark, key by key: running one suite keeps every other figure (and the `engine` keys
-  // the cost suite adds keep the engine suite's).
+  // A full run writes what it measured, and nothing else: a figure no suite reports any more (a
+  // KV group the code no longer writes) does not linger. Per benchmark, key by key, a run of some
+  // suites keeps every other figure (and the `engine` keys the cost suite adds keep the engine
+  // suite's).
+  const previous: Results =
+    only.length > 0 && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Results) : {};
   const merged: Results = { ...previous };
   for (const [bench, figures] of Object.entries(results)) merged[bench] = { ...merged[bench], ...figures };
   writeFileSync(file, `${JSON.stringify(merged, null, 2)}\n`);
