@@ -271,9 +271,10 @@ export async function handleActionsCallback(
     if (path.toLowerCase() !== `/${rec.repo}/pull/${result.pullRequest.number}`.toLowerCase())
       return json(400, { error: 'pullRequest.url: not this repository’s pull request' });
   }
-  // 7. a replay: the delivery marks the record `finished` once the run took a result for the item
-  // (this one, or the workflow run's completion). Two callbacks at once both go on to deliver; the
-  // run's own conditional commit takes one of them (results.ts).
+  // 7. a replay: the run took an answer for this item already (this one, or the workflow run's
+  // completion), which the delivery finds in the run's own data and answers `duplicate` (409), or
+  // the record says so (`finished`: a cancel, or an answer that ended the run without being kept).
+  // Two callbacks at once both go on to deliver; the run's conditional commit takes one (results.ts).
   if (rec.state === 'finished')
     return json(409, { error: 'a result was already applied for this item', run: result.run });
   // The record as read, for the delivery (one read fewer), unless the fallback below rewrites it.

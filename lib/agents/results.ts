@@ -52,17 +52,36 @@ function signalFor(r: Pick<AgentResult, 'by' | 'correlation' | 'ok' | 'payload' 
 const waitsFor = (run: Run, correlation: string) =>
   run.status === 'waiting' && run.gate?.kind === 'agent' && run.gate.correlation === correlation;
 
-async function resume(engine: HubEngine, run: Run, signal: ResultSignal): Promise<boolean> {
+/** The run as the answer left it, or undefined when the run did not take it (it moved on). */
+async function resume(engine: HubEngine, run: Run, signal: ResultSignal): Promise<Run | undefined> {
   const wf = engine.workflows.get(run.workflow);
   const loops = run.gate !== undefined && wf?.hasEdge(run.gate.node, RESULT_EDGE) === true;
   try {
     // Decided on the run as just read (one read fewer); a run that moved on is read again.
-    await engine.signal(run.id, loops ? { ...signal, edge: RESULT_EDGE } : signal, { known: run });
-    return true;
+    return await engine.signal(run.id, loops ? { ...signal, edge: RESULT_EDGE } : signal, { known: run });
   } catch (err) {
-    if (err instanceof InvalidSignalError) return false;
+    if (err instanceof InvalidSignalError) return undefined;
     throw err;
   }
+}
+
+/**
+ * An answer that ended its run without keeping it (a failure along no edge fails the run as it
+ * stands): marked on the dispatch record, so the end's report does not cancel a workflow run
+ * that already finished (work-reporter.ts). Every other answer is kept in the run's data (`took`).
+ */
+async function markIfEnded(
+  queue: AgentWorkQueue,
+  r: AgentResult,
+  after: Run,
+  now: () => Date,
+): Promise<void> {
+  if (!isTerminal(after.status) || took(after, r.correlation)) return;
+  await queue.updateDispatch(r.runId, (d) =>
+    d.item === r.item && d.state !== 'finished'
+      ? { ...d, state: 'finished', finishedAt: now().toISOString() }
+      : undefined,
+  );
 }
 
 export async function deliverResult(
@@ -70,52 +89,58 @@ export async function deliverResult(
   queue: AgentWorkQueue,
   r: AgentResult,
   now: () => Date = () => new Date(),
-  /** The run's dispatch record as the caller just read it (spares reading it again). */
+  /** The run's dispatch record as the caller just read it, if it did. */
   known?: { value: DispatchRecord; version: number },
 ): Promise<DeliveryResult> {
-  const record = known ?? (await queue.getDispatch(r.runId));
-  if (record?.value.item === r.item && record.value.state === 'finished') return 'duplicate';
-  const finished = async () => {
-    // Tried at the version read above first (one read fewer); moved on meanwhile, it is read again.
-    await queue.updateDispatch(
-      r.runId,
-      (d) =>
-        d.item === r.item && d.state !== 'finished'
-          ? { ...d, state: 'finished', finishedAt: now().toISOString() }
-          : undefined,
-      record,
-    );
-  };
+  // Marked by a cancel that stopped the item's workflow run (work-reporter.ts), or by the previous
+  // version of this code, which marked every delivery so.
+  if (known?.value.item === r.item && known.value.state === 'finished') return 'duplicate';
   for (let attempt = 0; attempt < 3; attempt++) {
     const run = await engine.getRun(r.runId);
-    if (!run || isTerminal(run.status)) return 'stale';
+    if (!run) return 'stale';
+    // The run's own record of what it took: a second delivery of an answer (the callback and the
+    // completion both deliver it, a callback sent twice) finds it there, whatever the run did since.
+    if (took(run, r.correlation)) return 'duplicate';
+    if (isTerminal(run.status)) return 'stale';
     if (waitsFor(run, r.correlation)) {
-      if (await resume(engine, run, signalFor(r))) {
-        await finished();
-        return 'resumed';
-      }
-      continue; // the run moved between our read and the signal: look again
+      const after = await resume(engine, run, signalFor(r));
+      if (!after) continue; // the run moved between our read and the signal: look again
+      await markIfEnded(queue, r, after, now);
+      return 'resumed';
     }
     if (run.status === 'waiting') return 'stale'; // waiting for something else: a late or foreign answer
-    // Mid-step after our resume lost: most likely to another delivery of this answer (two callbacks
-    // at once, a callback and the completion), which marks the record finished once it committed.
-    if (attempt > 0) {
-      const latest = await queue.getDispatch(r.runId);
-      if (latest?.value.item === r.item && latest.value.state === 'finished') return 'duplicate';
-    }
-    // Mid-step: park the answer for the run's next wait.
+    // Mid-step, before its wait for this answer: park it for that wait.
     const parked = await queue.park({ ...r, at: now().toISOString() });
     if (!parked) return 'duplicate';
-    await finished();
     // The step may have committed while we parked: then deliver it ourselves.
     const again = await engine.getRun(r.runId);
-    if (again && waitsFor(again, r.correlation) && (await resume(engine, again, signalFor(r)))) {
+    const after =
+      again && waitsFor(again, r.correlation) ? await resume(engine, again, signalFor(r)) : undefined;
+    if (after) {
       await queue.unpark(r.correlation);
+      await markIfEnded(queue, r, after, now);
       return 'resumed';
     }
     return 'parked';
   }
   return 'stale';
+}
+
+/**
+ * Whether the run took this answer: a resumed gate's output is `<node>Result` (the engine's
+ * transitions.ts), the answer's payload as signalled here, with its correlation. It stays in the
+ * run's data until the node's next answer replaces it, which only comes after the run waited for
+ * another item; a late copy of an older answer then finds the run waiting for something else.
+ */
+export function took(run: Run, correlation: string): boolean {
+  return Object.entries(run.data).some(
+    ([key, value]) =>
+      key.endsWith('Result') &&
+      typeof value === 'object' &&
+      value !== null &&
+      (value as { correlation?: unknown; kind?: unknown }).correlation === correlation &&
+      (value as { kind?: unknown }).kind === 'completed',
+  );
 }
 
 /** Deliver a parked answer to a run that now waits for it (the work reporter and the execute node call this). */
@@ -124,7 +149,9 @@ export async function deliverParked(engine: HubEngine, queue: AgentWorkQueue, ru
   if (!correlation || !waitsFor(run, correlation)) return false;
   const parked = await queue.parked(correlation);
   if (!parked) return false;
-  const ok = await resume(engine, run, signalFor(parked));
-  if (ok) await queue.unpark(correlation);
-  return ok;
+  const after = await resume(engine, run, signalFor(parked));
+  if (!after) return false;
+  await queue.unpark(correlation);
+  await markIfEnded(queue, parked, after, () => new Date());
+  return true;
 }

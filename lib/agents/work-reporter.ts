@@ -6,7 +6,7 @@ import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
 import { splitRepo } from '../github/client.ts';
 import { GitHubApiError, PermissionDeniedError } from '../github/errors.ts';
 import { type AgentHub, type HubDeps, hubOf, workOf } from './hub.ts';
-import { deliverParked } from './results.ts';
+import { deliverParked, took } from './results.ts';
 import type { DispatchRecord } from './work-queue.ts';
 
 /**
@@ -35,6 +35,8 @@ export function createWorkReporter(deps: HubDeps | AgentHub): Reporter {
         if (
           rec &&
           rec.state !== 'finished' &&
+          // Answered: its workflow run is done (the run took its result, and ended after it).
+          !took(run, rec.correlation) &&
           rec.executor === 'github-actions' &&
           (rec.state === 'dispatched' || run.status === 'cancelled')
         ) {
