@@ -3,7 +3,7 @@ import type { EngineCore } from './core.ts';
 import type { ReportNotes } from './ports.ts';
 import { isPermanentReportFailure } from './reporter.ts';
 import { reportClaimHeld, reportMessage, stepAhead } from './transitions.ts';
-import { isTerminal, type Run, type RunEvent } from './types.ts';
+import { isFinal, isTerminal, type Run, type RunEvent } from './types.ts';
 import type { Workflow } from './workflow.ts';
 
 /** Runs whose history a worker keeps in memory for its reporters (most recently reported). */
@@ -197,7 +197,8 @@ export class Reporting<S> {
       // version whose step is under way, or due (its message on its way), is left to that step:
       // its commit, or the report its message carries, shows what it leads to (chasing it showed a
       // state about to pass, at a claim, a completion and the reporters' calls each).
-      const latest = await store.getRun(runId);
+      // A final version has nothing after it (no read).
+      const latest = isFinal(shown.status) ? null : await store.getRun(runId);
       const next =
         latest && latest.version > shown.version && !stepAhead(latest, core.now()) ? latest : undefined;
       const nextUntil = this.claimUntil(core.now());
@@ -235,7 +236,7 @@ export class Reporting<S> {
       }
       // The claim is released: a version committed between our read and the release found it live
       // and left its report to us, so look once more.
-      const after = await store.getRun(runId);
+      const after = isFinal(shown.status) ? null : await store.getRun(runId);
       if (after && after.version > shown.version && !stepAhead(after, core.now()))
         await this.report(runId, undefined, { chained: true });
       return 'reported';

@@ -19,6 +19,11 @@ export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
   'expired',
 ]);
 export const isTerminal = (s: RunStatus): boolean => TERMINAL_STATUSES.has(s);
+/**
+ * Ended for good: no signal moves such a run again (`retry` takes failed and expired runs only,
+ * transitions.ts), so its version is its last.
+ */
+export const isFinal = (s: RunStatus): boolean => s === 'succeeded' || s === 'cancelled';
 
 /** What a run is about: `owner/name#issue`, or any string (for runs not tied to an issue). */
 export interface Subject {

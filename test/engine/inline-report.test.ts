@@ -71,6 +71,24 @@ describe('a report made by the step that committed it', () => {
     });
   });
 
+  it('shows the end without reading the run at all: a succeeded run has no later version', async () => {
+    const reporter = recordingReporter();
+    const h = await harness([gated], { reporters: [reporter], autoConsume: false, reportInline: true });
+    const { run } = await h.engine.startRun({ workflow: 'gated', subject: 'o/r#4', trigger });
+    await h.engine.handle(h.queue.pending.splice(0)[0]!, plenty);
+    await h.engine.signal(run.id, { type: 'approve', by: 'alice' });
+    const [last] = h.queue.pending.splice(0);
+    const reads = vi.spyOn(h.store, 'getRun');
+
+    await h.engine.handle(last!, plenty);
+
+    const done = (await h.store.getRun(run.id))!;
+    expect(done.status).toBe('succeeded');
+    expect(reporter.seen.at(-1)).toMatchObject({ status: 'succeeded', version: done.version });
+    expect((await h.store.getReportState(run.id)).reported).toBe(done.version);
+    expect(reads).toHaveBeenCalledTimes(1); // this test's own read above
+  });
+
   it('sends the report message when the invocation has too little time left for it', async () => {
     const reporter = recordingReporter();
     const h = await harness([gated], { reporters: [reporter], autoConsume: false, reportInline: true });
