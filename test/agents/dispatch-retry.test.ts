@@ -4,25 +4,44 @@ import { type AgentWorld, agentWorld } from './support.ts';
 
 /**
  * A worker dies after the execute step dispatched the agent's workflow but before the step
- * committed. The retried step replays the dispatch from its dispatch record, the effect's journal; its dispatch record must keep the
- * first attempt's times, or the workflow's completion (created before the retry) is ignored as
- * "created before the current item was dispatched" and the task waits until it times out.
+ * committed. The retried step replays the dispatch from its dispatch record, the effect's
+ * journal; that record must keep the first attempt's times, or the workflow's completion (created
+ * before the retry) is ignored as "created before the current item was dispatched" and the task
+ * waits until it times out.
  */
 describe('a retried execute step', () => {
   let w: AgentWorld;
+  let crashed: boolean;
   afterEach(async () => {
     await w?.stop();
   });
 
-  it('keeps the first dispatch time, dispatches once, and accepts the completion', async () => {
-    let crashed = false;
-    w = await agentWorld({
+  /** A world whose first execute step dies right after its dispatch. */
+  async function dyingOnce(): Promise<AgentWorld> {
+    crashed = false;
+    return agentWorld({
       faults: (point, run) => {
         if (point !== 'after-effect' || run.step?.node !== 'execute' || crashed) return;
         crashed = true;
         throw new Error('worker died after the dispatch');
       },
     });
+  }
+
+  /** The lease lapses; the sweeper takes the step over, well after the first attempt. */
+  async function sweptUntilWaiting(runId: string) {
+    let run = await w.run(runId);
+    for (let round = 0; round < 6 && run.status !== 'waiting'; round++) {
+      w.clock.advance(10 * 60_000);
+      await w.h.engine.sweep();
+      await w.h.settle();
+      run = await w.run(runId);
+    }
+    return run;
+  }
+
+  it('keeps the first dispatch time, dispatches once, and accepts the completion', async () => {
+    w = await dyingOnce();
     const firstAttemptAt = w.clock.now().getTime();
     const claims = vi.spyOn(w.h.store, 'claimEffect');
     const ledgerRecords = vi.spyOn(w.h.store, 'recordEffect');
@@ -31,14 +50,7 @@ describe('a retried execute step', () => {
     expect(w.fake.dispatches).toHaveLength(1);
     const first = (await w.hub.queue.getDispatch(started.id))!.value;
 
-    // The lease lapses; the sweeper takes the step over well after the first attempt.
-    let run = await w.run(started.id);
-    for (let round = 0; round < 6 && run.status !== 'waiting'; round++) {
-      w.clock.advance(10 * 60_000);
-      await w.h.engine.sweep();
-      await w.h.settle();
-      run = await w.run(started.id);
-    }
+    const run = await sweptUntilWaiting(started.id);
     expect(run.status).toBe('waiting');
     expect(run.gate).toMatchObject({ kind: 'agent', correlation: `${started.id}.t1.1` });
     const succeeded = (await w.events(started.id)).find((e) => e.type === 'step.succeeded');
@@ -65,14 +77,7 @@ describe('a retried execute step', () => {
   });
 
   it('replays a dispatch the previous version journaled in the ledger, and records it in the dispatch record', async () => {
-    let crashed = false;
-    w = await agentWorld({
-      faults: (point, run) => {
-        if (point !== 'after-effect' || run.step?.node !== 'execute' || crashed) return;
-        crashed = true;
-        throw new Error('worker died after the dispatch');
-      },
-    });
+    w = await dyingOnce();
     const claims = vi.spyOn(w.h.store, 'claimEffect');
     const started = await w.start([{ agent: 'coder' }]);
     expect(crashed).toBe(true);
@@ -94,14 +99,7 @@ describe('a retried execute step', () => {
       state: 'dispatching',
     }));
 
-    let run = await w.run(started.id);
-    for (let round = 0; round < 6 && run.status !== 'waiting'; round++) {
-      w.clock.advance(10 * 60_000);
-      await w.h.engine.sweep();
-      await w.h.settle();
-      run = await w.run(started.id);
-    }
-    expect(run.status).toBe('waiting');
+    expect((await sweptUntilWaiting(started.id)).status).toBe('waiting');
     expect(w.fake.dispatches).toHaveLength(1);
     const rec = (await w.hub.queue.getDispatch(started.id))!.value;
     expect(rec).toMatchObject({

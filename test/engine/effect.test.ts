@@ -66,39 +66,49 @@ describe('ctx.effect', () => {
     expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
   });
 
-  it('acts again, told it was interrupted, when a worker stopped after the effect and before its record', async () => {
-    const clock = testClock();
-    const acted = deferred();
-    const wake = deferred();
-    const seen: boolean[] = [];
-    const h = await harness(
-      [
-        oneNode(async (ctx) => {
-          const sent = await ctx.effect('send', async ({ interrupted }) => {
-            seen.push(interrupted);
-            if (seen.length === 1) {
-              acted.resolve();
-              await wake.promise; // the worker froze (or died) right after acting
-            }
-            return `sent-${seen.length}`;
-          });
-          return { sent };
-        }),
-      ],
-      { autoConsume: false, now: clock.now },
-    );
-    const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#2', trigger });
+  it.each([
+    ['its record', 'by-ledger'],
+    ["its caller's record ('by-caller')", 'by-caller'],
+  ] as const)(
+    'acts again, told it was interrupted, when a worker stopped after the effect and before %s',
+    async (_, recorded) => {
+      const clock = testClock();
+      const acted = deferred();
+      const wake = deferred();
+      const seen: boolean[] = [];
+      const h = await harness(
+        [
+          oneNode(async (ctx) => {
+            const sent = await ctx.effect(
+              'send',
+              async ({ interrupted }) => {
+                seen.push(interrupted);
+                if (seen.length === 1) {
+                  acted.resolve();
+                  await wake.promise; // the worker froze (or died) right after acting
+                }
+                return `sent-${seen.length}`;
+              },
+              { recorded },
+            );
+            return { sent };
+          }),
+        ],
+        { autoConsume: false, now: clock.now },
+      );
+      const { run } = await h.engine.startRun({ workflow: 'fx', subject: `o/r#2-${recorded}`, trigger });
 
-    const frozen = h.engine.executeStep(run.id, 1);
-    await acted.promise;
-    clock.advance(10 * 60_000); // past its lease: the sweeper's re-send reaches another worker
-    const outcome = await anotherWorker(h, clock.now).executeStep(run.id, 1);
-    wake.resolve();
+      const frozen = h.engine.executeStep(run.id, 1);
+      await acted.promise;
+      clock.advance(10 * 60_000); // past its lease: the sweeper's re-send reaches another worker
+      const outcome = await anotherWorker(h, clock.now).executeStep(run.id, 1);
+      wake.resolve();
 
-    expect([outcome, await frozen]).toEqual(['committed', 'lost']);
-    expect(seen).toEqual([false, true]); // the documented at-least-once window, and it says so
-    expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-2' } });
-  });
+      expect([outcome, await frozen]).toEqual(['committed', 'lost']);
+      expect(seen).toEqual([false, true]); // the documented at-least-once window, and it says so
+      expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-2' } });
+    },
+  );
 
   it('refuses the record of a worker whose lease was taken over, and keeps the new worker’s', async () => {
     const clock = testClock();
@@ -306,43 +316,6 @@ describe('ctx.effect', () => {
       expect(claims).toHaveBeenCalledTimes(1);
       expect(ledgerRecords).not.toHaveBeenCalled();
       expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
-    });
-
-    it('acts again, told it was interrupted, when a worker stopped after acting and before its own record', async () => {
-      const clock = testClock();
-      const acted = deferred();
-      const wake = deferred();
-      const seen: boolean[] = [];
-      const h = await harness(
-        [
-          oneNode(async (ctx) => {
-            const sent = await ctx.effect(
-              'send',
-              async ({ interrupted }) => {
-                seen.push(interrupted);
-                if (seen.length === 1) {
-                  acted.resolve();
-                  await wake.promise; // the worker froze (or died) before writing its record
-                }
-                return `sent-${seen.length}`;
-              },
-              { recorded: 'by-caller' },
-            );
-            return { sent };
-          }),
-        ],
-        { autoConsume: false, now: clock.now },
-      );
-      const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#8', trigger });
-
-      const frozen = h.engine.executeStep(run.id, 1);
-      await acted.promise;
-      clock.advance(10 * 60_000);
-      const outcome = await anotherWorker(h, clock.now).executeStep(run.id, 1);
-      wake.resolve();
-
-      expect([outcome, await frozen]).toEqual(['committed', 'lost']);
-      expect(seen).toEqual([false, true]);
     });
   });
 });
