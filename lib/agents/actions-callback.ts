@@ -247,8 +247,7 @@ export async function handleActionsCallback(
     logger.warn('actions callback refused', { runId: result.run, reason: (err as Error).name });
     return json(401, { error: 'invalid token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
   }
-  // 5. the run's dispatch record: what was sent, to which workflow run, and whether its result
-  // was applied (`finished`, written by the delivery)
+  // 5. the run's dispatch record: what was sent, and to which workflow run
   const queue = new AgentWorkQueue(deps.store, { now });
   const dispatch = await queue.getDispatch(result.run);
   const rec = dispatch?.value;
