@@ -359,7 +359,7 @@ export class DynamoRunStore implements RunStore {
 
   /**
    * Runs from their items: packed or plain (written before runs were packed), their chunks from
-   * memory or read in batches (strongly consistent: a chunk is written just before the run).
+   * memory or read in batches (eventually consistent, and strongly for any such a read missed).
    */
   private async fromItems(items: Item[]): Promise<Run[]> {
     const parsed = items.map((item) => {
@@ -404,14 +404,34 @@ export class DynamoRunStore implements RunStore {
           wanted.set(`${runPk(id)}|${sk}`, { key: { pk: runPk(id), sk }, id, chunk, attribute });
         }
       }
-    const keys = [...wanted.values()].map((w) => w.key);
-    for (const item of await this.batchGet('chunks', keys)) {
-      const w = wanted.get(`${item.pk as string}|${item.sk as string}`);
-      const bytes = w && item[w.attribute];
-      if (!w || !(bytes instanceof Uint8Array)) continue;
-      this.chunkCache.set(w.id, w.chunk, bytes);
-      fetched.set(`${w.id}/${w.chunk}`, bytes);
-    }
+    // Eventually consistent first, at half the read units: a chunk never changes once a run item
+    // refers to it (content-addressed, or homed in a history item written once with it). One
+    // written just before the run item may not have reached that read yet, and a history item may
+    // still show a shorter flush from before its values: those are read again, strongly.
+    const take = (items: Item[]) => {
+      for (const item of items) {
+        const w = wanted.get(`${item.pk as string}|${item.sk as string}`);
+        const bytes = w && item[w.attribute];
+        if (!w || !(bytes instanceof Uint8Array)) continue;
+        this.chunkCache.set(w.id, w.chunk, bytes);
+        fetched.set(`${w.id}/${w.chunk}`, bytes);
+        wanted.delete(`${item.pk as string}|${item.sk as string}`);
+      }
+    };
+    take(
+      await this.batchGet(
+        'chunks',
+        [...wanted.values()].map((w) => w.key),
+        { consistent: false },
+      ),
+    );
+    if (wanted.size > 0)
+      take(
+        await this.batchGet(
+          'chunks',
+          [...wanted.values()].map((w) => w.key),
+        ),
+      );
     return parsed.map(({ run, refs, order }) => {
       if (!refs) return run as unknown as Run;
       const id = run.id as string;
@@ -1550,8 +1570,8 @@ export class DynamoRunStore implements RunStore {
     return this.fromItems(items);
   }
 
-  /** Items by key, 100 a request, strongly consistent, in no particular order. */
-  private async batchGet(what: string, keys: Item[]): Promise<Item[]> {
+  /** Items by key, 100 a request, strongly consistent unless `consistent` is false, in no particular order. */
+  private async batchGet(what: string, keys: Item[], opts: { consistent?: boolean } = {}): Promise<Item[]> {
     const out: Item[] = [];
     for (let i = 0; i < keys.length; i += 100) {
       let batch: Item[] | undefined = keys.slice(i, i + 100);
@@ -1559,7 +1579,7 @@ export class DynamoRunStore implements RunStore {
         const res = await this.read(what, () =>
           this.doc.send(
             new BatchGetCommand({
-              RequestItems: { [this.tableName]: { Keys: batch, ConsistentRead: true } },
+              RequestItems: { [this.tableName]: { Keys: batch, ConsistentRead: opts.consistent ?? true } },
             }),
           ),
         );
