@@ -1,6 +1,7 @@
 import { InternalError, isRetryable } from '../common/errors.ts';
 import type { EventType } from '../engine/events.ts';
 import { describePause, pausedFor } from '../engine/pause.ts';
+import { resultKey } from '../engine/types.ts';
 import type { EdgeDefinition, NodeResult, StepContext } from '../engine/workflow.ts';
 import type { RegisteredAgent } from '../routing/agents.ts';
 import type { BudgetCaps } from '../routing/budgets-config.ts';
@@ -551,7 +552,7 @@ class ExecuteStep {
 
   /** The answer (or admission) for the current item: from the resuming signal, else parked. */
   private async freshResult(cur: CurrentItem): Promise<Obj | undefined> {
-    const raw = this.run.data[`${this.ctx.node}Result`];
+    const raw = this.run.data[resultKey(this.ctx.node)];
     if (isObj(raw) && raw.correlation === cur.correlation) {
       if (cur.state === 'queued' ? raw.kind === 'admitted' : raw.kind === 'completed') return raw;
     }

@@ -1,6 +1,6 @@
 import type { Signal } from '../engine/engine.ts';
 import { InvalidSignalError } from '../engine/errors.ts';
-import { isTerminal, type NewEvent, type Run } from '../engine/types.ts';
+import { isResultKey, isTerminal, type NewEvent, type Run } from '../engine/types.ts';
 import type { AgentResult, AgentWorkQueue, DispatchRecord } from './work-queue.ts';
 
 /**
@@ -127,15 +127,15 @@ export async function deliverResult(
 }
 
 /**
- * Whether the run took this answer: a resumed gate's output is `<node>Result` (the engine's
- * transitions.ts), the answer's payload as signalled here, with its correlation. It stays in the
+ * Whether the run took this answer: a resumed gate's output is its node's `resultKey` (the
+ * engine's types.ts), the answer's payload as signalled here, with its correlation. It stays in the
  * run's data until the node's next answer replaces it, which only comes after the run waited for
  * another item; a late copy of an older answer then finds the run waiting for something else.
  */
 export function took(run: Run, correlation: string): boolean {
   return Object.entries(run.data).some(
     ([key, value]) =>
-      key.endsWith('Result') &&
+      isResultKey(key) &&
       typeof value === 'object' &&
       value !== null &&
       (value as { correlation?: unknown; kind?: unknown }).correlation === correlation &&

@@ -21,6 +21,7 @@ import {
   type Run,
   type RunError,
   type RunStatus,
+  resultKey,
   type Subject,
   type Trigger,
 } from './types.ts';
@@ -508,7 +509,7 @@ function onResult<S>(
     const error = { name: 'AgentFailed', message: reason, node: gate.node };
     return commit(finish(run, { status: 'failed', reason, events: [why], error }, moment));
   }
-  const output = { [`${gate.node}Result`]: signal.payload };
+  const output = { [resultKey(gate.node)]: signal.payload };
   return commit(
     decided(run, wf, gate.node, { output, ...(edge !== undefined ? { edge } : {}) }, why, moment),
   );

@@ -25,6 +25,12 @@ export const isTerminal = (s: RunStatus): boolean => TERMINAL_STATUSES.has(s);
  */
 export const isFinal = (s: RunStatus): boolean => s === 'succeeded' || s === 'cancelled';
 
+const RESULT_SUFFIX = 'Result';
+/** Where a run keeps the answer (a `result` signal) that resumed node `node`'s gate: its data's `<node>Result`. */
+export const resultKey = (node: string): string => `${node}${RESULT_SUFFIX}`;
+/** Whether a data key is one `resultKey` names. */
+export const isResultKey = (key: string): boolean => key.endsWith(RESULT_SUFFIX);
+
 /** What a run is about: `owner/name#issue`, or any string (for runs not tied to an issue). */
 export interface Subject {
   repo?: string;

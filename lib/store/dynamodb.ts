@@ -408,30 +408,19 @@ export class DynamoRunStore implements RunStore {
     // refers to it (content-addressed, or homed in a history item written once with it). One
     // written just before the run item may not have reached that read yet, and a history item may
     // still show a shorter flush from before its values: those are read again, strongly.
-    const take = (items: Item[]) => {
-      for (const item of items) {
-        const w = wanted.get(`${item.pk as string}|${item.sk as string}`);
+    for (const consistent of [false, true]) {
+      if (wanted.size === 0) break;
+      const keys = [...wanted.values()].map((w) => w.key);
+      for (const item of await this.batchGet('chunks', keys, { consistent })) {
+        const at = `${item.pk as string}|${item.sk as string}`;
+        const w = wanted.get(at);
         const bytes = w && item[w.attribute];
         if (!w || !(bytes instanceof Uint8Array)) continue;
         this.chunkCache.set(w.id, w.chunk, bytes);
         fetched.set(`${w.id}/${w.chunk}`, bytes);
-        wanted.delete(`${item.pk as string}|${item.sk as string}`);
+        wanted.delete(at);
       }
-    };
-    take(
-      await this.batchGet(
-        'chunks',
-        [...wanted.values()].map((w) => w.key),
-        { consistent: false },
-      ),
-    );
-    if (wanted.size > 0)
-      take(
-        await this.batchGet(
-          'chunks',
-          [...wanted.values()].map((w) => w.key),
-        ),
-      );
+    }
     return parsed.map(({ run, refs, order }) => {
       if (!refs) return run as unknown as Run;
       const id = run.id as string;
@@ -570,10 +559,10 @@ export class DynamoRunStore implements RunStore {
     const { flush, chunks, refs, pending, itemWith, item } = laid;
     if (flush.length === 0 || chunks.length === 0) return undefined;
     const history = this.historyItem(run.id, flush);
+    const id = `${HOMED}${flush[0]!.seq.toString(36)}`;
     const cost = runWriteCost(run);
     for (const c of chunks) {
       if (this.chunkCache.get(run.id, c.hash)) continue;
-      const id = `${HOMED}${flush[0]!.seq.toString(36)}`;
       // Its values by value hash: a lone value's hash is its chunk's (packing.ts splitData).
       const keys = Object.entries(refs).filter(([, ref]) => chunkOf(ref).chunk === c.hash);
       const lone = keys.some(([, ref]) => chunkOf(ref).value === undefined);
