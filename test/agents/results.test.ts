@@ -52,13 +52,19 @@ const answer = (runId: string, ok = true) => ({
   payload: { conclusion: ok ? 'success' : 'failure', summary: 'did it' },
 });
 
+/** A run of one of those workflows, waiting for its item's answer, dispatched. */
+async function waitingRun(looped: boolean, subject: string) {
+  const h = await harness([waiting(looped)]);
+  const queue = new AgentWorkQueue(h.store);
+  const { run } = await h.engine.startRun({ workflow: looped ? 'looped' : 'single', subject, trigger });
+  await h.settle();
+  await queue.putDispatch(record(run.id));
+  return { h, queue, run };
+}
+
 describe('delivering an agent’s answer', () => {
   it('is taken once: a second delivery finds it in the run’s data and writes nothing', async () => {
-    const h = await harness([waiting(true)]);
-    const queue = new AgentWorkQueue(h.store);
-    const { run } = await h.engine.startRun({ workflow: 'looped', subject: 'o/r#1', trigger });
-    await h.settle();
-    await queue.putDispatch(record(run.id));
+    const { h, queue, run } = await waitingRun(true, 'o/r#1');
 
     expect(await deliverResult(h.engine, queue, answer(run.id))).toBe('resumed');
     await h.settle();
@@ -71,11 +77,7 @@ describe('delivering an agent’s answer', () => {
   });
 
   it('marks the record finished when the answer ends the run without being kept (a failure along no edge)', async () => {
-    const h = await harness([waiting(false)]);
-    const queue = new AgentWorkQueue(h.store);
-    const { run } = await h.engine.startRun({ workflow: 'single', subject: 'o/r#2', trigger });
-    await h.settle();
-    await queue.putDispatch(record(run.id));
+    const { h, queue, run } = await waitingRun(false, 'o/r#2');
 
     expect(await deliverResult(h.engine, queue, answer(run.id, false))).toBe('resumed');
     const ended = await h.store.getRun(run.id);
