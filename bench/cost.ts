@@ -5,9 +5,10 @@ import { type AttributeValue, type DynamoDBClient, GetItemCommand } from '@aws-s
 import { FUNCTIONS } from '../infra/functions.ts';
 import { recoverySweep } from '../lib/app/recovery.ts';
 import type { RunEvent } from '../lib/engine/types.ts';
+import { invokesDirectly } from '../lib/queue/invoke.ts';
 import type { Consumer } from '../lib/queue/memory.ts';
 import { InMemoryQueue } from '../lib/queue/memory.ts';
-import type { Outgoing } from '../lib/queue/port.ts';
+import type { Outgoing, WorkMessage } from '../lib/queue/port.ts';
 import { dynamoClient } from '../lib/store/client.ts';
 import { DynamoRunStore } from '../lib/store/dynamodb.ts';
 import { unpack } from '../lib/store/packing.ts';
@@ -58,10 +59,13 @@ import { PRICES, perMillion } from './prices.ts';
  *   before the call (single-item: 1 WRU per KB; transactional: 2 per KB per item). A read that
  *   finds nothing still costs 0.5/1 RRU on AWS, where Local reports 0 for an empty Query: the
  *   minimum is applied.
- * - SQS: every `send` of the queue port is what SqsQueue does with it: one SendMessageBatch per
- *   10 messages, each billed per 64 KB chunk of its payload. Each message the worker takes is one
- *   ReceiveMessage and one DeleteMessage (the Lambda event source receives up to 5 at once and
- *   deletes in batches: per message is the upper bound; a failed message is received again).
+ * - SQS: every `send` of the queue port is what the deployed queue (lib/queue/invoke.ts) does
+ *   with it. A message due now is one asynchronous invocation of the worker and no SQS request.
+ *   The delayed ones go to SQS: one SendMessageBatch per 10 messages, each billed per 64 KB chunk
+ *   of its payload, and one ReceiveMessage and one DeleteMessage per message the worker takes
+ *   (the Lambda event source receives up to 5 at once and deletes in batches: per message is the
+ *   upper bound). A direct invocation that fails reaches SQS through the on-failure destination
+ *   (one SendMessage), and is received and deleted from there.
  * - Lambda: each message the worker handles is one worker invocation (again the upper bound for
  *   a batch size of 5), its duration the measured wall time of the handling; each HTTP request
  *   is one invocation of the function behind its route, its duration the wall time of the
@@ -410,10 +414,16 @@ class MeteredQueue extends InMemoryQueue {
     return count;
   }
 
+  /** The messages the production queue sends by direct invocation (lib/queue/invoke.ts). */
+  private readonly invoked = new WeakSet<WorkMessage>();
+
   override async send(batch: Outgoing[]): Promise<void> {
     if (this.on) {
-      for (let i = 0; i < batch.length; i += 10) {
-        const bytes = batch
+      // Due now: one asynchronous invocation each, no SQS request (counted as the worker's invocation).
+      for (const o of batch) if (invokesDirectly(o)) this.invoked.add(o.message);
+      const queued = batch.filter((o) => !invokesDirectly(o));
+      for (let i = 0; i < queued.length; i += 10) {
+        const bytes = queued
           .slice(i, i + 10)
           .reduce((n, o) => n + Buffer.byteLength(JSON.stringify(o.message)), 0);
         this.sendRequests += Math.ceil(bytes / PRICES.sqs.billedChunkBytes) || 1;
@@ -427,13 +437,20 @@ class MeteredQueue extends InMemoryQueue {
     super.consume(async (message, delivery) => {
       if (!this.on) return consumer(message, delivery);
       const t0 = performance.now();
+      // A direct invocation's first delivery takes no SQS request; a failed one is sent to the
+      // queue by the on-failure destination (one SendMessage) and received from there.
+      const direct = this.invoked.has(message);
+      if (direct && delivery.receiveCount === 2) this.sendRequests++;
+      const viaSqs = !direct || delivery.receiveCount > 1;
       let ok = false;
       try {
         await consumer(message, delivery);
         ok = true;
       } finally {
-        this.receives++;
-        if (ok) this.deletes++;
+        if (viaSqs) {
+          this.receives++;
+          if (ok) this.deletes++;
+        }
         this.handled.push({
           kind: message.kind,
           ms: performance.now() - t0,

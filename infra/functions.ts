@@ -31,8 +31,17 @@ export interface FunctionSpec {
    * from the store methods its composition calls (docs/design.md, "Table access per function").
    */
   tableActions?: readonly TableAction[];
-  /** May send messages to the work queue. */
+  /**
+   * May send step messages: to the work queue, and those due now as direct invocations of the
+   * worker (lib/queue/invoke.ts; `WORKER_FUNCTION_NAME` and an invoke grant, infra/switchyard-stack.ts).
+   */
   sendsWork: boolean;
+  /**
+   * Takes the step messages (the worker). Its steps send the next ones to itself, a loop by
+   * design: Lambda's recursive loop detection, which stops a chain of invocations through SQS or
+   * the Invoke API after about 16, is turned off for it (the engine bounds its own loops).
+   */
+  takesWork?: true;
   /** Secrets it may read; only these get a `<NAME>_SECRET_ARN` variable and a read grant. */
   secrets: readonly SecretName[];
   /** Variables only this function reads, on top of the ones every function gets. */
@@ -208,11 +217,13 @@ export const FUNCTIONS = [
     name: 'worker',
     id: 'Worker',
     entry: 'functions/worker.ts',
-    description: 'SQS consumer: runs one workflow step per message, reports to GitHub and Discord',
+    description:
+      'Runs one workflow step per message (invoked directly, or from SQS), reports to GitHub and Discord',
     timeoutSeconds: WORKER_TIMEOUT_SECONDS,
     memoryMb: 1024,
     table: 'readWrite',
     sendsWork: true,
+    takesWork: true,
     secrets: ['DISCORD_BOT_TOKEN', 'GITHUB_CREDENTIALS'],
     // The app is imported on the first message, from
     // chunks: a cold start parses the handler only (bench: functions.worker.coldImportRatioToSingleBundle).

@@ -25,8 +25,9 @@ import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations
 import { AttributeType, BillingMode, ProjectionType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Policy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Architecture, RecursiveLoop, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -271,6 +272,7 @@ export class SwitchyardStack extends Stack {
         maxConcurrency: 10,
       }),
     );
+    this.invokeWorkerDirectly();
     new Rule(this, 'SweeperSchedule', {
       description: 'Runs the Switchyard sweeper every minute',
       schedule: Schedule.rate(Duration.minutes(1)),
@@ -433,6 +435,38 @@ export class SwitchyardStack extends Stack {
     );
   }
 
+  /**
+   * Step messages due now invoke the worker asynchronously instead of going through SQS
+   * (lib/queue/invoke.ts): every function that sends work is told the worker's name and may
+   * invoke it. An invocation that fails, or waits in Lambda's queue longer than `maxEventAge`, is
+   * not retried by Lambda but sent to the work queue (the on-failure destination), where SQS
+   * redelivers it and dead-letters it after its receives, as any message.
+   */
+  private invokeWorkerDirectly(): void {
+    const worker = this.functions.worker;
+    worker.configureAsyncInvoke({
+      retryAttempts: 0,
+      maxEventAge: Duration.minutes(15),
+      onFailure: new SqsDestination(this.queue),
+    });
+    const invoke = new PolicyStatement({
+      actions: ['lambda:InvokeFunction'],
+      resources: [worker.functionArn],
+    });
+    for (const spec of FUNCTIONS) {
+      if (!spec.sendsWork) continue;
+      const fn = this.functions[spec.name];
+      if (fn !== worker) {
+        fn.addEnvironment('WORKER_FUNCTION_NAME', worker.functionName);
+        fn.addToRolePolicy(invoke);
+      } else if (fn.role) {
+        // Not in its role's default policy: the function depends on that, and this names the function.
+        // The worker finds its own name in AWS_LAMBDA_FUNCTION_NAME (lib/app/worker-function.ts).
+        new Policy(this, 'WorkerInvokesItself', { roles: [fn.role], statements: [invoke] });
+      }
+    }
+  }
+
   private createFunction(
     spec: FunctionSpec,
     opts: {
@@ -475,6 +509,7 @@ export class SwitchyardStack extends Stack {
       timeout: Duration.seconds(spec.timeoutSeconds),
       role,
       logGroup,
+      ...('takesWork' in spec ? { recursiveLoop: RecursiveLoop.ALLOW } : {}),
       environment: {
         ...opts.env,
         ...spec.env,

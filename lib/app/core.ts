@@ -1,5 +1,7 @@
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { requireEnv } from '../common/env.ts';
+import { InvokeQueue } from '../queue/invoke.ts';
 import type { StepQueue } from '../queue/port.ts';
 import { SqsQueue } from '../queue/sqs.ts';
 import { dynamoClient } from '../store/client.ts';
@@ -17,8 +19,14 @@ export function storeFromEnv(env: NodeJS.ProcessEnv = process.env): DynamoRunSto
   });
 }
 
+/**
+ * The step queue: SQS (`QUEUE_URL`), with the messages due now invoking the worker directly when
+ * `WORKER_FUNCTION_NAME` names it (lib/queue/invoke.ts). Without it, everything goes to SQS.
+ */
 export function queueFromEnv(env: NodeJS.ProcessEnv = process.env): StepQueue {
-  return new SqsQueue(new SQSClient({}), requireEnv('QUEUE_URL', env));
+  const sqs = new SqsQueue(new SQSClient({}), requireEnv('QUEUE_URL', env));
+  const worker = env.WORKER_FUNCTION_NAME;
+  return worker ? new InvokeQueue(new LambdaClient({}), worker, sqs) : sqs;
 }
 
 export const VERSION = process.env.SWITCHYARD_VERSION ?? '0.1.0';

@@ -2,7 +2,8 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { instrumented, logger } from '../common/observability.ts';
 import type { Delivery, StepBudget } from '../engine/engine.ts';
-import { parseWorkMessage, type WorkMessage } from '../queue/port.ts';
+import { type InvokedMessage, invokedMessage, isInvokedMessage, messageOfRecord } from '../queue/invoke.ts';
+import type { WorkMessage } from '../queue/port.ts';
 
 /** What consumes a message: the worker app (lib/app/worker.ts), or an engine in tests. */
 export interface MessageHandler {
@@ -14,33 +15,45 @@ export interface MessageHandler {
 }
 
 /**
- * SQS worker: one step (or one report, or one delivery to route later) per message. Powertools
- * Batch reports partial failures, so one failing message is redelivered without redoing the
- * others; stale and duplicate messages are no-ops inside the engine, which is what makes
- * redelivery safe.
+ * The worker: one step (or one report, or one delivery to route later) per message. A message
+ * comes either as a direct invocation (lib/queue/invoke.ts: due now) or in an SQS batch (delayed,
+ * or a direct invocation that failed, as Lambda's on-failure destination record). Powertools
+ * Batch reports an SQS batch's partial failures, so one failing message is redelivered without
+ * redoing the others; a direct invocation that fails throws, and Lambda sends it on to SQS. Stale
+ * and duplicate messages are no-ops inside the engine, which is what makes redelivery safe.
  */
 export function makeHandler(app: () => Promise<MessageHandler>) {
   const processor = new BatchProcessor(EventType.SQS);
-  const record = async (r: SQSRecord, context?: Context): Promise<void> => {
-    const message = parseWorkMessage(r.body);
-    // Records of a batch are handled concurrently: the run id goes on each line, not on the
-    // shared logger, where concurrent records would overwrite each other's.
+  const handle = async (message: WorkMessage, delivery: Delivery, context?: Context): Promise<void> => {
     // Lambda's remaining time bounds the steps this message may run in a row (no context: one).
     const outcome = await (await app()).handle(
       message,
       context ? { remainingMs: () => context.getRemainingTimeInMillis() } : { remainingMs: () => 0 },
-      receiveCountOf(r),
+      delivery,
     );
+    // Records of a batch are handled concurrently: the run id goes on each line, not on the
+    // shared logger, where concurrent records would overwrite each other's.
     logger.debug('message handled', { runId: message.runId, kind: message.kind, outcome });
   };
-  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
-    processPartialResponse(event, record, processor, { context });
+  const record = async (r: SQSRecord, context?: Context): Promise<void> => {
+    const { message, receiveCount } = messageOfRecord(r.body, receiveCountOf(r));
+    await handle(message, { receiveCount }, context);
+  };
+  return async (
+    event: SQSEvent | InvokedMessage,
+    context: Context,
+  ): Promise<SQSBatchResponse | undefined> => {
+    if (!isInvokedMessage(event)) return processPartialResponse(event, record, processor, { context });
+    // The first delivery: a failed one reaches SQS through the on-failure destination.
+    await handle(invokedMessage(event), { receiveCount: 1 }, context);
+    return undefined;
+  };
 }
 
-/** Which delivery of its message a record is: a record without the attribute counts as the first. */
-function receiveCountOf(r: SQSRecord): Delivery {
+/** Which delivery of its message a record is, as SQS counts: a record without the attribute counts as the first. */
+function receiveCountOf(r: SQSRecord): number {
   const n = Number(r.attributes?.ApproximateReceiveCount);
-  return { receiveCount: Number.isInteger(n) && n > 0 ? n : 1 };
+  return Number.isInteger(n) && n > 0 ? n : 1;
 }
 
 /**
@@ -49,5 +62,8 @@ function receiveCountOf(r: SQSRecord): Delivery {
  * parses only this module. `workerAppFromEnv` is the memoised initialiser (lib/common/load-once.ts).
  */
 export function workerFunction() {
+  // The worker sends the messages it schedules for now to itself (lib/queue/invoke.ts); the other
+  // functions are given its name (infra). A function cannot be given its own name in CloudFormation.
+  process.env.WORKER_FUNCTION_NAME ||= process.env.AWS_LAMBDA_FUNCTION_NAME ?? '';
   return instrumented(makeHandler(async () => (await import('./worker.ts')).workerAppFromEnv()));
 }

@@ -69,7 +69,15 @@ export const MAX_DELAY_SECONDS = 900;
 export const MAX_CARRIED_ITEM_BYTES = 16 * 1024;
 
 export function parseWorkMessage(body: string): WorkMessage {
-  const m = JSON.parse(body) as Partial<WorkMessage>;
+  return workMessageOf(JSON.parse(body), body);
+}
+
+/**
+ * A work message from a value already parsed (a direct invocation's event, lib/queue/invoke.ts):
+ * only the fields each kind declares, checked. `shown` is what an error quotes.
+ */
+export function workMessageOf(value: unknown, shown = JSON.stringify(value) ?? String(value)): WorkMessage {
+  const m = (typeof value === 'object' && value !== null ? value : {}) as Partial<WorkMessage>;
   if (m.kind === 'step' && typeof m.runId === 'string' && typeof m.seq === 'number') {
     return {
       kind: 'step',
@@ -98,5 +106,5 @@ export function parseWorkMessage(body: string): WorkMessage {
   ) {
     return { kind: 'route', delivery: m.delivery, event: m.event };
   }
-  throw new InternalError(`not a work message: ${body.slice(0, 200)}`);
+  throw new InternalError(`not a work message: ${shown.slice(0, 200)}`);
 }

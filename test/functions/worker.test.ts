@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeHandler } from '../../lib/app/worker-function.ts';
 import type { Engine } from '../../lib/engine/engine.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
+import { INVOKED_SOURCE, type InvokedMessage } from '../../lib/queue/invoke.ts';
 import type { WorkMessage } from '../../lib/queue/port.ts';
 import { type Harness, harness } from '../support/harness.ts';
 
@@ -31,6 +32,32 @@ function sqsRecord(body: string, receiveCount = 1): SQSRecord {
 }
 
 const sqsEvent = (records: SQSRecord[]): SQSEvent => ({ Records: records });
+
+/** The event of a direct (asynchronous) invocation of the worker: lib/queue/invoke.ts. */
+const invoked = (body: string): InvokedMessage => ({ source: INVOKED_SOURCE, message: JSON.parse(body) });
+
+/**
+ * The record Lambda's on-failure destination puts on the queue for a direct invocation that
+ * failed (the shape of AWS's "Capturing records of Lambda asynchronous invocations" page).
+ */
+function destinationRecord(body: string, tries: number, receiveCount = 1): SQSRecord {
+  return sqsRecord(
+    JSON.stringify({
+      version: '1.0',
+      timestamp: new Date().toISOString(),
+      requestContext: {
+        requestId: randomUUID(),
+        functionArn: `${context.invokedFunctionArn}:$LATEST`,
+        condition: 'RetriesExhausted',
+        approximateInvokeCount: tries,
+      },
+      requestPayload: invoked(body),
+      responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+      responsePayload: { errorType: 'StoreError', errorMessage: 'Throughput exceeds the current capacity' },
+    }),
+    receiveCount,
+  );
+}
 
 const context: Context = {
   callbackWaitsForEmptyEventLoop: true,
@@ -148,6 +175,41 @@ describe('worker function', () => {
     expect(await nodeOf(a.runId)).toBe('second');
   });
 
+  it('handles a direct invocation: its one message, nothing to report back to SQS', async () => {
+    const a = await startedRun(1);
+
+    expect(await handler(invoked(a.body), context)).toBeUndefined();
+
+    expect(await nodeOf(a.runId)).toBe('second');
+    expect(firstRuns).toBe(1);
+  });
+
+  it('fails a direct invocation it could not handle, so that Lambda sends the event on to the queue', async () => {
+    const a = await startedRun(1);
+    const failing = makeHandler(async () => {
+      throw new Error('the app did not load');
+    });
+
+    await expect(failing(invoked(a.body), context)).rejects.toThrow(/did not load/);
+    await expect(
+      handler({ source: INVOKED_SOURCE, message: { kind: 'step', runId: a.runId } } as never, context),
+    ).rejects.toThrow(/not a work message/);
+    expect(firstRuns).toBe(0);
+  });
+
+  it('handles the destination record of a failed direct invocation as its message, once', async () => {
+    const a = await startedRun(1);
+
+    const response = await handler(
+      sqsEvent([destinationRecord(a.body, 1), destinationRecord(a.body, 1, 2)]),
+      context,
+    );
+
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(firstRuns).toBe(1);
+    expect(await nodeOf(a.runId)).toBe('second');
+  });
+
   it('handles a report message of a finished run: the run leaves the active index', async () => {
     const a = await startedRun(1);
     await handler(sqsEvent([sqsRecord(a.body)]), context);
@@ -233,6 +295,35 @@ describe('worker function, for a lazyLease node', () => {
     expect([leases.mock.calls.length, reads.mock.calls.length]).toEqual([0, 0]);
 
     expect(await handler(sqsEvent([sqsRecord(bodies[1]!, 2)]), short)).toEqual({ batchItemFailures: [] });
+    expect(leases).toHaveBeenCalledTimes(1);
+    for (const body of bodies) {
+      const { runId } = JSON.parse(body) as { runId: string };
+      expect((await h.store.getRun(runId))?.node).toBe('second');
+    }
+  });
+
+  it("runs a direct invocation as a first delivery, and leases its on-failure destination record's step first (a redelivery)", async () => {
+    const h = await harness<unknown>([LAZY], { autoConsume: false });
+    const handler = makeHandler(async () => h.engine as Engine<unknown>);
+    const bodies: string[] = [];
+    for (const issue of [1, 2]) {
+      const { run } = await h.engine.startRun({
+        workflow: 'lazy-steps',
+        subject: `acme/app#${issue}`,
+        trigger: { source: 'test' },
+      });
+      bodies.push(JSON.stringify(h.queue.pending.find((m) => m.runId === run.id)));
+    }
+    const leases = vi.spyOn(h.store, 'leaseStep');
+    const short = { ...context, getRemainingTimeInMillis: () => 1_000 };
+
+    expect(await handler(invoked(bodies[0]!), short)).toBeUndefined();
+    expect(leases).not.toHaveBeenCalled();
+
+    // Its first SQS receive, after one failed invocation: the second delivery.
+    expect(await handler(sqsEvent([destinationRecord(bodies[1]!, 1)]), short)).toEqual({
+      batchItemFailures: [],
+    });
     expect(leases).toHaveBeenCalledTimes(1);
     for (const body of bodies) {
       const { runId } = JSON.parse(body) as { runId: string };

@@ -86,6 +86,52 @@ describe('functions', () => {
     });
   });
 
+  it('lets steps due now invoke the worker directly: a failed or stale invocation goes to the queue, not retried by Lambda', () => {
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: logicalId(stack.functions.worker) },
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 900,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [logicalId(stack.queue), 'Arn'] } } },
+    });
+  });
+
+  it('tells every function that sends work the name of the worker, and lets those (and only those) invoke it', () => {
+    const workerArn = { 'Fn::GetAtt': [logicalId(stack.functions.worker), 'Arn'] };
+    const policiesOf = (role: { node: { defaultChild?: unknown } }) =>
+      Object.values(resources).filter(
+        (r) =>
+          r.Type === 'AWS::IAM::Policy' &&
+          JSON.stringify(r.Properties.Roles) === JSON.stringify([{ Ref: logicalId(role) }]),
+      );
+    const invokes = (role: { node: { defaultChild?: unknown } }) =>
+      policiesOf(role).some((p) =>
+        (
+          p.Properties.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] }
+        ).Statement.some(
+          (st) =>
+            st.Action === 'lambda:InvokeFunction' &&
+            JSON.stringify(st.Resource) === JSON.stringify(workerArn),
+        ),
+      );
+    for (const spec of FUNCTIONS) {
+      const fn = stack.functions[spec.name];
+      const env = (resources[logicalId(fn)]!.Properties.Environment as { Variables: Record<string, unknown> })
+        .Variables;
+      expect(invokes(fn.role!), spec.name).toBe(spec.sendsWork);
+      // The worker cannot be given its own name: it reads AWS_LAMBDA_FUNCTION_NAME.
+      expect(env.WORKER_FUNCTION_NAME, spec.name).toEqual(
+        spec.sendsWork && spec.name !== 'worker' ? { Ref: logicalId(stack.functions.worker) } : undefined,
+      );
+    }
+  });
+
+  it('lets the worker loop through its own messages (recursive loop detection off), and no other function', () => {
+    for (const spec of FUNCTIONS) {
+      const fn = resources[logicalId(stack.functions[spec.name])]!;
+      expect(fn.Properties.RecursiveLoop, spec.name).toBe(spec.name === 'worker' ? 'Allow' : undefined);
+    }
+  });
+
   it('runs the sweeper every minute', () => {
     template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(1 minute)',

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { QueueError } from '../../lib/queue/errors.ts';
+import { INVOKED_SOURCE, InvokeQueue, invokedMessage, messageOfRecord } from '../../lib/queue/invoke.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import {
   MAX_CARRIED_ITEM_BYTES,
@@ -10,6 +12,7 @@ import {
   type WorkMessage,
 } from '../../lib/queue/port.ts';
 import { SqsQueue } from '../../lib/queue/sqs.ts';
+import { FakeLambda } from '../support/fake-lambda.ts';
 import { FakeSqs } from '../support/fake-sqs.ts';
 import type { Arrival } from './contract.ts';
 import { stepQueueContract } from './contract.ts';
@@ -87,6 +90,192 @@ stepQueueContract('SqsQueue against a loopback SQS', async () => {
         .map((m) => ({ message: parseWorkMessage(m.body), delaySeconds: m.delaySeconds })),
     close: async () => client.destroy(),
   };
+});
+
+const lambda = new FakeLambda();
+beforeAll(async () => {
+  await lambda.start();
+});
+afterAll(async () => {
+  await lambda.stop();
+});
+
+/** A Lambda client on the loopback Invoke API; `maxAttempts` 1 where a test refuses invocations. */
+function lambdaClient(maxAttempts = 3): LambdaClient {
+  return new LambdaClient({
+    endpoint: lambda.url,
+    region: 'local',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+    maxAttempts,
+  });
+}
+
+/** What reached the worker: the events it was invoked with, and the SQS messages of `queueUrl`. */
+function reachedWorker(functionName: string, queueUrl: string): Arrival[] {
+  return [
+    ...lambda.invoked
+      .filter((i) => i.functionName === functionName)
+      .map((i) => ({ message: invokedMessage(JSON.parse(i.payload)), delaySeconds: 0 })),
+    ...fake.accepted
+      .filter((m) => m.queueUrl === queueUrl)
+      .map((m) => ({ message: parseWorkMessage(m.body), delaySeconds: m.delaySeconds })),
+  ];
+}
+
+stepQueueContract('InvokeQueue against a loopback Lambda and SQS', async () => {
+  const client = lambdaClient();
+  const sqs = sqsClient();
+  const functionName = lambda.createFunction(`worker-${randomBytes(4).toString('hex')}`);
+  const queueUrl = fake.createQueue(`work-${randomBytes(4).toString('hex')}`);
+  return {
+    queue: new InvokeQueue(client, functionName, new SqsQueue(sqs, queueUrl)),
+    arrivals: async () => reachedWorker(functionName, queueUrl),
+    close: async () => {
+      client.destroy();
+      sqs.destroy();
+    },
+  };
+});
+
+// ------------------------------------------------------------------------------ InvokeQueue specifics
+
+describe('InvokeQueue', () => {
+  let client: LambdaClient;
+  let sqs: SQSClient;
+  let functionName: string;
+  let queueUrl: string;
+
+  beforeEach(() => {
+    fake.reset();
+    lambda.reset();
+    client = lambdaClient(1);
+    sqs = sqsClient();
+    functionName = lambda.createFunction(`worker-${randomBytes(4).toString('hex')}`);
+    queueUrl = fake.createQueue(`work-${randomBytes(4).toString('hex')}`);
+  });
+  afterEach(() => {
+    client.destroy();
+    sqs.destroy();
+  });
+
+  const queueTo = (name: string) => new InvokeQueue(client, name, new SqsQueue(sqs, queueUrl));
+
+  it('invokes the worker asynchronously once per message due now, and sends only the delayed ones to SQS', async () => {
+    await queueTo(functionName).send([
+      { message: step('r-now', 1) },
+      { message: step('r-later', 2), delaySeconds: 30 },
+      { message: step('r-now', 3), delaySeconds: 0 },
+    ]);
+
+    expect(lambda.requests.map((r) => [r.functionName, r.invocationType])).toEqual([
+      [functionName, 'Event'],
+      [functionName, 'Event'],
+    ]);
+    expect(lambda.invoked.map((i) => JSON.parse(i.payload))).toEqual([
+      { source: INVOKED_SOURCE, message: step('r-now', 1) },
+      { source: INVOKED_SOURCE, message: step('r-now', 3) },
+    ]);
+    expect(fake.batches()).toEqual([
+      {
+        QueueUrl: queueUrl,
+        Entries: [{ Id: '0', MessageBody: JSON.stringify(step('r-later', 2)), DelaySeconds: 30 }],
+      },
+    ]);
+  });
+
+  it('makes no SQS request when every message is due now', async () => {
+    await queueTo(functionName).send([
+      { message: step('r-only-now', 1) },
+      { message: step('r-only-now', 2) },
+    ]);
+
+    expect(lambda.invoked).toHaveLength(2);
+    expect(fake.requests).toEqual([]);
+  });
+
+  it.each([
+    ['throttled', { status: 429, type: 'TooManyRequestsException', message: 'Rate Exceeded.' }],
+    ['failing', { status: 500, type: 'ServiceException', message: 'internal' }],
+  ])(
+    'sends a message to SQS instead when Lambda is %s, and still invokes for the others',
+    async (_, refusal) => {
+      lambda.refuse = (request) => (request.payload.includes('r-refused') ? refusal : undefined);
+
+      await queueTo(functionName).send([{ message: step('r-refused', 1) }, { message: step('r-taken', 1) }]);
+
+      expect(lambda.invoked.map((i) => invokedMessage(JSON.parse(i.payload)))).toEqual([step('r-taken', 1)]);
+      expect(fake.accepted.map((m) => parseWorkMessage(m.body))).toEqual([step('r-refused', 1)]);
+    },
+  );
+
+  it('sends every message to SQS when the function does not exist', async () => {
+    const batch: Outgoing[] = [{ message: step('r-nofn', 1) }, { message: step('r-nofn', 2) }];
+
+    await queueTo('no-such-worker').send(batch);
+
+    expect(lambda.invoked).toEqual([]);
+    expect(fake.accepted.map((m) => parseWorkMessage(m.body))).toEqual(batch.map((o) => o.message));
+  });
+
+  it('sends a message too large for an asynchronous invocation to SQS without trying Lambda', async () => {
+    const big = step(`r-${'x'.repeat(260 * 1024)}`, 1);
+
+    await queueTo(functionName)
+      .send([{ message: big }])
+      .catch(() => {});
+
+    expect(lambda.requests).toEqual([]);
+    expect(fake.batches()).toHaveLength(1);
+  });
+
+  it('throws a retryable QueueError only when SQS refuses too: nothing is dropped silently', async () => {
+    lambda.refuse = () => ({ status: 429, type: 'TooManyRequestsException', message: 'Rate Exceeded.' });
+    fake.refuse = () => 'ServiceUnavailable';
+
+    const sending = queueTo(functionName).send([{ message: step('r-nowhere', 1) }]);
+
+    await expect(sending).rejects.toBeInstanceOf(QueueError);
+    await expect(sending).rejects.toMatchObject({ retryable: true });
+  });
+});
+
+describe('messageOfRecord', () => {
+  it('reads an SQS body as the message, with the receive count SQS gave', () => {
+    expect(messageOfRecord(JSON.stringify(step('r-body', 2)), 3)).toEqual({
+      message: step('r-body', 2),
+      receiveCount: 3,
+    });
+  });
+
+  it('reads an on-failure destination record as the invocation it records: its tries count as deliveries', () => {
+    const record = {
+      version: '1.0',
+      timestamp: '2026-12-01T10:00:00.000Z',
+      requestContext: {
+        requestId: 'e4b46cbf-b738-xmpl-8880-a18cdf61200e',
+        functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:worker:$LATEST',
+        condition: 'EventAgeExceeded',
+        approximateInvokeCount: 2,
+      },
+      requestPayload: { source: INVOKED_SOURCE, message: step('r-failed', 4) },
+      responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+      responsePayload: { errorMessage: 'Task timed out after 300.00 seconds' },
+    };
+
+    expect(messageOfRecord(JSON.stringify(record), 1)).toEqual({
+      message: step('r-failed', 4),
+      receiveCount: 3,
+    });
+  });
+
+  it('refuses a destination record of anything but a step-queue invocation', () => {
+    const record = {
+      requestContext: { approximateInvokeCount: 1 },
+      requestPayload: { Records: [] },
+    };
+
+    expect(() => messageOfRecord(JSON.stringify(record), 1)).toThrow(/not a work message/);
+  });
 });
 
 // ------------------------------------------------------------------------------ SQS specifics

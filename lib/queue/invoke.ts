@@ -1,0 +1,125 @@
+import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import { logger } from '../common/observability.ts';
+import { type Outgoing, type StepQueue, type WorkMessage, workMessageOf } from './port.ts';
+
+/**
+ * The step queue in AWS: a message due now goes to the worker as an asynchronous invocation of
+ * the worker function (`Invoke`, `InvocationType: Event`); a delayed one, and any the Invoke API
+ * does not take, goes to SQS (the `fallback`).
+ *
+ * Why: through SQS a message is three billed requests (send, the event source's receive, its
+ * delete) besides the invocation it causes; invoked, it is the invocation alone. Lambda keeps an
+ * asynchronous event in its own queue until the function takes it (throttles included), and the
+ * worker's asynchronous invoke config (infra) sends an event whose invocation failed, or that
+ * waited too long, to the SQS queue as an on-failure destination record: from there it is
+ * received like any other message (`messageOfRecord`), redelivered by SQS and dead-lettered
+ * after its receives. So a message is never only in a place where nothing retries it, and the
+ * sweeper still re-sends whatever a crash kept from being sent at all.
+ *
+ * Delays stay with SQS: an asynchronous invocation cannot be delayed.
+ */
+export class InvokeQueue implements StepQueue {
+  constructor(
+    private readonly client: LambdaClient,
+    private readonly functionName: string,
+    private readonly fallback: StepQueue,
+  ) {}
+
+  async send(batch: Outgoing[]): Promise<void> {
+    const queued = batch.filter((o) => !invokesDirectly(o));
+    const refused = await Promise.all(
+      batch.filter(invokesDirectly).map(async (o) => ((await this.invoke(o.message)) ? undefined : o)),
+    );
+    for (const o of refused) if (o) queued.push(o);
+    if (queued.length > 0) await this.fallback.send(queued);
+  }
+
+  /** Whether Lambda took the event (202); anything else goes to the fallback. */
+  private async invoke(message: WorkMessage): Promise<boolean> {
+    const payload = JSON.stringify({ source: INVOKED_SOURCE, message } satisfies InvokedMessage);
+    if (Buffer.byteLength(payload) > MAX_INVOKE_PAYLOAD_BYTES) return false;
+    try {
+      const out = await this.client.send(
+        new InvokeCommand({
+          FunctionName: this.functionName,
+          InvocationType: 'Event',
+          Payload: Buffer.from(payload),
+        }),
+      );
+      return out.StatusCode === 202;
+    } catch (err) {
+      // The SDK already retried throttles and 5xx; SQS takes the message instead.
+      logger.warn('worker invocation refused, sending the message to SQS', {
+        runId: message.runId,
+        error: (err as Error).name,
+      });
+      return false;
+    }
+  }
+}
+
+/** The `source` of the event a direct invocation carries. */
+export const INVOKED_SOURCE = 'switchyard.step-queue';
+
+/** The event the worker receives when invoked directly: one message. */
+export interface InvokedMessage {
+  source: typeof INVOKED_SOURCE;
+  message: WorkMessage;
+}
+
+/** Lambda takes asynchronous invocation payloads up to 256 KB. */
+export const MAX_INVOKE_PAYLOAD_BYTES = 256 * 1024;
+
+/** Whether `InvokeQueue` sends this message by direct invocation: it is due now. */
+export function invokesDirectly(o: Outgoing): boolean {
+  return !(o.delaySeconds !== undefined && o.delaySeconds > 0);
+}
+
+/** Whether a worker event is a direct invocation (else it is an SQS batch). */
+export function isInvokedMessage(event: unknown): event is InvokedMessage {
+  return (
+    typeof event === 'object' &&
+    event !== null &&
+    (event as Partial<InvokedMessage>).source === INVOKED_SOURCE &&
+    'message' in event
+  );
+}
+
+/** A direct invocation's message, checked like an SQS body. */
+export function invokedMessage(event: InvokedMessage): WorkMessage {
+  return workMessageOf(event.message);
+}
+
+/**
+ * The message an SQS record carries, and which delivery of it this is. A record is either a
+ * message sent to SQS, or the on-failure destination record Lambda wrote for a direct invocation
+ * that failed (`requestPayload` is the event, `requestContext.approximateInvokeCount` its tries):
+ * that message has been delivered that many times before SQS delivered it.
+ */
+export function messageOfRecord(
+  body: string,
+  receiveCount: number,
+): { message: WorkMessage; receiveCount: number } {
+  const value = JSON.parse(body) as unknown;
+  if (isDestinationRecord(value)) {
+    const tries = Number(value.requestContext.approximateInvokeCount);
+    return {
+      message: invokedMessage(value.requestPayload),
+      receiveCount: receiveCount + (Number.isInteger(tries) && tries > 0 ? tries : 1),
+    };
+  }
+  return { message: workMessageOf(value, body), receiveCount };
+}
+
+interface DestinationRecord {
+  requestContext: { approximateInvokeCount?: unknown };
+  requestPayload: InvokedMessage;
+}
+
+function isDestinationRecord(value: unknown): value is DestinationRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Partial<DestinationRecord>;
+  return (
+    typeof v.requestContext === 'object' && v.requestContext !== null && isInvokedMessage(v.requestPayload)
+  );
+}
