@@ -147,6 +147,12 @@ export function createExecuteNode(deps: HubDeps | AgentHub): (ctx: Ctx) => Promi
 
 class ExecuteStep {
   private state!: WorkState;
+  /**
+   * The item whose answer this step took, still holding its slot: the next item of the run may
+   * take the slot over in one write (`enqueue`); whatever the step does instead, the slot is
+   * released before it ends (`execute`).
+   */
+  private ended: string | undefined;
   /** Spend against the run's caps (budget.ts), in run data `budget`. */
   private budget!: BudgetState;
   private readonly now: Date;
@@ -258,7 +264,12 @@ class ExecuteStep {
         return this.waitQueued(cur);
       }
       if (result && result.kind === 'completed') {
-        await this.complete(cur, result);
+        try {
+          await this.complete(cur, result);
+          return await this.advance();
+        } finally {
+          await this.releaseEnded();
+        }
       } else if (this.now.getTime() >= Date.parse(cur.expiresAt)) {
         return this.agentTimeout(cur);
       } else {
@@ -357,8 +368,14 @@ class ExecuteStep {
 
   private async enqueue(cur: CurrentItem): Promise<NodeResult> {
     const item = this.workItem(cur);
-    // Admitted at once when nothing else may run first (work-queue.ts offer: fewer writes).
-    const where = await this.hub.queue.offer(item);
+    // The slot of the item just ended passes to this one when nothing else would take it
+    // (work-queue.ts handOver); else it is given back first, and this one is admitted at once
+    // when nothing else may run first (offer: fewer writes).
+    const ended = this.ended;
+    const handedOver = ended === undefined ? undefined : await this.hub.queue.handOver(ended, item);
+    if (handedOver) this.ended = undefined;
+    else await this.releaseEnded();
+    const where = handedOver ?? (await this.hub.queue.offer(item));
     this.emit('work.queued', {
       item: cur.item,
       task: cur.task,
@@ -570,10 +587,18 @@ class ExecuteStep {
     };
   }
 
-  private async complete(cur: CurrentItem, result: Obj): Promise<void> {
-    const queue = this.hub.queue;
-    await queue.release(cur.item);
+  /** Release the slot of the item whose answer this step took, unless the next item took it over. */
+  private async releaseEnded(): Promise<void> {
+    const ended = this.ended;
+    if (ended === undefined) return;
+    this.ended = undefined;
+    await this.hub.queue.release(ended);
     await this.hub.pump();
+  }
+
+  private async complete(cur: CurrentItem, result: Obj): Promise<void> {
+    // Released by the next item's enqueue (taken over or given back), or when the step ends.
+    this.ended = cur.item;
     delete this.state.current;
     const task = this.task(cur.task);
     const cost = addAgentUsage(this.budget, result);

@@ -230,9 +230,7 @@ export class AgentWorkQueue {
       : [...listed, { key, value: item }].sort((a, b) => a.key.localeCompare(b.key));
     const plan = this.plan(this.waiting(waiting, running), running);
     if (!queued && plan.length === 1 && plan[0]!.item.id === item.id) {
-      const admittedAt = this.now().toISOString();
-      const { id: _id, runId: _run, agent: _agent, ...rest } = item;
-      const note = JSON.stringify({ at: admittedAt, item: rest });
+      const note = this.note(item);
       const sets = [this.agentSet(item.agent), this.repoSet(item.repo)];
       if (recordBytes(running) + memberBytes(item.id, note, sets, running) <= 1024) {
         const joined = await this.store.kvJoin(
@@ -253,6 +251,63 @@ export class AgentWorkQueue {
     // Same key, same value: a record already there (a re-run step) need not be written again.
     if (!listed.some((w) => w.key === key)) await this.store.kvPut(WORK_GROUP, key, item);
     return 'queued';
+  }
+
+  /**
+   * Pass the slot of `previous` (an item of the same run that just ended) to `item`, in one write,
+   * when that is what releasing `previous` and offering `item` would come to: `previous` holds a
+   * slot and has no queue record, `item` is neither queued nor running, and with `previous`'s slot
+   * free an admission pass would admit `item` and nothing else. A release and an admission are two
+   * writes (and their reads); the slot passing is one (`kvSwap`), refused if a running set changed
+   * since the read, so the limits hold as they do for `kvJoin`. 'running': `item` holds the slot
+   * now and `previous` none. Undefined: nothing was written; release `previous`, then offer `item`.
+   */
+  async handOver(previous: string, item: WorkItem): Promise<'running' | undefined> {
+    const [running, listed] = await Promise.all([
+      this.running(),
+      this.store.kvList<WorkItem>(WORK_GROUP, { prefix: QUEUE_PREFIX, limit: SCAN_LIMIT }),
+    ]);
+    if (!(previous in running.members) || item.id in running.members) return undefined;
+    if (listed.some((w) => w.value.id === previous || w.value.id === item.id)) return undefined;
+    const { [previous]: _gone, ...members } = running.members;
+    const freed: Running = {
+      members,
+      sets: Object.fromEntries(
+        Object.entries(running.sets)
+          .map(([name, ids]) => [name, ids.filter((id) => id !== previous)] as const)
+          .filter(([, ids]) => ids.length > 0),
+      ),
+    };
+    const key = queueKey(item);
+    const waiting = [...this.waiting(listed, freed), { key, value: item }].sort((a, b) =>
+      a.key.localeCompare(b.key),
+    );
+    const plan = this.plan(waiting, freed);
+    if (plan.length !== 1 || plan[0]!.item.id !== item.id) return undefined;
+    const note = this.note(item);
+    const joins = [this.agentSet(item.agent), this.repoSet(item.repo)];
+    if (recordBytes(freed) + memberBytes(item.id, note, joins, freed) > 1024) return undefined;
+    const names = new Set([
+      ...Object.keys(running.sets).filter((n) => running.sets[n]!.includes(previous)),
+      ...joins,
+    ]);
+    const swapped = await this.store.kvSwap(WORK_GROUP, RUNNING_KEY, {
+      from: previous,
+      to: item.id,
+      note,
+      sets: [...names].map((name) => ({
+        name,
+        was: running.sets[name] ?? [],
+        now: [...(freed.sets[name] ?? []), ...(joins.includes(name) ? [item.id] : [])].sort(),
+      })),
+    });
+    return swapped ? 'running' : undefined;
+  }
+
+  /** What the running record keeps of an item admitted without a queue record: its admission time and details. */
+  private note(item: WorkItem): string {
+    const { id: _id, runId: _run, agent: _agent, ...rest } = item;
+    return JSON.stringify({ at: this.now().toISOString(), item: rest });
   }
 
   /** The listed queue records of items that wait (not running), one per item, in queue order. */

@@ -276,6 +276,23 @@ export interface KeyValueStore {
   ): Promise<boolean>;
   /** Removes `member` and its note from the named sets, only when it is a member. False if it was not. */
   kvLeave(group: string, key: string, member: string, sets: string[]): Promise<boolean>;
+  /**
+   * `from` leaves and `to` joins, in one write: `to` gets `note`, and each named set becomes `now`,
+   * only if each set is still exactly `was` (an empty `was`: absent), `from` is a member and `to` is
+   * not. The caller computes `now` from a `kvMembers` read and checks the limits on it: the sets
+   * being exactly as read, they hold. (A set cannot both gain and lose a member in one update, so
+   * the sets are written whole.) False (nothing written) when refused.
+   */
+  kvSwap(
+    group: string,
+    key: string,
+    swap: {
+      from: string;
+      to: string;
+      note: string;
+      sets: Array<{ name: string; was: string[]; now: string[] }>;
+    },
+  ): Promise<boolean>;
   /** The item's members with their notes, and its sets (an emptied set is absent). */
   kvMembers(
     group: string,

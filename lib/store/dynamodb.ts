@@ -2109,6 +2109,49 @@ export class DynamoRunStore implements RunStore {
     });
   }
 
+  async kvSwap(
+    group: string,
+    key: string,
+    swap: {
+      from: string;
+      to: string;
+      note: string;
+      sets: Array<{ name: string; was: string[]; now: string[] }>;
+    },
+  ): Promise<boolean> {
+    // A member cannot take its own place (the update would name its path twice).
+    if (swap.from === swap.to) return false;
+    const names: Record<string, string> = { '#from': `m#${swap.from}`, '#to': `m#${swap.to}` };
+    const values: Record<string, unknown> = { ':note': swap.note };
+    const conds = ['attribute_exists(#from)', 'attribute_not_exists(#to)'];
+    const sets = ['#to = :note'];
+    const removes = ['#from'];
+    swap.sets.forEach((s, i) => {
+      names[`#s${i}`] = `s#${s.name}`;
+      // Exactly as read: as many members, each of them there (a set holds no member twice).
+      if (s.was.length === 0) conds.push(`attribute_not_exists(#s${i})`);
+      else {
+        values[`:n${i}`] = s.was.length;
+        conds.push(`size(#s${i}) = :n${i}`);
+        s.was.forEach((m, j) => {
+          values[`:w${i}_${j}`] = m;
+          conds.push(`contains(#s${i}, :w${i}_${j})`);
+        });
+      }
+      if (s.now.length === 0) removes.push(`#s${i}`);
+      else {
+        values[`:v${i}`] = new Set(s.now);
+        sets.push(`#s${i} = :v${i}`);
+      }
+    });
+    return this.kvUpdate(group, key, {
+      UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
+      ConditionExpression: conds.join(' AND '),
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+  }
+
   async kvMembers(
     group: string,
     key: string,

@@ -79,6 +79,34 @@ describe('the execute node (hub, queue, GitHub Actions executor)', () => {
     expect((await w.run(run.id)).data.taskStatus).toEqual({ t1: 'done', t2: 'done' });
   });
 
+  it("hands a task's slot to the run's next task in one write, unless another run waits for it", async () => {
+    w = await agentWorld();
+    const swaps = vi.spyOn(w.h.store, 'kvSwap');
+    const leaves = vi.spyOn(w.h.store, 'kvLeave');
+    const run = await w.start([{ agent: 'coder' }, { agent: 'coder' }, { agent: 'coder' }]);
+
+    // Nothing else waits: t1's slot passes to t2, with no release and no admission of their own.
+    await w.complete(run.id);
+    expect(swaps).toHaveBeenCalledTimes(1);
+    expect(leaves).not.toHaveBeenCalled();
+    expect((await w.hub.queue.snapshot()).running.map((r) => r.id)).toEqual([`${run.id}.t2.1`]);
+
+    // Another run waits for the coder (concurrency 1): t2's slot goes to it, and t3 queues behind.
+    const other = await w.start([{ agent: 'coder' }], { issue: 8 });
+    expect(other.status).toBe('waiting');
+    await w.complete(run.id);
+    expect(swaps).toHaveBeenCalledTimes(1);
+    expect(leaves).toHaveBeenCalledTimes(1);
+    expect((await w.hub.queue.snapshot()).running.map((r) => r.runId)).toEqual([other.id]);
+    expect((await w.hub.queue.snapshot()).waiting.map((r) => r.id)).toEqual([`${run.id}.t3.1`]);
+
+    await w.complete(other.id);
+    await w.complete(run.id);
+    expect((await w.run(run.id)).data.taskStatus).toEqual({ t1: 'done', t2: 'done', t3: 'done' });
+    expect((await w.run(other.id)).status).toBe('succeeded');
+    expect(await w.hub.queue.snapshot()).toEqual({ running: [], waiting: [] });
+  });
+
   it('refuses a dispatch by an agent without dispatch_workflow, records it, and frees the slot', async () => {
     w = await agentWorld();
     const run = await w.start([{ agent: 'readonly' }]);

@@ -417,6 +417,151 @@ describe('the agent work queue', () => {
     });
   });
 
+  describe('handOver (the next item of a run takes the slot of the one that ended)', () => {
+    /** The queue over a store that counts the running record's writes. */
+    function counted(): { q: AgentWorkQueue; writes: string[] } {
+      const writes: string[] = [];
+      const counting: DynamoRunStore = Object.create(store);
+      for (const op of ['kvJoin', 'kvLeave', 'kvSwap', 'kvPut', 'kvDelete'] as const) {
+        const real = store[op].bind(store) as (...args: unknown[]) => Promise<unknown>;
+        (counting as unknown as Record<string, unknown>)[op] = (...args: unknown[]) => {
+          writes.push(op);
+          return real(...args);
+        };
+      }
+      return { q: new AgentWorkQueue(counting, { repoLimit: 10 }), writes };
+    }
+
+    it('passes the slot in one write when nothing else would take it, with the next item shown running', async () => {
+      const { q, writes } = counted();
+      const first = item({ title: 'first' });
+      const next = item({ runId: first.runId, id: `${first.runId}.t2.1`, task: 't2', title: 'second' });
+      expect(await q.offer(first)).toBe('running');
+      writes.length = 0;
+
+      expect(await q.handOver(first.id, next)).toBe('running');
+
+      expect(writes).toEqual(['kvSwap']);
+      expect((await q.snapshot()).running).toEqual([{ ...next, admittedAt: expect.any(String) }]);
+      expect(await store.kvMembers('work', RUNNING_KEY)).toMatchObject({
+        sets: { 'a:coder': [next.id], 'r:acme/app': [next.id] },
+      });
+      expect(await q.release(next.id)).toMatchObject({ id: next.id, title: 'second' });
+      expect(await store.kvMembers('work', RUNNING_KEY)).toEqual({ members: {}, sets: {} });
+    });
+
+    it('moves the slot across agents: the old agent set goes, the new one is joined', async () => {
+      const { q } = counted();
+      const first = item({ agent: 'coder' });
+      const next = item({
+        agent: 'reviewer',
+        agentType: 'reviewer',
+        runId: first.runId,
+        id: `${first.runId}.t2.1`,
+      });
+      await q.offer(first);
+
+      expect(await q.handOver(first.id, next)).toBe('running');
+
+      expect((await store.kvMembers('work', RUNNING_KEY)).sets).toEqual({
+        'a:reviewer': [next.id],
+        'r:acme/app': [next.id],
+      });
+    });
+
+    it('gives the slot to an item that waited for it instead, and writes nothing', async () => {
+      const { q, writes } = counted();
+      const first = item();
+      await q.offer(first);
+      const waiter = item(); // another run's item, queued behind the full agent
+      expect(await q.offer(waiter)).toBe('queued');
+      const next = item({ runId: first.runId, id: `${first.runId}.t2.1` });
+      writes.length = 0;
+
+      expect(await q.handOver(first.id, next)).toBeUndefined();
+
+      expect(writes).toEqual([]);
+      expect(await q.isRunning(first.id)).toBe(true);
+      // As before: the release lets the waiter in, and the next item queues behind it.
+      await q.release(first.id);
+      expect((await q.admit()).map((x) => x.id)).toEqual([waiter.id]);
+      expect(await q.offer(next)).toBe('queued');
+    });
+
+    it('does not apply to an item that holds no slot, or a next item that already runs or is queued', async () => {
+      const { q, writes } = counted();
+      const first = item();
+      const next = item({ runId: first.runId, id: `${first.runId}.t2.1` });
+      expect(await q.handOver(first.id, next)).toBeUndefined();
+      await q.offer(first);
+      await q.enqueue(next);
+      writes.length = 0;
+
+      expect(await q.handOver(first.id, next)).toBeUndefined();
+      expect(writes).toEqual([]);
+    });
+
+    it('is refused, with nothing written, when the running sets changed after its read', async () => {
+      const q = new AgentWorkQueue(store, { repoLimit: 10 });
+      const first = item({ limit: 2 });
+      const next = item({ limit: 2, runId: first.runId, id: `${first.runId}.t2.1` });
+      await q.offer(first);
+      const other = item({ limit: 2 });
+      // Another worker admits `other` between this hand-over's read and its write.
+      const racing: DynamoRunStore = Object.create(store);
+      racing.kvSwap = async (group, key, swap) => {
+        expect(await q.offer(other)).toBe('running');
+        return store.kvSwap(group, key, swap);
+      };
+
+      expect(await new AgentWorkQueue(racing, { repoLimit: 10 }).handOver(first.id, next)).toBeUndefined();
+
+      const { members, sets } = await store.kvMembers('work', RUNNING_KEY);
+      expect(Object.keys(members).sort()).toEqual([first.id, other.id].sort());
+      expect(sets['a:coder']).toEqual([first.id, other.id].sort());
+    });
+
+    it('keeps every limit while runs hand their slots over and others offer and release at once', async () => {
+      const workers = Array.from({ length: 8 }, () => new AgentWorkQueue(store, { repoLimit: 3 }));
+      const violations: string[] = [];
+      const check = async () => {
+        const { members, sets } = await store.kvMembers('work', RUNNING_KEY);
+        if ((sets['r:acme/app']?.length ?? 0) > 3) violations.push('repository');
+        if ((sets['a:coder']?.length ?? 0) > 2) violations.push('coder');
+        const inSets = new Set(Object.values(sets).flat());
+        if ([...inSets].some((id) => !(id in members))) violations.push('a set member without its note');
+      };
+      // Each run does three tasks in a row: the first offered, each next one handed over (or
+      // released and offered, as execute does when the hand-over does not apply).
+      const runs = Array.from({ length: 8 }, () => item({ limit: 2 }).runId);
+      await Promise.all(
+        runs.map(async (runId, n) => {
+          const w = workers[n]!;
+          let current: WorkItem | undefined;
+          for (let t = 1; t <= 3; t++) {
+            const next = item({ limit: 2, runId, id: `${runId}.t${t}.1`, task: `t${t}` });
+            let where = current ? await w.handOver(current.id, next) : undefined;
+            if (!where) {
+              if (current) await w.release(current.id);
+              for (let round = 0; round < 1000; round++) {
+                where = (await w.offer(next)) === 'running' ? 'running' : undefined;
+                if (where || (await w.admit()).some((a) => a.id === next.id) || (await w.isRunning(next.id)))
+                  break;
+                await new Promise((r) => setTimeout(r, 2));
+              }
+            }
+            if (!where && !(await w.isRunning(next.id))) violations.push(`${next.id} never admitted`);
+            await check();
+            current = next;
+          }
+          if (current) await w.release(current.id);
+          await w.admit();
+        }),
+      );
+      expect(violations).toEqual([]);
+    });
+  });
+
   it('updates a dispatch record from the version the caller knows, and from a fresh read when it moved on', async () => {
     const q = new AgentWorkQueue(store);
     const rec: DispatchRecord = {

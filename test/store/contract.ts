@@ -1460,6 +1460,92 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         expect(await store.kvMembers('work', 'missing')).toEqual({ members: {}, sets: {} });
       });
 
+      it('swaps one member for another in one write, the sets written whole, only while they are as read', async () => {
+        const store = await makeStore();
+        await store.kvJoin('work', 'n', 'i1', [{ name: 'a:coder' }, { name: 'r:acme/app' }], 'at1');
+        await store.kvJoin('work', 'n', 'j1', [{ name: 'r:acme/app' }]);
+        const swap = (
+          from: string,
+          to: string,
+          was: Record<string, string[]>,
+          now: Record<string, string[]>,
+        ) =>
+          store.kvSwap('work', 'n', {
+            from,
+            to,
+            note: `note of ${to}`,
+            sets: Object.keys({ ...was, ...now }).map((name) => ({
+              name,
+              was: was[name] ?? [],
+              now: now[name] ?? [],
+            })),
+          });
+
+        // The same agent and repository: the sets keep their size; another agent's set is new.
+        expect(
+          await swap(
+            'i1',
+            'i2',
+            { 'a:coder': ['i1'], 'r:acme/app': ['i1', 'j1'], 'a:tester': [] },
+            { 'a:coder': ['i2'], 'r:acme/app': ['i2', 'j1'] },
+          ),
+        ).toBe(true);
+        expect(await store.kvMembers('work', 'n')).toEqual({
+          members: { i2: 'note of i2', j1: '1' },
+          sets: { 'a:coder': ['i2'], 'r:acme/app': ['i2', 'j1'] },
+        });
+
+        // Refused, nothing written: a set not as read (j1 left, or a set that is no longer absent),
+        // `from` no member, `to` a member already.
+        await store.kvLeave('work', 'n', 'j1', ['r:acme/app']);
+        const stale = { 'a:coder': ['i2'], 'r:acme/app': ['i2', 'j1'] };
+        expect(await swap('i2', 'i3', stale, { 'a:coder': ['i3'], 'r:acme/app': ['i3', 'j1'] })).toBe(false);
+        expect(
+          await swap('i2', 'i3', { 'a:coder': [], 'r:acme/app': ['i2'] }, { 'r:acme/app': ['i3'] }),
+        ).toBe(false);
+        const current = { 'a:coder': ['i2'], 'r:acme/app': ['i2'] };
+        expect(await swap('i9', 'i3', current, { 'a:coder': ['i3'], 'r:acme/app': ['i3'] })).toBe(false);
+        expect(await swap('i2', 'i2', current, current)).toBe(false);
+        expect(await store.kvMembers('work', 'n')).toEqual({
+          members: { i2: 'note of i2' },
+          sets: current,
+        });
+
+        // A set emptied by the swap goes, as kvLeave's does.
+        expect(await swap('i2', 'k1', current, { 'a:tester': ['k1'], 'r:acme/app': ['k1'] })).toBe(true);
+        expect(await store.kvMembers('work', 'n')).toEqual({
+          members: { k1: 'note of k1' },
+          sets: { 'a:tester': ['k1'], 'r:acme/app': ['k1'] },
+        });
+      });
+
+      it('lets one of two swaps racing from the same read win, and the loser writes nothing', async () => {
+        const store = await makeStore();
+        await store.kvJoin('work', 'n', 'i1', [{ name: 'a' }]);
+        await store.kvJoin('work', 'n', 'j1', [{ name: 'a' }]);
+        const was = ['i1', 'j1'];
+
+        const outs = await Promise.all([
+          store.kvSwap('work', 'n', {
+            from: 'i1',
+            to: 'i2',
+            note: 'x',
+            sets: [{ name: 'a', was, now: ['i2', 'j1'] }],
+          }),
+          store.kvSwap('work', 'n', {
+            from: 'j1',
+            to: 'j2',
+            note: 'y',
+            sets: [{ name: 'a', was, now: ['i1', 'j2'] }],
+          }),
+        ]);
+
+        expect(outs.filter(Boolean)).toHaveLength(1);
+        const { members, sets } = await store.kvMembers('work', 'n');
+        expect(sets.a).toEqual(Object.keys(members).sort());
+        expect(sets.a).toHaveLength(2);
+      });
+
       it('lets exactly `below` of many concurrent joins into a set, each member once', async () => {
         const store = await makeStore();
 
