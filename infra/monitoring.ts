@@ -133,6 +133,25 @@ export class Monitoring extends Construct {
       );
     }
 
+    // ---- Step messages due now invoke the worker directly (lib/queue/invoke.ts): one that fails,
+    // or waits too long, goes to the work queue (the on-failure destination). What Lambda could
+    // not hand on is dropped; the sweeper re-sends such steps, but a drop means something is wrong.
+    const worker = functions.worker;
+    const asyncMetric = (metricName: string, statistic: string) =>
+      worker.metric(metricName, { period, statistic });
+    alarm(
+      'worker-async-dropped',
+      asyncMetric('AsyncEventsDropped', 'Sum'),
+      1,
+      'Lambda dropped step messages invoked on the worker without running them or passing them to the work queue. The sweeper re-sends their steps; check the worker errors and the queue (docs/deploy.md).',
+    );
+    alarm(
+      'worker-destination-failures',
+      asyncMetric('DestinationDeliveryFailures', 'Sum'),
+      1,
+      'Lambda could not pass failed step invocations to the work queue (its on-failure destination): check the queue and the worker role.',
+    );
+
     // ---- Queue, API, table.
     alarm(
       'dlq-not-empty',
@@ -292,7 +311,7 @@ export class Monitoring extends Construct {
         ],
       }),
       new GraphWidget({
-        title: 'Work queue and DLQ',
+        title: 'Step messages: work queue, DLQ, direct invocations',
         width,
         left: [
           queue
@@ -306,6 +325,8 @@ export class Monitoring extends Construct {
           queue
             .metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum' })
             .with({ label: 'oldest (s)' }),
+          asyncMetric('AsyncEventAge', 'Maximum').with({ label: 'invoked, oldest (ms)' }),
+          asyncMetric('AsyncEventsDropped', 'Sum').with({ label: 'invoked, dropped' }),
         ],
       }),
       new GraphWidget({

@@ -360,6 +360,22 @@ describe('alarms and dashboard', () => {
     expect(JSON.stringify(all['switchyard-dev-table-throttles'])).toContain('ThrottledRequests');
   });
 
+  it('alarms when Lambda drops step messages invoked on the worker, or cannot pass them to the queue', () => {
+    const all = alarms();
+    for (const [name, metric] of [
+      ['worker-async-dropped', 'AsyncEventsDropped'],
+      ['worker-destination-failures', 'DestinationDeliveryFailures'],
+    ]) {
+      expect(all[`switchyard-dev-${name}`]).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        MetricName: metric,
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(stack.functions.worker) } }],
+        Statistic: 'Sum',
+        Threshold: 1,
+      });
+    }
+  });
+
   it('alarms on failed and stuck runs from the custom metrics', () => {
     const all = alarms();
     for (const [name, metric] of [
