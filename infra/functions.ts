@@ -67,10 +67,11 @@ export type TableAction = (typeof TABLE_READ_ACTIONS)[number] | (typeof TABLE_WR
 /*
  * What the store's methods need (lib/store/dynamodb.ts): getRun, kvGet, getReportState: GetItem.
  * listEvents, kvList, appendEvent (finds the last audit event): Query. listRuns, listActive:
- * BatchGetItem (after an index Query). createRun, commit, update, rememberKey, kvPut, claimEffect:
- * PutItem. commit ending a run (its subject lock), kvDelete, appendEvent (an audit event written
- * again after a commit passed it deletes its first copy), a refused createRun (its listing item and
- * chunks): DeleteItem. retire, the report claim, recordEffect, kvTransact counters,
+ * BatchGetItem (after an index Query). createRun (its key, lock, listing, chunks and run, each a
+ * put), commit, update, rememberKey, kvPut, claimEffect: PutItem. commit ending a run (its subject
+ * lock), kvDelete, appendEvent (an audit event written again after a commit passed it deletes its
+ * first copy), a createRun refused by the lock (it gives its idempotency key back), a stale lock
+ * freed: DeleteItem. retire, the report claim, recordEffect, kvTransact counters,
  * kvJoin/kvLeave (the work queue's running sets): UpdateItem. Only the worker and the sweeper run
  * steps, report and admit work, so the five internet-facing writers need no UpdateItem.
  */

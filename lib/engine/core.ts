@@ -115,7 +115,7 @@ export class EngineCore<S> {
   // transition (`commit`), a lease (`lease`). Report claims and retiring are in reporting.ts, the
   // effect journal in effects.ts.
 
-  /** Create a run with its first events, idempotency key and subject lock (one transaction). */
+  /** Create a run with its first events, idempotency key and subject lock (store: createRun). */
   create(fresh: NewRun, idempotencyKey: string | undefined): Promise<CreateRunResult> {
     return this.store.createRun({
       run: fresh.run,

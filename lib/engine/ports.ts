@@ -22,7 +22,17 @@ export type CreateRunResult =
   /** The idempotency key was seen before: this is the run it made (or attached to). */
   | { outcome: 'duplicate'; run: Run }
   /** Another run holds the subject lock. */
-  | { outcome: 'locked'; activeRunId: string };
+  | { outcome: 'locked'; activeRunId: string }
+  /**
+   * The idempotency key is reserved for a run id whose run was never written (its creation
+   * stopped): create the run again under that id (`Run.id`), as the key's delivery asks.
+   */
+  | { outcome: 'reserved'; runId: string }
+  /**
+   * This run's id was abandoned before its run was written (its creation stalled past the lock's
+   * grace, and another creation freed the lock): create it again under a new id.
+   */
+  | { outcome: 'abandoned' };
 
 export interface CommitInput {
   /** The new state; its `version` must be `expectedVersion + 1`. */

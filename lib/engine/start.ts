@@ -91,12 +91,14 @@ export async function startRun<S>(
     throw new RunPausedError(`no new runs: ${reason}`);
   }
   let superseded = false;
+  /** The run id the idempotency key reserved for a run never written (the store's `reserved`). */
+  let reserved: string | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
     const now = core.now();
     const fresh = created(
       wf,
       {
-        id: newRunId(now),
+        id: reserved ?? newRunId(now),
         subject,
         trigger: input.trigger,
         ...(input.input !== undefined ? { input: input.input } : {}),
@@ -111,6 +113,16 @@ export async function startRun<S>(
       return { run: res.run, outcome: superseded ? 'superseded' : 'created' };
     }
     if (res.outcome === 'duplicate') return { run: res.run, outcome: 'duplicate' };
+    if (res.outcome === 'reserved') {
+      // An earlier try of this delivery stopped before its run was written: create it now.
+      reserved = res.runId;
+      continue;
+    }
+    if (res.outcome === 'abandoned') {
+      // This try stalled past the lock's grace, and its run id was given up: again, under a new one.
+      reserved = undefined;
+      continue;
+    }
 
     // The subject has an active run of this workflow.
     const active = await core.store.getRun(res.activeRunId);
@@ -120,7 +132,11 @@ export async function startRun<S>(
       });
     }
     if (policy === 'attach') {
-      if (!active) continue; // the lock was just released; try again
+      if (!active) {
+        // The lock was just released, or its run is being created: look again shortly.
+        await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
+        continue;
+      }
       const target = input.idempotencyKey
         ? await core.store.rememberKey(input.idempotencyKey, active.id)
         : active.id;

@@ -87,6 +87,21 @@ const PENDING_MAX_BYTES = 16 * 1024;
 const KNOWN_RUNS = 1000;
 /** Stale subject locks (their run ended) one write frees before it gives up and reports the holder. */
 const MAX_STALE_LOCKS = 3;
+/**
+ * How long a subject lock whose run is not written yet is taken for a creation under way (createRun
+ * writes the lock, then the listing and chunks, then the run: milliseconds apart, seconds when
+ * throttled). Past it the creator stopped, and the next creation abandons that run and frees the
+ * lock (freeStaleLock). Safety does not rest on it: an abandoned run can never be written.
+ */
+export const LOCK_CREATION_GRACE_MS = 60_000;
+/** Reads of a run whose idempotency key another creation holds, while that creation may be under way. */
+const KEY_WAITS = 5;
+/**
+ * The marker under the run key of a run abandoned before it was written (see freeStaleLock): its
+ * creator's put of the run is refused, and every read takes the run for absent.
+ */
+const ABANDONED = 'abandoned';
+const isAbandoned = (item: Item) => item[ABANDONED] !== undefined;
 const chunkSk = sortKeys.chunk;
 /**
  * A chunk homed in the history item its commit flushed (see homeChunk): its id is `~` and the
@@ -302,20 +317,6 @@ export class DynamoRunStore implements RunStore {
     } catch (err) {
       throw this.translate(err, run.id);
     }
-  }
-
-  /**
-   * Delete what createRun wrote before a transaction that refused the run: its listing item and
-   * chunks (no other run shares them: their partition is the run's). A delete that fails leaves an
-   * item no listing shows, which expires; the refusal is still the answer.
-   */
-  private async unlist(runId: string, chunks: Chunk[]): Promise<void> {
-    const keys = [sortKeys.listing, ...chunks.map((c) => chunkSk(c.hash))];
-    await Promise.allSettled(
-      keys.map((sk) =>
-        this.doc.send(new DeleteCommand({ TableName: this.tableName, Key: { pk: runPk(runId), sk } })),
-      ),
-    );
   }
 
   /**
@@ -678,43 +679,35 @@ export class DynamoRunStore implements RunStore {
     return true;
   }
 
+  /**
+   * A new run, with no transaction: single conditional writes in an order that makes each step's
+   * refusal its answer (a transaction billed every item twice: 8 write units for the idempotency
+   * key, the lock and the run, where these are 4).
+   *
+   * 1. The idempotency key, put only if absent (or already ours): it reserves this run id for the
+   *    delivery. Held by another id: that run is the answer (`duplicate`) once it exists; one that
+   *    is not written after a short wait was left by a creator that stopped, and the key's run id
+   *    is handed back (`reserved`) for the caller to create that run under it. One abandoned
+   *    (step 2) gives the key up to this run.
+   * 2. The subject lock, put only if free (or already this run's), stamped with the time: held by
+   *    another run, the answer is `locked` (and the reservation of step 1 is given back). A lock
+   *    whose run is not written yet belongs to a creation under way; past `LOCK_CREATION_GRACE_MS`
+   *    its creator stopped, and the next creation abandons that run (a marker under its key, so
+   *    the stopped creator can never write it) and frees the lock (freeStaleLock).
+   * 3. The listing item and the chunks (as before).
+   * 4. The run item, put only if absent: the run exists from here. Refused, another creation of
+   *    the same reserved id wrote it first (`duplicate`), or it was abandoned (retryable).
+   *
+   * A creation that stops between the steps leaves a reservation, a lock or a listing without a
+   * run: the key's next delivery creates the run under the reserved id, the lock is freed past its
+   * grace, and a listing without its run is skipped by listings (and expires).
+   */
   async createRun(input: CreateRunInput): Promise<CreateRunResult> {
     const { run, events, idempotencyKey, lockKey } = input;
     const stored: Run = { ...run, eventSeq: run.eventSeq + events.length };
-    const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [];
-    let idemIndex = -1;
-    let lockIndex = -1;
-    if (idempotencyKey !== undefined) {
-      idemIndex = items.length;
-      items.push({
-        Put: {
-          TableName: this.tableName,
-          Item: {
-            pk: itemKeys.idempotency(idempotencyKey),
-            sk: sortKeys.idempotency,
-            runId: run.id,
-            ttl: this.expiresAt(),
-          },
-          ConditionExpression: 'attribute_not_exists(pk)',
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        },
-      });
-    }
-    if (lockKey !== undefined) {
-      lockIndex = items.length;
-      items.push({
-        Put: {
-          TableName: this.tableName,
-          Item: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock, runId: run.id, acquired: run.version },
-          ConditionExpression: 'attribute_not_exists(pk)',
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        },
-      });
-    }
     const added = this.storedEvents(stored, events, run.eventSeq);
     this.checkBudget(run.id, this.budgetItem(stored), added);
-    // Its events pending in the run item (see commit): cheaper than an item of their own, in a
-    // transaction that bills every item twice.
+    // Its events pending in the run item (see commit), unless too large to carry.
     const {
       item: runItem,
       chunks,
@@ -722,74 +715,179 @@ export class DynamoRunStore implements RunStore {
       pending,
       direct,
     } = this.layout(stored, { events: [], listed: false, eventSeq: run.eventSeq, refs: {} }, added);
-    items.push({
-      Put: {
-        TableName: this.tableName,
-        Item: runItem,
-        ConditionExpression: 'attribute_not_exists(pk)',
-      },
-    });
-    if (direct.length > 0)
-      items.push({ Put: { TableName: this.tableName, Item: this.historyItem(run.id, direct) } });
-    // The chunks and the listing item before the transaction, as single puts: a transaction bills
-    // every item twice, the listing item's three index entries too (8 write units, not 4). Either
-    // without its run is harmless: a run item never refers to a chunk that is not there, and a
-    // listing skips a listing item whose run it does not find. A creation refused (a duplicate, or
-    // the subject's lock) deletes them; one that fails otherwise may have been applied after all,
-    // so they stay, and expire like any chunk.
-    await Promise.all([this.putChunks(run.id, chunks), this.putListing(stored)]);
-    const refused = async <T>(outcome: T): Promise<T> => {
-      await this.unlist(run.id, chunks);
-      return outcome;
-    };
 
-    let freed = 0;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const out = await this.doc.send(
-          new TransactWriteCommand({ TransactItems: items, ReturnConsumedCapacity: this.capacityMode }),
-        );
-        this.record('createRun', out.ConsumedCapacity);
-        this.known.set(
-          run.id,
-          stored.version,
-          { events: pending, listed: false, eventSeq: stored.eventSeq, refs },
-          runItem,
-        );
-        return { outcome: 'created', run: stored };
-      } catch (err) {
-        if (!(err instanceof TransactionCanceledException)) throw this.translate(err, run.id);
-        const reasons = err.CancellationReasons ?? [];
-        const failed = (i: number) => i >= 0 && reasons[i]?.Code === 'ConditionalCheckFailed';
-        if (failed(idemIndex)) {
-          const old = oldItem(reasons[idemIndex]);
-          const existingId =
-            typeof old?.runId === 'string' ? old.runId : await this.keyTarget(idempotencyKey!);
-          const existing = existingId ? await this.getRun(existingId) : null;
-          if (existing) return refused({ outcome: 'duplicate', run: existing });
-          throw new StoreError(`idempotency key ${idempotencyKey} points to a run that no longer exists`);
-        }
-        if (failed(lockIndex)) {
-          const lock = oldItem(reasons[lockIndex]) ?? (await this.lockItem(lockKey!));
-          if (freed < MAX_STALE_LOCKS && (await this.freeStaleLock(lockKey!, lock))) {
-            freed++;
-            continue;
-          }
-          if (typeof lock?.runId === 'string') return refused({ outcome: 'locked', activeRunId: lock.runId });
-        }
-        this.refuseInvalid(reasons, run.id, err);
-        if (await this.retryLater(reasons, attempt, run.id, err)) continue;
-        // A conflict with a concurrent transaction on the same items: try again shortly.
-        if (attempt < 8 && reasons.some((r) => r.Code === 'TransactionConflict' || r.Code === 'None')) {
-          await backoff(attempt);
-          continue;
-        }
-        throw new ConcurrencyError(`could not create run ${run.id}: ${describe(reasons)}`, {
-          runId: run.id,
-          cause: err,
-        });
+    if (idempotencyKey !== undefined) {
+      const reserved = await this.reserveKey(idempotencyKey, run.id);
+      if (reserved) return reserved;
+    }
+    if (lockKey !== undefined) {
+      const holder = await this.takeLock(lockKey, run.id, run.version);
+      if (holder !== undefined) {
+        if (idempotencyKey !== undefined) await this.giveUpKey(idempotencyKey, run.id);
+        return { outcome: 'locked', activeRunId: holder };
       }
     }
+    await Promise.all([
+      this.putChunks(run.id, chunks),
+      this.putListing(stored),
+      ...(direct.length > 0 ? [this.putHistory(run.id, direct)] : []),
+    ]);
+    try {
+      const out = await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: runItem,
+          ConditionExpression: 'attribute_not_exists(pk)',
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('createRun', out.ConsumedCapacity);
+    } catch (err) {
+      if (!isConditionalFailure(err)) throw this.translate(err, run.id);
+      // Another creation of the same reserved id wrote it first: its run is the answer. Nothing
+      // written above is deleted: it is that run's too (its keys are the run id's).
+      const existing = await this.getRun(run.id);
+      if (existing) return { outcome: 'duplicate', run: existing };
+      // Abandoned while this creation stalled: its key and listing are taken over by the next try.
+      logger.warn('a run was abandoned before its stalled creation wrote it', { runId: run.id });
+      return { outcome: 'abandoned' };
+    }
+    this.known.set(
+      run.id,
+      stored.version,
+      { events: pending, listed: false, eventSeq: stored.eventSeq, refs },
+      runItem,
+    );
+    return { outcome: 'created', run: stored };
+  }
+
+  /**
+   * Step 1 of createRun: undefined when the key is this run's now; else the answer. Another run
+   * id's key: that run once it exists (a few reads while its creation may be under way), its id
+   * to create the run under when it does not come, the key taken over when that run was abandoned.
+   */
+  private async reserveKey(key: string, runId: string): Promise<CreateRunResult | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const holder = await this.putIfOurs(
+        'reserveKey',
+        { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency, runId, ttl: this.expiresAt() },
+        runId,
+        key,
+      );
+      if (holder === undefined) return undefined;
+      for (let look = 0; look < KEY_WAITS; look++) {
+        const item = await this.runItemOf(holder);
+        if (item && isAbandoned(item)) break;
+        if (item) {
+          const [existing] = await this.fromItems([item]);
+          return { outcome: 'duplicate', run: existing! };
+        }
+        if (look < KEY_WAITS - 1) await backoff(look + 3);
+        else return { outcome: 'reserved', runId: holder };
+      }
+      // Abandoned: the key is taken over, only as it was read (another creation may take it first).
+      const other = await this.putIfOurs(
+        'reserveKey',
+        { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency, runId, ttl: this.expiresAt() },
+        holder,
+        key,
+      );
+      if (other === undefined) return undefined;
+      if (attempt >= 3) throw new ConcurrencyError(`idempotency key ${key} keeps changing hands`, { runId });
+    }
+  }
+
+  /**
+   * Put `item` if its key is absent or names `owner` (its `runId`). Undefined when written; else
+   * the run id the item names.
+   */
+  private async putIfOurs(
+    op: 'reserveKey' | 'takeLock',
+    item: Item,
+    owner: string,
+    what: string,
+  ): Promise<string | undefined> {
+    try {
+      const out = await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(pk) OR runId = :owner',
+          ExpressionAttributeValues: { ':owner': owner },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record(op, out.ConsumedCapacity);
+      return undefined;
+    } catch (err) {
+      if (!isConditionalFailure(err)) throw this.translate(err, what);
+      const old =
+        oldItem(err as { Item?: Record<string, AttributeValue> }) ??
+        (await this.item(what, { pk: item.pk, sk: item.sk }));
+      // Gone between the put and the read: try again.
+      return typeof old?.runId === 'string' ? old.runId : this.putIfOurs(op, item, owner, what);
+    }
+  }
+
+  /** Give the key reserved for a run that will not be created back (a creation refused by the lock). */
+  private async giveUpKey(key: string, runId: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency },
+          ConditionExpression: 'runId = :me',
+          ExpressionAttributeValues: { ':me': runId },
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+    } catch (err) {
+      if (!isConditionalFailure(err)) throw this.translate(err, runId);
+    }
+  }
+
+  /**
+   * Step 2 of createRun: undefined when the subject lock is this run's now; else the run that holds
+   * it (stale locks freed first, at most MAX_STALE_LOCKS).
+   */
+  private async takeLock(lockKey: string, runId: string, version: number): Promise<string | undefined> {
+    for (let freed = 0; ; freed++) {
+      const item = {
+        pk: itemKeys.lock(lockKey),
+        sk: sortKeys.lock,
+        runId,
+        acquired: version,
+        at: this.now().getTime(),
+      };
+      const holder = await this.putIfOurs('takeLock', item, runId, lockKey);
+      if (holder === undefined) return undefined;
+      if (freed >= MAX_STALE_LOCKS || !(await this.freeStaleLock(lockKey, await this.lockItem(lockKey))))
+        return holder;
+    }
+  }
+
+  /** A history item of a creation's events too large to carry, written once (before its run). */
+  private async putHistory(runId: string, events: StoredEvent[]): Promise<void> {
+    try {
+      const out = await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: this.historyItem(runId, events),
+          ConditionExpression: 'attribute_not_exists(pk)',
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('history', out.ConsumedCapacity);
+    } catch (err) {
+      if (!isConditionalFailure(err)) throw this.translate(err, runId);
+    }
+  }
+
+  /** The run item under `runId`'s key as stored (an abandoned marker included), if live. */
+  private async runItemOf(runId: string): Promise<Item | undefined> {
+    const item = await this.item(runId, { pk: runPk(runId), sk: RUN_SK });
+    return item && !this.expired(item) ? item : undefined;
   }
 
   /**
@@ -834,6 +932,14 @@ export class DynamoRunStore implements RunStore {
     if (!holder) return false;
     const run = await this.getRun(holder);
     if (run && !isTerminal(run.status)) return false;
+    // Taken by a creation (it stamps `at`) whose run is not written: under way until the grace
+    // has passed; then its creator stopped, and its run is abandoned before the lock is freed, so
+    // a creator that only stalled can never write it after the lock went to another run.
+    const at = typeof lock?.at === 'number' ? lock.at : undefined;
+    if (!run && at !== undefined) {
+      if (this.now().getTime() - at < LOCK_CREATION_GRACE_MS) return false;
+      if (!(await this.abandon(holder))) return false;
+    }
     const acquired = typeof lock?.acquired === 'number' ? lock.acquired : undefined;
     try {
       await this.doc.send(
@@ -857,6 +963,34 @@ export class DynamoRunStore implements RunStore {
       if (!isConditionalFailure(err)) throw this.translate(err, holder);
     }
     return true;
+  }
+
+  /**
+   * Mark a run that was never written as abandoned (the marker under its key refuses its
+   * creator's put). False when the run was written meanwhile: its creation was under way after all.
+   */
+  private async abandon(runId: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: runPk(runId),
+            sk: RUN_SK,
+            [ABANDONED]: this.now().toISOString(),
+            ttl: this.expiresAt(),
+          },
+          ConditionExpression: 'attribute_not_exists(pk) OR attribute_exists(#a)',
+          ExpressionAttributeNames: { '#a': ABANDONED },
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      logger.warn('abandoned a run whose creation stopped before writing it', { runId });
+      return true;
+    } catch (err) {
+      if (isConditionalFailure(err)) return false;
+      throw this.translate(err, runId);
+    }
   }
 
   /**
@@ -924,7 +1058,7 @@ export class DynamoRunStore implements RunStore {
         }),
       );
       const item = out.Item && unmarshall(out.Item);
-      if (!item || this.expired(item)) return null;
+      if (!item || this.expired(item) || isAbandoned(item)) return null;
       const [run] = await this.fromItems([item]);
       return run!;
     } catch (err) {
@@ -1238,8 +1372,12 @@ export class DynamoRunStore implements RunStore {
     /** The sort key of the copy written last, and the committed event it follows. */
     let placed: { sk: string; last: number } | undefined;
     for (let attempt = 0; ; attempt++) {
-      const runItem = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, ['eventSeq', 'ttl']);
-      if (!runItem || this.expired(runItem)) throw new RunNotFoundError({ runId });
+      const runItem = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, [
+        'eventSeq',
+        'ttl',
+        ABANDONED,
+      ]);
+      if (!runItem || this.expired(runItem) || isAbandoned(runItem)) throw new RunNotFoundError({ runId });
       const last = (runItem.eventSeq as number) - 1;
       if (placed?.last === last) return;
       if (attempt >= 10) {
@@ -1555,7 +1693,9 @@ export class DynamoRunStore implements RunStore {
       pks.map((pk) => ({ pk, sk: RUN_SK })),
     ))
       found.set(item.pk as string, item);
-    const items = pks.map((pk) => found.get(pk)).filter((i): i is Item => !!i && !this.expired(i));
+    const items = pks
+      .map((pk) => found.get(pk))
+      .filter((i): i is Item => !!i && !this.expired(i) && !isAbandoned(i));
     return this.fromItems(items);
   }
 

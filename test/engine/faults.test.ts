@@ -3,6 +3,7 @@
  * DynamoRunStore on DynamoDB Local and proves no run is lost or doubled, each step commits once
  * and no history event is lost or doubled. Time moves through the injected clock, not sleeps.
  */
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { Engine, type FaultPoint, type StepOutcome } from '../../lib/engine/engine.ts';
 import { InvalidSignalError, NonRetryableError, RunConflictError } from '../../lib/engine/errors.ts';
@@ -497,7 +498,8 @@ describe('a throttled DynamoDB call', () => {
 
   /** One store operation per row, with the DynamoDB command it sends first. */
   const operations = [
-    { op: 'createRun', command: 'TransactWriteItemsCommand' },
+    // A creation is single conditional puts (the listing item first here, then the run's).
+    { op: 'createRun', command: 'PutItemCommand' },
     // A commit is one conditional PutItem of the run (its events carried in it); a transaction
     // only with a subject lock or events too large to carry.
     { op: 'commit', command: 'PutItemCommand' },
@@ -575,7 +577,8 @@ describe('a throttled DynamoDB call', () => {
 
     await expect(act[op]()).resolves.not.toThrow();
 
-    expect(t.attempts(command)).toBe(3);
+    // createRun's listing put is tried three times, then the run's put once.
+    expect(t.attempts(command)).toBe(op === 'createRun' ? 4 : 3);
   });
 
   it.each(operations)(
@@ -1170,6 +1173,58 @@ describe('concurrency policies on one subject', () => {
       Array(9).fill(expect.any(RunConflictError)),
     );
     expect(await h.store.listRuns({ subject: 'o/r#35' })).toHaveLength(1);
+  });
+
+  it.each(['LOCK', 'LIST', 'RUN'] as const)(
+    "a start that dies before its run is written (at the %s put) is made by its delivery's next try, once, under the id it reserved",
+    async (sk) => {
+      const store = await createTestStore();
+      let dies = true;
+      store.doc.middlewareStack.add(
+        (next) => async (args) => {
+          if (dies && (args.input as { Item?: { sk?: unknown } }).Item?.sk === sk) {
+            dies = false;
+            throw new WorkerCrash(`died at the ${sk} put`);
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'die-once' },
+      );
+      const h = await harness([parked], { store });
+      await expect(h.engine.startRun(start('o/r#37', { idempotencyKey: 'delivery-37' }))).rejects.toThrow(
+        WorkerCrash,
+      );
+      const reservedFor = (
+        await store.doc.send(
+          new GetCommand({ TableName: store.tableName, Key: { pk: 'IDEM#delivery-37', sk: 'IDEM' } }),
+        )
+      ).Item?.runId;
+
+      const again = await h.engine.startRun(start('o/r#37', { idempotencyKey: 'delivery-37' }));
+      await h.settle();
+
+      expect(again).toMatchObject({ outcome: 'created', run: { id: reservedFor } });
+      expect((await h.store.getRun(again.run.id))?.status).toBe('waiting');
+      expect((await h.store.listRuns({ subject: 'o/r#37' })).map((r) => r.id)).toEqual([again.run.id]);
+      const third = await h.engine.startRun(start('o/r#37', { idempotencyKey: 'delivery-37' }));
+      expect(third).toMatchObject({ outcome: 'duplicate', run: { id: again.run.id } });
+    },
+  );
+
+  it('ten concurrent starts on one subject, each its own delivery, make one run; the others attach to it', async () => {
+    const h = await harness([parked]);
+
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        h.engine.startRun(start('o/r#38', { idempotencyKey: `delivery-38-${i}` })),
+      ),
+    );
+    await h.settle();
+
+    expect(results.filter((r) => r.outcome === 'created')).toHaveLength(1);
+    expect(results.filter((r) => r.outcome === 'attached')).toHaveLength(9);
+    expect(new Set(results.map((r) => r.run.id)).size).toBe(1);
+    expect(await h.store.listRuns({ subject: 'o/r#38' })).toHaveLength(1);
   });
 
   it('supersede that loses the subject on every try gives up without cancelling the run it found last', async () => {

@@ -149,7 +149,8 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
           const winnerId = winners[0]!.run.id;
           const others = results.filter((r) => r.outcome !== 'created');
           expect(others.map((r) => r.outcome)).toEqual(Array(9).fill(losers));
-          for (const r of others) expect(r.outcome === 'duplicate' ? r.run.id : r.activeRunId).toBe(winnerId);
+          for (const r of others)
+            expect('run' in r ? r.run.id : 'activeRunId' in r ? r.activeRunId : undefined).toBe(winnerId);
           const stored = await Promise.all(runs.map((r) => store.getRun(r.id)));
           expect(stored.filter(Boolean).map((r) => r!.id)).toEqual([winnerId]);
         },

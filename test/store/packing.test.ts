@@ -300,7 +300,7 @@ describe('the packed run item', () => {
     ]);
   });
 
-  it("writes a new run's chunks and listing item before its transaction: a refused creation deletes them, a crash leaves nothing listed", async () => {
+  it("writes a new run's chunks and listing item before its run item: a refused creation writes none, a crash leaves nothing listed", async () => {
     const store = await createTestStore();
     const items = async (id: string) =>
       (
@@ -332,14 +332,14 @@ describe('the packed run item', () => {
     expect(await items(duplicate.id)).toEqual([]);
     expect(await items(locked.id)).toEqual([]);
 
-    // A process that died between those puts and the transaction: a listing item and chunks of a
-    // run that does not exist. Listings skip it, and still fill their page with runs that do.
+    // A process that died between those puts and the run's: a listing item and chunks of a run
+    // that does not exist. Listings skip it, and still fill their page with runs that do.
     const crashed = aRun();
     const dying = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
     dying.doc.middlewareStack.add(
-      (next, context) => async (args) => {
-        if ((context as { commandName?: string }).commandName === 'TransactWriteItemsCommand')
-          throw Object.assign(new Error('the process died'), { name: 'Killed' });
+      (next) => async (args) => {
+        const put = (args.input as { Item?: { sk?: unknown } }).Item;
+        if (put?.sk === 'RUN') throw Object.assign(new Error('the process died'), { name: 'Killed' });
         return next(args);
       },
       { step: 'initialize', name: 'die' },
