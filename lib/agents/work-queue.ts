@@ -552,21 +552,30 @@ export class AgentWorkQueue {
    */
   async putDispatch(fresh: DispatchRecord): Promise<{ value: DispatchRecord; version: number } | undefined> {
     const key = `${DISPATCH_PREFIX}${fresh.runId}`;
-    const prior = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
-    if (prior?.value.item === fresh.item) return { value: prior.value, version: prior.version };
-    const earlier = earlierRuns(prior?.value);
-    const record = earlier.length > 0 ? { ...fresh, earlier } : fresh;
-    // Conditional on what we read: a concurrent attempt at the same item (a lease takeover) that
-    // wrote first keeps its record.
-    const version = prior?.version ?? 0;
-    const written = await this.store.kvPut(WORK_GROUP, key, record, {
-      expectedVersion: version,
-      ttl: this.ttl(30),
-    });
-    if (written) return { value: record, version: version + 1 };
+    // The record this one replaces was written when the previous item was dispatched, well before
+    // this item's turn: an eventually consistent read finds it (at half the read units). One that
+    // missed a newer write makes the conditional put below refused, and is then read strongly;
+    // this item's own record (a retried step's) is only trusted from a strong read.
+    for (const consistent of [false, true]) {
+      const prior = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key, { consistent });
+      if (prior?.value.item === fresh.item) {
+        if (!consistent) continue;
+        return { value: prior.value, version: prior.version };
+      }
+      const earlier = earlierRuns(prior?.value);
+      const record = earlier.length > 0 ? { ...fresh, earlier } : fresh;
+      // Conditional on what we read: a concurrent attempt at the same item (a lease takeover) that
+      // wrote first keeps its record.
+      const version = prior?.version ?? 0;
+      const written = await this.store.kvPut(WORK_GROUP, key, record, {
+        expectedVersion: version,
+        ttl: this.ttl(30),
+      });
+      if (written) return { value: record, version: version + 1 };
+    }
     const now = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
-    if (now?.value.item !== record.item)
-      throw new WorkContentionError(`work queue: the dispatch record of ${record.runId} changed meanwhile`);
+    if (now?.value.item !== fresh.item)
+      throw new WorkContentionError(`work queue: the dispatch record of ${fresh.runId} changed meanwhile`);
     return { value: now.value, version: now.version };
   }
 

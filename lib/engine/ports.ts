@@ -248,7 +248,11 @@ export interface EffectLedger {
 
 /** Small keyed records for other modules (guards, tokens, caches, work items), by group and key. */
 export interface KeyValueStore {
-  kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined>;
+  /**
+   * Strongly consistent unless `consistent` is false: then at half the read units, and it may miss
+   * a write of the last second or so (for a caller whose conditional write catches that).
+   */
+  kvGet<T>(group: string, key: string, opts?: { consistent?: boolean }): Promise<KvItem<T> | undefined>;
   /** Conditional put: `expectedVersion` 0 means "must not exist"; undefined means unconditional. False if the condition failed. */
   kvPut<T>(
     group: string,

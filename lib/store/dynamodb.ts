@@ -894,14 +894,14 @@ export class DynamoRunStore implements RunStore {
    * One item by its key, strongly consistent (`attrs`: only these attributes; the read is billed
    * for the whole item all the same). Undefined when it does not exist.
    */
-  private async item(id: string, Key: Item, attrs?: string[]): Promise<Item | undefined> {
+  private async item(id: string, Key: Item, attrs?: string[], consistent = true): Promise<Item | undefined> {
     const names = attrs && Object.fromEntries(attrs.map((a, i) => [`#a${i}`, a]));
     const out = await this.read(id, () =>
       this.doc.send(
         new GetCommand({
           TableName: this.tableName,
           Key,
-          ConsistentRead: true,
+          ConsistentRead: consistent,
           ...(names
             ? { ProjectionExpression: Object.keys(names).join(', '), ExpressionAttributeNames: names }
             : {}),
@@ -2024,8 +2024,17 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  async kvGet<T>(group: string, key: string): Promise<KvItem<T> | undefined> {
-    const item = await this.item(`${group}/${key}`, { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) });
+  async kvGet<T>(
+    group: string,
+    key: string,
+    opts: { consistent?: boolean } = {},
+  ): Promise<KvItem<T> | undefined> {
+    const item = await this.item(
+      `${group}/${key}`,
+      { pk: itemKeys.kv(group), sk: itemKeys.kvKey(key) },
+      undefined,
+      opts.consistent ?? true,
+    );
     if (!item || this.expired(item)) return undefined;
     return toKv<T>(item);
   }

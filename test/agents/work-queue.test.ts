@@ -624,6 +624,54 @@ describe('the agent work queue', () => {
     expect((await q.putDispatch(record(EARLIER_RUNS + 2)))?.value).toEqual(last);
   });
 
+  it('reads the record a new item replaces eventually consistent, and strongly where that read was behind', async () => {
+    // A replica a write behind: eventually consistent reads of the dispatch record see the one
+    // before the last write.
+    const seen: string[] = [];
+    let behind: Record<string, unknown> | undefined;
+    const lagging: DynamoRunStore = Object.create(store);
+    lagging.kvGet = (async (group: string, key: string, opts?: { consistent?: boolean }) => {
+      seen.push(opts?.consistent === false ? 'eventual' : 'strong');
+      if (opts?.consistent === false && key.startsWith('d#')) return behind;
+      return store.kvGet(group, key, opts);
+    }) as DynamoRunStore['kvGet'];
+    const q = new AgentWorkQueue(lagging);
+    const record = (n: number, state: DispatchRecord['state'] = 'dispatching'): DispatchRecord => ({
+      runId: 'r10',
+      item: `r10.t${n}.1`,
+      correlation: `r10.t${n}.1`,
+      agent: 'coder',
+      executor: 'github-actions',
+      state,
+      startedAt: '2026-01-01T00:00:00.000Z',
+      expiresAt: '2026-01-01T01:00:00.000Z',
+    });
+    const first = await q.putDispatch(record(1));
+    await q.updateDispatch('r10', (d) => ({ ...d, state: 'dispatched', workflowRunId: 101 }), first);
+    expect(seen).toEqual(['eventual']); // nothing there yet: written at once
+
+    // Up to date: one eventually consistent read, and the put.
+    behind = (await store.kvGet('work', 'd#r10')) as typeof behind;
+    seen.length = 0;
+    const second = await q.putDispatch(record(2));
+    expect(seen).toEqual(['eventual']);
+    expect(second?.value.earlier).toEqual([101]);
+
+    // Behind (it still shows the first item, the second having been written since): the put is
+    // refused, and the record read strongly carries the second item's run over.
+    await q.updateDispatch('r10', (d) => ({ ...d, state: 'dispatched', workflowRunId: 102 }), second);
+    seen.length = 0;
+    const third = await q.putDispatch(record(3));
+    expect(seen).toEqual(['eventual', 'strong']);
+    expect(third?.value.earlier).toEqual([102, 101]);
+
+    // The item's own record (a retried step) is taken from a strong read only.
+    behind = { value: record(3), version: 1 };
+    seen.length = 0;
+    expect((await q.putDispatch(record(3)))?.value).toEqual((await store.kvGet('work', 'd#r10'))?.value);
+    expect(seen).toEqual(['eventual', 'strong']);
+  });
+
   it('still shows, and releases, an item whose queue record a crash deleted before its slot was freed', async () => {
     const q = new AgentWorkQueue(store, { repoLimit: 10 });
     const a = item({ agent: 'coder', repo: 'Acme/App' });
