@@ -2,7 +2,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { instrumented, logger } from '../common/observability.ts';
 import type { Delivery, StepBudget } from '../engine/engine.ts';
-import { type InvokedMessage, invokedMessage, isInvokedMessage, messageOfRecord } from '../queue/invoke.ts';
+import { type InvokedMessage, invokedMessage, isInvokedMessage, messageOfRecord } from '../queue/invoked.ts';
 import type { WorkMessage } from '../queue/port.ts';
 
 /** What consumes a message: the worker app (lib/app/worker.ts), or an engine in tests. */

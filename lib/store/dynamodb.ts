@@ -696,7 +696,8 @@ export class DynamoRunStore implements RunStore {
    *    the stopped creator can never write it) and frees the lock (freeStaleLock).
    * 3. The listing item and the chunks (as before).
    * 4. The run item, put only if absent: the run exists from here. Refused, another creation of
-   *    the same reserved id wrote it first (`duplicate`), or it was abandoned (retryable).
+   *    the same reserved id wrote it first (`duplicate`), or it was abandoned (`abandoned`: the
+   *    caller tries again under a new id).
    *
    * A creation that stops between the steps leaves a reservation, a lock or a listing without a
    * run: the key's next delivery creates the run under the reserved id, the lock is freed past its
@@ -768,13 +769,14 @@ export class DynamoRunStore implements RunStore {
    */
   private async reserveKey(key: string, runId: string): Promise<CreateRunResult | undefined> {
     for (let attempt = 0; ; attempt++) {
-      const holder = await this.putIfOurs(
+      const held = await this.putIfOurs(
         'reserveKey',
         { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency, runId, ttl: this.expiresAt() },
         runId,
         key,
       );
-      if (holder === undefined) return undefined;
+      if (held === undefined) return undefined;
+      const holder = held.runId;
       for (let look = 0; look < KEY_WAITS; look++) {
         const item = await this.runItemOf(holder);
         if (item && isAbandoned(item)) break;
@@ -798,22 +800,23 @@ export class DynamoRunStore implements RunStore {
   }
 
   /**
-   * Put `item` if its key is absent or names `owner` (its `runId`). Undefined when written; else
-   * the run id the item names.
+   * Put `item` if its key is absent (or expired) or names `owner` (its `runId`). Undefined when
+   * written; else the item there, which names another run.
    */
   private async putIfOurs(
     op: 'reserveKey' | 'takeLock',
     item: Item,
     owner: string,
     what: string,
-  ): Promise<string | undefined> {
+  ): Promise<(Item & { runId: string }) | undefined> {
     try {
       const out = await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
           Item: item,
-          ConditionExpression: 'attribute_not_exists(pk) OR runId = :owner',
-          ExpressionAttributeValues: { ':owner': owner },
+          ConditionExpression: 'attribute_not_exists(pk) OR runId = :owner OR #ttl < :now',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: { ':owner': owner, ':now': this.nowSeconds() },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           ReturnConsumedCapacity: this.capacityMode,
         }),
@@ -826,7 +829,9 @@ export class DynamoRunStore implements RunStore {
         oldItem(err as { Item?: Record<string, AttributeValue> }) ??
         (await this.item(what, { pk: item.pk, sk: item.sk }));
       // Gone between the put and the read: try again.
-      return typeof old?.runId === 'string' ? old.runId : this.putIfOurs(op, item, owner, what);
+      return typeof old?.runId === 'string'
+        ? (old as Item & { runId: string })
+        : this.putIfOurs(op, item, owner, what);
     }
   }
 
@@ -860,10 +865,9 @@ export class DynamoRunStore implements RunStore {
         acquired: version,
         at: this.now().getTime(),
       };
-      const holder = await this.putIfOurs('takeLock', item, runId, lockKey);
-      if (holder === undefined) return undefined;
-      if (freed >= MAX_STALE_LOCKS || !(await this.freeStaleLock(lockKey, await this.lockItem(lockKey))))
-        return holder;
+      const held = await this.putIfOurs('takeLock', item, runId, lockKey);
+      if (held === undefined) return undefined;
+      if (freed >= MAX_STALE_LOCKS || !(await this.freeStaleLock(lockKey, held))) return held.runId;
     }
   }
 
@@ -914,10 +918,6 @@ export class DynamoRunStore implements RunStore {
   private async keyTarget(key: string): Promise<string | undefined> {
     const item = await this.item(key, { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency });
     return typeof item?.runId === 'string' ? item.runId : undefined;
-  }
-
-  private lockItem(lockKey: string): Promise<Item | undefined> {
-    return this.item(lockKey, { pk: itemKeys.lock(lockKey), sk: sortKeys.lock });
   }
 
   /**

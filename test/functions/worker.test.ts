@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeHandler } from '../../lib/app/worker-function.ts';
 import type { Engine } from '../../lib/engine/engine.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
-import { INVOKED_SOURCE, type InvokedMessage } from '../../lib/queue/invoke.ts';
+import { INVOKED_SOURCE, type InvokedMessage } from '../../lib/queue/invoked.ts';
 import type { WorkMessage } from '../../lib/queue/port.ts';
 import { type Harness, harness } from '../support/harness.ts';
 

@@ -3,7 +3,8 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { QueueError } from '../../lib/queue/errors.ts';
-import { INVOKED_SOURCE, InvokeQueue, invokedMessage, messageOfRecord } from '../../lib/queue/invoke.ts';
+import { InvokeQueue } from '../../lib/queue/invoke.ts';
+import { INVOKED_SOURCE, invokedMessage, messageOfRecord } from '../../lib/queue/invoked.ts';
 import { InMemoryQueue } from '../../lib/queue/memory.ts';
 import {
   MAX_CARRIED_ITEM_BYTES,

@@ -1,3 +1,4 @@
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import type { Run } from '../../lib/engine/types.ts';
 import { dynamoClient } from '../../lib/store/client.ts';
@@ -74,6 +75,27 @@ describe('creating a run without a transaction', () => {
     const of = (op: string) => units.filter(([o]) => o === op).reduce((n, [, u]) => n + u, 0);
     // The run item and its entry in the active index.
     expect([of('reserveKey'), of('takeLock'), of('createRun')]).toEqual([1, 1, 2]);
+  });
+
+  it('takes an idempotency key whose time has passed (not yet deleted by TTL) as a new one', async () => {
+    const store = await createTestStore();
+    await store.doc.send(
+      new PutCommand({
+        TableName: store.tableName,
+        Item: {
+          pk: 'IDEM#d-old',
+          sk: 'IDEM',
+          runId: 'run-long-gone',
+          ttl: Math.floor(Date.now() / 1000) - 60,
+        },
+      }),
+    );
+    const run = aRun(new Date().toISOString());
+
+    expect(await store.createRun({ run, events: [created], idempotencyKey: 'd-old' })).toMatchObject({
+      outcome: 'created',
+      run: { id: run.id },
+    });
   });
 
   it("hands the key's run id back when its creator stopped after reserving it; the run is then created under it, once", async () => {
