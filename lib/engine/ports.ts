@@ -246,6 +246,16 @@ export interface EffectLedger {
   recordEffect(runId: string, effect: EffectRef, claim: string, result: unknown): Promise<void>;
 }
 
+/** One member of a KV item's sets for another (`KeyValueStore.kvSwap`). */
+export interface KvSwap {
+  from: string;
+  to: string;
+  /** `to`'s note. */
+  note: string;
+  /** Each set it touches: as read (empty: absent), and as it is to be. */
+  sets: Array<{ name: string; was: string[]; now: string[] }>;
+}
+
 /** Small keyed records for other modules (guards, tokens, caches, work items), by group and key. */
 export interface KeyValueStore {
   /**
@@ -297,16 +307,7 @@ export interface KeyValueStore {
    * being exactly as read, they hold. (A set cannot both gain and lose a member in one update, so
    * the sets are written whole.) False (nothing written) when refused.
    */
-  kvSwap(
-    group: string,
-    key: string,
-    swap: {
-      from: string;
-      to: string;
-      note: string;
-      sets: Array<{ name: string; was: string[]; now: string[] }>;
-    },
-  ): Promise<boolean>;
+  kvSwap(group: string, key: string, swap: KvSwap): Promise<boolean>;
   /** The item's members with their notes, and its sets (an emptied set is absent). */
   kvMembers(
     group: string,

@@ -35,6 +35,7 @@ import type {
   EffectClaim,
   EffectRef,
   KvItem,
+  KvSwap,
   KvWrite,
   LeaseFence,
   ListEventsOptions,
@@ -731,20 +732,10 @@ export class DynamoRunStore implements RunStore {
     await Promise.all([
       this.putChunks(run.id, chunks),
       this.putListing(stored),
-      ...(direct.length > 0 ? [this.putHistory(run.id, direct)] : []),
+      // Events too large to carry: their history item, written once (harmless without its run).
+      ...(direct.length > 0 ? [this.putIfAbsent('history', this.historyItem(run.id, direct), run.id)] : []),
     ]);
-    try {
-      const out = await this.doc.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: runItem,
-          ConditionExpression: 'attribute_not_exists(pk)',
-          ReturnConsumedCapacity: this.capacityMode,
-        }),
-      );
-      this.record('createRun', out.ConsumedCapacity);
-    } catch (err) {
-      if (!isConditionalFailure(err)) throw this.translate(err, run.id);
+    if (!(await this.putIfAbsent('createRun', runItem, run.id))) {
       // Another creation of the same reserved id wrote it first: its run is the answer. Nothing
       // written above is deleted: it is that run's too (its keys are the run id's).
       const existing = await this.getRun(run.id);
@@ -769,12 +760,13 @@ export class DynamoRunStore implements RunStore {
    */
   private async reserveKey(key: string, runId: string): Promise<CreateRunResult | undefined> {
     for (let attempt = 0; ; attempt++) {
-      const held = await this.putIfOurs(
-        'reserveKey',
-        { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency, runId, ttl: this.expiresAt() },
+      const reservation = {
+        pk: itemKeys.idempotency(key),
+        sk: sortKeys.idempotency,
         runId,
-        key,
-      );
+        ttl: this.expiresAt(),
+      };
+      const held = await this.putIfOurs('reserveKey', reservation, runId, key);
       if (held === undefined) return undefined;
       const holder = held.runId;
       for (let look = 0; look < KEY_WAITS; look++) {
@@ -788,12 +780,7 @@ export class DynamoRunStore implements RunStore {
         else return { outcome: 'reserved', runId: holder };
       }
       // Abandoned: the key is taken over, only as it was read (another creation may take it first).
-      const other = await this.putIfOurs(
-        'reserveKey',
-        { pk: itemKeys.idempotency(key), sk: sortKeys.idempotency, runId, ttl: this.expiresAt() },
-        holder,
-        key,
-      );
+      const other = await this.putIfOurs('reserveKey', reservation, holder, key);
       if (other === undefined) return undefined;
       if (attempt >= 3) throw new ConcurrencyError(`idempotency key ${key} keeps changing hands`, { runId });
     }
@@ -871,20 +858,22 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
-  /** A history item of a creation's events too large to carry, written once (before its run). */
-  private async putHistory(runId: string, events: StoredEvent[]): Promise<void> {
+  /** Put `item` if its key is absent: false (nothing written) when the item is there already. */
+  private async putIfAbsent(op: string, item: Item, id: string): Promise<boolean> {
     try {
       const out = await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: this.historyItem(runId, events),
+          Item: item,
           ConditionExpression: 'attribute_not_exists(pk)',
           ReturnConsumedCapacity: this.capacityMode,
         }),
       );
-      this.record('history', out.ConsumedCapacity);
+      this.record(op, out.ConsumedCapacity);
+      return true;
     } catch (err) {
-      if (!isConditionalFailure(err)) throw this.translate(err, runId);
+      if (isConditionalFailure(err)) return false;
+      throw this.translate(err, id);
     }
   }
 
@@ -2258,16 +2247,7 @@ export class DynamoRunStore implements RunStore {
     });
   }
 
-  async kvSwap(
-    group: string,
-    key: string,
-    swap: {
-      from: string;
-      to: string;
-      note: string;
-      sets: Array<{ name: string; was: string[]; now: string[] }>;
-    },
-  ): Promise<boolean> {
+  async kvSwap(group: string, key: string, swap: KvSwap): Promise<boolean> {
     // A member cannot take its own place (the update would name its path twice).
     if (swap.from === swap.to) return false;
     const names: Record<string, string> = { '#from': `m#${swap.from}`, '#to': `m#${swap.to}` };

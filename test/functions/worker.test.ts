@@ -274,7 +274,8 @@ describe('worker function, for a lazyLease node', () => {
     edges: [{ from: 'first', to: 'second' }],
   };
 
-  it("runs a first delivery from the run item its body carries, and leases a redelivery first (SQS's ApproximateReceiveCount)", async () => {
+  /** Two runs of LAZY, each at its first step, and the bodies of their messages (not yet handled). */
+  async function twoLazyRuns() {
     const h = await harness<unknown>([LAZY], { autoConsume: false });
     const handler = makeHandler(async () => h.engine as Engine<unknown>);
     const bodies: string[] = [];
@@ -286,6 +287,11 @@ describe('worker function, for a lazyLease node', () => {
       });
       bodies.push(JSON.stringify(h.queue.pending.find((m) => m.runId === run.id)));
     }
+    return { h, handler, bodies };
+  }
+
+  it("runs a first delivery from the run item its body carries, and leases a redelivery first (SQS's ApproximateReceiveCount)", async () => {
+    const { h, handler, bodies } = await twoLazyRuns();
     const leases = vi.spyOn(h.store, 'leaseStep');
     const reads = vi.spyOn(h.store, 'getRun');
 
@@ -303,17 +309,7 @@ describe('worker function, for a lazyLease node', () => {
   });
 
   it("runs a direct invocation as a first delivery, and leases its on-failure destination record's step first (a redelivery)", async () => {
-    const h = await harness<unknown>([LAZY], { autoConsume: false });
-    const handler = makeHandler(async () => h.engine as Engine<unknown>);
-    const bodies: string[] = [];
-    for (const issue of [1, 2]) {
-      const { run } = await h.engine.startRun({
-        workflow: 'lazy-steps',
-        subject: `acme/app#${issue}`,
-        trigger: { source: 'test' },
-      });
-      bodies.push(JSON.stringify(h.queue.pending.find((m) => m.runId === run.id)));
-    }
+    const { h, handler, bodies } = await twoLazyRuns();
     const leases = vi.spyOn(h.store, 'leaseStep');
     const short = { ...context, getRemainingTimeInMillis: () => 1_000 };
 

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback.ts';
 import { type ScriptedResponse, Scripts } from './scripted.ts';
 
 /** One request as the fake received it. */
@@ -28,7 +29,7 @@ const API_BASE = '/api/v10';
  * endpoints authenticate by the token in the path, and a token marked expired answers 404 (10015
  * Unknown Webhook), as Discord does. Anything else can be scripted per method and path.
  */
-export class FakeDiscord {
+export class FakeDiscord extends LoopbackServer {
   readonly requests: RecordedRequest[] = [];
   readonly messages = new Map<string, StoredMessage>();
   readonly threads: Array<{
@@ -44,26 +45,11 @@ export class FakeDiscord {
   /** Channel of each interaction's @original, by token (where the slash command was used). */
   readonly interactionChannels = new Map<string, string>();
   private readonly scripts = new Scripts();
-  private server: Server | undefined;
   private nextId = 1_300_000_000_000_000_000n;
-  url = '';
+  protected override basePath = API_BASE;
 
-  constructor(readonly botToken = 'fake-bot-token') {}
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      void this.handle(req, res);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    const addr = this.server.address();
-    this.url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}${API_BASE}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+  constructor(readonly botToken = 'fake-bot-token') {
+    super();
   }
 
   /** Answer `method path` with `response` (first matching script wins). */
@@ -86,7 +72,7 @@ export class FakeDiscord {
     return this.nextId.toString();
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const rawBody = Buffer.concat(chunks).toString('utf8');

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback.ts';
 
 /** One Invoke request as the fake received it. */
 export interface InvokeRequest {
@@ -28,31 +28,12 @@ const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/;
  * errors carry `x-amzn-errortype` as Lambda's do. `refuse` decides, per request, a refusal
  * (a throttle: 429 TooManyRequestsException).
  */
-export class FakeLambda {
+export class FakeLambda extends LoopbackServer {
   readonly requests: InvokeRequest[] = [];
   /** The asynchronous invocations Lambda took. */
   readonly invoked: InvokeRequest[] = [];
   refuse: (request: InvokeRequest, call: number) => InvokeRefusal | undefined = () => undefined;
   private readonly functions = new Set<string>();
-  private server: Server | undefined;
-  url = '';
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      void this.handle(req, res);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    const s = this.server;
-    this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise((resolve) => s.close(resolve));
-  }
 
   /** A function that exists, by name. */
   createFunction(name: string): string {
@@ -66,10 +47,8 @@ export class FakeLambda {
     this.refuse = () => undefined;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks);
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = await this.bodyOf(req);
     const path = INVOKE_PATH.exec(new URL(req.url ?? '/', this.url).pathname);
     if (req.method !== 'POST' || !path) {
       return this.error(res, { status: 404, type: 'UnknownOperationException', message: 'not Invoke' });

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback.ts';
 
 /** One SendMessageBatch entry as the SDK put it on the wire (AWS JSON 1.0). */
 export interface WireEntry {
@@ -43,30 +43,11 @@ const LEGACY_CODES: Record<string, string> = {
  * (known queue, 1–10 entries, distinct ids, delays 0–900), answers each accepted entry with the
  * MD5 of its body (the SDK verifies it), and refuses entries as `refuse` says.
  */
-export class FakeSqs {
+export class FakeSqs extends LoopbackServer {
   readonly requests: SqsRequest[] = [];
   readonly accepted: AcceptedMessage[] = [];
   refuse: Refusal = () => undefined;
   private readonly queues = new Set<string>();
-  private server: Server | undefined;
-  url = '';
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      void this.handle(req, res);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    const s = this.server;
-    this.server = undefined;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise((resolve) => s.close(resolve));
-  }
 
   /** A queue that exists, and its URL. */
   createQueue(name: string): string {
@@ -88,10 +69,8 @@ export class FakeSqs {
     this.refuse = () => undefined;
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const raw = Buffer.concat(chunks).toString('utf8');
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = (await this.bodyOf(req)).toString('utf8');
     const target = String(req.headers['x-amz-target'] ?? '');
     let body: Record<string, unknown> = {};
     try {
