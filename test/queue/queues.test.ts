@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { queueFromEnv } from '../../lib/app/core.ts';
 import { QueueError } from '../../lib/queue/errors.ts';
 import { InvokeQueue } from '../../lib/queue/invoke.ts';
 import { INVOKED_SOURCE, invokedMessage, messageOfRecord } from '../../lib/queue/invoked.ts';
@@ -237,6 +238,58 @@ describe('InvokeQueue', () => {
 
     await expect(sending).rejects.toBeInstanceOf(QueueError);
     await expect(sending).rejects.toMatchObject({ retryable: true });
+  });
+});
+
+describe('queueFromEnv (the deployed composition)', () => {
+  /** Run `fn` with the AWS SDK pointed at the loopback fakes through its own environment settings. */
+  async function withAwsEnv<T>(fn: () => Promise<T>): Promise<T> {
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_LAMBDA: lambda.url,
+      AWS_ENDPOINT_URL_SQS: fake.url,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'x',
+      AWS_SECRET_ACCESS_KEY: 'y',
+    });
+    try {
+      return await fn();
+    } finally {
+      process.env = saved;
+    }
+  }
+
+  beforeEach(() => {
+    fake.reset();
+    lambda.reset();
+  });
+
+  it('invokes the worker named by WORKER_FUNCTION_NAME for what is due now, and sends the rest to QUEUE_URL', async () => {
+    const functionName = lambda.createFunction(`worker-${randomBytes(4).toString('hex')}`);
+    const queueUrl = fake.createQueue(`work-${randomBytes(4).toString('hex')}`);
+
+    await withAwsEnv(() =>
+      queueFromEnv({ QUEUE_URL: queueUrl, WORKER_FUNCTION_NAME: functionName }).send([
+        { message: step('r-env', 1) },
+        { message: step('r-env', 2), delaySeconds: 5 },
+      ]),
+    );
+
+    expect(lambda.invoked.map((i) => [i.functionName, invokedMessage(JSON.parse(i.payload))])).toEqual([
+      [functionName, step('r-env', 1)],
+    ]);
+    expect(fake.accepted.map((m) => [m.queueUrl, parseWorkMessage(m.body)])).toEqual([
+      [queueUrl, step('r-env', 2)],
+    ]);
+  });
+
+  it('sends everything to QUEUE_URL without WORKER_FUNCTION_NAME', async () => {
+    const queueUrl = fake.createQueue(`work-${randomBytes(4).toString('hex')}`);
+
+    await withAwsEnv(() => queueFromEnv({ QUEUE_URL: queueUrl }).send([{ message: step('r-sqs-only', 1) }]));
+
+    expect(lambda.requests).toEqual([]);
+    expect(fake.accepted.map((m) => parseWorkMessage(m.body))).toEqual([step('r-sqs-only', 1)]);
   });
 });
 
