@@ -77,7 +77,11 @@ import { PRICES, perMillion } from './prices.ts';
  *   three runs (issues 7, 8, 9) are metered one by one, and the one of median engine cost is
  *   reported (`cost.meteredRuns`, with the spread in `cost.*Min` / `cost.*Max`): a run's writes
  *   vary with how the webhooks race its steps (an audit event refused by a commit that landed
- *   first is tried, and billed, again). Wall
+ *   first is tried, and billed, again). A fourth run (issue 10) is metered with the store's chunk
+ *   read cache off (`cost.readUnitsPerRunChunksUncached`, `cost.ratioVs*ChunksUncached`): the
+ *   local stack's functions share one store and one cache, where on AWS an ingress container
+ *   reads a run's chunks the first time it reads the run; with none cached is the worst case, and
+ *   a deployment's reads sit between the two. Wall
  *   times on this shared 2-core machine are inflated by the load, and loopback stand-ins answer
  *   faster than GitHub does: GB-s is the least reliable figure here (hence `orchestration*`).
  *
@@ -643,9 +647,8 @@ export async function benchCost(): Promise<Results> {
     // A warm-up run first, unmetered: a Lambda container serving a steady trickle of runs is warm,
     // and the first run here would mostly time the JIT.
     await oneRun(h, ISSUE - 1);
-    const runs: Array<Omit<Measured, 'sweep'>> = [];
-    for (let i = 0; i < METERED_RUNS; i++) {
-      const issue = ISSUE + i;
+    /** One run of `issue`, metered from its label to `succeeded`. */
+    const meteredRun = async (issue: number): Promise<Omit<Measured, 'sweep'>> => {
       meter.reset();
       queue.take();
       h.ingress = [];
@@ -674,8 +677,16 @@ export async function benchCost(): Promise<Results> {
       if (runsForIssue !== 1) throw new Error(`bench cost: ${runsForIssue} runs for one issue`);
       if (process.env.COST_VERBOSE) verbose(events, runItem);
       const runItemBytes = runItem ? itemBytes(runItem) : 0;
-      runs.push({ dynamo, queue: queue.take(), ingress: h.ingress, events, wallSeconds, runItemBytes });
-    }
+      return { dynamo, queue: queue.take(), ingress: h.ingress, events, wallSeconds, runItemBytes };
+    };
+    const runs: Array<Omit<Measured, 'sweep'>> = [];
+    for (let i = 0; i < METERED_RUNS; i++) runs.push(await meteredRun(ISSUE + i));
+    // And one with no chunk read cache: every read of a run takes its chunks from the table, as an
+    // ingress container that never saw them does (the local stack's functions share one store, and
+    // so one cache, which no deployment has). The worst case of reads; a deployment sits between.
+    stack.store.cacheChunkReads = false;
+    const uncached = await meteredRun(ISSUE + METERED_RUNS);
+    stack.store.cacheChunkReads = true;
 
     // One idle sweeper pass, metered: the sweeper's cost is per minute, not per run.
     meter.reset();
@@ -699,6 +710,13 @@ export async function benchCost(): Promise<Results> {
       orchestrationUsdPerThousandRunsMax: spread[spread.length - 1]!,
       writeUnitsPerRunMin: Math.min(...priced.map((r) => r.cost!.writeUnitsPerRun!)),
       writeUnitsPerRunMax: Math.max(...priced.map((r) => r.cost!.writeUnitsPerRun!)),
+    };
+    const cold = price({ ...uncached, sweep }).cost!;
+    median.cost = {
+      ...median.cost,
+      readUnitsPerRunChunksUncached: cold.readUnitsPerRun!,
+      ratioVsStepFunctionsStandardChunksUncached: cold.ratioVsStepFunctionsStandard!,
+      ratioVsDurableFunctionsChunksUncached: cold.ratioVsDurableFunctions!,
     };
     return median;
   } finally {

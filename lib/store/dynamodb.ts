@@ -188,6 +188,12 @@ export class DynamoRunStore implements RunStore {
   private readonly onCapacity: ((op: string, units: number) => void) | undefined;
   /** Chunks of run data this process wrote or read (packing.ts). */
   private readonly chunkCache = new ChunkCache();
+  /**
+   * Whether a read of a run takes the chunks this process has already written or read from its
+   * cache (the default), or reads them from the table every time, as a process that never saw
+   * them does. Off only to measure that worst case (the cost bench's `…ChunksUncached` keys).
+   */
+  cacheChunkReads = true;
   /** What this process knows of the run items it wrote or read, by run and version. */
   private readonly known = new KnownItems(KNOWN_RUNS);
 
@@ -399,7 +405,7 @@ export class DynamoRunStore implements RunStore {
       for (const ref of Object.values(refs ?? {})) {
         const id = run.id as string;
         const { chunk } = chunkOf(ref);
-        const cached = this.chunkCache.get(id, chunk);
+        const cached = this.cacheChunkReads ? this.chunkCache.get(id, chunk) : undefined;
         if (cached) fetched.set(`${id}/${chunk}`, cached);
         else {
           const { sk, attribute } = chunkHome(chunk);

@@ -79,4 +79,21 @@ describe("a run's chunks", () => {
     expect((await store.getRun(run.id))?.data).toEqual(run.data);
     expect(reads).toEqual([false, true]);
   });
+
+  it('come from the cache once read, unless chunk reads are uncached (the worst case the cost bench measures)', async () => {
+    const writer = await createTestStore();
+    const run = { ...storeTestRun('c'), data: { a: 'a'.repeat(3000) } };
+    await writer.createRun({ run, events: [{ type: 'run.created', node: 'a', detail: {} }] });
+    const reader = recordingClient();
+    const store = new DynamoRunStore(reader.client, { tableName: writer.tableName });
+    const chunkReads = () => reader.commands.filter((c) => c === 'BatchGetItemCommand').length;
+
+    await store.getRun(run.id);
+    await store.getRun(run.id);
+    expect(chunkReads()).toBe(1);
+
+    store.cacheChunkReads = false;
+    expect((await store.getRun(run.id))?.data).toEqual(run.data);
+    expect(chunkReads()).toBe(2);
+  });
 });
