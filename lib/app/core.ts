@@ -1,7 +1,6 @@
-import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { requireEnv } from '../common/env.ts';
-import { InvokeQueue } from '../queue/invoke.ts';
+import { InvokeQueue, lambdaClient } from '../queue/invoke.ts';
 import type { StepQueue } from '../queue/port.ts';
 import { SqsQueue } from '../queue/sqs.ts';
 import { dynamoClient } from '../store/client.ts';
@@ -26,7 +25,7 @@ export function storeFromEnv(env: NodeJS.ProcessEnv = process.env): DynamoRunSto
 export function queueFromEnv(env: NodeJS.ProcessEnv = process.env): StepQueue {
   const sqs = new SqsQueue(new SQSClient({}), requireEnv('QUEUE_URL', env));
   const worker = env.WORKER_FUNCTION_NAME;
-  return worker ? new InvokeQueue(new LambdaClient({}), worker, sqs) : sqs;
+  return worker ? new InvokeQueue(lambdaClient(), worker, sqs) : sqs;
 }
 
 export const VERSION = process.env.SWITCHYARD_VERSION ?? '0.1.0';

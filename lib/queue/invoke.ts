@@ -1,4 +1,4 @@
-import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { logger } from '../common/observability.ts';
 import { INVOKED_SOURCE, type InvokedMessage } from './invoked.ts';
 import type { Outgoing, StepQueue, WorkMessage } from './port.ts';
@@ -20,11 +20,21 @@ import type { Outgoing, StepQueue, WorkMessage } from './port.ts';
  * Delays stay with SQS: an asynchronous invocation cannot be delayed.
  */
 export class InvokeQueue implements StepQueue {
+  private readonly client: Promise<LambdaClient>;
+
+  /**
+   * `client` may still be loading (`lambdaClient`): the SDK's module is then evaluated while the
+   * caller does its first reads, not at its cold start, and awaited on the first send.
+   */
   constructor(
-    private readonly client: LambdaClient,
+    client: LambdaClient | Promise<LambdaClient>,
     private readonly functionName: string,
     private readonly fallback: StepQueue,
-  ) {}
+  ) {
+    this.client = Promise.resolve(client);
+    // A client that failed to load fails each send (to SQS); it is no unhandled rejection meanwhile.
+    this.client.catch(() => {});
+  }
 
   async send(batch: Outgoing[]): Promise<void> {
     const queued = batch.filter((o) => !invokesDirectly(o));
@@ -40,7 +50,8 @@ export class InvokeQueue implements StepQueue {
     const payload = JSON.stringify({ source: INVOKED_SOURCE, message } satisfies InvokedMessage);
     if (Buffer.byteLength(payload) > MAX_INVOKE_PAYLOAD_BYTES) return false;
     try {
-      const out = await this.client.send(
+      const [client, { InvokeCommand }] = await Promise.all([this.client, import('@aws-sdk/client-lambda')]);
+      const out = await client.send(
         new InvokeCommand({
           FunctionName: this.functionName,
           InvocationType: 'Event',
@@ -60,9 +71,14 @@ export class InvokeQueue implements StepQueue {
 }
 
 /** Lambda takes asynchronous invocation payloads up to 256 KB. */
-export const MAX_INVOKE_PAYLOAD_BYTES = 256 * 1024;
+const MAX_INVOKE_PAYLOAD_BYTES = 256 * 1024;
 
 /** Whether `InvokeQueue` sends this message by direct invocation: it is due now. */
 export function invokesDirectly(o: Outgoing): boolean {
   return !(o.delaySeconds !== undefined && o.delaySeconds > 0);
+}
+
+/** A Lambda client from the environment, its SDK loaded without blocking the caller (see InvokeQueue). */
+export function lambdaClient(): Promise<LambdaClient> {
+  return import('@aws-sdk/client-lambda').then(({ LambdaClient }) => new LambdaClient({}));
 }
