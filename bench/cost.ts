@@ -467,6 +467,22 @@ class MeteredQueue extends InMemoryQueue {
   }
 }
 
+/**
+ * The queue of an ingress function's stack (`perFunctionRun`): what it sends goes to the metered
+ * queue, whose consumer is the worker's stack; it consumes nothing itself.
+ */
+class SendOnlyQueue extends InMemoryQueue {
+  constructor(private readonly to: MeteredQueue) {
+    super();
+  }
+
+  override send(batch: Outgoing[]): Promise<void> {
+    return this.to.send(batch);
+  }
+
+  override consume(): void {}
+}
+
 // ------------------------------------------------------------------------- the run
 
 function issuePayload(issue: number, action: string, extra: Record<string, unknown> = {}) {
@@ -489,8 +505,16 @@ interface Invocation {
   ms: number;
 }
 
+/** The ingress functions, each a warm container with a store (and chunk cache) of its own. */
+type IngressFn = 'github' | 'actions' | 'discord';
+
 interface Harness {
   stack: LocalStack;
+  /**
+   * When set, each ingress function's requests go to a stack of its own (`perFunctionRun`), and
+   * the main stack only runs the worker.
+   */
+  ingressStacks?: Record<IngressFn, LocalStack>;
   actions: FakeGitHubActions;
   oidc: FakeOidcIssuer;
   observer: DynamoRunStore;
@@ -500,9 +524,13 @@ interface Harness {
   metering: boolean;
 }
 
-async function post(h: Harness, fn: string, path: string, headers: Record<string, string>, body: string) {
+function stackFor(h: Harness, fn: IngressFn): LocalStack {
+  return h.ingressStacks?.[fn] ?? h.stack;
+}
+
+async function post(h: Harness, fn: IngressFn, path: string, headers: Record<string, string>, body: string) {
   const t0 = performance.now();
-  const res = await fetch(`${h.stack.url}${path}`, { method: 'POST', headers, body });
+  const res = await fetch(`${stackFor(h, fn).url}${path}`, { method: 'POST', headers, body });
   await res.arrayBuffer();
   if (h.metering) h.ingress.push({ fn, ms: performance.now() - t0 });
   return res.status;
@@ -567,7 +595,7 @@ async function oneRun(h: Harness, issue: number): Promise<string> {
     return run?.status === 'waiting' && run.gate?.kind === 'approval';
   });
   const t0 = performance.now();
-  await h.stack.app.engine.signal(runId, { type: 'approve', by: 'alice' });
+  await stackFor(h, 'discord').app.engine.signal(runId, { type: 'approve', by: 'alice' });
   if (h.metering) h.ingress.push({ fn: 'discord', ms: performance.now() - t0 });
 
   // Each agent workflow, as GitHub and the reference workflow do it: requested, in_progress, the
@@ -619,17 +647,19 @@ export async function benchCost(): Promise<Results> {
   );
   const table = `cost-${randomUUID().slice(0, 8)}`;
   const queue = new MeteredQueue();
-  const stack = await startStack({
-    dynamoEndpoint: endpoint,
-    config,
-    githubUrl: actions.url,
-    secret: SECRET,
-    table,
-    env: { HOST: '127.0.0.1', GITHUB_OIDC_ISSUER: oidc.url, DISCORD_BOT_TOKEN: '' },
-    // Off for the run (see above): an hour is longer than any run here.
-    sweepIntervalMs: 3_600_000,
-    queue,
-  });
+  const stackOf = (q: InMemoryQueue) =>
+    startStack({
+      dynamoEndpoint: endpoint,
+      config,
+      githubUrl: actions.url,
+      secret: SECRET,
+      table,
+      env: { HOST: '127.0.0.1', GITHUB_OIDC_ISSUER: oidc.url, DISCORD_BOT_TOKEN: '' },
+      // Off for the run (see above): an hour is longer than any run here.
+      sweepIntervalMs: 3_600_000,
+      queue: q,
+    });
+  const stack = await stackOf(queue);
   const meter = new DynamoMeter(endpoint);
   meter.attach(stack.store.doc);
   const h: Harness = {
@@ -687,6 +717,23 @@ export async function benchCost(): Promise<Results> {
     stack.store.cacheChunkReads = false;
     const uncached = await meteredRun(ISSUE + METERED_RUNS);
     stack.store.cacheChunkReads = true;
+    // And one as deployed: each ingress function (the GitHub webhook, the Actions callback,
+    // Discord) a warm container with a store and a chunk cache of its own, the worker another.
+    // Warmed by a run of their own first, unmetered, as the shared stack was.
+    const [github, callback, discord] = await Promise.all(
+      [0, 1, 2].map(() => stackOf(new SendOnlyQueue(queue))),
+    );
+    const ingressStacks = { github: github!, actions: callback!, discord: discord! };
+    for (const s of Object.values(ingressStacks)) meter.attach(s.store.doc);
+    h.ingressStacks = ingressStacks;
+    let perFunction: Omit<Measured, 'sweep'>;
+    try {
+      await oneRun(h, ISSUE + METERED_RUNS + 1);
+      perFunction = await meteredRun(ISSUE + METERED_RUNS + 2);
+    } finally {
+      delete h.ingressStacks;
+      await Promise.all(Object.values(ingressStacks).map((s) => s.stop()));
+    }
 
     // One idle sweeper pass, metered: the sweeper's cost is per minute, not per run.
     meter.reset();
@@ -717,6 +764,14 @@ export async function benchCost(): Promise<Results> {
       readUnitsPerRunChunksUncached: cold.readUnitsPerRun!,
       ratioVsStepFunctionsStandardChunksUncached: cold.ratioVsStepFunctionsStandard!,
       ratioVsDurableFunctionsChunksUncached: cold.ratioVsDurableFunctions!,
+    };
+    const deployed = price({ ...perFunction, sweep }).cost!;
+    median.cost = {
+      ...median.cost,
+      readUnitsPerRunPerFunctionCaches: deployed.readUnitsPerRun!,
+      writeUnitsPerRunPerFunctionCaches: deployed.writeUnitsPerRun!,
+      ratioVsStepFunctionsStandardPerFunctionCaches: deployed.ratioVsStepFunctionsStandard!,
+      ratioVsDurableFunctionsPerFunctionCaches: deployed.ratioVsDurableFunctions!,
     };
     return median;
   } finally {
