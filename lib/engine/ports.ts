@@ -40,8 +40,9 @@ export interface CommitInput {
   expectedVersion: number;
   events: NewEvent[];
   /**
-   * Release the subject lock held by this run (terminal commits), once the run is written. A lock
-   * a crash leaves behind is freed by the next run that wants it: the lock of an ended run is free.
+   * The subject lock this run held (terminal commits): free once the run is written, since the
+   * lock of an ended run is free. A store may leave the lock's item for the next run that wants it
+   * to take over (DynamoRunStore does: one write fewer per run).
    */
   releaseLock?: string;
   /** Take the subject lock for this run (a retried run becomes active again). */

@@ -857,10 +857,15 @@ export class DynamoRunStore implements RunStore {
         runId,
         acquired: version,
         at: this.now().getTime(),
+        // Nothing deletes it when its run ends (freeStaleLock): it goes when no run can outlast it.
+        ttl: this.chunkExpiresAt(),
       };
       const held = await this.putIfOurs('takeLock', item, runId, lockKey);
       if (held === undefined) return undefined;
-      if (freed >= MAX_STALE_LOCKS || !(await this.freeStaleLock(lockKey, held))) return held.runId;
+      if (freed >= MAX_STALE_LOCKS) return held.runId;
+      const stale = await this.freeStaleLock(lockKey, held, item);
+      if (stale === 'taken') return undefined;
+      if (stale === 'held') return held.runId;
     }
   }
 
@@ -916,48 +921,69 @@ export class DynamoRunStore implements RunStore {
   }
 
   /**
-   * Free a subject lock whose holder has ended (or is gone): true when it was such a lock, and the
-   * caller should try to take it again. An ending commit deletes its lock after writing the run
-   * (commit), so a crash between the two leaves the lock behind. The delete is conditional on the
-   * lock being the one read: a holder that was retried meanwhile took it again under a later
-   * version (`acquired`), and keeps it.
+   * A subject lock whose holder has ended (or is gone) is free. An ending run does not delete its
+   * lock (a write per run, where most subjects never get another run): the next run that wants the
+   * lock finds it here, by one read of the holder's run item, and takes it over (`take`: in one
+   * conditional put, its own lock item) or deletes it (without `take`): 'taken', or 'freed' (try
+   * to take it again). Either write is conditional on the lock being the one read: a holder that
+   * was retried meanwhile took it again under a later version (`acquired`), and keeps it. 'held':
+   * the holder is active (or its creation may still be under way).
    */
-  private async freeStaleLock(lockKey: string, lock: Item | undefined): Promise<boolean> {
+  private async freeStaleLock(
+    lockKey: string,
+    lock: Item | undefined,
+    take?: Item,
+  ): Promise<'taken' | 'freed' | 'held'> {
     const holder = typeof lock?.runId === 'string' ? lock.runId : undefined;
-    if (!holder) return false;
-    const run = await this.getRun(holder);
-    if (run && !isTerminal(run.status)) return false;
+    if (!holder) return 'held';
+    const ended = await this.runEnded(holder);
+    if (ended === false) return 'held';
     // Taken by a creation (it stamps `at`) whose run is not written: under way until the grace
     // has passed; then its creator stopped, and its run is abandoned before the lock is freed, so
     // a creator that only stalled can never write it after the lock went to another run.
     const at = typeof lock?.at === 'number' ? lock.at : undefined;
-    if (!run && at !== undefined) {
-      if (this.now().getTime() - at < LOCK_CREATION_GRACE_MS) return false;
-      if (!(await this.abandon(holder))) return false;
+    if (ended === undefined && at !== undefined) {
+      if (this.now().getTime() - at < LOCK_CREATION_GRACE_MS) return 'held';
+      if (!(await this.abandon(holder))) return 'held';
     }
     const acquired = typeof lock?.acquired === 'number' ? lock.acquired : undefined;
+    const Key = { pk: itemKeys.lock(lockKey), sk: sortKeys.lock };
+    const condition = {
+      ConditionExpression:
+        acquired === undefined
+          ? 'runId = :holder AND attribute_not_exists(acquired)'
+          : 'runId = :holder AND acquired = :acquired',
+      ExpressionAttributeValues: {
+        ':holder': holder,
+        ...(acquired === undefined ? {} : { ':acquired': acquired }),
+      },
+      ReturnConsumedCapacity: this.capacityMode,
+    };
     try {
-      await this.doc.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock },
-          ConditionExpression:
-            acquired === undefined
-              ? 'runId = :holder AND attribute_not_exists(acquired)'
-              : 'runId = :holder AND acquired = :acquired',
-          ExpressionAttributeValues: {
-            ':holder': holder,
-            ...(acquired === undefined ? {} : { ':acquired': acquired }),
-          },
-          ReturnConsumedCapacity: this.capacityMode,
-        }),
-      );
-      logger.info('freed a subject lock its ended run had left behind', { lockKey, runId: holder });
+      const out = take
+        ? await this.doc.send(new PutCommand({ TableName: this.tableName, Item: take, ...condition }))
+        : await this.doc.send(new DeleteCommand({ TableName: this.tableName, Key, ...condition }));
+      this.record('takeLock', out.ConsumedCapacity);
+      return take ? 'taken' : 'freed';
     } catch (err) {
-      // Taken again meanwhile (its run retried, or another creation freed it first): look again.
+      // Taken again meanwhile (its run retried, or another creation took it first): look again.
       if (!isConditionalFailure(err)) throw this.translate(err, holder);
+      return 'freed';
     }
-    return true;
+  }
+
+  /**
+   * Whether the run has ended, from its run item alone (no chunk of its data is read): undefined
+   * when there is no such run (never written, abandoned, or expired).
+   */
+  private async runEnded(runId: string): Promise<boolean | undefined> {
+    const item = await this.runItemOf(runId);
+    if (!item || isAbandoned(item)) return undefined;
+    // Leased: running (the packed body still holds the status before the lease).
+    if (typeof item[LEASED_AT] === 'number') return false;
+    const packed = item[BODY];
+    const status = packed instanceof Uint8Array ? unpack<Item>(packed).status : item.status;
+    return isTerminal(status as Run['status']);
   }
 
   /**
@@ -985,34 +1011,6 @@ export class DynamoRunStore implements RunStore {
     } catch (err) {
       if (isConditionalFailure(err)) return false;
       throw this.translate(err, runId);
-    }
-  }
-
-  /**
-   * Delete the subject lock an ending run holds, after its run item is written. Conditional on it
-   * being this run's, taken before this version (a retry of the run that took it again since keeps
-   * it). Best effort: the run has ended whatever happens here, and a lock left behind is freed by
-   * the next run that wants it (freeStaleLock).
-   */
-  private async releaseLockOf(lockKey: string, runId: string, version: number): Promise<void> {
-    try {
-      const out = await this.doc.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk: itemKeys.lock(lockKey), sk: sortKeys.lock },
-          ConditionExpression: 'runId = :me AND (attribute_not_exists(acquired) OR acquired < :version)',
-          ExpressionAttributeValues: { ':me': runId, ':version': version },
-          ReturnConsumedCapacity: this.capacityMode,
-        }),
-      );
-      this.record('releaseLock', out.ConsumedCapacity);
-    } catch (err) {
-      if (isConditionalFailure(err)) return;
-      logger.warn('an ended run kept its subject lock; the next run on the subject frees it', {
-        runId,
-        lockKey,
-        error: (err as Error).message,
-      });
     }
   }
 
@@ -1125,8 +1123,8 @@ export class DynamoRunStore implements RunStore {
       this.chunkCache.set(run.id, homed.home.id, homed.home.bytes);
     } else if (flush.length > 0 && !homed) await this.flush(run.id, flush);
     await this.putChunks(run.id, chunks);
-    // A lock is released after the run item, not with it: a transaction bills both items twice,
-    // and a lock left behind by a crash between the two is freed by the next run that wants it.
+    // An ending run's subject lock (`releaseLock`) is not written at all: a lock whose run has
+    // ended is free, and the next run that wants it takes it over (freeStaleLock).
     if (direct.length === 0 && input.acquireLock === undefined) {
       await this.putRun(run.id, runItem, expectedVersion, 'commit');
       this.known.set(
@@ -1135,8 +1133,6 @@ export class DynamoRunStore implements RunStore {
         { events: pending, listed: was.listed, eventSeq: stored.eventSeq, refs },
         runItem,
       );
-      if (input.releaseLock !== undefined)
-        await this.releaseLockOf(input.releaseLock, run.id, stored.version);
       return stored;
     }
     const items: NonNullable<TransactWriteCommandInput['TransactItems']> = [
@@ -1160,16 +1156,6 @@ export class DynamoRunStore implements RunStore {
         },
       });
     }
-    if (input.releaseLock !== undefined) {
-      items.push({
-        Delete: {
-          TableName: this.tableName,
-          Key: { pk: itemKeys.lock(input.releaseLock), sk: sortKeys.lock },
-          ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
-          ExpressionAttributeValues: { ':me': run.id },
-        },
-      });
-    }
     let lockIndex = -1;
     if (input.acquireLock !== undefined) {
       lockIndex = items.length;
@@ -1181,6 +1167,7 @@ export class DynamoRunStore implements RunStore {
             sk: sortKeys.lock,
             runId: run.id,
             acquired: run.version,
+            ttl: this.chunkExpiresAt(),
           },
           ConditionExpression: 'attribute_not_exists(pk) OR runId = :me',
           ExpressionAttributeValues: { ':me': run.id },
@@ -1214,7 +1201,7 @@ export class DynamoRunStore implements RunStore {
         }
         if (lockIndex >= 0 && reasons[lockIndex]?.Code === 'ConditionalCheckFailed') {
           const old = oldItem(reasons[lockIndex]) ?? {};
-          if (freed < MAX_STALE_LOCKS && (await this.freeStaleLock(input.acquireLock!, old))) {
+          if (freed < MAX_STALE_LOCKS && (await this.freeStaleLock(input.acquireLock!, old)) === 'freed') {
             freed++;
             continue;
           }

@@ -7,10 +7,10 @@ import { itemKeys, sortKeys } from '../../lib/store/schema.ts';
 import { createTestStore, recordingClient, storeTestRun, testEndpoint } from '../support/dynamo.ts';
 
 /**
- * Subject locks without a transaction at the end of a run (issue 13, cost): the ending commit
- * writes the run, then deletes its lock; the lock of an ended run is free, and the next run that
- * wants it deletes it. What the contract suite cannot stage: a retry of the ended run landing in
- * between, on either side.
+ * Subject locks at the end of a run (issue 13, cost): the ending commit writes the run and nothing
+ * else; the lock of an ended run is free, and the next run that wants it takes it over in one
+ * conditional put. What the contract suite cannot stage: a retry of the ended run landing just
+ * before that put.
  */
 
 const at = new Date().toISOString();
@@ -18,22 +18,24 @@ const created = { type: 'run.created' as const, node: 'a', detail: {} };
 
 const aRun = () => storeTestRun('locks', at);
 
-/** A client that, before each DeleteItem of a subject lock, awaits `beforeLockDelete` once. */
+/** A client that, before each takeover of a subject lock (its conditional put), awaits `beforeTakeover` once. */
 function holdingClient() {
-  const hold: { beforeLockDelete?: () => Promise<void> } = {};
+  const hold: { beforeTakeover?: () => Promise<void> } = {};
   const client = dynamoClient(testEndpoint());
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const command = String((context as { commandName?: string }).commandName);
-      const key = (args.input as { Key?: { pk?: { S?: string } } }).Key?.pk?.S ?? '';
-      if (command === 'DeleteItemCommand' && key.startsWith('LOCK#') && hold.beforeLockDelete) {
-        const before = hold.beforeLockDelete;
-        delete hold.beforeLockDelete;
+      const input = args.input as { Item?: { pk?: { S?: string } }; ConditionExpression?: string };
+      const key = input.Item?.pk?.S ?? '';
+      const takeover = input.ConditionExpression?.includes(':holder') === true;
+      if (command === 'PutItemCommand' && key.startsWith('LOCK#') && takeover && hold.beforeTakeover) {
+        const before = hold.beforeTakeover;
+        delete hold.beforeTakeover;
         await before();
       }
       return next(args);
     },
-    { step: 'deserialize', name: 'hold-lock-delete' },
+    { step: 'deserialize', name: 'hold-lock-takeover' },
   );
   return { client, hold };
 }
@@ -53,8 +55,15 @@ const ended = (run: Run): Run => ({
 });
 const retried = (run: Run): Run => ({ ...run, version: run.version + 1, status: 'running' });
 
+const lockItem = async (store: DynamoRunStore) =>
+  (
+    await store.doc.send(
+      new GetCommand({ TableName: store.tableName, Key: { pk: itemKeys.lock('L'), sk: sortKeys.lock } }),
+    )
+  ).Item;
+
 describe('a subject lock at the end of a run', () => {
-  it('is released after the run is written, with no transaction', async () => {
+  it('is not written when its run ends, and passes to the next run in one write', async () => {
     const { client, commands: sent } = recordingClient();
     const store = await createTestStore({ client });
     const run = await createOrFail(store, aRun());
@@ -62,75 +71,58 @@ describe('a subject lock at the end of a run', () => {
 
     await store.commit({ run: ended(run), expectedVersion: run.version, events: [], releaseLock: 'L' });
 
-    expect(sent).toEqual(['PutItemCommand', 'DeleteItemCommand']);
-    expect((await store.createRun({ run: aRun(), events: [created], lockKey: 'L' })).outcome).toBe('created');
+    expect(sent).toEqual(['PutItemCommand']);
+    expect((await lockItem(store))?.runId).toBe(run.id);
+    sent.length = 0;
+    const next = await createOrFail(store, aRun());
+    // The refused put, the read of the ended run's item, the takeover; no delete.
+    expect(sent.filter((c) => c !== 'PutItemCommand' && c !== 'GetItemCommand')).toEqual([]);
+    expect((await lockItem(store))?.runId).toBe(next.id);
+    expect(await store.createRun({ run: aRun(), events: [created], lockKey: 'L' })).toEqual({
+      outcome: 'locked',
+      activeRunId: next.id,
+    });
   });
 
-  it('left behind by a release that failed (throttled, unreachable) does not fail the end, and is freed by the next run', async () => {
-    const { client, hold } = holdingClient();
-    const store = await createTestStore({ client });
-    const run = await createOrFail(store, aRun());
-    // Every try of the release's delete (the SDK retries a throttle) is refused.
-    let refused = 0;
-    const refuse = async () => {
-      refused++;
-      hold.beforeLockDelete = refuse;
-      throw Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), {
-        name: 'ThrottlingException',
-        $metadata: { httpStatusCode: 400 },
-      });
-    };
-    hold.beforeLockDelete = refuse;
+  it('expires only after any run holding it could have ended', async () => {
+    const store = await createTestStore();
+    await createOrFail(store, aRun());
+    const ttl = Number((await lockItem(store))?.ttl);
+    // A run lasts at most as long as its chunks are kept: the store's retention and 30 days more.
+    expect(ttl).toBeGreaterThan(Date.now() / 1000 + 30 * 86_400);
+  });
 
+  it('stays with a run retried after its end', async () => {
+    const store = await createTestStore();
+    const run = await createOrFail(store, aRun());
     const done = await store.commit({
       run: ended(run),
       expectedVersion: run.version,
       events: [],
       releaseLock: 'L',
     });
-    delete hold.beforeLockDelete;
-
-    expect(refused).toBeGreaterThan(0);
-    expect(done.status).toBe('failed');
-    expect(await store.getRun(run.id)).toMatchObject({ status: 'failed', version: done.version });
-    // The lock is still there, held by the ended run: the next creation frees it.
-    const lock = await store.doc.send(
-      new GetCommand({ TableName: store.tableName, Key: { pk: itemKeys.lock('L'), sk: sortKeys.lock } }),
-    );
-    expect(lock.Item?.runId).toBe(run.id);
-    const next = await store.createRun({ run: aRun(), events: [created], lockKey: 'L' });
-    expect(next.outcome).toBe('created');
-  });
-
-  it('stays with a run retried between its end and the release', async () => {
-    const { client, hold } = holdingClient();
-    const store = await createTestStore({ client });
-    const other = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
-    const run = await createOrFail(store, aRun());
-    const done = ended(run);
-    // The release is late: the run is retried (it takes its lock again) before it is sent.
-    hold.beforeLockDelete = async () => {
-      await other.commit({ run: retried(done), expectedVersion: done.version, events: [], acquireLock: 'L' });
-    };
-
-    await store.commit({ run: done, expectedVersion: run.version, events: [], releaseLock: 'L' });
+    await store.commit({ run: retried(done), expectedVersion: done.version, events: [], acquireLock: 'L' });
 
     expect(await store.getRun(run.id)).toMatchObject({ status: 'running', version: done.version + 1 });
-    expect(await other.createRun({ run: aRun(), events: [created], lockKey: 'L' })).toEqual({
+    expect(await store.createRun({ run: aRun(), events: [created], lockKey: 'L' })).toEqual({
       outcome: 'locked',
       activeRunId: run.id,
     });
   });
 
-  it('left behind is freed by the next run, unless its run was retried meanwhile', async () => {
+  it('is not taken over by the next run when its run was retried just before', async () => {
     const { client, hold } = holdingClient();
     const store = await createTestStore({ client });
     const other = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
     const run = await createOrFail(other, aRun());
-    // Ended without its release (the worker stopped between the two).
-    const done = await other.commit({ run: ended(run), expectedVersion: run.version, events: [] });
-    // A new run finds the ended run's lock; before it deletes it, the ended run is retried.
-    hold.beforeLockDelete = async () => {
+    const done = await other.commit({
+      run: ended(run),
+      expectedVersion: run.version,
+      events: [],
+      releaseLock: 'L',
+    });
+    // A new run finds the ended run's lock; before it takes it over, the ended run is retried.
+    hold.beforeTakeover = async () => {
       await other.commit({ run: retried(done), expectedVersion: done.version, events: [], acquireLock: 'L' });
     };
 
@@ -138,6 +130,7 @@ describe('a subject lock at the end of a run', () => {
       outcome: 'locked',
       activeRunId: run.id,
     });
+    expect(hold.beforeTakeover).toBeUndefined();
     expect(await store.getRun(run.id)).toMatchObject({ status: 'running' });
   });
 });
