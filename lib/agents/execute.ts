@@ -462,7 +462,7 @@ class ExecuteStep {
     // callback that comes first is bound by that workflow and its run-name (actions-callback.ts),
     // not refused as "from another workflow".
     const { repo = this.run.subject.repo, workflow } = executor.destination?.(agent, this.run) ?? {};
-    const put = await queue.putDispatch({
+    const fresh: DispatchRecord = {
       runId: this.run.id,
       item: cur.item,
       correlation,
@@ -473,10 +473,12 @@ class ExecuteStep {
       expiresAt,
       ...(repo ? { repo } : {}),
       ...(workflow ? { workflow } : {}),
-    });
-    // The dispatch record is the dispatch effect's journal (`recorded: 'by-caller'`): the effect
-    // writes it right after GitHub answers, and an attempt that finds it so (a retried or taken-over
-    // step) replays it without calling the effect, with no ledger record of its own.
+    };
+    // The dispatch record is the dispatch effect's claim and its journal (`claim`, `recorded:
+    // 'by-caller'`): written before the executor is called, under this step's lease (the claim,
+    // so the ledger writes nothing), and again right after GitHub answers. An attempt that finds
+    // it dispatched (a retried or taken-over step) replays it without calling the effect.
+    let put: { value: DispatchRecord; version: number; interrupted?: boolean } | undefined;
     const recordDispatched = (outcome: DispatchOutcome, replayed = false) =>
       queue.updateDispatch(
         this.run.id,
@@ -494,52 +496,58 @@ class ExecuteStep {
             : undefined,
         put,
       );
-    const recorded = put?.value.item === cur.item ? recordedOutcome(put.value) : undefined;
     let outcome: DispatchOutcome;
-    if (recorded) outcome = recorded;
-    else {
-      let dispatchedNow = false;
-      try {
-        // Once per work item for the whole run: the execute node runs as many steps.
-        outcome = await this.ctx.effect(
-          `dispatch:${cur.item}`,
-          async () => {
-            dispatchedNow = true;
-            const sent = await executor.dispatch({
-              run: this.run,
-              node: this.ctx.node,
-              item: cur.item,
-              agent,
-              task: this.taskFor(cur),
-              correlation,
-              expiresAt,
-              emit: (e) => this.ctx.emit(e),
-            });
-            // Written whatever became of this step's lease (it was done); a takeover that
-            // dispatched first keeps its own (conditional on `dispatching`).
-            await recordDispatched(sent);
-            return sent;
-          },
-          { scope: 'run', recorded: 'by-caller' },
-        );
-      } catch (err) {
-        if (!isRetryable(err)) {
-          // A refusal (permission, config) will not change on retry: free the slot for others now.
-          this.task(cur.task).status = 'failed';
-          this.emit('work.dispatch.failed', {
+    let recorded: DispatchOutcome | undefined;
+    let dispatchedNow = false;
+    try {
+      // Once per work item for the whole run: the execute node runs as many steps.
+      outcome = await this.ctx.effect(
+        `dispatch:${cur.item}`,
+        async () => {
+          dispatchedNow = true;
+          const sent = await executor.dispatch({
+            run: this.run,
+            node: this.ctx.node,
             item: cur.item,
-            agent: agent.name,
-            error: (err as Error).message,
+            agent,
+            task: this.taskFor(cur),
+            correlation,
+            expiresAt,
+            emit: (e) => this.ctx.emit(e),
           });
-          await queue.release(cur.item);
-          await this.hub.pump();
-        }
-        throw err;
+          // Written whatever became of this step's lease (it was done); a takeover that
+          // dispatched first keeps its own (conditional on `dispatching`).
+          await recordDispatched(sent);
+          return sent;
+        },
+        {
+          scope: 'run',
+          recorded: 'by-caller',
+          claim: async (fence) => {
+            put = await queue.putDispatch(fresh, { version: fence.version });
+            recorded = put?.value.item === cur.item ? recordedOutcome(put.value) : undefined;
+            if (recorded) return { outcome: 'done', result: recorded };
+            return { outcome: 'claimed', interrupted: put?.interrupted === true };
+          },
+        },
+      );
+    } catch (err) {
+      if (!isRetryable(err)) {
+        // A refusal (permission, config) will not change on retry: free the slot for others now.
+        this.task(cur.task).status = 'failed';
+        this.emit('work.dispatch.failed', {
+          item: cur.item,
+          agent: agent.name,
+          error: (err as Error).message,
+        });
+        await queue.release(cur.item);
+        await this.hub.pump();
       }
-      // Replayed from the ledger: journaled by the previous version of this node, which recorded
-      // the effect there and the dispatch record after it.
-      if (!dispatchedNow) await recordDispatched(outcome, true);
+      throw err;
     }
+    // Replayed from the ledger: journaled by the previous version of this node, which recorded
+    // the effect there and the dispatch record after it.
+    if (!dispatchedNow && !recorded) await recordDispatched(outcome, true);
     this.budget.spent.dispatches++;
     // The workflow run GitHub returned is named by the record now, and by its `earlier` list after
     // the next item: no binding record of its own (work-queue.ts bindWorkflowRun).

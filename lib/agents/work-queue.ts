@@ -1,4 +1,5 @@
 import type { RunStore } from '../engine/ports.ts';
+import { ConcurrencyError } from '../engine/store-errors.ts';
 import type { SwitchyardConfig } from '../routing/config.ts';
 import { WorkContentionError } from './errors.ts';
 
@@ -108,6 +109,11 @@ export interface DispatchRecord {
    * this list is what makes a late event or token of that run stale for the new item.
    */
   earlier?: number[];
+  /**
+   * The lease version of the execute step whose attempt claimed the dispatch (`putDispatch`'s
+   * `claim`): the record is the dispatch effect's claim as well as its journal.
+   */
+  claimVersion?: number;
 }
 
 /** How many earlier items' workflow runs a dispatch record remembers (older ones are stale by date). */
@@ -550,7 +556,17 @@ export class AgentWorkQueue {
    * work can date from. Overwriting it with a later time made a completion of that dispatch look
    * older than its dispatch, and it was ignored; overwriting its state lost a linked workflow run.
    */
-  async putDispatch(fresh: DispatchRecord): Promise<{ value: DispatchRecord; version: number } | undefined> {
+  async putDispatch(
+    fresh: DispatchRecord,
+    /**
+     * Claim the dispatch for the execute step leased at this version (the dispatch effect's claim,
+     * lib/engine/effects.ts `EffectOptions.claim`): the record is written with it. This item's
+     * record found still `dispatching` was claimed by an earlier attempt that never recorded the
+     * dispatch: taken over when that attempt's lease was older (`interrupted`), refused with a
+     * ConcurrencyError when it was later.
+     */
+    claim?: { version: number },
+  ): Promise<{ value: DispatchRecord; version: number; interrupted?: boolean } | undefined> {
     const key = `${DISPATCH_PREFIX}${fresh.runId}`;
     // The record this one replaces was written when the previous item was dispatched, well before
     // this item's turn: an eventually consistent read finds it (at half the read units). One that
@@ -560,10 +576,16 @@ export class AgentWorkQueue {
       const prior = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key, { consistent });
       if (prior?.value.item === fresh.item) {
         if (!consistent) continue;
-        return { value: prior.value, version: prior.version };
+        return claim
+          ? this.takeClaim(key, prior, claim.version)
+          : { value: prior.value, version: prior.version };
       }
       const earlier = earlierRuns(prior?.value);
-      const record = earlier.length > 0 ? { ...fresh, earlier } : fresh;
+      const record: DispatchRecord = {
+        ...fresh,
+        ...(earlier.length > 0 ? { earlier } : {}),
+        ...(claim ? { claimVersion: claim.version } : {}),
+      };
       // Conditional on what we read: a concurrent attempt at the same item (a lease takeover) that
       // wrote first keeps its record.
       const version = prior?.version ?? 0;
@@ -576,7 +598,41 @@ export class AgentWorkQueue {
     const now = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
     if (now?.value.item !== fresh.item)
       throw new WorkContentionError(`work queue: the dispatch record of ${fresh.runId} changed meanwhile`);
-    return { value: now.value, version: now.version };
+    return claim ? this.takeClaim(key, now, claim.version) : { value: now.value, version: now.version };
+  }
+
+  /**
+   * The dispatch claimed by the attempt leased at `version`, from its item's record as read: kept
+   * when it is done (dispatched or finished) or already this attempt's, taken over from an older
+   * lease's attempt that never recorded it (one conditional write), refused when a later lease's
+   * attempt holds it.
+   */
+  private async takeClaim(
+    key: string,
+    found: { value: DispatchRecord; version: number },
+    version: number,
+  ): Promise<{ value: DispatchRecord; version: number; interrupted?: boolean }> {
+    let cur = found;
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      const held = cur.value.claimVersion ?? 0;
+      if (cur.value.state !== 'dispatching' || held === version)
+        return { value: cur.value, version: cur.version };
+      if (held > version)
+        throw new ConcurrencyError(
+          `dispatch of ${cur.value.item} claimed by a later lease (version ${held}, ours ${version})`,
+          { runId: cur.value.runId },
+        );
+      const taken = { ...cur.value, claimVersion: version };
+      if (await this.store.kvPut(WORK_GROUP, key, taken, { expectedVersion: cur.version, ttl: this.ttl(30) }))
+        return { value: taken, version: cur.version + 1, interrupted: true };
+      const now = await this.store.kvGet<DispatchRecord>(WORK_GROUP, key);
+      if (now?.value.item !== cur.value.item)
+        throw new WorkContentionError(
+          `work queue: the dispatch record of ${cur.value.runId} changed meanwhile`,
+        );
+      cur = { value: now.value, version: now.version };
+    }
+    throw new WorkContentionError(`work queue: could not claim the dispatch of ${found.value.item}`);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { InternalError } from '../common/errors.ts';
 import { LeaseLostError, StepTimeoutError } from './errors.ts';
-import type { EffectLedger, EffectRef } from './ports.ts';
+import type { EffectClaim, EffectLedger, EffectRef, LeaseFence } from './ports.ts';
 import { ConcurrencyError } from './store-errors.ts';
 import type { Run } from './types.ts';
 
@@ -38,6 +38,18 @@ export interface EffectOptions {
    * dispatch does this with its dispatch record (lib/agents/execute.ts).
    */
   recorded?: 'by-ledger' | 'by-caller';
+  /**
+   * With `recorded: 'by-caller'`: the caller's own record claims the effect too, in the write it
+   * makes before acting anyway, so the ledger is not written at all (one write fewer per effect).
+   * `claim(fence)` writes it conditional on no later lease having claimed it: a record claimed
+   * under a fence version above `fence.version` refuses it (throw ConcurrencyError), one of an
+   * older version is taken over (`interrupted`: that attempt claimed and never recorded). It
+   * answers as the ledger would: the result when the record says the effect was done. The lease
+   * is checked once the claim is in place, as after a ledger claim; an interrupted claim also
+   * looks for a result the ledger holds (journaled by a version of the caller before its claim
+   * moved into its record). The execute node's dispatch record does this (lib/agents/execute.ts).
+   */
+  claim?: (fence: LeaseFence) => Promise<EffectClaim>;
 }
 
 export interface EffectAttempt {
@@ -96,7 +108,9 @@ export async function runEffect<T>(
   // One claim per lease: the leased version is unique to this lease.
   const claim = `${owner}@${run.version}`;
   const claimed = await fenced(run, node, name, 'started', () =>
-    store.claimEffect(run.id, key, fence(), claim),
+    opts.claim
+      ? claimByCaller(store, run, key, fence(), opts.claim)
+      : store.claimEffect(run.id, key, fence(), claim),
   );
   if (claimed.outcome === 'done') return claimed.result as T;
   notAfterTimeout();
@@ -107,6 +121,25 @@ export async function runEffect<T>(
   const result = value === undefined ? null : value;
   await fenced(run, node, name, 'recorded', () => store.recordEffect(run.id, key, claim, result));
   return value;
+}
+
+/** A claim in the caller's record (`EffectOptions.claim`), then the lease checked as the ledger's claim does. */
+async function claimByCaller(
+  store: EffectLedger,
+  run: Run,
+  key: EffectRef,
+  fence: LeaseFence,
+  claim: (fence: LeaseFence) => Promise<EffectClaim>,
+): Promise<EffectClaim> {
+  const claimed = await claim(fence);
+  if (claimed.outcome === 'done') return claimed;
+  if (!(await store.leaseHolds(run.id, fence)))
+    throw new ConcurrencyError(`effect ${key.name} not claimed: run ${run.id} lost the step's lease`, {
+      runId: run.id,
+    });
+  if (!claimed.interrupted) return claimed;
+  const journaled = await store.getEffect(run.id, key);
+  return journaled ? { outcome: 'done', result: journaled.result } : claimed;
 }
 
 async function fenced<T>(run: Run, node: string, name: string, what: string, write: () => Promise<T>) {

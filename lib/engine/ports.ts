@@ -245,6 +245,11 @@ export interface EffectLedger {
    * records what it did as long as nobody took its claim over.
    */
   recordEffect(runId: string, effect: EffectRef, claim: string, result: unknown): Promise<void>;
+  /**
+   * Whether the run is still at the fence's version, leased by its owner past its `now`: the check
+   * after a claim that a caller's own record made (effects.ts `EffectOptions.claim`).
+   */
+  leaseHolds(runId: string, fence: LeaseFence): Promise<boolean>;
 }
 
 /** One member of a KV item's sets for another (`KeyValueStore.kvSwap`). */

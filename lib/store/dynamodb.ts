@@ -1958,7 +1958,7 @@ export class DynamoRunStore implements RunStore {
   }
 
   /** Whether the run is still at the fence's version, leased by its owner past its `now`. */
-  private async leaseHolds(runId: string, fence: LeaseFence): Promise<boolean> {
+  async leaseHolds(runId: string, fence: LeaseFence): Promise<boolean> {
     const item = await this.item(runId, { pk: runPk(runId), sk: RUN_SK }, ['version', 'lease']);
     const lease = item?.lease as { owner?: unknown; until?: unknown } | undefined;
     return (

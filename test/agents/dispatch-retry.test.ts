@@ -56,13 +56,15 @@ describe('a retried execute step', () => {
     const succeeded = (await w.events(started.id)).find((e) => e.type === 'step.succeeded');
     expect(succeeded?.detail).toMatchObject({ attempt: 2 });
     expect(w.fake.dispatches).toHaveLength(1); // the journal replayed it
-    // That journal is the dispatch record (recorded 'by-caller'): the retry read it there and did
-    // not claim the effect again; the ledger holds the first attempt's claim and no record.
-    expect(claims).toHaveBeenCalledTimes(1);
+    // That journal is the dispatch record (recorded 'by-caller'), and so is the claim: the retry
+    // found it dispatched there; the ledger was never written, by either attempt.
+    expect(claims).not.toHaveBeenCalled();
     expect(ledgerRecords).not.toHaveBeenCalled();
 
     const rec = (await w.hub.queue.getDispatch(started.id))!.value;
     expect(rec.state).toBe('dispatched');
+    expect(rec.claimVersion).toBe(first.claimVersion);
+    expect(first.claimVersion).toBeGreaterThan(0);
     expect(rec.startedAt).toBe(first.startedAt);
     expect(Date.parse(rec.startedAt)).toBeLessThan(firstAttemptAt + 60_000);
     expect(rec.dispatchedAt).toBe(first.startedAt);
@@ -78,14 +80,19 @@ describe('a retried execute step', () => {
 
   it('replays a dispatch the previous version journaled in the ledger, and records it in the dispatch record', async () => {
     w = await dyingOnce();
-    const claims = vi.spyOn(w.h.store, 'claimEffect');
     const started = await w.start([{ agent: 'coder' }]);
     expect(crashed).toBe(true);
     const dispatched = (await w.hub.queue.getDispatch(started.id))!.value;
-    // As the previous version left it: the dispatch recorded in the effect ledger, the worker gone
-    // before it updated the dispatch record.
-    const [runId, ref, , claim] = claims.mock.calls[0]!;
-    await w.h.store.recordEffect(runId, ref, claim, {
+    // As the previous version left it: the dispatch claimed and recorded in the effect ledger
+    // under the dead worker's lease, the worker gone before it updated the dispatch record (which
+    // that version wrote without a claim).
+    const leased = await w.run(started.id);
+    const ref = { scope: 'run' as const, name: `dispatch:${dispatched.item}` };
+    const fence = { version: leased.version, owner: leased.lease!.owner, now: w.clock.now().toISOString() };
+    expect(await w.h.store.claimEffect(started.id, ref, fence, 'previous')).toMatchObject({
+      outcome: 'claimed',
+    });
+    await w.h.store.recordEffect(started.id, ref, 'previous', {
       executor: 'github-actions',
       dryRun: false,
       details: {
@@ -94,10 +101,13 @@ describe('a retried execute step', () => {
         workflowRunId: dispatched.workflowRunId,
       },
     });
-    await w.hub.queue.updateDispatch(started.id, ({ workflowRunId: _id, workflowRunUrl: _url, ...d }) => ({
-      ...d,
-      state: 'dispatching',
-    }));
+    await w.hub.queue.updateDispatch(
+      started.id,
+      ({ workflowRunId: _id, workflowRunUrl: _url, claimVersion: _claim, ...d }) => ({
+        ...d,
+        state: 'dispatching',
+      }),
+    );
 
     expect((await sweptUntilWaiting(started.id)).status).toBe('waiting');
     expect(w.fake.dispatches).toHaveLength(1);

@@ -9,6 +9,7 @@ import {
   type WorkItem,
   workloads,
 } from '../../lib/agents/work-queue.ts';
+import { ConcurrencyError } from '../../lib/engine/store-errors.ts';
 import { parseConfig } from '../../lib/routing/config.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { createTestStore } from '../support/dynamo.ts';
@@ -589,6 +590,40 @@ describe('the agent work queue', () => {
     );
     expect(linked).toMatchObject({ state: 'dispatched', workflowRunId: 7 });
     expect(await q.getDispatch('r1')).toEqual({ value: linked, version: 3 });
+  });
+
+  it('claims a dispatch in its record: kept by its own lease, taken over from an older one, refused to a stale one', async () => {
+    const q = new AgentWorkQueue(store);
+    const rec: DispatchRecord = {
+      runId: 'r2',
+      item: 'r2.t1.1',
+      correlation: 'r2.t1.1',
+      agent: 'coder',
+      executor: 'github-actions',
+      state: 'dispatching',
+      startedAt: '2026-01-01T00:00:00.000Z',
+      expiresAt: '2026-01-01T01:00:00.000Z',
+    };
+    // The first attempt, leased at version 4: the record is written with its claim.
+    const claimed = await q.putDispatch(rec, { version: 4 });
+    expect(claimed).toEqual({ value: { ...rec, claimVersion: 4 }, version: 1 });
+    // Its own claim again (a retry of the same attempt): nothing written.
+    const writes = vi.spyOn(store, 'kvPut');
+    expect(await q.putDispatch({ ...rec, startedAt: 'later' }, { version: 4 })).toEqual(claimed);
+    expect(writes).not.toHaveBeenCalled();
+    // A takeover leased at version 6: the attempt at 4 never recorded the dispatch.
+    const taken = await q.putDispatch({ ...rec, startedAt: 'later' }, { version: 6 });
+    expect(taken).toEqual({ value: { ...rec, claimVersion: 6 }, version: 2, interrupted: true });
+    // The stalled attempt at 4 comes back: refused, whatever it would write.
+    await expect(q.putDispatch(rec, { version: 4 })).rejects.toBeInstanceOf(ConcurrencyError);
+    // Once recorded, any attempt finds it done: no claim is written.
+    await q.updateDispatch('r2', (d) => ({ ...d, state: 'dispatched' }), taken);
+    writes.mockClear();
+    expect((await q.putDispatch(rec, { version: 9 }))?.value).toMatchObject({
+      state: 'dispatched',
+      claimVersion: 6,
+    });
+    expect(writes).not.toHaveBeenCalled();
   });
 
   it('binds a workflow run to the first item matched to it', async () => {

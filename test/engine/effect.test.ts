@@ -8,6 +8,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { effectKey } from '../../lib/engine/effects.ts';
 import { Engine } from '../../lib/engine/engine.ts';
 import { LeaseLostError } from '../../lib/engine/errors.ts';
+import type { EffectClaim, LeaseFence } from '../../lib/engine/ports.ts';
+import { ConcurrencyError } from '../../lib/engine/store-errors.ts';
 import type { NodeDefinition, StepContext, WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { harness } from '../support/harness.ts';
 import { deferred, testClock } from './kit.ts';
@@ -316,6 +318,182 @@ describe('ctx.effect', () => {
       expect(claims).toHaveBeenCalledTimes(1);
       expect(ledgerRecords).not.toHaveBeenCalled();
       expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
+    });
+  });
+
+  describe('claimed by the caller', () => {
+    type Store = Awaited<ReturnType<typeof harness>>['store'];
+    type Rec = { state: 'claimed' | 'done'; v: number; result?: string };
+
+    /**
+     * A node whose effect is claimed and recorded in a KV record of its own, as execute's dispatch
+     * record does: the claim carries the fence's version, refuses a later one's and takes over an
+     * older one's (interrupted); the record marks it done.
+     */
+    function claimsItself(
+      records: { store?: Store },
+      act: (interrupted: boolean) => Promise<void>,
+      opts: { failFirst?: boolean } = {},
+    ) {
+      return oneNode(async (ctx) => {
+        const kv = records.store!;
+        const key = `${ctx.run.id}:send`;
+        const claim = async (fence: LeaseFence): Promise<EffectClaim> => {
+          for (;;) {
+            const rec = await kv.kvGet<Rec>('fx', key);
+            if (rec?.value.state === 'done') return { outcome: 'done', result: rec.value.result };
+            if (rec && rec.value.v > fence.version)
+              throw new ConcurrencyError('claimed by a later lease', { runId: ctx.run.id });
+            if (rec && rec.value.v === fence.version) return { outcome: 'claimed', interrupted: false };
+            const mine: Rec = { state: 'claimed', v: fence.version };
+            if (await kv.kvPut('fx', key, mine, { expectedVersion: rec?.version ?? 0 }))
+              return { outcome: 'claimed', interrupted: rec !== undefined };
+          }
+        };
+        const sent = await ctx.effect(
+          'send',
+          async ({ interrupted }) => {
+            await act(interrupted);
+            const value = `sent-${ctx.attempt}`;
+            const rec = (await kv.kvGet<Rec>('fx', key))!;
+            await kv.kvPut(
+              'fx',
+              key,
+              { ...rec.value, state: 'done', result: value },
+              { expectedVersion: rec.version },
+            );
+            return value;
+          },
+          { recorded: 'by-caller', claim },
+        );
+        if (opts.failFirst && ctx.attempt === 1) throw new Flaky('the step failed after its effect');
+        return { sent };
+      });
+    }
+
+    it('never writes the ledger; a retry finds the record done and does not act', async () => {
+      let effects = 0;
+      const own: { store?: Store } = {};
+      const h = await harness([claimsItself(own, async () => void effects++, { failFirst: true })], {
+        autoConsume: false,
+      });
+      own.store = h.store;
+      const claims = vi.spyOn(h.store, 'claimEffect');
+      const ledgerRecords = vi.spyOn(h.store, 'recordEffect');
+      const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#9', trigger });
+
+      expect(await h.engine.executeStep(run.id, 1)).toBe('committed'); // a retry, as seq 2
+      expect(await h.engine.executeStep(run.id, 2)).toBe('committed');
+
+      expect(effects).toBe(1);
+      expect(claims).not.toHaveBeenCalled();
+      expect(ledgerRecords).not.toHaveBeenCalled();
+      expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
+    });
+
+    it('lets a takeover take the claim over, told it was interrupted, and refuses the stalled worker', async () => {
+      const clock = testClock();
+      const acted = deferred();
+      const wake = deferred();
+      const seen: boolean[] = [];
+      const own: { store?: Store } = {};
+      const h = await harness(
+        [
+          claimsItself(own, async (interrupted) => {
+            seen.push(interrupted);
+            if (seen.length === 1) {
+              acted.resolve();
+              await wake.promise; // the worker froze right after acting, before recording
+            }
+          }),
+        ],
+        { autoConsume: false, now: clock.now },
+      );
+      own.store = h.store;
+      const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#10', trigger });
+
+      const frozen = h.engine.executeStep(run.id, 1);
+      await acted.promise;
+      clock.advance(10 * 60_000);
+      const outcome = await anotherWorker(h, clock.now).executeStep(run.id, 1);
+      wake.resolve();
+
+      expect([outcome, await frozen]).toEqual(['committed', 'lost']);
+      expect(seen).toEqual([false, true]);
+      expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-2' } });
+    });
+
+    it('does not start the effect when the lease was lost by the time the claim is in place', async () => {
+      const clock = testClock();
+      const reached = deferred();
+      const release = deferred();
+      const errors: unknown[] = [];
+      let effects = 0;
+      const own: { store?: Store } = {};
+      const inner = claimsItself(own, async () => void effects++);
+      const stalling: WorkflowDefinition = {
+        ...inner,
+        nodes: {
+          a: {
+            ...inner.nodes.a!,
+            handler: async (ctx) => {
+              if (ctx.attempt > 1) return { output: { sent: 'not needed' } };
+              reached.resolve();
+              await release.promise; // stalled past its lease before claiming
+              return inner.nodes.a!.handler(ctx).catch((err: unknown) => {
+                errors.push(err);
+                throw err;
+              });
+            },
+          },
+        },
+      };
+      const h = await harness([stalling], { autoConsume: false, now: clock.now });
+      own.store = h.store;
+      const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#11', trigger });
+
+      const stalled = h.engine.executeStep(run.id, 1);
+      await reached.promise;
+      clock.advance(10 * 60_000);
+      const takeover = await anotherWorker(h, clock.now).executeStep(run.id, 1);
+      release.resolve();
+
+      expect([takeover, await stalled]).toEqual(['committed', 'lost']);
+      expect(effects).toBe(0);
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toBeInstanceOf(LeaseLostError);
+    });
+
+    it('returns what the ledger journaled when it takes over an interrupted claim', async () => {
+      let effects = 0;
+      const own: { store?: Store } = {};
+      const h = await harness([claimsItself(own, async () => void effects++)], { autoConsume: false });
+      own.store = h.store;
+      const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#12', trigger });
+      // A version of the node from before its claim moved into its record: claimed in its record
+      // (no version) and journaled in the ledger, then it stopped.
+      await h.store.kvPut('fx', `${run.id}:send`, { state: 'claimed', v: 0 }, { expectedVersion: 0 });
+      const ledger = effectKey({ ...run, step: { ...run.step!, firstSeq: 1 } }, 'a', 'send');
+      const leased = await h.store.update(
+        {
+          ...run,
+          version: run.version + 1,
+          lease: { owner: 'old', seq: 1, until: '2999-01-01T00:00:00.000Z' },
+        },
+        run.version,
+      );
+      const fence = { version: leased.version, owner: 'old', now: new Date().toISOString() };
+      await h.store.claimEffect(run.id, ledger, fence, 'old');
+      await h.store.recordEffect(run.id, ledger, 'old', 'sent-by-the-old-version');
+      const { lease: _gone, ...unleased } = leased;
+      await h.store.update({ ...unleased, version: leased.version + 1 }, leased.version);
+
+      expect(await h.engine.executeStep(run.id, 1)).toBe('committed');
+      expect(effects).toBe(0);
+      expect(await h.store.getRun(run.id)).toMatchObject({
+        status: 'succeeded',
+        data: { sent: 'sent-by-the-old-version' },
+      });
     });
   });
 });
