@@ -353,7 +353,7 @@ class DynamoMeter {
         if (command === 'QueryCommand') {
           const name = /\bpk\s*=\s*(:\w+)/.exec(String(input.KeyConditionExpression ?? ''))?.[1] ?? '';
           const values = (input.ExpressionAttributeValues ?? {}) as Item;
-          const sk = values[':p']?.S ?? values[':from']?.S ?? '';
+          const sk = values[':p']?.S ?? values[':from']?.S ?? values[':report']?.S ?? '';
           this.categoryOf.set(
             context,
             input.IndexName

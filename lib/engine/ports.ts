@@ -70,6 +70,12 @@ export interface ReportState {
    * lapsed claim or a reopen means someone may have shown something else since.
    */
   notes?: ReportNotes;
+  /**
+   * The run is out of the active index (`retire`), which only a report of its final state does:
+   * `reported` is then at least the run's version, though no completion was written for it (the
+   * report of a succeeded or cancelled run completes by retiring it).
+   */
+  retired?: boolean;
 }
 
 /** A reporter's note per reporter name (small: it rides on the report item, under 1 KB in all). */
@@ -169,6 +175,11 @@ export interface RunLog {
   listActivePage(opts?: { limit?: number; cursor?: string }): Promise<ActivePage>;
   /** Take the run out of the active index once it is terminal and reported. */
   retire(run: Run): Promise<void>;
+  /**
+   * Put a retired run (at this version) back in the active index: the report that retired it may
+   * have been covered by a late report of an older version, so its state is to be shown again.
+   */
+  unretire(run: Run): Promise<void>;
 }
 
 /** Which versions of a run were reported to GitHub/Discord, and who is reporting now. */

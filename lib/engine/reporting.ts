@@ -58,7 +58,7 @@ export class Reporting<S> {
     if (!run) return 'skipped';
     const state = await store.getReportState(runId);
     if (state.reported >= run.version) {
-      if (isTerminal(run.status)) await store.retire(run);
+      if (isTerminal(run.status) && !state.retired) await store.retire(run);
       return 'skipped';
     }
     const now = core.now();
@@ -201,6 +201,16 @@ export class Reporting<S> {
       const latest = isFinal(shown.status) ? null : await store.getRun(runId);
       const next =
         latest && latest.version > shown.version && !stepAhead(latest, core.now()) ? latest : undefined;
+      if (isFinal(shown.status)) {
+        // A final state's report completes by retiring the run (one write, not two): a retired run
+        // counts as reported up to its version (getReportState). Our claim on the report item, if
+        // we took one, is left to lapse; no report of this run can follow. A worker reporting an
+        // older version meanwhile (one that claimed before the final commit) finds this version
+        // when it completes, and shows it again.
+        await store.retire(shown);
+        this.eventCache.delete(runId);
+        return 'reported';
+      }
       const nextUntil = this.claimUntil(core.now());
       const completed = await store.completeReport(runId, shown.version, core.owner, {
         ...(core.reporters.length > 0 ? { notes: noted } : {}),
@@ -217,6 +227,9 @@ export class Reporting<S> {
         await store.reopenReport(runId, shown.version);
         const newest = await store.getRun(runId);
         if (!newest) return 'reported';
+        // A final state's report may have retired the run before ours landed over it: back in the
+        // active index, it counts as unreported again (and the sweeper sees to it if we stop).
+        if (isFinal(newest.status)) await store.unretire(newest);
         const held = newest.reporting && Date.parse(newest.reporting.until) > core.now().getTime();
         if (taken || held) await this.report(runId, undefined, { chained: true });
         else await core.queue.send([reportMessage(newest)]);

@@ -1336,6 +1336,27 @@ export class DynamoRunStore implements RunStore {
     }
   }
 
+  async unretire(run: Run): Promise<void> {
+    const { gsi1pk, gsi1sk } = this.keysOf(run);
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: runPk(run.id), sk: RUN_SK },
+          UpdateExpression: 'SET gsi1pk = :pk, gsi1sk = :sk',
+          ConditionExpression: '#v = :v AND attribute_not_exists(gsi1pk)',
+          ExpressionAttributeNames: { '#v': 'version' },
+          ExpressionAttributeValues: { ':v': run.version, ':pk': gsi1pk, ':sk': gsi1sk },
+          ReturnConsumedCapacity: this.capacityMode,
+        }),
+      );
+      this.record('unretire', out.ConsumedCapacity);
+    } catch (err) {
+      if (isConditionalFailure(err)) return; // active, or moved on: reported as any active run is
+      throw this.translate(err, run.id);
+    }
+  }
+
   /**
    * An audit event goes after the last committed event and before the next (auditSeq), so a
    * reader that has seen any committed event and lists after it never skips one. It is one put of
@@ -1721,13 +1742,30 @@ export class DynamoRunStore implements RunStore {
     return out;
   }
 
+  /**
+   * The report item, and the run item beside it in ONE strongly consistent Query (the two sort
+   * next to each other, `REPORT` and `RUN`; a read is billed per 4 KB of what it returns, so it
+   * costs what the report item's GetItem did while the run item is small): a retired run's version
+   * counts as reported, since retiring completes the report of a final state (Reporting).
+   */
   async getReportState(runId: string): Promise<ReportState> {
-    const item = await this.item(runId, { pk: runPk(runId), sk: REPORT_SK });
+    const items = await this.queryAll({
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :report AND :run',
+      ExpressionAttributeValues: { ':pk': runPk(runId), ':report': REPORT_SK, ':run': RUN_SK },
+      ConsistentRead: true,
+    });
+    const item = items.find((i) => i.sk === REPORT_SK);
+    const runItem = items.find((i) => i.sk === RUN_SK && !this.expired(i) && !isAbandoned(i));
+    const retired = runItem !== undefined && runItem.gsi1pk === undefined;
+    const completed = typeof item?.reported === 'number' ? item.reported : 0;
     const failed = item?.failedReporters;
     return {
-      reported: typeof item?.reported === 'number' ? item.reported : 0,
-      ...(typeof item?.claimUntil === 'string' ? { claimUntil: item.claimUntil } : {}),
-      ...(typeof item?.claimOwner === 'string' ? { claimOwner: item.claimOwner } : {}),
+      reported: retired ? Math.max(completed, runItem.version as number) : completed,
+      // A retired run holds no claim: the report that retired it leaves its claim to lapse.
+      ...(retired ? { retired } : {}),
+      ...(!retired && typeof item?.claimUntil === 'string' ? { claimUntil: item.claimUntil } : {}),
+      ...(!retired && typeof item?.claimOwner === 'string' ? { claimOwner: item.claimOwner } : {}),
       ...(failed instanceof Set && failed.size > 0
         ? { failedReporters: [...failed].map(String).sort() }
         : {}),

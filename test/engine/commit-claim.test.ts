@@ -132,7 +132,7 @@ describe('a report claimed in the commit that it shows', () => {
       [parked.version, 'a'],
       [done.version, 'a'],
     ]);
-    expect(await h.store.getReportState(run.id)).toEqual({ reported: done.version });
+    expect(await h.store.getReportState(run.id)).toEqual({ reported: done.version, retired: true });
     expect((await h.store.listActive()).map((r) => r.id)).not.toContain(run.id);
   });
 
@@ -153,7 +153,7 @@ describe('a report claimed in the commit that it shows', () => {
     expect(done.reporting).toMatchObject({ owner: 'w-a', version: parked.version });
     expect(claims).toHaveBeenCalledTimes(1);
     expect(reporters.shown.at(-1)).toMatchObject({ version: done.version, status: 'succeeded', by: 'b' });
-    expect(await h.store.getReportState(run.id)).toEqual({ reported: done.version });
+    expect(await h.store.getReportState(run.id)).toEqual({ reported: done.version, retired: true });
   });
 
   it('completes nothing when a worker that read the run before the commit claimed the item: it is made again', async () => {
@@ -316,7 +316,7 @@ describe('a report claimed in the commit that it shows', () => {
     reporters.release.resolve();
     await stepping;
     const done = (await h.store.getRun(run.id))!;
-    expect(await h.store.getReportState(run.id)).toEqual({ reported: done.version });
+    expect(await h.store.getReportState(run.id)).toEqual({ reported: done.version, retired: true });
     expect((await h.store.listActive()).map((r) => r.id)).not.toContain(run.id);
   });
 

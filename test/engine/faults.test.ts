@@ -511,7 +511,7 @@ describe('a throttled DynamoDB call', () => {
     { op: 'listRuns', command: 'QueryCommand' },
     { op: 'listActive', command: 'QueryCommand' },
     { op: 'appendEvent', command: 'GetItemCommand' },
-    { op: 'getReportState', command: 'GetItemCommand' },
+    { op: 'getReportState', command: 'QueryCommand' },
     { op: 'claimReport', command: 'UpdateItemCommand' },
     { op: 'getEffect', command: 'GetItemCommand' },
     { op: 'claimEffect', command: 'PutItemCommand' },

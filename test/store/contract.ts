@@ -466,6 +466,30 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
 
         expect((await store.listActive()).map((r) => r.id)).toEqual([done.id]);
       });
+
+      it('counts a retired run as reported up to its version, with no claim, until it is unretired', async () => {
+        const store = await makeStore();
+        const done = await runWithStatus(store, 'succeeded');
+        // Claimed, and never completed: retiring completes the report of a final state.
+        const until = new Date(Date.now() + 60_000).toISOString();
+        expect(await store.claimReport(done.id, done.version, 'w1', until, new Date().toISOString())).toBe(
+          true,
+        );
+        expect(await store.getReportState(done.id)).toMatchObject({ reported: 0, claimOwner: 'w1' });
+
+        await store.retire(done);
+        expect(await store.getReportState(done.id)).toEqual({ reported: done.version, retired: true });
+
+        // A late report of an older version landed over it: reopened, and back in the active index.
+        await store.reopenReport(done.id, done.version - 1);
+        await store.unretire(done);
+        expect((await store.listActive()).map((r) => r.id)).toEqual([done.id]);
+        expect(await store.getReportState(done.id)).toEqual({ reported: done.version - 1 });
+        // Unretiring an active run, or a version it moved on from, writes nothing.
+        await store.unretire(done);
+        await store.unretire({ ...done, version: done.version - 1 });
+        expect((await store.listActive()).map((r) => r.id)).toEqual([done.id]);
+      });
     });
 
     describe('listEvents', () => {
