@@ -81,7 +81,11 @@ import { PRICES, perMillion } from './prices.ts';
  *   read cache off (`cost.readUnitsPerRunChunksUncached`, `cost.ratioVs*ChunksUncached`): the
  *   local stack's functions share one store and one cache, where on AWS an ingress container
  *   reads a run's chunks the first time it reads the run; with none cached is the worst case, and
- *   a deployment's reads sit between the two. Wall
+ *   a deployment's reads sit between the two. A fifth (issue 12, after a warm-up run of its own,
+ *   issue 11) is metered as deployed (`cost.*PerFunctionCaches`): each ingress function's
+ *   requests go to a local stack of its own (the GitHub webhook, the Actions callback, Discord's
+ *   approval), a warm container with its own store and chunk cache, and the main stack runs only
+ *   the worker. Wall
  *   times on this shared 2-core machine are inflated by the load, and loopback stand-ins answer
  *   faster than GitHub does: GB-s is the least reliable figure here (hence `orchestration*`).
  *
