@@ -1319,40 +1319,37 @@ export class DynamoRunStore implements RunStore {
   }
 
   async retire(run: Run): Promise<void> {
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: runPk(run.id), sk: RUN_SK },
-          UpdateExpression: 'REMOVE gsi1pk, gsi1sk',
-          ConditionExpression: '#v = :v',
-          ExpressionAttributeNames: { '#v': 'version' },
-          ExpressionAttributeValues: { ':v': run.version },
-        }),
-      );
-    } catch (err) {
-      if (isConditionalFailure(err)) return; // it moved on (e.g. retried); it is active again
-      throw this.translate(err, run.id);
-    }
+    await this.indexActive(run, false);
   }
 
   async unretire(run: Run): Promise<void> {
+    await this.indexActive(run, true);
+  }
+
+  /**
+   * Take the run at this version out of the active index, or put it back (only when it is out):
+   * nothing when it moved on (a retried run is active again; a newer version is reported as any).
+   */
+  private async indexActive(run: Run, active: boolean): Promise<void> {
     const { gsi1pk, gsi1sk } = this.keysOf(run);
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: runPk(run.id), sk: RUN_SK },
-          UpdateExpression: 'SET gsi1pk = :pk, gsi1sk = :sk',
-          ConditionExpression: '#v = :v AND attribute_not_exists(gsi1pk)',
+          UpdateExpression: active ? 'SET gsi1pk = :pk, gsi1sk = :sk' : 'REMOVE gsi1pk, gsi1sk',
+          ConditionExpression: active ? '#v = :v AND attribute_not_exists(gsi1pk)' : '#v = :v',
           ExpressionAttributeNames: { '#v': 'version' },
-          ExpressionAttributeValues: { ':v': run.version, ':pk': gsi1pk, ':sk': gsi1sk },
+          ExpressionAttributeValues: {
+            ':v': run.version,
+            ...(active ? { ':pk': gsi1pk, ':sk': gsi1sk } : {}),
+          },
           ReturnConsumedCapacity: this.capacityMode,
         }),
       );
-      this.record('unretire', out.ConsumedCapacity);
+      this.record(active ? 'unretire' : 'retire', out.ConsumedCapacity);
     } catch (err) {
-      if (isConditionalFailure(err)) return; // active, or moved on: reported as any active run is
+      if (isConditionalFailure(err)) return;
       throw this.translate(err, run.id);
     }
   }

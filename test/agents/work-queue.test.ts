@@ -31,6 +31,18 @@ function item(over: Partial<WorkItem> = {}): WorkItem {
   };
 }
 
+/** The record of a run's first item, about to be dispatched. */
+const firstDispatch = (runId: string): DispatchRecord => ({
+  runId,
+  item: `${runId}.t1.1`,
+  correlation: `${runId}.t1.1`,
+  agent: 'coder',
+  executor: 'github-actions',
+  state: 'dispatching',
+  startedAt: '2026-01-01T00:00:00.000Z',
+  expiresAt: '2026-01-01T01:00:00.000Z',
+});
+
 describe('the agent work queue', () => {
   let store: DynamoRunStore;
   beforeEach(async () => {
@@ -565,16 +577,7 @@ describe('the agent work queue', () => {
 
   it('updates a dispatch record from the version the caller knows, and from a fresh read when it moved on', async () => {
     const q = new AgentWorkQueue(store);
-    const rec: DispatchRecord = {
-      runId: 'r1',
-      item: 'r1.t1.1',
-      correlation: 'r1.t1.1',
-      agent: 'coder',
-      executor: 'github-actions',
-      state: 'dispatching',
-      startedAt: '2026-01-01T00:00:00.000Z',
-      expiresAt: '2026-01-01T01:00:00.000Z',
-    };
+    const rec = firstDispatch('r1');
     const written = await q.putDispatch(rec);
     expect(written).toEqual({ value: rec, version: 1 });
     expect(await q.putDispatch({ ...rec, startedAt: 'later' })).toEqual(written); // kept as it is
@@ -594,16 +597,7 @@ describe('the agent work queue', () => {
 
   it('claims a dispatch in its record: kept by its own lease, taken over from an older one, refused to a stale one', async () => {
     const q = new AgentWorkQueue(store);
-    const rec: DispatchRecord = {
-      runId: 'r2',
-      item: 'r2.t1.1',
-      correlation: 'r2.t1.1',
-      agent: 'coder',
-      executor: 'github-actions',
-      state: 'dispatching',
-      startedAt: '2026-01-01T00:00:00.000Z',
-      expiresAt: '2026-01-01T01:00:00.000Z',
-    };
+    const rec = firstDispatch('r2');
     // The first attempt, leased at version 4: the record is written with its claim.
     const claimed = await q.putDispatch(rec, { version: 4 });
     expect(claimed).toEqual({ value: { ...rec, claimVersion: 4 }, version: 1 });

@@ -46,6 +46,25 @@ function anotherWorker(h: Awaited<ReturnType<typeof harness>>, now: () => Date) 
   return new Engine({ store: h.store, queue: h.queue, workflows: h.engine.workflows, services: {}, now });
 }
 
+/**
+ * Step 1 of `runId` in one worker until it stalls (`stalled` resolves), then past its lease in
+ * another (the sweeper's re-send), then let the first go on: both outcomes, the takeover's first.
+ */
+async function takenOverWhileStalled(
+  h: Awaited<ReturnType<typeof harness>>,
+  clock: ReturnType<typeof testClock>,
+  runId: string,
+  stalled: { promise: Promise<void> },
+  release: { resolve: () => void },
+): Promise<[string, string]> {
+  const first = h.engine.executeStep(runId, 1);
+  await stalled.promise;
+  clock.advance(10 * 60_000);
+  const takeover = await anotherWorker(h, clock.now).executeStep(runId, 1);
+  release.resolve();
+  return [takeover, await first];
+}
+
 describe('ctx.effect', () => {
   it('returns the recorded result to a retry of the step instead of acting again', async () => {
     let effects = 0;
@@ -100,13 +119,7 @@ describe('ctx.effect', () => {
       );
       const { run } = await h.engine.startRun({ workflow: 'fx', subject: `o/r#2-${recorded}`, trigger });
 
-      const frozen = h.engine.executeStep(run.id, 1);
-      await acted.promise;
-      clock.advance(10 * 60_000); // past its lease: the sweeper's re-send reaches another worker
-      const outcome = await anotherWorker(h, clock.now).executeStep(run.id, 1);
-      wake.resolve();
-
-      expect([outcome, await frozen]).toEqual(['committed', 'lost']);
+      expect(await takenOverWhileStalled(h, clock, run.id, acted, wake)).toEqual(['committed', 'lost']);
       expect(seen).toEqual([false, true]); // the documented at-least-once window, and it says so
       expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-2' } });
     },
@@ -136,13 +149,7 @@ describe('ctx.effect', () => {
     const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#3', trigger });
     const key = effectKey(run, 'a', 'send');
 
-    const stalled = h.engine.executeStep(run.id, 1);
-    await acting.promise;
-    clock.advance(10 * 60_000);
-    const takeover = await anotherWorker(h, clock.now).executeStep(run.id, 1);
-    release.resolve();
-
-    expect([takeover, await stalled]).toEqual(['committed', 'lost']);
+    expect(await takenOverWhileStalled(h, clock, run.id, acting, release)).toEqual(['committed', 'lost']);
     expect(await h.store.getEffect(run.id, key)).toEqual({ result: 'sent-2' });
     expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-2' } });
   });
@@ -172,13 +179,7 @@ describe('ctx.effect', () => {
     );
     const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#4', trigger });
 
-    const stalled = h.engine.executeStep(run.id, 1);
-    await reached.promise;
-    clock.advance(10 * 60_000);
-    const takeover = await anotherWorker(h, clock.now).executeStep(run.id, 1);
-    release.resolve();
-
-    expect([takeover, await stalled]).toEqual(['committed', 'lost']);
+    expect(await takenOverWhileStalled(h, clock, run.id, reached, release)).toEqual(['committed', 'lost']);
     expect(effects).toBe(0);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(LeaseLostError);
@@ -412,13 +413,7 @@ describe('ctx.effect', () => {
       own.store = h.store;
       const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#10', trigger });
 
-      const frozen = h.engine.executeStep(run.id, 1);
-      await acted.promise;
-      clock.advance(10 * 60_000);
-      const outcome = await anotherWorker(h, clock.now).executeStep(run.id, 1);
-      wake.resolve();
-
-      expect([outcome, await frozen]).toEqual(['committed', 'lost']);
+      expect(await takenOverWhileStalled(h, clock, run.id, acted, wake)).toEqual(['committed', 'lost']);
       expect(seen).toEqual([false, true]);
       expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-2' } });
     });
@@ -452,13 +447,7 @@ describe('ctx.effect', () => {
       own.store = h.store;
       const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#11', trigger });
 
-      const stalled = h.engine.executeStep(run.id, 1);
-      await reached.promise;
-      clock.advance(10 * 60_000);
-      const takeover = await anotherWorker(h, clock.now).executeStep(run.id, 1);
-      release.resolve();
-
-      expect([takeover, await stalled]).toEqual(['committed', 'lost']);
+      expect(await takenOverWhileStalled(h, clock, run.id, reached, release)).toEqual(['committed', 'lost']);
       expect(effects).toBe(0);
       expect(errors).toHaveLength(1);
       expect(errors[0]).toBeInstanceOf(LeaseLostError);
