@@ -103,6 +103,25 @@ const KEY_WAITS = 5;
  */
 const ABANDONED = 'abandoned';
 const isAbandoned = (item: Item) => item[ABANDONED] !== undefined;
+
+/**
+ * A run item's fields as the run has them, chunks not resolved: its packed body (or, written
+ * before runs were packed, its plain attributes) and its top-level attributes; a lease taken by
+ * `leaseStep` (`la`, over a body that still holds the status before it) makes it running.
+ */
+function runFields(item: Item): Item {
+  const run: Item = {};
+  const packed = item[BODY];
+  if (packed instanceof Uint8Array) Object.assign(run, unpack<Item>(packed));
+  for (const [k, v] of Object.entries(item)) if (!NON_RUN_FIELDS.has(k) && k !== BODY) run[k] = v;
+  if (typeof item[LEASED_AT] === 'number') {
+    run.status = 'running';
+    run.updatedAt = new Date(item[LEASED_AT]).toISOString();
+  }
+  // Never part of the run (a worker of the previous version packed it into the body as one).
+  delete run[LEASED_AT];
+  return run;
+}
 const chunkSk = sortKeys.chunk;
 /**
  * A chunk homed in the history item its commit flushed (see homeChunk): its id is `~` and the
@@ -371,16 +390,7 @@ export class DynamoRunStore implements RunStore {
    */
   private async fromItems(items: Item[]): Promise<Run[]> {
     const parsed = items.map((item) => {
-      const run: Item = {};
-      const packed = item[BODY];
-      if (packed instanceof Uint8Array) Object.assign(run, unpack<Item>(packed));
-      for (const [k, v] of Object.entries(item)) if (!NON_RUN_FIELDS.has(k) && k !== BODY) run[k] = v;
-      if (typeof item[LEASED_AT] === 'number') {
-        run.status = 'running';
-        run.updatedAt = new Date(item[LEASED_AT]).toISOString();
-      }
-      // Never part of the run (a worker of the previous version packed it into the body as one).
-      delete run[LEASED_AT];
+      const run = runFields(item);
       const refs = run[REFS] as Record<string, string> | undefined;
       const order = run[ORDER] as string[] | undefined;
       delete run[REFS];
@@ -979,11 +989,7 @@ export class DynamoRunStore implements RunStore {
   private async runEnded(runId: string): Promise<boolean | undefined> {
     const item = await this.runItemOf(runId);
     if (!item || isAbandoned(item)) return undefined;
-    // Leased: running (the packed body still holds the status before the lease).
-    if (typeof item[LEASED_AT] === 'number') return false;
-    const packed = item[BODY];
-    const status = packed instanceof Uint8Array ? unpack<Item>(packed).status : item.status;
-    return isTerminal(status as Run['status']);
+    return isTerminal(runFields(item).status as Run['status']);
   }
 
   /**

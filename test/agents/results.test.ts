@@ -9,6 +9,7 @@ import { deliverResult } from '../../lib/agents/results.ts';
 import { AgentWorkQueue, type DispatchRecord } from '../../lib/agents/work-queue.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { harness } from '../support/harness.ts';
+import { firstDispatch } from './support.ts';
 
 const trigger = { source: 'test' as const };
 
@@ -32,16 +33,12 @@ function waiting(looped: boolean): WorkflowDefinition {
   };
 }
 
-const record = (runId: string): DispatchRecord => ({
-  runId,
-  item: `${runId}.t1.1`,
-  correlation: `${runId}.t1.1`,
-  agent: 'coder',
-  executor: 'github-actions',
-  state: 'dispatched',
-  startedAt: new Date().toISOString(),
-  expiresAt: new Date(Date.now() + 60_000).toISOString(),
-});
+const record = (runId: string): DispatchRecord =>
+  firstDispatch(runId, {
+    state: 'dispatched',
+    startedAt: new Date().toISOString(),
+    expiresAt: new Date(Date.now() + 60_000).toISOString(),
+  });
 
 const answer = (runId: string, ok = true) => ({
   runId,

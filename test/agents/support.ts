@@ -1,6 +1,7 @@
 import { createExecuteNode, executeEdges } from '../../lib/agents/execute.ts';
 import { AgentHub, type HubOptions } from '../../lib/agents/hub.ts';
 import type { Plan, PlanTask } from '../../lib/agents/planner.ts';
+import type { DispatchRecord } from '../../lib/agents/work-queue.ts';
 import { createWorkReporter } from '../../lib/agents/work-reporter.ts';
 import { resumeFromWorkflowRun } from '../../lib/agents/workflow-run.ts';
 import type { DiscordRest } from '../../lib/discord/rest.ts';
@@ -48,6 +49,21 @@ escalation:
 }
 
 export const AGENTS_YAML = agentsYaml();
+
+/** The dispatch record of a run's first item, about to be dispatched to GitHub Actions (`over`: what differs). */
+export function firstDispatch(runId: string, over: Partial<DispatchRecord> = {}): DispatchRecord {
+  return {
+    runId,
+    item: `${runId}.t1.1`,
+    correlation: `${runId}.t1.1`,
+    agent: 'coder',
+    executor: 'github-actions',
+    state: 'dispatching',
+    startedAt: '2026-01-01T00:00:00.000Z',
+    expiresAt: '2026-01-01T01:00:00.000Z',
+    ...over,
+  };
+}
 
 export const TEST_ENV: NodeJS.ProcessEnv = {
   SWITCHYARD_AGENT_MODEL: 'model-x',

@@ -13,6 +13,7 @@ import { ConcurrencyError } from '../../lib/engine/store-errors.ts';
 import { parseConfig } from '../../lib/routing/config.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import { createTestStore } from '../support/dynamo.ts';
+import { firstDispatch } from './support.ts';
 
 let seq = 0;
 function item(over: Partial<WorkItem> = {}): WorkItem {
@@ -30,18 +31,6 @@ function item(over: Partial<WorkItem> = {}): WorkItem {
     ...over,
   };
 }
-
-/** The record of a run's first item, about to be dispatched. */
-const firstDispatch = (runId: string): DispatchRecord => ({
-  runId,
-  item: `${runId}.t1.1`,
-  correlation: `${runId}.t1.1`,
-  agent: 'coder',
-  executor: 'github-actions',
-  state: 'dispatching',
-  startedAt: '2026-01-01T00:00:00.000Z',
-  expiresAt: '2026-01-01T01:00:00.000Z',
-});
 
 describe('the agent work queue', () => {
   let store: DynamoRunStore;
