@@ -130,12 +130,19 @@ const chunkSk = sortKeys.chunk;
  */
 const HOMED = '~';
 const HOMED_VALUES = 'values';
+/**
+ * A chunk homed in the run's listing item, written once with the run (createRun): its id is `^`
+ * (not base64url either), its values packed under `HOMED_VALUES` there.
+ */
+const LISTED = '^';
 const isHomed = (chunk: string) => chunk.startsWith(HOMED);
 /** Where a chunk's item is, and the attribute its packed values are under. */
 const chunkHome = (chunk: string) =>
-  isHomed(chunk)
-    ? { sk: eventSk(Number.parseInt(chunk.slice(HOMED.length), 36)), attribute: HOMED_VALUES }
-    : { sk: chunkSk(chunk), attribute: BODY };
+  chunk === LISTED
+    ? { sk: sortKeys.listing, attribute: HOMED_VALUES }
+    : isHomed(chunk)
+      ? { sk: eventSk(Number.parseInt(chunk.slice(HOMED.length), 36)), attribute: HOMED_VALUES }
+      : { sk: chunkSk(chunk), attribute: BODY };
 /** How much longer than a finished run's retention a chunk is kept (a run may last this long). */
 const CHUNK_TTL_MARGIN_SECONDS = 30 * 86_400;
 const REPORT_SK = sortKeys.report;
@@ -330,17 +337,27 @@ export class DynamoRunStore implements RunStore {
     return { pk: runPk(run.id), sk: sortKeys.listing, ...this.listingKeys(run), ttl: this.chunkExpiresAt() };
   }
 
-  private async putListing(run: Run): Promise<void> {
+  /**
+   * The listing item, with the values of a chunk homed in it (`values`: see homeChunk). False when
+   * refused: a listing of this run id holding homed values is there already, written by another
+   * creation of the same reserved id (reserveKey), whose run item may refer to them. It is never
+   * written over (it lists this run id as well as this one would).
+   */
+  private async putListing(run: Run, values?: Uint8Array): Promise<boolean> {
     try {
       const out = await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: this.listingItem(run),
+          Item: { ...this.listingItem(run), ...(values ? { [HOMED_VALUES]: values } : {}) },
+          ConditionExpression: 'attribute_not_exists(#values)',
+          ExpressionAttributeNames: { '#values': HOMED_VALUES },
           ReturnConsumedCapacity: this.capacityMode,
         }),
       );
       this.record('listing', out.ConsumedCapacity);
+      return true;
     } catch (err) {
+      if (isConditionalFailure(err)) return false;
       throw this.translate(err, run.id);
     }
   }
@@ -557,27 +574,31 @@ export class DynamoRunStore implements RunStore {
   }
 
   /**
-   * A commit that flushes pending events (a history item) and writes a new chunk writes them as
-   * ONE item when they fit in a KB together: the chunk's values go in the history item
-   * (`HOMED_VALUES`), and the run item refers to them as `~<first seq in base36>:<value hash>`.
-   * A write is billed per KB however little the item holds, and on the issue pipeline an agent's
-   * result is both (the signal's commit flushes the events before it, and the result is a chunk).
-   * Only where the run item's write costs no more with the new refs, and the chunk is one this
-   * process has not stored (a known one is not written at all). A history item is written once
-   * with the committed events it holds: a later flush of the same first seq is refused unless it
-   * holds more events, which only a write that lost its race to this commit's lineage can have
-   * (see flush). So a homed chunk that a committed run item refers to is never overwritten.
+   * A write of the run that writes another item of it anyway, and a new chunk, writes them as ONE
+   * item when they fit in a KB together: the chunk's values go in that item (`HOMED_VALUES`), and
+   * the run item refers to them as `<id>:<value hash>`. A write is billed per KB however little
+   * the item holds. Two such items:
+   * - a commit's flush (a history item; id `~<first seq in base36>`): on the issue pipeline an
+   *   agent's result is both (the signal's commit flushes the events before it, and the result is
+   *   a chunk). A history item is written once with the committed events it holds: a later flush
+   *   of the same first seq is refused unless it holds more events, which only a write that lost
+   *   its race to this commit's lineage can have (see flush);
+   * - a creation's listing item (id `^`): the trigger's event and its routing are a chunk, and the
+   *   listing is written once, never over homed values (putListing).
+   * So a homed chunk that a committed run item refers to is never overwritten. Only where the run
+   * item's write costs no more with the new refs, and the chunk is one this process has not stored
+   * (a known one is not written at all).
    */
   private homeChunk(
     run: Run,
     laid: ReturnType<DynamoRunStore['layout']>,
+    home: { item: Item; id: string },
   ):
     | { home: { id: string; bytes: Uint8Array }; item: Item; chunks: Chunk[]; refs: Record<string, string> }
     | undefined {
-    const { flush, chunks, refs, pending, itemWith, item } = laid;
-    if (flush.length === 0 || chunks.length === 0) return undefined;
-    const history = this.historyItem(run.id, flush);
-    const id = `${HOMED}${flush[0]!.seq.toString(36)}`;
+    const { chunks, refs, pending, itemWith, item } = laid;
+    if (chunks.length === 0) return undefined;
+    const { item: history, id } = home;
     const cost = runWriteCost(run);
     for (const c of chunks) {
       if (this.chunkCache.get(run.id, c.hash)) continue;
@@ -726,13 +747,9 @@ export class DynamoRunStore implements RunStore {
     const added = this.storedEvents(stored, events, run.eventSeq);
     this.checkBudget(run.id, this.budgetItem(stored), added);
     // Its events pending in the run item (see commit), unless too large to carry.
-    const {
-      item: runItem,
-      chunks,
-      refs,
-      pending,
-      direct,
-    } = this.layout(stored, { events: [], listed: false, eventSeq: run.eventSeq, refs: {} }, added);
+    const laid = this.layout(stored, { events: [], listed: false, eventSeq: run.eventSeq, refs: {} }, added);
+    const { pending, direct } = laid;
+    let { item: runItem, chunks, refs } = laid;
 
     if (idempotencyKey !== undefined) {
       const reserved = await this.reserveKey(idempotencyKey, run.id);
@@ -745,12 +762,18 @@ export class DynamoRunStore implements RunStore {
         return { outcome: 'locked', activeRunId: holder };
       }
     }
-    await Promise.all([
-      this.putChunks(run.id, chunks),
-      this.putListing(stored),
+    // A chunk that fits in the listing item goes in it (homeChunk): one write, not two.
+    const homed = this.homeChunk(stored, laid, { item: this.listingItem(stored), id: LISTED });
+    const [listedHomed] = await Promise.all([
+      this.putListing(stored, homed?.home.bytes),
+      this.putChunks(run.id, homed ? homed.chunks : chunks),
       // Events too large to carry: their history item, written once (harmless without its run).
       ...(direct.length > 0 ? [this.putIfAbsent('history', this.historyItem(run.id, direct), run.id)] : []),
     ]);
+    if (homed && listedHomed) {
+      ({ item: runItem, chunks, refs } = homed);
+      this.chunkCache.set(run.id, homed.home.id, homed.home.bytes);
+    } else if (homed) await this.putChunks(run.id, chunks); // refused: the one homed, as a chunk
     if (!(await this.putIfAbsent('createRun', runItem, run.id))) {
       // Another creation of the same reserved id wrote it first: its run is the answer. Nothing
       // written above is deleted: it is that run's too (its keys are the run id's).
@@ -1121,7 +1144,13 @@ export class DynamoRunStore implements RunStore {
     const laid = this.layout(stored, was, added);
     const { pending, flush, direct } = laid;
     let { item: runItem, chunks, refs } = laid;
-    const homed = this.homeChunk(stored, laid);
+    const homed =
+      flush.length > 0
+        ? this.homeChunk(stored, laid, {
+            item: this.historyItem(run.id, flush),
+            id: `${HOMED}${flush[0]!.seq.toString(36)}`,
+          })
+        : undefined;
     // Refused, the flush's events are there already (another worker's write of this version):
     // the chunk is written as a chunk of its own, and the run item refers to it as such.
     if (homed && (await this.flush(run.id, flush, homed.home))) {

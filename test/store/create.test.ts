@@ -40,7 +40,7 @@ function dyingAt(
 }
 
 /** Another process on the same table that stops at the put of `sk` until `resume` is called. */
-function stallingAt(store: DynamoRunStore, sk: 'LIST', now: () => Date) {
+function stallingAt(store: DynamoRunStore, sk: 'LIST' | 'RUN', now: () => Date) {
   const stalling = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName, now });
   let reached = () => {};
   const stalled = new Promise<void>((resolve) => {
@@ -132,6 +132,37 @@ describe('creating a run without a transaction', () => {
       idempotencyKey: 'd-2',
     });
     expect(dup).toMatchObject({ outcome: 'duplicate', run: { id: first.id } });
+  });
+
+  it("homes a new run's chunk in its listing item, never over the one another creation of the same id homed there", async () => {
+    const now = () => new Date();
+    const store = await createTestStore();
+    const cold = () => new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
+    // A value large enough to be a chunk, small enough packed to share the listing item's KB.
+    const withData = (run: Run, word: string): Run => ({
+      ...run,
+      data: { event: { body: word.repeat(40) } },
+    });
+
+    // Its creator wrote the listing item, the chunk in it, and stalls before its run item.
+    const mine = withData(aRun(now().toISOString()), 'first ');
+    const stalling = stallingAt(store, 'RUN', now);
+    const stalledCreation = stalling.store.createRun({ run: mine, events: [created] });
+    await stalling.stalled;
+    // Another creation of that id (its delivery again, under the reserved id), with other data:
+    // refused the listing, it writes its chunk as an item of its own, and its run wins.
+    const theirs = withData({ ...aRun(now().toISOString()), id: mine.id }, 'second ');
+    expect(await store.createRun({ run: theirs, events: [created] })).toMatchObject({ outcome: 'created' });
+    stalling.resume();
+    expect(await stalledCreation).toMatchObject({ outcome: 'duplicate', run: { id: mine.id } });
+    expect((await cold().getRun(mine.id))?.data).toEqual(theirs.data);
+
+    // The other way round: the run of the creation that homed its chunk wins, and reads its own.
+    const won = withData(aRun(now().toISOString()), 'third ');
+    await store.createRun({ run: won, events: [created] });
+    const late = withData({ ...aRun(now().toISOString()), id: won.id }, 'fourth ');
+    expect(await store.createRun({ run: late, events: [created] })).toMatchObject({ outcome: 'duplicate' });
+    expect((await cold().getRun(won.id))?.data).toEqual(won.data);
   });
 
   it('holds the subject for a creation under way, then abandons its run past the grace: its creator can never write it', async () => {

@@ -133,9 +133,14 @@ describe('the packed run item', () => {
     const run = aRun();
     await store.createRun({ run, events: [] });
     const chunks = () => puts.filter((sk) => sk.startsWith('DATA#'));
-    // event, plan and work are large, and new together: one chunk item (a write is billed per KB
-    // however little it holds); taskStatus is small and stays in the run item.
-    expect(chunks()).toHaveLength(1);
+    // event, plan and work are large, and new together: one chunk (a write is billed per KB
+    // however little it holds), in the listing item written with the run (no item of its own);
+    // taskStatus is small and stays in the run item.
+    expect(chunks()).toHaveLength(0);
+    const listing = await store.doc.send(
+      new GetCommand({ TableName: store.tableName, Key: { pk: `RUN#${run.id}`, sk: 'LIST' } }),
+    );
+    expect(listing.Item?.values).toBeInstanceOf(Uint8Array);
 
     // A lease and a commit that change only small fields write no chunk again.
     const leased = await store.update({ ...run, version: 4, lease: { owner: 'w2', until: at, seq: 13 } }, 3);
@@ -144,7 +149,7 @@ describe('the packed run item', () => {
       expectedVersion: 4,
       events: [],
     });
-    expect(chunks()).toHaveLength(1);
+    expect(chunks()).toHaveLength(0);
 
     // A changed large value is a chunk of its own; the unchanged ones are not written again.
     const plan = { ...(run.data.plan as object), summary: 'Parser clean-up, revised' };
@@ -153,7 +158,7 @@ describe('the packed run item', () => {
       expectedVersion: 5,
       events: [],
     });
-    expect(chunks()).toHaveLength(2);
+    expect(chunks()).toHaveLength(1);
 
     // Two changed at once share one; by a worker that never read the run, too (it reads what the
     // version it replaces has stored before writing).
@@ -165,9 +170,9 @@ describe('the packed run item', () => {
     };
     const data = { ...leased.data, plan, work, budget };
     await cold.commit({ run: { ...leased, version: 7, data }, expectedVersion: 6, events: [] });
-    expect(chunks()).toHaveLength(3);
+    expect(chunks()).toHaveLength(2);
     await cold.commit({ run: { ...leased, version: 8, data }, expectedVersion: 7, events: [] });
-    expect(chunks()).toHaveLength(3);
+    expect(chunks()).toHaveLength(2);
 
     // A value too large to share with another is alone.
     const notes = randomBytes(1500).toString('base64');
@@ -180,7 +185,7 @@ describe('the packed run item', () => {
       expectedVersion: 8,
       events: [],
     });
-    expect(chunks()).toHaveLength(5);
+    expect(chunks()).toHaveLength(4);
 
     const reader = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
     const read = (await reader.getRun(run.id))!;
@@ -314,8 +319,8 @@ describe('the packed run item', () => {
       ).Items ?? [];
     const first = aRun();
     await store.createRun({ run: first, events: [], idempotencyKey: 'delivery-1', lockKey: 'acme/widget#7' });
+    // Its one chunk is homed in the listing item (homeChunk).
     expect((await items(first.id)).map((i) => String(i.sk).replace(/#.*/, '#')).sort()).toEqual([
-      'DATA#',
       'LIST',
       'RUN',
     ]);
@@ -332,8 +337,8 @@ describe('the packed run item', () => {
     expect(await items(duplicate.id)).toEqual([]);
     expect(await items(locked.id)).toEqual([]);
 
-    // A process that died between those puts and the run's: a listing item and chunks of a run
-    // that does not exist. Listings skip it, and still fill their page with runs that do.
+    // A process that died between those puts and the run's: a listing item (its chunk homed in
+    // it) of a run that does not exist. Listings skip it, and still fill their page with runs that do.
     const crashed = aRun();
     const dying = new DynamoRunStore(dynamoClient(testEndpoint()), { tableName: store.tableName });
     dying.doc.middlewareStack.add(
@@ -345,7 +350,7 @@ describe('the packed run item', () => {
       { step: 'initialize', name: 'die' },
     );
     await expect(dying.createRun({ run: crashed, events: [] })).rejects.toThrow('the process died');
-    expect((await items(crashed.id)).length).toBe(2);
+    expect((await items(crashed.id)).map((i) => i.sk)).toEqual(['LIST']);
     const second = aRun();
     await store.createRun({ run: second, events: [] });
     for (const query of [{ subject: 'acme/widget#7' }, { repo: 'acme/widget' }, {}])
