@@ -1,6 +1,21 @@
 import { LeaseLostError } from './errors.ts';
 import type { RunStore } from './ports.ts';
+import { ConcurrencyError } from './store-errors.ts';
+import type { Plan } from './transitions.ts';
 import type { Run } from './types.ts';
+
+/**
+ * A chained step's lease that the commit before it has not written yet (steps.ts `deferring`): the
+ * plan of the steps before it, which leases it, and what writes that plan (the commit, then what
+ * follows a commit). Written when the step needs its lease; else the step's own commit writes
+ * that plan with its own outcome, in one write.
+ */
+export interface DeferredCommit {
+  plan: Plan;
+  write: () => Promise<Run>;
+  /** Until when the lease written last (by an earlier step of the chain) holds the run. */
+  until: string;
+}
 
 /**
  * The step a worker runs, and the run its commit is conditional on. Either leased (by its own
@@ -16,6 +31,12 @@ import type { Run } from './types.ts';
  * carried: the run as of the message), as a leased step's is on its lease's: any other write of the
  * run (another worker's lease or commit, a cancel) makes it lose, and by the node's promise it did
  * nothing outside the run that needs undoing.
+ *
+ * Or held by the uncommitted plan of the chained steps before it (`deferred`): the run as that plan
+ * would write it, with this step leased, while the previous step's written lease still holds the
+ * run for this worker. The lease is written, by committing that plan, at the same two moments; a
+ * step that needs neither is committed with the steps before it in one write (steps.ts). No other
+ * worker can run the step meanwhile, so any node may be held this way.
  */
 export class StepHold {
   private current: Run;
@@ -29,6 +50,8 @@ export class StepHold {
     run: Run,
     written: boolean,
     private readonly now: () => Date,
+    /** The commit that writes this lease, while it is not written. */
+    readonly deferred?: DeferredCommit,
   ) {
     this.current = run;
     this.written = written;
@@ -63,9 +86,30 @@ export class StepHold {
     await this.taking?.catch(() => undefined);
   }
 
+  /** The plan whose commit writes this lease, while it is not written (none once it is). */
+  get pending(): Plan | undefined {
+    return this.written ? undefined : this.deferred?.plan;
+  }
+
   private async write(): Promise<Run> {
     const run = this.current;
     const step = run.step!;
+    if (this.deferred) {
+      let saved: Run;
+      try {
+        saved = await this.deferred.write();
+      } catch (err) {
+        if (!(err instanceof ConcurrencyError)) throw err;
+        this.lost = new LeaseLostError(
+          `step ${step.seq} (${step.node}) of run ${run.id} could not be leased: the run moved on since version ${this.deferred.plan.expectedVersion}`,
+          { runId: run.id, node: step.node, cause: err },
+        );
+        throw this.lost;
+      }
+      this.current = saved;
+      this.written = true;
+      return saved;
+    }
     const got = await this.store.leaseStep(run.id, {
       seq: step.seq,
       version: run.version,

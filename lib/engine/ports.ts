@@ -35,7 +35,7 @@ export type CreateRunResult =
   | { outcome: 'abandoned' };
 
 export interface CommitInput {
-  /** The new state; its `version` must be `expectedVersion + 1`. */
+  /** The new state; its `version` must be above `expectedVersion` (one above, but for a fused commit: transitions.ts `fused`). */
   run: Run;
   expectedVersion: number;
   events: NewEvent[];

@@ -10,6 +10,7 @@ import {
   type Attempt,
   type Chained,
   chainNext,
+  fused,
   isDue,
   isPending,
   leaseOf,
@@ -52,6 +53,8 @@ export interface StepBudget {
 
 /** The time a chained step must leave after its own node timeout and lease grace. */
 const CHAIN_MARGIN_MS = 5_000;
+/** Events a deferred commit may hold for the next one (steps.ts `deferring`): a commit's events are carried up to 16 KB. */
+const DEFERRED_EVENTS_MAX_BYTES = 8 * 1024;
 /**
  * The time an invocation must have left to report a step's new state itself (`reportInline`): a
  * report calls GitHub and Discord, each call bounded by its client's timeout and retries.
@@ -252,10 +255,36 @@ export class StepRunner<S> {
     await core.faults?.('after-effect', leased);
 
     // 3. Commit the outcome, conditional on that version (leasing the next step with it when that
-    // step runs here too).
+    // step runs here too), with the uncommitted plan of the steps before when there is one.
     let plan = onAttempt(leased, wf, node, attempt, outcome, { ...core.moment(), random: core.random });
+    const pending = hold.pending;
+    if (pending) plan = fused(pending, plan);
     const next = this.chainable(plan, wf, budget, chained);
     if (next) plan = next.plan;
+    // 4a. The next step, on the run as this plan would write it: written when it must be (hold.ts).
+    if (next && this.deferring(plan, hold)) {
+      const reports: Promise<void>[] = [];
+      // The run as the commit would store it: its events counted (`fused` counts them again from the start).
+      const written = { ...plan.run, eventSeq: plan.run.eventSeq + plan.events.length };
+      const deferred = new StepHold(core.store, written, false, core.now, {
+        plan,
+        write: () => this.commitDeferred(plan, budget, next.report, reports),
+        until: hold.deferred && !hold.leased ? hold.deferred.until : hold.run.lease!.until,
+      });
+      try {
+        return await this.leasedStep(
+          deferred,
+          wf,
+          next.node,
+          plan.run.step!.attempt,
+          core.now(),
+          budget,
+          chained + 1,
+        );
+      } finally {
+        await Promise.allSettled(reports);
+      }
+    }
     // Reported here: the report claim rides on this commit (reporting.ts), not a write of its own.
     const here = this.reportsHere(plan, budget);
     if (here) plan = { ...plan, run: withReportClaim(plan.run, core.owner, core.now(), core.reportClaimMs) };
@@ -264,17 +293,25 @@ export class StepRunner<S> {
       saved = await core.commit(plan);
     } catch (err) {
       if (err instanceof ConcurrencyError) return 'lost'; // cancelled meanwhile, or another worker won
-      // Too large or otherwise invalid: no retry can commit it, so the step fails with the reason.
-      if (err instanceof StoreValidationError) return this.failUncommittable(leased, node, attempt, err);
-      // Throttled or unavailable: give the lease back early rather than hold it until it lapses.
-      return this.releaseLease(leased, node, attempt, err);
+      // A fused commit refused or failed: the steps before are written alone first (the lease they
+      // leave is this step's), and this step goes on as it would have without them.
+      if (pending) {
+        try {
+          await hold.lease();
+        } catch (again) {
+          if (again instanceof LeaseLostError) return 'lost';
+          throw again;
+        }
+        return this.uncommitted(hold.run, node, attempt, err);
+      }
+      return this.uncommitted(leased, node, attempt, err);
     }
     await this.sendAfter(saved, here ? plan.messages.filter((m) => m !== here) : plan.messages);
     await core.faults?.('after-commit', saved);
     if (here) await this.report(saved.id, saved.version, undefined, saved);
     if (!next) return 'committed';
 
-    // 4. The next step, leased by that commit, beside the report its message would have carried.
+    // 4b. The next step, leased by that commit, beside the report its message would have carried.
     const step = this.leasedStep(
       this.hold(saved, true),
       wf,
@@ -290,6 +327,67 @@ export class StepRunner<S> {
     ]);
     if (stepped.status === 'rejected') throw stepped.reason;
     return stepped.value;
+  }
+
+  /**
+   * Whether the commit of `plan`, which leases a chained next step, may wait for that step: the
+   * next step then runs on the run as the plan would write it, and its own commit writes both (one
+   * write for two transitions), or the plan is written first when the step needs its lease
+   * (hold.ts). Only while this worker's written lease holds the run (so no other worker can run
+   * either step), long enough for the lazy write (`lazyLeaseMs`), with no lock change (taken and
+   * given back in one commit), and events small enough to carry into the next commit.
+   */
+  private deferring(plan: Plan, hold: StepHold): boolean {
+    const { core } = this;
+    if (core.lazyLeaseMs <= 0 || plan.lock) return false;
+    // The lease written last: this step's own, or the one an earlier step of the chain wrote.
+    const until = hold.pending ? hold.deferred?.until : hold.leased ? hold.run.lease?.until : undefined;
+    if (
+      until === undefined ||
+      Date.parse(until) - core.now().getTime() < 2 * core.lazyLeaseMs + core.leaseGraceMs
+    )
+      return false;
+    return Buffer.byteLength(JSON.stringify(plan.events), 'utf8') <= DEFERRED_EVENTS_MAX_BYTES;
+  }
+
+  /**
+   * Write a deferred plan (the next step needs its lease): as a commit that leases a chained step
+   * is written, the report it would have made claimed in it and made beside the step (`reports`).
+   * A refusal (ConcurrencyError) is the step's lost lease (hold.ts).
+   */
+  private async commitDeferred(
+    plan: Plan,
+    budget: StepBudget | undefined,
+    carried: number | undefined,
+    reports: Promise<void>[],
+  ): Promise<Run> {
+    const { core } = this;
+    const here = this.reportsHere(plan, budget);
+    const claimed = here
+      ? { ...plan, run: withReportClaim(plan.run, core.owner, core.now(), core.reportClaimMs) }
+      : plan;
+    const saved = await core.commit(claimed);
+    await this.sendAfter(saved, here ? plan.messages.filter((m) => m !== here) : plan.messages);
+    await core.faults?.('after-commit', saved);
+    const version = here ? saved.version : carried;
+    if (version !== undefined)
+      reports.push(this.report(saved.id, version, undefined, saved).catch(() => undefined));
+    return saved;
+  }
+
+  /**
+   * A step whose commit failed other than by a lost race: too large or otherwise invalid (no retry
+   * can commit it, so the step fails with the reason), or throttled or unavailable (the lease is
+   * given back early rather than held until it lapses).
+   */
+  private uncommitted(
+    leased: Run,
+    node: ResolvedNode<S>,
+    attempt: number,
+    err: unknown,
+  ): Promise<StepOutcome> {
+    if (err instanceof StoreValidationError) return this.failUncommittable(leased, node, attempt, err);
+    return this.releaseLease(leased, node, attempt, err);
   }
 
   /** The plan with its next step leased here, when chaining is on and the invocation has time for it. */

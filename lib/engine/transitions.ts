@@ -31,7 +31,7 @@ import type { NodeResult, ResolvedNode, RetryPolicy, Workflow } from './workflow
 
 /** A change to a run, decided and not yet applied. */
 export interface Plan {
-  /** The run after the change; its version is `expectedVersion + 1`. */
+  /** The run after the change; its version is `expectedVersion + 1` (more for a fused plan: `fused`). */
   run: Run;
   /** The commit is conditional on the run still being at this version (as read, or as leased). */
   expectedVersion: number;
@@ -859,6 +859,27 @@ export function chainNext<S>(
       messages: plan.messages.filter((_, i) => i !== index),
     },
     ...(message.kind === 'step' && message.report !== undefined ? { report: message.report } : {}),
+  };
+}
+
+/**
+ * The plans of chained steps as ONE commit (steps.ts `deferring`): `first` left uncommitted, its
+ * next step run on the run as it would have written it, and `then` that step's plan over it. The
+ * run as `then` leaves it, conditional on the version `first` was conditional on (its version
+ * thus goes up by more than one: each step still counts one), with the events of both in order.
+ * `first`'s reports are dropped: its state is never stored, and `then`'s report shows the newer
+ * one. Its other messages are kept; a lock change is `then`'s, else `first`'s. `then` was planned
+ * over `first`'s run as its commit would store it (its events counted in `eventSeq`).
+ */
+export function fused(first: Plan, then: Plan): Plan {
+  const lock = then.lock ?? first.lock;
+  return {
+    // Its events numbered on from `first`'s run (a plan's run has the seq its events start at).
+    run: { ...then.run, eventSeq: first.run.eventSeq },
+    expectedVersion: first.expectedVersion,
+    events: [...first.events, ...then.events],
+    ...(lock ? { lock } : {}),
+    messages: [...first.messages.filter((o) => o.message.kind !== 'report'), ...then.messages],
   };
 }
 

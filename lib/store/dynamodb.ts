@@ -1132,8 +1132,9 @@ export class DynamoRunStore implements RunStore {
    */
   async commit(input: CommitInput): Promise<Run> {
     const { run, expectedVersion, events } = input;
-    if (run.version !== expectedVersion + 1) {
-      throw new StoreError(`commit of run ${run.id} must bump version ${expectedVersion} by one`);
+    // Up by one a transition; a fused commit of chained steps (transitions.ts `fused`) by one each.
+    if (!Number.isInteger(run.version) || run.version <= expectedVersion) {
+      throw new StoreError(`commit of run ${run.id} must raise version ${expectedVersion}`);
     }
     const stored: Run = { ...run, eventSeq: run.eventSeq + events.length };
     if (isTerminal(stored.status) && stored.ttl === undefined) stored.ttl = this.expiresAt();

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { Reporter } from '../../lib/engine/engine.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { harness } from '../support/harness.ts';
-import { countingStore, linearHistory, typesAndNodes } from './kit.ts';
+import { countingStore, expectContiguous, linearHistory, typesAndNodes } from './kit.ts';
 
 const trigger = { source: 'test' as const };
 
@@ -40,7 +40,7 @@ function listing(): Reporter & { versions: number[] } {
 }
 
 describe('steps due now, run in a row', () => {
-  it('run in the invocation of the first step: one lease write, one commit per step, reports in order up to the last version', async () => {
+  it('run in the invocation of the first step: one lease write, one commit for all (fused), reports in order up to the last version', async () => {
     const counting = await countingStore();
     const reporter = listing();
     const h = await harness([workflow()], {
@@ -62,8 +62,12 @@ describe('steps due now, run in a row', () => {
     // The first step's message ran all four; the final report is a message of its own.
     expect(handled).toEqual(['step', 'report']);
     expect(counting.count('update')).toBe(1);
-    expect(counting.count('commit')).toBe(4);
+    // Quick steps without effects: each one's commit waits for the next step's, and the last
+    // writes all four (transitions.ts fused); the version still counts one per step.
+    expect(counting.count('commit')).toBe(1);
+    expect(done?.version).toBe(run.version + 5);
     expect(typesAndNodes(await h.store.listEvents(run.id))).toEqual(linearHistory(['a', 'b', 'c', 'd']));
+    expectContiguous(await h.store.listEvents(run.id));
     expect(done?.lease).toBeUndefined();
     // Reports only go forward and end at the final version (quick steps in between may be shown once, by the state they end in).
     expect(reporter.versions.at(-1)).toBe(done!.version);
@@ -83,10 +87,67 @@ describe('steps due now, run in a row', () => {
     await h.settle();
 
     expect((await h.store.getRun(run.id))?.status).toBe('succeeded');
-    // a (+ b chained), then c (+ d chained), then the final report.
+    // a (+ b chained), then c (+ d chained), then the final report; a commit for each pair.
     expect(handled).toEqual(['step', 'step', 'report']);
     expect(counting.count('update')).toBe(2);
-    expect(counting.count('commit')).toBe(4);
+    expect(counting.count('commit')).toBe(2);
+  });
+
+  it('write the steps before a chained step when it needs its lease: before its first effect, and once it has run a while', async () => {
+    const counting = await countingStore();
+    const seen: Array<[string, number | undefined]> = [];
+    const def = workflow();
+    // c has an effect: a and b are written (leasing c) before it runs, fenced by that lease.
+    def.nodes.c = {
+      handler: async (ctx) => {
+        const stored = async () => (await counting.store.getRun(ctx.run.id))?.step?.node;
+        seen.push([`c before: ${await stored()}`, counting.count('commit')]);
+        await ctx.effect('send', async () => {
+          seen.push([`c effect: ${await stored()}`, counting.count('commit')]);
+        });
+        return { output: { c: 1 } };
+      },
+    };
+    // d is slow: past `lazyLeaseMs`, c's outcome is written (leasing d), so d is seen under way.
+    let wrote!: () => void;
+    const written = new Promise<void>((resolve) => {
+      wrote = resolve;
+    });
+    def.nodes.d = {
+      handler: async (ctx) => {
+        const poll = async (): Promise<void> => {
+          const stored = await counting.store.getRun(ctx.run.id);
+          if (stored?.step?.node === 'd' && stored.lease) return wrote();
+          await new Promise((r) => setImmediate(r));
+          return poll();
+        };
+        await Promise.race([poll(), written]);
+        return { output: { d: 1 } };
+      },
+    };
+    const h = await harness([def], {
+      store: counting.store,
+      chainSteps: 8,
+      autoConsume: false,
+      lazyLeaseMs: 20,
+    });
+    const { run } = await h.engine.startRun({ workflow: 'row', subject: 'o/r#6', trigger });
+    h.queue.consume(async (m) => {
+      await h.engine.handle(m);
+    });
+    await h.settle();
+
+    const done = await h.store.getRun(run.id);
+    expect(done).toMatchObject({ status: 'succeeded', version: run.version + 5 });
+    expect(seen).toEqual([
+      ['c before: a', 0],
+      ['c effect: c', 1],
+    ]);
+    // a+b before c's effect, c once d ran a while, d: three commits for four steps.
+    expect(counting.count('commit')).toBe(3);
+    const events = await h.store.listEvents(run.id);
+    expect(typesAndNodes(events)).toEqual(linearHistory(['a', 'b', 'c', 'd']));
+    expectContiguous(events);
   });
 
   it('send the next step as a message when the invocation has no time left for it', async () => {

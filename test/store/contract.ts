@@ -259,13 +259,17 @@ export function runStoreContract(name: string, makeStore: MakeStore): void {
         expect((await store.listEvents(run.id)).map((e) => e.type)).toEqual(['run.created', 'win']);
       });
 
-      it('refuses a new state whose version is not the expected version plus one', async () => {
+      it('refuses a new state whose version is not above the expected version, and takes one of a fused commit', async () => {
         const store = await makeStore();
         const run = await createOrFail(store, aRun());
 
-        const skip = store.commit({ run: { ...run, version: 3 }, expectedVersion: 1, events: [] });
+        const same = store.commit({ run: { ...run, version: 1 }, expectedVersion: 1, events: [] });
+        await expect(same).rejects.toThrow(/must raise version 1/);
 
-        await expect(skip).rejects.toThrow(/bump version 1 by one/);
+        // Two chained steps in one commit (transitions.ts fused): up by two.
+        const saved = await store.commit({ run: { ...run, version: 3 }, expectedVersion: 1, events: [] });
+        expect(saved.version).toBe(3);
+        expect((await store.getRun(run.id))?.version).toBe(3);
       });
 
       it('gives a terminal run a ttl so DynamoDB TTL removes it later', async () => {
