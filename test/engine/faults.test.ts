@@ -128,6 +128,51 @@ describe('a worker that dies mid-step', () => {
     },
   );
 
+  it.each(['after-lease', 'after-effect'] as const)(
+    'at %s of a chained step held by the uncommitted commit of the steps before it: those re-run, their effect once',
+    async (point) => {
+      const clock = testClock();
+      const counting = await countingStore();
+      const queue = new InMemoryQueue({ timeScale: 0.001, redeliveryMs: 5, maxReceives: 5 });
+      // a and d have an effect, b and c none: a's commit waits for b's, b's for c's (fused), and
+      // c dies before any is written; d's effect writes the steps before it first.
+      const wf = countedWorkflow(['a', 'b', 'c', 'd']);
+      for (const n of ['b', 'c']) {
+        wf.def.nodes[n] = {
+          handler: async () => {
+            wf.handled[n] = (wf.handled[n] ?? 0) + 1;
+            return { output: { [n]: 1 } };
+          },
+        };
+      }
+      let crashed = 0;
+      const h = await harness([wf.def], {
+        store: counting.store,
+        queue,
+        now: clock.now,
+        chainSteps: 8,
+        faults: (p, run) => {
+          if (p !== point || run.step?.node !== 'c' || crashed++ > 0) return;
+          throw new WorkerCrash(`worker died ${p}`);
+        },
+      });
+
+      const { run } = await h.engine.startRun({ workflow: 'linear', subject: 'o/r#9', trigger });
+      const done = await drive(h, clock, run.id);
+
+      expect(crashed).toBeGreaterThan(0);
+      expect(done.status).toBe('succeeded');
+      // a's effect once (its claim outlived the crash); a and b ran again, and c if it ran before.
+      expect(wf.effects).toEqual({ a: 1, d: 1 });
+      expect(wf.handled).toEqual({ a: 2, b: 2, c: point === 'after-lease' ? 1 : 2, d: 1 });
+      const events = await h.store.listEvents(run.id);
+      expect(typesAndNodes(events)).toEqual(linearHistory(['a', 'b', 'c', 'd']));
+      expectContiguous(events);
+      // The crashed chain wrote nothing; the second one: a, b and c before d's effect, then d.
+      expect(counting.count('commit')).toBe(2);
+    },
+  );
+
   it('that never sent the start message leaves the run to the sweeper, which starts it once', async () => {
     /** The worker that created the run died before its message left: the first batch is lost. */
     class LosesFirstBatch extends InMemoryQueue {

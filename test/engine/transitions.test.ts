@@ -12,6 +12,7 @@ import {
   created,
   type Decision,
   finish,
+  fused,
   isPending,
   type Moment,
   messagesAfter,
@@ -891,6 +892,50 @@ describe('chainNext', () => {
     const elsewhere = onAttempt(leased, wf, wf.node('a'), 1, ok, { ...quiet, random: () => 0.5 });
     const moved: Plan = { ...elsewhere, run: { ...elsewhere.run, id: 'r2' } };
     expect(chainNext(moved, wf.node('b'), opts)).toBeUndefined();
+  });
+});
+
+describe('fused', () => {
+  const leased = aRun({
+    node: 'a',
+    version: 5,
+    eventSeq: 10,
+    step: { node: 'a', seq: 2, attempt: 1, notBefore: T0 },
+    lease: { owner: 'me', seq: 2, until: plus(AT, 60_000) },
+  });
+  const ok = (output: Record<string, number>): Attempt => ({ ok: true, result: { output }, durationMs: 3 });
+  const opts = { now: new Date(AT), owner: 'me', leaseGraceMs: 5_000 };
+
+  it('commits two chained steps as one: the later run, the earlier expected version, both steps events, the later report', () => {
+    const first = chainNext(
+      onAttempt(leased, wf, wf.node('a'), 1, ok({ a: 1 }), { ...loud, random: () => 0.5 }),
+      wf.node('b'),
+      opts,
+    )!.plan;
+    // The next step runs on the run as the first commit would store it (its events counted).
+    const stored = { ...first.run, eventSeq: first.run.eventSeq + first.events.length };
+    const then = onAttempt(stored, wf, wf.node('b'), 1, ok({ b: 1 }), { ...loud, random: () => 0.5 });
+
+    const both = fused(first, then);
+
+    expect(both.expectedVersion).toBe(5);
+    expect(both.run).toEqual({ ...then.run, eventSeq: 10 });
+    expect(both.run.version).toBe(7);
+    expect(both.run.data).toMatchObject({ a: 1, b: 1 });
+    expect(both.events).toEqual([...first.events, ...then.events]);
+    expect(both.messages).toEqual(then.messages);
+    expect(both.lock).toBeUndefined();
+  });
+
+  it("keeps the earlier plan's messages but its report, and a lock change of either", () => {
+    const base = onAttempt(leased, wf, wf.node('a'), 1, ok({ a: 1 }), { ...loud, random: () => 0.5 });
+    const wake = { message: { kind: 'step' as const, runId: 'r2', seq: 1 } };
+    const report = { message: { kind: 'report' as const, runId: 'r1', version: 6 } };
+    const first: Plan = { ...base, messages: [wake, report], lock: { release: 'k' } };
+    const then: Plan = { ...base, expectedVersion: 6, messages: [] };
+
+    expect(fused(first, then)).toMatchObject({ messages: [wake], lock: { release: 'k' } });
+    expect(fused(first, { ...then, lock: { acquire: 'k' } }).lock).toEqual({ acquire: 'k' });
   });
 });
 
