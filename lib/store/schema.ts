@@ -7,7 +7,8 @@ import type { EffectRef } from '../engine/ports.ts';
  * Items (pk / sk):
  *   RUN#<id>      / RUN              the run (versioned; every write conditional)
  *   RUN#<id>      / LIST             the run's keys in the subject, repo and recent indexes, written
- *                                    once when it is created (runs created before keep them on RUN)
+ *                                    once when it is created (runs created before keep them on RUN);
+ *                                    with its first data chunk's values when they fit (`values`)
  *   RUN#<id>      / EVT#<seq:8>      history events from <seq> on (a packed list), written once they
  *                                    are committed: a commit's events are pending in the run item
  *                                    until a later write of it flushes them here (dynamodb.ts
