@@ -262,14 +262,15 @@ export class StepRunner<S> {
     const next = this.chainable(plan, wf, budget, chained);
     if (next) plan = next.plan;
     // 4a. The next step, on the run as this plan would write it: written when it must be (hold.ts).
-    if (next && this.deferring(plan, hold)) {
+    const until = next && this.deferring(plan, hold);
+    if (next && until) {
       const reports: Promise<void>[] = [];
       // The run as the commit would store it: its events counted (`fused` counts them again from the start).
       const written = { ...plan.run, eventSeq: plan.run.eventSeq + plan.events.length };
       const deferred = new StepHold(core.store, written, false, core.now, {
         plan,
         write: () => this.commitDeferred(plan, budget, next.report, reports),
-        until: hold.deferred && !hold.leased ? hold.deferred.until : hold.run.lease!.until,
+        until,
       });
       try {
         return await this.leasedStep(
@@ -335,19 +336,21 @@ export class StepRunner<S> {
    * write for two transitions), or the plan is written first when the step needs its lease
    * (hold.ts). Only while this worker's written lease holds the run (so no other worker can run
    * either step), long enough for the lazy write (`lazyLeaseMs`), with no lock change (taken and
-   * given back in one commit), and events small enough to carry into the next commit.
+   * given back in one commit), and events small enough to carry into the next commit. Its answer
+   * is until when that lease holds (undefined: commit now).
    */
-  private deferring(plan: Plan, hold: StepHold): boolean {
+  private deferring(plan: Plan, hold: StepHold): string | undefined {
     const { core } = this;
-    if (core.lazyLeaseMs <= 0 || plan.lock) return false;
+    if (core.lazyLeaseMs <= 0 || plan.lock) return undefined;
     // The lease written last: this step's own, or the one an earlier step of the chain wrote.
     const until = hold.pending ? hold.deferred?.until : hold.leased ? hold.run.lease?.until : undefined;
     if (
       until === undefined ||
-      Date.parse(until) - core.now().getTime() < 2 * core.lazyLeaseMs + core.leaseGraceMs
+      Date.parse(until) - core.now().getTime() < 2 * core.lazyLeaseMs + core.leaseGraceMs ||
+      Buffer.byteLength(JSON.stringify(plan.events), 'utf8') > DEFERRED_EVENTS_MAX_BYTES
     )
-      return false;
-    return Buffer.byteLength(JSON.stringify(plan.events), 'utf8') <= DEFERRED_EVENTS_MAX_BYTES;
+      return undefined;
+    return until;
   }
 
   /**

@@ -8,9 +8,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Reporter } from '../../lib/engine/engine.ts';
+import { ThrottledError } from '../../lib/engine/store-errors.ts';
 import type { WorkflowDefinition } from '../../lib/engine/workflow.ts';
 import { harness } from '../support/harness.ts';
-import { countingStore, expectContiguous, linearHistory, typesAndNodes } from './kit.ts';
+import { countingStore, drive, expectContiguous, linearHistory, testClock, typesAndNodes } from './kit.ts';
 
 const trigger = { source: 'test' as const };
 
@@ -145,6 +146,33 @@ describe('steps due now, run in a row', () => {
     ]);
     // a+b before c's effect, c once d ran a while, d: three commits for four steps.
     expect(counting.count('commit')).toBe(3);
+    const events = await h.store.listEvents(run.id);
+    expect(typesAndNodes(events)).toEqual(linearHistory(['a', 'b', 'c', 'd']));
+    expectContiguous(events);
+  });
+
+  it('write the steps before alone when their fused commit is throttled, then give the last one back to try again', async () => {
+    const clock = testClock();
+    const counting = await countingStore();
+    const store = counting.store;
+    const commit = store.commit.bind(store);
+    let throttled = 0;
+    store.commit = async (input) => {
+      // The commit of all four (a version more than one above the expected one), once.
+      if (input.run.version > input.expectedVersion + 1 && throttled++ === 0)
+        throw new ThrottledError('throttled past its retries', { runId: input.run.id });
+      return commit(input);
+    };
+    const h = await harness([workflow()], { store, chainSteps: 8, now: clock.now });
+    const { run } = await h.engine.startRun({ workflow: 'row', subject: 'o/r#7', trigger });
+    const done = await drive(h, clock, run.id);
+
+    expect(throttled).toBeGreaterThan(0);
+    expect(done.status).toBe('succeeded');
+    // a, b and c were written alone (leasing d), d's lease was given back (a write), and d ran
+    // again under a lease of its own: two commits, the history as if nothing had happened.
+    expect(counting.count('commit')).toBe(2);
+    expect(counting.count('update')).toBe(3);
     const events = await h.store.listEvents(run.id);
     expect(typesAndNodes(events)).toEqual(linearHistory(['a', 'b', 'c', 'd']));
     expectContiguous(events);
