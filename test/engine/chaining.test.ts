@@ -1,10 +1,12 @@
 /**
  * Steps run in a row (issue 13, cost): a step that schedules another step of the same run for now
  * runs it in the same invocation, leased by its own commit, instead of sending a message that a
- * new invocation reads, leases and runs. What must hold: the same history and reports, one commit
- * per step and no lease write for a chained step, a bound on how many run in a row and on the
+ * new invocation reads, leases and runs. What must hold: the same history and reports, no lease
+ * write for a chained step, and a commit that waits for the chained step (one write for both)
+ * unless that step needs its lease first; a bound on how many run in a row and on the
  * invocation's time, and a message as before whenever the next step is not chained. Crashes and
- * duplicates in a chain: test/engine/faults.test.ts (the `chained` cases).
+ * duplicates in a chain: test/engine/faults.test.ts (the `chained` cases, and a step held by the
+ * uncommitted steps before it).
  */
 import { describe, expect, it } from 'vitest';
 import type { Reporter } from '../../lib/engine/engine.ts';
