@@ -748,8 +748,8 @@ export class DynamoRunStore implements RunStore {
     this.checkBudget(run.id, this.budgetItem(stored), added);
     // Its events pending in the run item (see commit), unless too large to carry.
     const laid = this.layout(stored, { events: [], listed: false, eventSeq: run.eventSeq, refs: {} }, added);
-    const { pending, direct } = laid;
-    let { item: runItem, chunks, refs } = laid;
+    const { pending, direct, chunks } = laid;
+    let { item: runItem, refs } = laid;
 
     if (idempotencyKey !== undefined) {
       const reserved = await this.reserveKey(idempotencyKey, run.id);
@@ -771,7 +771,7 @@ export class DynamoRunStore implements RunStore {
       ...(direct.length > 0 ? [this.putIfAbsent('history', this.historyItem(run.id, direct), run.id)] : []),
     ]);
     if (homed && listedHomed) {
-      ({ item: runItem, chunks, refs } = homed);
+      ({ item: runItem, refs } = homed);
       this.chunkCache.set(run.id, homed.home.id, homed.home.bytes);
     } else if (homed) await this.putChunks(run.id, chunks); // refused: the one homed, as a chunk
     if (!(await this.putIfAbsent('createRun', runItem, run.id))) {
