@@ -22,6 +22,31 @@ class Flaky extends Error {
 }
 
 /** One node `a` (retried once, 1 ms apart) whose handler the test writes. */
+type Store = Awaited<ReturnType<typeof harness>>['store'];
+
+/**
+ * A run of one node whose step fails after its effect and is tried again (as seq 2), the node
+ * made by `node` over the harness's store: the effects it made, the store's effect-ledger calls,
+ * and the run at the end.
+ */
+async function triedTwice(
+  node: (records: { store?: Store }, act: () => Promise<void>) => WorkflowDefinition,
+  subject: string,
+) {
+  let effects = 0;
+  const own: { store?: Store } = {};
+  const h = await harness([node(own, async () => void effects++)], { autoConsume: false });
+  own.store = h.store;
+  const claims = vi.spyOn(h.store, 'claimEffect');
+  const ledgerRecords = vi.spyOn(h.store, 'recordEffect');
+  const { run } = await h.engine.startRun({ workflow: 'fx', subject, trigger });
+
+  expect(await h.engine.executeStep(run.id, 1)).toBe('committed'); // a retry, as seq 2
+  expect(await h.engine.executeStep(run.id, 2)).toBe('committed');
+
+  return { effects, claims, ledgerRecords, run: await h.store.getRun(run.id) };
+}
+
 function oneNode(
   handler: (ctx: StepContext) => Promise<Record<string, unknown>>,
   node: Partial<NodeDefinition> = {},
@@ -280,7 +305,6 @@ describe('ctx.effect', () => {
      * A node whose effect writes its own record (a KV item, as execute's dispatch record) and
      * which looks there before calling the effect again.
      */
-    type Store = Awaited<ReturnType<typeof harness>>['store'];
     function recordsItself(records: { store?: Store }, act: () => Promise<void>) {
       return oneNode(async (ctx) => {
         const kv = records.store!;
@@ -304,26 +328,16 @@ describe('ctx.effect', () => {
     }
 
     it('claims the effect but writes no ledger record; a retry finds the caller’s record and does not act', async () => {
-      let effects = 0;
-      const own: { store?: Store } = {};
-      const h = await harness([recordsItself(own, async () => void effects++)], { autoConsume: false });
-      own.store = h.store;
-      const claims = vi.spyOn(h.store, 'claimEffect');
-      const ledgerRecords = vi.spyOn(h.store, 'recordEffect');
-      const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#7', trigger });
-
-      expect(await h.engine.executeStep(run.id, 1)).toBe('committed'); // a retry, as seq 2
-      expect(await h.engine.executeStep(run.id, 2)).toBe('committed');
+      const { effects, claims, ledgerRecords, run } = await triedTwice(recordsItself, 'o/r#7');
 
       expect(effects).toBe(1);
       expect(claims).toHaveBeenCalledTimes(1);
       expect(ledgerRecords).not.toHaveBeenCalled();
-      expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
+      expect(run).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
     });
   });
 
   describe('claimed by the caller', () => {
-    type Store = Awaited<ReturnType<typeof harness>>['store'];
     type Rec = { state: 'claimed' | 'done'; v: number; result?: string };
 
     /**
@@ -373,23 +387,15 @@ describe('ctx.effect', () => {
     }
 
     it('never writes the ledger; a retry finds the record done and does not act', async () => {
-      let effects = 0;
-      const own: { store?: Store } = {};
-      const h = await harness([claimsItself(own, async () => void effects++, { failFirst: true })], {
-        autoConsume: false,
-      });
-      own.store = h.store;
-      const claims = vi.spyOn(h.store, 'claimEffect');
-      const ledgerRecords = vi.spyOn(h.store, 'recordEffect');
-      const { run } = await h.engine.startRun({ workflow: 'fx', subject: 'o/r#9', trigger });
-
-      expect(await h.engine.executeStep(run.id, 1)).toBe('committed'); // a retry, as seq 2
-      expect(await h.engine.executeStep(run.id, 2)).toBe('committed');
+      const { effects, claims, ledgerRecords, run } = await triedTwice(
+        (own, act) => claimsItself(own, act, { failFirst: true }),
+        'o/r#9',
+      );
 
       expect(effects).toBe(1);
       expect(claims).not.toHaveBeenCalled();
       expect(ledgerRecords).not.toHaveBeenCalled();
-      expect(await h.store.getRun(run.id)).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
+      expect(run).toMatchObject({ status: 'succeeded', data: { sent: 'sent-1' } });
     });
 
     it('lets a takeover take the claim over, told it was interrupted, and refuses the stalled worker', async () => {
