@@ -286,9 +286,9 @@ export class StepRunner<S> {
         await Promise.allSettled(reports);
       }
     }
-    // Reported here: the report claim rides on this commit (reporting.ts), not a write of its own.
-    const here = this.reportsHere(plan, budget);
-    if (here) plan = { ...plan, run: withReportClaim(plan.run, core.owner, core.now(), core.reportClaimMs) };
+    const claimed = this.claimedHere(plan, budget);
+    const here = claimed.here;
+    plan = claimed.plan;
     let saved: Run;
     try {
       saved = await core.commit(plan);
@@ -307,8 +307,7 @@ export class StepRunner<S> {
       }
       return this.uncommitted(leased, node, attempt, err);
     }
-    await this.sendAfter(saved, here ? plan.messages.filter((m) => m !== here) : plan.messages);
-    await core.faults?.('after-commit', saved);
+    await this.afterCommit(saved, plan, here);
     if (here) await this.report(saved.id, saved.version, undefined, saved);
     if (!next) return 'committed';
 
@@ -364,14 +363,9 @@ export class StepRunner<S> {
     carried: number | undefined,
     reports: Promise<void>[],
   ): Promise<Run> {
-    const { core } = this;
-    const here = this.reportsHere(plan, budget);
-    const claimed = here
-      ? { ...plan, run: withReportClaim(plan.run, core.owner, core.now(), core.reportClaimMs) }
-      : plan;
-    const saved = await core.commit(claimed);
-    await this.sendAfter(saved, here ? plan.messages.filter((m) => m !== here) : plan.messages);
-    await core.faults?.('after-commit', saved);
+    const { plan: claimed, here } = this.claimedHere(plan, budget);
+    const saved = await this.core.commit(claimed);
+    await this.afterCommit(saved, claimed, here);
     const version = here ? saved.version : carried;
     if (version !== undefined)
       reports.push(this.report(saved.id, version, undefined, saved).catch(() => undefined));
@@ -414,13 +408,26 @@ export class StepRunner<S> {
   }
 
   /**
-   * The plan's report message, when this invocation shows the new state itself (`reportInline`)
-   * and has time for it: a report message due now is the last thing a step leaves for another
-   * invocation, whose receive, delete and start cost more than the report itself.
+   * The plan's report message (`here`), when this invocation shows the new state itself
+   * (`reportInline`) and has time for it: a report message due now is the last thing a step leaves
+   * for another invocation, whose receive, delete and start cost more than the report itself. The
+   * report claim then rides on the plan's commit (reporting.ts), not a write of its own.
    */
-  private reportsHere(plan: Plan, budget: StepBudget | undefined): Outgoing | undefined {
-    if (!this.core.reportInline || !budget || budget.remainingMs() < INLINE_REPORT_MIN_MS) return undefined;
-    return plan.messages.find((m) => m.message.kind === 'report' && m.delaySeconds === undefined);
+  private claimedHere(plan: Plan, budget: StepBudget | undefined): { plan: Plan; here?: Outgoing } {
+    const { core } = this;
+    if (!core.reportInline || !budget || budget.remainingMs() < INLINE_REPORT_MIN_MS) return { plan };
+    const here = plan.messages.find((m) => m.message.kind === 'report' && m.delaySeconds === undefined);
+    if (!here) return { plan };
+    return {
+      plan: { ...plan, run: withReportClaim(plan.run, core.owner, core.now(), core.reportClaimMs) },
+      here,
+    };
+  }
+
+  /** What follows a step's commit: its messages (but the report made here), then the fault point. */
+  private async afterCommit(saved: Run, plan: Plan, here: Outgoing | undefined): Promise<void> {
+    await this.sendAfter(saved, here ? plan.messages.filter((m) => m !== here) : plan.messages);
+    await this.core.faults?.('after-commit', saved);
   }
 
   private async sendAfter(saved: Run, messages: Outgoing[]): Promise<void> {

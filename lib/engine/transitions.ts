@@ -58,7 +58,7 @@ export const lockKeyOf = (run: Pick<Run, 'subject' | 'workflow'>): string =>
   `${run.subject.key}#${run.workflow}`;
 
 /**
- * `run` as committed by a worker that goes on to report it itself (steps.ts `reportsHere`): the
+ * `run` as committed by a worker that goes on to report it itself (steps.ts `claimedHere`): the
  * report claim is taken in that commit (`Run.reporting`), where a claim of the report item would be
  * a write of its own. Not over another worker's claim that may still hold: that worker goes on to
  * the newest version when it is done (reporting.ts `report`), so the claim is carried forward.
