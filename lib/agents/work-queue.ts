@@ -563,7 +563,8 @@ export class AgentWorkQueue {
      * lib/engine/effects.ts `EffectOptions.claim`): the record is written with it. This item's
      * record found still `dispatching` was claimed by an earlier attempt that never recorded the
      * dispatch: taken over when that attempt's lease was older (`interrupted`), refused with a
-     * ConcurrencyError when it was later.
+     * ConcurrencyError when it was later. Another item's record claimed by a later lease is never
+     * replaced (ConcurrencyError): the run has gone on past this step.
      */
     claim?: { version: number },
   ): Promise<{ value: DispatchRecord; version: number; interrupted?: boolean } | undefined> {
@@ -580,6 +581,14 @@ export class AgentWorkQueue {
           ? this.takeClaim(key, prior, claim.version)
           : { value: prior.value, version: prior.version };
       }
+      // Another item's record claimed under a later lease: the run went on to that item after this
+      // step's lease (a worker that stalled past it, and was taken over). Its record stays; this
+      // stale step must not replace it (the later item's answers would then look stale).
+      if (claim && (prior?.value.claimVersion ?? 0) > claim.version)
+        throw new ConcurrencyError(
+          `dispatch of ${fresh.item} refused: the record names ${prior!.value.item}, claimed by a later lease (version ${prior!.value.claimVersion}, ours ${claim.version})`,
+          { runId: fresh.runId },
+        );
       const earlier = earlierRuns(prior?.value);
       const record: DispatchRecord = {
         ...fresh,

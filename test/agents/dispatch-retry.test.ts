@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { resumeFromWorkflowRun } from '../../lib/agents/workflow-run.ts';
 import { isTerminal } from '../../lib/engine/types.ts';
+import { until } from '../support/stack-harness.ts';
 import { type AgentWorld, agentWorld } from './support.ts';
 
 /**
@@ -8,6 +10,10 @@ import { type AgentWorld, agentWorld } from './support.ts';
  * journal; that record must keep the first attempt's times, or the workflow's completion (created
  * before the retry) is ignored as "created before the current item was dispatched" and the task
  * waits until it times out.
+ *
+ * A worker that stalls past its lease instead (taken over, and the run goes on to later items)
+ * must not replace a later item's dispatch record when it wakes: that item's answer would then
+ * look like a stale one, and the run would wait for it until it timed out.
  */
 describe('a retried execute step', () => {
   let w: AgentWorld;
@@ -118,5 +124,74 @@ describe('a retried execute step', () => {
       dispatchedAt: dispatched.startedAt,
     });
     expect((await w.complete(started.id, 'success')) as object).toMatchObject({ outcome: 'resumed' });
+  });
+
+  it('a step that stalled past its lease never replaces the record of an item the run went on to', async () => {
+    // The execute step an answer starts stalls right after its lease, once (a worker frozen).
+    let stall = false;
+    let reached!: () => void;
+    const stalled = new Promise<void>((r) => {
+      reached = r;
+    });
+    let wake!: () => void;
+    const woken = new Promise<void>((r) => {
+      wake = r;
+    });
+    w = await agentWorld({
+      faults: async (point, run) => {
+        if (!stall || point !== 'after-lease' || run.step?.node !== 'execute') return;
+        stall = false;
+        reached();
+        await woken;
+      },
+    });
+    // Three agents of one slot each: the stale step finds a free slot for the item it dispatches.
+    const started = await w.start([{ agent: 'coder' }, { agent: 'coder2' }, { agent: 'reviewer' }]);
+    const id = started.id;
+    /** The current item's workflow finishes; its webhook is answered (not waiting for the queue: a step is frozen). */
+    const finish = async () => {
+      const wr = w.fake.runs.find((r) => r.display_title.includes(id) && r.status !== 'completed')!;
+      // Created when dispatched, by the run's clock (the stand-in dates it by the wall clock).
+      wr.created_at = w.clock.now().toISOString();
+      w.fake.finish(wr, 'success');
+      const res = await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'completed'), {
+        now: w.clock.now,
+      });
+      expect(res).toMatchObject({ outcome: 'resumed' });
+    };
+    const dispatched = (item: string) =>
+      until(
+        `${item} dispatched`,
+        async () => {
+          const rec = (await w.hub.queue.getDispatch(id))?.value;
+          return rec?.item === `${id}.${item}` && rec.state === 'dispatched' && rec;
+        },
+        30_000,
+        20,
+      );
+    await dispatched('t1.1');
+
+    stall = true;
+    await finish();
+    await stalled;
+    // Its lease lapses; the sweeper's message runs the step again, and the run goes on to item 3.
+    w.clock.advance(10 * 60_000);
+    await w.h.engine.sweep();
+    await dispatched('t2.1');
+    await finish();
+    const third = await dispatched('t3.1');
+    expect(w.fake.dispatches).toHaveLength(3);
+
+    // The frozen step wakes on the run as it was when item 1 was answered, and gets as far as the
+    // dispatch of item 2: its claim is refused (item 3's record was claimed by a later lease), and
+    // nothing is sent.
+    wake();
+    await w.h.settle();
+    expect((await w.hub.queue.getDispatch(id))?.value).toEqual(third);
+    expect(w.fake.dispatches).toHaveLength(3);
+    // So item 3's answer is its run's: the run goes on and ends.
+    await finish();
+    await w.h.settle();
+    expect((await w.run(id)).status).toBe('succeeded');
   });
 });

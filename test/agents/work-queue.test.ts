@@ -609,6 +609,28 @@ describe('the agent work queue', () => {
     expect(writes).not.toHaveBeenCalled();
   });
 
+  it('never replaces a later item record with a stale step claim: the run went on past that step', async () => {
+    const q = new AgentWorkQueue(store);
+    const first = firstDispatch('r3');
+    const second = { ...first, item: 'r3.t2.1', correlation: 'r3.t2.1' };
+    // Item 1 dispatched by the step leased at 4; item 2 by the step leased at 7.
+    await q.putDispatch(first, { version: 4 });
+    const later = await q.putDispatch(second, { version: 7 });
+    // The step leased at 4 stalled past its lease (taken over, and the run went on) and comes back.
+    const writes = vi.spyOn(store, 'kvPut');
+    await expect(q.putDispatch({ ...first, startedAt: 'later' }, { version: 4 })).rejects.toBeInstanceOf(
+      ConcurrencyError,
+    );
+    expect(writes).not.toHaveBeenCalled();
+    expect(await q.getDispatch('r3')).toEqual(later);
+    // A later step moves the record on as before.
+    const third = { ...first, item: 'r3.t3.1', correlation: 'r3.t3.1' };
+    expect((await q.putDispatch(third, { version: 9 }))?.value).toMatchObject({
+      item: 'r3.t3.1',
+      claimVersion: 9,
+    });
+  });
+
   it('binds a workflow run to the first item matched to it', async () => {
     const q = new AgentWorkQueue(store);
     expect(await q.bindWorkflowRun(41, 'r1', 'r1.t1.1')).toEqual({ runId: 'r1', item: 'r1.t1.1' });
