@@ -24,7 +24,10 @@ function testFiles(dir: string): string[] {
 /** What makes a file's effects outlive it, or its modules need to be its own. */
 const NEEDS_ISOLATION: Array<[string, RegExp]> = [
   ['mocks a module', /\bvi\.(do)?mock\(/],
-  ['sets the environment', /process\.env(\.\w+|\[[^\]]+\])\s*(=(?!=)|\?\?=)|delete process\.env|vi\.stubEnv/],
+  [
+    'sets the environment',
+    /process\.env(\.\w+|\[[^\]]+\])\s*(=(?!=)|\?\?=)|delete process\.env|Object\.assign\(process\.env|vi\.stubEnv/,
+  ],
   ['stubs a global or the clock', /vi\.stubGlobal|useFakeTimers/],
   ['spies on the shared logger', /vi\.spyOn\(logger\b/],
   ['verifies OIDC tokens (a JWKS cache per issuer URL)', /FakeOidcIssuer/],
