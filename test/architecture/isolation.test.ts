@@ -13,11 +13,12 @@ import { ISOLATED } from '../../vitest.config.ts';
 const HERE = fileURLToPath(import.meta.url);
 const ROOT = resolve(dirname(HERE), '../..');
 
-function testFiles(dir: string): string[] {
+/** The TypeScript files under `dir` that `keep` keeps, relative to the root. */
+function filesUnder(dir: string, keep: (name: string) => boolean): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const path = join(dir, e.name);
-    if (e.isDirectory()) return testFiles(path);
-    return e.name.endsWith('.test.ts') ? [relative(ROOT, path)] : [];
+    if (e.isDirectory()) return filesUnder(path, keep);
+    return keep(e.name) ? [relative(ROOT, path)] : [];
   });
 }
 
@@ -35,7 +36,7 @@ const NEEDS_ISOLATION: Array<[string, RegExp]> = [
 ];
 
 describe('test isolation (vitest.config.ts ISOLATED)', () => {
-  const files = testFiles(join(ROOT, 'test'));
+  const files = filesUnder(join(ROOT, 'test'), (name) => name.endsWith('.test.ts'));
 
   it('lists every file whose effects would reach the files after it', () => {
     const missing = files.flatMap((file) => {
@@ -45,6 +46,22 @@ describe('test isolation (vitest.config.ts ISOLATED)', () => {
       return NEEDS_ISOLATION.filter(([, re]) => re.test(text)).map(([why]) => `${file}: ${why}`);
     });
     expect(missing).toEqual([]);
+  });
+
+  it('has no helper that does what only an isolated file may: it would leak through every file that uses it', () => {
+    // The global setup runs in vitest's main process, once, before any file.
+    const helpers = filesUnder(
+      join(ROOT, 'test'),
+      (name) => name.endsWith('.ts') && !name.endsWith('.test.ts'),
+    ).filter((file) => !file.endsWith('global-setup.ts') && !file.endsWith('.spec.ts'));
+    expect(helpers.length).toBeGreaterThan(10);
+    const leaking = helpers.flatMap((file) => {
+      const text = readFileSync(join(ROOT, file), 'utf8');
+      return NEEDS_ISOLATION.filter(([why, re]) => !why.startsWith('verifies OIDC') && re.test(text)).map(
+        ([why]) => `${file}: ${why}`,
+      );
+    });
+    expect(leaking).toEqual([]);
   });
 
   it('lists only files that exist', () => {
