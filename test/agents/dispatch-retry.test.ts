@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { resumeFromWorkflowRun } from '../../lib/agents/workflow-run.ts';
 import { isTerminal } from '../../lib/engine/types.ts';
 import { until } from '../support/stack-harness.ts';
 import { type AgentWorld, agentWorld } from './support.ts';
@@ -148,17 +147,14 @@ describe('a retried execute step', () => {
     // Three agents of one slot each: the stale step finds a free slot for the item it dispatches.
     const started = await w.start([{ agent: 'coder' }, { agent: 'coder2' }, { agent: 'reviewer' }]);
     const id = started.id;
-    /** The current item's workflow finishes; its webhook is answered (not waiting for the queue: a step is frozen). */
-    const finish = async () => {
-      const wr = w.fake.runs.find((r) => r.display_title.includes(id) && r.status !== 'completed')!;
-      // Created when dispatched, by the run's clock (the stand-in dates it by the wall clock).
+    // GitHub creates each workflow run when it is dispatched, by the run's clock (the stand-in
+    // dates them by the wall clock, and this test moves the run's clock on).
+    w.fake.onDispatch = async (wr) => {
       wr.created_at = w.clock.now().toISOString();
-      w.fake.finish(wr, 'success');
-      const res = await resumeFromWorkflowRun(w.h.engine, w.fake.payload(wr, 'completed'), {
-        now: w.clock.now,
-      });
-      expect(res).toMatchObject({ outcome: 'resumed' });
     };
+    /** The current item's workflow finishes; its webhook is answered (not waiting for the queue: a step is frozen). */
+    const finish = async () =>
+      expect(await w.complete(id, 'success', { settle: false })).toMatchObject({ outcome: 'resumed' });
     const dispatched = (item: string) =>
       until(
         `${item} dispatched`,

@@ -104,8 +104,11 @@ export interface AgentWorld {
   run(id: string): Promise<Run>;
   events(id: string): Promise<RunEvent[]>;
   types(id: string): Promise<string[]>;
-  /** Finish the agent workflow dispatched for `runId` (the latest one) and deliver its webhook. */
-  complete(runId: string, conclusion?: string): Promise<unknown>;
+  /**
+   * Finish the agent workflow dispatched for `runId` (the latest one) and deliver its webhook; then
+   * wait for the queue, unless `settle: false` (a step held mid-way would never let it go idle).
+   */
+  complete(runId: string, conclusion?: string, opts?: { settle?: boolean }): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -198,14 +201,14 @@ export async function agentWorld(
     async types(id) {
       return (await h.engine.listEvents(id)).map((e) => e.type);
     },
-    async complete(runId, conclusion = 'success') {
+    async complete(runId, conclusion = 'success', { settle = true } = {}) {
       const wr = [...fake.runs]
         .reverse()
         .find((r) => r.display_title.includes(runId) && r.status !== 'completed');
       if (!wr) throw new Error(`no running workflow run for ${runId}`);
       fake.finish(wr, conclusion);
       const res = await resumeFromWorkflowRun(h.engine, fake.payload(wr, 'completed'), { now: clock.now });
-      await h.settle();
+      if (settle) await h.settle();
       return res;
     },
     async stop() {
