@@ -11,18 +11,17 @@ import { configDefaults, defineConfig } from 'vitest/config';
  *
  * A file belongs here when what it does would reach the files after it, or depends on a fresh
  * module: it mocks a module (`vi.mock`), sets `process.env` or fake timers, spies on a shared
- * logger or counts a once-per-process warning, or verifies OIDC tokens (the callback keeps one
- * JWKS cache per issuer URL per process, and a later file's fake issuer may get a freed port).
- * test/architecture/isolation.test.ts checks this list against the files.
+ * logger or counts a once-per-process warning. (The Actions callback keeps one JWKS cache per
+ * issuer URL per process: test/support/fake-oidc.ts gives each fake issuer a URL of its own, so
+ * files that verify OIDC tokens share modules too.) test/architecture/isolation.test.ts checks
+ * this list against the files.
  */
 export const ISOLATED = [
-  'test/agents/actions-callback.test.ts',
   'test/agents/bedrock-planner.test.ts',
   'test/agents/http-endpoint.test.ts',
   'test/agents/replan.test.ts',
   'test/common/secret-rotation.test.ts',
   'test/common/secrets.test.ts',
-  'test/e2e/agents.test.ts',
   'test/e2e/budget.test.ts',
   'test/queue/queues.test.ts',
   'test/routing/config-versions.test.ts',

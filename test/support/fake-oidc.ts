@@ -7,6 +7,10 @@ import { exportJWK, type JWK, SignJWT } from 'jose';
  * `/.well-known/jwks` with a generated RSA key, and tokens shaped like the ones a job gets from
  * `ACTIONS_ID_TOKEN_REQUEST_URL` (claims `repository`, `run_id`, `workflow_ref`, `event_name`,
  * `sub`, ...). Counts JWKS fetches, so a test can see the cache at work.
+ *
+ * Each issuer's URL has a path of its own (`http://127.0.0.1:<port>/<random>`): the callback keeps
+ * one JWKS cache per issuer URL per process, and test files share their worker's modules, so a
+ * later file's issuer on a freed port must not be taken for an earlier one with other keys.
  */
 export class FakeOidcIssuer {
   readonly kid = `kid-${randomUUID().slice(0, 8)}`;
@@ -14,6 +18,7 @@ export class FakeOidcIssuer {
   readonly publicKey: KeyObject;
   jwksFetches = 0;
   url = '';
+  private readonly path = `/issuer-${randomUUID().slice(0, 8)}`;
   private server: Server | undefined;
   private jwk: JWK | undefined;
 
@@ -26,7 +31,7 @@ export class FakeOidcIssuer {
   async start(): Promise<this> {
     this.jwk = { ...(await exportJWK(this.publicKey)), kid: this.kid, alg: 'RS256', use: 'sig' };
     this.server = createServer((req, res) => {
-      if (req.method === 'GET' && req.url === '/.well-known/jwks') {
+      if (req.method === 'GET' && req.url === `${this.path}/.well-known/jwks`) {
         this.jwksFetches++;
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ keys: [this.jwk] }));
@@ -37,7 +42,7 @@ export class FakeOidcIssuer {
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     const addr = this.server.address();
-    this.url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    this.url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}${this.path}`;
     return this;
   }
 
