@@ -126,7 +126,8 @@ export const FUNCTIONS = [
     table: 'readWrite',
     // Starts runs (IDEM#, LOCK#, RUN#), signals them (comment commands, agent completions, edits),
     // finds a subject's runs; KV: the repo config cache and pushed versions, guards and delivery
-    // records, holds, pauses and their audit, the work queue, CI-triage and coverage records.
+    // records, holds, pauses and their audit, the work queue, CI-triage and coverage records, and
+    // issue edits parked for a run that is planning.
     tableActions: ['GetItem', 'BatchGetItem', 'Query', 'PutItem', 'DeleteItem'],
     tableKeys: [
       keys.runs,
@@ -142,6 +143,7 @@ export const FUNCTIONS = [
       keys.kv('work'),
       keys.kv('ci-triage'),
       keys.kv('coverage'),
+      keys.kv('issue-edit'),
     ],
     sendsWork: true,
     secrets: ['GITHUB_WEBHOOK_SECRET'],

@@ -5,6 +5,7 @@ import { NoSubjectError } from './errors.ts';
 import { planContext } from './plan-context.ts';
 import { limitPlan } from './plan-limits.ts';
 import { deterministicPlanner, type Plan, type PlanInput, planVersion } from './planner.ts';
+import { type IssueEdit, issueTextHash, type PlanSource } from './replan.ts';
 
 /**
  * The pipeline's plan step: read the issue (fresh from the API when there are credentials, else
@@ -15,7 +16,8 @@ import { deterministicPlanner, type Plan, type PlanInput, planVersion } from './
  * and its top-level tree. `plan.created` records who planned, the tokens used and their estimated
  * cost (what budgets add up); a model planner that gave up adds a `plan.fallback` event first.
  * On a re-plan after an edit, the edited title and body (run data `issueEdit`) stand in for the
- * API's when there are no credentials.
+ * API's when there are no credentials. The plan records what it was made from (`source`), so an
+ * edit it already saw does not re-plan it.
  */
 export async function plan(
   services: GitHubServices,
@@ -41,7 +43,7 @@ export async function plan(
   );
 
   const event = eventOf(run);
-  const edit = run.data.issueEdit as { title?: unknown; body?: unknown } | undefined;
+  const edit = run.data.issueEdit as Partial<IssueEdit> | undefined;
   const fresh = await client.getIssue(repo, number);
   const labels = fresh?.labels
     ? fresh.labels.flatMap((l) => (typeof l === 'string' ? [l] : l.name ? [l.name] : []))
@@ -75,7 +77,14 @@ export async function plan(
   const draft = limitPlan(await impl.plan(input));
   const version = planVersion(draft);
   const planner = draft.planner ?? impl.name;
-  const result: Plan = { ...draft, version, planner, repo, issue: number };
+  // What the plan was made from: an edit parked while it planned is news only if it differs
+  // (lib/agents/replan.ts).
+  const updatedAt = fresh ? fresh.updated_at : edit?.updatedAt;
+  const source: PlanSource = {
+    hash: issueTextHash(input.title, input.body),
+    ...(typeof updatedAt === 'string' ? { updatedAt } : {}),
+  };
+  const result: Plan = { ...draft, version, planner, repo, issue: number, source };
   const by = plannerAgent?.name ?? impl.name;
   if (draft.fallback) {
     scope.emit({

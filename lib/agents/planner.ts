@@ -62,6 +62,8 @@ export interface Plan extends PlanOutcome {
   planner: string;
   repo: string;
   issue: number;
+  /** The issue text it was made from (lib/agents/replan.ts); absent in plans made before. */
+  source?: { hash: string; updatedAt?: string };
 }
 
 export interface PlanInput {

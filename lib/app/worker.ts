@@ -1,5 +1,6 @@
 import { createGitHubReporter } from '../agents/github-reporter.ts';
 import { deterministicPlanner, type Planner } from '../agents/planner.ts';
+import { createIssueEditReporter } from '../agents/replan.ts';
 import { type AgentServices, createAgentServices } from '../agents/services.ts';
 import { configRefreshMs } from '../common/config-refresh.ts';
 import { InternalError } from '../common/errors.ts';
@@ -175,6 +176,11 @@ export async function createWorkerApp(opts: WorkerAppOptions): Promise<WorkerApp
       ...(now ? { now } : {}),
     }),
     agents.reporter,
+    // Edits that came while a run planned: re-planned once it reaches its gate (lib/agents/replan.ts).
+    createIssueEditReporter({
+      engine: { store, signal: (id, signal) => engineRef().signal(id, signal) },
+      ...(now ? { now } : {}),
+    }),
   ];
 
   const tuning = Object.fromEntries(

@@ -367,6 +367,7 @@ export interface Issue {
   labels?: Array<string | { name?: string }>;
   pull_request?: unknown;
   user?: { login: string } | null;
+  updated_at?: string;
 }
 
 export interface WorkflowRunSummary {

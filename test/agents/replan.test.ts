@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { plannerFromConfig } from '../../lib/agents/bedrock-planner.ts';
 import { createGitHubReporter } from '../../lib/agents/github-reporter.ts';
-import { createIssueEditHook } from '../../lib/agents/replan.ts';
+import { createIssueEditHook, createIssueEditReporter, EDIT_GROUP } from '../../lib/agents/replan.ts';
 import { Engine } from '../../lib/engine/engine.ts';
 import { StaleApprovalError } from '../../lib/engine/errors.ts';
 import {
@@ -56,7 +57,7 @@ planner: { provider: bedrock, model: ${MODEL}, region: eu-west-1 }
 `;
 
 /** The pipeline with an execute node that waits for an agent (work under way), then reports. */
-function pipeline(): WorkflowDefinition<unknown> {
+function pipeline(opts: { optionalApproval?: boolean } = {}): WorkflowDefinition<unknown> {
   // The real nodes read the GitHub side from `ctx.services.github` (the engine's services below).
   const h = (fn: (ctx: StepContext<never>) => Promise<NodeResult>) => ({
     handler: fn as NodeHandler<unknown>,
@@ -69,7 +70,11 @@ function pipeline(): WorkflowDefinition<unknown> {
       intake: { title: 'Intake', ...h(nodes.intake) },
       route: { title: 'Route', ...h(nodes.route), retry: { maxAttempts: 1 } },
       plan: { title: 'Plan', ...h(nodes.plan) },
-      approval: { title: 'Approval', ...h(nodes.approval) },
+      approval: {
+        title: 'Approval',
+        ...h(nodes.approval),
+        ...(opts.optionalApproval ? { optionalGate: true } : {}),
+      },
       execute: {
         title: 'Execute',
         handler: async () => ({ wait: { kind: 'agent', expiresInMs: 3_600_000, correlation: 'agent-1' } }),
@@ -108,22 +113,25 @@ function edited(n: number, changes: Record<string, unknown>, title: string, body
   return p;
 }
 
+/** The engine, queue and webhook endpoint of one world (the fakes and the table are shared). */
+interface World {
+  engine: Engine<unknown>;
+  queue: InMemoryQueue;
+  send: (r: WebhookRequest) => ReturnType<typeof handleGitHubWebhook>;
+}
+
 describe('re-planning when the issue is edited', () => {
   let gh: FakeGitHub;
   let bedrock: FakeBedrock;
   let store: DynamoRunStore;
   let queue: InMemoryQueue;
   let engine: Engine<unknown>;
-  let send: (r: WebhookRequest) => ReturnType<typeof handleGitHubWebhook>;
+  let send: World['send'];
+  const worlds: World[] = [];
 
-  beforeAll(async () => {
-    gh = await new FakeGitHub(TOKEN).start();
-    bedrock = await new FakeBedrock().start();
-    process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME = bedrock.url;
-    process.env.AWS_ACCESS_KEY_ID = 'AKIDREPLAN';
-    process.env.AWS_SECRET_ACCESS_KEY = 'replan-secret';
-    store = await createTestStore();
-    queue = new InMemoryQueue({ timeScale: 0.001, redeliveryMs: 5 });
+  /** The webhook, the engine with the GitHub and issue-edit reporters, and a queue feeding it. */
+  function world(opts: { approvalOff?: boolean } = {}): World {
+    const q = new InMemoryQueue({ timeScale: 0.001, redeliveryMs: 5 });
     const central = parseConfigSource(YAML, 'replan.yml');
     const config = new ConfigProvider({ central, store });
     const github = new GitHubClientFactory({
@@ -137,26 +145,50 @@ describe('re-planning when the issue is edited', () => {
       config,
       planner: plannerFromConfig(central.config.planner),
     };
-    engine = new Engine<unknown>({
+    const e: Engine<unknown> = new Engine<unknown>({
       store,
-      queue,
-      workflows: new WorkflowRegistry([new Workflow(pipeline())]),
+      queue: q,
+      workflows: new WorkflowRegistry([
+        new Workflow(
+          pipeline({ optionalApproval: opts.approvalOff === true }),
+          opts.approvalOff ? { disabledGates: ['approval'] } : {},
+        ),
+      ]),
       services: { github: services },
-      reporters: [createGitHubReporter({ github, config: () => central.config })],
+      reporters: [
+        createGitHubReporter({ github, config: () => central.config }),
+        createIssueEditReporter({ engine: { store, signal: (id, signal) => e.signal(id, signal) } }),
+      ],
     });
-    queue.consume(async (m) => void (await engine.handle(m)));
+    q.consume(async (m) => void (await e.handle(m)));
     const onDelivery = createDeliveryHandler({
-      engine,
-      queue,
+      engine: e,
+      queue: q,
       config,
       store,
       github,
-      hooks: [createIssueEditHook({ engine })],
+      hooks: [createIssueEditHook({ engine: e })],
     });
-    send = (r) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, toRequest(r));
+    const w: World = {
+      engine: e,
+      queue: q,
+      send: (r) => handleGitHubWebhook({ secrets: () => [TEST_SECRET], onDelivery }, toRequest(r)),
+    };
+    worlds.push(w);
+    return w;
+  }
+
+  beforeAll(async () => {
+    gh = await new FakeGitHub(TOKEN).start();
+    bedrock = await new FakeBedrock().start();
+    process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME = bedrock.url;
+    process.env.AWS_ACCESS_KEY_ID = 'AKIDREPLAN';
+    process.env.AWS_SECRET_ACCESS_KEY = 'replan-secret';
+    store = await createTestStore();
+    ({ engine, queue, send } = world());
   });
   afterAll(async () => {
-    queue.stop();
+    for (const w of worlds) w.queue.stop();
     await gh.stop();
     await bedrock.stop();
   });
@@ -278,5 +310,151 @@ describe('re-planning when the issue is edited', () => {
     expect(JSON.parse(res.body).status).not.toBe('issue-edited');
     await queue.idle();
     expect((await engine.getRun(runId))!.gate?.binding).toBe(version);
+  });
+  /** A labelled issue whose plan step has read it and waits for the model (answer held back). */
+  async function labelWhilePlanning(
+    w: World,
+    n: number,
+    text: { title: string; body: string } = BEFORE.issue,
+  ) {
+    gh.addIssue(REPO, { number: n, title: text.title, body: text.body, labels: ['ready'] });
+    const release = bedrock.holdNext();
+    const res = await w.send(signedRequest(TEST_SECRET, 'issues', labelled(n)));
+    const runId = JSON.parse(res.body).run as string;
+    expect(runId).toBeTypeOf('string');
+    await bedrock.received(1);
+    return { runId, release };
+  }
+
+  it('an edit that lands while the plan is being made re-plans the run once it reaches its gate', async () => {
+    const { runId, release } = await labelWhilePlanning({ engine, queue, send }, 44);
+    const issue = gh.issues.get(`${REPO}#44`)!;
+    issue.title = AFTER.issue.title;
+    issue.body = AFTER.issue.body;
+    const delivery = signedRequest(
+      TEST_SECRET,
+      'issues',
+      edited(
+        44,
+        { title: { from: BEFORE.issue.title }, body: { from: BEFORE.issue.body } },
+        issue.title,
+        issue.body,
+      ),
+    );
+    // The plan step holds the run: the edit waits for it.
+    expect(JSON.parse((await send(delivery)).body).runs).toEqual([{ run: runId, outcome: 'parked' }]);
+    expect(await store.kvGet(EDIT_GROUP, runId)).toBeDefined();
+
+    release();
+    await queue.idle();
+    const run = (await engine.getRun(runId))!;
+    expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'approval' } });
+    expect((run.data.plan as { summary: string }).summary).toMatch(/^Paginar GET \/runs/);
+    expect(bedrock.requests).toHaveLength(2);
+    expect(bedrock.requests[1]!.prompt).toContain(AFTER.issue.title);
+    const events = await engine.listEvents(runId);
+    expect(events.filter((e) => e.type === 'plan.created')).toHaveLength(2);
+    expect(events.find((e) => e.type === 'signal.replan')?.detail).toMatchObject({
+      reason: "the issue's title and body changed after the plan read it",
+    });
+    expect(await store.kvGet(EDIT_GROUP, runId)).toBeUndefined();
+    expect(statusComment(44)).toContain(`#### Plan \`${run.gate!.binding}\``);
+
+    // A redelivery of the same edit does nothing more.
+    const again = await send({ ...delivery });
+    expect(JSON.parse(again.body).runs).toEqual([{ run: runId, outcome: 'duplicate' }]);
+    await queue.idle();
+    expect(bedrock.requests).toHaveLength(2);
+  });
+
+  it('an edit the plan already read changes nothing, whether it waited for the plan or came late', async () => {
+    // The issue already reads as edited when the plan step reads it; the edit's webhook comes later.
+    const { runId, release } = await labelWhilePlanning({ engine, queue, send }, 45, AFTER.issue);
+    const payload = edited(45, { body: { from: BEFORE.issue.body } }, AFTER.issue.title, AFTER.issue.body);
+    const parked = await send(signedRequest(TEST_SECRET, 'issues', payload));
+    expect(JSON.parse(parked.body).runs).toEqual([{ run: runId, outcome: 'parked' }]);
+    release();
+    await queue.idle();
+    const run = (await engine.getRun(runId))!;
+    expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'approval' } });
+    expect(bedrock.requests).toHaveLength(1);
+    expect(await store.kvGet(EDIT_GROUP, runId)).toBeUndefined();
+
+    // The same text in a later delivery, with the run at its gate: nothing to re-plan.
+    const late = await send(signedRequest(TEST_SECRET, 'issues', payload));
+    expect(JSON.parse(late.body).runs).toEqual([{ run: runId, outcome: 'current' }]);
+    await queue.idle();
+    const after = (await engine.getRun(runId))!;
+    expect(after.gate?.binding).toBe(run.gate?.binding);
+    expect(after.version).toBe(run.version);
+    expect(bedrock.requests).toHaveLength(1);
+    expect((await engine.listEvents(runId)).some((e) => e.type === 'signal.replan')).toBe(false);
+  });
+
+  it('with the approval gate switched off, an edit while planning or during the work is noted, not re-planned', async () => {
+    const w = world({ approvalOff: true });
+    const { runId, release } = await labelWhilePlanning(w, 46);
+    const issue = gh.issues.get(`${REPO}#46`)!;
+    issue.body = 'Actually, also handle comments.';
+    const first = await w.send(
+      signedRequest(
+        TEST_SECRET,
+        'issues',
+        edited(46, { body: { from: BEFORE.issue.body } }, issue.title, issue.body),
+      ),
+    );
+    expect(JSON.parse(first.body).runs).toEqual([{ run: runId, outcome: 'parked' }]);
+    release();
+    await w.queue.idle();
+    const run = (await w.engine.getRun(runId))!;
+    // No gate to re-plan at: the work started on the plan as made, and the edit says so.
+    expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'agent' } });
+    expect(bedrock.requests).toHaveLength(1);
+    expect(await store.kvGet(EDIT_GROUP, runId)).toBeUndefined();
+    const noted = (await w.engine.listEvents(runId)).filter((e) => e.type === 'issue.edited');
+    expect(noted).toHaveLength(1);
+    expect(noted[0]!.detail).toMatchObject({ afterApproval: true, changed: ['body'] });
+    expect(statusComment(46)).toContain("The issue's body changed after this plan was approved");
+
+    // Another edit while the agent works: noted at once (it was dropped when the gate was off).
+    issue.body = 'And the replies too.';
+    const second = await w.send(
+      signedRequest(
+        TEST_SECRET,
+        'issues',
+        edited(46, { body: { from: 'Actually, also handle comments.' } }, issue.title, issue.body),
+      ),
+    );
+    expect(JSON.parse(second.body).runs).toEqual([{ run: runId, outcome: 'noted' }]);
+    await w.queue.idle();
+    expect((await w.engine.listEvents(runId)).filter((e) => e.type === 'issue.edited')).toHaveLength(2);
+    expect(bedrock.requests).toHaveLength(1);
+  });
+  it('a run that reaches its gate while the hook parks the edit is re-planned by the hook itself', async () => {
+    const { runId, release } = await labelWhilePlanning({ engine, queue, send }, 47);
+    const issue = gh.issues.get(`${REPO}#47`)!;
+    issue.body = AFTER.issue.body;
+    // The hook listed the run while it planned; before its park is written, the plan is made and
+    // the gate's report has looked for a parked edit and found none.
+    const racing = Object.create(store) as DynamoRunStore;
+    racing.kvPut = async (group, key, value, opts) => {
+      if (group === EDIT_GROUP) {
+        release();
+        await queue.idle();
+        expect((await engine.getRun(runId))!.gate?.kind).toBe('approval');
+      }
+      return store.kvPut(group, key, value, opts);
+    };
+    const hook = createIssueEditHook({
+      engine: { store: racing, signal: (id, signal) => engine.signal(id, signal) },
+    });
+    const payload = edited(47, { body: { from: BEFORE.issue.body } }, issue.title, issue.body);
+    const out = await hook({ name: 'issues', id: randomUUID(), event: { name: 'issues' } as never, payload });
+    expect(out?.body).toMatchObject({ runs: [{ run: runId, outcome: 'replanned' }] });
+    await queue.idle();
+    const run = (await engine.getRun(runId))!;
+    expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'approval' } });
+    expect(bedrock.requests).toHaveLength(2);
+    expect(await store.kvGet(EDIT_GROUP, runId)).toBeUndefined();
   });
 });

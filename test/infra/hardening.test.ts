@@ -7,6 +7,7 @@ import { CALLBACK_GROUP } from '../../lib/agents/callbacks.ts';
 import { CI_TRIAGE_GROUP } from '../../lib/agents/ci-triage.ts';
 import { COVERAGE_GROUP } from '../../lib/agents/coverage.ts';
 import { HOLD_GROUP } from '../../lib/agents/gates.ts';
+import { EDIT_GROUP } from '../../lib/agents/replan.ts';
 import { WORK_GROUP } from '../../lib/agents/work-queue.ts';
 import { LINK_GROUP, SESSION_GROUP } from '../../lib/console/access.ts';
 import { BINDING_GROUP, TOKEN_GROUP } from '../../lib/discord/binding.ts';
@@ -167,7 +168,7 @@ describe('table actions per internet-facing function (issue #9, defect 15)', () 
       leadingKeys.idempotency,
       leadingKeys.locks,
       ...kv(CONFIG_GROUP, CONFIG_VERSION_GROUP, GUARD_GROUP, DELIVERY_GROUP, HOLD_GROUP, PAUSE_GROUP),
-      ...kv(PAUSE_AUDIT_GROUP, WORK_GROUP, CI_TRIAGE_GROUP, COVERAGE_GROUP),
+      ...kv(PAUSE_AUDIT_GROUP, WORK_GROUP, CI_TRIAGE_GROUP, COVERAGE_GROUP, EDIT_GROUP),
     ],
     callbacks: [leadingKeys.runs, leadingKeys.locks, ...kv(CALLBACK_GROUP, WORK_GROUP)],
     actions: [leadingKeys.runs, leadingKeys.locks, ...kv(WORK_GROUP)],

@@ -134,6 +134,7 @@ export class FakeBedrock {
     this.requests.length = 0;
     this.hanging = 0;
     this.cancelled = 0;
+    this.holds = [];
   }
 
   /** Requests still to leave unanswered (they hang until the client gives up). */
@@ -145,6 +146,19 @@ export class FakeBedrock {
   /** Leave the next `times` requests unanswered: a model call that never returns. */
   hang(times = 1): void {
     this.hanging = times;
+  }
+
+  /** Answers held back until released (`holdNext`). */
+  private holds: Array<Promise<void>> = [];
+
+  /**
+   * Hold the answer to the next request until the returned function is called: a model call that
+   * takes as long as the test needs (to deliver a webhook while a plan is being made).
+   */
+  holdNext(): () => void {
+    let release = () => {};
+    this.holds.push(new Promise<void>((resolve) => (release = resolve)));
+    return release;
   }
 
   /** Resolves once the client has cancelled `n` hung requests. */
@@ -202,6 +216,8 @@ export class FakeBedrock {
       send(403, { message: 'Missing Authentication Token' }, { 'x-amzn-errortype': 'AccessDeniedException' });
       return;
     }
+    const held = this.holds.shift();
+    if (held) await held;
     if (this.hanging > 0) {
       this.hanging--;
       res.on('close', () => {
