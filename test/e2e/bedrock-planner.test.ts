@@ -136,4 +136,45 @@ planner:
     expect(replanned.events.filter((e) => e.type === 'plan.created')).toHaveLength(2);
     expect(bedrock.requests.at(-1)!.prompt).toContain(EDITED.issue.title);
   });
+  it('an edit made while the model plans waits for the plan, and the run is re-planned at its gate', async () => {
+    const { title, body } = FIXTURE.issue;
+    gh.addIssue(REPO, { number: 8, title, body, labels: ['ready'] });
+    const before = bedrock.requests.length;
+    const release = bedrock.holdNext();
+    const res = await webhook('issues', {
+      action: 'labeled',
+      label: { name: 'ready' },
+      issue: issueJson(8, title, body),
+      repository,
+      sender: { login: 'alice', type: 'User' },
+    });
+    const id = res.body.run as string;
+    // The plan step has read the issue and waits for the model.
+    await bedrock.received(before + 1);
+    gh.issues.get(`${REPO}#8`)!.title = EDITED.issue.title;
+    gh.issues.get(`${REPO}#8`)!.body = EDITED.issue.body;
+    const edit = await webhook('issues', {
+      action: 'edited',
+      changes: { title: { from: title }, body: { from: body } },
+      issue: issueJson(8, EDITED.issue.title, EDITED.issue.body),
+      repository,
+      sender: { login: 'alice', type: 'User' },
+    });
+    expect(edit.body).toMatchObject({ status: 'issue-edited', runs: [{ run: id, outcome: 'parked' }] });
+    release();
+    const replanned = await until('the plan of the edited issue at the gate', async () => {
+      const r = await getRun(id);
+      return r.run.status === 'waiting' &&
+        r.run.gate?.kind === 'approval' &&
+        r.events.filter((e) => e.type === 'plan.created').length === 2
+        ? r
+        : undefined;
+    });
+    expect(bedrock.requests).toHaveLength(before + 2);
+    expect(bedrock.requests.at(-1)!.prompt).toContain(EDITED.issue.title);
+    expect(replanned.events.some((e) => e.type === 'signal.replan')).toBe(true);
+    await until('the status comment with the new plan', async () =>
+      gh.commentsOn(REPO, 8).find((c) => c.body.includes(`#### Plan \`${replanned.run.gate?.binding}\``)),
+    );
+  });
 });
