@@ -8,7 +8,7 @@ import { DiscordRest } from '../../lib/discord/rest.ts';
 import type { NewEvent, Run } from '../../lib/engine/types.ts';
 import { FakeDiscord } from '../support/fake-discord.ts';
 import { harness } from '../support/harness.ts';
-import { AGENT_WORKFLOW, type AgentWorld, agentsYaml, agentWorld, answer } from './support.ts';
+import { AGENT_WORKFLOW, AGENTS_YAML, type AgentWorld, agentsYaml, agentWorld, answer } from './support.ts';
 
 const dispatchedRuns = (w: AgentWorld) => w.fake.dispatches.map((d) => d.inputs.switchyard_run);
 
@@ -96,6 +96,29 @@ describe('the hub: queue promotion, consultation, escalation', () => {
     ]);
     await answer(w, run.id, { ok: true });
     expect((await w.run(run.id)).status).toBe('succeeded');
+  });
+
+  it('a consultation that would pass the run dispatch cap waits at the budget gate before it is dispatched', async () => {
+    w = await agentWorld({ yaml: `${AGENTS_YAML}\nbudgets: { perRun: { dispatches: 1 } }\n` });
+    const run = await w.start([{ agent: 'coder', title: 'Refactor auth' }]);
+    await answer(w, run.id, {
+      ok: true,
+      payload: { consult: { type: 'reviewer', question: 'Is the token refresh safe?' } },
+    });
+    // The consultation is routed, then held: nothing goes to the reviewer past the cap.
+    const gated = await w.run(run.id);
+    expect(gated).toMatchObject({ status: 'waiting', gate: { kind: 'budget' } });
+    expect(gated.gate?.prompt).toContain('budget reached: 1 of 1 dispatches');
+    expect(w.fake.dispatches).toHaveLength(1);
+    expect(await w.types(run.id)).toEqual(expect.arrayContaining(['hub.consult.routed', 'budget.reached']));
+
+    // Raised by a person, the consultation goes out, and its answer goes back to the coder.
+    await w.h.engine.signal(run.id, { type: 'approve', by: 'ops', binding: gated.gate!.binding! });
+    await w.h.settle();
+    expect(JSON.parse(w.fake.dispatches[1]!.inputs.task!)).toMatchObject({
+      purpose: 'consult',
+      agent: { name: 'reviewer' },
+    });
   });
 
   it('refuses an agent addressing another agent directly, and records it', async () => {
