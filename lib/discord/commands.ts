@@ -5,6 +5,9 @@ import type {
 } from 'discord-api-types/v10';
 import { OptionType } from './protocol.ts';
 
+/** The largest spend cap `/approve budget:` sets (the CLI's `approve --budget` takes the same). */
+export const MAX_BUDGET_USD = 1_000_000;
+
 /** ApplicationCommandType.ChatInput; InteractionContextType.Guild; ApplicationIntegrationType.GuildInstall. */
 const CHAT_INPUT = 1;
 const GUILD_ONLY: Pick<RESTPostAPIChatInputApplicationCommandsJSONBody, 'contexts' | 'integration_types'> = {
@@ -69,6 +72,14 @@ export const COMMANDS = [
         description: 'The plan version you reviewed; without it you are shown the plan and an Approve button',
         required: false,
         max_length: 100,
+      },
+      {
+        type: OptionType.Number,
+        name: 'budget',
+        description: "At a budget gate: the run's new spend cap in USD",
+        required: false,
+        min_value: 0.01,
+        max_value: MAX_BUDGET_USD,
       },
     ],
   },

@@ -18,6 +18,7 @@ import type { ListEventsOptions, ListRunsQuery, RunStore } from '../engine/ports
 import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
 import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
 import { channelMapsRepo, guildAllowed, isApprover } from './channels.ts';
+import { MAX_BUDGET_USD } from './commands.ts';
 import { consoleLinkRow } from './console-link.ts';
 import { decodeButtonId, resolveShownBinding } from './custom-id.ts';
 import { DiscordInputError } from './errors.ts';
@@ -440,7 +441,17 @@ export function createInteractionRouter(
   async function approve(i: APIInteraction, opts: Map<string, Option>): Promise<APIInteractionResponse> {
     const runId = str(opts.get('run'));
     const shown = str(opts.get('plan'));
+    const budgetOption = opts.get('budget');
+    const budget = typeof budgetOption?.value === 'number' ? budgetOption.value : undefined;
     if (!runId) return ephemeral('Give a run.');
+    // Discord enforces the option's bounds; the request is checked all the same.
+    if (
+      budgetOption !== undefined &&
+      (budget === undefined || !Number.isFinite(budget) || budget <= 0 || budget > MAX_BUDGET_USD)
+    )
+      return ephemeral(
+        `\`budget\` is a USD amount above 0 and at most ${MAX_BUDGET_USD.toLocaleString('en-US')}.`,
+      );
     const run = await findRun(runId);
     const refused = await guard(i, 'approve', run?.id ?? runId, run?.subject.repo);
     if (refused) return refused;
@@ -450,8 +461,13 @@ export function createInteractionRouter(
       return ephemeral(`Run \`${run.id}\` is not waiting for an approval (it is ${run.status}).`);
     }
     const actor = actorOf(i);
+    if (budget !== undefined && gate.kind !== 'budget')
+      return ephemeral(
+        `Run \`${run.id}\` is waiting at ${gate.node} for ${gate.kind === 'approval' ? 'a plan approval' : `a ${gate.kind} decision`}, not at a budget gate: \`budget\` sets a new spend cap there only.`,
+      );
     // Without `plan`, never approve blind: show the plan privately with an Approve button bound to it.
-    if (shown === undefined && gate.binding !== undefined) {
+    // A new cap given at a budget gate is the decision itself (the gate's prompt named the spend).
+    if (shown === undefined && gate.binding !== undefined && budget === undefined) {
       const events = await engine.listEvents(run.id, { version: run.version });
       const body = renderLiveMessage(run, { workflow: workflowOf(run), events });
       return message(
@@ -464,9 +480,17 @@ export function createInteractionRouter(
       type: 'approve',
       by: byOf(actor),
       ...(binding !== undefined ? { binding } : {}),
+      ...(budget !== undefined ? { budget } : {}),
     });
     if (refusal) return refusal;
-    const version = gate.binding !== undefined ? ` (plan version \`${truncate(gate.binding, 60)}\`)` : '';
+    const version =
+      budget !== undefined
+        ? ` with a spend cap of $${budget.toFixed(2)}`
+        : gate.kind === 'budget'
+          ? ' (the cap raised by its starting amount)'
+          : gate.binding !== undefined
+            ? ` (plan version \`${truncate(gate.binding, 60)}\`)`
+            : '';
     return message(
       textMessage(
         `✅ <@${actor.userId}> approved \`${run.id}\` ${subjectLabel(run)} at ${gate.node}${version}.`,

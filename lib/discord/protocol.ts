@@ -26,6 +26,7 @@ export const OptionType = {
   String: 3,
   Integer: 4,
   Boolean: 5,
+  Number: 10,
 } as const;
 
 export const ComponentType = { ActionRow: 1, Button: 2, TextInput: 4 } as const;

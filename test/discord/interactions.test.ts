@@ -61,6 +61,8 @@ const policy: DiscordPolicy = {
 
 /** The plan version each issue's approval gate shows; tests change it to make approvals stale. */
 const bindings = new Map<number, string>();
+/** Issues whose runs wait at a budget gate instead (as execute opens one when a cap is reached). */
+const budgetGates = new Set<number>();
 const pipeline: Record<PipelineNode, (ctx: { run: Readonly<Run> }) => Promise<NodeResult>> = {
   intake: async () => ({ output: { intake: { ok: true } } }),
   route: async () => ({ output: { routing: { outcome: 'run', agents: ['planner'] } } }),
@@ -69,7 +71,7 @@ const pipeline: Record<PipelineNode, (ctx: { run: Readonly<Run> }) => Promise<No
   }),
   approval: async (ctx) => ({
     wait: {
-      kind: 'approval',
+      kind: budgetGates.has(ctx.run.subject.issue ?? 0) ? 'budget' : 'approval',
       binding: bindings.get(ctx.run.subject.issue ?? 0) ?? 'plan-v1',
       prompt: 'Approve the plan?',
       expiresInMs: 3_600_000,
@@ -514,6 +516,57 @@ describe('permissions', () => {
       by: `discord:${STRANGER.id}`,
       detail: { command: 'approve', user: STRANGER.id },
     });
+  });
+});
+
+describe('/approve budget:', () => {
+  it('sets the run spend cap at a budget gate, refusing an amount out of bounds', async () => {
+    budgetGates.add(91);
+    bindings.set(91, 'budget-1');
+    await send(command('plan', [opt.str('issue', '91')]));
+    await h.settle();
+    const [run] = await runsFor('acme/widgets', 91);
+    expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'budget', binding: 'budget-1' } });
+
+    // Discord enforces min_value, but the request is checked all the same.
+    for (const amount of [0, -5, 2_000_000]) {
+      const bad = await send(
+        command('approve', [opt.str('run', run!.id), opt.num('budget', amount)], { user: APPROVER }),
+      );
+      expect(bad.data?.flags).toBe(64);
+      expect(bad.data?.content).toContain('a USD amount above 0');
+    }
+    expect((await h.engine.getRun(run!.id))?.status).toBe('waiting');
+
+    const res = await send(
+      command('approve', [opt.str('run', run!.id), opt.num('budget', 25)], { user: APPROVER }),
+    );
+    expect(res.data?.flags).toBeUndefined();
+    expect(res.data?.content).toContain(`approved \`${run!.id}\``);
+    expect(res.data?.content).toContain('with a spend cap of $25.00');
+    await h.settle();
+    expect((await h.engine.getRun(run!.id))?.data.approval).toMatchObject({
+      by: `discord:${APPROVER.id}`,
+      binding: 'budget-1',
+      budget: 25,
+    });
+  });
+
+  it('refuses a budget at a plan approval gate, and leaves the run waiting', async () => {
+    await send(command('plan', [opt.str('issue', '92')]));
+    await h.settle();
+    const [run] = await runsFor('acme/widgets', 92);
+    expect(run?.gate?.kind).toBe('approval');
+    const res = await send(
+      command('approve', [opt.str('run', run!.id), opt.str('plan', 'plan-v1'), opt.num('budget', 25)], {
+        user: APPROVER,
+      }),
+    );
+    expect(res.data?.flags).toBe(64);
+    expect(res.data?.content).toContain('not at a budget gate');
+    const after = await h.engine.getRun(run!.id);
+    expect(after?.status).toBe('waiting');
+    expect(after?.data.approval).toBeUndefined();
   });
 });
 

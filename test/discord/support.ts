@@ -167,6 +167,11 @@ export const opt = {
     type: 4,
     value,
   }),
+  num: (name: string, value: number): APIApplicationCommandInteractionDataOption => ({
+    name,
+    type: 10,
+    value,
+  }),
   bool: (name: string, value: boolean): APIApplicationCommandInteractionDataOption => ({
     name,
     type: 5,
