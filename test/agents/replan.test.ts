@@ -196,6 +196,23 @@ describe('re-planning when the issue is edited', () => {
     bedrock.reset();
   });
 
+  /** The maintainer rewrites issue `n` (title and body, BEFORE to AFTER): its `issues.edited` delivery. */
+  function rewrite(n: number) {
+    const issue = gh.issues.get(`${REPO}#${n}`)!;
+    issue.title = AFTER.issue.title;
+    issue.body = AFTER.issue.body;
+    return signedRequest(
+      TEST_SECRET,
+      'issues',
+      edited(
+        n,
+        { title: { from: BEFORE.issue.title }, body: { from: BEFORE.issue.body } },
+        issue.title,
+        issue.body,
+      ),
+    );
+  }
+
   const statusComment = (n: number) =>
     gh.commentsOn(REPO, n).find((c) => c.body.includes('<!-- switchyard:run:'))?.body ?? '';
 
@@ -216,19 +233,7 @@ describe('re-planning when the issue is edited', () => {
     bedrock.reset();
 
     // The maintainer rewrites the issue.
-    const issue = gh.issues.get(`${REPO}#41`)!;
-    issue.title = AFTER.issue.title;
-    issue.body = AFTER.issue.body;
-    const delivery = signedRequest(
-      TEST_SECRET,
-      'issues',
-      edited(
-        41,
-        { title: { from: BEFORE.issue.title }, body: { from: BEFORE.issue.body } },
-        issue.title,
-        issue.body,
-      ),
-    );
+    const delivery = rewrite(41);
     const res = await send(delivery);
     expect(res.statusCode).toBe(202);
     expect(JSON.parse(res.body)).toMatchObject({
@@ -328,19 +333,7 @@ describe('re-planning when the issue is edited', () => {
 
   it('an edit that lands while the plan is being made re-plans the run once it reaches its gate', async () => {
     const { runId, release } = await labelWhilePlanning({ engine, queue, send }, 44);
-    const issue = gh.issues.get(`${REPO}#44`)!;
-    issue.title = AFTER.issue.title;
-    issue.body = AFTER.issue.body;
-    const delivery = signedRequest(
-      TEST_SECRET,
-      'issues',
-      edited(
-        44,
-        { title: { from: BEFORE.issue.title }, body: { from: BEFORE.issue.body } },
-        issue.title,
-        issue.body,
-      ),
-    );
+    const delivery = rewrite(44);
     // The plan step holds the run: the edit waits for it.
     expect(JSON.parse((await send(delivery)).body).runs).toEqual([{ run: runId, outcome: 'parked' }]);
     expect(await store.kvGet(EDIT_GROUP, runId)).toBeDefined();

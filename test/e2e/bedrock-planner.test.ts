@@ -76,19 +76,23 @@ planner:
     author_association: 'OWNER',
   });
 
+  /** GitHub's `issues.labeled` delivery of `ready` on issue `n`, by alice. */
+  const labelReady = (n: number, title: string, body: string) =>
+    webhook('issues', {
+      action: 'labeled',
+      label: { name: 'ready' },
+      issue: issueJson(n, title, body),
+      repository,
+      sender: { login: 'alice', type: 'User' },
+    });
+
   const getRun = (id: string) => e2e.getRun(id);
 
   it('a labelled issue is planned by the model and parked for approval with usage and cost recorded', async () => {
     const { title, body } = FIXTURE.issue;
     gh.addIssue(REPO, { number: 7, title, body, labels: ['ready'] });
     gh.files.set(`${REPO}:AGENTS.md`, 'Keep the CLI output stable.');
-    const res = await webhook('issues', {
-      action: 'labeled',
-      label: { name: 'ready' },
-      issue: issueJson(7, title, body),
-      repository,
-      sender: { login: 'alice', type: 'User' },
-    });
+    const res = await labelReady(7, title, body);
     expect(res.status).toBe(202);
     const id = res.body.run as string;
     const parked = await until('the approval gate', async () => {
@@ -141,13 +145,7 @@ planner:
     gh.addIssue(REPO, { number: 8, title, body, labels: ['ready'] });
     const before = bedrock.requests.length;
     const release = bedrock.holdNext();
-    const res = await webhook('issues', {
-      action: 'labeled',
-      label: { name: 'ready' },
-      issue: issueJson(8, title, body),
-      repository,
-      sender: { login: 'alice', type: 'User' },
-    });
+    const res = await labelReady(8, title, body);
     const id = res.body.run as string;
     // The plan step has read the issue and waits for the model.
     await bedrock.received(before + 1);
