@@ -24,6 +24,7 @@ import { routedToRun } from '../../lib/routing/route.ts';
 import type { GitHubServices } from '../../lib/routing/services.ts';
 import type { DynamoRunStore } from '../../lib/store/dynamodb.ts';
 import * as nodes from '../../lib/workflows/issue-pipeline-nodes.ts';
+import { testClock } from '../engine/kit.ts';
 import { example, signedRequest, TEST_SECRET } from '../github/support.ts';
 import { createTestStore } from '../support/dynamo.ts';
 import { FakeBedrock, ISSUE_FIXTURES } from '../support/fake-bedrock.ts';
@@ -130,7 +131,7 @@ describe('re-planning when the issue is edited', () => {
   const worlds: World[] = [];
 
   /** The webhook, the engine with the GitHub and issue-edit reporters, and a queue feeding it. */
-  function world(opts: { approvalOff?: boolean } = {}): World {
+  function world(opts: { approvalOff?: boolean; editStore?: DynamoRunStore; now?: () => Date } = {}): World {
     const q = new InMemoryQueue({ timeScale: 0.001, redeliveryMs: 5 });
     const central = parseConfigSource(YAML, 'replan.yml');
     const config = new ConfigProvider({ central, store });
@@ -155,9 +156,12 @@ describe('re-planning when the issue is edited', () => {
         ),
       ]),
       services: { github: services },
+      ...(opts.now ? { now: opts.now } : {}),
       reporters: [
         createGitHubReporter({ github, config: () => central.config }),
-        createIssueEditReporter({ engine: { store, signal: (id, signal) => e.signal(id, signal) } }),
+        createIssueEditReporter({
+          engine: { store: opts.editStore ?? store, signal: (id, signal) => e.signal(id, signal) },
+        }),
       ],
     });
     q.consume(async (m) => void (await e.handle(m)));
@@ -449,5 +453,35 @@ describe('re-planning when the issue is edited', () => {
     expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'approval' } });
     expect(bedrock.requests).toHaveLength(2);
     expect(await store.kvGet(EDIT_GROUP, runId)).toBeUndefined();
+  });
+  it('a reporter that fails after re-planning, before the park is removed, re-plans nothing twice', async () => {
+    // The park's removal fails once (a throttle, or the worker stopping there): the report fails
+    // and is retried; the next look finds the edit already taken by the run.
+    let failures = 0;
+    const flaky = Object.create(store) as DynamoRunStore;
+    flaky.kvDelete = async (group, key, opts) => {
+      if (group === EDIT_GROUP && failures++ === 0)
+        throw Object.assign(new Error('throttled'), { name: 'ThrottlingException' });
+      return store.kvDelete(group, key, opts);
+    };
+    const clock = testClock();
+    const w = world({ editStore: flaky, now: clock.now });
+    const { runId, release } = await labelWhilePlanning(w, 49);
+    const delivery = rewrite(49);
+    expect(JSON.parse((await w.send(delivery)).body).runs).toEqual([{ run: runId, outcome: 'parked' }]);
+    release();
+    await w.queue.idle();
+    // The failed report's claim held back the reports after it; once it lapses, the sweeper (the
+    // reports' backstop) shows the run at its new gate, and that report finds the edit taken.
+    clock.advance(60_000);
+    await w.engine.sweep();
+    await w.queue.idle();
+    const run = (await w.engine.getRun(runId))!;
+    expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'approval' } });
+    expect(failures).toBe(2);
+    expect(bedrock.requests).toHaveLength(2);
+    expect((await w.engine.listEvents(runId)).filter((e) => e.type === 'signal.replan')).toHaveLength(1);
+    expect(await store.kvGet(EDIT_GROUP, runId)).toBeUndefined();
+    expect(statusComment(49)).toContain(`#### Plan \`${run.gate!.binding}\``);
   });
 });
