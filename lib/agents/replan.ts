@@ -192,13 +192,25 @@ async function deliver(deps: IssueEditHookDeps, run: Run, edit: IssueEdit, by: s
       });
       return 'replanned';
     }
-    await deps.engine.signal(run.id, {
+    // A note on a run whose step holds it is only appended to its history (its data cannot be
+    // written): such an edit is remembered here, so that a redelivery is not noted again.
+    const store = deps.engine.store;
+    const appendedKey = `${run.id}#${edit.delivery}`;
+    if (await store.kvGet(EDIT_GROUP, appendedKey)) return 'duplicate';
+    const after = await deps.engine.signal(run.id, {
       type: 'note',
       by,
       event: ISSUE_EDIT_EVENT,
       detail: { afterApproval: true, changed: edit.changed, delivery: edit.delivery },
       data: { editedAfterApproval: { delivery: edit.delivery, at: edit.at, changed: edit.changed } },
     });
+    if (after.status !== 'waiting')
+      await store.kvPut(
+        EDIT_GROUP,
+        appendedKey,
+        { at: edit.at },
+        { expectedVersion: 0, ttl: parkExpiry(deps) },
+      );
     return 'noted';
   } catch (err) {
     // The run moved on between our read and the signal (approved, cancelled): nothing to change.
@@ -207,10 +219,14 @@ async function deliver(deps: IssueEditHookDeps, run: Run, edit: IssueEdit, by: s
   }
 }
 
+/** When a parked edit (or the record of an appended one) expires, in epoch seconds. */
+const parkExpiry = (deps: IssueEditHookDeps) =>
+  Math.floor((deps.now ?? (() => new Date()))().getTime() / 1000) + PARK_TTL_S;
+
 /** Park `parked` for the run, unless a later edit (by the issue's `updated_at`) is parked already. */
 async function park(deps: IssueEditHookDeps, runId: string, parked: ParkedEdit): Promise<void> {
   const store = deps.engine.store;
-  const ttl = Math.floor((deps.now ?? (() => new Date()))().getTime() / 1000) + PARK_TTL_S;
+  const ttl = parkExpiry(deps);
   for (let attempt = 0; attempt < 5; attempt++) {
     const cur = await store.kvGet<ParkedEdit>(EDIT_GROUP, runId);
     const there = cur?.value.edit;

@@ -93,6 +93,22 @@ function decisionLines(events: readonly RunEvent[]): string[] {
   return lines.slice(-10);
 }
 
+/**
+ * What of the issue changed after its plan was approved: the newest `issue.edited` event noted
+ * after approval (lib/agents/replan.ts), which is in the history even when the edit came while a
+ * step held the run and could not be written to its data; else the run data an older note wrote.
+ */
+function editedAfterApproval(run: Run, events: readonly RunEvent[]): string[] | undefined {
+  const known = (v: unknown): string[] =>
+    Array.isArray(v) ? v.filter((c): c is string => c === 'title' || c === 'body') : [];
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if (e.type === 'issue.edited' && e.detail.afterApproval === true) return known(e.detail.changed);
+  }
+  const noted = run.data.editedAfterApproval as { changed?: unknown } | undefined;
+  return noted ? known(noted.changed) : undefined;
+}
+
 export function renderStatusComment(
   run: Run,
   events: readonly RunEvent[],
@@ -147,10 +163,10 @@ export function renderStatusComment(
     out.push('', `#### Plan \`${plan.version}\``);
     const who = plannerLine(plan);
     if (who) out.push(`_Planned by ${who}_`, '');
-    const changed = run.data.editedAfterApproval as { changed?: string[]; at?: string } | undefined;
+    const changed = editedAfterApproval(run, events);
     if (changed)
       out.push(
-        `> ⚠️ The issue's ${(changed.changed ?? ['text']).join(' and ')} changed after this plan was approved; the work under way follows the approved plan.`,
+        `> ⚠️ The issue's ${changed.length > 0 ? changed.join(' and ') : 'text'} changed after this plan was approved; the work under way follows the approved plan.`,
         '',
       );
     const edited = (plan as { edited?: { by?: unknown; from?: unknown } }).edited;

@@ -57,6 +57,9 @@ agents:
 planner: { provider: bedrock, model: ${MODEL}, region: eu-west-1 }
 `;
 
+/** Execute steps to hold while they run, by issue number (`started` is called once it runs). */
+const executeHolds = new Map<number, { started: () => void; released: Promise<void> }>();
+
 /** The pipeline with an execute node that waits for an agent (work under way), then reports. */
 function pipeline(opts: { optionalApproval?: boolean } = {}): WorkflowDefinition<unknown> {
   // The real nodes read the GitHub side from `ctx.services.github` (the engine's services below).
@@ -78,7 +81,16 @@ function pipeline(opts: { optionalApproval?: boolean } = {}): WorkflowDefinition
       },
       execute: {
         title: 'Execute',
-        handler: async () => ({ wait: { kind: 'agent', expiresInMs: 3_600_000, correlation: 'agent-1' } }),
+        handler: async (ctx) => {
+          // A test may hold the step while it runs (the run is then `running`, held by its lease).
+          const hold = executeHolds.get(ctx.run.subject.issue ?? 0);
+          if (hold) {
+            executeHolds.delete(ctx.run.subject.issue ?? 0);
+            hold.started();
+            await hold.released;
+          }
+          return { wait: { kind: 'agent', expiresInMs: 3_600_000, correlation: 'agent-1' } };
+        },
       },
       report: { title: 'Report', handler: async () => ({}) },
     },
@@ -309,6 +321,34 @@ describe('re-planning when the issue is edited', () => {
       changed: ['body'],
     });
     expect(statusComment(42)).toContain("The issue's body changed after this plan was approved");
+  });
+
+  it('an edit while the approved run has a step running is noted once, and the status comment says so', async () => {
+    const { runId, version } = await parkedRun(48);
+    let started = () => {};
+    let release = () => {};
+    const running = new Promise<void>((resolve) => (started = resolve));
+    executeHolds.set(48, { started, released: new Promise<void>((resolve) => (release = resolve)) });
+    await engine.signal(runId, { type: 'approve', by: 'maintainer', binding: version });
+    await running;
+    expect((await engine.getRun(runId))!.status).toBe('running');
+
+    const delivery = signedRequest(
+      TEST_SECRET,
+      'issues',
+      edited(48, { body: { from: BEFORE.issue.body } }, BEFORE.issue.title, 'Also handle the replies.'),
+    );
+    expect(JSON.parse((await send(delivery)).body).runs).toEqual([{ run: runId, outcome: 'noted' }]);
+    release();
+    await queue.idle();
+    expect(await engine.getRun(runId)).toMatchObject({ status: 'waiting', gate: { kind: 'agent' } });
+    expect(statusComment(48)).toContain("The issue's body changed after this plan was approved");
+
+    // A redelivery records nothing more, now that the run waits.
+    const again = await send({ ...delivery });
+    expect(JSON.parse(again.body).runs).toEqual([{ run: runId, outcome: 'duplicate' }]);
+    await queue.idle();
+    expect((await engine.listEvents(runId)).filter((e) => e.type === 'issue.edited')).toHaveLength(1);
   });
 
   it('an edit that changes neither title nor body (labels, assignees) is left to routing', async () => {
