@@ -444,6 +444,9 @@ export function createInteractionRouter(
     const budgetOption = opts.get('budget');
     const budget = typeof budgetOption?.value === 'number' ? budgetOption.value : undefined;
     if (!runId) return ephemeral('Give a run.');
+    const run = await findRun(runId);
+    const refused = await guard(i, 'approve', run?.id ?? runId, run?.subject.repo);
+    if (refused) return refused;
     // Discord enforces the option's bounds; the request is checked all the same.
     if (
       budgetOption !== undefined &&
@@ -452,9 +455,6 @@ export function createInteractionRouter(
       return ephemeral(
         `\`budget\` is a USD amount above 0 and at most ${MAX_BUDGET_USD.toLocaleString('en-US')}.`,
       );
-    const run = await findRun(runId);
-    const refused = await guard(i, 'approve', run?.id ?? runId, run?.subject.repo);
-    if (refused) return refused;
     if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
     const gate = run.gate;
     if (run.status !== 'waiting' || !gate || gate.kind === 'agent') {

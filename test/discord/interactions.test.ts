@@ -528,6 +528,11 @@ describe('/approve budget:', () => {
     const [run] = await runsFor('acme/widgets', 91);
     expect(run).toMatchObject({ status: 'waiting', gate: { kind: 'budget', binding: 'budget-1' } });
 
+    // Rights come first: a stranger is refused whatever the amount.
+    const stranger = await send(
+      command('approve', [opt.str('run', run!.id), opt.num('budget', -5)], { user: STRANGER }),
+    );
+    expect(stranger.data?.content).toContain('⛔');
     // Discord enforces min_value, but the request is checked all the same.
     for (const amount of [0, -5, 2_000_000]) {
       const bad = await send(
