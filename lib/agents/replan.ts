@@ -161,26 +161,53 @@ export function createIssueEditHook(deps: IssueEditHookDeps): DeliveryHook {
   };
 }
 
-async function apply(deps: IssueEditHookDeps, run: Run, edit: IssueEdit, by: string): Promise<Outcome> {
-  if (seen(run, edit)) return 'duplicate';
-  if (stageOf(run) !== 'planning') return deliver(deps, run, edit, by);
-  await park(deps, run.id, { edit, by });
-  // The run may have reached its gate since it was listed: the report of that commit then ran
-  // before the park and did not see it. Either that report sees the park, or this read sees the
-  // gate (both come after their own write).
-  const again = await deps.engine.store.getRun(run.id);
-  if (!again || isTerminal(again.status) || stageOf(again) === 'planning') return 'parked';
-  const outcome = await deliver(deps, again, edit, by);
-  if (outcome !== 'moved-on') await unpark(deps.engine.store, run.id, edit);
-  return outcome;
+/** How many times an edit is judged again when the run moved on under it. */
+const EDIT_TRIES = 4;
+
+/**
+ * Act on an edit for one run, judged on the run as it is: re-plan at its gate, note past it, park
+ * before it. When the run moves on under a signal (approved while the edit was judged at its gate,
+ * say), it is read and judged again, so the edit is never dropped for a race.
+ */
+async function apply(deps: IssueEditHookDeps, listed: Run, edit: IssueEdit, by: string): Promise<Outcome> {
+  const store = deps.engine.store;
+  let run: Run | null = listed;
+  let parked = false;
+  for (let attempt = 0; attempt < EDIT_TRIES && run && !isTerminal(run.status); attempt++) {
+    if (seen(run, edit)) {
+      if (parked) await unpark(store, run.id, edit);
+      return 'duplicate';
+    }
+    if (stageOf(run) === 'planning') {
+      // Looked again after parking, and still before its gate: the gate's report finishes it.
+      if (parked) return 'parked';
+      await park(deps, run.id, { edit, by });
+      parked = true;
+      // The run may have reached its gate since it was read: the report of that commit then ran
+      // before the park and did not see it. Either that report sees the park, or this read sees
+      // the gate (both come after their own write).
+    } else {
+      const outcome = await deliver(deps, run, edit, by);
+      if (outcome !== 'moved-on') {
+        if (parked) await unpark(store, run.id, edit);
+        return outcome;
+      }
+    }
+    run = await store.getRun(listed.id);
+  }
+  return parked ? 'parked' : 'moved-on';
 }
 
-/** Act on an edit for a run at its gate (re-plan) or past it (note), unless its plan saw it. */
+/**
+ * Act on an edit for a run at its gate (re-plan) or past it (note), unless it has it already or
+ * its plan saw it. `moved-on`: the run is no longer where it was read (the caller reads it again).
+ */
 async function deliver(deps: IssueEditHookDeps, run: Run, edit: IssueEdit, by: string): Promise<Outcome> {
   if (seen(run, edit)) return 'duplicate';
   if (!missedBy(run, edit)) return 'current';
-  try {
-    if (isApprovalGate(run)) {
+  const store = deps.engine.store;
+  if (isApprovalGate(run)) {
+    try {
       await deps.engine.signal(run.id, {
         type: 'replan',
         by,
@@ -189,31 +216,34 @@ async function deliver(deps: IssueEditHookDeps, run: Run, edit: IssueEdit, by: s
           sourceOf(run) ? 'after the plan read it' : 'while the plan waited for approval'
         }`,
         data: { issueEdit: edit },
+        // Only the gate this edit was judged against: a run re-planned meanwhile (by a later
+        // edit) and back at a gate has a plan this edit may be old news to.
+        ...(run.gate?.binding !== undefined ? { binding: run.gate.binding } : {}),
       });
       return 'replanned';
+    } catch (err) {
+      if (err instanceof InvalidSignalError) return 'moved-on';
+      throw err;
     }
-    // A note on a run whose step holds it is only appended to its history (its data cannot be
-    // written): such an edit is remembered here, so that a redelivery is not noted again.
-    const store = deps.engine.store;
-    const appendedKey = `${run.id}#${edit.delivery}`;
-    if (await store.kvGet(EDIT_GROUP, appendedKey)) return 'duplicate';
-    const after = await deps.engine.signal(run.id, {
+  }
+  // Past the gate the note is claimed first, per delivery: run data keeps only the newest edit,
+  // and a note on a run whose step holds it is only appended to its history, so neither says
+  // that this delivery was noted. The claim is given back when the note is not made.
+  const claim = `${run.id}#${edit.delivery}`;
+  if (!(await store.kvPut(EDIT_GROUP, claim, { at: edit.at }, { expectedVersion: 0, ttl: parkExpiry(deps) })))
+    return 'duplicate';
+  try {
+    await deps.engine.signal(run.id, {
       type: 'note',
       by,
       event: ISSUE_EDIT_EVENT,
       detail: { afterApproval: true, changed: edit.changed, delivery: edit.delivery },
       data: { editedAfterApproval: { delivery: edit.delivery, at: edit.at, changed: edit.changed } },
     });
-    if (after.status !== 'waiting')
-      await store.kvPut(
-        EDIT_GROUP,
-        appendedKey,
-        { at: edit.at },
-        { expectedVersion: 0, ttl: parkExpiry(deps) },
-      );
     return 'noted';
   } catch (err) {
-    // The run moved on between our read and the signal (approved, cancelled): nothing to change.
+    await store.kvDelete(EDIT_GROUP, claim).catch(() => undefined);
+    // The run moved on between our read and the signal (it ended): nothing to note.
     if (err instanceof InvalidSignalError) return 'moved-on';
     throw err;
   }
@@ -263,14 +293,19 @@ export function createIssueEditReporter(deps: IssueEditHookDeps): Reporter {
         ctx.note?.(looked);
         return;
       }
-      const parked = await deps.engine.store.kvGet<ParkedEdit>(EDIT_GROUP, run.id);
+      const store = deps.engine.store;
+      const parked = await store.kvGet<ParkedEdit>(EDIT_GROUP, run.id);
       if (parked) {
         const { edit, by } = parked.value;
-        const outcome = await deliver(deps, run, edit, by);
+        // Judged on the run as it is now, not as this report shows it: the hook may have acted
+        // on a later edit meanwhile.
+        const now = await store.getRun(run.id);
+        if (!now || isTerminal(now.status)) return;
+        const outcome = stageOf(now) === 'planning' ? 'moved-on' : await deliver(deps, now, edit, by);
         logger.info('parked issue edit', { runId: run.id, delivery: edit.delivery, outcome });
-        // Moved on under us: the report of the version it moved to looks again.
+        // Moved on under us: the report of the version it moved to looks again (no note kept).
         if (outcome === 'moved-on') return;
-        await deps.engine.store.kvDelete(EDIT_GROUP, run.id, { expectedVersion: parked.version });
+        await store.kvDelete(EDIT_GROUP, run.id, { expectedVersion: parked.version });
         // A new version follows (re-planned, or noted): its report looks again.
         if (outcome === 'replanned' || outcome === 'noted') return;
       }

@@ -164,11 +164,16 @@ export function renderStatusComment(
     const who = plannerLine(plan);
     if (who) out.push(`_Planned by ${who}_`, '');
     const changed = editedAfterApproval(run, events);
-    if (changed)
+    if (changed) {
+      const what = changed.length > 0 ? changed.join(' and ') : 'text';
+      // With the approval gate switched off by config nobody approved it: the work follows it all the same.
       out.push(
-        `> ⚠️ The issue's ${changed.length > 0 ? changed.join(' and ') : 'text'} changed after this plan was approved; the work under way follows the approved plan.`,
+        run.data.approval
+          ? `> ⚠️ The issue's ${what} changed after this plan was approved; the work under way follows the approved plan.`
+          : `> ⚠️ The issue's ${what} changed after this plan was made; the work under way follows it (no approval gate).`,
         '',
       );
+    }
     const edited = (plan as { edited?: { by?: unknown; from?: unknown } }).edited;
     if (edited && typeof edited.by === 'string') {
       out.push(

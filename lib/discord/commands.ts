@@ -5,7 +5,8 @@ import type {
 } from 'discord-api-types/v10';
 import { OptionType } from './protocol.ts';
 
-/** The largest spend cap `/approve budget:` sets (the CLI's `approve --budget` takes the same). */
+/** The spend caps `/approve budget:` sets, in USD (the CLI's `approve --budget` takes up to the same). */
+export const MIN_BUDGET_USD = 0.01;
 export const MAX_BUDGET_USD = 1_000_000;
 
 /** ApplicationCommandType.ChatInput; InteractionContextType.Guild; ApplicationIntegrationType.GuildInstall. */
@@ -78,7 +79,7 @@ export const COMMANDS = [
         name: 'budget',
         description: "At a budget gate: the run's new spend cap in USD",
         required: false,
-        min_value: 0.01,
+        min_value: MIN_BUDGET_USD,
         max_value: MAX_BUDGET_USD,
       },
     ],

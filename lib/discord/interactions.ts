@@ -18,7 +18,7 @@ import type { ListEventsOptions, ListRunsQuery, RunStore } from '../engine/ports
 import { isTerminal, type NewEvent, type Run, type RunEvent, type Trigger } from '../engine/types.ts';
 import { type KvPort, saveBinding, saveInteractionToken, TOKEN_GROUP } from './binding.ts';
 import { channelMapsRepo, guildAllowed, isApprover } from './channels.ts';
-import { MAX_BUDGET_USD } from './commands.ts';
+import { MAX_BUDGET_USD, MIN_BUDGET_USD } from './commands.ts';
 import { consoleLinkRow } from './console-link.ts';
 import { decodeButtonId, resolveShownBinding } from './custom-id.ts';
 import { DiscordInputError } from './errors.ts';
@@ -442,7 +442,9 @@ export function createInteractionRouter(
     const runId = str(opts.get('run'));
     const shown = str(opts.get('plan'));
     const budgetOption = opts.get('budget');
-    const budget = typeof budgetOption?.value === 'number' ? budgetOption.value : undefined;
+    // In cents, as the cap is shown and kept.
+    const budget =
+      typeof budgetOption?.value === 'number' ? Math.round(budgetOption.value * 100) / 100 : undefined;
     if (!runId) return ephemeral('Give a run.');
     const run = await findRun(runId);
     const refused = await guard(i, 'approve', run?.id ?? runId, run?.subject.repo);
@@ -450,10 +452,10 @@ export function createInteractionRouter(
     // Discord enforces the option's bounds; the request is checked all the same.
     if (
       budgetOption !== undefined &&
-      (budget === undefined || !Number.isFinite(budget) || budget <= 0 || budget > MAX_BUDGET_USD)
+      (budget === undefined || !Number.isFinite(budget) || budget < MIN_BUDGET_USD || budget > MAX_BUDGET_USD)
     )
       return ephemeral(
-        `\`budget\` is a USD amount above 0 and at most ${MAX_BUDGET_USD.toLocaleString('en-US')}.`,
+        `\`budget\` is a USD amount from ${MIN_BUDGET_USD} to ${MAX_BUDGET_USD.toLocaleString('en-US')}.`,
       );
     if (!run) return ephemeral(`No run \`${truncate(runId, 80)}\`.`);
     const gate = run.gate;

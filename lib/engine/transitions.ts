@@ -342,7 +342,15 @@ export type Signal =
       ok?: boolean;
     }
   /** Withdraw the approval gate and run again from `to` (the plan changed under the gate). */
-  | { type: 'replan'; by: string; to: string; reason: string; data?: Record<string, unknown> }
+  | {
+      type: 'replan';
+      by: string;
+      to: string;
+      reason: string;
+      data?: Record<string, unknown>;
+      /** Only while the gate still binds to this (what the caller judged the edit against). */
+      binding?: string;
+    }
   /** Record `event` on an active run and report it, without moving the run (a waiting run's version is bumped so reporters show it). */
   | {
       type: 'note';
@@ -526,6 +534,12 @@ function onReplan<S>(
   const gate = run.gate;
   if (run.status !== 'waiting' || gate?.kind !== 'approval') {
     return invalid(run, `run ${run.id} is not waiting for an approval (status ${run.status})`);
+  }
+  if (signal.binding !== undefined && gate.binding !== signal.binding) {
+    return invalid(
+      run,
+      `run ${run.id} now waits for ${gate.binding ?? 'another gate'}, not ${signal.binding}`,
+    );
   }
   if (!wf) return unknownWorkflow(run);
   if (!wf.nodes.has(signal.to)) return invalid(run, `workflow ${run.workflow} has no node ${signal.to}`);

@@ -351,6 +351,64 @@ describe('re-planning when the issue is edited', () => {
     expect((await engine.listEvents(runId)).filter((e) => e.type === 'issue.edited')).toHaveLength(1);
   });
 
+  it('an edit judged at the gate of a run approved meanwhile is noted, not dropped', async () => {
+    const { runId, version } = await parkedRun(50);
+    bedrock.reset();
+    // The hook lists the run at its gate; the approval commits before the hook signals it.
+    const racing = Object.create(store) as DynamoRunStore;
+    racing.listRuns = async (query) => {
+      const listed = await store.listRuns(query);
+      await engine.signal(runId, { type: 'approve', by: 'maintainer', binding: version });
+      await queue.idle();
+      return listed;
+    };
+    const hook = createIssueEditHook({
+      engine: { store: racing, signal: (id, signal) => engine.signal(id, signal) },
+    });
+    const payload = edited(
+      50,
+      { body: { from: BEFORE.issue.body } },
+      BEFORE.issue.title,
+      'Also the replies.',
+    );
+    const out = await hook({ name: 'issues', id: randomUUID(), event: { name: 'issues' } as never, payload });
+    expect(out?.body).toMatchObject({ runs: [{ run: runId, outcome: 'noted' }] });
+    await queue.idle();
+    expect(await engine.getRun(runId)).toMatchObject({ status: 'waiting', gate: { kind: 'agent' } });
+    const events = await engine.listEvents(runId);
+    expect(events.filter((e) => e.type === 'issue.edited')).toHaveLength(1);
+    expect(events.some((e) => e.type === 'signal.replan')).toBe(false);
+    expect(bedrock.requests).toHaveLength(0);
+  });
+
+  it('a redelivered edit after approval is noted once, even when a later edit was noted since', async () => {
+    const { runId, version } = await parkedRun(51);
+    await engine.signal(runId, { type: 'approve', by: 'maintainer', binding: version });
+    await queue.idle();
+    const first = signedRequest(
+      TEST_SECRET,
+      'issues',
+      edited(51, { body: { from: BEFORE.issue.body } }, BEFORE.issue.title, 'First change.'),
+    );
+    const second = signedRequest(
+      TEST_SECRET,
+      'issues',
+      edited(51, { title: { from: BEFORE.issue.title } }, 'Second change', 'First change.'),
+    );
+    for (const [delivery, outcome] of [
+      [first, 'noted'],
+      [second, 'noted'],
+      [first, 'duplicate'],
+      [second, 'duplicate'],
+    ] as const) {
+      expect(JSON.parse((await send({ ...delivery })).body).runs).toEqual([{ run: runId, outcome }]);
+      await queue.idle();
+    }
+    expect((await engine.listEvents(runId)).filter((e) => e.type === 'issue.edited')).toHaveLength(2);
+    // The comment names what the newest edit changed.
+    expect(statusComment(51)).toContain("The issue's title changed after this plan was approved");
+  });
+
   it('an edit that changes neither title nor body (labels, assignees) is left to routing', async () => {
     const { runId, version } = await parkedRun(43);
     const res = await send(
@@ -451,7 +509,9 @@ describe('re-planning when the issue is edited', () => {
     const noted = (await w.engine.listEvents(runId)).filter((e) => e.type === 'issue.edited');
     expect(noted).toHaveLength(1);
     expect(noted[0]!.detail).toMatchObject({ afterApproval: true, changed: ['body'] });
-    expect(statusComment(46)).toContain("The issue's body changed after this plan was approved");
+    expect(statusComment(46)).toContain(
+      "The issue's body changed after this plan was made; the work under way follows it (no approval gate).",
+    );
 
     // Another edit while the agent works: noted at once (it was dropped when the gate was off).
     issue.body = 'And the replies too.';

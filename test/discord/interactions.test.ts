@@ -534,17 +534,17 @@ describe('/approve budget:', () => {
     );
     expect(stranger.data?.content).toContain('⛔');
     // Discord enforces min_value, but the request is checked all the same.
-    for (const amount of [0, -5, 2_000_000]) {
+    for (const amount of [0, 0.004, -5, 2_000_000]) {
       const bad = await send(
         command('approve', [opt.str('run', run!.id), opt.num('budget', amount)], { user: APPROVER }),
       );
       expect(bad.data?.flags).toBe(64);
-      expect(bad.data?.content).toContain('a USD amount above 0');
+      expect(bad.data?.content).toContain('a USD amount from 0.01 to 1,000,000');
     }
     expect((await h.engine.getRun(run!.id))?.status).toBe('waiting');
 
     const res = await send(
-      command('approve', [opt.str('run', run!.id), opt.num('budget', 25)], { user: APPROVER }),
+      command('approve', [opt.str('run', run!.id), opt.num('budget', 24.999)], { user: APPROVER }),
     );
     expect(res.data?.flags).toBeUndefined();
     expect(res.data?.content).toContain(`approved \`${run!.id}\``);

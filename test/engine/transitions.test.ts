@@ -525,6 +525,24 @@ describe('onSignal: replan', () => {
     expect(refusalOf(d).error.message).toContain('no node nope');
   });
 
+  it('refuses when bound to a gate the run no longer shows', () => {
+    const stale = onSignal(
+      waitingAt(),
+      { type: 'replan', by: 'a', to: 'b', reason: 'r', binding: 'v0' },
+      wf,
+      quiet,
+    );
+    expect(refusalOf(stale).error).toBeInstanceOf(InvalidSignalError);
+    expect(refusalOf(stale).error.message).toContain('now waits for v1, not v0');
+    const bound = onSignal(
+      waitingAt(),
+      { type: 'replan', by: 'a', to: 'b', reason: 'r', binding: 'v1' },
+      wf,
+      quiet,
+    );
+    expect(planOf(bound).run).toMatchObject({ status: 'running', node: 'b' });
+  });
+
   it('refuses unless parked at an approval gate', () => {
     const d = onSignal(
       waitingAt({ kind: 'budget' }),
