@@ -409,6 +409,35 @@ describe('re-planning when the issue is edited', () => {
     expect(statusComment(51)).toContain("The issue's title changed after this plan was approved");
   });
 
+  it('the reporter judges a parked edit on the run as it is, not on the version it reports', async () => {
+    const { runId, version } = await parkedRun(52);
+    const atGate = (await engine.getRun(runId))!;
+    // An edit parked while the run planned, not yet seen by a report; the run is approved since.
+    const edit = {
+      delivery: randomUUID(),
+      at: new Date().toISOString(),
+      by: 'alice',
+      changed: ['body' as const],
+      title: BEFORE.issue.title,
+      body: 'Also the replies.',
+    };
+    await store.kvPut(EDIT_GROUP, runId, { edit, by: 'github:alice' }, { expectedVersion: 0 });
+    await engine.signal(runId, { type: 'approve', by: 'maintainer', binding: version });
+    await queue.idle();
+    bedrock.reset();
+    // A late report of the gate version: the edit is noted on the approved run, not re-planned.
+    const reporter = createIssueEditReporter({
+      engine: { store, signal: (id, signal) => engine.signal(id, signal) },
+    });
+    await reporter.report(atGate, { events: [], workflow: undefined, store });
+    await queue.idle();
+    const events = await engine.listEvents(runId);
+    expect(events.filter((e) => e.type === 'issue.edited')).toHaveLength(1);
+    expect(events.some((e) => e.type === 'signal.replan')).toBe(false);
+    expect(await store.kvGet(EDIT_GROUP, runId)).toBeUndefined();
+    expect(bedrock.requests).toHaveLength(0);
+  });
+
   it('an edit that changes neither title nor body (labels, assignees) is left to routing', async () => {
     const { runId, version } = await parkedRun(43);
     const res = await send(
