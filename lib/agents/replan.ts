@@ -139,7 +139,8 @@ export function createIssueEditHook(deps: IssueEditHookDeps): DeliveryHook {
     if (changed.length === 0 || typeof repo !== 'string' || typeof number !== 'number') return undefined;
 
     const runs = (await deps.engine.store.listRuns({ subject: `${repo}#${number}`, limit: 20 })).filter(
-      (r) => !isTerminal(r.status) && (r.workflow === ISSUE_PIPELINE || hasPlan(r)),
+      // Only the pipeline plans, and only its runs have the reporter that finishes a parked edit.
+      (r) => !isTerminal(r.status) && r.workflow === ISSUE_PIPELINE,
     );
     if (runs.length === 0) return undefined;
     const edit: IssueEdit = {
